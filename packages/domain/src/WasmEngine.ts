@@ -1,0 +1,154 @@
+/**
+ * The `WasmEngine` port: the anti-corruption layer toward a WebAssembly
+ * implementation (spec "Integration Style"; DESIGN.md "Ports").
+ *
+ * An engine compiles module bytes into a `CompiledModule` and instantiates it
+ * into a `WasmInstance` for one agent with that agent's memory budget and host
+ * imports. The domain has already checked arguments against the export's
+ * signature before `invoke` is called; the engine converts, calls, and maps
+ * traps and host exceptions to typed errors — it never lets one escape.
+ *
+ * Units: memory in bytes (1 WebAssembly page = 64 KiB), time in ms, fuel in
+ * metering units. Engines: `@agent-runtime/engine-native` (in-process),
+ * engine-node (worker_threads), engine-browser (Web Workers), engine-edge.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type { AgentId, ModuleHash } from "./Ids.js"
+import type {
+  CompileError,
+  EngineInvokeError,
+  FuelExhausted,
+  InstantiationError,
+  MemoryExceeded,
+  Timeout,
+  Trap
+} from "./RuntimeError.js"
+import type { RuntimePlatform } from "./RuntimePlatform.js"
+import type { WasmValue } from "./WasmValue.js"
+
+/**
+ * What an engine can do on its platform (the typed capability record; STYLE.md
+ * "From Extism's js-sdk"). Tests branch on it; asking an engine for something
+ * it cannot do fails with a clear error instead of silently degrading.
+ */
+export interface EngineCapabilities {
+  /** Agents run off the host thread (workers). */
+  readonly workers: boolean
+  /** A running call can be stopped at its deadline (worker termination). */
+  readonly preemptiveTimeout: boolean
+  /** Fuel metering is available (instrumented modules). */
+  readonly fuel: boolean
+  /** WASI preview1 imports are provided. */
+  readonly wasi: boolean
+  /** Shared linear memories (threads proposal) can be instantiated. */
+  readonly sharedMemory: boolean
+  /** Bytes can be compiled at run time (false on edge runtimes). */
+  readonly runtimeCompile: boolean
+  /** Instances can be snapshotted and restored. */
+  readonly snapshots: boolean
+}
+
+/** A compiled module, shared by every instance of it. Cached by `ModuleHash`. */
+export interface CompiledModule {
+  readonly hash: ModuleHash
+  /** Size of the module's bytes; the compile cache weighs entries by it. */
+  readonly byteLength: number
+  /** Engine-specific handle (e.g. a `WebAssembly.Module`). Opaque to the domain. */
+  readonly handle: unknown
+}
+
+/**
+ * A host function an agent may import. Receives WebAssembly values (i64 as
+ * bigint) and returns zero, one or several values. A thrown exception becomes
+ * a `Trap` of the calling export.
+ */
+export type HostFunction = (...args: Array<any>) => unknown
+
+/** Host imports by module name and field name (WebAssembly JS API "import object"). */
+export interface HostImports {
+  readonly [module: string]: { readonly [name: string]: HostFunction | WasmValue }
+}
+
+/** How to instantiate one agent. */
+export interface InstantiateOptions {
+  readonly agentId: AgentId
+  /** The agent's memory budget in bytes (a hard cap where the engine can enforce one). */
+  readonly memoryLimit: number
+  /** Host imports granted to this agent. */
+  readonly imports: HostImports
+  /** Deadline for the start function, in ms (engines that can preempt). */
+  readonly timeoutMs?: number | undefined
+}
+
+/** Per-call limits. */
+export interface InvokeOptions {
+  /** Deadline in ms (engines with `preemptiveTimeout`). */
+  readonly timeoutMs?: number | undefined
+  /** Fuel for this call (engines with `fuel`). */
+  readonly fuel?: number | undefined
+}
+
+/** What a call returned, plus the instance's resource usage after it. */
+export interface InvokeOutcome {
+  /** The export's results (empty for `[]`, one or several for multi-value). */
+  readonly results: ReadonlyArray<WasmValue>
+  /** Linear memory size after the call, in bytes (`memory.buffer.byteLength`); 0 without memory. */
+  readonly memoryBytes: number
+  /** Fuel left after the call, when metered. */
+  readonly fuelRemaining?: number | undefined
+}
+
+/** The mutable state of an instance: linear memory (zero pages skipped) and mutable globals. */
+export interface InstanceState {
+  /** Linear memory size in bytes (a multiple of 64 KiB). */
+  readonly memoryBytes: number
+  /** Non-zero 64 KiB pages: page index → page bytes. */
+  readonly pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }>
+  /** Exported mutable globals by export name. */
+  readonly globals: { readonly [name: string]: number | bigint }
+}
+
+/** One live instance of a module, owned by one agent. */
+export interface WasmInstance {
+  /** Calls an exported function. Arguments have been checked against its signature. */
+  readonly invoke: (
+    fn: string,
+    args: ReadonlyArray<WasmValue>,
+    options?: InvokeOptions
+  ) => Effect.Effect<InvokeOutcome, EngineInvokeError>
+  /** Current linear memory size in bytes. */
+  readonly memoryBytes: Effect.Effect<number>
+  /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */
+  readonly readMemory: (offset: number, length: number) => Effect.Effect<Uint8Array, Trap>
+  /** Copies bytes into linear memory at `offset`; out of bounds → `Trap`. */
+  readonly writeMemory: (offset: number, bytes: Uint8Array) => Effect.Effect<void, Trap>
+  /** Captures linear memory and exported mutable globals. */
+  readonly snapshot: Effect.Effect<InstanceState, Trap>
+  /** Overwrites linear memory (growing it if needed) and globals from a snapshot. */
+  readonly restore: (state: InstanceState) => Effect.Effect<void, Trap | MemoryExceeded>
+  /** Releases the instance (and its worker slot, if any). Idempotent. */
+  readonly terminate: Effect.Effect<void>
+}
+
+/** The engine port (DESIGN.md "Ports": `WasmEngine`). */
+export interface WasmEngineShape {
+  readonly platform: RuntimePlatform
+  readonly capabilities: EngineCapabilities
+  /** Compiles module bytes. Fails with `CompileError` for invalid bytes. */
+  readonly compile: (bytes: Uint8Array, hash: ModuleHash) => Effect.Effect<CompiledModule, CompileError>
+  /**
+   * Instantiates a compiled module for one agent. Runs the module's start
+   * function. Missing/ill-typed imports → `InstantiationError`; a trap in the
+   * start function → `Trap`.
+   */
+  readonly instantiate: (
+    module: CompiledModule,
+    options: InstantiateOptions
+  ) => Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | FuelExhausted | MemoryExceeded>
+}
+
+/** The `WasmEngine` service key. */
+export class WasmEngine extends Context.Service<WasmEngine, WasmEngineShape>()("@agent-runtime/domain/WasmEngine") {}
