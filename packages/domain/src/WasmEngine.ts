@@ -102,7 +102,7 @@ export interface InvokeOutcome {
 }
 
 /** The mutable state of an instance: linear memory (zero pages skipped) and mutable globals. */
-export interface InstanceState {
+export interface EngineState {
   /** Linear memory size in bytes (a multiple of 64 KiB). */
   readonly memoryBytes: number
   /** Non-zero 64 KiB pages: page index → page bytes. */
@@ -126,9 +126,9 @@ export interface WasmInstance {
   /** Copies bytes into linear memory at `offset`; out of bounds → `Trap`. */
   readonly writeMemory: (offset: number, bytes: Uint8Array) => Effect.Effect<void, Trap>
   /** Captures linear memory and exported mutable globals. */
-  readonly snapshot: Effect.Effect<InstanceState, Trap>
+  readonly snapshot: Effect.Effect<EngineState, Trap>
   /** Overwrites linear memory (growing it if needed) and globals from a snapshot. */
-  readonly restore: (state: InstanceState) => Effect.Effect<void, Trap | MemoryExceeded>
+  readonly restore: (state: EngineState) => Effect.Effect<void, Trap | MemoryExceeded>
   /** Releases the instance (and its worker slot, if any). Idempotent. */
   readonly terminate: Effect.Effect<void>
 }

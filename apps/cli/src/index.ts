@@ -1,0 +1,7 @@
+/**
+ * `@agent-runtime/cli` — the `agent-runtime` command line as a function.
+ *
+ * @since 0.1.0
+ */
+export { ExitCode, type Io, main, USAGE } from "./Cli.js"
+export { describeMemory, describeType, formatBytes } from "./Describe.js"

@@ -1,0 +1,67 @@
+/**
+ * `AgentConfig`: how one agent is spawned (spec `spawn_agent(agent_id, module_id, config)`).
+ *
+ * @since 0.1.0
+ */
+import type { HostImports } from "./WasmEngine.js"
+import { InvalidConfig } from "./RuntimeError.js"
+import { MiB } from "./MemoryBudget.js"
+
+/** Smallest memory limit an agent may ask for: 1 MiB (spec `AgentFactory.validate_config`). */
+export const MIN_MEMORY_LIMIT = 1 * MiB
+/** Largest memory limit an agent may ask for: 512 MiB (spec `AgentFactory.validate_config`). */
+export const MAX_MEMORY_LIMIT = 512 * MiB
+
+export interface AgentConfig {
+  /** Hard memory limit in bytes, 1 MiB ≤ limit ≤ 512 MiB (the agent's `MemoryBudget.limit`). */
+  readonly memoryLimit: number
+  /**
+   * Bytes reserved in the resource pool at spawn. Defaults to `memoryLimit`
+   * (the spec's semantics: the pool reserves the whole budget). A smaller
+   * reservation over-commits the pool like a Kubernetes memory *request*:
+   * the pool then counts max(reservation, actual linear memory) per agent,
+   * so agents that grow push the pool into memory pressure.
+   */
+  readonly memoryReservation?: number | undefined
+  /** Deadline per invocation in ms, enforced by engines that can preempt (`capabilities.preemptiveTimeout`). */
+  readonly timeoutMs?: number | undefined
+  /** Fuel per invocation (units of metered work), for engines with `capabilities.fuel`. */
+  readonly fuel?: number | undefined
+  /** Spawn the agent as `Critical`: protected from eviction under memory pressure. */
+  readonly critical?: boolean | undefined
+  /** Start the agent (run `_initialize`) as part of the spawn. Default `true`. */
+  readonly autoStart?: boolean | undefined
+  /** Host imports offered to the agent (subject to the `ExecutionAuthorizer`). */
+  readonly imports?: HostImports | undefined
+}
+
+/** Checks the limits of the spec (1 MiB ≤ memoryLimit ≤ 512 MiB) and the reservation. */
+export const validate = (config: AgentConfig): InvalidConfig | undefined => {
+  const { memoryLimit, memoryReservation } = config
+  if (!Number.isFinite(memoryLimit) || !Number.isInteger(memoryLimit)) {
+    return new InvalidConfig({ reason: `memoryLimit must be an integer number of bytes, got ${memoryLimit}` })
+  }
+  if (memoryLimit < MIN_MEMORY_LIMIT) {
+    return new InvalidConfig({ reason: `memory limit too low: ${memoryLimit} bytes < ${MIN_MEMORY_LIMIT} (1 MiB)` })
+  }
+  if (memoryLimit > MAX_MEMORY_LIMIT) {
+    return new InvalidConfig({ reason: `memory limit too high: ${memoryLimit} bytes > ${MAX_MEMORY_LIMIT} (512 MiB)` })
+  }
+  if (memoryReservation !== undefined) {
+    if (!Number.isInteger(memoryReservation) || memoryReservation < 0 || memoryReservation > memoryLimit) {
+      return new InvalidConfig({
+        reason: `memoryReservation must be an integer in [0, memoryLimit], got ${memoryReservation}`
+      })
+    }
+  }
+  if (config.timeoutMs !== undefined && !(config.timeoutMs > 0)) {
+    return new InvalidConfig({ reason: `timeoutMs must be > 0, got ${config.timeoutMs}` })
+  }
+  if (config.fuel !== undefined && !(Number.isInteger(config.fuel) && config.fuel > 0)) {
+    return new InvalidConfig({ reason: `fuel must be a positive integer, got ${config.fuel}` })
+  }
+  return undefined
+}
+
+/** The bytes the pool reserves for this config. */
+export const reservation = (config: AgentConfig): number => config.memoryReservation ?? config.memoryLimit

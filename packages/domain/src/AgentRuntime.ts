@@ -1,0 +1,1125 @@
+/**
+ * `AgentRuntime`: the Effect service that owns one `RuntimeEnvironment`
+ * aggregate and exposes the Runtime context's operations (spec "Services
+ * Exposed"; DESIGN.md "Public API").
+ *
+ * Concurrency (DESIGN.md "The aggregate"): every change of the aggregate's
+ * structure (load, spawn claim, evict, pressure handling, shutdown) runs under
+ * one lock, so racing spawns of one id give exactly one instance. An
+ * `invoke` does not take that lock: each agent is an actor with a mailbox
+ * (a one-permit semaphore) — one invocation at a time per agent, many agents
+ * in parallel. The lock is never held while waiting for a mailbox.
+ *
+ * Time comes from Effect's `Clock`, randomness from `Random`, so tests run
+ * with `TestClock`. Memory in bytes, times in ms since the Unix epoch,
+ * durations in ms.
+ *
+ * @since 0.1.0
+ */
+import { readModule, type ImportDesc } from "@agent-runtime/wasm-binary"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
+import * as AgentConfigs from "./AgentConfig.js"
+import type { AgentConfig } from "./AgentConfig.js"
+import { type AgentInstance, type InstanceState, isInvocable, type LifecycleAction, transition } from "./AgentInstance.js"
+import type { EvictionReason } from "./EvictionReason.js"
+import * as EventBuses from "./EventBus.js"
+import { EventBus } from "./EventBus.js"
+import * as ExecutionAuthorizers from "./ExecutionAuthorizer.js"
+import { ExecutionAuthorizer } from "./ExecutionAuthorizer.js"
+import type { HealthCheck, HealthStatus } from "./Health.js"
+import * as HealthChecker from "./HealthChecker.js"
+import type { AgentId, EventId, InstanceId, ModuleId, RuntimeId } from "./Ids.js"
+import * as InstanceRepositories from "./InstanceRepository.js"
+import { InstanceRepository, type InstanceSnapshot, SNAPSHOT_VERSION } from "./InstanceRepository.js"
+import * as MemoryBudget from "./MemoryBudget.js"
+import type { CacheStats } from "./ModuleCache.js"
+import * as MemoryManager from "./MemoryManager.js"
+import * as MetricsRepositories from "./MetricsRepository.js"
+import { MetricsRepository, type RuntimeMetrics } from "./MetricsRepository.js"
+import type { ModuleMetadata } from "./ModuleMetadata.js"
+import * as ModuleRepositories from "./ModuleRepository.js"
+import { ModuleRepository } from "./ModuleRepository.js"
+import { ModuleVerifier } from "./ModuleVerifier.js"
+import * as PressureLevel from "./PressureLevel.js"
+import type { ResourcePoolConfig } from "./ResourcePool.js"
+import {
+  AgentNotFound,
+  AgentNotRunning,
+  CompileError,
+  FunctionNotFound,
+  InstantiationError,
+  MemoryExceeded,
+  ModuleNotFound,
+  ModuleTooLarge,
+  RuntimeUnavailable,
+  SignatureMismatch,
+  Trap,
+  type AgentAlreadyExists,
+  type EngineInvokeError,
+  type FuelExhausted,
+  type InsufficientMemory,
+  InvalidConfig,
+  type InvalidSignature,
+  type InvalidStateTransition,
+  type InvokeError,
+  type RepositoryError,
+  type Timeout,
+  type Unauthorized
+} from "./RuntimeError.js"
+import { RuntimeEnvironment } from "./RuntimeEnvironment.js"
+import {
+  AgentEvicted,
+  AgentSpawned,
+  AgentStateChanged,
+  HealthCheckCompleted,
+  type DomainEvent,
+  isRuntimeEvent,
+  MemoryPressure,
+  ModuleLoaded,
+  type RuntimeEvent
+} from "./RuntimeEvent.js"
+import type { RuntimePlatform } from "./RuntimePlatform.js"
+import { acceptsWork, type RuntimeStatus } from "./RuntimeStatus.js"
+import { type CompiledModule, type EngineState, type HostImports, WasmEngine } from "./WasmEngine.js"
+import * as WasmModules from "./WasmModule.js"
+import type { WasmModule } from "./WasmModule.js"
+import { checkArguments, type WasmValue } from "./WasmValue.js"
+
+// ---------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------
+
+/** Runtime settings; every field has a default (`defaultSettings`). */
+export interface RuntimeSettings {
+  /** Human-readable runtime name (spec `RuntimeEnvironment.name`). */
+  readonly name: string
+  /** Fixed runtime id; a random one when omitted. */
+  readonly id?: string | undefined
+  readonly pool: ResourcePoolConfig
+  /** Compile cache bound, bytes of module code (default 256 MiB). */
+  readonly cacheMaxBytes: number
+  /** Largest module accepted by `loadModule`, bytes (default 64 MiB). */
+  readonly maxModuleBytes: number
+  readonly health: HealthChecker.HealthSettings
+  readonly gc: MemoryManager.GcSettings
+  /** Handle memory pressure automatically when a call pushes the pool above its warning threshold (default true). */
+  readonly autoPressure: boolean
+  /** Evict an agent whose call timed out (its instance was killed), default true. */
+  readonly evictOnTimeout: boolean
+  /**
+   * Background maintenance intervals in ms (health checks, GC check, metrics
+   * samples); a missing interval disables that loop. Default: all disabled.
+   */
+  readonly maintenance: {
+    readonly healthIntervalMs?: number | undefined
+    readonly gcIntervalMs?: number | undefined
+    readonly metricsIntervalMs?: number | undefined
+  }
+}
+
+/** 1 GiB pool, spec thresholds, 256 MiB cache, 64 MiB modules, spec health rules, 1 h cache idle. */
+export const defaultSettings: RuntimeSettings = {
+  name: "agent-runtime",
+  pool: {
+    totalMemory: 1024 * MemoryBudget.MiB,
+    maxThreads: 4,
+    maxHandles: 1024,
+    thresholds: PressureLevel.defaultThresholds
+  },
+  cacheMaxBytes: 256 * MemoryBudget.MiB,
+  maxModuleBytes: 64 * MemoryBudget.MiB,
+  health: HealthChecker.defaultSettings,
+  gc: MemoryManager.defaultSettings,
+  autoPressure: true,
+  evictOnTimeout: true,
+  maintenance: {}
+}
+
+/** Settings with some fields (and nested pool/health/gc fields) overridden. */
+export interface SettingsInput {
+  readonly name?: string
+  readonly id?: string
+  readonly pool?: Partial<ResourcePoolConfig>
+  readonly cacheMaxBytes?: number
+  readonly maxModuleBytes?: number
+  readonly health?: Partial<HealthChecker.HealthSettings>
+  readonly gc?: Partial<MemoryManager.GcSettings>
+  readonly autoPressure?: boolean
+  readonly evictOnTimeout?: boolean
+  readonly maintenance?: RuntimeSettings["maintenance"]
+}
+
+/** Merges overrides onto `defaultSettings`. */
+export const resolveSettings = (input: SettingsInput = {}): RuntimeSettings => ({
+  ...defaultSettings,
+  ...input,
+  pool: { ...defaultSettings.pool, ...input.pool },
+  health: { ...defaultSettings.health, ...input.health },
+  gc: { ...defaultSettings.gc, ...input.gc },
+  maintenance: { ...defaultSettings.maintenance, ...input.maintenance }
+})
+
+// ---------------------------------------------------------------------------
+// Read models
+// ---------------------------------------------------------------------------
+
+/** A read-only view of one agent. Memory in bytes; times in ms since the epoch. */
+export interface AgentInfo {
+  readonly agentId: AgentId
+  readonly instanceId: InstanceId
+  readonly moduleId: ModuleId
+  readonly state: InstanceState
+  readonly health: HealthStatus
+  readonly consecutiveFailures: number
+  readonly budget: MemoryBudget.MemoryBudget
+  readonly createdAt: number
+  readonly lastActivity: number
+  readonly invocationCount: number
+  readonly errorCount: number
+  readonly lastError: string | undefined
+}
+
+/** A read-only view of the runtime. Memory in bytes. */
+export interface RuntimeStats {
+  readonly id: RuntimeId
+  readonly platform: RuntimePlatform
+  readonly status: RuntimeStatus
+  readonly modules: number
+  readonly agents: number
+  readonly agentsByState: Readonly<Record<InstanceState, number>>
+  readonly memory: {
+    readonly total: number
+    readonly used: number
+    readonly reserved: number
+    readonly available: number
+    readonly pressureLevel: PressureLevel.PressureLevel
+  }
+  readonly cache: CacheStats
+  readonly invocations: number
+  readonly invocationErrors: number
+  readonly spawned: number
+  readonly evicted: number
+  readonly pressureEvents: number
+  readonly healthChecks: number
+}
+
+/** Errors of `spawnAgent`. */
+export type SpawnError =
+  | AgentAlreadyExists
+  | ModuleNotFound
+  | InsufficientMemory
+  | InvalidConfig
+  | InstantiationError
+  | InvalidStateTransition
+  | Unauthorized
+  | RuntimeUnavailable
+  | EngineInvokeError
+
+/** Errors of lifecycle operations (`start`, `pause`, `resume`, `stop`). */
+export type LifecycleError = AgentNotFound | InvalidStateTransition | EngineInvokeError
+
+// ---------------------------------------------------------------------------
+// Service
+// ---------------------------------------------------------------------------
+
+export interface AgentRuntimeShape {
+  readonly id: RuntimeId
+  readonly platform: RuntimePlatform
+  readonly settings: RuntimeSettings
+  /**
+   * Verifies, reads, compiles (or finds in the compile cache) and registers a
+   * module (spec `load_module`). Loading the same verified bytes again returns
+   * the same id. Errors: `InvalidSignature`, `CompileError` (with the byte
+   * offset for malformed binaries), `ModuleTooLarge`, `RuntimeUnavailable`.
+   */
+  readonly loadModule: (
+    bytes: Uint8Array,
+    metadata: ModuleMetadata
+  ) => Effect.Effect<ModuleId, InvalidSignature | CompileError | ModuleTooLarge | RepositoryError | RuntimeUnavailable>
+  /** A loaded module. */
+  readonly getModule: (moduleId: ModuleId) => Effect.Effect<WasmModule, ModuleNotFound>
+  /**
+   * Creates an instance of a module for an agent (spec `spawn_agent`):
+   * validates the config (1 MiB ≤ memoryLimit ≤ 512 MiB), claims the id and
+   * reserves memory atomically, resolves imports (each one authorised),
+   * instantiates, and — unless `autoStart: false` — starts it (`_initialize`).
+   */
+  readonly spawnAgent: (agentId: AgentId, moduleId: ModuleId, config: AgentConfig) => Effect.Effect<AgentInfo, SpawnError>
+  /** Starting/Paused → Running; runs `_initialize` on the first start (spec `AgentInstance::start`). */
+  readonly start: (agentId: AgentId) => Effect.Effect<void, LifecycleError>
+  /** Running → Paused. */
+  readonly pause: (agentId: AgentId) => Effect.Effect<void, LifecycleError>
+  /** Paused → Running. */
+  readonly resume: (agentId: AgentId) => Effect.Effect<void, LifecycleError>
+  /** → Stopped, running `_cleanup` (errors of `_cleanup` are recorded, not raised). Idempotent. */
+  readonly stop: (agentId: AgentId) => Effect.Effect<void, LifecycleError>
+  /** Marks a Running agent `Critical` (never evicted under pressure), or back. */
+  readonly setCritical: (agentId: AgentId, critical: boolean) => Effect.Effect<void, LifecycleError>
+  /**
+   * Calls an exported function (spec `invoke`). Arguments are checked against
+   * the export's signature (i64 as bigint). Fails with `AgentNotFound`,
+   * `AgentNotRunning`, `FunctionNotFound`, `SignatureMismatch`,
+   * `MemoryExceeded`, `Trap`, `Timeout`, `FuelExhausted`.
+   */
+  readonly invoke: (
+    agentId: AgentId,
+    fn: string,
+    args?: ReadonlyArray<WasmValue>
+  ) => Effect.Effect<ReadonlyArray<WasmValue>, InvokeError>
+  /** Copies bytes out of an agent's linear memory (under its mailbox). */
+  readonly readMemory: (agentId: AgentId, offset: number, length: number) => Effect.Effect<Uint8Array, AgentNotFound | AgentNotRunning | Trap>
+  /** Copies bytes into an agent's linear memory (under its mailbox). */
+  readonly writeMemory: (agentId: AgentId, offset: number, bytes: Uint8Array) => Effect.Effect<void, AgentNotFound | AgentNotRunning | Trap>
+  /** Removes an agent and releases its memory (spec `evict_agent`). */
+  readonly evictAgent: (agentId: AgentId, reason: EvictionReason) => Effect.Effect<void, AgentNotFound>
+  /**
+   * When the pool is above its warning threshold, evicts agents — unhealthy
+   * first, then least recently active, then largest; never `Critical` — until
+   * it is not, and publishes `MemoryPressure` with the real before/after
+   * (spec `handle_memory_pressure`). Returns the evicted agents.
+   */
+  readonly handleMemoryPressure: Effect.Effect<ReadonlyArray<AgentId>>
+  /**
+   * Checks every live agent (spec `HealthChecker::check_all`): memory,
+   * `_health_check`, error rate; tracks consecutive failures per agent; calls
+   * `_recover` on unhealthy agents and evicts those past the failure threshold
+   * with `HealthFailure`. Publishes `HealthCheckCompleted`.
+   */
+  readonly checkHealth: Effect.Effect<ReadonlyArray<HealthCheck>>
+  /** The last health check of an agent (status `Unknown` before the first) (spec `get_health`). */
+  readonly getHealth: (agentId: AgentId) => Effect.Effect<HealthCheck, AgentNotFound>
+  /** Drops compile-cache entries idle past `gc.maxIdleMs` (spec `MemoryManager::run_gc`). */
+  readonly runGc: Effect.Effect<MemoryManager.GcResult>
+  /** Whether a GC is due (spec `MemoryManager::needs_gc`). */
+  readonly needsGc: Effect.Effect<boolean>
+  /** Saves an agent's complete state to the `InstanceRepository`. */
+  readonly snapshot: (agentId: AgentId) => Effect.Effect<InstanceSnapshot, AgentNotFound | AgentNotRunning | Trap | RepositoryError>
+  /**
+   * Brings an agent back from its saved state: into its live instance, or —
+   * when it is not live — into a new instance of the same module.
+   */
+  readonly restore: (
+    agentId: AgentId
+  ) => Effect.Effect<AgentInfo, AgentNotFound | AgentNotRunning | Trap | MemoryExceeded | RepositoryError | SpawnError>
+  /** A read-only view of one agent. */
+  readonly agent: (agentId: AgentId) => Effect.Effect<AgentInfo, AgentNotFound>
+  /** Read-only views of every agent. */
+  readonly agents: Effect.Effect<ReadonlyArray<AgentInfo>>
+  readonly status: Effect.Effect<RuntimeStatus>
+  readonly stats: Effect.Effect<RuntimeStats>
+  /** Samples the runtime into the `MetricsRepository` and returns the sample. */
+  readonly recordMetrics: Effect.Effect<RuntimeMetrics, RepositoryError>
+  /** Stops every agent (`_cleanup`), evicts it with `Shutdown`, and stops the runtime. Idempotent. */
+  readonly shutdown: Effect.Effect<void>
+  /** Subscribes now (in the caller's scope) to the runtime's published events. */
+  readonly events: Effect.Effect<Stream.Stream<RuntimeEvent>, never, Scope.Scope>
+}
+
+/** The `AgentRuntime` service key. */
+export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShape>()(
+  "@agent-runtime/domain/AgentRuntime"
+) {}
+
+const toInfo = (i: AgentInstance): AgentInfo => ({
+  agentId: i.agentId,
+  instanceId: i.id,
+  moduleId: i.moduleId,
+  state: i.state,
+  health: i.health,
+  consecutiveFailures: i.consecutiveFailures,
+  budget: i.budget,
+  createdAt: i.createdAt,
+  lastActivity: i.lastActivity,
+  invocationCount: i.invocationCount,
+  errorCount: i.errorCount,
+  lastError: i.lastError
+})
+
+const errorText = (e: unknown): string =>
+  e !== null && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e)
+
+const describeImport = (i: ImportDesc): string => `"${i.module}"."${i.name}" (${i.type.kind})`
+
+/**
+ * Builds the runtime over the ports in context. Background work (automatic
+ * pressure handling, maintenance loops, consumed events) lives in the
+ * surrounding scope and stops with it.
+ */
+export const make = (
+  input: SettingsInput = {}
+): Effect.Effect<
+  AgentRuntimeShape,
+  never,
+  RuntimePorts | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const settings = resolveSettings(input)
+    const engine = yield* WasmEngine
+    const verifier = yield* ModuleVerifier
+    const authorizer = yield* ExecutionAuthorizer
+    const moduleRepo = yield* ModuleRepository
+    const instanceRepo = yield* InstanceRepository
+    const metricsRepo = yield* MetricsRepository
+    const bus = yield* EventBus
+    const fibers = yield* FiberSet.make<unknown, unknown>()
+
+    const runtimeId = (settings.id ??
+      `rt-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}`) as RuntimeId
+    const startedAt = yield* Clock.currentTimeMillis
+    const env = new RuntimeEnvironment(runtimeId, settings.name, engine.platform, settings.pool, settings.cacheMaxBytes, startedAt)
+    env.status = "Ready"
+
+    const lock = Semaphore.makeUnsafe(1)
+    const locked = lock.withPermits(1)
+    let eventSeq = 0
+    let instanceSeq = 0
+    let pressureScheduled = false
+
+    // -- events ---------------------------------------------------------------
+    const envelope = (now: number) => ({
+      eventId: `${runtimeId}:${++eventSeq}` as EventId,
+      timestamp: now,
+      runtimeId
+    })
+    const emit = (f: (e: ReturnType<typeof envelope>) => RuntimeEvent): Effect.Effect<void> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => bus.publish(f(envelope(now))))
+
+    const emitState = (agentId: AgentId, from: InstanceState, to: InstanceState) =>
+      from === to ? Effect.void : emit((e) => new AgentStateChanged({ ...e, agentId, from, to }))
+
+    const ensureAccepting: Effect.Effect<void, RuntimeUnavailable> = Effect.suspend(() =>
+      acceptsWork(env.status) ? Effect.void : Effect.fail(new RuntimeUnavailable({ status: env.status }))
+    )
+
+    // -- modules --------------------------------------------------------------
+    const compiledFor = (module: WasmModule): Effect.Effect<CompiledModule, CompileError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hit = env.cache.get(module.hash, now)
+        if (hit !== undefined) return Effect.succeed(hit.compiled)
+        return Effect.map(engine.compile(module.bytes, module.hash), (compiled) => {
+          env.cache.set(module.hash, compiled, now)
+          return compiled
+        })
+      })
+
+    const loadModule: AgentRuntimeShape["loadModule"] = (bytes, metadata) =>
+      Effect.gen(function*() {
+        yield* ensureAccepting
+        if (bytes.byteLength > settings.maxModuleBytes) {
+          return yield* new ModuleTooLarge({ size: bytes.byteLength, limit: settings.maxModuleBytes })
+        }
+        const verification = yield* verifier.verify(bytes, metadata)
+        const id = WasmModules.makeId(verification.hash, metadata)
+        const existing = env.modules.get(id)
+        if (existing !== undefined) {
+          const now = yield* Clock.currentTimeMillis
+          const hit = env.cache.get(existing.hash, now) !== undefined
+          if (!hit) yield* compiledFor(existing)
+          yield* emit((e) =>
+            new ModuleLoaded({ ...e, moduleId: id, moduleHash: existing.hash, size: bytes.byteLength, exports: existing.exports.map((x) => x.name), cacheHit: hit })
+          )
+          return id
+        }
+        const read = readModule(bytes)
+        if (!read.ok) return yield* new CompileError({ reason: read.error.reason, offset: read.error.offset })
+        const now = yield* Clock.currentTimeMillis
+        const cached = env.cache.get(verification.hash, now)
+        if (cached === undefined) {
+          const compiled = yield* engine.compile(bytes, verification.hash)
+          env.cache.set(verification.hash, compiled, now)
+        }
+        const module = WasmModules.make({
+          id,
+          hash: verification.hash,
+          bytes,
+          info: read.value,
+          metadata,
+          signedBy: verification.keyId,
+          loadedAt: now
+        })
+        yield* moduleRepo.save({ id, hash: module.hash, bytes, metadata })
+        yield* locked(Effect.sync(() => void env.modules.set(id, module)))
+        yield* emit((e) =>
+          new ModuleLoaded({
+            ...e,
+            moduleId: id,
+            moduleHash: module.hash,
+            size: bytes.byteLength,
+            exports: module.exports.map((x) => x.name),
+            cacheHit: cached !== undefined
+          })
+        )
+        return id
+      })
+
+    const getModule = (moduleId: ModuleId): Effect.Effect<WasmModule, ModuleNotFound> =>
+      Effect.suspend(() => {
+        const m = env.modules.get(moduleId)
+        return m === undefined ? Effect.fail(new ModuleNotFound({ moduleId })) : Effect.succeed(m)
+      })
+
+    // -- imports --------------------------------------------------------------
+    const resolveImports = (
+      agentId: AgentId,
+      module: WasmModule,
+      offered: HostImports | undefined
+    ): Effect.Effect<HostImports, InstantiationError | Unauthorized> =>
+      Effect.gen(function*() {
+        const granted: Record<string, Record<string, unknown>> = {}
+        for (const imp of module.imports) {
+          if (imp.module === "wasi_snapshot_preview1" && engine.capabilities.wasi) continue
+          const value = offered?.[imp.module]?.[imp.name]
+          if (value === undefined) {
+            return yield* new InstantiationError({
+              reason: `import ${describeImport(imp)} is not provided to agent ${agentId}`
+            })
+          }
+          if (imp.type.kind === "function" && typeof value !== "function") {
+            return yield* new InstantiationError({ reason: `import ${describeImport(imp)} must be a function` })
+          }
+          yield* authorizer.authorize({
+            action: "import",
+            agentId,
+            moduleHash: module.hash,
+            subject: `${imp.module}.${imp.name}`
+          })
+          ;(granted[imp.module] ??= {})[imp.name] = value
+        }
+        return granted as HostImports
+      })
+
+    // -- lifecycle helpers ----------------------------------------------------
+    const live = (agentId: AgentId): Effect.Effect<AgentInstance, AgentNotFound> =>
+      Effect.suspend(() => {
+        const i = env.instances.get(agentId)
+        return i === undefined ? Effect.fail(new AgentNotFound({ agentId })) : Effect.succeed(i)
+      })
+
+    /** Runs `f` under the agent's mailbox, failing if the agent was evicted meanwhile. */
+    const inMailbox = <A, E>(
+      agentId: AgentId,
+      f: (i: AgentInstance) => Effect.Effect<A, E>
+    ): Effect.Effect<A, E | AgentNotFound> =>
+      Effect.flatMap(live(agentId), (i) =>
+        i.mailbox.withPermits(1)(
+          Effect.suspend((): Effect.Effect<A, E | AgentNotFound> =>
+            env.instances.get(agentId) === i ? f(i) : Effect.fail(new AgentNotFound({ agentId }))
+          )
+        )
+      )
+
+    /** Calls a lifecycle export if the module has it; `undefined` when it does not. */
+    const callLifecycle = (i: AgentInstance, fn: string, timeoutMs?: number) => {
+      const module = env.modules.get(i.moduleId)
+      if (module === undefined || !module.functions.has(fn) || i.instance === undefined) {
+        return Effect.succeed(undefined)
+      }
+      return Effect.map(
+        i.instance.invoke(fn, [], { timeoutMs: timeoutMs ?? i.config.timeoutMs, fuel: i.config.fuel }),
+        (outcome) => {
+          env.recordMemory(i, outcome.memoryBytes)
+          return outcome
+        }
+      )
+    }
+
+    const setState = (i: AgentInstance, to: InstanceState) =>
+      Effect.suspend(() => {
+        const from = i.state
+        i.state = to
+        env.refreshStatus()
+        return emitState(i.agentId, from, to)
+      })
+
+    const applyTransition = (i: AgentInstance, action: LifecycleAction) =>
+      Effect.suspend(() => {
+        const to = transition(i.agentId, i.state, action)
+        return typeof to === "string" ? Effect.as(setState(i, to), to) : Effect.fail(to)
+      })
+
+    const startLocked = (i: AgentInstance): Effect.Effect<void, InvalidStateTransition | EngineInvokeError> =>
+      Effect.gen(function*() {
+        const from = i.state
+        const to = transition(i.agentId, from, "start")
+        if (typeof to !== "string") return yield* to
+        if (from === "Starting") {
+          const init = yield* Effect.exit(callLifecycle(i, "_initialize"))
+          if (init._tag === "Failure") {
+            yield* setState(i, "Failed")
+            return yield* Effect.failCause(init.cause)
+          }
+        }
+        yield* setState(i, i.config.critical === true ? "Critical" : "Running")
+      })
+
+    const stopLocked = (i: AgentInstance): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (i.state === "Stopped") return
+        yield* setState(i, "Stopping")
+        const cleanup = yield* Effect.exit(callLifecycle(i, "_cleanup"))
+        if (cleanup._tag === "Failure") i.lastError = `_cleanup failed: ${errorText(cleanup.cause)}`
+        yield* setState(i, "Stopped")
+      })
+
+    // -- eviction -------------------------------------------------------------
+    /** Removes an agent; the caller holds the lock. */
+    const evictLocked = (agentId: AgentId, reason: EvictionReason): Effect.Effect<boolean> =>
+      Effect.gen(function*() {
+        const removed = env.remove(agentId)
+        if (removed === undefined) return false
+        env.counters.evicted++
+        const now = yield* Clock.currentTimeMillis
+        env.refreshStatus()
+        const { instance, released } = removed
+        if (instance.instance !== undefined) yield* instance.instance.terminate
+        instance.instance = undefined
+        yield* emit((e) =>
+          new AgentEvicted({ ...e, agentId, reason, memoryReleased: released, uptime: instance.uptime(now) })
+        )
+        return true
+      })
+
+    const evictAgent: AgentRuntimeShape["evictAgent"] = (agentId, reason) =>
+      locked(
+        Effect.flatMap(evictLocked(agentId, reason), (ok) => (ok ? Effect.void : Effect.fail(new AgentNotFound({ agentId }))))
+      )
+
+    const handleMemoryPressure: Effect.Effect<ReadonlyArray<AgentId>> = locked(
+      Effect.gen(function*() {
+        const level = env.pool.pressureLevel()
+        if (level === "Normal") return []
+        const memoryBefore = env.pool.usedMemory()
+        const evicted: Array<AgentId> = []
+        for (const candidate of env.pressureCandidates()) {
+          if (!env.pool.isUnderPressure()) break
+          if (yield* evictLocked(candidate.agentId, "MemoryPressure")) evicted.push(candidate.agentId)
+        }
+        env.counters.pressureEvents++
+        const memoryAfter = env.pool.usedMemory()
+        yield* emit((e) =>
+          new MemoryPressure({
+            ...e,
+            evictedAgents: evicted,
+            memoryBefore,
+            memoryAfter,
+            totalMemory: env.pool.totalMemory,
+            pressureLevel: level
+          })
+        )
+        return evicted
+      })
+    )
+
+    const schedulePressure = Effect.suspend(() => {
+      if (pressureScheduled || !settings.autoPressure || !env.pool.isUnderPressure()) return Effect.void
+      pressureScheduled = true
+      return Effect.asVoid(
+        FiberSet.run(fibers, Effect.ensuring(handleMemoryPressure, Effect.sync(() => (pressureScheduled = false))))
+      )
+    })
+
+    // -- spawn ----------------------------------------------------------------
+    const spawnAgent: AgentRuntimeShape["spawnAgent"] = (agentId, moduleId, config) =>
+      Effect.gen(function*() {
+        const invalid = AgentConfigs.validate(config)
+        if (invalid !== undefined) return yield* invalid
+        yield* ensureAccepting
+        if (config.fuel !== undefined && !engine.capabilities.fuel) {
+          return yield* new InvalidConfig({ reason: `engine ${engine.platform} has no fuel metering (capabilities.fuel = false)` })
+        }
+        if (config.timeoutMs !== undefined && !engine.capabilities.preemptiveTimeout && !engine.capabilities.fuel) {
+          return yield* new InvalidConfig({
+            reason: `engine ${engine.platform} cannot enforce timeoutMs: it can neither preempt a call nor meter fuel (capabilities)`
+          })
+        }
+        const module = yield* getModule(moduleId)
+        const initialBytes = module.memoryPages * MemoryBudget.PAGE_BYTES
+        if (initialBytes > config.memoryLimit) {
+          return yield* new MemoryExceeded({ agentId, used: initialBytes, limit: config.memoryLimit })
+        }
+        yield* authorizer.authorize({ action: "spawn", agentId, moduleHash: module.hash, subject: module.metadata.name })
+        const imports = yield* resolveImports(agentId, module, config.imports)
+        const now = yield* Clock.currentTimeMillis
+        const instanceId = `${agentId}#${++instanceSeq}` as InstanceId
+        const claimed = yield* locked(
+          Effect.suspend(() => {
+            const r = env.claim({ agentId, moduleId, instanceId, config, now, mailbox: Semaphore.makeUnsafe(1) })
+            return r instanceof Error ? Effect.fail(r) : Effect.succeed(r)
+          })
+        )
+        const rollback = locked(Effect.sync(() => void (env.instances.get(agentId) === claimed && env.remove(agentId))))
+        const instantiated = yield* Effect.exit(
+          claimed.mailbox.withPermits(1)(
+            Effect.gen(function*() {
+              const compiled = yield* Effect.mapError(compiledFor(module), (e) => new InstantiationError({ reason: e.message }))
+              const instance = yield* engine.instantiate(compiled, {
+                agentId,
+                memoryLimit: config.memoryLimit,
+                imports,
+                timeoutMs: config.timeoutMs
+              })
+              if (env.instances.get(agentId) !== claimed) {
+                yield* instance.terminate
+                return yield* new RuntimeUnavailable({ status: env.status })
+              }
+              claimed.instance = instance
+              env.recordMemory(claimed, yield* instance.memoryBytes)
+              env.counters.spawned++
+              env.refreshStatus()
+              yield* emit((e) =>
+                new AgentSpawned({ ...e, agentId, moduleId, instanceId, memoryAllocated: config.memoryLimit })
+              )
+              if (config.autoStart !== false) yield* startLocked(claimed)
+            })
+          )
+        )
+        if (instantiated._tag === "Failure") {
+          if (claimed.instance !== undefined) yield* claimed.instance.terminate
+          yield* rollback
+          return yield* Effect.failCause(instantiated.cause)
+        }
+        yield* schedulePressure
+        return toInfo(claimed)
+      })
+
+    // -- lifecycle ------------------------------------------------------------
+    const start: AgentRuntimeShape["start"] = (agentId) => inMailbox(agentId, startLocked)
+    const pause: AgentRuntimeShape["pause"] = (agentId) =>
+      inMailbox(agentId, (i) => Effect.asVoid(applyTransition(i, "pause")))
+    const resume: AgentRuntimeShape["resume"] = (agentId) =>
+      inMailbox(agentId, (i) => Effect.asVoid(applyTransition(i, "resume")))
+    const stop: AgentRuntimeShape["stop"] = (agentId) => inMailbox(agentId, stopLocked)
+    const setCritical: AgentRuntimeShape["setCritical"] = (agentId, critical) =>
+      inMailbox(agentId, (i) =>
+        (critical && i.state === "Critical") || (!critical && i.state === "Running")
+          ? Effect.void
+          : Effect.asVoid(applyTransition(i, critical ? "protect" : "unprotect"))
+      )
+
+    // -- invoke ---------------------------------------------------------------
+    const recordFailure = (i: AgentInstance, error: EngineInvokeError) =>
+      Effect.suspend(() => {
+        i.errorCount++
+        i.windowErrors++
+        env.counters.invocationErrors++
+        i.lastError = error.message
+        if (error._tag === "Timeout" && settings.evictOnTimeout) {
+          return Effect.asVoid(FiberSet.run(fibers, locked(evictLocked(i.agentId, "Timeout"))))
+        }
+        return Effect.void
+      })
+
+    const invoke: AgentRuntimeShape["invoke"] = (agentId, fn, args = []) =>
+      Effect.suspend(() => {
+        const i = env.instances.get(agentId)
+        if (i === undefined) return Effect.fail(new AgentNotFound({ agentId }))
+        const module = env.modules.get(i.moduleId)
+        const signature = module?.functions.get(fn)
+        if (signature === undefined) return Effect.fail(new FunctionNotFound({ function: fn }))
+        const mismatch = checkArguments(signature, args)
+        if (mismatch !== undefined) {
+          return Effect.fail(new SignatureMismatch({ function: fn, index: mismatch.index, reason: mismatch.message }))
+        }
+        const call = i.mailbox.withPermits(1)(
+          Effect.suspend((): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+            if (env.instances.get(agentId) !== i || i.instance === undefined) {
+              return Effect.fail(new AgentNotFound({ agentId }))
+            }
+            if (!isInvocable(i.state)) return Effect.fail(new AgentNotRunning({ agentId, state: i.state }))
+            if (MemoryBudget.isExceeded(i.budget)) {
+              return Effect.fail(new MemoryExceeded({ agentId, used: i.budget.used, limit: i.budget.limit }))
+            }
+            i.invocationCount++
+            i.windowInvocations++
+            env.counters.invocations++
+            return i.instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
+              Effect.tapError((error) => recordFailure(i, error)),
+              Effect.flatMap((outcome) =>
+                Effect.map(Clock.currentTimeMillis, (now) => {
+                  i.lastActivity = now
+                  env.recordMemory(i, outcome.memoryBytes)
+                  return outcome.results
+                })
+              )
+            )
+          })
+        )
+        const authorized = authorizer.checksInvocations
+          ? Effect.andThen(authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
+          : call
+        return Effect.tap(authorized, () => schedulePressure)
+      })
+
+    const whileRunning = <A, E>(agentId: AgentId, f: (i: AgentInstance) => Effect.Effect<A, E>) =>
+      inMailbox(agentId, (i): Effect.Effect<A, E | AgentNotRunning> =>
+        i.instance === undefined || !(isInvocable(i.state) || i.state === "Paused")
+          ? Effect.fail(new AgentNotRunning({ agentId, state: i.state }))
+          : f(i)
+      )
+
+    const readMemory: AgentRuntimeShape["readMemory"] = (agentId, offset, length) =>
+      whileRunning(agentId, (i) => i.instance!.readMemory(offset, length))
+    const writeMemory: AgentRuntimeShape["writeMemory"] = (agentId, offset, bytes) =>
+      whileRunning(agentId, (i) => i.instance!.writeMemory(offset, bytes))
+
+    // -- health ---------------------------------------------------------------
+    const checkOne = (i: AgentInstance): Effect.Effect<HealthCheck | undefined> =>
+      i.mailbox.withPermits(1)(
+        Effect.gen(function*() {
+          if (env.instances.get(i.agentId) !== i || i.instance === undefined) return undefined
+          if (!(isInvocable(i.state) || i.state === "Paused")) return undefined
+          const module = env.modules.get(i.moduleId)
+          let probe: HealthChecker.ProbeOutcome
+          if (i.state === "Paused") probe = { _tag: "Skipped", reason: "paused" }
+          else if (module === undefined || !module.functions.has("_health_check")) probe = { _tag: "NoProbe" }
+          else {
+            const t0 = yield* Clock.currentTimeMillis
+            const exit = yield* Effect.exit(callLifecycle(i, "_health_check", settings.health.timeoutMs))
+            const elapsedMs = (yield* Clock.currentTimeMillis) - t0
+            probe =
+              exit._tag === "Success"
+                ? { _tag: "Returned", results: exit.value?.results ?? [], elapsedMs }
+                : { _tag: "Failed", error: errorText(exit.cause), elapsedMs }
+          }
+          const memoryUtilization = MemoryBudget.utilization(i.budget)
+          const result = HealthChecker.evaluate(
+            {
+              memoryUtilization,
+              windowInvocations: i.windowInvocations,
+              windowErrors: i.windowErrors,
+              previousFailures: i.consecutiveFailures,
+              probe
+            },
+            settings.health
+          )
+          const now = yield* Clock.currentTimeMillis
+          const check: HealthCheck = { agentId: i.agentId, status: result.status, checkedAt: now, details: result.details }
+          i.consecutiveFailures = result.details.consecutiveFailures
+          i.health = result.status
+          i.lastCheck = check
+          i.windowInvocations = 0
+          i.windowErrors = 0
+          if (result.details.lastError !== undefined) i.lastError = result.details.lastError
+          if (result.action === "recover") {
+            const recovered = yield* Effect.exit(callLifecycle(i, "_recover", settings.health.timeoutMs))
+            if (recovered._tag === "Failure") i.lastError = `_recover failed: ${errorText(recovered.cause)}`
+          } else if (result.action === "fail") {
+            yield* Effect.ignore(applyTransition(i, "fail"))
+          }
+          return check
+        })
+      )
+
+    const checkHealth: Effect.Effect<ReadonlyArray<HealthCheck>> = Effect.gen(function*() {
+      const t0 = yield* Clock.currentTimeMillis
+      const targets = [...env.instances.values()]
+      const checks = (yield* Effect.forEach(targets, checkOne, { concurrency: settings.health.concurrency })).filter(
+        (c): c is HealthCheck => c !== undefined
+      )
+      const failed = targets.filter((i) => i.state === "Failed").map((i) => i.agentId)
+      yield* locked(Effect.forEach(failed, (id) => evictLocked(id, "HealthFailure"), { discard: true }))
+      env.counters.healthChecks++
+      env.refreshStatus()
+      const duration = (yield* Clock.currentTimeMillis) - t0
+      const count = (s: HealthStatus) => checks.filter((c) => c.status === s).length
+      yield* emit((e) =>
+        new HealthCheckCompleted({
+          ...e,
+          totalChecked: checks.length,
+          healthyCount: count("Healthy"),
+          degradedCount: count("Degraded"),
+          unhealthyCount: count("Unhealthy"),
+          failedAgents: failed,
+          duration
+        })
+      )
+      return checks
+    })
+
+    const getHealth: AgentRuntimeShape["getHealth"] = (agentId) =>
+      Effect.map(live(agentId), (i) =>
+        i.lastCheck ?? {
+          agentId,
+          status: "Unknown" as const,
+          checkedAt: i.createdAt,
+          details: { memoryOk: true, responseOk: true, errorRateOk: true, lastError: undefined, consecutiveFailures: 0 }
+        }
+      )
+
+    // -- GC -------------------------------------------------------------------
+    const needsGc = Effect.map(Clock.currentTimeMillis, (now) =>
+      MemoryManager.needsGc({ underPressure: env.pool.isUnderPressure(), lastGc: env.lastGc, now, settings: settings.gc })
+    )
+
+    const runGc: Effect.Effect<MemoryManager.GcResult> = locked(
+      Effect.gen(function*() {
+        const t0 = yield* Clock.currentTimeMillis
+        const memoryBefore = env.pool.usedMemory()
+        const dropped = env.cache.dropIdle(t0, settings.gc.maxIdleMs)
+        const t1 = yield* Clock.currentTimeMillis
+        env.lastGc = t1
+        return {
+          duration: t1 - t0,
+          memoryBefore,
+          memoryAfter: env.pool.usedMemory(),
+          evictedModules: dropped.length,
+          compactedInstances: 0
+        }
+      })
+    )
+
+    // -- snapshots ------------------------------------------------------------
+    const snapshot: AgentRuntimeShape["snapshot"] = (agentId) =>
+      Effect.gen(function*() {
+        const [i, state] = yield* whileRunning(agentId, (i) =>
+          Effect.map(i.instance!.snapshot, (state) => [i, state] as const)
+        )
+        const snap: InstanceSnapshot = {
+          version: SNAPSHOT_VERSION,
+          agentId,
+          moduleId: i.moduleId,
+          moduleHash: i.moduleHash,
+          lifecycle: i.state,
+          memoryLimit: i.config.memoryLimit,
+          memoryReservation: AgentConfigs.reservation(i.config),
+          invocationCount: i.invocationCount,
+          takenAt: yield* Clock.currentTimeMillis,
+          state
+        }
+        yield* instanceRepo.saveState(agentId, snap)
+        return snap
+      })
+
+    const restoreInto = (agentId: AgentId, state: EngineState) =>
+      whileRunning(agentId, (i) =>
+        Effect.tap(i.instance!.restore(state), () => Effect.sync(() => env.recordMemory(i, state.memoryBytes)))
+      )
+
+    const restore: AgentRuntimeShape["restore"] = (agentId) =>
+      Effect.gen(function*() {
+        const saved = yield* instanceRepo.loadState(agentId)
+        if (Option.isNone(saved)) return yield* new AgentNotFound({ agentId })
+        const snap = saved.value
+        if (!env.instances.has(agentId)) {
+          yield* spawnAgent(agentId, snap.moduleId, {
+            memoryLimit: snap.memoryLimit,
+            memoryReservation: snap.memoryReservation,
+            autoStart: false
+          })
+          // the saved state already went through `_initialize`: start without it
+          yield* inMailbox(agentId, (i) => setState(i, "Running"))
+        }
+        yield* restoreInto(agentId, snap.state)
+        const i = yield* live(agentId)
+        if (snap.lifecycle === "Paused" && i.state === "Running") yield* pause(agentId)
+        return toInfo(i)
+      })
+
+    // -- read models ----------------------------------------------------------
+    const stats: Effect.Effect<RuntimeStats> = Effect.sync(() => {
+      const agentsByState: Record<InstanceState, number> = {
+        Starting: 0,
+        Running: 0,
+        Paused: 0,
+        Stopping: 0,
+        Stopped: 0,
+        Failed: 0,
+        Critical: 0
+      }
+      for (const i of env.instances.values()) agentsByState[i.state]++
+      return {
+        id: runtimeId,
+        platform: env.platform,
+        status: env.status,
+        modules: env.modules.size,
+        agents: env.instances.size,
+        agentsByState,
+        memory: {
+          total: env.pool.totalMemory,
+          used: env.pool.usedMemory(),
+          reserved: env.pool.reservedMemory(),
+          available: env.pool.availableMemory(),
+          pressureLevel: env.pool.pressureLevel()
+        },
+        cache: env.cache.stats(),
+        ...env.counters
+      }
+    })
+
+    const recordMetrics: AgentRuntimeShape["recordMetrics"] = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const cache = env.cache.stats()
+      const sample: RuntimeMetrics = {
+        timestamp: now,
+        agents: env.instances.size,
+        memoryUsed: env.pool.usedMemory(),
+        memoryTotal: env.pool.totalMemory,
+        pressureLevel: env.pool.pressureLevel(),
+        invocations: env.counters.invocations,
+        invocationErrors: env.counters.invocationErrors,
+        evictions: env.counters.evicted,
+        cacheHits: cache.hits,
+        cacheMisses: cache.misses
+      }
+      yield* metricsRepo.record(sample)
+      return sample
+    })
+
+    // -- shutdown -------------------------------------------------------------
+    const shutdown: Effect.Effect<void> = Effect.gen(function*() {
+      if (env.status === "ShuttingDown" || env.status === "Stopped") return
+      env.status = "ShuttingDown"
+      const all = [...env.instances.values()]
+      yield* Effect.forEach(all, (i) => i.mailbox.withPermits(1)(stopLocked(i)), { concurrency: 16, discard: true })
+      yield* locked(
+        Effect.gen(function*() {
+          for (const i of all) yield* evictLocked(i.agentId, "Shutdown")
+          for (const id of [...env.prepared.keys()]) env.unprepare(id)
+        })
+      )
+      env.status = "Stopped"
+    })
+
+    // -- consumed events ------------------------------------------------------
+    const onCoordination = (event: DomainEvent): Effect.Effect<void> => {
+      switch (event._tag) {
+        case "AgentJoined":
+          return Effect.gen(function*() {
+            if (event.moduleId === undefined) return
+            const module = env.modules.get(event.moduleId)
+            if (module === undefined) return
+            yield* Effect.ignore(compiledFor(module))
+            const now = yield* Clock.currentTimeMillis
+            const bytes = event.memoryLimit ?? defaultReservation(module)
+            yield* locked(Effect.sync(() => env.prepare(event.agentId, module.id, bytes, now)))
+          })
+        case "AgentLeft":
+          return locked(
+            Effect.gen(function*() {
+              if (env.prepared.has(event.agentId)) env.unprepare(event.agentId)
+              else yield* evictLocked(event.agentId, "Manual")
+            })
+          )
+        default:
+          return Effect.void
+      }
+    }
+    const defaultReservation = (module: WasmModule) =>
+      Math.max(AgentConfigs.MIN_MEMORY_LIMIT, module.memoryPages * MemoryBudget.PAGE_BYTES)
+
+    const coordination = yield* bus.subscribe
+    yield* FiberSet.run(
+      fibers,
+      Stream.runForEach(coordination, (e) => (e._tag === "AgentJoined" || e._tag === "AgentLeft" ? onCoordination(e) : Effect.void))
+    )
+
+    // -- maintenance ----------------------------------------------------------
+    const every = (ms: number | undefined, task: Effect.Effect<unknown, unknown>) =>
+      ms === undefined || !(ms > 0)
+        ? Effect.void
+        : Effect.asVoid(FiberSet.run(fibers, Effect.forever(Effect.andThen(Effect.sleep(ms), Effect.ignore(task)))))
+    yield* every(settings.maintenance.healthIntervalMs, checkHealth)
+    yield* every(
+      settings.maintenance.gcIntervalMs,
+      Effect.flatMap(needsGc, (due) => (due ? Effect.andThen(handleMemoryPressure, runGc) : Effect.void))
+    )
+    yield* every(settings.maintenance.metricsIntervalMs, recordMetrics)
+
+    return {
+      id: runtimeId,
+      platform: engine.platform,
+      settings,
+      loadModule,
+      getModule,
+      spawnAgent,
+      start,
+      pause,
+      resume,
+      stop,
+      setCritical,
+      invoke,
+      readMemory,
+      writeMemory,
+      evictAgent,
+      handleMemoryPressure,
+      checkHealth,
+      getHealth,
+      runGc,
+      needsGc,
+      snapshot,
+      restore,
+      agent: (agentId) => Effect.map(live(agentId), toInfo),
+      agents: Effect.sync(() => [...env.instances.values()].map(toInfo)),
+      status: Effect.sync(() => env.status),
+      stats,
+      recordMetrics,
+      shutdown,
+      events: Effect.map(bus.subscribe, Stream.filter(isRuntimeEvent))
+    } satisfies AgentRuntimeShape
+  })
+
+/**
+ * The `AgentRuntime` layer over the ports in context. The runtime shuts down
+ * (agents stopped and evicted with `Shutdown`) when the layer's scope closes.
+ */
+export const layer = (
+  settings: SettingsInput = {}
+): Layer.Layer<AgentRuntime, never, RuntimePorts> =>
+  Layer.effect(
+    AgentRuntime,
+    Effect.gen(function*() {
+      const runtime = yield* make(settings)
+      yield* Effect.addFinalizer(() => runtime.shutdown)
+      return runtime
+    })
+  )
+
+/** The ports the runtime needs. */
+export type RuntimePorts =
+  | WasmEngine
+  | ModuleVerifier
+  | ExecutionAuthorizer
+  | ModuleRepository
+  | InstanceRepository
+  | MetricsRepository
+  | EventBus
+
+/**
+ * The embedded defaults for every port but the engine and the verifier:
+ * in-memory module, instance and metrics repositories, the in-memory event
+ * bus, and the allow-all authorizer.
+ */
+export const layerMemoryPorts: Layer.Layer<
+  ModuleRepository | InstanceRepository | MetricsRepository | EventBus | ExecutionAuthorizer
+> = Layer.mergeAll(
+  ModuleRepositories.layerMemory,
+  InstanceRepositories.layerMemory,
+  MetricsRepositories.layerMemory,
+  EventBuses.layerMemory,
+  ExecutionAuthorizers.layerAllowAll
+)
+
+/**
+ * `AgentRuntime` on the embedded defaults (`layerMemoryPorts`); provide a
+ * `WasmEngine` and a `ModuleVerifier`. The event bus is exposed too, so
+ * callers can publish consumed events (`AgentJoined`, `AgentLeft`).
+ */
+export const layerMemory = (
+  settings: SettingsInput = {}
+): Layer.Layer<
+  AgentRuntime | ModuleRepository | InstanceRepository | MetricsRepository | EventBus | ExecutionAuthorizer,
+  never,
+  WasmEngine | ModuleVerifier
+> => Layer.provideMerge(layer(settings), layerMemoryPorts)
+
+/** Re-exported for callers that pattern-match on lifecycle errors. */
+export type { FuelExhausted, Timeout, Trap }

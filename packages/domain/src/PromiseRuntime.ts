@@ -1,0 +1,110 @@
+/**
+ * A Promise facade over `AgentRuntime` for callers who don't use Effect
+ * (DESIGN.md "Public API": "a Promise facade").
+ *
+ * Every method returns a Promise; a failure rejects with the same typed
+ * error class the Effect API fails with (`err instanceof AgentNotFound`,
+ * `err._tag === "Trap"`). A defect (a bug) rejects with the underlying error.
+ *
+ * ```ts
+ * const runtime = await createRuntime({ engine: NativeEngine.layer, verifier: Signing.layer({ trustStore }) })
+ * const moduleId = await runtime.loadModule(bytes, makeMetadata({ name: "counter", version: "1.0.0" }))
+ * await runtime.spawnAgent(agentId("a1"), moduleId, { memoryLimit: 16 * MiB })
+ * const [n] = await runtime.invoke(agentId("a1"), "increment")
+ * await runtime.dispose()
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Stream from "effect/Stream"
+import { AgentRuntime, type AgentRuntimeShape, layerMemory, type SettingsInput } from "./AgentRuntime.js"
+import { EventBus } from "./EventBus.js"
+import type { ModuleVerifier } from "./ModuleVerifier.js"
+import type { DomainEvent, RuntimeEvent } from "./RuntimeEvent.js"
+import type { WasmEngine } from "./WasmEngine.js"
+
+type Promisified<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: infer A) => Effect.Effect<infer R, any, any>
+    ? (...args: A) => Promise<R>
+    : T[K] extends Effect.Effect<infer R, any, any> ? () => Promise<R>
+    : T[K]
+}
+
+/** The facade: `AgentRuntime`'s operations as async functions, plus events and disposal. */
+export type PromiseRuntime =
+  & Omit<Promisified<AgentRuntimeShape>, "events">
+  & {
+    /** Calls `listener` for every runtime event until the returned function is called. */
+    readonly onEvent: (listener: (event: RuntimeEvent) => void) => Promise<() => void>
+    /** Publishes a consumed event (`AgentJoined` / `AgentLeft`) on the runtime's bus. */
+    readonly publish: (event: DomainEvent) => Promise<void>
+    /** Shuts the runtime down and releases everything. */
+    readonly dispose: () => Promise<void>
+  }
+
+/** Options of `createRuntime`: the engine and verifier layers, and settings. */
+export interface CreateRuntimeOptions {
+  readonly engine: Layer.Layer<WasmEngine>
+  readonly verifier: Layer.Layer<ModuleVerifier>
+  readonly settings?: SettingsInput
+}
+
+const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, never>, effect: Effect.Effect<A, E, any>): Promise<A> => {
+  const exit = await runtime.runPromiseExit(effect)
+  if (Exit.isSuccess(exit)) return exit.value
+  const error = Cause.findError(exit.cause)
+  throw error._tag === "Success" ? error.success : Cause.squash(exit.cause)
+}
+
+/** Builds a runtime on the embedded defaults (in-memory repositories and bus) with the given engine and verifier. */
+export const createRuntime = async (options: CreateRuntimeOptions): Promise<PromiseRuntime> => {
+  const layer = layerMemory(options.settings).pipe(Layer.provide(Layer.mergeAll(options.engine, options.verifier)))
+  const managed = ManagedRuntime.make(layer)
+  const rt: AgentRuntimeShape = await run(managed, Effect.gen(function*() {
+    return yield* AgentRuntime
+  }))
+  const facade: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(rt)) {
+    if (key === "events") continue
+    if (typeof value === "function") {
+      facade[key] = (...args: Array<unknown>) => run(managed, (value as (...a: Array<unknown>) => Effect.Effect<unknown>)(...args))
+    } else if (Effect.isEffect(value)) {
+      facade[key] = () => run(managed, value)
+    } else {
+      facade[key] = value
+    }
+  }
+  facade.onEvent = async (listener: (event: RuntimeEvent) => void) => {
+    const fiber = await run(
+      managed,
+      Effect.gen(function*() {
+        const started = yield* Latch.make()
+        const fiber = yield* Effect.forkDetach(
+          Effect.scoped(
+            Effect.gen(function*() {
+              const stream = yield* rt.events
+              yield* started.open
+              yield* Stream.runForEach(stream, (e) => Effect.sync(() => listener(e)))
+            })
+          )
+        )
+        yield* started.await
+        return fiber
+      })
+    )
+    return () => void managed.runFork(Fiber.interrupt(fiber))
+  }
+  facade.publish = (event: DomainEvent) => run(managed, Effect.gen(function*() {
+      const bus = yield* EventBus
+      yield* bus.publish(event)
+    }))
+  facade.dispose = () => managed.dispose()
+  return facade as PromiseRuntime
+}

@@ -1,0 +1,189 @@
+/**
+ * `ResourcePool` (spec "Entities / ResourcePool"): the memory, threads and
+ * handles shared by all agents of a runtime, with pressure thresholds.
+ *
+ * Memory is tracked per owner (agent id): each owner has a *reservation*
+ * (bytes admitted at spawn) and a *resident* size (its linear memory, as
+ * last reported). The pool counts `max(reservation, resident)` per owner, so
+ * an agent that grows beyond its reservation raises the pool's usage.
+ *
+ * Every operation is one synchronous step, so check-and-reserve is atomic
+ * (DESIGN.md known defect 4: the spec's `allocate_memory` loads, compares and
+ * adds separately, so two racing allocations can both pass the check).
+ *
+ * The pool is a mutable entity owned by the `RuntimeEnvironment` aggregate;
+ * only the aggregate (serialised by `AgentRuntime`) changes it.
+ *
+ * @since 0.1.0
+ */
+import type { AgentId } from "./Ids.js"
+import { InsufficientMemory, ResourceExhausted } from "./RuntimeError.js"
+import * as PressureLevel from "./PressureLevel.js"
+
+/** Limits and thresholds of a pool. Memory in bytes; thresholds are ratios in (0, 1]. */
+export interface ResourcePoolConfig {
+  readonly totalMemory: number
+  /** Worker threads available to engines (0 = in-process engines only). */
+  readonly maxThreads: number
+  /** Open handles (files, sockets, preopens) available to agents. */
+  readonly maxHandles: number
+  readonly thresholds: PressureLevel.PressureThresholds
+}
+
+/** One owner's memory (spec `MemoryAllocation`), bytes; `allocatedAt` ms since epoch. */
+export interface MemoryAllocation {
+  readonly owner: AgentId
+  readonly reserved: number
+  readonly resident: number
+  readonly allocatedAt: number
+}
+
+export class ResourcePool {
+  readonly config: ResourcePoolConfig
+  private readonly allocations = new Map<AgentId, MemoryAllocation>()
+  private used = 0
+  private reservedTotal = 0
+  private threadsInUse = 0
+  private handlesInUse = 0
+
+  constructor(config: ResourcePoolConfig) {
+    this.config = config
+  }
+
+  /** Total memory of the pool, bytes. */
+  get totalMemory(): number {
+    return this.config.totalMemory
+  }
+
+  /** Memory counted against the pool: Σ max(reservation, resident), bytes (spec `used_memory`). */
+  usedMemory(): number {
+    return this.used
+  }
+
+  /** Σ reservations, bytes. */
+  reservedMemory(): number {
+    return this.reservedTotal
+  }
+
+  /** Memory not counted against anyone, bytes, never negative (spec `available_memory`). */
+  availableMemory(): number {
+    return Math.max(0, this.config.totalMemory - this.used)
+  }
+
+  /** `used / total` (0 for an empty pool). */
+  usage(): number {
+    return this.config.totalMemory === 0 ? 0 : this.used / this.config.totalMemory
+  }
+
+  /** The pressure level of the current usage. */
+  pressureLevel(): PressureLevel.PressureLevel {
+    return PressureLevel.fromRatio(this.usage(), this.config.thresholds)
+  }
+
+  /** Usage above the warning threshold (spec `is_under_pressure`, `memory_pressure_threshold`). */
+  isUnderPressure(): boolean {
+    return this.usage() > this.config.thresholds.warning
+  }
+
+  /** Usage above the critical threshold (spec `is_critical`). */
+  isCritical(): boolean {
+    return this.usage() > this.config.thresholds.critical
+  }
+
+  /** The allocation of an owner, if any. */
+  allocation(owner: AgentId): MemoryAllocation | undefined {
+    return this.allocations.get(owner)
+  }
+
+  /** Number of owners holding memory. */
+  get owners(): number {
+    return this.allocations.size
+  }
+
+  /**
+   * Reserves `requested` bytes for `owner` in one atomic step (spec
+   * `allocate_memory`). Fails with `InsufficientMemory { requested, available }`
+   * when the pool cannot hold it. An owner holds at most one allocation: a
+   * second call replaces the reservation (used when a prepared reservation is
+   * confirmed by a spawn with another size).
+   */
+  allocateMemory(owner: AgentId, requested: number, now: number): MemoryAllocation | InsufficientMemory {
+    const previous = this.allocations.get(owner)
+    const previousCharge = previous === undefined ? 0 : Math.max(previous.reserved, previous.resident)
+    const resident = previous?.resident ?? 0
+    const charge = Math.max(requested, resident)
+    const available = this.config.totalMemory - (this.used - previousCharge)
+    if (charge > available) {
+      return new InsufficientMemory({ requested, available: Math.max(0, available) })
+    }
+    const allocation: MemoryAllocation = { owner, reserved: requested, resident, allocatedAt: now }
+    this.allocations.set(owner, allocation)
+    this.used += charge - previousCharge
+    this.reservedTotal += requested - (previous?.reserved ?? 0)
+    return allocation
+  }
+
+  /**
+   * Records an owner's resident linear memory (bytes). Growth beyond the
+   * reservation raises `usedMemory()`; it is never refused here (the memory
+   * already exists) — pressure handling reacts to it.
+   */
+  recordResident(owner: AgentId, bytes: number): void {
+    const a = this.allocations.get(owner)
+    if (a === undefined || a.resident === bytes) return
+    const before = Math.max(a.reserved, a.resident)
+    const after = Math.max(a.reserved, bytes)
+    this.allocations.set(owner, { ...a, resident: bytes })
+    this.used += after - before
+  }
+
+  /** Releases an owner's memory (spec `release_memory`); returns the bytes it counted for. */
+  releaseMemory(owner: AgentId): number {
+    const a = this.allocations.get(owner)
+    if (a === undefined) return 0
+    const charge = Math.max(a.reserved, a.resident)
+    this.allocations.delete(owner)
+    this.used -= charge
+    this.reservedTotal -= a.reserved
+    return charge
+  }
+
+  /** Takes `n` threads; fails with `ResourceExhausted` beyond `maxThreads`. */
+  acquireThreads(n: number): void | ResourceExhausted {
+    if (this.threadsInUse + n > this.config.maxThreads) {
+      return new ResourceExhausted({
+        resource: "threads",
+        requested: n,
+        available: this.config.maxThreads - this.threadsInUse
+      })
+    }
+    this.threadsInUse += n
+  }
+
+  /** Returns `n` threads. */
+  releaseThreads(n: number): void {
+    this.threadsInUse = Math.max(0, this.threadsInUse - n)
+  }
+
+  /** Takes `n` handles; fails with `ResourceExhausted` beyond `maxHandles`. */
+  acquireHandles(n: number): void | ResourceExhausted {
+    if (this.handlesInUse + n > this.config.maxHandles) {
+      return new ResourceExhausted({
+        resource: "handles",
+        requested: n,
+        available: this.config.maxHandles - this.handlesInUse
+      })
+    }
+    this.handlesInUse += n
+  }
+
+  /** Returns `n` handles. */
+  releaseHandles(n: number): void {
+    this.handlesInUse = Math.max(0, this.handlesInUse - n)
+  }
+
+  /** Threads and handles in use. */
+  usageCounts(): { readonly threads: number; readonly handles: number } {
+    return { threads: this.threadsInUse, handles: this.handlesInUse }
+  }
+}

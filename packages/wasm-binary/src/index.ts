@@ -1,0 +1,12 @@
+/**
+ * `@agent-runtime/wasm-binary`: read the WebAssembly binary format (core spec
+ * §5) into typed module information, and edit custom sections. Pure: no
+ * dependencies and no platform API.
+ *
+ * @since 0.1.0
+ */
+export * from "./Types.js"
+export { WasmBinaryError } from "./WasmBinaryError.js"
+export type { ReadResult } from "./ReadResult.js"
+export { functionType, readModule, MAX_FUNCTION_LOCALS, MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES } from "./ModuleReader.js"
+export { appendCustomSection, customSections, encodeCustomSection, removeCustomSections } from "./CustomSection.js"
