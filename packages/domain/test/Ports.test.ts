@@ -157,7 +157,12 @@ describe("Promise facade", () => {
     const t = makeTestEngine()
     const runtime = await createRuntime({ engine: Layer.succeed(WasmEngine, t.engine), verifier: testVerifier })
     const events: Array<RuntimeEvent> = []
-    const unsubscribe = await runtime.onEvent((e) => events.push(e))
+    let spawnedSeen: () => void = () => {}
+    const spawned = new Promise<void>((resolve) => (spawnedSeen = resolve))
+    const unsubscribe = await runtime.onEvent((e) => {
+      events.push(e)
+      if (e._tag === "AgentSpawned") spawnedSeen()
+    })
     const bytes = await wat(watModule({ get: { results: ["i32"] } }))
     t.behaviours.set(createHash("sha256").update(bytes).digest("hex"), { get: () => [3] })
     const m = await runtime.loadModule(bytes, makeMetadata({ name: "c", version: "1" }))
@@ -169,8 +174,8 @@ describe("Promise facade", () => {
     const mismatch = await runtime.invoke(agentId("a"), "get", [1]).catch((e: unknown) => e)
     expect((mismatch as { _tag: string })._tag).toBe("SignatureMismatch")
     expect((await runtime.stats()).agents).toBe(1)
-    await new Promise((r) => setTimeout(r, 10))
-    expect(events.map((e) => e._tag)).toContain("AgentSpawned")
+    await spawned // delivered by the event stream, no sleep
+    expect(events.slice(0, 2).map((e) => e._tag)).toEqual(["ModuleLoaded", "AgentSpawned"])
     unsubscribe()
     await runtime.dispose()
   })
