@@ -75,9 +75,11 @@ import {
   type Timeout,
   type Unauthorized
 } from "./RuntimeError.js"
-import { RuntimeEnvironment } from "./RuntimeEnvironment.js"
+import { type PassivatedAgent, RuntimeEnvironment } from "./RuntimeEnvironment.js"
 import {
+  AgentActivated,
   AgentEvicted,
+  AgentPassivated,
   AgentSpawned,
   AgentStateChanged,
   HealthCheckCompleted,
@@ -195,6 +197,8 @@ export interface RuntimeStats {
   readonly status: RuntimeStatus
   readonly modules: number
   readonly agents: number
+  /** Agents passivated (state in the `InstanceRepository`, no instance). */
+  readonly passivated: number
   readonly agentsByState: Readonly<Record<InstanceState, number>>
   readonly memory: {
     readonly total: number
@@ -342,6 +346,20 @@ const toInfo = (i: AgentInstance): AgentInfo => ({
   invocationCount: i.invocationCount,
   errorCount: i.errorCount,
   lastError: i.lastError
+})
+
+/** The repository record of an instance's state (`now` in ms since the epoch). */
+const toSnapshot = (i: AgentInstance, state: EngineState, now: number): InstanceSnapshot => ({
+  version: SNAPSHOT_VERSION,
+  agentId: i.agentId,
+  moduleId: i.moduleId,
+  moduleHash: i.moduleHash,
+  lifecycle: i.state,
+  memoryLimit: i.config.memoryLimit,
+  memoryReservation: AgentConfigs.reservation(i.config),
+  invocationCount: i.invocationCount,
+  takenAt: now,
+  state
 })
 
 const errorText = (e: unknown): string =>
@@ -501,7 +519,16 @@ export const make = (
     const live = (agentId: AgentId): Effect.Effect<AgentInstance, AgentNotFound> =>
       Effect.suspend(() => {
         const i = env.instances.get(agentId)
-        return i === undefined ? Effect.fail(new AgentNotFound({ agentId })) : Effect.succeed(i)
+        if (i !== undefined) return Effect.succeed(i)
+        if (env.passivated.has(agentId)) {
+          return Effect.flatMap(
+            Effect.mapError(activate(agentId), (e) =>
+              e._tag === "AgentNotFound" ? e : new AgentNotFound({ agentId })
+            ),
+            () => live(agentId)
+          )
+        }
+        return Effect.fail(new AgentNotFound({ agentId }))
       })
 
     /** Runs `f` under the agent's mailbox, failing if the agent was evicted meanwhile. */
@@ -574,10 +601,19 @@ export const make = (
     /** Removes an agent; the caller holds the lock. */
     const evictLocked = (agentId: AgentId, reason: EvictionReason): Effect.Effect<boolean> =>
       Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const passivated = env.passivated.get(agentId)
+        if (passivated !== undefined && !env.instances.has(agentId)) {
+          env.passivated.delete(agentId)
+          env.counters.evicted++
+          yield* emit((e) =>
+            new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
+          )
+          return true
+        }
         const removed = env.remove(agentId)
         if (removed === undefined) return false
         env.counters.evicted++
-        const now = yield* Clock.currentTimeMillis
         env.refreshStatus()
         const { instance, released } = removed
         if (instance.instance !== undefined) yield* instance.instance.terminate
@@ -599,6 +635,15 @@ export const make = (
         if (level === "Normal") return []
         const memoryBefore = env.pool.usedMemory()
         const evicted: Array<AgentId> = []
+        const passivated: Array<AgentId> = []
+        const now = yield* Clock.currentTimeMillis
+        // idle agents first keep their state: passivate them (when enabled) …
+        for (const candidate of idleAgents(now)) {
+          if (!env.pool.isUnderPressure()) break
+          if (candidate.health === "Unhealthy" || candidate.state === "Failed") continue
+          if (yield* passivateLocked(candidate)) passivated.push(candidate.agentId)
+        }
+        // … then evict: unhealthy, least recently active, largest
         for (const candidate of env.pressureCandidates()) {
           if (!env.pool.isUnderPressure()) break
           if (yield* evictLocked(candidate.agentId, "MemoryPressure")) evicted.push(candidate.agentId)
@@ -609,6 +654,7 @@ export const make = (
           new MemoryPressure({
             ...e,
             evictedAgents: evicted,
+            passivatedAgents: passivated,
             memoryBefore,
             memoryAfter,
             totalMemory: env.pool.totalMemory,
@@ -626,6 +672,136 @@ export const make = (
         FiberSet.run(fibers, Effect.ensuring(handleMemoryPressure, Effect.sync(() => (pressureScheduled = false))))
       )
     })
+
+    // -- passivation ----------------------------------------------------------
+    /**
+     * Snapshots an idle agent to the `InstanceRepository` and releases its
+     * instance and memory. Only when its mailbox is free right now (it is
+     * idle) and it is `Running` or `Paused`; never `Critical`. The caller
+     * holds the lock. `false` when the agent was not passivated.
+     */
+    const passivateLocked = (i: AgentInstance): Effect.Effect<boolean> =>
+      Effect.map(
+        i.mailbox.withPermitsIfAvailable(1)(
+          Effect.gen(function*() {
+            if (env.instances.get(i.agentId) !== i || i.instance === undefined) return false
+            if (i.state !== "Running" && i.state !== "Paused") return false
+            const state = yield* Effect.option(i.instance.snapshot)
+            if (Option.isNone(state)) return false
+            const now = yield* Clock.currentTimeMillis
+            const saved = yield* Effect.exit(instanceRepo.saveState(i.agentId, toSnapshot(i, state.value, now)))
+            if (saved._tag === "Failure") {
+              i.lastError = `passivation failed: ${errorText(saved.cause)}`
+              return false
+            }
+            const record: PassivatedAgent = {
+              agentId: i.agentId,
+              moduleId: i.moduleId,
+              moduleHash: i.moduleHash,
+              config: i.config,
+              state: i.state,
+              health: i.health,
+              consecutiveFailures: i.consecutiveFailures,
+              invocationCount: i.invocationCount,
+              errorCount: i.errorCount,
+              createdAt: i.createdAt,
+              lastActivity: i.lastActivity,
+              passivatedAt: now
+            }
+            const removed = env.remove(i.agentId)
+            env.passivated.set(i.agentId, record)
+            yield* i.instance.terminate
+            i.instance = undefined
+            env.refreshStatus()
+            yield* emit((e) => new AgentPassivated({ ...e, agentId: i.agentId, memoryReleased: removed?.released ?? 0 }))
+            return true
+          })
+        ),
+        (r) => Option.getOrElse(r, () => false)
+      )
+
+    /**
+     * Rehydrates a passivated agent: claims its id and memory, instantiates
+     * its module, restores the saved state, and returns it to the state it
+     * had (without `_initialize`). Concurrent callers: the first activates,
+     * the others find the new instance and queue on its mailbox.
+     */
+    const activate = (agentId: AgentId): Effect.Effect<void, SpawnError | RepositoryError | AgentNotFound> =>
+      Effect.gen(function*() {
+        const p = env.passivated.get(agentId)
+        if (p === undefined) return
+        const module = yield* getModule(p.moduleId)
+        const saved = yield* instanceRepo.loadState(agentId)
+        if (Option.isNone(saved)) {
+          yield* locked(evictLocked(agentId, "Manual"))
+          return yield* new AgentNotFound({ agentId })
+        }
+        const imports = yield* resolveImports(agentId, module, p.config.imports)
+        const now = yield* Clock.currentTimeMillis
+        const instanceId = `${agentId}#${++instanceSeq}` as InstanceId
+        const claimed = yield* locked(
+          Effect.suspend(() => {
+            if (env.passivated.get(agentId) !== p) return Effect.succeed(undefined)
+            const r = env.claim({
+              agentId,
+              moduleId: p.moduleId,
+              instanceId,
+              config: p.config,
+              now,
+              createdAt: p.createdAt,
+              mailbox: Semaphore.makeUnsafe(1),
+              activating: true
+            })
+            return r instanceof Error ? Effect.fail(r) : Effect.succeed(r)
+          })
+        )
+        if (claimed === undefined) return
+        const done = yield* Effect.exit(
+          claimed.mailbox.withPermits(1)(
+            Effect.gen(function*() {
+              const compiled = yield* Effect.mapError(compiledFor(module), (e) => new InstantiationError({ reason: e.message }))
+              const instance = yield* engine.instantiate(compiled, {
+                agentId,
+                memoryLimit: p.config.memoryLimit,
+                imports,
+                timeoutMs: p.config.timeoutMs
+              })
+              claimed.instance = instance
+              yield* instance.restore(saved.value.state)
+              env.recordMemory(claimed, yield* instance.memoryBytes)
+              claimed.invocationCount = p.invocationCount
+              claimed.errorCount = p.errorCount
+              claimed.health = p.health
+              claimed.consecutiveFailures = p.consecutiveFailures
+              claimed.lastActivity = p.lastActivity
+              claimed.state = p.state
+              env.refreshStatus()
+              yield* emit((e) =>
+                new AgentActivated({ ...e, agentId, instanceId, passivatedFor: now - p.passivatedAt })
+              )
+            })
+          )
+        )
+        if (done._tag === "Failure") {
+          if (claimed.instance !== undefined) yield* claimed.instance.terminate
+          yield* locked(
+            Effect.sync(() => {
+              if (env.instances.get(agentId) === claimed) env.remove(agentId)
+              env.passivated.set(agentId, p)
+            })
+          )
+          return yield* Effect.failCause(done.cause)
+        }
+      })
+
+    /** Agents idle longer than `passivateIdleMs` at `now`, oldest activity first; the caller holds the lock. */
+    const idleAgents = (now: number): ReadonlyArray<AgentInstance> => {
+      const idleMs = settings.gc.passivateIdleMs
+      if (idleMs === undefined) return []
+      return [...env.instances.values()]
+        .filter((i) => i.state !== "Critical" && now - i.lastActivity > idleMs)
+        .sort((a, b) => a.lastActivity - b.lastActivity)
+    }
 
     // -- spawn ----------------------------------------------------------------
     const spawnAgent: AgentRuntimeShape["spawnAgent"] = (agentId, moduleId, config) =>
@@ -718,10 +894,32 @@ export const make = (
         return Effect.void
       })
 
+    /** Maps a failed rehydration to an invocation error (the cause is kept in the message). */
+    const activationError = (agentId: AgentId, e: SpawnError | RepositoryError | AgentNotFound): InvokeError => {
+      switch (e._tag) {
+        case "AgentNotFound":
+        case "Trap":
+        case "Timeout":
+        case "FuelExhausted":
+        case "MemoryExceeded":
+        case "Unauthorized":
+        case "RuntimeUnavailable":
+        case "FunctionNotFound":
+        case "SignatureMismatch":
+          return e
+        default:
+          return new AgentNotRunning({ agentId, state: `Passivated (rehydration failed: ${e.message})` })
+      }
+    }
+
     const invoke: AgentRuntimeShape["invoke"] = (agentId, fn, args = []) =>
       Effect.suspend(() => {
         const i = env.instances.get(agentId)
-        if (i === undefined) return Effect.fail(new AgentNotFound({ agentId }))
+        if (i === undefined) {
+          return env.passivated.has(agentId)
+            ? Effect.flatMap(Effect.mapError(activate(agentId), (e) => activationError(agentId, e)), () => invoke(agentId, fn, args))
+            : Effect.fail(new AgentNotFound({ agentId }))
+        }
         const module = env.modules.get(i.moduleId)
         const signature = module?.functions.get(fn)
         if (signature === undefined) return Effect.fail(new FunctionNotFound({ function: fn }))
@@ -865,6 +1063,8 @@ export const make = (
         const t0 = yield* Clock.currentTimeMillis
         const memoryBefore = env.pool.usedMemory()
         const dropped = env.cache.dropIdle(t0, settings.gc.maxIdleMs)
+        let compacted = 0
+        for (const idle of idleAgents(t0)) if (yield* passivateLocked(idle)) compacted++
         const t1 = yield* Clock.currentTimeMillis
         env.lastGc = t1
         return {
@@ -872,7 +1072,7 @@ export const make = (
           memoryBefore,
           memoryAfter: env.pool.usedMemory(),
           evictedModules: dropped.length,
-          compactedInstances: 0
+          compactedInstances: compacted
         }
       })
     )
@@ -883,18 +1083,7 @@ export const make = (
         const [i, state] = yield* whileRunning(agentId, (i) =>
           Effect.map(i.instance!.snapshot, (state) => [i, state] as const)
         )
-        const snap: InstanceSnapshot = {
-          version: SNAPSHOT_VERSION,
-          agentId,
-          moduleId: i.moduleId,
-          moduleHash: i.moduleHash,
-          lifecycle: i.state,
-          memoryLimit: i.config.memoryLimit,
-          memoryReservation: AgentConfigs.reservation(i.config),
-          invocationCount: i.invocationCount,
-          takenAt: yield* Clock.currentTimeMillis,
-          state
-        }
+        const snap = toSnapshot(i, state, yield* Clock.currentTimeMillis)
         yield* instanceRepo.saveState(agentId, snap)
         return snap
       })
@@ -909,6 +1098,10 @@ export const make = (
         const saved = yield* instanceRepo.loadState(agentId)
         if (Option.isNone(saved)) return yield* new AgentNotFound({ agentId })
         const snap = saved.value
+        if (env.passivated.has(agentId)) {
+          yield* activate(agentId) // restores the saved state
+          return toInfo(yield* live(agentId))
+        }
         if (!env.instances.has(agentId)) {
           yield* spawnAgent(agentId, snap.moduleId, {
             memoryLimit: snap.memoryLimit,
@@ -942,6 +1135,7 @@ export const make = (
         status: env.status,
         modules: env.modules.size,
         agents: env.instances.size,
+        passivated: env.passivated.size,
         agentsByState,
         memory: {
           total: env.pool.totalMemory,
@@ -983,6 +1177,7 @@ export const make = (
       yield* locked(
         Effect.gen(function*() {
           for (const i of all) yield* evictLocked(i.agentId, "Shutdown")
+          for (const id of [...env.passivated.keys()]) yield* evictLocked(id, "Shutdown")
           for (const id of [...env.prepared.keys()]) env.unprepare(id)
         })
       )

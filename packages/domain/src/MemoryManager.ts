@@ -5,9 +5,10 @@
  * A collection drops compile-cache entries idle longer than `maxIdleMs`
  * (default 1 h; reading `last_access` from `CacheEntry`, DESIGN.md known
  * defect 6). Linear memory cannot shrink in WebAssembly (known defect 5:
- * there is no `compact_memory`); compaction is passivation — snapshot an idle
- * instance and release it — which the hard-limits issue adds;
- * until then `compactedInstances` is 0.
+ * there is no `compact_memory`); compaction is **passivation**: when enabled,
+ * instances idle longer than `passivateIdleMs` are snapshotted to the
+ * `InstanceRepository` and released, and rehydrated on their next call.
+ * `compactedInstances` counts them.
  *
  * @since 0.1.0
  */
@@ -18,6 +19,12 @@ export interface GcSettings {
   readonly intervalMs: number
   /** Cache entries idle longer than this are dropped (default 1 h). */
   readonly maxIdleMs: number
+  /**
+   * Passivate (snapshot + release) instances idle longer than this, ms, in GC
+   * and under memory pressure; `undefined` (default) disables passivation.
+   * `Critical` agents are never passivated.
+   */
+  readonly passivateIdleMs?: number | undefined
 }
 
 export const defaultSettings: GcSettings = { intervalMs: 5 * 60_000, maxIdleMs: 60 * 60_000 }

@@ -41,6 +41,27 @@ export interface RuntimeCounters {
   healthChecks: number
 }
 
+/**
+ * An agent whose instance was released after its state was saved to the
+ * `InstanceRepository` (passivation, DESIGN.md "GC / compaction"). It keeps
+ * its identity, config and counters; the next call rehydrates it.
+ */
+export interface PassivatedAgent {
+  readonly agentId: AgentId
+  readonly moduleId: ModuleId
+  readonly moduleHash: ModuleHash
+  readonly config: AgentConfig
+  /** Lifecycle state before passivation (`Running` or `Paused`). */
+  readonly state: "Running" | "Paused"
+  readonly health: AgentInstance["health"]
+  readonly consecutiveFailures: number
+  readonly invocationCount: number
+  readonly errorCount: number
+  readonly createdAt: number
+  readonly lastActivity: number
+  readonly passivatedAt: number
+}
+
 /** A reservation made for an agent before it is spawned (consumed `AgentJoined`). */
 export interface PreparedAgent {
   readonly agentId: AgentId
@@ -54,6 +75,7 @@ export class RuntimeEnvironment {
   readonly modules = new Map<ModuleId, WasmModule>()
   readonly instances = new Map<AgentId, AgentInstance>()
   readonly prepared = new Map<AgentId, PreparedAgent>()
+  readonly passivated = new Map<AgentId, PassivatedAgent>()
   readonly pool: ResourcePool
   readonly cache: ModuleCache
   readonly counters: RuntimeCounters = {
@@ -98,21 +120,28 @@ export class RuntimeEnvironment {
     readonly config: AgentConfig
     readonly now: number
     readonly mailbox: Semaphore.Semaphore
+    /** Claiming the id of a passivated agent to rehydrate it. */
+    readonly activating?: boolean
+    /** Creation time to keep (rehydration keeps the agent's original creation time). */
+    readonly createdAt?: number
   }): AgentInstance | AgentAlreadyExists | ModuleNotFound | InsufficientMemory {
-    if (this.instances.has(input.agentId)) return new AgentAlreadyExists({ agentId: input.agentId })
+    if (this.instances.has(input.agentId) || (this.passivated.has(input.agentId) && input.activating !== true)) {
+      return new AgentAlreadyExists({ agentId: input.agentId })
+    }
     const module = this.modules.get(input.moduleId)
     if (module === undefined) return new ModuleNotFound({ moduleId: input.moduleId })
     const requested = AgentConfigs.reservation(input.config)
     const allocation = this.pool.allocateMemory(input.agentId, requested, input.now)
     if (allocation instanceof InsufficientMemory) return allocation
     this.prepared.delete(input.agentId)
+    this.passivated.delete(input.agentId)
     const instance = new AgentInstance(
       input.instanceId,
       input.agentId,
       module.id,
       module.hash,
       input.config,
-      input.now,
+      input.createdAt ?? input.now,
       MemoryBudget.make(input.config.memoryLimit),
       input.mailbox
     )

@@ -7,7 +7,8 @@
  * from Effect's `Clock`) and `runtimeId`. Memory in bytes, durations in ms.
  *
  * Published: `ModuleLoaded`, `AgentSpawned`, `AgentStateChanged`,
- * `AgentEvicted`, `MemoryPressure`, `HealthCheckCompleted`.
+ * `AgentEvicted`, `AgentPassivated`, `AgentActivated`, `MemoryPressure`,
+ * `HealthCheckCompleted`.
  * Consumed (from the Coordination context): `AgentJoined`, `AgentLeft`.
  *
  * @since 0.1.0
@@ -61,6 +62,25 @@ export class AgentEvicted extends Schema.TaggedClass<AgentEvicted>()("AgentEvict
 }) {}
 
 /**
+ * An idle agent was passivated: its state went to the `InstanceRepository`
+ * and its instance and memory (`memoryReleased` bytes) were released.
+ */
+export class AgentPassivated extends Schema.TaggedClass<AgentPassivated>()("AgentPassivated", {
+  ...envelope,
+  agentId: AgentId,
+  memoryReleased: Schema.Number
+}) {}
+
+/** A passivated agent was rehydrated into a new instance (on its next call). */
+export class AgentActivated extends Schema.TaggedClass<AgentActivated>()("AgentActivated", {
+  ...envelope,
+  agentId: AgentId,
+  instanceId: InstanceId,
+  /** How long the agent stayed passivated, ms. */
+  passivatedFor: Schema.Number
+}) {}
+
+/**
  * The pool was above its warning threshold; `memoryBefore` / `memoryAfter`
  * are the pool's used bytes before and after the evictions (DESIGN.md known
  * defect 1: the spec read both after eviction). `pressureLevel` is the level
@@ -69,6 +89,8 @@ export class AgentEvicted extends Schema.TaggedClass<AgentEvicted>()("AgentEvict
 export class MemoryPressure extends Schema.TaggedClass<MemoryPressure>()("MemoryPressure", {
   ...envelope,
   evictedAgents: Schema.Array(AgentId),
+  /** Idle agents passivated (state saved) rather than evicted. */
+  passivatedAgents: Schema.Array(AgentId),
   memoryBefore: Schema.Number,
   memoryAfter: Schema.Number,
   totalMemory: Schema.Number,
@@ -111,6 +133,8 @@ export const RuntimeEvent = Schema.Union([
   AgentSpawned,
   AgentStateChanged,
   AgentEvicted,
+  AgentPassivated,
+  AgentActivated,
   MemoryPressure,
   HealthCheckCompleted
 ])
@@ -124,7 +148,16 @@ export type CoordinationEvent = typeof CoordinationEvent.Type
 export const DomainEvent = Schema.Union([RuntimeEvent, CoordinationEvent])
 export type DomainEvent = RuntimeEvent | CoordinationEvent
 
-const runtimeTags = new Set(["ModuleLoaded", "AgentSpawned", "AgentStateChanged", "AgentEvicted", "MemoryPressure", "HealthCheckCompleted"])
+const runtimeTags = new Set([
+  "ModuleLoaded",
+  "AgentSpawned",
+  "AgentStateChanged",
+  "AgentEvicted",
+  "AgentPassivated",
+  "AgentActivated",
+  "MemoryPressure",
+  "HealthCheckCompleted"
+])
 
 /** Whether a domain event is one the runtime publishes. */
 export const isRuntimeEvent = (e: DomainEvent): e is RuntimeEvent => runtimeTags.has(e._tag)

@@ -18,7 +18,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
-import { config, loadWith, makeTestEngine, MiB, runtimeLayer, watModule } from "./support/TestEngine.js"
+import { collecting, config, loadWith, makeTestEngine, MiB, runtimeLayer, watModule } from "./support/TestEngine.js"
 
 const counterFns = {
   increment: { results: ["i32"] },
@@ -33,21 +33,6 @@ const counterBehaviour = {
   mix: () => [1.5]
 }
 
-/** Collects events published while `body` runs. */
-const collecting = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const events: Array<RuntimeEvent> = []
-      const stream = yield* runtime.events
-      const fiber = yield* Effect.forkChild(Stream.runForEach(stream, (e) => Effect.sync(() => events.push(e))))
-      const a = yield* body
-      yield* Effect.yieldNow
-      yield* Effect.sleep(0)
-      yield* Fiber.interrupt(fiber)
-      return [a, events] as const
-    })
-  )
 
 describe("AgentRuntime", () => {
   it.effect("loads, spawns and invokes; loading the same bytes again is a cache hit with the same id", () => {

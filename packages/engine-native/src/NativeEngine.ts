@@ -15,8 +15,12 @@
  * Nothing a guest does escapes as an exception.
  *
  * Limits: calls run on the caller's thread and cannot be preempted
- * (`capabilities.preemptiveTimeout = false`); fuel metering arrives with the
- * hard-limits work. Memory usage is `memory.buffer.byteLength` of the
+ * (`capabilities.preemptiveTimeout = false`); runaway guests are stopped by
+ * fuel instead: for a module instrumented by `@agent-runtime/wasm-binary`'s
+ * fuel rewrite (a mutable i64 global exported as `agent-runtime:fuel`), a
+ * call with `InvokeOptions.fuel` sets the global first, reports what is left
+ * in `fuelRemaining`, and a trap with the global below zero is
+ * `FuelExhausted`. Memory usage is `memory.buffer.byteLength` of the
  * instance's exported (or imported) memory, reported after every call.
  *
  * @since 0.1.0
@@ -34,9 +38,11 @@ import {
   type WasmEngineShape,
   WasmEngine,
   type WasmInstance,
+  FuelExhausted,
   FunctionNotFound,
   type WasmValue
 } from "@agent-runtime/domain"
+import { FUEL_EXPORT } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
@@ -46,7 +52,7 @@ const PAGE = 65_536
 export const capabilities: EngineCapabilities = {
   workers: false,
   preemptiveTimeout: false,
-  fuel: false,
+  fuel: true,
   wasi: false,
   sharedMemory: typeof SharedArrayBuffer !== "undefined",
   runtimeCompile: true,
@@ -89,20 +95,29 @@ const makeInstance = (instance: WebAssembly.Instance, imports: WebAssembly.Impor
   const memoryBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
   const terminated = (fn: string) => new Trap({ function: fn, reason: "instance terminated" })
 
-  const invoke: WasmInstance["invoke"] = (fn, args) =>
-    Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | FunctionNotFound> => {
+  const fuelGlobal = instance.exports[FUEL_EXPORT] instanceof WebAssembly.Global
+    ? (instance.exports[FUEL_EXPORT] as WebAssembly.Global)
+    : undefined
+
+  const invoke: WasmInstance["invoke"] = (fn, args, options) =>
+    Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | FunctionNotFound | FuelExhausted> => {
       if (exports === undefined) return Effect.fail(terminated(fn))
       const f = exports[fn]
       if (typeof f !== "function") return Effect.fail(new FunctionNotFound({ function: fn }))
+      const fuel = options?.fuel
+      const metered = fuel !== undefined && fuelGlobal !== undefined
+      if (metered) fuelGlobal.value = BigInt(fuel)
       let result: unknown
       try {
         result = (f as (...a: ReadonlyArray<WasmValue>) => unknown)(...args)
       } catch (e) {
+        if (metered && (fuelGlobal.value as bigint) < 0n) return Effect.fail(new FuelExhausted({ function: fn, fuel }))
         return Effect.fail(mapCallError(fn, e))
       }
       const outcome: InvokeOutcome = {
         results: result === undefined ? [] : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue],
-        memoryBytes: memoryBytes()
+        memoryBytes: memoryBytes(),
+        fuelRemaining: metered ? Number(fuelGlobal.value as bigint) : undefined
       }
       return Effect.succeed(outcome)
     })

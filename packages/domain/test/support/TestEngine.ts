@@ -21,12 +21,15 @@ import {
   WasmEngine,
   type WasmEngineShape,
   type WasmValue,
-  moduleHash
+  moduleHash,
+  type RuntimeEvent
 } from "@agent-runtime/domain"
 import { wat } from "@agent-runtime/test-support"
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 
 export interface CallContext {
   readonly agentId: string
@@ -176,3 +179,27 @@ export const config = (memoryLimit = MiB, extra: Partial<AgentConfigShape> = {})
   memoryLimit,
   ...extra
 })
+
+/**
+ * Runs `body` while collecting the runtime's published events (subscribed
+ * before `body` starts); drains the subscription before returning.
+ */
+export const collecting = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const events: Array<RuntimeEvent> = []
+      const stream = yield* runtime.events
+      const fiber = yield* Effect.forkChild(Stream.runForEach(stream, (e) => Effect.sync(() => events.push(e))))
+      const a = yield* body
+      let stable = 0
+      let seen = -1
+      while (stable < 5) {
+        yield* Effect.yieldNow
+        if (events.length === seen) stable++
+        else (seen = events.length), (stable = 0)
+      }
+      yield* Fiber.interrupt(fiber)
+      return [a, events] as const
+    })
+  )
