@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { readModule, type ImportDesc } from "@agent-runtime/wasm-binary"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -118,6 +119,21 @@ export interface RuntimeSettings {
   /** Evict an agent whose call timed out (its instance was killed), default true. */
   readonly evictOnTimeout: boolean
   /**
+   * Durability through the `InstanceRepository` (crash recovery):
+   * - `snapshotAfterCalls`: save an agent's state after every successful
+   *   call, before the call returns — an acknowledged call survives a crash;
+   * - `snapshotIntervalMs`: save every live agent's state on this schedule;
+   * - `restoreOnStart`: when the runtime starts, bring back every saved agent
+   *   (its module from the `ModuleRepository`, verified again).
+   * Evicting an agent (any reason but `Shutdown`) deletes its saved state.
+   * Default: all off.
+   */
+  readonly persistence: {
+    readonly snapshotAfterCalls?: boolean | undefined
+    readonly snapshotIntervalMs?: number | undefined
+    readonly restoreOnStart?: boolean | undefined
+  }
+  /**
    * Background maintenance intervals in ms (health checks, GC check, metrics
    * samples); a missing interval disables that loop. Default: all disabled.
    */
@@ -143,6 +159,7 @@ export const defaultSettings: RuntimeSettings = {
   gc: MemoryManager.defaultSettings,
   autoPressure: true,
   evictOnTimeout: true,
+  persistence: {},
   maintenance: {}
 }
 
@@ -158,6 +175,7 @@ export interface SettingsInput {
   readonly autoPressure?: boolean
   readonly evictOnTimeout?: boolean
   readonly maintenance?: RuntimeSettings["maintenance"]
+  readonly persistence?: RuntimeSettings["persistence"]
 }
 
 /** Merges overrides onto `defaultSettings`. */
@@ -167,6 +185,7 @@ export const resolveSettings = (input: SettingsInput = {}): RuntimeSettings => (
   pool: { ...defaultSettings.pool, ...input.pool },
   health: { ...defaultSettings.health, ...input.health },
   gc: { ...defaultSettings.gc, ...input.gc },
+  persistence: { ...defaultSettings.persistence, ...input.persistence },
   maintenance: { ...defaultSettings.maintenance, ...input.maintenance }
 })
 
@@ -214,6 +233,8 @@ export interface RuntimeStats {
   readonly evicted: number
   readonly pressureEvents: number
   readonly healthChecks: number
+  /** Snapshots that could not be saved (persistence). */
+  readonly snapshotFailures: number
 }
 
 /** Errors of `spawnAgent`. */
@@ -314,6 +335,18 @@ export interface AgentRuntimeShape {
   readonly restore: (
     agentId: AgentId
   ) => Effect.Effect<AgentInfo, AgentNotFound | AgentNotRunning | Trap | MemoryExceeded | RepositoryError | SpawnError>
+  /**
+   * Brings back every agent saved in the `InstanceRepository` that is not
+   * live (crash recovery): loads its module from the `ModuleRepository`
+   * (verified again), spawns it without `_initialize` and restores its state.
+   * Runs at start when `persistence.restoreOnStart` is set.
+   */
+  readonly restoreAll: Effect.Effect<{
+    readonly restored: ReadonlyArray<AgentId>
+    readonly failed: ReadonlyArray<{ readonly agentId: AgentId; readonly reason: string }>
+  }, RepositoryError>
+  /** Saves every live agent's state to the `InstanceRepository` now. */
+  readonly saveAll: Effect.Effect<void>
   /** A read-only view of one agent. */
   readonly agent: (agentId: AgentId) => Effect.Effect<AgentInfo, AgentNotFound>
   /** Read-only views of every agent. */
@@ -357,6 +390,9 @@ const toSnapshot = (i: AgentInstance, state: EngineState, now: number): Instance
   lifecycle: i.state,
   memoryLimit: i.config.memoryLimit,
   memoryReservation: AgentConfigs.reservation(i.config),
+  timeoutMs: i.config.timeoutMs,
+  fuel: i.config.fuel,
+  critical: i.config.critical,
   invocationCount: i.invocationCount,
   takenAt: now,
   state
@@ -606,6 +642,7 @@ export const make = (
         if (passivated !== undefined && !env.instances.has(agentId)) {
           env.passivated.delete(agentId)
           env.counters.evicted++
+          if (reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
           yield* emit((e) =>
             new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
           )
@@ -614,6 +651,7 @@ export const make = (
         const removed = env.remove(agentId)
         if (removed === undefined) return false
         env.counters.evicted++
+        if (persistent && reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
         env.refreshStatus()
         const { instance, released } = removed
         if (instance.instance !== undefined) yield* instance.instance.terminate
@@ -670,6 +708,39 @@ export const make = (
       pressureScheduled = true
       return Effect.asVoid(
         FiberSet.run(fibers, Effect.ensuring(handleMemoryPressure, Effect.sync(() => (pressureScheduled = false))))
+      )
+    })
+
+    // -- persistence ----------------------------------------------------------
+    const persistent = settings.persistence.snapshotAfterCalls === true ||
+      settings.persistence.snapshotIntervalMs !== undefined || settings.persistence.restoreOnStart === true
+
+    /**
+     * Saves an agent's state; the caller holds its mailbox. A failed save is
+     * recorded on the agent (`lastError`) and as an invocation error count —
+     * never silently dropped — but does not fail the call that already ran.
+     */
+    const saveLocked = (i: AgentInstance, now: number): Effect.Effect<void> =>
+      i.instance === undefined
+        ? Effect.void
+        : Effect.flatMap(
+          Effect.exit(Effect.flatMap(i.instance.snapshot, (state) => instanceRepo.saveState(i.agentId, toSnapshot(i, state, now)))),
+          (exit) =>
+            Effect.sync(() => {
+              if (exit._tag === "Failure") {
+                i.lastError = `snapshot failed: ${errorText(exit.cause)}`
+                env.counters.snapshotFailures++
+              }
+            })
+        )
+
+    /** Saves every live agent (each under its mailbox). */
+    const saveAll: Effect.Effect<void> = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      yield* Effect.forEach(
+        [...env.instances.values()],
+        (i) => i.mailbox.withPermits(1)(env.instances.get(i.agentId) === i ? saveLocked(i, now) : Effect.void),
+        { concurrency: 8, discard: true }
       )
     })
 
@@ -942,10 +1013,12 @@ export const make = (
             return i.instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
               Effect.tapError((error) => recordFailure(i, error)),
               Effect.flatMap((outcome) =>
-                Effect.map(Clock.currentTimeMillis, (now) => {
+                Effect.flatMap(Clock.currentTimeMillis, (now) => {
                   i.lastActivity = now
                   env.recordMemory(i, outcome.memoryBytes)
-                  return outcome.results
+                  return settings.persistence.snapshotAfterCalls === true
+                    ? Effect.as(saveLocked(i, now), outcome.results)
+                    : Effect.succeed(outcome.results)
                 })
               )
             )
@@ -1106,16 +1179,41 @@ export const make = (
           yield* spawnAgent(agentId, snap.moduleId, {
             memoryLimit: snap.memoryLimit,
             memoryReservation: snap.memoryReservation,
+            timeoutMs: snap.timeoutMs,
+            fuel: snap.fuel,
+            critical: snap.critical,
             autoStart: false
           })
           // the saved state already went through `_initialize`: start without it
-          yield* inMailbox(agentId, (i) => setState(i, "Running"))
+          yield* inMailbox(agentId, (i) => setState(i, snap.critical === true ? "Critical" : "Running"))
         }
         yield* restoreInto(agentId, snap.state)
         const i = yield* live(agentId)
         if (snap.lifecycle === "Paused" && i.state === "Running") yield* pause(agentId)
         return toInfo(i)
       })
+
+    const restoreAll: AgentRuntimeShape["restoreAll"] = Effect.gen(function*() {
+      const restored: Array<AgentId> = []
+      const failed: Array<{ agentId: AgentId; reason: string }> = []
+      for (const agentId of yield* instanceRepo.listSaved) {
+        if (env.instances.has(agentId) || env.passivated.has(agentId)) continue
+        const exit = yield* Effect.exit(
+          Effect.gen(function*() {
+            const saved = yield* instanceRepo.loadState(agentId)
+            if (Option.isNone(saved)) return yield* new AgentNotFound({ agentId })
+            if (!env.modules.has(saved.value.moduleId)) {
+              const stored = yield* moduleRepo.load(saved.value.moduleId)
+              yield* loadModule(stored.bytes, stored.metadata)
+            }
+            yield* restore(agentId)
+          })
+        )
+        if (exit._tag === "Success") restored.push(agentId)
+        else failed.push({ agentId, reason: errorText(Cause.squash(exit.cause)) })
+      }
+      return { restored, failed }
+    })
 
     // -- read models ----------------------------------------------------------
     const stats: Effect.Effect<RuntimeStats> = Effect.sync(() => {
@@ -1228,6 +1326,8 @@ export const make = (
       Effect.flatMap(needsGc, (due) => (due ? Effect.andThen(handleMemoryPressure, runGc) : Effect.void))
     )
     yield* every(settings.maintenance.metricsIntervalMs, recordMetrics)
+    yield* every(settings.persistence.snapshotIntervalMs, saveAll)
+    if (settings.persistence.restoreOnStart === true) yield* Effect.ignore(restoreAll)
 
     return {
       id: runtimeId,
@@ -1252,6 +1352,8 @@ export const make = (
       needsGc,
       snapshot,
       restore,
+      restoreAll,
+      saveAll,
       agent: (agentId) => Effect.map(live(agentId), toInfo),
       agents: Effect.sync(() => [...env.instances.values()].map(toInfo)),
       status: Effect.sync(() => env.status),

@@ -33,6 +33,10 @@ export interface InstanceSnapshot {
   readonly lifecycle: LifecycleState
   readonly memoryLimit: number
   readonly memoryReservation: number
+  /** The serialisable rest of the agent's config (host imports are not saved). */
+  readonly timeoutMs?: number | undefined
+  readonly fuel?: number | undefined
+  readonly critical?: boolean | undefined
   readonly invocationCount: number
   readonly takenAt: number
   readonly state: EngineState

@@ -39,6 +39,8 @@ export interface RuntimeCounters {
   evicted: number
   pressureEvents: number
   healthChecks: number
+  /** Snapshots that could not be saved (persistence). */
+  snapshotFailures: number
 }
 
 /**
@@ -84,7 +86,8 @@ export class RuntimeEnvironment {
     spawned: 0,
     evicted: 0,
     pressureEvents: 0,
-    healthChecks: 0
+    healthChecks: 0,
+    snapshotFailures: 0
   }
   lastGc: number
 
