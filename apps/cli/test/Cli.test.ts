@@ -179,5 +179,5 @@ describe("agent-runtime (subprocess)", () => {
     expect(missing.status).toBe(2)
     expect(missing.stderr).toBe("error: cannot read nope.wasm: no such file\n")
     expect(run("inspect", "p.wasm").stdout).toContain("func add(i32, i32) -> i32")
-  })
+  }, 180_000) // several cold tsx starts; slow when the 2-core CI machine is busy
 })

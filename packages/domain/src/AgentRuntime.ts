@@ -16,10 +16,11 @@
  *
  * @since 0.1.0
  */
-import { readModule, type ImportDesc } from "@agent-runtime/wasm-binary"
+import { type ImportDesc, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
@@ -119,6 +120,19 @@ export interface RuntimeSettings {
   /** Evict an agent whose call timed out (its instance was killed), default true. */
   readonly evictOnTimeout: boolean
   /**
+   * Hard limits through module rewriting (`@agent-runtime/wasm-binary`):
+   * - `memoryCap`: the memory maximum becomes the agent's budget in pages, so
+   *   `memory.grow` past it returns -1 inside the guest (default true);
+   * - `exportState`: internal mutable globals (and an unexported memory) get
+   *   hidden exports so snapshots are complete (default true, on engines
+   *   with `capabilities.snapshots`).
+   * Fuel metering is per agent (`AgentConfig.fuel`).
+   */
+  readonly limits: {
+    readonly memoryCap: boolean
+    readonly exportState: boolean
+  }
+  /**
    * Durability through the `InstanceRepository` (crash recovery):
    * - `snapshotAfterCalls`: save an agent's state after every successful
    *   call, before the call returns — an acknowledged call survives a crash;
@@ -159,6 +173,7 @@ export const defaultSettings: RuntimeSettings = {
   gc: MemoryManager.defaultSettings,
   autoPressure: true,
   evictOnTimeout: true,
+  limits: { memoryCap: true, exportState: true },
   persistence: {},
   maintenance: {}
 }
@@ -176,6 +191,7 @@ export interface SettingsInput {
   readonly evictOnTimeout?: boolean
   readonly maintenance?: RuntimeSettings["maintenance"]
   readonly persistence?: RuntimeSettings["persistence"]
+  readonly limits?: Partial<RuntimeSettings["limits"]>
 }
 
 /** Merges overrides onto `defaultSettings`. */
@@ -186,6 +202,7 @@ export const resolveSettings = (input: SettingsInput = {}): RuntimeSettings => (
   health: { ...defaultSettings.health, ...input.health },
   gc: { ...defaultSettings.gc, ...input.gc },
   persistence: { ...defaultSettings.persistence, ...input.persistence },
+  limits: { ...defaultSettings.limits, ...input.limits },
   maintenance: { ...defaultSettings.maintenance, ...input.maintenance }
 })
 
@@ -455,15 +472,79 @@ export const make = (
     )
 
     // -- modules --------------------------------------------------------------
-    const compiledFor = (module: WasmModule): Effect.Effect<CompiledModule, CompileError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const hit = env.cache.get(module.hash, now)
-        if (hit !== undefined) return Effect.succeed(hit.compiled)
-        return Effect.map(engine.compile(module.bytes, module.hash), (compiled) => {
-          env.cache.set(module.hash, compiled, now)
-          return compiled
+    /**
+     * The compiled variant of a module an agent needs: the module as loaded,
+     * or rewritten (`@agent-runtime/wasm-binary` `rewriteModule`) with its
+     * memory maximum capped to the agent's budget, fuel metering, and hidden
+     * exports of its mutable state. The compile cache key names the variant
+     * (`<hash>|cap=<pages>|fuel=<initial>|state`), so agents with different
+     * budgets never share a wrongly capped module.
+     */
+    const compiledFor = (module: WasmModule, config?: AgentConfig): Effect.Effect<CompiledModule, CompileError> =>
+      Effect.suspend(() => {
+        const variant = config === undefined ? undefined : rewriteFor(module, config)
+        if (variant === undefined) return compileOnce(module.hash, module.hash, module.bytes)
+        return compileOnce(variant.key, module.hash, () => {
+          const rewritten = rewriteModule(module.bytes, variant.options)
+          return rewritten.ok
+            ? rewritten.value.bytes
+            : new CompileError({ reason: `rewrite failed: ${rewritten.error.reason}`, offset: rewritten.error.offset })
         })
       })
+
+    /** Compiles in flight, by cache key: concurrent misses of one key share one compile. */
+    const inflight = new Map<string, Deferred.Deferred<CompiledModule, CompileError>>()
+
+    /**
+     * The cached compilation under `key`, or compiles `bytes` (made lazily)
+     * once — callers that miss the same key meanwhile wait for that compile.
+     */
+    const compileOnce = (
+      key: string,
+      hash: WasmModule["hash"],
+      bytes: Uint8Array | (() => Uint8Array | CompileError)
+    ): Effect.Effect<CompiledModule, CompileError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hit = env.cache.get(key, now)
+        if (hit !== undefined) return Effect.succeed(hit.compiled)
+        const pending = inflight.get(key)
+        if (pending !== undefined) return Deferred.await(pending)
+        const deferred = Deferred.makeUnsafe<CompiledModule, CompileError>()
+        inflight.set(key, deferred)
+        const source = typeof bytes === "function" ? bytes() : bytes
+        const compile = source instanceof CompileError
+          ? Effect.fail(source)
+          : Effect.map(engine.compile(source, hash), (compiled) => {
+            env.cache.set(key, compiled, now)
+            return compiled
+          })
+        return compile.pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              inflight.delete(key)
+              Deferred.doneUnsafe(deferred, exit)
+            })
+          )
+        )
+      })
+
+    /** The rewrite an agent's config asks for, or `undefined` when the module is used as loaded. */
+    const rewriteFor = (module: WasmModule, config: AgentConfig) => {
+      const capPages = settings.limits.memoryCap && WasmModules.memoryType(module.info) !== undefined
+        ? Math.floor(config.memoryLimit / MemoryBudget.PAGE_BYTES)
+        : undefined
+      const fuel = config.fuel
+      const exportState = settings.limits.exportState && engine.capabilities.snapshots
+      if (capPages === undefined && fuel === undefined && !exportState) return undefined
+      return {
+        key: `${module.hash}|cap=${capPages ?? "-"}|fuel=${fuel ?? "-"}|${exportState ? "state" : "-"}`,
+        options: {
+          ...(capPages === undefined ? {} : { maxMemoryPages: capPages }),
+          ...(fuel === undefined ? {} : { fuel: { initialFuel: BigInt(fuel) } }),
+          exportState
+        }
+      }
+    }
 
     const loadModule: AgentRuntimeShape["loadModule"] = (bytes, metadata) =>
       Effect.gen(function*() {
@@ -471,26 +552,41 @@ export const make = (
         if (bytes.byteLength > settings.maxModuleBytes) {
           return yield* new ModuleTooLarge({ size: bytes.byteLength, limit: settings.maxModuleBytes })
         }
-        const verification = yield* verifier.verify(bytes, metadata)
+        // The signature is checked first: changed bytes are `InvalidSignature` even when the
+        // change also breaks the binary. Bytes that are not a module at all (the verifier cannot
+        // even find its sections) and malformed contents of a verified module are `CompileError`
+        // with the byte offset.
+        const read = readModule(bytes)
+        const verification = yield* Effect.mapError(verifier.verify(bytes, metadata), (e): InvalidSignature | CompileError =>
+          !read.ok && e.reason.startsWith("malformed module")
+            ? new CompileError({ reason: read.error.reason, offset: read.error.offset })
+            : e)
+        if (!read.ok) return yield* new CompileError({ reason: read.error.reason, offset: read.error.offset })
         const id = WasmModules.makeId(verification.hash, metadata)
         const existing = env.modules.get(id)
         if (existing !== undefined) {
-          const now = yield* Clock.currentTimeMillis
-          const hit = env.cache.get(existing.hash, now) !== undefined
-          if (!hit) yield* compiledFor(existing)
+          env.cache.touchModule(existing.hash, yield* Clock.currentTimeMillis)
           yield* emit((e) =>
-            new ModuleLoaded({ ...e, moduleId: id, moduleHash: existing.hash, size: bytes.byteLength, exports: existing.exports.map((x) => x.name), cacheHit: hit })
+            new ModuleLoaded({
+              ...e,
+              moduleId: id,
+              moduleHash: existing.hash,
+              size: bytes.byteLength,
+              exports: existing.exports.map((x) => x.name),
+              cacheHit: true
+            })
           )
           return id
         }
-        const read = readModule(bytes)
-        if (!read.ok) return yield* new CompileError({ reason: read.error.reason, offset: read.error.offset })
-        const now = yield* Clock.currentTimeMillis
-        const cached = env.cache.get(verification.hash, now)
-        if (cached === undefined) {
-          const compiled = yield* engine.compile(bytes, verification.hash)
-          env.cache.set(verification.hash, compiled, now)
+        // Validate without code generation where the engine can (agents use rewritten
+        // variants compiled at spawn); otherwise compile as loaded and cache it.
+        let cacheHit = false
+        if (engine.validate !== undefined) yield* engine.validate(bytes)
+        else {
+          cacheHit = env.cache.peek(verification.hash) !== undefined
+          yield* compileOnce(verification.hash, verification.hash, bytes)
         }
+        const now = yield* Clock.currentTimeMillis
         const module = WasmModules.make({
           id,
           hash: verification.hash,
@@ -509,7 +605,7 @@ export const make = (
             moduleHash: module.hash,
             size: bytes.byteLength,
             exports: module.exports.map((x) => x.name),
-            cacheHit: cached !== undefined
+            cacheHit
           })
         )
         return id
@@ -830,7 +926,7 @@ export const make = (
         const done = yield* Effect.exit(
           claimed.mailbox.withPermits(1)(
             Effect.gen(function*() {
-              const compiled = yield* Effect.mapError(compiledFor(module), (e) => new InstantiationError({ reason: e.message }))
+              const compiled = yield* Effect.mapError(compiledFor(module, p.config), (e) => new InstantiationError({ reason: e.message }))
               const instance = yield* engine.instantiate(compiled, {
                 agentId,
                 memoryLimit: p.config.memoryLimit,
@@ -907,7 +1003,7 @@ export const make = (
         const instantiated = yield* Effect.exit(
           claimed.mailbox.withPermits(1)(
             Effect.gen(function*() {
-              const compiled = yield* Effect.mapError(compiledFor(module), (e) => new InstantiationError({ reason: e.message }))
+              const compiled = yield* Effect.mapError(compiledFor(module, config), (e) => new InstantiationError({ reason: e.message }))
               const instance = yield* engine.instantiate(compiled, {
                 agentId,
                 memoryLimit: config.memoryLimit,
@@ -1290,9 +1386,9 @@ export const make = (
             if (event.moduleId === undefined) return
             const module = env.modules.get(event.moduleId)
             if (module === undefined) return
-            yield* Effect.ignore(compiledFor(module))
-            const now = yield* Clock.currentTimeMillis
             const bytes = event.memoryLimit ?? defaultReservation(module)
+            yield* Effect.ignore(compiledFor(module, { memoryLimit: bytes }))
+            const now = yield* Clock.currentTimeMillis
             yield* locked(Effect.sync(() => env.prepare(event.agentId, module.id, bytes, now)))
           })
         case "AgentLeft":

@@ -75,6 +75,20 @@ export class ModuleCache {
     return entry
   }
 
+  /**
+   * Records a hit for a module that is loaded again: touches (hits,
+   * `lastAccess`) every compiled variant of that module hash; counts one hit.
+   */
+  touchModule(moduleHash: ModuleHash, now: number): void {
+    this.hitCount++
+    for (const entry of this.lru.values()) {
+      if (entry.moduleHash === moduleHash) {
+        entry.hits++
+        entry.lastAccess = now
+      }
+    }
+  }
+
   /** Looks an entry up without counting or touching it. */
   peek(key: string): CacheEntry | undefined {
     return this.lru.peek(key)

@@ -137,6 +137,12 @@ export interface WasmInstance {
 export interface WasmEngineShape {
   readonly platform: RuntimePlatform
   readonly capabilities: EngineCapabilities
+  /**
+   * Validates module bytes without generating code (optional). `loadModule`
+   * uses it when present — agents run rewritten variants compiled at spawn —
+   * and otherwise compiles the bytes as loaded. Fails with `CompileError`.
+   */
+  readonly validate?: ((bytes: Uint8Array) => Effect.Effect<void, CompileError>) | undefined
   /** Compiles module bytes. Fails with `CompileError` for invalid bytes. */
   readonly compile: (bytes: Uint8Array, hash: ModuleHash) => Effect.Effect<CompiledModule, CompileError>
   /**

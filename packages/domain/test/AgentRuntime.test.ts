@@ -47,11 +47,12 @@ describe("AgentRuntime", () => {
         })
       )
       expect(ids[0]).toBe(ids[1])
-      expect(t.compiles).toBe(1)
+      expect(t.compiles).toBe(0) // validated at load; agents compile their variant at spawn
       const loaded = events.filter((e) => e._tag === "ModuleLoaded")
       expect(loaded.map((e) => e._tag === "ModuleLoaded" && e.cacheHit)).toEqual([false, true])
       const info = yield* runtime.spawnAgent(agentId("a1"), ids[0]!, config())
       expect(info.state).toBe("Running")
+      expect(t.compiles).toBe(1)
       expect(yield* runtime.invoke(agentId("a1"), "increment")).toEqual([1])
       expect(yield* runtime.invoke(agentId("a1"), "add", [41])).toEqual([42])
       expect(yield* runtime.invoke(agentId("a1"), "add64", [2n ** 62n, 1n])).toEqual([2n ** 62n + 1n])
@@ -134,6 +135,21 @@ describe("AgentRuntime", () => {
       expect(results.filter((r) => r._tag === "Failure" && r.failure._tag === "AgentAlreadyExists")).toHaveLength(24)
       expect((yield* runtime.agents)).toHaveLength(1)
       expect((yield* runtime.stats).memory.reserved).toBe(MiB)
+    }).pipe(Effect.provide(runtimeLayer(t)))
+  })
+
+  it.effect("concurrent spawns of one module variant compile it once; another budget is another variant", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
+      yield* Effect.forEach(Array.from({ length: 16 }, (_, i) => i), (i) => runtime.spawnAgent(agentId(`a${i}`), m, config()), {
+        concurrency: "unbounded"
+      })
+      expect(t.compiles).toBe(1)
+      yield* runtime.spawnAgent(agentId("big"), m, config(4 * MiB))
+      expect(t.compiles).toBe(2)
+      expect((yield* runtime.stats).cache.entries).toBe(2)
     }).pipe(Effect.provide(runtimeLayer(t)))
   })
 

@@ -219,6 +219,15 @@ const makeInstance = (instance: WebAssembly.Instance, imports: WebAssembly.Impor
 export const make = (): WasmEngineShape => ({
   platform: "Native",
   capabilities,
+  validate: (bytes: Uint8Array) =>
+    Effect.suspend(() => {
+      if (WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return Effect.void
+      // not valid: compile once to get the engine's reason
+      return Effect.tryPromise({
+        try: () => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
+        catch: (e) => new CompileError({ reason: message(e) })
+      }).pipe(Effect.andThen(Effect.fail(new CompileError({ reason: "WebAssembly.validate refused the module" }))))
+    }),
   compile: (bytes: Uint8Array, hash: ModuleHash) =>
     Effect.tryPromise({
       try: () => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),

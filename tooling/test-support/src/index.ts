@@ -27,10 +27,13 @@ const features = {
 export const wat = async (text: string, name = "test.wat"): Promise<Uint8Array> => {
   wabt ??= wabtFactory()
   const w = await wabt
-  const module = w.parseWat(name, text, features)
+  // bytes, not a JS string: wabt garbles non-ASCII names given as a string
+  const module = w.parseWat(name, new TextEncoder().encode(text), features)
   try {
     module.resolveNames()
-    module.validate()
+    // the typings omit validate's feature argument; without it shared memories, atomics,
+    // tail calls and exceptions are refused even though parsing enabled them
+    ;(module.validate as (f?: typeof features) => void)(features)
     return new Uint8Array(module.toBinary({ log: false, write_debug_names: false }).buffer)
   } finally {
     module.destroy()

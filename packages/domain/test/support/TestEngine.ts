@@ -77,11 +77,12 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
     engine: {
       platform: "Native",
       capabilities,
+      validate: () => Effect.void,
       compile: (bytes, hash) =>
         Effect.sync(() => {
           t.compiles++
           return { hash, byteLength: bytes.byteLength, handle: hash }
-        }),
+        }).pipe(Effect.tap(() => Effect.yieldNow)),
       instantiate: (compiled, options) =>
         Effect.gen(function*() {
           yield* Effect.yieldNow

@@ -129,6 +129,12 @@ export class ByteWriter {
     return this.u8(id).u32(payload.size).bytes(payload.view())
   }
 
+  /** Forgets the bytes written so far, keeping the buffer for reuse. */
+  reset(): this {
+    this.length = 0
+    return this
+  }
+
   /** The bytes written so far, as a view of the internal buffer (valid until the next write). */
   view(): Uint8Array<ArrayBuffer> {
     return this.buffer.subarray(0, this.length)

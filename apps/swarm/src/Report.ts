@@ -1,0 +1,145 @@
+/**
+ * The swarm's final report: what happened to every agent, invocation,
+ * module, pressure event and health check of one run, as a human summary
+ * (`formatText`) or JSON with stable keys (`toJson`).
+ *
+ * Counts of evictions, pressure events and health cycles come from the
+ * runtime's event stream (`AgentEvicted`, `MemoryPressure`,
+ * `HealthCheckCompleted`); cache counts from the runtime's compile cache.
+ * Memory in bytes, times in ms.
+ *
+ * @since 0.1.0
+ */
+import type { EvictionReason } from "@agent-runtime/domain"
+
+/** Pressure levels that produce a `MemoryPressure` event (Normal never does). */
+export type ReportedPressureLevel = "Warning" | "High" | "Critical"
+
+/** A module the runtime refused to load. `reason` is the error's tag (`InvalidSignature`). */
+export interface RefusedModule {
+  readonly name: string
+  readonly reason: string
+  readonly message: string
+}
+
+export interface SwarmReport {
+  readonly agents: {
+    /** Agents the plan asked for (`--agents`). */
+    readonly planned: number
+    readonly spawned: number
+    /** Spawned agents per agent type. */
+    readonly byType: Readonly<Record<string, number>>
+    /** Agents of refused modules, not spawned. */
+    readonly skipped: number
+    /** Agents spawned as `Critical` (never evicted under pressure). */
+    readonly critical: number
+    /** Failed spawns by error tag. */
+    readonly spawnFailed: Readonly<Record<string, number>>
+    /** `AgentEvicted` events by `EvictionReason`. */
+    readonly evicted: Readonly<Record<EvictionReason, number>>
+    /** `AgentEvicted` events by reason, then agent type. */
+    readonly evictedByType: Readonly<Record<EvictionReason, Readonly<Record<string, number>>>>
+    /** Agents still live just before the shutdown. */
+    readonly liveBeforeShutdown: number
+  }
+  readonly invocations: {
+    readonly total: number
+    readonly ok: number
+    /** Failed invocations by error tag (expected ones: `Trap` from the trapper, `AgentNotRunning` while paused, …). */
+    readonly failed: Readonly<Record<string, number>>
+  }
+  /** Results checked against a JavaScript oracle (counters, text CRC-32 / words, trapper arithmetic). */
+  readonly verification: { readonly checked: number; readonly mismatches: number }
+  readonly cache: {
+    readonly hits: number
+    readonly misses: number
+    /** Calls to the engine's `compile` (one per distinct module). */
+    readonly compiles: number
+    readonly modulesLoaded: number
+    /** Second loads of already loaded modules (each a cache hit). */
+    readonly reloads: number
+  }
+  /** `MemoryPressure` events by the level detected. */
+  readonly pressureEvents: Readonly<Record<ReportedPressureLevel, number>>
+  readonly memory: {
+    readonly poolBytes: number
+    /** Pool usage right after every agent was spawned. */
+    readonly usedAfterSpawn: number
+    /** Highest pool usage seen by a `MemoryPressure` event (`memoryBefore`). */
+    readonly peakUsed: number
+  }
+  readonly health: {
+    /** `checkHealth` cycles (`HealthCheckCompleted` events). */
+    readonly cycles: number
+    /** Agent checks over all cycles. */
+    readonly checks: number
+    readonly healthy: number
+    readonly degraded: number
+    readonly unhealthy: number
+    /** Agents that reached `Failed` and were evicted with `HealthFailure`. */
+    readonly failedEvicted: number
+  }
+  readonly lifecycle: {
+    readonly paused: number
+    /** Invocations of paused agents, each refused with `AgentNotRunning`. */
+    readonly refusedWhilePaused: number
+    readonly resumed: number
+    /** Lifecycle calls (pause/resume/evict) that failed, by error tag. */
+    readonly failed: Readonly<Record<string, number>>
+  }
+  readonly gc: { readonly runs: number; readonly modulesDropped: number }
+  readonly refusedModules: ReadonlyArray<RefusedModule>
+  /** Unexpected defects and broken invariants (wrong results, a critical agent evicted under pressure, …). Must be 0. */
+  readonly crashes: number
+  /** The first few crashes, described. */
+  readonly crashDetails: ReadonlyArray<string>
+  readonly durationMs: number
+  readonly run: { readonly seed: number; readonly rounds: number; readonly engine: string }
+}
+
+/** The report as JSON (stable key order, 2-space indent). */
+export const toJson = (report: SwarmReport): string => JSON.stringify(report, null, 2)
+
+const n = (x: number) => x.toLocaleString("en-US")
+const mib = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MiB`
+const pct = (part: number, whole: number) => (whole > 0 ? `${((part / whole) * 100).toFixed(1)} %` : "0 %")
+
+/** `a 1 · b 2` over a record, optionally without zero entries. */
+const list = (record: Readonly<Record<string, number>>, skipZero = false) => {
+  const entries = Object.entries(record).filter(([, v]) => !skipZero || v > 0)
+  return entries.length === 0 ? "none" : entries.map(([k, v]) => `${k} ${n(v)}`).join(" · ")
+}
+
+/** The report for people: one labelled line per subject. */
+export const formatText = (r: SwarmReport): string => {
+  const failedTotal = Object.values(r.invocations.failed).reduce((a, b) => a + b, 0)
+  const evictedTotal = Object.values(r.agents.evicted).reduce((a, b) => a + b, 0)
+  const byType = (reason: EvictionReason) => {
+    const s = list(r.agents.evictedByType[reason], true)
+    return s === "none" ? "" : ` (${s})`
+  }
+  const lines = [
+    `agent-runtime swarm — ${n(r.agents.planned)} agents planned, seed ${r.run.seed}, ${r.run.rounds} rounds, ${r.run.engine} engine`,
+    ``,
+    `agents        spawned ${n(r.agents.spawned)} (${list(r.agents.byType)}), critical ${r.agents.critical}` +
+      (r.agents.skipped > 0 ? `, skipped ${r.agents.skipped}` : "") +
+      (Object.keys(r.agents.spawnFailed).length > 0 ? `, spawn failures: ${list(r.agents.spawnFailed)}` : ""),
+    `evicted       ${n(evictedTotal)} in all`,
+    ...(Object.keys(r.agents.evicted) as Array<EvictionReason>).map(
+      (reason) => `  ${reason.padEnd(16)}${n(r.agents.evicted[reason]).padStart(6)}${byType(reason)}`
+    ),
+    `invocations   ${n(r.invocations.total)}: ok ${n(r.invocations.ok)}, failed ${n(failedTotal)} (${list(r.invocations.failed, true)})`,
+    `verified      ${n(r.verification.checked)} results against JavaScript, ${n(r.verification.mismatches)} mismatches`,
+    `cache         hits ${n(r.cache.hits)}, misses ${n(r.cache.misses)}, compiles ${n(r.cache.compiles)} (${r.cache.modulesLoaded} modules, ${r.cache.reloads} re-loads)`,
+    `pressure      ${list(r.pressureEvents)} (pool ${mib(r.memory.poolBytes)}: ${pct(r.memory.usedAfterSpawn, r.memory.poolBytes)} after spawn, peak ${pct(r.memory.peakUsed, r.memory.poolBytes)})`,
+    `health        ${r.health.cycles} cycles, ${n(r.health.checks)} checks: healthy ${n(r.health.healthy)}, degraded ${n(r.health.degraded)}, unhealthy ${n(r.health.unhealthy)}; failed agents evicted ${r.health.failedEvicted}`,
+    `lifecycle     paused ${r.lifecycle.paused}, invocations refused while paused ${r.lifecycle.refusedWhilePaused}, resumed ${r.lifecycle.resumed}` +
+      (Object.keys(r.lifecycle.failed).length > 0 ? `, failed: ${list(r.lifecycle.failed)}` : ""),
+    `gc            ${r.gc.runs} run(s), ${r.gc.modulesDropped} idle modules dropped`,
+    `refused       ${r.refusedModules.length === 0 ? "none" : r.refusedModules.map((m) => `${m.name}: ${m.reason} (${m.message})`).join("; ")}`,
+    `crashes       ${r.crashes}`,
+    ...r.crashDetails.map((d) => `  ${d}`),
+    `time          ${(r.durationMs / 1000).toFixed(2)} s`
+  ]
+  return lines.join("\n")
+}

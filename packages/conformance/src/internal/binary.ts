@@ -1,0 +1,78 @@
+/**
+ * Just enough of the WebAssembly binary format (core spec §5.5) to find a
+ * section's payload, so the suite can tamper with one byte of a real signed
+ * module or make its contents malformed while keeping its framing intact.
+ *
+ * @internal
+ */
+
+/** One section: its id and the byte range of its payload. */
+export interface SectionRange {
+  readonly id: number
+  /** Offset of the first payload byte. */
+  readonly start: number
+  /** Offset one past the last payload byte. */
+  readonly end: number
+}
+
+/** Reads an unsigned LEB128 u32 at `offset`: the value and the offset after it. */
+export const readU32 = (bytes: Uint8Array, offset: number): { readonly value: number; readonly next: number } => {
+  let value = 0
+  let shift = 0
+  let i = offset
+  for (;;) {
+    const b = bytes[i++]
+    if (b === undefined) throw new RangeError(`LEB128 runs past the end at byte ${offset}`)
+    value |= (b & 0x7f) << shift
+    if ((b & 0x80) === 0) return { value: value >>> 0, next: i }
+    shift += 7
+  }
+}
+
+/** The sections of a well-formed module, in order. */
+export const sections = (bytes: Uint8Array): ReadonlyArray<SectionRange> => {
+  const out: Array<SectionRange> = []
+  let i = 8
+  while (i < bytes.length) {
+    const id = bytes[i]!
+    const size = readU32(bytes, i + 1)
+    out.push({ id, start: size.next, end: size.next + size.value })
+    i = size.next + size.value
+  }
+  return out
+}
+
+/** The first section with this id; throws when the module has none. */
+export const section = (bytes: Uint8Array, id: number): SectionRange => {
+  const found = sections(bytes).find((s) => s.id === id)
+  if (found === undefined) throw new RangeError(`module has no section ${id}`)
+  return found
+}
+
+/** Section ids (core spec §5.5.2). */
+export const SectionId = { custom: 0, type: 1, import: 2, function: 3, memory: 5, export: 7, start: 8, code: 10, data: 11 } as const
+
+/**
+ * A minimal module (hand-assembled) whose only content is a memory of
+ * `pages` initial pages (64 KiB each) exported as "memory".
+ */
+export const memoryOnlyModule = (pages: number): Uint8Array => {
+  const leb = (n: number): Array<number> => {
+    const out: Array<number> = []
+    do {
+      let b = n & 0x7f
+      n >>>= 7
+      if (n !== 0) b |= 0x80
+      out.push(b)
+    } while (n !== 0)
+    return out
+  }
+  const memory = [0x01, 0x00, ...leb(pages)]
+  const name = [..."memory"].map((c) => c.charCodeAt(0))
+  const exports = [0x01, name.length, ...name, 0x02, 0x00]
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    SectionId.memory, ...leb(memory.length), ...memory,
+    SectionId.export, ...leb(exports.length), ...exports
+  ])
+}

@@ -1,0 +1,11 @@
+/**
+ * `@agent-runtime/repository-fs` — `ModuleRepository` and `InstanceRepository`
+ * on a plain directory, for Node hosts without SQLite: atomic writes (temp
+ * file + fsync + rename), checksummed files, typed `RepositoryError`s.
+ *
+ * @since 0.1.0
+ */
+export * as FsInstanceRepository from "./FsInstanceRepository.js"
+export * as FsModuleRepository from "./FsModuleRepository.js"
+export * as FsRepositories from "./FsRepositories.js"
+export { layer } from "./FsRepositories.js"

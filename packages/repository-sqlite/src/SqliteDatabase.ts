@@ -1,0 +1,128 @@
+/**
+ * One SQLite database file (better-sqlite3, Node) shared by the SQLite
+ * repositories: opened in WAL mode with a busy timeout, its schema brought to
+ * the current version by numbered migrations in one transaction, closed when
+ * its scope closes.
+ *
+ * Schema versions: a `schema_version` table holds one row per applied
+ * migration. Opening a database at an older version migrates it (all pending
+ * migrations or none); a database written by a newer version of this package
+ * is refused, never modified.
+ *
+ * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or
+ * kill of the process — every committed write is there after a restart; a
+ * power loss may lose the last commits. `synchronous: "FULL"` also survives
+ * power loss at the cost of an fsync per commit.
+ *
+ * Errors: `RepositoryError { operation: "open", reason }` — the path cannot
+ * be opened or created (missing directory, read-only location), the file is
+ * not a database or is corrupt, another connection holds the write lock past
+ * `busyTimeout`, the schema is newer than this package or older on a
+ * read-only database.
+ *
+ * @since 0.1.0
+ */
+import { RepositoryError } from "@agent-runtime/domain"
+import Database from "better-sqlite3"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { LATEST_VERSION, migrate, readVersion } from "./internal/migrations.js"
+import { describe, Invalid } from "./internal/sql.js"
+
+/** Options of a SQLite database. */
+export interface Options {
+  /** Path of the database file (created if missing, with its `-wal`/`-shm` files next to it). */
+  readonly path: string
+  /**
+   * How long (ms) a write waits for another connection's write lock before
+   * failing with `RepositoryError` (`SQLITE_BUSY`). Default 5000. The wait
+   * blocks the calling thread (better-sqlite3 is synchronous).
+   */
+  readonly busyTimeout?: number | undefined
+  /** Open read-only: reads work, every write fails with `RepositoryError` (`SQLITE_READONLY`). Default false. */
+  readonly readonly?: boolean | undefined
+  /** `synchronous` pragma in WAL mode: `"NORMAL"` (default, crash-safe) or `"FULL"` (also power-loss-safe). */
+  readonly synchronous?: "NORMAL" | "FULL" | undefined
+  /**
+   * Caps the database size at this many pages (SQLite `max_page_count`; the
+   * page size is 4096 bytes). A write that would grow past it fails with
+   * `RepositoryError` (`SQLITE_FULL`) and changes nothing. Default: no cap.
+   */
+  readonly maxPages?: number | undefined
+}
+
+/** An open database. */
+export interface SqliteDatabaseShape {
+  /** The better-sqlite3 connection (synchronous). */
+  readonly db: Database.Database
+  /** The resolved file path. */
+  readonly path: string
+  /** The schema version after migrations. */
+  readonly schemaVersion: number
+}
+
+/** The `SqliteDatabase` service key: the connection the SQLite repositories share. */
+export class SqliteDatabase extends Context.Service<SqliteDatabase, SqliteDatabaseShape>()(
+  "@agent-runtime/repository-sqlite/SqliteDatabase"
+) {}
+
+/** The schema version this package writes. */
+export const SCHEMA_VERSION: number = LATEST_VERSION
+
+const configure = (db: Database.Database, options: Options): number => {
+  if (options.readonly === true) {
+    const version = readVersion(db)
+    if (version !== LATEST_VERSION) {
+      throw new Invalid(
+        version > LATEST_VERSION
+          ? `database schema version ${version} is newer than version ${LATEST_VERSION} this adapter supports; upgrade @agent-runtime/repository-sqlite`
+          : `database schema version ${version} is older than ${LATEST_VERSION} and the database is opened read-only, so it cannot be migrated`
+      )
+    }
+    return version
+  }
+  const mode = db.pragma("journal_mode = WAL", { simple: true })
+  if (mode !== "wal" && !db.memory) throw new Invalid(`cannot switch the database to WAL mode (journal_mode is ${String(mode)})`)
+  db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`)
+  db.pragma("foreign_keys = ON")
+  if (options.maxPages !== undefined) {
+    if (!Number.isInteger(options.maxPages) || options.maxPages <= 0) {
+      throw new Invalid(`maxPages must be a positive integer, got ${options.maxPages}`)
+    }
+    db.pragma(`max_page_count = ${options.maxPages}`)
+  }
+  return migrate(db)
+}
+
+/**
+ * Opens (creating if needed) and migrates the database; it is closed when
+ * the scope closes. Fails with `RepositoryError { operation: "open" }`.
+ */
+export const open = (options: Options): Effect.Effect<SqliteDatabaseShape, RepositoryError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const busyTimeout = options.busyTimeout ?? 5000
+        if (!Number.isFinite(busyTimeout) || busyTimeout < 0) throw new Invalid(`busyTimeout must be ≥ 0 ms, got ${busyTimeout}`)
+        const db = new Database(options.path, {
+          readonly: options.readonly === true,
+          fileMustExist: options.readonly === true,
+          timeout: busyTimeout
+        })
+        try {
+          const schemaVersion = configure(db, options)
+          return { db, path: db.name, schemaVersion }
+        } catch (e) {
+          db.close()
+          throw e
+        }
+      },
+      catch: (e) => new RepositoryError({ operation: "open", reason: `${options.path}: ${describe(e)}` })
+    }),
+    ({ db }) => Effect.sync(() => void db.close())
+  )
+
+/** The `SqliteDatabase` layer: opens the database, closes it when the layer's scope closes. */
+export const layer = (options: Options): Layer.Layer<SqliteDatabase, RepositoryError> => Layer.effect(SqliteDatabase, open(options))

@@ -1,0 +1,206 @@
+import { MetricsRepository, ModuleRepository, RepositoryError } from "@agent-runtime/domain"
+import { Fixtures, TestFiles } from "@agent-runtime/repository-contract"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { migrate } from "../src/internal/migrations.js"
+import { SqliteDatabase, SqliteModuleRepository, SqliteRepositories } from "../src/index.js"
+
+const tempDb = Effect.map(TestFiles.tempDirectory(), (dir) => path.join(dir, "runtime.sqlite"))
+
+const versions = (file: string) => {
+  const raw = new Database(file, { readonly: true })
+  try {
+    return (raw.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>).map((r) => r.version)
+  } finally {
+    raw.close()
+  }
+}
+
+const expectOpenError = (error: RepositoryError, reason: RegExp) => {
+  expect(error).toBeInstanceOf(RepositoryError)
+  expect(error.operation).toBe("open")
+  expect(error.reason).toMatch(reason)
+}
+
+describe("SqliteDatabase", () => {
+  it.effect("opens in WAL mode with the schema at the latest version; closes when the scope closes", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const scope = yield* Scope.make()
+      const { db, schemaVersion } = yield* Scope.provide(SqliteDatabase.open({ path: file }), scope)
+      expect(schemaVersion).toBe(SqliteDatabase.SCHEMA_VERSION)
+      expect(SqliteDatabase.SCHEMA_VERSION).toBe(2)
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+      expect(db.pragma("busy_timeout", { simple: true })).toBe(5000)
+      expect(versions(file)).toEqual([1, 2])
+      expect(db.open).toBe(true)
+      yield* Scope.close(scope, Exit.void)
+      expect(db.open).toBe(false)
+    }))
+
+  it.effect("one layer gives all three repositories on one file; a reopened database keeps the data", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const m = Fixtures.module("kept", Fixtures.seeded(1).bytes(100))
+      const sample = Fixtures.samples(1, 1, 1000, 10)[0]!
+      yield* Effect.gen(function*() {
+        yield* (yield* ModuleRepository).save(m)
+        yield* (yield* MetricsRepository).record(sample)
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
+      const [loaded, samples] = yield* Effect.gen(function*() {
+        return [yield* (yield* ModuleRepository).load(m.id), yield* (yield* MetricsRepository).query({ from: 0, to: 1e9 })] as const
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
+      expect(loaded.hash).toBe(m.hash)
+      expect(samples).toEqual([sample])
+    }))
+
+  it.effect("opening a database of an older schema version migrates it and keeps its data", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      // a database written by the version of this package that had migration 1 only
+      const old = new Database(file)
+      old.pragma("journal_mode = WAL")
+      expect(migrate(old, 1)).toBe(1)
+      const m = Fixtures.module("from-v1", Fixtures.seeded(2).bytes(64), Fixtures.fullMetadata())
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const repo = yield* SqliteModuleRepository.make({ db: old, path: file, schemaVersion: 1 })
+          yield* repo.save(m)
+        })
+      )
+      expect(old.prepare("SELECT name FROM sqlite_master WHERE name = 'metrics'").get()).toBeUndefined()
+      old.close()
+      expect(versions(file)).toEqual([1])
+
+      const [loaded, buckets] = yield* Effect.gen(function*() {
+        const metrics = yield* MetricsRepository
+        for (const s of Fixtures.samples(3, 10, 0, 1000)) yield* metrics.record(s)
+        return [yield* (yield* ModuleRepository).load(m.id), yield* metrics.aggregate({ from: 0, to: 1000 }, 1000)] as const
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
+      expect(versions(file)).toEqual([1, 2])
+      expect(Buffer.compare(loaded.bytes, m.bytes)).toBe(0)
+      expect({ ...loaded.metadata }).toEqual({ ...m.metadata })
+      expect(buckets.map((b) => b.samples)).toEqual([10])
+    }))
+
+  it.effect("a migration that fails rolls back completely: the database stays at its version, the open fails with RepositoryError", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const old = new Database(file)
+      migrate(old, 1)
+      // something in the way of migration 2
+      old.exec("CREATE TABLE metrics (unrelated TEXT)")
+      old.close()
+      const error = yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file })))
+      expectOpenError(error, /metrics already exists/)
+      expect(versions(file)).toEqual([1])
+      const raw = new Database(file, { readonly: true })
+      expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'metrics_by_time'").get()).toBeUndefined()
+      raw.close()
+    }))
+
+  it.effect("a database from a newer version is refused with RepositoryError and left untouched", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* Effect.scoped(SqliteDatabase.open({ path: file }))
+      const raw = new Database(file)
+      raw.exec("INSERT INTO schema_version (version) VALUES (3); CREATE TABLE from_the_future (x)")
+      raw.close()
+      const before = fs.readFileSync(file)
+      const error = yield* Effect.flip(Effect.provide(Effect.void, SqliteRepositories.layer({ path: file })))
+      expectOpenError(error, /schema version 3 is newer than version 2/)
+      expect(versions(file)).toEqual([1, 2, 3])
+      expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0)
+      const readOnly = yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, readonly: true })))
+      expectOpenError(readOnly, /newer/)
+    }))
+
+  it.effect("a file of garbage is refused at open with RepositoryError (SQLITE_NOTADB), and so is an empty-but-invalid path", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* Effect.scoped(SqliteDatabase.open({ path: file }))
+      fs.writeFileSync(file, Buffer.from(Fixtures.seeded(9).bytes(16_384)))
+      fs.rmSync(file + "-wal", { force: true })
+      fs.rmSync(file + "-shm", { force: true })
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file }))), /SQLITE_NOTADB/)
+      // a directory where the file should be, and a missing parent directory
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: path.dirname(file) }))), /.+/)
+      expectOpenError(
+        yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: path.join(file + ".d", "missing", "x.sqlite") }))),
+        /unable to open|SQLITE_CANTOPEN|directory does not exist/i
+      )
+    }))
+
+  it.effect("a database corrupted past its header fails with RepositoryError at open or at the operation, never a throw", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* Effect.gen(function*() {
+        const modules = yield* ModuleRepository
+        for (let i = 0; i < 20; i++) yield* modules.save(Fixtures.module(`m${i}`, Fixtures.seeded(i).bytes(20_000)))
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
+      // closing checkpointed the WAL into the file; trash every page after the first
+      const bytes = fs.readFileSync(file)
+      expect(bytes.length).toBeGreaterThan(100_000)
+      const garbage = Fixtures.seeded(10).bytes(bytes.length - 4096)
+      fs.writeFileSync(file, Buffer.concat([bytes.subarray(0, 4096), garbage]))
+      const outcome = yield* Effect.gen(function*() {
+        const modules = yield* ModuleRepository
+        yield* modules.list
+        yield* modules.load(Fixtures.module("m3", new Uint8Array()).id)
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })), Effect.flip)
+      expect(outcome).toBeInstanceOf(RepositoryError)
+      const error = outcome as RepositoryError
+      expect(["open", "module.list", "module.load"]).toContain(error.operation)
+      expect(error.reason).toMatch(/SQLITE_CORRUPT|SQLITE_NOTADB|malformed/)
+    }))
+
+  it.effect("read-only: opening with readonly reads and refuses writes (SQLITE_READONLY); a read-only directory fails open", (ctx) =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const m = Fixtures.module("ro", Fixtures.seeded(4).bytes(10))
+      yield* ModuleRepository.use((r) => r.save(m)).pipe(
+        Effect.provide(SqliteModuleRepository.layer({ path: file }))
+      )
+      const [loaded, error] = yield* Effect.gen(function*() {
+        const repo = yield* ModuleRepository
+        return [yield* repo.load(m.id), yield* Effect.flip(repo.save(Fixtures.module("new", new Uint8Array(3))))] as const
+      }).pipe(Effect.provide(SqliteModuleRepository.layer({ path: file, readonly: true })))
+      expect(loaded.hash).toBe(m.hash)
+      expect(error).toMatchObject({ _tag: "RepositoryError", operation: "module.save" })
+      expect(error.reason).toMatch(/SQLITE_READONLY/)
+
+      const locked = path.join(path.dirname(file), "locked")
+      fs.mkdirSync(locked)
+      if (!(yield* TestFiles.readOnly(locked))) return ctx.skip("cannot make a directory read-only here")
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: path.join(locked, "new.sqlite") }))), /CANTOPEN|unable to open/i)
+    }))
+
+  it.effect("a read-only directory holding an existing database: the open or the first write fails with RepositoryError", (ctx) =>
+    Effect.gen(function*() {
+      const dir = yield* TestFiles.tempDirectory()
+      const file = path.join(dir, "runtime.sqlite")
+      const m = Fixtures.module("kept", Fixtures.seeded(5).bytes(10))
+      yield* ModuleRepository.use((r) => r.save(m)).pipe(
+        Effect.provide(SqliteModuleRepository.layer({ path: file }))
+      )
+      if (!(yield* TestFiles.readOnly(dir, [file]))) return ctx.skip("cannot make a directory read-only here")
+      const error = yield* Effect.gen(function*() {
+        yield* (yield* ModuleRepository).save(Fixtures.module("new", new Uint8Array(3)))
+      }).pipe(Effect.provide(SqliteModuleRepository.layer({ path: file })), Effect.flip)
+      expect(error).toBeInstanceOf(RepositoryError)
+      expect(["open", "module.save"]).toContain((error as RepositoryError).operation)
+      expect((error as RepositoryError).reason).toMatch(/READONLY|CANTOPEN|unable to open|readonly/i)
+    }))
+
+  it.effect("invalid options are RepositoryErrors at open", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, busyTimeout: -1 }))), /busyTimeout/)
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, maxPages: 0.5 }))), /maxPages/)
+    }))
+})

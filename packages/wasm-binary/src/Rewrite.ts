@@ -1,0 +1,100 @@
+/**
+ * One entry point for the rewrites the runtime applies before compiling an
+ * agent's module: the hard memory cap (`MemoryCap.ts`), fuel metering
+ * (`Fuel.ts`) and the state exports that make snapshots complete
+ * (`StateExport.ts`). Engines and the compile cache call this once per
+ * (module hash, options) pair — the options belong in the cache key, since
+ * two budgets give two different modules.
+ *
+ * @since 0.1.0
+ */
+import { instrumentFuel, type FuelOptions } from "./Fuel.js"
+import { FUEL_EXPORT, MEMORY_EXPORT } from "./HiddenExports.js"
+import { capMemoryOf, type MemoryCapInfo } from "./MemoryCap.js"
+import { readModule } from "./ModuleReader.js"
+import { succeed, type ReadResult } from "./ReadResult.js"
+import { exportStateOf, type StateExport } from "./StateExport.js"
+
+/** Which rewrites to apply; an empty object changes nothing. */
+export interface RewriteOptions {
+  /** Cap memory 0 at this many pages of 64 KiB (see `capMemory`). */
+  readonly maxMemoryPages?: number
+  /** Export all mutable state for complete snapshots (see `exportState`). */
+  readonly exportState?: boolean
+  /** Instrument fuel metering (see `instrumentFuel`); an object passes its options. */
+  readonly fuel?: boolean | FuelOptions
+}
+
+/** The rewritten module and everything the rewrites learned about it. */
+export interface RewriteResult {
+  readonly bytes: Uint8Array<ArrayBuffer>
+  /** What the cap did to memory 0; `undefined` when `maxMemoryPages` was not given. */
+  readonly memory: MemoryCapInfo | undefined
+  /**
+   * Where the state can be read (globals, memory export, unsnapshottable
+   * globals); `undefined` when `exportState` was not requested. The fuel
+   * counter is not listed: it is set by the engine before every call, not
+   * agent state.
+   */
+  readonly state: Omit<StateExport, "bytes"> | undefined
+  /** `FUEL_EXPORT` when fuel metering was added, else `undefined`. */
+  readonly fuelExport: string | undefined
+  /** The hidden exports the rewrites added, in export order. */
+  readonly addedExports: ReadonlyArray<string>
+}
+
+/**
+ * Applies the requested rewrites in order: memory cap, then fuel, then state
+ * exports (last, so it sees the final module; the fuel counter it finds is
+ * skipped). The module is decoded and checked once up front (`readModule`),
+ * (and again after a rewrite that moved sections); each rewrite copies the
+ * sections it does not change byte for byte;
+ * the result is a valid module whenever the input is.
+ *
+ * Fails with the `WasmBinaryError` of the first rewrite that refuses the
+ * module: malformed bytes, an initial memory above the cap, more than one
+ * memory (cap), an unknown opcode (fuel), an export that already uses the
+ * `agent-runtime:` prefix (fuel, state exports).
+ *
+ * @example
+ * const r = rewriteModule(bytes, { maxMemoryPages: 256, exportState: true, fuel: true })
+ * if (r.ok && r.value.memory?.kind === "imported") {
+ *   // the host must create the memory with maximum: r.value.memory.maxPages
+ * }
+ */
+export const rewriteModule = (bytes: Uint8Array, options: RewriteOptions): ReadResult<RewriteResult> => {
+  const read = readModule(bytes)
+  if (!read.ok) return read
+  let current: Uint8Array<ArrayBuffer> = new Uint8Array(bytes)
+  let memory: MemoryCapInfo | undefined
+  if (options.maxMemoryPages !== undefined) {
+    const capped = capMemoryOf(current, read.value, options.maxMemoryPages)
+    if (!capped.ok) return capped
+    current = capped.value.bytes
+    memory = capped.value.memory
+  }
+  let fuelExport: string | undefined
+  if (options.fuel !== undefined && options.fuel !== false) {
+    const fueled = instrumentFuel(current, options.fuel === true ? {} : options.fuel)
+    if (!fueled.ok) return fueled
+    current = fueled.value
+    fuelExport = FUEL_EXPORT
+  }
+  let state: Omit<StateExport, "bytes"> | undefined
+  if (options.exportState === true) {
+    // Section offsets move when an earlier rewrite changed the bytes.
+    const info = memory?.rewritten !== true && fuelExport === undefined ? read : readModule(current)
+    if (!info.ok) return info
+    const exported = exportStateOf(current, info.value, { allowHidden: fuelExport === undefined ? [] : [fuelExport] })
+    if (!exported.ok) return exported
+    const { bytes: out, ...rest } = exported.value
+    current = out
+    state = { ...rest, globals: rest.globals.filter((g) => g.name !== fuelExport) }
+  }
+  const addedExports = [
+    ...(fuelExport === undefined ? [] : [fuelExport]),
+    ...(state?.globals.filter((g) => g.added).map((g) => g.name) ?? []),
+    ...(state?.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])
+  ]
+  return succeed({ bytes: current, memory, state, fuelExport, addedExports })
+}

@@ -1,0 +1,720 @@
+/**
+ * Fuel metering, tested on real modules and against the unmetered originals:
+ * rewritten modules validate and keep everything but the instrumentation
+ * byte for byte; they compute the same results; they stop infinite loops and
+ * unbounded recursion; they are deterministic and exact (a call needing F
+ * units succeeds with F and traps with F − 1); and malformed input is a typed
+ * error.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { readReferenceModule, referenceModules } from "@agent-runtime/reference-modules"
+import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
+import {
+  decodeCodeSection,
+  defaultOperatorCost,
+  FUEL_EXPORT,
+  type FunctionBody,
+  instrumentFuel,
+  type FuelOptions,
+  readModule
+} from "../src/index.js"
+import { AGENTS, FEATURES, featureModule, readAgentFixture } from "./helpers/OpcodeModules.js"
+import { wat } from "./helpers/Wat.js"
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+const HUGE = 1n << 62n
+
+const metered = (bytes: Uint8Array, options: FuelOptions = {}): Uint8Array<ArrayBuffer> => {
+  const r = instrumentFuel(bytes, options)
+  if (!r.ok) throw r.error
+  return r.value
+}
+
+type Exports = Record<string, unknown>
+
+const instantiate = (bytes: Uint8Array<ArrayBuffer>, imports: WebAssembly.Imports = {}): Exports =>
+  new WebAssembly.Instance(new WebAssembly.Module(bytes), imports).exports as Exports
+
+const fn = (exports: Exports, name: string): ((...args: Array<unknown>) => unknown) => {
+  const f = exports[name]
+  if (typeof f !== "function") throw new Error(`no exported function ${name}`)
+  return f as (...args: Array<unknown>) => unknown
+}
+
+const fuelOf = (exports: Exports): WebAssembly.Global => {
+  const g = exports[FUEL_EXPORT]
+  if (!(g instanceof WebAssembly.Global)) throw new Error("no fuel global")
+  return g
+}
+
+/** What an engine does: set the fuel, call, read what is left. */
+const callWithFuel = (
+  exports: Exports,
+  name: string,
+  fuel: bigint,
+  ...args: Array<unknown>
+): { readonly ok: boolean; readonly value: unknown; readonly left: bigint } => {
+  const g = fuelOf(exports)
+  g.value = fuel
+  try {
+    const value = fn(exports, name)(...args)
+    return { ok: true, value, left: g.value as bigint }
+  } catch (e) {
+    return { ok: false, value: e, left: g.value as bigint }
+  }
+}
+
+/** Fuel units a call consumes (run with a huge budget). */
+const consumed = (exports: Exports, name: string, ...args: Array<unknown>): bigint => {
+  const r = callWithFuel(exports, name, HUGE, ...args)
+  if (!r.ok) throw r.value
+  return HUGE - r.left
+}
+
+/** A WAT module, metered, instantiated. */
+const meteredWat = async (text: string, options: FuelOptions = {}): Promise<Exports> => instantiate(metered(await wat(text), options))
+
+const runScript = (exports: Exports, calls: ReadonlyArray<readonly [string, ...Array<unknown>]>, fuel?: bigint) =>
+  calls.map(([name, ...args]) => {
+    if (fuel !== undefined) fuelOf(exports).value = fuel
+    try {
+      return fn(exports, name)(...args)
+    } catch (e) {
+      return `trap: ${e instanceof Error ? `${e.constructor.name} ${e.message}` : String(e)}`
+    }
+  })
+
+/**
+ * The original instructions of a rewritten body: drops every inserted
+ * sequence (the only users of the fuel global and of the added fuel local)
+ * and returns the remaining instruction bytes, concatenated, plus how many
+ * charges and checks were removed. Throws on any other use of them.
+ */
+const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelLocal: number) => {
+  const ins = body.instructions
+  const imm = (i: number): string => {
+    const x = ins[i]
+    return x === undefined ? "" : `${x.name} ${Buffer.from(module.subarray(x.offset + (x.opcode > 0xff ? 2 : 1), x.end)).toString("hex")}`
+  }
+  const G = Buffer.from(leb(fuelGlobal)).toString("hex")
+  const L = Buffer.from(leb(fuelLocal)).toString("hex")
+  const patterns: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = [
+    ["load", [`global.get ${G}`, `local.set ${L}`]],
+    ["charge", [`local.get ${L}`, /^i64\.const [0-9a-f]+$/, "i64.sub ", `local.set ${L}`]],
+    ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", `local.get ${L}`, `global.set ${G}`, "unreachable ", "end "]],
+    ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", "unreachable ", "end "]],
+    ["flush", [`local.get ${L}`, `global.set ${G}`]]
+  ]
+  const kept: Array<number> = []
+  const counts: Record<string, number> = { load: 0, charge: 0, check: 0, flush: 0 }
+  for (let i = 0; i < ins.length; i++) {
+    const here = imm(i)
+    if (here === `global.get ${G}` || here === `local.get ${L}`) {
+      const found = patterns.find(([, p]) => p.every((q, k) => (typeof q === "string" ? imm(i + k) === q : q.test(imm(i + k)))))
+      if (found === undefined) throw new Error(`unexpected use of the fuel counter at ${ins[i]!.offset}: ${here}`)
+      counts[found[0]]!++
+      i += found[1].length - 1
+      continue
+    }
+    if (here.startsWith("local.") && here.endsWith(` ${L}`)) throw new Error(`unexpected use of the fuel local: ${here}`)
+    const x = ins[i]!
+    for (let k = x.offset; k < x.end; k++) kept.push(module[k]!)
+  }
+  return { code: Uint8Array.from(kept), counts }
+}
+
+const leb = (n: number): Array<number> => {
+  const out: Array<number> = []
+  do {
+    let b = n & 0x7f
+    n >>>= 7
+    if (n !== 0) b |= 0x80
+    out.push(b)
+  } while (n !== 0)
+  return out
+}
+
+const info = (bytes: Uint8Array) => {
+  const r = readModule(bytes)
+  if (!r.ok) throw r.error
+  return r.value
+}
+
+const code = (bytes: Uint8Array): ReadonlyArray<FunctionBody> => {
+  const r = decodeCodeSection(bytes)
+  if (!r.ok) throw r.error
+  return r.value
+}
+
+/** Checks a rewrite: valid, one new exported i64 global at the end, and nothing else changed. */
+const checkRewrite = (original: Uint8Array<ArrayBuffer>, rewritten: Uint8Array<ArrayBuffer>) => {
+  expect(WebAssembly.validate(rewritten)).toBe(true)
+  new WebAssembly.Module(rewritten) // compiles
+
+  const a = info(original)
+  const b = info(rewritten)
+  const importedGlobals = a.imports.filter((i) => i.type.kind === "global").length
+  const fuelIndex = importedGlobals + a.globals.length
+  expect(b.imports).toEqual(a.imports)
+  expect(b.functions).toEqual(a.functions)
+  expect(b.types).toEqual(a.types)
+  expect(b.globals.map((g) => [g.index, g.type])).toEqual([
+    ...a.globals.map((g) => [g.index, g.type]),
+    [fuelIndex, { valueType: "i64", mutable: true }]
+  ])
+  expect(b.exports.map((e) => [e.name, e.index, e.type.kind])).toEqual([
+    ...a.exports.map((e) => [e.name, e.index, e.type.kind]),
+    [FUEL_EXPORT, fuelIndex, "global"]
+  ])
+  expect(b.start).toBe(a.start)
+
+  // every other section is byte-identical, in the same order
+  const raw = (bytes: Uint8Array, m: typeof a) =>
+    m.sections
+      .filter((s) => s.id !== 6 && s.id !== 7 && s.id !== 10)
+      .map((s) => Buffer.from(bytes.subarray(s.offset, s.payloadOffset + s.size)).toString("hex"))
+  expect(raw(rewritten, b)).toEqual(raw(original, a))
+  const ids = (m: typeof a) => m.sections.map((s) => s.id).filter((id) => id !== 6 && id !== 7)
+  expect(ids(b)).toEqual(ids(a))
+
+  // every body: the same locals plus one i64, and the same instructions once the inserted sequences are removed
+  const before = code(original)
+  const after = code(rewritten)
+  expect(after.length).toBe(before.length)
+  before.forEach((body, i) => {
+    const r = after[i]!
+    expect(r.locals).toEqual([...body.locals, { count: 1, type: 0x7e }])
+    const type = a.types[a.functions[i]!]!
+    const fuelLocal = type.params.length + body.locals.reduce((n, l) => n + l.count, 0)
+    const s = strip(rewritten, r, fuelIndex, fuelLocal)
+    expect(Buffer.from(s.code).equals(Buffer.from(original.subarray(body.codeOffset, body.end)))).toBe(true)
+    expect(s.counts.load).toBeGreaterThanOrEqual(1) // function entry at least
+    expect(s.counts.check).toBeGreaterThanOrEqual(1) // entry (and every reachable exit)
+  })
+}
+
+// ---------------------------------------------------------------------------
+
+describe("rewritten modules are valid and keep everything else", () => {
+  for (const ref of referenceModules) {
+    it(`reference module ${ref.name}`, () => {
+      const bytes = ref.read()
+      checkRewrite(bytes, metered(bytes))
+    })
+  }
+  for (const name of AGENTS) {
+    it(`agent ${name}`, () => {
+      const bytes = readAgentFixture(name)
+      checkRewrite(bytes, metered(bytes))
+    })
+  }
+  for (const feature of FEATURES) {
+    it(`every ${feature.name} opcode`, async () => {
+      const { bytes } = await featureModule(feature)
+      checkRewrite(bytes, metered(bytes))
+    })
+  }
+
+  it("creates the global and export sections in their place when the module has none", async () => {
+    const bytes = await wat(`(module
+      (type (func))
+      (import "env" "f" (func))
+      (memory 1)
+      (func $start)
+      (start $start)
+      (elem func $start)
+      (data "abc"))`)
+    const out = metered(bytes, { initialFuel: 5n })
+    checkRewrite(bytes, out)
+    const ids = info(out).sections.map((s) => s.id)
+    expect(ids).toEqual([1, 2, 3, 5, 6, 7, 8, 9, 10, 11])
+    const exports = instantiate(out, { env: { f: () => undefined } })
+    expect(fuelOf(exports).value).toBe(5n) // the start function costs nothing
+  })
+
+  it("a module with no sections at all", () => {
+    const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00])
+    const out = metered(bytes)
+    expect(info(out).sections.map((s) => s.id)).toEqual([6, 7])
+    expect(fuelOf(instantiate(out)).value).toBe(0n)
+  })
+
+  it("appends after imported and defined globals, so no global index shifts", async () => {
+    const bytes = await wat(`(module
+      (import "env" "g" (global $ig i32))
+      (global $a (mut i32) (i32.const 1))
+      (global $b i64 (i64.const 2))
+      (func (export "sum") (result i64)
+        (i64.add (i64.extend_i32_s (i32.add (global.get $ig) (global.get $a))) (global.get $b))))`)
+    const out = metered(bytes)
+    checkRewrite(bytes, out)
+    expect(info(out).exports.find((e) => e.name === FUEL_EXPORT)?.index).toBe(3)
+    const exports = instantiate(out, { env: { g: 10 } })
+    expect(callWithFuel(exports, "sum", 100n).value).toBe(13n)
+  })
+
+  it("keeps custom sections (name, signature) byte for byte", () => {
+    const bytes = readReferenceModule("as-sha256")
+    const a = info(bytes)
+    const b = info(metered(bytes))
+    const out = metered(bytes)
+    expect(b.customSections.map((s) => Buffer.from(out.subarray(s.offset, s.offset + s.length)).toString("hex"))).toEqual(
+      a.customSections.map((s) => Buffer.from(bytes.subarray(s.offset, s.offset + s.length)).toString("hex"))
+    )
+  })
+
+  it("keeps the signature section of a signed agent", () => {
+    const signed = new Uint8Array(readFileSync(new URL("../../agents/build/counter.wasm", import.meta.url)))
+    const out = metered(signed)
+    checkRewrite(signed, out)
+    expect(info(out).customSections.map((s) => s.name)).toEqual(info(signed).customSections.map((s) => s.name))
+  })
+})
+
+describe("differential: metered (with ample fuel) and unmetered modules compute the same", () => {
+  const sha256 = (exports: Exports, data: Uint8Array, fuel?: bigint): string => {
+    const memory = exports.memory as WebAssembly.Memory
+    const input = (exports.input as WebAssembly.Global).value as number
+    const output = (exports.output as WebAssembly.Global).value as number
+    const chunk = (exports.INPUT_LENGTH as WebAssembly.Global).value as number
+    const call = (name: string, ...args: Array<unknown>) => {
+      if (fuel !== undefined) fuelOf(exports).value = fuel
+      fn(exports, name)(...args)
+      if (fuel !== undefined) expect(fuelOf(exports).value as bigint).toBeGreaterThan(0n)
+    }
+    call("init")
+    for (let i = 0; i < data.length; i += chunk) {
+      const part = data.subarray(i, i + chunk)
+      new Uint8Array(memory.buffer, input, part.length).set(part)
+      call("update", input, part.length)
+    }
+    call("final", output)
+    return Buffer.from(new Uint8Array(memory.buffer, output, 32)).toString("hex")
+  }
+  const abort = { env: { abort: () => { throw new Error("abort") } } }
+  const inputs = [0, 1, 3, 55, 56, 63, 64, 65, 1000, 4096, 100_000].map((n) => {
+    const out = new Uint8Array(n)
+    for (let i = 0; i < n; i++) out[i] = (i * 31 + 7) & 0xff
+    return out
+  })
+
+  for (const name of ["as-sha256", "as-sha256-simd"] as const) {
+    it(`${name}: digests equal node:crypto's, metered and not`, () => {
+      const bytes = readReferenceModule(name)
+      const plain = instantiate(bytes, abort)
+      const fueled = instantiate(metered(bytes, { initialFuel: HUGE }), abort)
+      for (const data of inputs) {
+        const expected = createHash("sha256").update(data).digest("hex")
+        expect(sha256(plain, data)).toBe(expected)
+        expect(sha256(fueled, data, HUGE)).toBe(expected)
+      }
+    })
+  }
+
+  const scripts: Record<string, ReadonlyArray<readonly [string, ...Array<unknown>]>> = {
+    counter: [["increment"], ["increment"], ["add", 40], ["get"], ["add_i64", 2n ** 63n - 1n, 1n], ["reset"], ["get"], ["_health_check"]],
+    multi: [["swap", 1, 2n], ["divmod", 17, 5], ["divmod", -17, 5], ["divmod", 1, 0], ["add_f32", 1.25, 2.5], ["mul_f64", 3, 0.5], ["sqrt_f64", 2], ["all_types"]],
+    "no-memory": [["add", 2, 3], ["accumulate", 5], ["accumulate", 6], ["factorial", 20n], ["factorial", 25n]],
+    grower: [["size"], ["grow", 1], ["size"], ["poke", 70_000, 300], ["peek", 70_000], ["grow", 5], ["peek", 10_000_000]],
+    leaky: [["leak", 3], ["leak", 0], ["leaked"], ["calls_made"], ["pages"], ["leak", 100], ["pages"]],
+    looper: [["spin_n", 1000], ["spin_n", -1], ["iterations"]],
+    trapper: [["divide", 7, 2], ["divide", 1, 0], ["divide", -2147483648, -1], ["crash"], ["oob"], ["recurse", 100], ["ok"]],
+    flaky: [["work"], ["configure", 2], ["_health_check"], ["_health_check"], ["_health_check"], ["_recover"], ["health_checks"]],
+    lifecycle: [["state"], ["_initialize"], ["bump"], ["break_health"], ["_health_check"], ["_recover"], ["_health_check"], ["_cleanup"], ["initialized"]]
+  }
+  for (const [name, calls] of Object.entries(scripts)) {
+    it(`agent ${name}`, () => {
+      const bytes = readAgentFixture(name)
+      const expected = runScript(instantiate(bytes), calls)
+      expect(runScript(instantiate(metered(bytes, { initialFuel: HUGE })), calls, HUGE)).toEqual(expected)
+    })
+  }
+
+  it("agent text (a start function, GC, strings, maps)", () => {
+    const bytes = readAgentFixture("text")
+    const sentence = new TextEncoder().encode("The quick brown fox jumps over the lazy dog; the dog sleeps. THE END, the end!")
+    const run = (exports: Exports, fuel?: bigint) => {
+      const call = (name: string, ...args: Array<unknown>) => {
+        if (fuel !== undefined) fuelOf(exports).value = fuel
+        return fn(exports, name)(...args)
+      }
+      const ptr = call("alloc", sentence.length) as number
+      new Uint8Array((exports.memory as WebAssembly.Memory).buffer, ptr, sentence.length).set(sentence)
+      const pair = call("top_word", ptr, sentence.length) as number
+      const view = new DataView((exports.memory as WebAssembly.Memory).buffer)
+      const word = new TextDecoder().decode(
+        new Uint8Array((exports.memory as WebAssembly.Memory).buffer, view.getUint32(pair, true), view.getUint32(pair + 4, true))
+      )
+      const result = [call("word_count", ptr, sentence.length), call("unique_words", ptr, sentence.length), word, call("checksum", ptr, sentence.length)]
+      call("dealloc", ptr, sentence.length)
+      return result
+    }
+    const expected = run(instantiate(bytes))
+    expect(expected[2]).toBe("the")
+    expect(run(instantiate(metered(bytes, { initialFuel: HUGE })), HUGE)).toEqual(expected)
+  })
+
+  it("agent host-caller (imports)", () => {
+    const bytes = readAgentFixture("host-caller")
+    const imports = (log: Array<number>) => ({ env: { log: (x: number) => void log.push(x), now: () => 1234.5 } })
+    const calls: ReadonlyArray<readonly [string, ...Array<unknown>]> = [["call_log", 7], ["log_n", 5], ["call_now"], ["elapsed_since", 1000], ["log_calls"]]
+    const a: Array<number> = []
+    const b: Array<number> = []
+    const expected = runScript(instantiate(bytes, imports(a)), calls)
+    expect(runScript(instantiate(metered(bytes), imports(b)), calls, HUGE)).toEqual(expected)
+    expect(b).toEqual(a)
+  })
+
+  it("a module with a start function needs initial fuel to instantiate", () => {
+    const bytes = readAgentFixture("text") // AssemblyScript runtime set-up runs in its start function
+    expect(info(bytes).start).toBeDefined()
+    expect(() => instantiate(metered(bytes))).toThrow(WebAssembly.RuntimeError)
+    const exports = instantiate(metered(bytes, { initialFuel: 1_000_000n }))
+    const left = fuelOf(exports).value as bigint
+    expect(left).toBeGreaterThan(0n)
+    expect(left).toBeLessThan(1_000_000n)
+  })
+})
+
+describe("runaway code is stopped", () => {
+  it("looper.spin with 10 000 fuel traps, and the fuel left is negative", () => {
+    const exports = instantiate(metered(readAgentFixture("looper")))
+    const r = callWithFuel(exports, "spin", 10_000n)
+    expect(r.ok).toBe(false)
+    expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError)
+    expect(r.left).toBeLessThan(0n)
+    // the loop ran about 10 000 / (cost per iteration) times before it stopped
+    const iterations = callWithFuel(exports, "iterations", HUGE).value as bigint
+    expect(iterations).toBeGreaterThan(1000n)
+    expect(iterations).toBeLessThan(10_000n)
+  })
+
+  it("a bare (loop br 0) with 10 000 fuel traps", async () => {
+    const exports = await meteredWat(`(module (func (export "f") (loop $l (br $l))))`)
+    const r = callWithFuel(exports, "f", 10_000n)
+    expect(r.ok).toBe(false)
+    expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError)
+    expect(r.left).toBe(-1n) // 1 unit (br) per iteration, checked at every loop header
+  })
+
+  it("unbounded recursion is stopped by fuel before the stack overflows", async () => {
+    const exports = await meteredWat(`(module (func $r (export "r") (param i32) (result i32)
+      (call $r (i32.add (local.get 0) (i32.const 1)))))`)
+    const r = callWithFuel(exports, "r", 1000n, 0)
+    expect(r.ok).toBe(false)
+    expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError) // not RangeError: Maximum call stack size exceeded
+    expect(r.left).toBeLessThan(0n)
+    // without fuel limits the same code overflows the stack
+    const plain = instantiate(await wat(`(module (func $r (export "r") (param i32) (result i32)
+      (call $r (i32.add (local.get 0) (i32.const 1)))))`))
+    expect(() => fn(plain, "r")(0)).toThrow(RangeError)
+  })
+
+  it("trapper.recurse with a huge depth and small fuel is a fuel trap, not a stack overflow", () => {
+    const exports = instantiate(metered(readAgentFixture("trapper")))
+    const r = callWithFuel(exports, "recurse", 5_000n, 10_000_000)
+    expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError)
+    expect(r.left).toBeLessThan(0n)
+  })
+
+  it("other traps leave the fuel counter at or above 0", () => {
+    const exports = instantiate(metered(readAgentFixture("trapper")))
+    for (const [name, ...args] of [["divide", 1, 0], ["crash"], ["oob"]] as const) {
+      const r = callWithFuel(exports, name, 1000n, ...args)
+      expect(r.ok).toBe(false)
+      expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError)
+      expect(r.left).toBeGreaterThanOrEqual(0n)
+      expect(r.left).toBeLessThan(1000n)
+    }
+  })
+
+  it("a zero-fuel call traps at function entry when the function costs anything", async () => {
+    const exports = await meteredWat(`(module (func (export "f") (result i32) (i32.const 1)))`)
+    expect(callWithFuel(exports, "f", 0n)).toMatchObject({ ok: false, left: -1n })
+    expect(callWithFuel(exports, "f", 1n)).toMatchObject({ ok: true, value: 1, left: 0n })
+  })
+})
+
+describe("determinism and exactness", () => {
+  /** Smallest fuel with which the call succeeds (binary search). */
+  const minimalFuel = (exports: Exports, name: string, ...args: Array<unknown>): bigint => {
+    let lo = 0n
+    let hi = 1n
+    while (!callWithFuel(exports, name, hi, ...args).ok) hi *= 2n
+    while (lo < hi) {
+      const mid = (lo + hi) / 2n
+      if (callWithFuel(exports, name, mid, ...args).ok) hi = mid
+      else lo = mid + 1n
+    }
+    return lo
+  }
+
+  it("spin_n: the same fuel stops at the same point every time", () => {
+    const bytes = metered(readAgentFixture("looper"))
+    const lefts = new Set<bigint>()
+    const iterations = new Set<bigint>()
+    for (let i = 0; i < 5; i++) {
+      const exports = instantiate(bytes)
+      const r = callWithFuel(exports, "spin_n", 123_457n, 1_000_000)
+      expect(r.ok).toBe(false)
+      lefts.add(r.left)
+      iterations.add(callWithFuel(exports, "iterations", HUGE).value as bigint)
+    }
+    expect(lefts.size).toBe(1)
+    expect(iterations.size).toBe(1)
+    expect([...lefts][0]).toBeLessThan(0n)
+  })
+
+  it("spin_n(1000) needs F units: succeeds with F (0 left), traps with F − 1 (−1 left)", () => {
+    const exports = instantiate(metered(readAgentFixture("looper")))
+    const f = minimalFuel(exports, "spin_n", 1000)
+    expect(f).toBe(consumed(exports, "spin_n", 1000))
+    // 13 units per iteration (4 at the loop header up to br_if, 9 after it), 4 for the exit test, 1 for the result
+    expect(f).toBe(13n * 1000n + 4n + 1n)
+    expect(callWithFuel(exports, "spin_n", f, 1000)).toMatchObject({ ok: true, value: 1000, left: 0n })
+    const short = callWithFuel(exports, "spin_n", f - 1n, 1000)
+    expect(short.ok).toBe(false)
+    expect(short.left).toBe(-1n)
+  })
+
+  for (const name of ["as-sha256", "as-sha256-simd"] as const) {
+    it(`${name}: digest of 1000 bytes needs F units exactly, and stops at the same point with less`, () => {
+      const bytes = metered(readReferenceModule(name), { initialFuel: HUGE })
+      const abort = { env: { abort: () => { throw new Error("abort") } } }
+      const setUp = () => {
+        const exports = instantiate(bytes, abort)
+        const input = (exports.input as WebAssembly.Global).value as number
+        const data = new Uint8Array(1000).map((_, i) => i & 0xff)
+        new Uint8Array((exports.memory as WebAssembly.Memory).buffer, input, data.length).set(data)
+        return exports
+      }
+      const exports = setUp()
+      const f = minimalFuel(exports, "digest", 1000)
+      expect(f).toBe(consumed(exports, "digest", 1000))
+      expect(callWithFuel(exports, "digest", f, 1000)).toMatchObject({ ok: true, left: 0n })
+      expect(callWithFuel(exports, "digest", f - 1n, 1000)).toMatchObject({ ok: false, left: -1n })
+      // same fuel, fresh instances: same stopping point
+      const half = f / 2n
+      const lefts = new Set([0, 1, 2].map(() => callWithFuel(setUp(), "digest", half, 1000).left))
+      expect(lefts.size).toBe(1)
+      expect([...lefts][0]).toBeLessThan(0n)
+    })
+  }
+})
+
+describe("cost accounting (Wasmtime's defaults)", () => {
+  it("local.get 0; local.get 1; i32.add; end costs 3", async () => {
+    const exports = await meteredWat(`(module (func (export "add") (param i32 i32) (result i32)
+      local.get 0 local.get 1 i32.add))`)
+    expect(consumed(exports, "add", 2, 3)).toBe(3n)
+  })
+
+  it("nop, drop, block, loop, end cost nothing; if, br_if, select cost 1", async () => {
+    const exports = await meteredWat(`(module
+      (func (export "free") nop nop (block (loop nop)) nop)
+      (func (export "drop") (param i32) local.get 0 drop)
+      (func (export "sel") (param i32) (result i32) (select (i32.const 1) (i32.const 2) (local.get 0))))`)
+    expect(consumed(exports, "free")).toBe(0n)
+    expect(consumed(exports, "drop", 1)).toBe(1n)
+    expect(consumed(exports, "sel", 1)).toBe(4n)
+  })
+
+  it("if/else charges the arm taken only", async () => {
+    const exports = await meteredWat(`(module (func (export "f") (param i32) (result i32)
+      (if (result i32) (local.get 0)
+        (then (i32.const 1))
+        (else (i32.add (i32.mul (i32.const 2) (i32.const 3)) (i32.const 4))))))`)
+    // local.get + if = 2; then: 1; else: 5
+    expect(consumed(exports, "f", 1)).toBe(3n)
+    expect(consumed(exports, "f", 0)).toBe(7n)
+  })
+
+  it("a call costs 1 plus the callee's instructions; return and unreachable cost 0", async () => {
+    const exports = await meteredWat(`(module
+      (func $sq (param i32) (result i32) (return (i32.mul (local.get 0) (local.get 0))))
+      (func (export "f") (param i32) (result i32) (i32.add (call $sq (local.get 0)) (i32.const 1)))
+      (func (export "trap") unreachable))`)
+    // f: local.get, call, i32.const, i32.add = 4; $sq: local.get ×2, i32.mul = 3
+    expect(consumed(exports, "f", 5)).toBe(7n)
+    expect(callWithFuel(exports, "trap", 0n)).toMatchObject({ ok: false, left: 0n })
+  })
+
+  it("br_table to the function's label is an exit: checked before it", async () => {
+    const exports = await meteredWat(`(module (func (export "f") (param i32) (result i32)
+      (block $b (result i32) (br_table $b 1 (i32.const 7) (local.get 0)))
+      (i32.const 1) (i32.add)))`)
+    expect(callWithFuel(exports, "f", 5n, 0)).toMatchObject({ ok: true, value: 8, left: 0n })
+    expect(callWithFuel(exports, "f", 3n, 1)).toMatchObject({ ok: true, value: 7, left: 0n })
+    expect(callWithFuel(exports, "f", 2n, 1)).toMatchObject({ ok: false, left: -1n })
+  })
+
+  it("exceptions: the handler's block is charged when an exception is caught", async () => {
+    const exports = await meteredWat(`(module
+      (tag $e (param i32))
+      (func $thrower (param i32) (throw $e (local.get 0)))
+      (func (export "f") (param i32) (result i32)
+        (try (result i32)
+          (do (call $thrower (local.get 0)) (i32.const 99))
+          (catch $e (i32.const 1) (i32.add)))))`)
+    // f: try, local.get, call = 3; $thrower: local.get, throw = 2; handler: catch, i32.const, i32.add = 3
+    expect(callWithFuel(exports, "f", 8n, 41)).toMatchObject({ ok: true, value: 42, left: 0n })
+    expect(callWithFuel(exports, "f", 7n, 41)).toMatchObject({ ok: false, left: -1n })
+  })
+
+  it("tail calls are exits: checked before them", async () => {
+    const exports = await meteredWat(`(module
+      (func $id (param i32) (result i32) (local.get 0))
+      (func (export "f") (param i32) (result i32) (return_call $id (local.get 0))))`)
+    expect(callWithFuel(exports, "f", 3n, 9)).toMatchObject({ ok: true, value: 9, left: 0n })
+    expect(callWithFuel(exports, "f", 2n, 9)).toMatchObject({ ok: false, left: -1n })
+  })
+
+  it("custom costs", async () => {
+    const text = `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`
+    const double = await meteredWat(text, { costs: (op) => 2 * defaultOperatorCost(op) })
+    expect(consumed(double, "add", 1, 2)).toBe(6n)
+    const addOnly = await meteredWat(text, { costs: (op) => (op === 0x6a ? 1000 : 0) })
+    expect(consumed(addOnly, "add", 1, 2)).toBe(1000n)
+    const huge = await meteredWat(text, { costs: (op) => (op === 0x6a ? 2 ** 40 : 0) })
+    expect(consumed(huge, "add", 1, 2)).toBe(2n ** 40n)
+  })
+
+  it("invalid costs are a typed error at the instruction", async () => {
+    const bytes = await wat(`(module (func (result i32) i32.const 1))`)
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const r = instrumentFuel(bytes, { costs: () => bad })
+      expect(r.ok).toBe(false)
+      if (!r.ok) {
+        expect(r.error.reason).toMatch(/invalid fuel cost/)
+        expect(bytes[r.error.offset]).toBe(0x41)
+      }
+    }
+  })
+
+  it("the default table: Wasmtime's zero-cost operators, 1 for the rest", () => {
+    const zero = [0x00, 0x01, 0x02, 0x03, 0x05, 0x0b, 0x0f, 0x1a]
+    for (let op = 0; op < 0xfc; op++) expect(defaultOperatorCost(op)).toBe(zero.includes(op) ? 0 : 1)
+    expect(defaultOperatorCost(0xfd000c)).toBe(1)
+    expect(defaultOperatorCost(0xfe0003)).toBe(1)
+  })
+})
+
+describe("bad input is a typed error with the offset", () => {
+  const fails = (r: ReturnType<typeof instrumentFuel>, reason: RegExp): number => {
+    expect(r.ok).toBe(false)
+    if (r.ok) return -1
+    expect(r.error._tag).toBe("WasmBinaryError")
+    expect(r.error.reason).toMatch(reason)
+    return r.error.offset
+  }
+
+  it("an unknown opcode", async () => {
+    const bytes = await wat(`(module (func (result i32) (i32.const 1)))`)
+    const copy = bytes.slice()
+    const at = copy.lastIndexOf(0x41)
+    copy[at] = 0xc5
+    expect(fails(instrumentFuel(copy), /illegal opcode 0xc5/)).toBe(at)
+  })
+
+  it("a relaxed-SIMD opcode (not in Node 20)", () => {
+    // (func (param v128) (result v128) local.get 0; 0xfd 0x100 (i8x16.relaxed_swizzle))
+    const body = [0x00, 0x20, 0x00, 0xfd, 0x80, 0x02, 0x0b]
+    const module = Uint8Array.from([
+      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      ...[0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b],
+      ...[0x03, 0x02, 0x01, 0x00],
+      ...[0x0a, body.length + 2, 0x01, body.length, ...body]
+    ])
+    expect(fails(instrumentFuel(module), /relaxed SIMD/)).toBe(module.length - 4)
+  })
+
+  it("truncated modules", () => {
+    const bytes = readReferenceModule("as-sha256")
+    for (const cut of [3, 9, 100, 2000, bytes.length - 1]) {
+      const offset = fails(instrumentFuel(bytes.subarray(0, cut)), /unexpected end|section size mismatch|length out of bounds/)
+      expect(offset).toBeLessThanOrEqual(cut)
+    }
+  })
+
+  it("an initial fuel outside i64", () => {
+    const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00])
+    fails(instrumentFuel(bytes, { initialFuel: 1n << 63n }), /not an i64/)
+    expect(instrumentFuel(bytes, { initialFuel: -(1n << 63n) }).ok).toBe(true)
+  })
+
+  it("not a module", () => {
+    expect(fails(instrumentFuel(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), /magic header/)).toBe(0)
+  })
+
+  it("a module that already exports a hidden name (e.g. already metered)", async () => {
+    const once = metered(await wat(`(module (func (export "f")))`))
+    expect(fails(instrumentFuel(once), /reserved prefix/)).toBeGreaterThan(8)
+    const own = await wat(`(module (global (export "agent-runtime:mine") i32 (i32.const 0)))`)
+    fails(instrumentFuel(own), /reserved prefix/)
+  })
+
+  it("never throws on mutated real modules", () => {
+    const bytes = readReferenceModule("as-sha256")
+    let seed = 12345
+    for (let i = 0; i < 300; i++) {
+      const copy = bytes.slice()
+      seed = (seed * 1103515245 + 12345) >>> 0
+      copy[8 + (seed % (copy.length - 8))] = seed >>> 24
+      const r = instrumentFuel(copy)
+      if (r.ok) {
+        // a mutation that still decodes: the rewrite is valid exactly when the original is
+        expect(WebAssembly.validate(r.value)).toBe(WebAssembly.validate(copy))
+      } else {
+        expect(r.error.offset).toBeGreaterThanOrEqual(0)
+        expect(r.error.offset).toBeLessThanOrEqual(copy.length)
+      }
+    }
+  })
+})
+
+describe("overhead (printed, not asserted)", () => {
+  it("times metered against unmetered", () => {
+    /** Best of 7 trials of `rounds` calls each, after a warm-up (so both run optimized code). */
+    const time = (f: () => void, rounds: number): number => {
+      for (let i = 0; i < rounds; i++) f()
+      let best = Number.POSITIVE_INFINITY
+      for (let t = 0; t < 7; t++) {
+        const start = performance.now()
+        for (let i = 0; i < rounds; i++) f()
+        best = Math.min(best, (performance.now() - start) / rounds)
+      }
+      return best
+    }
+    const abort = { env: { abort: () => { throw new Error("abort") } } }
+    const lines: Array<string> = []
+    for (const name of ["as-sha256", "as-sha256-simd"] as const) {
+      const plain = instantiate(readReferenceModule(name), abort)
+      const fueled = instantiate(metered(readReferenceModule(name), { initialFuel: HUGE }), abort)
+      const bench = (exports: Exports) => () => {
+        fuelOf(fueled).value = HUGE
+        const input = (exports.input as WebAssembly.Global).value as number
+        const chunk = (exports.INPUT_LENGTH as WebAssembly.Global).value as number
+        fn(exports, "init")()
+        for (let k = 0; k < 64; k++) fn(exports, "update")(input, chunk)
+        fn(exports, "final")((exports.output as WebAssembly.Global).value)
+      }
+      const a = time(bench(plain), 100)
+      const b = time(bench(fueled), 100)
+      lines.push(`${name} (64 × INPUT_LENGTH bytes): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`)
+    }
+    const looper = readAgentFixture("looper")
+    const plain = instantiate(looper)
+    const fueled = instantiate(metered(looper))
+    const a = time(() => fn(plain, "spin_n")(1_000_000), 20)
+    const b = time(() => {
+      fuelOf(fueled).value = HUGE
+      fn(fueled, "spin_n")(1_000_000)
+    }, 20)
+    lines.push(`looper.spin_n(1e6): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`)
+    console.log(`fuel overhead:\n  ${lines.join("\n  ")}`)
+    expect(lines).toHaveLength(3)
+  })
+})
