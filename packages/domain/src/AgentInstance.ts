@@ -15,6 +15,8 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Semaphore from "effect/Semaphore"
 import type { AgentConfig } from "./AgentConfig.js"
@@ -109,6 +111,26 @@ export class AgentInstance {
     this.lastActivity = createdAt
     this.budget = budget
     this.instance = undefined
+  }
+
+  /** Effects holding the mailbox right now (0 when idle); prepared synchronous calls refuse a busy agent. */
+  busy = 0
+
+  /** Runs `effect` holding the agent's mailbox (one permit): one invocation or lifecycle call at a time. */
+  exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return this.mailbox.withPermits(1)(this.markBusy(effect))
+  }
+
+  /** Like `exclusive`, but only when the mailbox is free right now (`None` otherwise). */
+  exclusiveIfAvailable<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, E, R> {
+    return this.mailbox.withPermitsIfAvailable(1)(this.markBusy(effect))
+  }
+
+  private markBusy<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      this.busy++
+      return Effect.ensuring(effect, Effect.sync(() => void this.busy--))
+    })
   }
 
   /** Uptime in ms at `now`. */

@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { type ImportDesc, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
+import { type FuncType, type ImportDesc, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -78,6 +78,7 @@ import {
   type Unauthorized
 } from "./RuntimeError.js"
 import { type PassivatedAgent, RuntimeEnvironment } from "./RuntimeEnvironment.js"
+import { SnapshotMismatch } from "./SnapshotCodec.js"
 import {
   AgentActivated,
   AgentEvicted,
@@ -93,7 +94,13 @@ import {
 } from "./RuntimeEvent.js"
 import type { RuntimePlatform } from "./RuntimePlatform.js"
 import { acceptsWork, type RuntimeStatus } from "./RuntimeStatus.js"
-import { type CompiledModule, type EngineState, type HostImports, WasmEngine } from "./WasmEngine.js"
+import {
+  type CompiledModule,
+  type EngineState,
+  type HostImports,
+  type PreparedInvoke,
+  WasmEngine
+} from "./WasmEngine.js"
 import * as WasmModules from "./WasmModule.js"
 import type { WasmModule } from "./WasmModule.js"
 import { checkArguments, type WasmValue } from "./WasmValue.js"
@@ -254,6 +261,17 @@ export interface RuntimeStats {
   readonly snapshotFailures: number
 }
 
+/** A prepared call handle (`AgentRuntime.prepare`). */
+export interface PreparedCall {
+  readonly agentId: AgentId
+  readonly function: string
+  readonly signature: FuncType
+  /** Same as `runtime.invoke(agentId, function, args)`. */
+  readonly invoke: (args?: ReadonlyArray<WasmValue>) => Effect.Effect<ReadonlyArray<WasmValue>, InvokeError>
+  /** The synchronous fast path, where the engine allows it; throws the typed `InvokeError`s. */
+  readonly call: ((...args: Array<WasmValue>) => ReadonlyArray<WasmValue>) | undefined
+}
+
 /** Errors of `spawnAgent`. */
 export type SpawnError =
   | AgentAlreadyExists
@@ -317,6 +335,16 @@ export interface AgentRuntimeShape {
     fn: string,
     args?: ReadonlyArray<WasmValue>
   ) => Effect.Effect<ReadonlyArray<WasmValue>, InvokeError>
+  /**
+   * Resolves an agent's export and checks it once, for callers that call it
+   * many times (the prepared call handle). `invoke` has `invoke`'s semantics;
+   * `call` is a synchronous fast path on in-process engines (undefined on
+   * engines with workers, or when `persistence.snapshotAfterCalls` needs an
+   * effect after each call): it checks the arguments, refuses an agent that
+   * is busy, not running, passivated or evicted, records activity and memory
+   * like `invoke`, and throws the same typed errors.
+   */
+  readonly prepare: (agentId: AgentId, fn: string) => Effect.Effect<PreparedCall, AgentNotFound | FunctionNotFound>
   /** Copies bytes out of an agent's linear memory (under its mailbox). */
   readonly readMemory: (agentId: AgentId, offset: number, length: number) => Effect.Effect<Uint8Array, AgentNotFound | AgentNotRunning | Trap>
   /** Copies bytes into an agent's linear memory (under its mailbox). */
@@ -351,7 +379,10 @@ export interface AgentRuntimeShape {
    */
   readonly restore: (
     agentId: AgentId
-  ) => Effect.Effect<AgentInfo, AgentNotFound | AgentNotRunning | Trap | MemoryExceeded | RepositoryError | SpawnError>
+  ) => Effect.Effect<
+    AgentInfo,
+    AgentNotFound | AgentNotRunning | Trap | MemoryExceeded | RepositoryError | SnapshotMismatch | SpawnError
+  >
   /**
    * Brings back every agent saved in the `InstanceRepository` that is not
    * live (crash recovery): loads its module from the `ModuleRepository`
@@ -669,7 +700,7 @@ export const make = (
       f: (i: AgentInstance) => Effect.Effect<A, E>
     ): Effect.Effect<A, E | AgentNotFound> =>
       Effect.flatMap(live(agentId), (i) =>
-        i.mailbox.withPermits(1)(
+        i.exclusive(
           Effect.suspend((): Effect.Effect<A, E | AgentNotFound> =>
             env.instances.get(agentId) === i ? f(i) : Effect.fail(new AgentNotFound({ agentId }))
           )
@@ -695,7 +726,6 @@ export const make = (
       Effect.suspend(() => {
         const from = i.state
         i.state = to
-        env.refreshStatus()
         return emitState(i.agentId, from, to)
       })
 
@@ -748,7 +778,6 @@ export const make = (
         if (removed === undefined) return false
         env.counters.evicted++
         if (persistent && reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
-        env.refreshStatus()
         const { instance, released } = removed
         if (instance.instance !== undefined) yield* instance.instance.terminate
         instance.instance = undefined
@@ -835,7 +864,7 @@ export const make = (
       const now = yield* Clock.currentTimeMillis
       yield* Effect.forEach(
         [...env.instances.values()],
-        (i) => i.mailbox.withPermits(1)(env.instances.get(i.agentId) === i ? saveLocked(i, now) : Effect.void),
+        (i) => i.exclusive(env.instances.get(i.agentId) === i ? saveLocked(i, now) : Effect.void),
         { concurrency: 8, discard: true }
       )
     })
@@ -849,7 +878,7 @@ export const make = (
      */
     const passivateLocked = (i: AgentInstance): Effect.Effect<boolean> =>
       Effect.map(
-        i.mailbox.withPermitsIfAvailable(1)(
+        i.exclusiveIfAvailable(
           Effect.gen(function*() {
             if (env.instances.get(i.agentId) !== i || i.instance === undefined) return false
             if (i.state !== "Running" && i.state !== "Paused") return false
@@ -879,7 +908,6 @@ export const make = (
             env.passivated.set(i.agentId, record)
             yield* i.instance.terminate
             i.instance = undefined
-            env.refreshStatus()
             yield* emit((e) => new AgentPassivated({ ...e, agentId: i.agentId, memoryReleased: removed?.released ?? 0 }))
             return true
           })
@@ -924,7 +952,7 @@ export const make = (
         )
         if (claimed === undefined) return
         const done = yield* Effect.exit(
-          claimed.mailbox.withPermits(1)(
+          claimed.exclusive(
             Effect.gen(function*() {
               const compiled = yield* Effect.mapError(compiledFor(module, p.config), (e) => new InstantiationError({ reason: e.message }))
               const instance = yield* engine.instantiate(compiled, {
@@ -942,7 +970,6 @@ export const make = (
               claimed.consecutiveFailures = p.consecutiveFailures
               claimed.lastActivity = p.lastActivity
               claimed.state = p.state
-              env.refreshStatus()
               yield* emit((e) =>
                 new AgentActivated({ ...e, agentId, instanceId, passivatedFor: now - p.passivatedAt })
               )
@@ -1001,7 +1028,7 @@ export const make = (
         )
         const rollback = locked(Effect.sync(() => void (env.instances.get(agentId) === claimed && env.remove(agentId))))
         const instantiated = yield* Effect.exit(
-          claimed.mailbox.withPermits(1)(
+          claimed.exclusive(
             Effect.gen(function*() {
               const compiled = yield* Effect.mapError(compiledFor(module, config), (e) => new InstantiationError({ reason: e.message }))
               const instance = yield* engine.instantiate(compiled, {
@@ -1017,7 +1044,6 @@ export const make = (
               claimed.instance = instance
               env.recordMemory(claimed, yield* instance.memoryBytes)
               env.counters.spawned++
-              env.refreshStatus()
               yield* emit((e) =>
                 new AgentSpawned({ ...e, agentId, moduleId, instanceId, memoryAllocated: config.memoryLimit })
               )
@@ -1094,7 +1120,7 @@ export const make = (
         if (mismatch !== undefined) {
           return Effect.fail(new SignatureMismatch({ function: fn, index: mismatch.index, reason: mismatch.message }))
         }
-        const call = i.mailbox.withPermits(1)(
+        const call = i.exclusive(
           Effect.suspend((): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
             if (env.instances.get(agentId) !== i || i.instance === undefined) {
               return Effect.fail(new AgentNotFound({ agentId }))
@@ -1126,6 +1152,60 @@ export const make = (
         return Effect.tap(authorized, () => schedulePressure)
       })
 
+    const prepare: AgentRuntimeShape["prepare"] = (agentId, fn) =>
+      Effect.gen(function*() {
+        const first = yield* live(agentId)
+        const signature = env.modules.get(first.moduleId)?.functions.get(fn)
+        if (signature === undefined) return yield* new FunctionNotFound({ function: fn })
+        const clock = yield* Clock.Clock
+        const context = yield* Effect.context<never>()
+        const fork = Effect.runForkWith(context)
+        let cachedFor: AgentInstance["instance"] = undefined
+        let cached: PreparedInvoke | undefined
+        const fastPath = !engine.capabilities.workers && settings.persistence.snapshotAfterCalls !== true &&
+          first.instance?.prepare !== undefined
+        const call = (...args: Array<WasmValue>): ReadonlyArray<WasmValue> => {
+          const i = env.instances.get(agentId)
+          if (i === undefined) {
+            throw env.passivated.has(agentId)
+              ? new AgentNotRunning({ agentId, state: "Passivated (use invoke to rehydrate)" })
+              : new AgentNotFound({ agentId })
+          }
+          if (i.instance === undefined || !isInvocable(i.state)) throw new AgentNotRunning({ agentId, state: i.state })
+          if (i.busy > 0) throw new AgentNotRunning({ agentId, state: `${i.state} (busy: use invoke to queue)` })
+          if (MemoryBudget.isExceeded(i.budget)) {
+            throw new MemoryExceeded({ agentId, used: i.budget.used, limit: i.budget.limit })
+          }
+          const mismatch = checkArguments(signature, args)
+          if (mismatch !== undefined) throw new SignatureMismatch({ function: fn, index: mismatch.index, reason: mismatch.message })
+          if (cachedFor !== i.instance) {
+            cachedFor = i.instance
+            cached = i.instance.prepare?.(fn)
+          }
+          if (cached === undefined) throw new FunctionNotFound({ function: fn })
+          i.invocationCount++
+          i.windowInvocations++
+          env.counters.invocations++
+          const outcome = cached(args, i.config.fuel)
+          if (outcome instanceof Error) {
+            fork(recordFailure(i, outcome))
+            throw outcome
+          }
+          i.lastActivity = clock.currentTimeMillisUnsafe()
+          env.recordMemory(i, outcome.memoryBytes)
+          if (settings.autoPressure && !pressureScheduled && env.pool.isUnderPressure()) fork(schedulePressure)
+          return outcome.results
+        }
+        const handle: PreparedCall = {
+          agentId,
+          function: fn,
+          signature,
+          invoke: (args = []) => invoke(agentId, fn, args),
+          call: fastPath ? call : undefined
+        }
+        return handle
+      })
+
     const whileRunning = <A, E>(agentId: AgentId, f: (i: AgentInstance) => Effect.Effect<A, E>) =>
       inMailbox(agentId, (i): Effect.Effect<A, E | AgentNotRunning> =>
         i.instance === undefined || !(isInvocable(i.state) || i.state === "Paused")
@@ -1140,7 +1220,7 @@ export const make = (
 
     // -- health ---------------------------------------------------------------
     const checkOne = (i: AgentInstance): Effect.Effect<HealthCheck | undefined> =>
-      i.mailbox.withPermits(1)(
+      i.exclusive(
         Effect.gen(function*() {
           if (env.instances.get(i.agentId) !== i || i.instance === undefined) return undefined
           if (!(isInvocable(i.state) || i.state === "Paused")) return undefined
@@ -1195,7 +1275,6 @@ export const make = (
       const failed = targets.filter((i) => i.state === "Failed").map((i) => i.agentId)
       yield* locked(Effect.forEach(failed, (id) => evictLocked(id, "HealthFailure"), { discard: true }))
       env.counters.healthChecks++
-      env.refreshStatus()
       const duration = (yield* Clock.currentTimeMillis) - t0
       const count = (s: HealthStatus) => checks.filter((c) => c.status === s).length
       yield* emit((e) =>
@@ -1283,6 +1362,10 @@ export const make = (
           // the saved state already went through `_initialize`: start without it
           yield* inMailbox(agentId, (i) => setState(i, snap.critical === true ? "Critical" : "Running"))
         }
+        const target = yield* live(agentId)
+        if (target.moduleHash !== snap.moduleHash) {
+          return yield* new SnapshotMismatch({ expected: target.moduleHash, actual: snap.moduleHash })
+        }
         yield* restoreInto(agentId, snap.state)
         const i = yield* live(agentId)
         if (snap.lifecycle === "Paused" && i.state === "Running") yield* pause(agentId)
@@ -1326,7 +1409,7 @@ export const make = (
       return {
         id: runtimeId,
         platform: env.platform,
-        status: env.status,
+        status: env.refreshStatus(),
         modules: env.modules.size,
         agents: env.instances.size,
         passivated: env.passivated.size,
@@ -1367,7 +1450,7 @@ export const make = (
       if (env.status === "ShuttingDown" || env.status === "Stopped") return
       env.status = "ShuttingDown"
       const all = [...env.instances.values()]
-      yield* Effect.forEach(all, (i) => i.mailbox.withPermits(1)(stopLocked(i)), { concurrency: 16, discard: true })
+      yield* Effect.forEach(all, (i) => i.exclusive(stopLocked(i)), { concurrency: 16, discard: true })
       yield* locked(
         Effect.gen(function*() {
           for (const i of all) yield* evictLocked(i.agentId, "Shutdown")
@@ -1438,6 +1521,7 @@ export const make = (
       stop,
       setCritical,
       invoke,
+      prepare,
       readMemory,
       writeMemory,
       evictAgent,
@@ -1452,7 +1536,7 @@ export const make = (
       saveAll,
       agent: (agentId) => Effect.map(live(agentId), toInfo),
       agents: Effect.sync(() => [...env.instances.values()].map(toInfo)),
-      status: Effect.sync(() => env.status),
+      status: Effect.sync(() => env.refreshStatus()),
       stats,
       recordMetrics,
       shutdown,

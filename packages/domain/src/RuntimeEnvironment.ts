@@ -207,7 +207,10 @@ export class RuntimeEnvironment {
       )
   }
 
-  /** Recomputes the status from the pool and the instances (Running ↔ Degraded). */
+  /**
+   * Recomputes the status from the pool and the instances (Ready / Running ↔
+   * Degraded). O(agents): called when the status is read, never on a hot path.
+   */
   refreshStatus(): RuntimeStatus {
     if (this.status === "ShuttingDown" || this.status === "Stopped" || this.status === "Initializing") return this.status
     if (this.instances.size === 0) {

@@ -101,6 +101,9 @@ export interface InvokeOutcome {
   readonly fuelRemaining?: number | undefined
 }
 
+/** A synchronous caller of one export (see `WasmInstance.prepare`); `fuel` as in `InvokeOptions`. */
+export type PreparedInvoke = (args: ReadonlyArray<WasmValue>, fuel?: number) => InvokeOutcome | EngineInvokeError
+
 /** The mutable state of an instance: linear memory (zero pages skipped) and mutable globals. */
 export interface EngineState {
   /** Linear memory size in bytes (a multiple of 64 KiB). */
@@ -119,6 +122,15 @@ export interface WasmInstance {
     args: ReadonlyArray<WasmValue>,
     options?: InvokeOptions
   ) => Effect.Effect<InvokeOutcome, EngineInvokeError>
+  /**
+   * In-process engines only (optional): resolves an export once and returns a
+   * synchronous caller — the prepared-call fast path. The caller returns the
+   * outcome, or the typed error as a value (it never throws). `undefined`
+   * when the export is not a function. Arguments are already checked.
+   */
+  readonly prepare?:
+    | ((fn: string) => PreparedInvoke | undefined)
+    | undefined
   /** Current linear memory size in bytes. */
   readonly memoryBytes: Effect.Effect<number>
   /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */

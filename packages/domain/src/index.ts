@@ -20,6 +20,7 @@ export {
   type AgentInfo,
   type AgentRuntimeShape,
   type LifecycleError,
+  type PreparedCall,
   type RuntimePorts,
   type RuntimeSettings,
   type RuntimeStats,
@@ -63,3 +64,5 @@ export * as WasmModules from "./WasmModule.js"
 export type { WasmModule } from "./WasmModule.js"
 export * from "./WasmValue.js"
 export * from "./PromiseRuntime.js"
+export * as SnapshotCodec from "./SnapshotCodec.js"
+export { SnapshotCorrupt, SnapshotMismatch } from "./SnapshotCodec.js"

@@ -34,6 +34,7 @@ import {
   type InvokeOutcome,
   MemoryExceeded,
   type ModuleHash,
+  type PreparedInvoke,
   Trap,
   type WasmEngineShape,
   WasmEngine,
@@ -99,27 +100,37 @@ const makeInstance = (instance: WebAssembly.Instance, imports: WebAssembly.Impor
     ? (instance.exports[FUEL_EXPORT] as WebAssembly.Global)
     : undefined
 
-  const invoke: WasmInstance["invoke"] = (fn, args, options) =>
-    Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | FunctionNotFound | FuelExhausted> => {
-      if (exports === undefined) return Effect.fail(terminated(fn))
-      const f = exports[fn]
-      if (typeof f !== "function") return Effect.fail(new FunctionNotFound({ function: fn }))
-      const fuel = options?.fuel
+  /** Resolves an export once; the returned caller never throws (typed errors as values). */
+  const prepare = (fn: string): PreparedInvoke | undefined => {
+    const f = exports?.[fn]
+    if (typeof f !== "function") return undefined
+    const g = f as (...a: ReadonlyArray<WasmValue>) => unknown
+    return (args, fuel) => {
+      if (exports === undefined) return terminated(fn)
       const metered = fuel !== undefined && fuelGlobal !== undefined
       if (metered) fuelGlobal.value = BigInt(fuel)
       let result: unknown
       try {
-        result = (f as (...a: ReadonlyArray<WasmValue>) => unknown)(...args)
+        result = g(...args)
       } catch (e) {
-        if (metered && (fuelGlobal.value as bigint) < 0n) return Effect.fail(new FuelExhausted({ function: fn, fuel }))
-        return Effect.fail(mapCallError(fn, e))
+        if (metered && (fuelGlobal.value as bigint) < 0n) return new FuelExhausted({ function: fn, fuel })
+        return mapCallError(fn, e)
       }
-      const outcome: InvokeOutcome = {
+      return {
         results: result === undefined ? [] : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue],
         memoryBytes: memoryBytes(),
         fuelRemaining: metered ? Number(fuelGlobal.value as bigint) : undefined
       }
-      return Effect.succeed(outcome)
+    }
+  }
+
+  const invoke: WasmInstance["invoke"] = (fn, args, options) =>
+    Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | FunctionNotFound | FuelExhausted> => {
+      if (exports === undefined) return Effect.fail(terminated(fn))
+      const call = prepare(fn)
+      if (call === undefined) return Effect.fail(new FunctionNotFound({ function: fn }))
+      const outcome = call(args, options?.fuel)
+      return outcome instanceof Error ? Effect.fail(outcome as Trap | FunctionNotFound | FuelExhausted) : Effect.succeed(outcome)
     })
 
   const bounds = (op: string, offset: number, length: number): Trap | undefined => {
@@ -194,6 +205,7 @@ const makeInstance = (instance: WebAssembly.Instance, imports: WebAssembly.Impor
 
   return {
     invoke,
+    prepare,
     memoryBytes: Effect.sync(memoryBytes),
     readMemory: (offset, length) =>
       Effect.suspend(() => {

@@ -386,7 +386,7 @@ const rewriteBody = (
   const endBlock = (end: number): void => {
     if (!Number.isSafeInteger(segCost)) r.fail("fuel cost of a basic block exceeds 2^53", segStart)
     if (!segDead) {
-      // MUTATION
+      if (segLoad) load()
       if (segCost > 0) {
         out.u8(0x20).bytes(local).u8(0x42)
         if (segCost <= 0x7fffffff) out.s32(segCost)

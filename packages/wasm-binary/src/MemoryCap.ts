@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { attempt, fail, type ReadResult } from "./ReadResult.js"
+import { attempt, fail, succeed, type ReadResult } from "./ReadResult.js"
 import { MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES, readModule } from "./ModuleReader.js"
 import type { ModuleInfo } from "./Types.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
@@ -118,24 +118,21 @@ export const capMemoryOf = (bytes: Uint8Array, info: ModuleInfo, maxPages: numbe
       const importSection = info.sections.find((s) => s.id === SectionId.import)
       return fail(exceeds(importSection?.offset ?? 0, importedMemory.minPages, maxPages))
     }
-    return {
-      ok: true,
-      value: {
-        bytes: new Uint8Array(bytes),
-        memory: {
-          kind: "imported",
-          minPages: importedMemory.minPages,
-          maxPages: Math.min(importedMemory.maxPages ?? cap, cap),
-          declaredMaxPages: importedMemory.maxPages,
-          shared: importedMemory.shared,
-          memory64: importedMemory.memory64,
-          rewritten: false
-        }
+    return succeed({
+      bytes: new Uint8Array(bytes),
+      memory: {
+        kind: "imported",
+        minPages: importedMemory.minPages,
+        maxPages: Math.min(importedMemory.maxPages ?? cap, cap),
+        declaredMaxPages: importedMemory.maxPages,
+        shared: importedMemory.shared,
+        memory64: importedMemory.memory64,
+        rewritten: false
       }
-    }
+    })
   }
   if (memorySection === undefined || info.memories.length === 0) {
-    return { ok: true, value: { bytes: new Uint8Array(bytes), memory: noMemory } }
+    return succeed({ bytes: new Uint8Array(bytes), memory: noMemory })
   }
   let position = memorySection.payloadOffset
   return attempt(

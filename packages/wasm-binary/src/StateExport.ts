@@ -16,7 +16,7 @@
  */
 import { globalExportName, HIDDEN_EXPORT_PREFIX, isHiddenExport, MEMORY_EXPORT } from "./HiddenExports.js"
 import { readModule } from "./ModuleReader.js"
-import { attempt, fail, type ReadResult } from "./ReadResult.js"
+import { attempt, fail, succeed, type ReadResult } from "./ReadResult.js"
 import type { GlobalType, ModuleInfo, ValueType } from "./Types.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
 import { ByteReader } from "./internal/ByteReader.js"
@@ -150,7 +150,7 @@ export const exportStateOf = (bytes: Uint8Array, info: ModuleInfo, options: Expo
   }
 
   if (added.length === 0) {
-    return { ok: true, value: { bytes: new Uint8Array(bytes), globals, memoryExport, unsnapshottable } }
+    return succeed({ bytes: new Uint8Array(bytes), globals, memoryExport, unsnapshottable })
   }
   let position = exportSection?.payloadOffset ?? 0
   return attempt(

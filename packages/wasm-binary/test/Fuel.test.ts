@@ -427,8 +427,17 @@ describe("runaway code is stopped", () => {
       expect(r.ok).toBe(false)
       expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError)
       expect(r.left).toBeGreaterThanOrEqual(0n)
-      expect(r.left).toBeLessThan(1000n)
+      expect(r.left).toBeLessThanOrEqual(1000n) // the value of the last store (entry, call, unreachable)
     }
+  })
+
+  it("unreachable stores the fuel first: an abort reports exactly what the call consumed", async () => {
+    const exports = await meteredWat(`(module (memory 1)
+      (func (export "abort") (drop (i32.add (i32.const 1) (i32.const 2))) unreachable)
+      (func (export "oob") (drop (i32.add (i32.const 1) (i32.const 2))) (drop (i32.load (i32.const -16)))))`)
+    expect(callWithFuel(exports, "abort", 1000n)).toMatchObject({ ok: false, left: 997n })
+    // other traps leave the value of the last store (here: function entry)
+    expect(callWithFuel(exports, "oob", 1000n)).toMatchObject({ ok: false, left: 1000n })
   })
 
   it("a zero-fuel call traps at function entry when the function costs anything", async () => {
@@ -443,7 +452,10 @@ describe("determinism and exactness", () => {
   const minimalFuel = (exports: Exports, name: string, ...args: Array<unknown>): bigint => {
     let lo = 0n
     let hi = 1n
-    while (!callWithFuel(exports, name, hi, ...args).ok) hi *= 2n
+    while (!callWithFuel(exports, name, hi, ...args).ok) {
+      hi *= 2n
+      if (hi > HUGE) throw new Error(`${name} fails with any fuel`)
+    }
     while (lo < hi) {
       const mid = (lo + hi) / 2n
       if (callWithFuel(exports, name, mid, ...args).ok) hi = mid

@@ -1,0 +1,60 @@
+import { readAgent } from "@agent-runtime/agents"
+import { AgentRuntime, AgentRuntimes, agentId, makeMetadata, MemoryBudget } from "@agent-runtime/domain"
+import * as Signing from "@agent-runtime/signing"
+import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { NativeEngine } from "../src/index.js"
+
+const runtimeLayer = (settings: AgentRuntimes.SettingsInput = {}) =>
+  AgentRuntimes.layerMemory(settings).pipe(
+    Layer.provide(Layer.mergeAll(NativeEngine.layer, Signing.layer({ trustStore: testOnlyTrustStore() })))
+  )
+
+const spawnCounter = Effect.gen(function*() {
+  const runtime = yield* AgentRuntime
+  const m = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+  yield* runtime.spawnAgent(agentId("c"), m, { memoryLimit: 2 * MemoryBudget.MiB })
+  return runtime
+})
+
+describe("prepared call handle on the native engine", () => {
+  it.effect("call() is a synchronous fast path with invoke's checks, counters and errors", () =>
+    Effect.gen(function*() {
+      const runtime = yield* spawnCounter
+      const add = yield* runtime.prepare(agentId("c"), "add")
+      expect(add.call).toBeDefined()
+      const call = add.call!
+      for (let k = 0; k < 1000; k++) call(1)
+      expect(call(0)).toEqual([1000])
+      expect(yield* runtime.invoke(agentId("c"), "get")).toEqual([1000])
+      expect((yield* runtime.agent(agentId("c"))).invocationCount).toBe(1002)
+      expect(() => call("1" as never)).toThrow(/argument 0: expected i32/)
+      yield* runtime.pause(agentId("c"))
+      expect(() => call(1)).toThrow(/not running \(state Paused\)/)
+      yield* runtime.resume(agentId("c"))
+      yield* runtime.evictAgent(agentId("c"), "Manual")
+      try {
+        call(1)
+        expect.unreachable()
+      } catch (e) {
+        expect((e as { _tag: string })._tag).toBe("AgentNotFound")
+      }
+    }).pipe(Effect.provide(runtimeLayer())))
+
+  it.effect("fuel applies to the fast path too: a runaway loop is FuelExhausted, the agent keeps working", () =>
+    Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
+      yield* runtime.spawnAgent(agentId("l"), m, { memoryLimit: MemoryBudget.MiB, fuel: 100_000 })
+      const spin = yield* runtime.prepare(agentId("l"), "spin")
+      try {
+        spin.call!()
+        expect.unreachable()
+      } catch (e) {
+        expect((e as { _tag: string })._tag).toBe("FuelExhausted")
+      }
+      expect(yield* runtime.invoke(agentId("l"), "spin_n", [10])).toEqual([10])
+    }).pipe(Effect.provide(runtimeLayer())))
+})
