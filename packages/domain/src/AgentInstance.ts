@@ -24,7 +24,7 @@ import type { HealthCheck, HealthStatus } from "./Health.js"
 import type { AgentId, InstanceId, ModuleHash, ModuleId } from "./Ids.js"
 import type { MemoryBudget } from "./MemoryBudget.js"
 import { InvalidStateTransition } from "./RuntimeError.js"
-import type { WasmInstance } from "./WasmEngine.js"
+import type { PreparedInvoke, WasmInstance } from "./WasmEngine.js"
 
 export const InstanceState = Schema.Literals([
   "Starting",
@@ -112,6 +112,9 @@ export class AgentInstance {
     this.budget = budget
     this.instance = undefined
   }
+
+  /** Synchronous callers of exports resolved on `instance` (in-process engines), by export name. */
+  readonly prepared = new Map<string, PreparedInvoke>()
 
   /** Effects holding the mailbox right now (0 when idle); prepared synchronous calls refuse a busy agent. */
   busy = 0

@@ -98,6 +98,7 @@ import {
   type CompiledModule,
   type EngineState,
   type HostImports,
+  type InvokeOutcome,
   type PreparedInvoke,
   WasmEngine
 } from "./WasmEngine.js"
@@ -473,6 +474,7 @@ export const make = (
     const metricsRepo = yield* MetricsRepository
     const bus = yield* EventBus
     const fibers = yield* FiberSet.make<unknown, unknown>()
+    const clock = yield* Clock.Clock
 
     const runtimeId = (settings.id ??
       `rt-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}`) as RuntimeId
@@ -1120,9 +1122,9 @@ export const make = (
         if (mismatch !== undefined) {
           return Effect.fail(new SignatureMismatch({ function: fn, index: mismatch.index, reason: mismatch.message }))
         }
-        const call = i.exclusive(
-          Effect.suspend((): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
-            if (env.instances.get(agentId) !== i || i.instance === undefined) {
+        const body = (): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+            const instance = i.instance
+            if (env.instances.get(agentId) !== i || instance === undefined) {
               return Effect.fail(new AgentNotFound({ agentId }))
             }
             if (!isInvocable(i.state)) return Effect.fail(new AgentNotRunning({ agentId, state: i.state }))
@@ -1132,32 +1134,58 @@ export const make = (
             i.invocationCount++
             i.windowInvocations++
             env.counters.invocations++
-            return i.instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
+            // in-process engines: the synchronous caller, no per-call effects beyond this one
+            const sync = instance.prepare === undefined ? undefined : preparedFor(i, instance, fn)
+            if (sync !== undefined) {
+              const outcome = sync(args, i.config.fuel)
+              return outcome instanceof Error
+                ? Effect.andThen(recordFailure(i, outcome), Effect.fail(outcome))
+                : afterCall(i, outcome)
+            }
+            return instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
               Effect.tapError((error) => recordFailure(i, error)),
-              Effect.flatMap((outcome) =>
-                Effect.flatMap(Clock.currentTimeMillis, (now) => {
-                  i.lastActivity = now
-                  env.recordMemory(i, outcome.memoryBytes)
-                  return settings.persistence.snapshotAfterCalls === true
-                    ? Effect.as(saveLocked(i, now), outcome.results)
-                    : Effect.succeed(outcome.results)
-                })
-              )
+              Effect.flatMap((outcome) => afterCall(i, outcome))
             )
-          })
+          }
+        // An idle agent on an in-process engine runs the whole call in this one synchronous
+        // step: no other fiber can interleave, so the mailbox is not needed (one call at a
+        // time still holds). Otherwise the call queues on the agent's mailbox.
+        const call = Effect.suspend(() =>
+          i.busy === 0 && i.instance?.prepare !== undefined && settings.persistence.snapshotAfterCalls !== true
+            ? body()
+            : i.exclusive(Effect.suspend(body))
         )
-        const authorized = authorizer.checksInvocations
+        return authorizer.checksInvocations
           ? Effect.andThen(authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
           : call
-        return Effect.tap(authorized, () => schedulePressure)
       })
+
+    /** The instance's synchronous caller of `fn`, resolved once per instance. */
+    const preparedFor = (i: AgentInstance, instance: NonNullable<AgentInstance["instance"]>, fn: string) => {
+      let caller = i.prepared.get(fn)
+      if (caller === undefined) {
+        caller = instance.prepare?.(fn)
+        if (caller !== undefined) i.prepared.set(fn, caller)
+      }
+      return caller
+    }
+
+    /** Records a completed call: activity, memory, persistence, pressure. */
+    const afterCall = (i: AgentInstance, outcome: InvokeOutcome): Effect.Effect<ReadonlyArray<WasmValue>> => {
+      const now = clock.currentTimeMillisUnsafe()
+      i.lastActivity = now
+      env.recordMemory(i, outcome.memoryBytes)
+      const pressure = settings.autoPressure && !pressureScheduled && env.pool.isUnderPressure()
+      if (settings.persistence.snapshotAfterCalls !== true && !pressure) return Effect.succeed(outcome.results)
+      const saved = settings.persistence.snapshotAfterCalls === true ? saveLocked(i, now) : Effect.void
+      return Effect.as(pressure ? Effect.andThen(saved, schedulePressure) : saved, outcome.results)
+    }
 
     const prepare: AgentRuntimeShape["prepare"] = (agentId, fn) =>
       Effect.gen(function*() {
         const first = yield* live(agentId)
         const signature = env.modules.get(first.moduleId)?.functions.get(fn)
         if (signature === undefined) return yield* new FunctionNotFound({ function: fn })
-        const clock = yield* Clock.Clock
         const context = yield* Effect.context<never>()
         const fork = Effect.runForkWith(context)
         let cachedFor: AgentInstance["instance"] = undefined
