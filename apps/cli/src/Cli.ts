@@ -33,6 +33,7 @@ import { constants } from "node:fs"
 import { access, readFile, writeFile } from "node:fs/promises"
 import { basename, resolve } from "node:path"
 import { parseArgs } from "node:util"
+import { BUNDLE_USAGE, bundleCommand } from "./Bundle.js"
 import { describeMemory, describeType, formatBytes } from "./Describe.js"
 
 /** Where a command writes: one call per line of output (no trailing newline). */
@@ -66,7 +67,8 @@ commands:
   verify <file.wasm> --trust key.json|key.pub.json|trust.json [--trust …] [--sig file.sig] --name N --version V
       exit 0 when a trusted key signed this module for N@V, 1 (with the reason) otherwise
   inspect <file.wasm> [--json] [--trust file …] [--sig file.sig]
-      exports and imports with their types, memories, custom sections, hash and signature status`
+      exports and imports with their types, memories, custom sections, hash and signature status
+${BUNDLE_USAGE}`
 
 /** Runs `effect`; a failure becomes a `CliError` with `describe(error)`. */
 const run = async <A, E>(effect: Effect.Effect<A, E>, describe: (e: E) => string, code?: number): Promise<A> => {
@@ -360,7 +362,8 @@ const commands: Record<string, (args: ReadonlyArray<string>, io: Io, files: File
   keygen,
   sign,
   verify,
-  inspect
+  inspect,
+  bundle: (args, io) => bundleCommand(args, io)
 }
 
 /**

@@ -22,12 +22,19 @@ export interface RefusedModule {
   readonly message: string
 }
 
+/** A saved agent that could not be brought back (`reason`: the error's message). */
+export interface RestoreFailure {
+  readonly agentId: string
+  readonly reason: string
+}
+
 export interface SwarmReport {
   readonly agents: {
-    /** Agents the plan asked for (`--agents`). */
+    /** Agents the plan asked for (`--agents`); on a resumed run, the restored agents the workload took over. */
     readonly planned: number
+    /** Agents spawned by this run (0 on a resumed run: it spawns none). */
     readonly spawned: number
-    /** Spawned agents per agent type. */
+    /** Spawned (or, resumed, restored) agents per agent type. */
     readonly byType: Readonly<Record<string, number>>
     /** Agents of refused modules, not spawned. */
     readonly skipped: number
@@ -93,8 +100,30 @@ export interface SwarmReport {
   readonly crashes: number
   /** The first few crashes, described. */
   readonly crashDetails: ReadonlyArray<string>
+  /** Durable state (`--db`): where it lives and what came back from it. */
+  readonly persistence: {
+    /** The SQLite file's path, or `"memory"` (nothing survives the process). */
+    readonly store: string
+    /** The run continued on restored agents instead of spawning (`--resume`). */
+    readonly resumed: boolean
+    /** Agents saved in the store when the run began. */
+    readonly saved: number
+    /** Saved agents deleted first because the run was a fresh one (not `--resume`). */
+    readonly discarded: number
+    /** Agents brought back from the store at start (`restoreOnStart`, then one `restoreAll` retry). */
+    readonly restored: number
+    /** Saved agents that could not be brought back, with the reason. */
+    readonly restoreFailed: ReadonlyArray<RestoreFailure>
+    /** Snapshots the runtime could not save (`RuntimeStats.snapshotFailures`). */
+    readonly snapshotFailures: number
+    /** Metrics samples written to the store (one per round). */
+    readonly metricsSamples: number
+    /** Other persistence operations that failed, by `operation:tag`. */
+    readonly failed: Readonly<Record<string, number>>
+  }
   readonly durationMs: number
-  readonly run: { readonly seed: number; readonly rounds: number; readonly engine: string }
+  /** `platform`: the engine's platform (`Native`: in-process; `Node`: worker_threads). */
+  readonly run: { readonly seed: number; readonly rounds: number; readonly platform: string }
 }
 
 /** The report as JSON (stable key order, 2-space indent). */
@@ -110,6 +139,20 @@ const list = (record: Readonly<Record<string, number>>, skipZero = false) => {
   return entries.length === 0 ? "none" : entries.map(([k, v]) => `${k} ${n(v)}`).join(" · ")
 }
 
+const persistenceLine = (p: SwarmReport["persistence"]): string => {
+  if (p.store === "memory") return "in memory (nothing survives the process; --db <path.sqlite> keeps it)"
+  const parts = [
+    `SQLite ${p.store}`,
+    p.resumed
+      ? `resumed: ${n(p.restored)} of ${n(p.saved)} saved agents restored, ${p.restoreFailed.length} failed`
+      : `fresh run` + (p.discarded > 0 ? ` (${n(p.discarded)} agents of an earlier run discarded)` : ""),
+    `state saved after every call (${n(p.snapshotFailures)} failures)`,
+    `${p.metricsSamples} metrics samples`
+  ]
+  if (Object.keys(p.failed).length > 0) parts.push(`failed: ${list(p.failed)}`)
+  return parts.join("; ")
+}
+
 /** The report for people: one labelled line per subject. */
 export const formatText = (r: SwarmReport): string => {
   const failedTotal = Object.values(r.invocations.failed).reduce((a, b) => a + b, 0)
@@ -119,9 +162,9 @@ export const formatText = (r: SwarmReport): string => {
     return s === "none" ? "" : ` (${s})`
   }
   const lines = [
-    `agent-runtime swarm — ${n(r.agents.planned)} agents planned, seed ${r.run.seed}, ${r.run.rounds} rounds, ${r.run.engine} engine`,
+    `agent-runtime swarm — ${n(r.agents.planned)} agents ${r.persistence.resumed ? "restored" : "planned"}, seed ${r.run.seed}, ${r.run.rounds} rounds, ${r.run.platform} platform`,
     ``,
-    `agents        spawned ${n(r.agents.spawned)} (${list(r.agents.byType)}), critical ${r.agents.critical}` +
+    `agents        ${r.persistence.resumed ? "restored" : "spawned"} ${n(r.persistence.resumed ? r.agents.planned : r.agents.spawned)} (${list(r.agents.byType)}), critical ${r.agents.critical}` +
       (r.agents.skipped > 0 ? `, skipped ${r.agents.skipped}` : "") +
       (Object.keys(r.agents.spawnFailed).length > 0 ? `, spawn failures: ${list(r.agents.spawnFailed)}` : ""),
     `evicted       ${n(evictedTotal)} in all`,
@@ -136,6 +179,8 @@ export const formatText = (r: SwarmReport): string => {
     `lifecycle     paused ${r.lifecycle.paused}, invocations refused while paused ${r.lifecycle.refusedWhilePaused}, resumed ${r.lifecycle.resumed}` +
       (Object.keys(r.lifecycle.failed).length > 0 ? `, failed: ${list(r.lifecycle.failed)}` : ""),
     `gc            ${r.gc.runs} run(s), ${r.gc.modulesDropped} idle modules dropped`,
+    `persistence   ${persistenceLine(r.persistence)}`,
+    ...r.persistence.restoreFailed.slice(0, 5).map((f) => `  not restored ${f.agentId}: ${f.reason}`),
     `refused       ${r.refusedModules.length === 0 ? "none" : r.refusedModules.map((m) => `${m.name}: ${m.reason} (${m.message})`).join("; ")}`,
     `crashes       ${r.crashes}`,
     ...r.crashDetails.map((d) => `  ${d}`),

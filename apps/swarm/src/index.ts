@@ -1,12 +1,13 @@
 /**
  * `@agent-runtime/swarm` — hundreds of real, signed WebAssembly agents
- * through the whole lifecycle of the Runtime context (`runSwarm`), with a
- * report (`formatText`, `toJson`) and a progress renderer for stderr.
+ * through the whole lifecycle of the Runtime context (`runSwarm`, in memory
+ * or on durable repositories with crash recovery), with a report
+ * (`formatText`, `toJson`) and a progress renderer for stderr.
  *
  * @since 0.1.0
  */
 export * as Progress from "./Progress.js"
-export { formatText, type RefusedModule, type SwarmReport, toJson } from "./Report.js"
+export { formatText, type RefusedModule, type RestoreFailure, type SwarmReport, toJson } from "./Report.js"
 export {
   type AgentType,
   agentTypes,
@@ -16,6 +17,7 @@ export {
   MIN_AGENTS,
   planCounts,
   runSwarm,
-  type SwarmOptions
+  type SwarmOptions,
+  type SwarmPersistence
 } from "./Swarm.js"
 export { flipOneByte } from "./Tamper.js"

@@ -1,30 +1,44 @@
 /**
- * `pnpm start [--json] [--agents N] [--seed S] [--tamper <agent>]… [--quiet]`:
- * runs the swarm on the embedded defaults — native engine, in-memory
- * repositories and bus, the TEST-ONLY trust store — and prints the report.
+ * `pnpm start [--json] [--agents N] [--seed S] [--rounds R] [--tamper <agent>]…
+ * [--platform native|node] [--db <path.sqlite> [--resume]] [--ack-log <file>] [--quiet]`:
+ * runs the swarm — by default on the embedded defaults: native engine,
+ * in-memory repositories and bus, the TEST-ONLY trust store — and prints the
+ * report. `--platform node` runs the agents on worker threads
+ * (`@agent-runtime/engine-node`); `--db` keeps modules, agent state (saved
+ * after every call) and metrics in a SQLite file (`@agent-runtime/repository-sqlite`)
+ * and `--resume` continues on the agents saved there, e.g. after a crash.
  *
  * stdout carries only the report (text, or JSON with `--json`); progress
  * goes to stderr. Exit code 0 on success, 1 when the run crashed (crashes >
- * 0), 2 for bad arguments.
+ * 0) or its database cannot be used, 2 for bad arguments.
  *
  * @since 0.1.0
  */
 import { NativeEngine } from "@agent-runtime/engine-native"
+import { NodeEngine } from "@agent-runtime/engine-node"
+import { SqliteRepositories } from "@agent-runtime/repository-sqlite"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { closeSync, openSync, writeSync } from "node:fs"
 import { parseArgs } from "node:util"
 import * as Progress from "./Progress.js"
 import { formatText, toJson } from "./Report.js"
-import { agentTypes, DEFAULT_AGENTS, DEFAULT_SEED, MIN_AGENTS, runSwarm } from "./Swarm.js"
+import { agentTypes, DEFAULT_AGENTS, DEFAULT_ROUNDS, DEFAULT_SEED, MIN_AGENTS, runSwarm, type SwarmOptions } from "./Swarm.js"
 
 const usage = `usage: pnpm start [options]
 
   --json             print only the report, as JSON, on stdout
   --agents <n>       agents to spawn (default ${DEFAULT_AGENTS}, at least ${MIN_AGENTS})
   --seed <n>         seed of the workload (default ${DEFAULT_SEED})
+  --rounds <n>       workload rounds (default ${DEFAULT_ROUNDS}, at least ${DEFAULT_ROUNDS})
   --tamper <agent>   flip one byte of that agent's module before loading (repeatable): ${agentTypes.join(", ")}
+  --platform <p>     native (default: in-process WebAssembly) or node (agents on worker threads)
+  --db <path>        keep modules, agent state (saved after every call) and metrics in this SQLite
+                     file; a fresh run first discards agents an earlier run saved there
+  --resume           with --db: spawn nothing, continue on the agents saved there (after a crash, too)
+  --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call
   --quiet            no progress on stderr
   -h, --help         this text
 `
@@ -49,7 +63,12 @@ const parsed = (() => {
         json: { type: "boolean", default: false },
         agents: { type: "string" },
         seed: { type: "string" },
+        rounds: { type: "string" },
         tamper: { type: "string", multiple: true },
+        platform: { type: "string", default: "native" },
+        db: { type: "string" },
+        resume: { type: "boolean", default: false },
+        "ack-log": { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false }
       },
@@ -68,6 +87,11 @@ if (parsed.help) {
 
 const agents = integer("agents", parsed.agents, DEFAULT_AGENTS, MIN_AGENTS)
 const seed = integer("seed", parsed.seed, DEFAULT_SEED, 0)
+const rounds = integer("rounds", parsed.rounds, DEFAULT_ROUNDS, DEFAULT_ROUNDS)
+const platform = parsed.platform
+if (platform !== "native" && platform !== "node") fail(`--platform must be native or node, got "${platform}"`)
+if (parsed.db === "") fail("--db needs a file path")
+if (parsed.resume && parsed.db === undefined) fail("--resume needs --db <path.sqlite> (the agents to resume are saved there)")
 const tamper = parsed.tamper ?? []
 for (const name of tamper) {
   if (!(agentTypes as ReadonlyArray<string>).includes(name)) fail(`--tamper: unknown agent "${name}" (one of ${agentTypes.join(", ")})`)
@@ -78,18 +102,54 @@ const progress = Progress.make(
   Progress.modeFor({ json: parsed.json, quiet: parsed.quiet, tty: process.stderr.isTTY === true })
 )
 
-/** The embedded defaults: the native engine and the TEST-ONLY trust store (never trust it in production). */
-const PlatformLive = Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() }))
+/** The engine (native: in-process; node: worker threads) and the TEST-ONLY trust store (never trust it in production). */
+const PlatformLive = Layer.mergeAll(
+  platform === "node" ? NodeEngine.layer : NativeEngine.layer,
+  verifierLayer({ trustStore: testOnlyTrustStore() })
+)
+
+/** `--ack-log`: one line per acknowledged call, appended with a plain write (no fsync: it survives the process, not the machine). */
+const ackFd = parsed["ack-log"] === undefined ? undefined : (() => {
+  try {
+    return openSync(parsed["ack-log"], "a")
+  } catch (e) {
+    return fail(`--ack-log: cannot open "${parsed["ack-log"]}": ${e instanceof Error ? e.message : String(e)}`)
+  }
+})()
+
+const options: SwarmOptions = {
+  agents,
+  seed,
+  rounds,
+  tamper,
+  onProgress: progress.onProgress,
+  persistence: parsed.db === undefined
+    ? undefined
+    : { location: parsed.db, repositories: SqliteRepositories.layer({ path: parsed.db }), resume: parsed.resume },
+  onAck: ackFd === undefined ? undefined : (agentId, value) => void writeSync(ackFd, `${agentId} ${value}\n`)
+}
+
+// Keeps the event loop alive until the run has settled: the Node engine terminates its idle workers
+// (unref'd) on release and awaits their exit, which does not keep the loop alive by itself; without
+// this the process could drain its loop and exit (code 13) before the report is printed.
+const keepAlive = setInterval(() => {}, 1 << 30)
 
 try {
-  const report = await Effect.runPromise(
-    runSwarm({ agents, seed, tamper, onProgress: progress.onProgress }).pipe(Effect.provide(PlatformLive))
-  )
+  const outcome = await Effect.runPromise(Effect.result(runSwarm(options)).pipe(Effect.provide(PlatformLive)))
   progress.close()
-  process.stdout.write(`${parsed.json ? toJson(report) : formatText(report)}\n`)
-  process.exitCode = report.crashes > 0 ? 1 : 0
+  if (outcome._tag === "Failure") {
+    process.stderr.write(`swarm: the database ${parsed.db ?? ""} cannot be used: ${outcome.failure.message}\n`)
+    process.exitCode = 1
+  } else {
+    const report = outcome.success
+    process.stdout.write(`${parsed.json ? toJson(report) : formatText(report)}\n`)
+    process.exitCode = report.crashes > 0 ? 1 : 0
+  }
 } catch (e) {
   progress.close()
   process.stderr.write(`swarm: crashed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
   process.exitCode = 1
+} finally {
+  clearInterval(keepAlive)
+  if (ackFd !== undefined) closeSync(ackFd)
 }

@@ -52,6 +52,8 @@ export const PAGE = 65_536
 export interface EngineSpy {
   /** Module hashes compiled by the engine, in order (one entry per real compile). */
   readonly compiles: Array<string>
+  /** Module byte lengths validated (engines with `validate`), in order. */
+  readonly validations: Array<number>
   /** Every call the runtime made into an instance (exports, lifecycle functions). */
   readonly calls: Array<{ readonly agentId: string; readonly fn: string; readonly ok: boolean }>
   /** The latest real instance of each agent. */
@@ -69,7 +71,7 @@ const probeAfter: Readonly<Record<string, ReadonlyArray<string>>> = {
   _recover: ["recoveries_count"]
 }
 
-export const makeSpy = (): EngineSpy => ({ compiles: [], calls: [], instances: new Map(), probes: [] })
+export const makeSpy = (): EngineSpy => ({ compiles: [], validations: [], calls: [], instances: new Map(), probes: [] })
 
 /** The calls of one agent's function the spy saw. */
 export const callsOf = (spy: EngineSpy, agent: string, fn: string) => spy.calls.filter((c) => c.agentId === agent && c.fn === fn)
@@ -108,6 +110,9 @@ export const spyLayer = (engineLayer: Layer.Layer<WasmEngine>, spy: EngineSpy): 
       const wrapped: WasmEngineShape = {
         platform: engine.platform,
         capabilities: engine.capabilities,
+        validate: engine.validate === undefined
+          ? undefined
+          : (bytes) => Effect.tap(engine.validate!(bytes), () => Effect.sync(() => void spy.validations.push(bytes.byteLength))),
         compile: (bytes, hash) => Effect.tap(engine.compile(bytes, hash), () => Effect.sync(() => void spy.compiles.push(hash))),
         instantiate: (module, options) =>
           Effect.map(engine.instantiate(module, options), (inst) => {

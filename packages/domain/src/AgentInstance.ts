@@ -116,6 +116,11 @@ export class AgentInstance {
   /** Synchronous callers of exports resolved on `instance` (in-process engines), by export name. */
   readonly prepared = new Map<string, PreparedInvoke>()
 
+  /** Host capabilities (`"module.name"`) revoked from this agent. */
+  readonly revoked = new Set<string>()
+  /** The revoked capability the guest called during the current call, if any. */
+  policyViolation: string | undefined = undefined
+
   /** Effects holding the mailbox right now (0 when idle); prepared synchronous calls refuse a busy agent. */
   busy = 0
 

@@ -75,7 +75,7 @@ import {
   type InvokeError,
   type RepositoryError,
   type Timeout,
-  type Unauthorized
+  Unauthorized
 } from "./RuntimeError.js"
 import { type PassivatedAgent, RuntimeEnvironment } from "./RuntimeEnvironment.js"
 import { SnapshotMismatch } from "./SnapshotCodec.js"
@@ -98,6 +98,7 @@ import {
   type CompiledModule,
   type EngineState,
   type HostImports,
+  type HostMemory,
   type InvokeOutcome,
   type PreparedInvoke,
   WasmEngine
@@ -346,6 +347,12 @@ export interface AgentRuntimeShape {
    * like `invoke`, and throws the same typed errors.
    */
   readonly prepare: (agentId: AgentId, fn: string) => Effect.Effect<PreparedCall, AgentNotFound | FunctionNotFound>
+  /**
+   * Revokes a host capability (`"module.name"` of an import) from an agent:
+   * its next call of that import fails with `Unauthorized` and the agent is
+   * evicted with `PolicyViolation`.
+   */
+  readonly revokeImport: (agentId: AgentId, capability: string) => Effect.Effect<void, AgentNotFound>
   /** Copies bytes out of an agent's linear memory (under its mailbox). */
   readonly readMemory: (agentId: AgentId, offset: number, length: number) => Effect.Effect<Uint8Array, AgentNotFound | AgentNotRunning | Trap>
   /** Copies bytes into an agent's linear memory (under its mailbox). */
@@ -661,6 +668,7 @@ export const make = (
         for (const imp of module.imports) {
           if (imp.module === "wasi_snapshot_preview1" && engine.capabilities.wasi) continue
           const value = offered?.[imp.module]?.[imp.name]
+          if (value === undefined && imp.type.kind === "memory") continue // created by the engine (hostMemory)
           if (value === undefined) {
             return yield* new InstantiationError({
               reason: `import ${describeImport(imp)} is not provided to agent ${agentId}`
@@ -669,16 +677,50 @@ export const make = (
           if (imp.type.kind === "function" && typeof value !== "function") {
             return yield* new InstantiationError({ reason: `import ${describeImport(imp)} must be a function` })
           }
-          yield* authorizer.authorize({
-            action: "import",
-            agentId,
-            moduleHash: module.hash,
-            subject: `${imp.module}.${imp.name}`
-          })
-          ;(granted[imp.module] ??= {})[imp.name] = value
+          const subject = `${imp.module}.${imp.name}`
+          yield* authorizer.authorize({ action: "import", agentId, moduleHash: module.hash, subject })
+          ;(granted[imp.module] ??= {})[imp.name] = typeof value === "function"
+            ? guardCapability(agentId, subject, value as (...args: Array<unknown>) => unknown)
+            : value
         }
         return granted as HostImports
       })
+
+    /**
+     * Wraps a granted host function so each call checks the grant still holds
+     * (`revokeImport`, or the authorizer's synchronous `isGranted`): a call to a
+     * revoked capability traps the guest, fails the invocation with
+     * `Unauthorized`, and evicts the agent with `PolicyViolation`.
+     */
+    const guardCapability = (agentId: AgentId, subject: string, f: (...args: Array<unknown>) => unknown) =>
+    (...args: Array<unknown>): unknown => {
+      const i = env.instances.get(agentId)
+      if (i?.revoked.has(subject) === true || authorizer.isGranted?.(agentId, subject) === false) {
+        if (i !== undefined) i.policyViolation = subject
+        throw new Error(`capability ${subject} was revoked`)
+      }
+      return f(...args)
+    }
+
+    /**
+     * The imported memory the engine must create for an agent (when the module
+     * imports one and the config does not provide it): maximum = the agent's
+     * budget in pages (or the declared maximum if lower).
+     */
+    const hostMemory = (module: WasmModule, config: AgentConfig): HostMemory | undefined => {
+      for (const imp of module.imports) {
+        if (imp.type.kind !== "memory" || config.imports?.[imp.module]?.[imp.name] !== undefined) continue
+        const cap = Math.floor(config.memoryLimit / MemoryBudget.PAGE_BYTES)
+        return {
+          module: imp.module,
+          name: imp.name,
+          minPages: imp.type.minPages,
+          maxPages: Math.min(imp.type.maxPages ?? cap, cap),
+          shared: imp.type.shared
+        }
+      }
+      return undefined
+    }
 
     // -- lifecycle helpers ----------------------------------------------------
     const live = (agentId: AgentId): Effect.Effect<AgentInstance, AgentNotFound> =>
@@ -961,7 +1003,8 @@ export const make = (
                 agentId,
                 memoryLimit: p.config.memoryLimit,
                 imports,
-                timeoutMs: p.config.timeoutMs
+                timeoutMs: p.config.timeoutMs,
+                memory: hostMemory(module, p.config)
               })
               claimed.instance = instance
               yield* instance.restore(saved.value.state)
@@ -1037,7 +1080,8 @@ export const make = (
                 agentId,
                 memoryLimit: config.memoryLimit,
                 imports,
-                timeoutMs: config.timeoutMs
+                timeoutMs: config.timeoutMs,
+                memory: hostMemory(module, config)
               })
               if (env.instances.get(agentId) !== claimed) {
                 yield* instance.terminate
@@ -1078,11 +1122,18 @@ export const make = (
 
     // -- invoke ---------------------------------------------------------------
     const recordFailure = (i: AgentInstance, error: EngineInvokeError) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<void, Unauthorized> => {
         i.errorCount++
         i.windowErrors++
         env.counters.invocationErrors++
         i.lastError = error.message
+        if (i.policyViolation !== undefined) {
+          const subject = i.policyViolation
+          return Effect.andThen(
+            FiberSet.run(fibers, locked(evictLocked(i.agentId, "PolicyViolation"))),
+            Effect.fail(new Unauthorized({ action: "import", subject, reason: "the capability was revoked" }))
+          )
+        }
         if (error._tag === "Timeout" && settings.evictOnTimeout) {
           return Effect.asVoid(FiberSet.run(fibers, locked(evictLocked(i.agentId, "Timeout"))))
         }
@@ -1217,6 +1268,9 @@ export const make = (
           const outcome = cached(args, i.config.fuel)
           if (outcome instanceof Error) {
             fork(recordFailure(i, outcome))
+            if (i.policyViolation !== undefined) {
+              throw new Unauthorized({ action: "import", subject: i.policyViolation, reason: "the capability was revoked" })
+            }
             throw outcome
           }
           i.lastActivity = clock.currentTimeMillisUnsafe()
@@ -1550,6 +1604,7 @@ export const make = (
       setCritical,
       invoke,
       prepare,
+      revokeImport: (agentId, capability) => Effect.map(live(agentId), (i) => void i.revoked.add(capability)),
       readMemory,
       writeMemory,
       evictAgent,

@@ -26,6 +26,13 @@ export interface ExecutionAuthorizerShape {
   readonly authorize: (request: ExecutionRequest) => Effect.Effect<void, Unauthorized>
   /** Whether `invoke` requests must be asked (false skips the per-call check on the hot path). */
   readonly checksInvocations: boolean
+  /**
+   * Optional synchronous check made on every call of a granted host import
+   * (`subject` = `"module.name"`): `false` means the grant was revoked — the
+   * call fails with `Unauthorized` and the agent is evicted with
+   * `PolicyViolation`.
+   */
+  readonly isGranted?: ((agentId: AgentId, subject: string) => boolean) | undefined
 }
 
 /** The `ExecutionAuthorizer` service key. */

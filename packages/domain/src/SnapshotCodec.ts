@@ -138,6 +138,9 @@ const Header = Schema.Struct({
   memoryReservation: Schema.Finite,
   invocationCount: Schema.Finite,
   takenAt: Schema.Finite,
+  timeoutMs: Schema.optional(Schema.Finite),
+  fuel: Schema.optional(Schema.Finite),
+  critical: Schema.optional(Schema.Boolean),
   memoryBytes: Count,
   pageCount: Count,
   globalCount: Count,
@@ -294,6 +297,9 @@ export const encode = (snapshot: InstanceSnapshot, options: EncodeOptions = {}):
       memoryReservation: snapshot.memoryReservation,
       invocationCount: snapshot.invocationCount,
       takenAt: snapshot.takenAt,
+      ...(snapshot.timeoutMs === undefined ? {} : { timeoutMs: snapshot.timeoutMs }),
+      ...(snapshot.fuel === undefined ? {} : { fuel: snapshot.fuel }),
+      ...(snapshot.critical === undefined ? {} : { critical: snapshot.critical }),
       memoryBytes: snapshot.state.memoryBytes,
       pageCount: snapshot.state.pages.length,
       globalCount: Object.keys(snapshot.state.globals).length,
@@ -436,6 +442,9 @@ export const decode = (
       memoryReservation: header.memoryReservation,
       invocationCount: header.invocationCount,
       takenAt: header.takenAt,
+      ...(header.timeoutMs === undefined ? {} : { timeoutMs: header.timeoutMs }),
+      ...(header.fuel === undefined ? {} : { fuel: header.fuel }),
+      ...(header.critical === undefined ? {} : { critical: header.critical }),
       state
     }
     return snapshot

@@ -81,6 +81,23 @@ export interface InstantiateOptions {
   readonly imports: HostImports
   /** Deadline for the start function, in ms (engines that can preempt). */
   readonly timeoutMs?: number | undefined
+  /**
+   * A linear memory the module imports and `imports` does not provide: the
+   * engine creates it (`new WebAssembly.Memory({ initial, maximum, shared })`)
+   * with the agent's budget as its maximum (pages of 64 KiB), so a guest with
+   * an imported memory is capped like one with its own (WebAssembly JS API
+   * §"Memory objects").
+   */
+  readonly memory?: HostMemory | undefined
+}
+
+/** An imported memory the engine creates for an agent; sizes in pages of 64 KiB. */
+export interface HostMemory {
+  readonly module: string
+  readonly name: string
+  readonly minPages: number
+  readonly maxPages: number
+  readonly shared: boolean
 }
 
 /** Per-call limits. */

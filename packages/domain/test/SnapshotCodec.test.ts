@@ -48,6 +48,9 @@ const make = (state: Partial<InstanceSnapshot["state"]> = {}): InstanceSnapshot 
   memoryReservation: 8 * 1024 * 1024,
   invocationCount: 12_345,
   takenAt: 1_700_000_000_123,
+  timeoutMs: 250,
+  fuel: 1_000_000,
+  critical: true,
   state: { memoryBytes: 0, pages: [], globals: {}, ...state }
 })
 

@@ -250,9 +250,14 @@ export const make = (): WasmEngineShape => ({
       if (!(compiled.handle instanceof WebAssembly.Module)) {
         return Effect.fail(new InstantiationError({ reason: "not a module compiled by the native engine" }))
       }
-      const imports = options.imports as WebAssembly.Imports
+      let imports = options.imports as WebAssembly.Imports
       let instance: WebAssembly.Instance
       try {
+        const m = options.memory
+        if (m !== undefined && (imports[m.module] as Record<string, unknown> | undefined)?.[m.name] === undefined) {
+          const memory = new WebAssembly.Memory({ initial: m.minPages, maximum: m.maxPages, shared: m.shared })
+          imports = { ...imports, [m.module]: { ...(imports[m.module] as object), [m.name]: memory } }
+        }
         instance = new WebAssembly.Instance(compiled.handle, imports)
       } catch (e) {
         // LinkError: an import of the wrong kind or type; TypeError: an import module or value is missing

@@ -58,3 +58,28 @@ describe("prepared call handle on the native engine", () => {
       expect(yield* runtime.invoke(agentId("l"), "spin_n", [10])).toEqual([10])
     }).pipe(Effect.provide(runtimeLayer())))
 })
+
+describe("host capabilities", () => {
+  it.effect("a call to a revoked capability fails with Unauthorized and evicts the agent with PolicyViolation", () =>
+    Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const logged: Array<number> = []
+      const m = yield* runtime.loadModule(readAgent("host-caller"), makeMetadata({ name: "host-caller", version: "1.0.0" }))
+      const imports = { env: { log: (x: number) => void logged.push(x), now: () => 42 } }
+      yield* runtime.spawnAgent(agentId("h"), m, { memoryLimit: MemoryBudget.MiB, imports })
+      yield* runtime.spawnAgent(agentId("other"), m, { memoryLimit: MemoryBudget.MiB, imports })
+      yield* runtime.invoke(agentId("h"), "call_log", [7])
+      expect(logged).toEqual([7])
+      yield* runtime.revokeImport(agentId("h"), "env.log")
+      const e = yield* Effect.flip(runtime.invoke(agentId("h"), "call_log", [8]))
+      expect(e._tag).toBe("Unauthorized")
+      expect(e.message).toMatch(/env\.log/)
+      expect(logged).toEqual([7]) // the revoked function never ran
+      yield* Effect.yieldNow
+      yield* Effect.sleep(0)
+      expect((yield* Effect.flip(runtime.agent(agentId("h"))))._tag).toBe("AgentNotFound")
+      // other agents keep their grant
+      yield* runtime.invoke(agentId("other"), "call_log", [9])
+      expect(logged).toEqual([7, 9])
+    }).pipe(Effect.provide(runtimeLayer())))
+})

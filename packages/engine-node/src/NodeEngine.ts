@@ -400,6 +400,10 @@ export const make = (options: NodeEngineOptions = {}): NodeEngineShape => {
       }
       if (pool.closed) return Effect.fail(new InstantiationError({ reason: "the engine was shut down" }))
       const resolved = importsFor(module, instantiateOptions.imports as Record<string, Record<string, unknown>>)
+      const m = instantiateOptions.memory
+      if (!(resolved instanceof InstantiationError) && m !== undefined && !resolved.specs.some((x) => x[0] === m.module && x[1] === m.name)) {
+        resolved.specs.push([m.module, m.name, 2, { initial: m.minPages, maximum: m.maxPages, shared: m.shared }])
+      }
       if (resolved instanceof InstantiationError) return Effect.fail(resolved)
       const agentId = instantiateOptions.agentId as string
       const wasiFiles = resolved.wasi ? files.open() : undefined

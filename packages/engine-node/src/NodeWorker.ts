@@ -230,7 +230,11 @@ const instantiate = (
   const importObject: Record<string, Record<string, unknown>> = {}
   for (const spec of imports) {
     const ns = (importObject[spec[0]] ??= {})
-    ns[spec[1]] = spec[2] === 0 ? hostFunction(id, spec[3]) : spec[3]
+    ns[spec[1]] = spec[2] === 0
+      ? hostFunction(id, spec[3])
+      : spec[2] === 2
+      ? new WebAssembly.Memory(spec[3]) // an imported memory the host asked for, capped at the budget
+      : spec[3]
   }
   const wasi = wasiSpec === null ? undefined : createWasi(wasiSpec)
   if (wasi !== undefined) importObject["wasi_snapshot_preview1"] = wasi.imports

@@ -219,6 +219,7 @@ export class WorkerSlot {
     channel?.close()
     if (worker === undefined) return Promise.resolve()
     this.replaced++
+    worker.ref() // keep the event loop alive until the worker has exited (workers are unref'd while idle)
     return worker.terminate().catch(() => undefined)
   }
 
@@ -345,7 +346,10 @@ export class WorkerSlot {
     this.channel = undefined
     channel?.fail("the engine was shut down")
     channel?.close()
-    if (worker !== undefined) await worker.terminate()
+    if (worker !== undefined) {
+      worker.ref() // keep the event loop alive until the worker has exited (workers are unref'd while idle)
+      await worker.terminate()
+    }
   }
 }
 

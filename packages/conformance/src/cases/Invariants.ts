@@ -8,7 +8,7 @@ import { testOnlyKeyPair } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { MiB, PAGE } from "../Harness.js"
-import { memoryOnlyModule } from "../internal/binary.js"
+import { importedMemoryModule, memoryOnlyModule } from "../internal/binary.js"
 import type { SuiteContext } from "./Context.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
@@ -172,6 +172,25 @@ export const resourceLimitCases = ({ run }: SuiteContext) =>
             // with a budget that fits, the same module spawns
             const ok = yield* rt.spawnAgent(agentId("big"), id, { memoryLimit: 2 * MiB })
             expect(ok.budget.used).toBe(17 * PAGE)
+          })
+        )
+      }))
+
+    it.effect("a module that imports its memory gets one created with the budget as maximum: memory.grow past it returns -1", () =>
+      Effect.gen(function*() {
+        const bytes = yield* Effect.orDie(signModule(importedMemoryModule(), { name: "imported-memory", version: "1.0.0" }, testOnlyKeyPair.secretKey))
+        yield* run(({ rt }) =>
+          Effect.gen(function*() {
+            const id = yield* rt.loadModule(bytes, makeMetadata({ name: "imported-memory", version: "1.0.0" }))
+            yield* rt.spawnAgent(agentId("im"), id, { memoryLimit: 2 * MiB }) // 32 pages
+            expect(yield* rt.invoke(agentId("im"), "size")).toEqual([1])
+            expect(yield* rt.invoke(agentId("im"), "grow", [40])).toEqual([-1])
+            expect(yield* rt.invoke(agentId("im"), "grow", [10])).toEqual([1])
+            expect(yield* rt.invoke(agentId("im"), "grow", [22])).toEqual([-1])
+            expect(yield* rt.invoke(agentId("im"), "grow", [21])).toEqual([11])
+            const info = yield* rt.agent(agentId("im"))
+            expect(info.budget.used).toBe(32 * PAGE)
+            expect(info.budget.peak).toBeLessThanOrEqual(2 * MiB)
           })
         )
       }))

@@ -76,3 +76,21 @@ export const memoryOnlyModule = (pages: number): Uint8Array => {
     SectionId.export, ...leb(exports.length), ...exports
   ])
 }
+
+/**
+ * `(module (import "env" "memory" (memory 1)) (func (export "grow") (param i32) (result i32)
+ * local.get 0 memory.grow) (func (export "size") (result i32) memory.size))` — a module whose
+ * linear memory is imported: the runtime has the engine create it with the budget as maximum.
+ */
+export const importedMemoryModule = (): Uint8Array => {
+  const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
+  const section = (id: number, payload: Array<number>) => [id, payload.length, ...payload]
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
+    ...section(SectionId.import, [0x01, ...str("env"), ...str("memory"), 0x02, 0x00, 0x01]),
+    ...section(SectionId.function, [0x02, 0x00, 0x01]),
+    ...section(SectionId.export, [0x02, ...str("grow"), 0x00, 0x00, ...str("size"), 0x00, 0x01]),
+    ...section(SectionId.code, [0x02, 0x06, 0x00, 0x20, 0x00, 0x40, 0x00, 0x0b, 0x04, 0x00, 0x3f, 0x00, 0x0b])
+  ])
+}

@@ -35,6 +35,7 @@ export const OP_CRASH = 8
 export type ImportSpec =
   | readonly [module: string, name: string, kind: 0, index: number]
   | readonly [module: string, name: string, kind: 1, value: unknown]
+  | readonly [module: string, name: string, kind: 2, memory: { initial: number; maximum: number; shared: boolean }]
 
 /**
  * Snapshot tracking in the worker: `[mode, maxBytes]`. Mode 0 = off, 1 = always,

@@ -1,0 +1,251 @@
+/**
+ * `agent-runtime bundle <config.json> --out <dir> [--trust file …] [--allow-unsigned]`:
+ * builds an edge bundle (issue 6; `@agent-runtime/engine-edge` `BundleBuilder`).
+ *
+ * Edge runtimes forbid compiling WebAssembly at run time, so the work the
+ * runtime does at spawn elsewhere happens here: every module's signature is
+ * verified (`@agent-runtime/signing` `verifyModule` with the trust files),
+ * its variants are rewritten (memory cap, fuel, state exports) for the agent
+ * configs the config declares, and the directory gets:
+ *
+ * | path | what |
+ * |---|---|
+ * | `manifest.json` | the `BundleManifest` (module hashes, signature status, typed exports, variants with digests and rewrite parameters, agent types) |
+ * | `wasm/<digest>.wasm` | each variant: a workerd `wasm` module / wrangler `CompiledWasm` |
+ * | `modules/<hash>.bin` | each original signed module: a workerd `data` module / wrangler `Data` |
+ * | `bundle.js` | an ES module that imports all of them and exports `bundle` (a `BundleContents`) and `manifest` |
+ * | `bundle.d.ts` | its types |
+ *
+ * Config (JSON; paths relative to the config file):
+ *
+ * ```json
+ * {
+ *   "modules": [{ "name": "counter", "version": "1.0.0", "file": "build/counter.wasm", "signature": "counter.sig" }],
+ *   "agents": [{ "type": "counter", "module": "counter", "memoryLimit": 1048576, "fuel": 1000000 }],
+ *   "variants": [{ "module": "counter", "memoryLimit": 2097152, "limits": { "memoryCap": false } }],
+ *   "limits": { "memoryCap": true, "exportState": true },
+ *   "includeOriginal": true,
+ *   "trust": ["keys/release.pub.json"]
+ * }
+ * ```
+ *
+ * Exit codes: 0 written; 1 a module's signature is invalid; 2 bad usage,
+ * unreadable or malformed config, a module that cannot be read or
+ * rewritten. Errors are one line on stderr.
+ *
+ * @since 0.1.0
+ */
+import { type BundleBuilder, BundleBuilder as Builder } from "@agent-runtime/engine-edge"
+import { TrustStore, verifyModule } from "@agent-runtime/signing"
+import * as Effect from "effect/Effect"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { basename, dirname, join, resolve } from "node:path"
+import { parseArgs } from "node:util"
+import type { Io } from "./Cli.js"
+
+/** Usage lines of the command (for the CLI's help). */
+export const BUNDLE_USAGE = `  bundle <config.json> --out <dir> [--trust key.pub.json|trust.json …] [--allow-unsigned]
+      verify, rewrite (memory cap, fuel, state exports) and precompile-ready the modules of an edge bundle:
+      writes <dir>/manifest.json, wasm/<digest>.wasm, modules/<hash>.bin and bundle.js for a Worker`
+
+class BundleUsageError extends Error {}
+
+const fail = (message: string): never => {
+  throw new BundleUsageError(message)
+}
+
+const readBytes = async (path: string): Promise<Uint8Array> => {
+  try {
+    return new Uint8Array(await readFile(path))
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    return fail(`cannot read ${path}: ${code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+const record = (value: unknown, what: string): Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : fail(`${what} must be an object`)
+
+const str = (r: Record<string, unknown>, key: string, what: string): string =>
+  typeof r[key] === "string" && (r[key] as string).length > 0 ? (r[key] as string) : fail(`${what}: "${key}" must be a non-empty string`)
+
+const num = (r: Record<string, unknown>, key: string, what: string, optional = false): number | undefined => {
+  const v = r[key]
+  if (v === undefined && optional) return undefined
+  return typeof v === "number" && Number.isFinite(v) ? v : fail(`${what}: "${key}" must be a number`)
+}
+
+const list = (r: Record<string, unknown>, key: string, optional = true): ReadonlyArray<unknown> => {
+  const v = r[key]
+  if (v === undefined && optional) return []
+  return Array.isArray(v) ? v : fail(`config: "${key}" must be an array`)
+}
+
+const readTrust = async (paths: ReadonlyArray<string>): Promise<TrustStore> => {
+  let store = TrustStore.empty
+  for (const path of paths) {
+    const text = new TextDecoder().decode(await readBytes(path)).trim()
+    let json: unknown
+    if (/^[0-9a-fA-F]{64}$/.test(text)) json = { publicKey: text }
+    else {
+      try {
+        json = JSON.parse(text)
+      } catch {
+        fail(`${path}: not valid JSON`)
+      }
+    }
+    const result = await Effect.runPromise(Effect.result(TrustStore.fromJson(json)))
+    if (result._tag === "Failure") fail(`${path}: ${result.failure.reason}`)
+    else for (const key of result.success.keys) store = store.add(key.publicKey, key.label ?? basename(path))
+  }
+  return store
+}
+
+/** The ES module that hands the bundle to a Worker (imports resolved by workerd / wrangler module rules). */
+const bundleModule = (bundle: BundleBuilder.Bundle): string => {
+  const lines = ["// Generated by `agent-runtime bundle`. Do not edit.", ""]
+  const modules: Array<string> = []
+  const data: Array<string> = []
+  bundle.files.forEach((f, i) => {
+    const id = `${f.kind === "wasm" ? "m" : "d"}${i}`
+    lines.push(`import ${id} from ${JSON.stringify(`./${f.path}`)}`)
+    ;(f.kind === "wasm" ? modules : data).push(`  ${JSON.stringify(f.path)}: ${id}`)
+  })
+  lines.push(
+    "",
+    `export const manifest = ${JSON.stringify(bundle.manifest)}`,
+    "",
+    "export const bundle = {",
+    "  manifest,",
+    `  modules: {\n${modules.join(",\n")}\n  },`,
+    `  data: {\n${data.join(",\n")}\n  }`,
+    "}",
+    ""
+  )
+  return lines.join("\n")
+}
+
+const DTS = `// Generated by \`agent-runtime bundle\`. Do not edit.
+import type { BundleContents, BundleManifest } from "@agent-runtime/engine-edge"
+export declare const manifest: BundleManifest
+export declare const bundle: BundleContents
+`
+
+/** Runs `agent-runtime bundle` (see the module doc); resolves to the exit code. */
+export const bundleCommand = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      options: {
+        out: { type: "string" },
+        trust: { type: "string", multiple: true },
+        "allow-unsigned": { type: "boolean" }
+      },
+      strict: true,
+      allowPositionals: true
+    })
+    const cwd = io.cwd ?? process.cwd()
+    if (positionals.length !== 1) fail(positionals.length === 0 ? "missing <config.json>" : `unexpected argument ${positionals[1]}`)
+    if (values.out === undefined) fail("missing --out <dir>")
+    const configPath = resolve(cwd, positionals[0]!)
+    const base = dirname(configPath)
+    let json: unknown
+    try {
+      json = JSON.parse(new TextDecoder().decode(await readBytes(configPath)))
+    } catch (e) {
+      if (e instanceof BundleUsageError) throw e
+      fail(`${positionals[0]}: not valid JSON`)
+    }
+    const config = record(json, "config")
+    const modules: Array<BundleBuilder.BundleModuleInput> = []
+    for (const [i, m] of list(config, "modules", false).entries()) {
+      const r = record(m, `modules[${i}]`)
+      const what = `modules[${i}]`
+      const signature = r["signature"] === undefined ? undefined : await readBytes(resolve(base, str(r, "signature", what)))
+      modules.push({
+        name: str(r, "name", what),
+        version: str(r, "version", what),
+        bytes: await readBytes(resolve(base, str(r, "file", what))),
+        ...(signature === undefined ? {} : { signature })
+      })
+    }
+    const agents = list(config, "agents").map((a, i) => {
+      const r = record(a, `agents[${i}]`)
+      const what = `agents[${i}]`
+      const fuel = num(r, "fuel", what, true)
+      return { type: str(r, "type", what), module: str(r, "module", what), memoryLimit: num(r, "memoryLimit", what)!, ...(fuel === undefined ? {} : { fuel }) }
+    })
+    const limitsOf = (value: unknown, what: string) => {
+      if (value === undefined) return undefined
+      const r = record(value, what)
+      return {
+        ...(typeof r["memoryCap"] === "boolean" ? { memoryCap: r["memoryCap"] } : {}),
+        ...(typeof r["exportState"] === "boolean" ? { exportState: r["exportState"] } : {})
+      }
+    }
+    const variants = list(config, "variants").map((v, i) => {
+      const r = record(v, `variants[${i}]`)
+      const what = `variants[${i}]`
+      const fuel = num(r, "fuel", what, true)
+      const limits = limitsOf(r["limits"], `${what}.limits`)
+      return {
+        module: str(r, "module", what),
+        memoryLimit: num(r, "memoryLimit", what)!,
+        ...(fuel === undefined ? {} : { fuel }),
+        ...(limits === undefined ? {} : { limits })
+      }
+    })
+    const trustPaths = [
+      ...list(config, "trust").map((p, i) => typeof p === "string" ? resolve(base, p) : fail(`trust[${i}] must be a path`)),
+      ...(values.trust ?? []).map((p) => resolve(cwd, p))
+    ]
+    const allowUnsigned = values["allow-unsigned"] === true || config["allowUnsigned"] === true
+    if (trustPaths.length === 0 && !allowUnsigned) fail("no trust store: give --trust or \"trust\" in the config")
+    const trustStore = await readTrust(trustPaths)
+    const result = await Effect.runPromise(Effect.result(Builder.buildBundle({
+      modules,
+      agents,
+      variants,
+      limits: limitsOf(config["limits"], "limits"),
+      includeOriginal: config["includeOriginal"] !== false,
+      verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore, allowUnsigned }) }
+    })))
+    if (result._tag === "Failure") {
+      const e = result.failure
+      if (e._tag === "InvalidSignature") {
+        io.err(`invalid: ${e.module}: ${e.reason}`)
+        return 1
+      }
+      io.err(`error: ${e.message}`)
+      return 2
+    }
+    const bundle = result.success
+    const out = resolve(cwd, values.out!)
+    for (const f of bundle.files) {
+      await mkdir(dirname(join(out, f.path)), { recursive: true })
+      await writeFile(join(out, f.path), f.bytes)
+    }
+    await writeFile(join(out, "manifest.json"), `${JSON.stringify(bundle.manifest, null, 2)}\n`)
+    await writeFile(join(out, "bundle.js"), bundleModule(bundle))
+    await writeFile(join(out, "bundle.d.ts"), DTS)
+    for (const m of bundle.manifest.modules) {
+      const signed = m.signature.status === "verified" ? `signed by ${m.signature.keyId}` : "unsigned (allowed)"
+      io.out(`${m.name}@${m.version} ${m.moduleHash.slice(0, 16)} ${signed}: ${m.variants.map((v) => v.key.slice(65) || "as loaded").join(", ")}`)
+    }
+    const variantCount = bundle.manifest.modules.reduce((n, m) => n + m.variants.length, 0)
+    io.out(`wrote ${values.out}: ${bundle.manifest.modules.length} modules, ${variantCount} variants, ${bundle.manifest.agents.length} agent types`)
+    return 0
+  } catch (e) {
+    if (e instanceof BundleUsageError) {
+      io.err(`error: ${e.message}`)
+      return 2
+    }
+    const code = (e as { code?: unknown }).code
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
+      io.err(`error: ${(e as Error).message}`)
+      return 2
+    }
+    io.err(`internal error: ${e instanceof Error ? e.message : String(e)}`)
+    return 70
+  }
+}

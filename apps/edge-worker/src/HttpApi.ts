@@ -1,0 +1,330 @@
+/**
+ * The edge Worker's HTTP API over an `AgentRuntime` whose engine is
+ * `@agent-runtime/engine-edge` (issue 6 "apps/edge-worker").
+ *
+ * Routes (JSON bodies; i64 values as decimal strings, non-finite floats as
+ * `"NaN"`, `"Infinity"`, `"-Infinity"`):
+ *
+ * | route | body | success |
+ * |---|---|---|
+ * | `POST /agents/:id` | `{ "type": string, "memoryLimit"?: bytes, "fuel"?: units }` | 201 the agent |
+ * | `POST /agents/:id/invoke/:fn` | `[arg, …]` | 200 `{ "results": [...] }` |
+ * | `DELETE /agents/:id` | — | 204 |
+ * | `GET /agents/:id/health` | — | 200 `{ "health": HealthCheck, "agent": AgentInfo }` |
+ * | `GET /events[?limit=N]` | — | 200 `text/event-stream`: one `data:` line of JSON per runtime event |
+ * | `GET /` | — | 200 runtime stats and the bundle's agent types |
+ *
+ * `memoryLimit` and `fuel` default to the bundle's config for the agent type
+ * (`agent-runtime bundle`): other values only work when the bundle holds a
+ * variant for them (runtime compilation is forbidden on the edge).
+ *
+ * Errors are `{ "error": { "_tag", "message", …fields } }` with these
+ * status codes (`statusOf`):
+ *
+ * | status | errors |
+ * |---|---|
+ * | 400 | malformed JSON or body shape, `InvalidConfig`, `SignatureMismatch` (arguments that do not fit the export) |
+ * | 403 | `Unauthorized` |
+ * | 404 | unknown route, `UnknownAgentType`, `AgentNotFound`, `FunctionNotFound`, `ModuleNotFound` |
+ * | 405 | a known route with another method |
+ * | 409 | `AgentAlreadyExists`, `AgentNotRunning`, `InvalidStateTransition` |
+ * | 413 | body above 1 MiB, `MemoryExceeded`, `ModuleTooLarge` |
+ * | 422 | `InvalidSignature`, `CompileError`/`InstantiationError` (a config the bundle has no variant for: `[edge:no-variant]`), `FuelExhausted`, `Trap`, `Timeout` |
+ * | 503 | `RuntimeUnavailable`, `InsufficientMemory`, `ResourceExhausted`, `RepositoryError`, a bundle that failed its checks at start |
+ * | 500 | a defect (reported, never thrown out of the Worker) |
+ *
+ * @since 0.1.0
+ */
+import {
+  type AgentId,
+  agentId as toAgentId,
+  type AgentInfo,
+  type AgentRuntimeShape,
+  makeMetadata,
+  type ModuleId,
+  type RuntimeEvent,
+  type WasmValue
+} from "@agent-runtime/domain"
+import type { BundleRegistry } from "@agent-runtime/engine-edge"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+
+/** Largest request body accepted, in bytes (1 MiB). */
+export const MAX_BODY_BYTES = 1_048_576
+
+/** An error of the HTTP layer itself (not of the runtime). */
+interface HttpError {
+  readonly _tag: string
+  readonly message: string
+  readonly [field: string]: unknown
+}
+
+/** The status code of an error, by `_tag` (see the module doc). */
+export const statusOf = (error: { readonly _tag: string }): number => {
+  switch (error._tag) {
+    case "BadRequest":
+    case "InvalidConfig":
+    case "SignatureMismatch":
+      return 400
+    case "Unauthorized":
+      return 403
+    case "NotFound":
+    case "UnknownAgentType":
+    case "AgentNotFound":
+    case "FunctionNotFound":
+    case "ModuleNotFound":
+      return 404
+    case "MethodNotAllowed":
+      return 405
+    case "AgentAlreadyExists":
+    case "AgentNotRunning":
+    case "InvalidStateTransition":
+      return 409
+    case "PayloadTooLarge":
+    case "MemoryExceeded":
+    case "ModuleTooLarge":
+      return 413
+    case "InvalidSignature":
+    case "CompileError":
+    case "InstantiationError":
+    case "FuelExhausted":
+    case "Trap":
+    case "Timeout":
+      return 422
+    case "RuntimeUnavailable":
+    case "InsufficientMemory":
+    case "ResourceExhausted":
+    case "RepositoryError":
+    case "ManifestInvalid":
+    case "BundleFileMissing":
+    case "BundleMismatch":
+      return 503
+    default:
+      return 500
+  }
+}
+
+/** JSON with bigints as decimal strings and non-finite numbers as strings. */
+export const toJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "bigint") return v.toString()
+    if (typeof v === "number" && !Number.isFinite(v)) return String(v)
+    if (v instanceof Uint8Array) return { bytes: v.byteLength }
+    return v
+  })
+
+const json = (status: number, body: unknown): Response =>
+  new Response(toJson(body), { status, headers: { "content-type": "application/json; charset=utf-8" } })
+
+/** The error body of a typed error (its `_tag`, `message` and own fields). */
+export const errorResponse = (error: { readonly _tag: string; readonly message?: string }): Response => {
+  const fields: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(error)) if (k !== "stack" && k !== "cause") fields[k] = v
+  return json(statusOf(error), { error: { ...fields, _tag: error._tag, message: error.message ?? error._tag } })
+}
+
+const httpError = (tag: string, message: string, fields: Record<string, unknown> = {}): HttpError => ({ _tag: tag, message, ...fields })
+
+/** Reads a JSON body (≤ `MAX_BODY_BYTES`). */
+const readJson = (request: Request): Effect.Effect<unknown, HttpError> =>
+  Effect.gen(function*() {
+    const declared = Number(request.headers.get("content-length") ?? "0")
+    if (declared > MAX_BODY_BYTES) {
+      return yield* Effect.fail(httpError("PayloadTooLarge", `request body of ${declared} bytes exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+    }
+    const text = yield* Effect.tryPromise({
+      try: () => request.text(),
+      catch: (e) => httpError("BadRequest", `cannot read the request body: ${e instanceof Error ? e.message : String(e)}`)
+    })
+    if (text.length > MAX_BODY_BYTES) {
+      return yield* Effect.fail(httpError("PayloadTooLarge", `request body exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+    }
+    if (text.trim() === "") return yield* Effect.fail(httpError("BadRequest", "the request body is empty; JSON expected"))
+    return yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: () => httpError("BadRequest", "the request body is not valid JSON")
+    })
+  })
+
+/** Converts a JSON argument to the export's parameter type (i64 from a decimal string or a safe integer). */
+const toWasmValue = (value: unknown, type: string, index: number): WasmValue | HttpError => {
+  const bad = (expected: string) => httpError("BadRequest", `argument ${index}: expected ${expected}, got ${toJson(value)}`, { index })
+  switch (type) {
+    case "i64":
+      if (typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value)
+      if (typeof value === "number" && Number.isSafeInteger(value)) return BigInt(value)
+      return bad("an i64 as a decimal string")
+    case "i32":
+      return typeof value === "number" ? value : bad("an i32 number")
+    case "f32":
+    case "f64":
+      if (typeof value === "number") return value
+      if (value === "NaN" || value === "Infinity" || value === "-Infinity") return Number(value)
+      return bad(`an ${type} number`)
+    default:
+      return bad(`a value of a type JSON can carry (the parameter is ${type})`)
+  }
+}
+
+/** What the API needs: the runtime and the bundle. */
+export interface ApiContext {
+  readonly runtime: AgentRuntimeShape
+  readonly registry: BundleRegistry.BundleRegistry
+}
+
+/** Per-isolate module ids by agent type (loading is verified once per type). */
+const loaded = new WeakMap<AgentRuntimeShape, Map<string, ModuleId>>()
+
+const spawn = (ctx: ApiContext, id: AgentId, request: Request): Effect.Effect<Response, unknown> =>
+  Effect.gen(function*() {
+    const body = yield* readJson(request)
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return yield* Effect.fail(httpError("BadRequest", "body must be an object { type, memoryLimit?, fuel? }"))
+    }
+    const { type, memoryLimit, fuel } = body as Record<string, unknown>
+    if (typeof type !== "string") return yield* Effect.fail(httpError("BadRequest", "\"type\" must be a string"))
+    if (memoryLimit !== undefined && typeof memoryLimit !== "number") return yield* Effect.fail(httpError("BadRequest", "\"memoryLimit\" must be a number of bytes"))
+    if (fuel !== undefined && fuel !== null && typeof fuel !== "number") return yield* Effect.fail(httpError("BadRequest", "\"fuel\" must be a number of fuel units or null"))
+    const agentType = ctx.registry.agent(type)
+    if (agentType === undefined) {
+      return yield* Effect.fail(httpError("UnknownAgentType", `no agent type ${JSON.stringify(type)} in the bundle (types: ${ctx.registry.manifest.agents.map((a) => a.type).join(", ")})`, { type }))
+    }
+    const ids = loaded.get(ctx.runtime) ?? new Map<string, ModuleId>()
+    loaded.set(ctx.runtime, ids)
+    let moduleId = ids.get(type)
+    if (moduleId === undefined) {
+      const bytes = ctx.registry.originalBytes(agentType.moduleHash)
+      if (bytes === undefined) return yield* Effect.fail(httpError("ModuleNotFound", `the bundle carries no bytes for module ${agentType.moduleHash}`, { moduleId: agentType.moduleHash }))
+      moduleId = yield* ctx.runtime.loadModule(bytes, makeMetadata({ name: agentType.name, version: agentType.version }))
+      ids.set(type, moduleId)
+    }
+    const chosenFuel = fuel === undefined ? agentType.fuel : fuel
+    const info = yield* ctx.runtime.spawnAgent(id, moduleId, {
+      memoryLimit: memoryLimit ?? agentType.memoryLimit,
+      ...(chosenFuel === null ? {} : { fuel: chosenFuel })
+    })
+    return json(201, { agent: info })
+  })
+
+const invoke = (ctx: ApiContext, id: AgentId, fn: string, request: Request): Effect.Effect<Response, unknown> =>
+  Effect.gen(function*() {
+    const body = yield* readJson(request)
+    if (!Array.isArray(body)) return yield* Effect.fail(httpError("BadRequest", "body must be a JSON array of arguments"))
+    const info: AgentInfo = yield* ctx.runtime.agent(id)
+    const module = yield* ctx.runtime.getModule(info.moduleId)
+    const signature = module.functions.get(fn)
+    const args: Array<WasmValue> = []
+    if (signature === undefined) {
+      // let the runtime report FunctionNotFound (it also knows hidden and non-function exports)
+      for (const v of body) if (typeof v === "number") args.push(v)
+    } else {
+      if (body.length !== signature.params.length) {
+        return yield* Effect.fail(httpError("SignatureMismatch", `${fn} takes ${signature.params.length} arguments, got ${body.length}`, { function: fn, index: -1 }))
+      }
+      for (const [i, v] of body.entries()) {
+        const converted = toWasmValue(v, signature.params[i]!, i)
+        if (typeof converted === "object" && converted !== null && "_tag" in converted) return yield* Effect.fail(converted)
+        args.push(converted as WasmValue)
+      }
+    }
+    const results = yield* ctx.runtime.invoke(id, fn, args)
+    return json(200, { results })
+  })
+
+const health = (ctx: ApiContext, id: AgentId): Effect.Effect<Response, unknown> =>
+  Effect.gen(function*() {
+    const agent = yield* ctx.runtime.agent(id)
+    const check = yield* ctx.runtime.getHealth(id)
+    return json(200, { health: check, agent })
+  })
+
+/**
+ * Server-sent events: subscribes to the runtime's events and writes each as
+ * `data: <json>\n\n`. A Worker may not do I/O for one request from another
+ * request's context, so events (published by other requests) go into a
+ * buffer, and this request's own timer flushes it every 25 ms. `?limit=N`
+ * closes the stream after N events.
+ */
+const events = (ctx: ApiContext, url: URL): Effect.Effect<Response, unknown> =>
+  Effect.gen(function*() {
+    const limitParam = url.searchParams.get("limit")
+    const limit = limitParam === null ? Infinity : Number(limitParam)
+    if (!(limit > 0)) return yield* Effect.fail(httpError("BadRequest", "limit must be a positive number"))
+    const scope = yield* Scope.make()
+    const stream = yield* Effect.provideService(ctx.runtime.events, Scope.Scope, scope)
+    const buffer: Array<RuntimeEvent> = []
+    yield* Effect.forkIn(Stream.runForEach(stream, (e) => Effect.sync(() => void buffer.push(e))), scope)
+    const encoder = new TextEncoder()
+    let sent = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const close = () => {
+      if (timer !== undefined) clearTimeout(timer)
+      void Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(": agent-runtime events\n\n"))
+        const flush = () => {
+          while (buffer.length > 0 && sent < limit) {
+            const e = buffer.shift()!
+            controller.enqueue(encoder.encode(`event: ${e._tag}\ndata: ${toJson(e)}\n\n`))
+            sent++
+          }
+          if (sent >= limit) {
+            close()
+            controller.close()
+            return
+          }
+          timer = setTimeout(flush, 25)
+        }
+        flush()
+      },
+      cancel() {
+        close()
+      }
+    })
+    return new Response(body, { status: 200, headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } })
+  })
+
+const index = (ctx: ApiContext): Effect.Effect<Response> =>
+  Effect.map(ctx.runtime.stats, (stats) =>
+    json(200, {
+      runtime: stats,
+      agentTypes: ctx.registry.manifest.agents.map((a) => ({ type: a.type, module: `${a.name}@${a.version}`, memoryLimit: a.memoryLimit, fuel: a.fuel }))
+    }))
+
+/** Routes a request (see the module doc). Never fails: every error becomes a response. */
+export const handle = (ctx: ApiContext, request: Request): Effect.Effect<Response> => {
+  const url = new URL(request.url)
+  const parts = url.pathname.split("/").filter((p) => p.length > 0).map((p) => decodeURIComponent(p))
+  const method = request.method
+  const notAllowed = (allowed: string) => Effect.fail(httpError("MethodNotAllowed", `${method} is not allowed on ${url.pathname} (allowed: ${allowed})`))
+  let route: Effect.Effect<Response, unknown>
+  if (parts.length === 0) route = method === "GET" ? index(ctx) : notAllowed("GET")
+  else if (parts[0] === "events" && parts.length === 1) route = method === "GET" ? events(ctx, url) : notAllowed("GET")
+  else if (parts[0] === "agents" && parts.length >= 2) {
+    const id = toAgentId(parts[1]!)
+    if (parts.length === 2) {
+      route = method === "POST"
+        ? spawn(ctx, id, request)
+        : method === "DELETE"
+        ? Effect.as(ctx.runtime.evictAgent(id, "Manual"), new Response(null, { status: 204 }))
+        : notAllowed("POST, DELETE")
+    } else if (parts.length === 3 && parts[2] === "health") route = method === "GET" ? health(ctx, id) : notAllowed("GET")
+    else if (parts.length === 4 && parts[2] === "invoke") route = method === "POST" ? invoke(ctx, id, parts[3]!, request) : notAllowed("POST")
+    else route = Effect.fail(httpError("NotFound", `no route ${url.pathname}`))
+  } else route = Effect.fail(httpError("NotFound", `no route ${url.pathname}`))
+  return route.pipe(
+    Effect.catchCause((cause) => {
+      const failure = cause.reasons.find((r) => r._tag === "Fail")
+      if (failure !== undefined && failure._tag === "Fail") {
+        const e = failure.error as { _tag?: unknown; message?: unknown }
+        if (typeof e === "object" && e !== null && typeof e._tag === "string") return Effect.succeed(errorResponse(e as { _tag: string; message?: string }))
+      }
+      return Effect.succeed(json(500, { error: { _tag: "Defect", message: Cause.pretty(cause) } }))
+    })
+  )
+}

@@ -1,0 +1,150 @@
+/**
+ * `EdgeEngine`: the `WasmEngine` port for Cloudflare Workers-style edge
+ * runtimes (platform `Edge`; DESIGN.md "Platforms": Edge). It never compiles:
+ * it instantiates only the precompiled `WebAssembly.Module`s of a
+ * `BundleRegistry` made from the Worker's bundle (`agent-runtime bundle`).
+ *
+ * Why: workerd (like Cloudflare's production runtime) refuses code generation
+ * at run time — `WebAssembly.compile`, `new WebAssembly.Module(bytes)` and
+ * `WebAssembly.instantiate(bytes)` fail with "Wasm code generation disallowed
+ * by embedder". Verification, the memory cap and fuel instrumentation happen
+ * at build time instead (see `BundleManifest`, `BundleBuilder`).
+ *
+ * How the domain meets the bundle (see `BundleManifest` "Keys"):
+ * - `validate(bytes)` (at `loadModule`): the bytes' `ModuleHash` must be a
+ *   bundled module — else `CompileError` `[edge:not-bundled]` explaining the
+ *   platform rule;
+ * - `compile(bytes, hash)` (at spawn, with the bytes the domain rewrote for
+ *   the agent's config, or the module as loaded): the module `hash` must be
+ *   bundled (`[edge:not-bundled]`), and the digest of `bytes` must be one of
+ *   its variants — else `[edge:no-variant]` listing the bundled variants'
+ *   keys (the runtime's memory cap / fuel / state-export settings differ
+ *   from the bundle's, or the bytes were changed), or
+ *   `[edge:foreign-variant]` when the digest is another module's variant.
+ *   It returns the variant's bundled `WebAssembly.Module`.
+ * - `instantiate` runs `new WebAssembly.Instance(module, imports)` (allowed:
+ *   it generates no code), first creating an imported memory the runtime
+ *   asks for (`InstantiateOptions.memory`, the budget as its maximum). `LinkError`/`TypeError` → `InstantiationError`,
+ *   a trap in the start function → `Trap`, linear memory above the budget →
+ *   `MemoryExceeded`.
+ *
+ * Capabilities: no workers, no preemption (an isolate cannot interrupt its
+ * own synchronous call: fuel is the CPU limit, and local workerd has no CPU
+ * limit at all), fuel, no WASI, no shared memory, no runtime compile,
+ * snapshots.
+ *
+ * @since 0.1.0
+ */
+import {
+  CompileError,
+  type CompiledModule,
+  type EngineCapabilities,
+  InstantiationError,
+  MemoryExceeded,
+  type Trap,
+  WasmEngine,
+  type WasmEngineShape,
+  type WasmInstance
+} from "@agent-runtime/domain"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { BundleError } from "./BundleError.js"
+import { type BundleContents, type BundleRegistry, make as makeRegistry } from "./BundleRegistry.js"
+import * as EdgeInstance from "./EdgeInstance.js"
+import { codeDigest } from "./internal/digest.js"
+
+/** An imported memory the runtime asks the engine to create (`InstantiateOptions.memory`); sizes in pages of 64 KiB. */
+interface HostMemoryRequest {
+  readonly module: string
+  readonly name: string
+  readonly minPages: number
+  readonly maxPages: number
+  readonly shared: boolean
+}
+
+/** What the edge engine can do. */
+export const capabilities: EngineCapabilities = {
+  workers: false,
+  preemptiveTimeout: false,
+  fuel: true,
+  wasi: false,
+  sharedMemory: false,
+  runtimeCompile: false,
+  snapshots: true
+}
+
+/** The platform rule, as every `[edge:not-bundled]` error states it. */
+export const PLATFORM_RULE =
+  "runtime compilation is forbidden on the edge (Wasm code generation is disallowed by the embedder); bundle the module with `agent-runtime bundle`"
+
+const notBundled = (what: string) => new CompileError({ reason: `[edge:not-bundled] ${what} is not in the bundle: ${PLATFORM_RULE}` })
+
+/** Builds the edge engine over a checked bundle registry. */
+export const make = (registry: BundleRegistry): WasmEngineShape => ({
+  platform: "Edge",
+  capabilities,
+  validate: (bytes) =>
+    Effect.flatMap(codeDigest(bytes), (hash) =>
+      registry.module(hash) === undefined ? Effect.fail(notBundled(`module ${hash}`)) : Effect.void),
+  compile: (bytes, hash) =>
+    Effect.gen(function*() {
+      const module = registry.module(hash)
+      if (module === undefined) return yield* notBundled(`module ${hash}`)
+      const digest = yield* codeDigest(bytes)
+      const found = registry.variant(digest)
+      if (found === undefined) {
+        return yield* new CompileError({
+          reason: `[edge:no-variant] ${module.name}@${module.version}: the bytes to compile (digest ${digest}) match no bundled variant ` +
+            `(bundled: ${module.variants.flatMap((v) => [v.key, ...v.aliases]).join(", ")}). The runtime's memory cap, fuel or state-export settings ` +
+            `differ from the bundle's, or the bytes were changed; add this agent config to the bundle and re-run \`agent-runtime bundle\``
+        })
+      }
+      if (found.module.moduleHash !== hash) {
+        return yield* new CompileError({
+          reason: `[edge:foreign-variant] the bytes are variant ${found.variant.key} of ${found.module.name}@${found.module.version}, not of module ${hash}`
+        })
+      }
+      const compiled: CompiledModule = { hash, byteLength: bytes.byteLength, handle: found.compiled }
+      return compiled
+    }),
+  instantiate: (compiled, options) =>
+    Effect.suspend((): Effect.Effect<WasmInstance, InstantiationError | Trap | MemoryExceeded> => {
+      if (!(compiled.handle instanceof WebAssembly.Module)) {
+        return Effect.fail(new InstantiationError({ reason: "not a module of the edge engine's bundle" }))
+      }
+      let imports = options.imports as WebAssembly.Imports
+      let instance: WebAssembly.Instance
+      try {
+        // an imported memory the runtime did not provide: created here, capped at the budget (WebAssembly JS API §"Memory objects")
+        const m = (options as { readonly memory?: HostMemoryRequest | undefined }).memory
+        if (m !== undefined && (imports[m.module] as Record<string, unknown> | undefined)?.[m.name] === undefined) {
+          const memory = new WebAssembly.Memory({ initial: m.minPages, maximum: m.maxPages, shared: m.shared })
+          imports = { ...imports, [m.module]: { ...(imports[m.module] as object), [m.name]: memory } }
+        }
+        instance = new WebAssembly.Instance(compiled.handle, imports)
+      } catch (e) {
+        if (e instanceof WebAssembly.LinkError || e instanceof TypeError) {
+          return Effect.fail(new InstantiationError({ reason: e.message }))
+        }
+        if (e instanceof RangeError && /memory/i.test(e.message)) {
+          return Effect.fail(new InstantiationError({ reason: `cannot allocate linear memory: ${e.message}` }))
+        }
+        return Effect.fail(EdgeInstance.mapCallError("(start)", e))
+      }
+      const wasm = EdgeInstance.make(instance, imports)
+      return Effect.flatMap(wasm.memoryBytes, (bytes) =>
+        bytes > options.memoryLimit
+          ? Effect.andThen(
+            wasm.terminate,
+            Effect.fail(new MemoryExceeded({ agentId: options.agentId, used: bytes, limit: options.memoryLimit }))
+          )
+          : Effect.succeed(wasm))
+    })
+})
+
+/** The edge `WasmEngine` layer over a registry already made. */
+export const layer = (registry: BundleRegistry): Layer.Layer<WasmEngine> => Layer.succeed(WasmEngine, make(registry))
+
+/** The edge `WasmEngine` layer over a bundle's contents (checked first; a bad bundle fails the layer with its `BundleError`). */
+export const layerFromBundle = (contents: BundleContents): Layer.Layer<WasmEngine, BundleError> =>
+  Layer.effect(WasmEngine, Effect.map(makeRegistry(contents), make))
