@@ -129,6 +129,12 @@ export interface RuntimeSettings {
   /** Evict an agent whose call timed out (its instance was killed), default true. */
   readonly evictOnTimeout: boolean
   /**
+   * Deadline of an instantiation in ms (the start function, and a worker's
+   * start-up), on engines that can preempt; default 10 000. A runaway start
+   * function fails the spawn with `Timeout`.
+   */
+  readonly startTimeoutMs: number
+  /**
    * Hard limits through module rewriting (`@agent-runtime/wasm-binary`):
    * - `memoryCap`: the memory maximum becomes the agent's budget in pages, so
    *   `memory.grow` past it returns -1 inside the guest (default true);
@@ -182,6 +188,7 @@ export const defaultSettings: RuntimeSettings = {
   gc: MemoryManager.defaultSettings,
   autoPressure: true,
   evictOnTimeout: true,
+  startTimeoutMs: 10_000,
   limits: { memoryCap: true, exportState: true },
   persistence: {},
   maintenance: {}
@@ -198,6 +205,7 @@ export interface SettingsInput {
   readonly gc?: Partial<MemoryManager.GcSettings>
   readonly autoPressure?: boolean
   readonly evictOnTimeout?: boolean
+  readonly startTimeoutMs?: number
   readonly maintenance?: RuntimeSettings["maintenance"]
   readonly persistence?: RuntimeSettings["persistence"]
   readonly limits?: Partial<RuntimeSettings["limits"]>
@@ -722,6 +730,14 @@ export const make = (
       return undefined
     }
 
+    /**
+     * The deadline of an instantiation (module start function, plus a worker's
+     * start-up on worker engines): `settings.startTimeoutMs`, never shorter
+     * than the agent's per-call `timeoutMs`.
+     */
+    const startDeadline = (config: AgentConfig): number | undefined =>
+      engine.capabilities.preemptiveTimeout ? Math.max(settings.startTimeoutMs, config.timeoutMs ?? 0) : undefined
+
     // -- lifecycle helpers ----------------------------------------------------
     const live = (agentId: AgentId): Effect.Effect<AgentInstance, AgentNotFound> =>
       Effect.suspend(() => {
@@ -1003,7 +1019,7 @@ export const make = (
                 agentId,
                 memoryLimit: p.config.memoryLimit,
                 imports,
-                timeoutMs: p.config.timeoutMs,
+                timeoutMs: startDeadline(p.config),
                 memory: hostMemory(module, p.config)
               })
               claimed.instance = instance
@@ -1080,7 +1096,7 @@ export const make = (
                 agentId,
                 memoryLimit: config.memoryLimit,
                 imports,
-                timeoutMs: config.timeoutMs,
+                timeoutMs: startDeadline(config),
                 memory: hostMemory(module, config)
               })
               if (env.instances.get(agentId) !== claimed) {

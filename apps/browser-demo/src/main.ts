@@ -1,0 +1,293 @@
+/**
+ * The dashboard: renders the swarm's state from `stats()` / `agents()` four
+ * times a second and every runtime event as it happens; the buttons call the
+ * runtime (`Swarm.ts`). No framework: a few DOM helpers.
+ */
+import type { AgentInfo, RuntimeEvent, RuntimeStats } from "@agent-runtime/domain"
+import { createSwarm, type Kind, MiB, type Swarm } from "./Swarm.js"
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
+const el = (tag: string, attrs: Record<string, string> = {}, text?: string) => {
+  const e = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v)
+  if (text !== undefined) e.textContent = text
+  return e
+}
+const mib = (bytes: number) => (bytes < MiB ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / MiB).toFixed(1)} MiB`)
+const clock = (t: number) => new Date(t).toLocaleTimeString([], { hour12: false })
+
+const STATES = ["Running", "Paused", "Starting", "Stopping", "Critical", "Failed", "Stopped"] as const
+const STATE_COLORS: Record<string, string> = {
+  Running: "var(--ok)",
+  Paused: "var(--paused)",
+  Starting: "var(--warn)",
+  Stopping: "var(--warn)",
+  Critical: "var(--accent)",
+  Failed: "var(--bad)",
+  Stopped: "var(--bad)"
+}
+const LEVEL_COLORS: Record<string, string> = { Normal: "var(--ok)", Warning: "var(--warn)", High: "var(--high)", Critical: "var(--bad)" }
+
+let selected: string | undefined
+const series: Array<number> = []
+let last: { at: number; invocations: number } | undefined
+
+const setStatus = (text: string) => {
+  $("status").textContent = text
+}
+
+const describe = (e: RuntimeEvent): string => {
+  switch (e._tag) {
+    case "ModuleLoaded":
+      return `module ${e.moduleHash.slice(0, 8)}… ${(e.size / 1024).toFixed(1)} KiB${e.cacheHit ? " (cache hit)" : ""}`
+    case "AgentSpawned":
+      return `${e.agentId} · ${mib(e.memoryAllocated)}`
+    case "AgentStateChanged":
+      return `${e.agentId}: ${e.from} → ${e.to}`
+    case "AgentEvicted":
+      return `${e.agentId} · ${e.reason} · freed ${mib(e.memoryReleased)}`
+    case "AgentPassivated":
+      return `${e.agentId} · freed ${mib(e.memoryReleased)}`
+    case "AgentActivated":
+      return `${e.agentId} after ${e.passivatedFor} ms`
+    case "MemoryPressure":
+      return `${e.pressureLevel}: ${mib(e.memoryBefore)} → ${mib(e.memoryAfter)}, evicted ${e.evictedAgents.length}`
+    case "HealthCheckCompleted":
+      return `${e.healthyCount}/${e.totalChecked} healthy · ${e.degradedCount} degraded · ${e.unhealthyCount} unhealthy`
+  }
+}
+
+const onEvent = (e: RuntimeEvent) => {
+  const list = $("events")
+  const li = el("li", { "data-event": e._tag })
+  li.append(el("time", {}, clock(e.timestamp)))
+  const body = el("div")
+  body.append(el("span", { class: `tag ${e._tag}` }, e._tag), document.createTextNode(` ${describe(e)}`))
+  li.append(body)
+  list.prepend(li)
+  while (list.children.length > 200) list.lastElementChild?.remove()
+}
+
+const renderBadges = (swarm: Swarm) => {
+  const e = swarm.engine
+  const badges = [
+    ["mode", e.mode === "workers" ? "Web Workers" : "in-page", e.mode === "workers"],
+    ["isolated", e.environment.crossOriginIsolated ? "yes" : "no", e.environment.crossOriginIsolated],
+    ["call path", e.transport, e.transport === "shared"],
+    ["preemption", e.capabilities.preemptiveTimeout ? "on" : "fuel only", e.capabilities.preemptiveTimeout],
+    ["workers", String(e.stats().workers.length), true]
+  ] as const
+  const root = $("badges")
+  root.replaceChildren(...badges.map(([k, v, on]) => {
+    const b = el("span", { class: `badge ${on ? "on" : "off"}`, title: k, "data-badge": k })
+    b.append(document.createTextNode(`${k} `), el("b", {}, v))
+    return b
+  }))
+}
+
+const renderStats = (stats: RuntimeStats, swarm: Swarm) => {
+  $("kpi-agents").textContent = String(stats.agents)
+  $("kpi-invocations").textContent = stats.invocations.toLocaleString()
+  $("kpi-evicted").textContent = String(stats.evicted)
+  const now = performance.now()
+  if (last !== undefined && now > last.at) {
+    const ips = Math.max(0, ((stats.invocations - last.invocations) * 1000) / (now - last.at))
+    series.push(ips)
+    if (series.length > 60) series.shift()
+    $("kpi-ips").textContent = ips.toFixed(0)
+  }
+  last = { at: now, invocations: stats.invocations }
+  drawSpark()
+
+  // the pool counts max(reservation, linear memory) per agent; pressure levels are used / total
+  const ratio = Math.min(1, stats.memory.total === 0 ? 0 : stats.memory.used / stats.memory.total)
+  const fill = $("gauge-fill") as unknown as SVGPathElement
+  fill.style.strokeDashoffset = String(157 * (1 - ratio))
+  fill.style.stroke = LEVEL_COLORS[stats.memory.pressureLevel] ?? "var(--ok)"
+  $("gauge-pct").textContent = `${Math.round(ratio * 100)}%`
+  const p = $("pressure-level")
+  p.textContent = stats.memory.pressureLevel
+  p.className = `pressure ${stats.memory.pressureLevel}`
+  $("mem-line").textContent =
+    `in use ${mib(stats.memory.used)} · reserved ${mib(stats.memory.reserved)} · pool ${mib(stats.memory.total)}`
+
+  const max = Math.max(1, ...STATES.map((s) => stats.agentsByState[s] ?? 0))
+  $("states").replaceChildren(...STATES.map((s) => {
+    const n = stats.agentsByState[s] ?? 0
+    const row = el("div", { class: "state-row", "data-state": s })
+    const bar = el("div", { class: "bar" })
+    const fillBar = el("span")
+    fillBar.style.width = `${(n / max) * 100}%`
+    fillBar.style.background = STATE_COLORS[s] ?? "var(--muted)"
+    bar.append(fillBar)
+    row.append(el("span", {}, s), bar, el("span", { class: "n" }, String(n)))
+    return row
+  }))
+  const w = swarm.engine.stats().workers
+  const b = document.querySelector("[data-badge=workers] b")
+  if (b) b.textContent = `${w.filter((x) => x.running).length}/${w.length}`
+}
+
+const renderAgents = (agents: ReadonlyArray<AgentInfo>) => {
+  const root = $("agents")
+  const sorted = [...agents].sort((a, b) => a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
+  if (selected !== undefined && !agents.some((a) => a.agentId === selected)) selected = undefined
+  root.replaceChildren(...sorted.map((a) => {
+    const card = el("div", {
+      class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}`,
+      "data-agent": a.agentId,
+      "data-state": a.state
+    })
+    const id = el("div", { class: "id" })
+    id.append(el("span", {}, a.agentId), el("span", { class: `dot ${a.health}`, title: a.health }))
+    const meta = el("div", { class: "meta" })
+    meta.append(el("span", {}, `${a.invocationCount} calls`), el("span", {}, mib(a.budget.used)))
+    const state = el("div", { class: "meta" })
+    state.append(el("span", {}, a.state), el("span", {}, a.errorCount > 0 ? `${a.errorCount} err` : ""))
+    card.append(id, meta, state)
+    card.addEventListener("click", () => {
+      selected = a.agentId
+      for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === card)
+    })
+    return card
+  }))
+}
+
+const drawSpark = () => {
+  const canvas = $("spark") as HTMLCanvasElement
+  const ctx = canvas.getContext("2d")
+  if (ctx === null) return
+  const { width, height } = canvas
+  ctx.clearRect(0, 0, width, height)
+  const max = Math.max(10, ...series)
+  const step = width / 59
+  ctx.beginPath()
+  series.forEach((v, i) => {
+    const x = i * step
+    const y = height - 4 - (v / max) * (height - 8)
+    if (i === 0) ctx.moveTo(x, y)
+    else ctx.lineTo(x, y)
+  })
+  ctx.strokeStyle = "#5b8cff"
+  ctx.lineWidth = 2
+  ctx.stroke()
+  ctx.lineTo((series.length - 1) * step, height)
+  ctx.lineTo(0, height)
+  ctx.closePath()
+  const gradient = ctx.createLinearGradient(0, 0, 0, height)
+  gradient.addColorStop(0, "rgba(91,140,255,0.35)")
+  gradient.addColorStop(1, "rgba(91,140,255,0)")
+  ctx.fillStyle = gradient
+  ctx.fill()
+}
+
+const HEALTH_ORDER: Record<string, number> = { Unhealthy: 0, Degraded: 1, Unknown: 2, Healthy: 3 }
+
+/** Health of the live agents (what the last checks found), the worst first. */
+const renderHealth = (agents: ReadonlyArray<AgentInfo>) => {
+  const worst = [...agents]
+    .sort((a, b) => (HEALTH_ORDER[a.health] ?? 9) - (HEALTH_ORDER[b.health] ?? 9) || a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
+    .slice(0, 12)
+  const rows = worst.map((a) => {
+    const tr = el("tr", { "data-health": a.agentId })
+    const status = el("td")
+    status.append(el("span", { class: `dot ${a.health}` }), document.createTextNode(` ${a.health}`))
+    tr.append(el("td", {}, a.agentId), status, el("td", {}, String(a.consecutiveFailures)), el("td", {}, a.lastError ?? "ok"))
+    return tr
+  })
+  $("health-rows").replaceChildren(...(rows.length > 0 ? rows : [el("tr", {}, "no agents")]))
+}
+
+const target = async (swarm: Swarm, state?: string): Promise<string | undefined> => {
+  if (selected !== undefined) return selected
+  const agents = await swarm.rt.agents()
+  return agents.find((a) => state === undefined || a.state === state)?.agentId
+}
+
+const main = async () => {
+  setStatus("loading agents…")
+  const swarm = await createSwarm()
+  ;(globalThis as unknown as { swarm: Swarm }).swarm = swarm
+  renderBadges(swarm)
+  await swarm.onEvent(onEvent)
+
+  const act = (id: string, label: string, f: () => Promise<string>) => {
+    const button = $<HTMLButtonElement>(id)
+    button.addEventListener("click", () => {
+      setStatus(`${label}…`)
+      f().then(setStatus, (e: unknown) => setStatus(`${label}: ${(e as { _tag?: string })._tag ?? String(e)}`))
+    })
+  }
+  act("spawn", "spawning", async () => {
+    const kind = $<HTMLSelectElement>("kind").value as Kind
+    const count = Math.max(1, Math.min(64, Number($<HTMLInputElement>("count").value) || 1))
+    const n = await swarm.spawn(kind, count)
+    return `spawned ${n} ${kind}`
+  })
+  act("invoke", "invoking", async () => {
+    const r = await swarm.invokeAll()
+    return `invoked ${r.ok} agents${r.failed > 0 ? `, ${r.failed} failed` : ""}`
+  })
+  act("pause", "pausing", async () => {
+    const id = await target(swarm, "Running")
+    if (id === undefined) return "no running agent"
+    await swarm.pause(id)
+    return `paused ${id}`
+  })
+  act("resume", "resuming", async () => {
+    const id = await target(swarm, "Paused")
+    if (id === undefined) return "no paused agent"
+    await swarm.resume(id)
+    return `resumed ${id}`
+  })
+  act("evict", "evicting", async () => {
+    const id = await target(swarm)
+    if (id === undefined) return "no agent"
+    await swarm.evict(id)
+    selected = undefined
+    return `evicted ${id}`
+  })
+  act("health", "checking health", async () => {
+    const checks = await swarm.health()
+    renderHealth(await swarm.rt.agents())
+    return `checked ${checks.length} agents`
+  })
+  act("pressure", "pressure", async () => {
+    const evicted = await swarm.pressure()
+    return `pressure handled: ${evicted} evicted`
+  })
+  act("runaway", "runaway call running", async () => {
+    const started = performance.now()
+    const outcome = await swarm.runaway()
+    return `runaway call: ${outcome} after ${Math.round(performance.now() - started)} ms`
+  })
+
+  let traffic: ReturnType<typeof setInterval> | undefined
+  $<HTMLInputElement>("traffic").addEventListener("change", (e) => {
+    if ((e.target as HTMLInputElement).checked) {
+      traffic = setInterval(() => void swarm.invokeAll(), 40)
+    } else if (traffic !== undefined) {
+      clearInterval(traffic)
+    }
+  })
+
+  const refresh = async () => {
+    try {
+      const [stats, agents] = await Promise.all([swarm.rt.stats(), swarm.rt.agents()])
+      renderStats(stats, swarm)
+      renderAgents(agents)
+      renderHealth(agents)
+    } catch (e) {
+      setStatus(`refresh failed: ${String(e)}`)
+    }
+  }
+  setInterval(() => void refresh(), 250)
+  await refresh()
+  document.body.dataset["ready"] = "true"
+  setStatus("ready")
+}
+
+main().catch((e: unknown) => {
+  setStatus(`failed to start: ${e instanceof Error ? e.message : String(e)}`)
+  console.error(e)
+})
