@@ -30,6 +30,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as AgentConfigs from "./AgentConfig.js"
+import * as CompileVariant from "./CompileVariant.js"
 import type { AgentConfig } from "./AgentConfig.js"
 import { type AgentInstance, type InstanceState, isInvocable, type LifecycleAction, transition } from "./AgentInstance.js"
 import type { EvictionReason } from "./EvictionReason.js"
@@ -576,22 +577,18 @@ export const make = (
         )
       })
 
-    /** The rewrite an agent's config asks for, or `undefined` when the module is used as loaded. */
+    /** The rewrite an agent's config asks for (`CompileVariant`), or `undefined` when the module is used as loaded. */
     const rewriteFor = (module: WasmModule, config: AgentConfig) => {
-      const capPages = settings.limits.memoryCap && WasmModules.memoryType(module.info) !== undefined
-        ? Math.floor(config.memoryLimit / MemoryBudget.PAGE_BYTES)
-        : undefined
-      const fuel = config.fuel
-      const exportState = settings.limits.exportState && engine.capabilities.snapshots
-      if (capPages === undefined && fuel === undefined && !exportState) return undefined
-      return {
-        key: `${module.hash}|cap=${capPages ?? "-"}|fuel=${fuel ?? "-"}|${exportState ? "state" : "-"}`,
-        options: {
-          ...(capPages === undefined ? {} : { maxMemoryPages: capPages }),
-          ...(fuel === undefined ? {} : { fuel: { initialFuel: BigInt(fuel) } }),
-          exportState
-        }
-      }
+      const params = CompileVariant.variantParams({
+        hasMemory: WasmModules.memoryType(module.info) !== undefined,
+        memoryLimit: config.memoryLimit,
+        fuel: config.fuel,
+        memoryCap: settings.limits.memoryCap,
+        exportState: settings.limits.exportState && engine.capabilities.snapshots
+      })
+      return params === null
+        ? undefined
+        : { key: CompileVariant.variantKey(module.hash, params), options: CompileVariant.rewriteOptions(params) }
     }
 
     const loadModule: AgentRuntimeShape["loadModule"] = (bytes, metadata) =>

@@ -27,6 +27,7 @@ export {
   type SettingsInput,
   type SpawnError
 } from "./AgentRuntime.js"
+export * as CompileVariant from "./CompileVariant.js"
 export * as ConfigProviders from "./ConfigProvider.js"
 export { ConfigProvider } from "./ConfigProvider.js"
 export * as EventBuses from "./EventBus.js"

@@ -32,7 +32,7 @@
  *
  * @since 0.1.0
  */
-import { AgentConfig, type InvalidSignature, makeMetadata, type ModuleVerifierShape } from "@agent-runtime/domain"
+import { AgentConfig, CompileVariant, type InvalidSignature, makeMetadata, type ModuleVerifierShape } from "@agent-runtime/domain"
 import { type ExternType, type ModuleInfo, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import { BundleBuildError } from "./BundleError.js"
@@ -188,11 +188,7 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
         let bytes: Uint8Array = input.bytes
         let variantInfo = info
         if (rewrite !== null) {
-          const rewritten = rewriteModule(input.bytes, {
-            ...(rewrite.maxMemoryPages === null ? {} : { maxMemoryPages: rewrite.maxMemoryPages }),
-            ...(rewrite.fuel === null ? {} : { fuel: { initialFuel: BigInt(rewrite.fuel) } }),
-            exportState: rewrite.exportState
-          })
+          const rewritten = rewriteModule(input.bytes, CompileVariant.rewriteOptions(rewrite))
           if (!rewritten.ok) {
             return yield* new BundleBuildError({
               module: label,

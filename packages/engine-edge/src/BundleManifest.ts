@@ -48,6 +48,7 @@ import type { ExternType, MemoryType } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { ManifestInvalid } from "./BundleError.js"
+import { CompileVariant } from "@agent-runtime/domain"
 
 /** The manifest's `format` field. */
 export const MANIFEST_FORMAT = "agent-runtime/edge-bundle"
@@ -259,31 +260,26 @@ export const decodeManifest = (input: unknown): Effect.Effect<BundleManifest, Ma
 /** Name of the signature custom section (`@agent-runtime/signing` `SIGNATURE_SECTION`; duplicated: adapters do not import each other). */
 export const SIGNATURE_SECTION = "agent-runtime.signature"
 
-/**
- * The domain's compile-cache key of a variant: `<hash>` for the module as
- * loaded, else `<hash>|cap=<pages|->|fuel=<n|->|<state|->` (the domain's
- * `AgentRuntime` `rewriteFor`).
- */
+/** The domain's compile-cache key of a variant (`CompileVariant.variantKey`). */
 export const variantKey = (moduleHash: string, rewrite: RewriteParams | null): string =>
-  rewrite === null
-    ? moduleHash
-    : `${moduleHash}|cap=${rewrite.maxMemoryPages ?? "-"}|fuel=${rewrite.fuel ?? "-"}|${rewrite.exportState ? "state" : "-"}`
+  CompileVariant.variantKey(moduleHash, rewrite)
 
 /**
  * The rewrite the domain applies at spawn for an agent of `memoryLimit`
  * bytes and `fuel` units on a module with (or without) a memory, under the
- * runtime's `limits` — `null` when it uses the module as loaded. Mirrors the
- * domain's `AgentRuntime` `rewriteFor` (capPages = ⌊memoryLimit / 64 KiB⌋
- * when the cap is on and the module has a memory; state exports when on —
- * the edge engine has `capabilities.snapshots`).
+ * runtime's `limits` — `null` when it uses the module as loaded. The domain's
+ * own function (`CompileVariant.variantParams`), so build-time and run-time
+ * rewrites cannot drift apart (the edge engine has `capabilities.snapshots`).
  */
 export const rewriteFor = (
   hasMemory: boolean,
   agent: { readonly memoryLimit: number; readonly fuel?: number | null | undefined },
   limits: BundleManifest["limits"]
-): RewriteParams | null => {
-  const maxMemoryPages = limits.memoryCap && hasMemory ? Math.floor(agent.memoryLimit / 65_536) : null
-  const fuel = agent.fuel ?? null
-  if (maxMemoryPages === null && fuel === null && !limits.exportState) return null
-  return { maxMemoryPages, fuel, exportState: limits.exportState }
-}
+): RewriteParams | null =>
+  CompileVariant.variantParams({
+    hasMemory,
+    memoryLimit: agent.memoryLimit,
+    fuel: agent.fuel,
+    memoryCap: limits.memoryCap,
+    exportState: limits.exportState
+  })
