@@ -3,19 +3,32 @@
  * InstanceRepository"): one file per agent, `<key>.snapshot`, where `<key>`
  * is the hex SHA-256 of the agent id.
  *
- * A file holds the whole `InstanceSnapshot`: a JSON header (the snapshot's
- * fields; globals keep bigints and the exact bits of numbers such as -0 and
- * NaN), the non-zero 64 KiB pages as raw bytes, and a SHA-256 of the file.
- * Saves are atomic (temp file + fsync + rename): a reader, a crash or any
- * number of concurrent saves of one agent leave the previous snapshot or a
- * complete new one, never a torn file. A truncated or corrupted file (bad
- * magic, lengths or checksum) fails with `RepositoryError`; it is never
- * returned and never skipped silently.
+ * A file holds exactly the bytes of the domain's `SnapshotCodec` (versioned,
+ * CRC-32-checked; see its docs for the layout): the metadata header stays
+ * readable, the payload (the non-zero 64 KiB pages and the mutable globals —
+ * bigints and the exact bits of -0, NaN, ±Infinity kept) is gzip-compressed
+ * through the platform's `CompressionStream` unless `compressSnapshots` is
+ * `false`. Either kind of file is read back, whatever the option.
+ *
+ * Saves are atomic (temp file + fsync + rename + directory fsync): a reader,
+ * a crash or any number of concurrent saves of one agent leave the previous
+ * snapshot or a complete new one, never a torn file. A truncated or
+ * corrupted file (the codec's `SnapshotCorrupt`: magic, lengths, CRC-32,
+ * header) fails with `RepositoryError` whose reason is the codec's; it is
+ * never returned and never skipped silently. `listSaved` reads only each
+ * file's uncompressed header.
+ *
+ * A snapshot is saved under its own agent id: the file is found by the id's
+ * hash and listed by the id in its header, so `saveState(id, snapshot)` with
+ * `id !== snapshot.agentId` is refused (the in-memory adapter, which keys a
+ * `Map`, accepts it).
  *
  * Errors: `RepositoryError { operation: "instance.saveState" |
  * "instance.loadState" | "instance.deleteState" | "instance.listSaved" |
- * "open", reason }` for I/O failures, corrupt files and snapshots that cannot
- * be stored (non-finite header numbers).
+ * "open", reason }` for I/O failures, corrupt files, files of another agent,
+ * and snapshots the codec could not give back unchanged (non-finite header
+ * numbers, pages that are not 64 KiB in increasing order inside
+ * `memoryBytes`, globals outside i64).
  *
  * @since 0.1.0
  */
@@ -32,12 +45,17 @@ import * as Option from "effect/Option"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { attempt, Corrupt, ensureDirectory, keyOf, readIfExists, removeIfExists, TEMP_PREFIX, writeAtomic } from "./internal/files.js"
-import * as SnapshotFile from "./internal/snapshotFile.js"
+import * as Snapshots from "./internal/snapshots.js"
 
 /** Options of the file-system instance repository. */
 export interface Options {
   /** Directory holding one snapshot file per agent; created (with parents) if missing. */
   readonly directory: string
+  /**
+   * gzip the snapshot payload (pages and globals) through `CompressionStream`
+   * (default `true`). Files written either way are read back.
+   */
+  readonly compressSnapshots?: boolean | undefined
 }
 
 const SUFFIX = ".snapshot"
@@ -46,9 +64,9 @@ const SUFFIX = ".snapshot"
 const readHeaderBytes = async (file: string): Promise<Uint8Array> => {
   const handle = await fs.open(file, "r")
   try {
-    const prefix = Buffer.alloc(12)
-    const { bytesRead } = await handle.read(prefix, 0, 12, 0)
-    const end = SnapshotFile.headerEnd(prefix.subarray(0, bytesRead))
+    const prefix = Buffer.alloc(Snapshots.PREFIX_BYTES)
+    const { bytesRead } = await handle.read(prefix, 0, prefix.byteLength, 0)
+    const end = Snapshots.headerEnd(prefix.subarray(0, bytesRead))
     if (end === undefined) return prefix.subarray(0, bytesRead)
     const { size } = await handle.stat()
     const length = Math.min(end, size)
@@ -68,24 +86,36 @@ const readHeaderBytes = async (file: string): Promise<Uint8Array> => {
 export const make = (options: Options): Effect.Effect<InstanceRepositories.InstanceRepositoryShape, RepositoryError> =>
   Effect.gen(function*() {
     const directory = path.resolve(options.directory)
+    const compress = options.compressSnapshots ?? true
     yield* ensureDirectory(directory)
     const fileOf = (agentId: AgentId) => path.join(directory, keyOf(agentId) + SUFFIX)
 
-    const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> => {
-      const invalid = SnapshotFile.invalidReason(snapshot)
-      if (invalid !== undefined) return Effect.fail(new RepositoryError({ operation: "instance.saveState", reason: invalid }))
-      const chunks = SnapshotFile.encode(agentId, snapshot)
-      return attempt("instance.saveState", () => writeAtomic(directory, keyOf(agentId) + SUFFIX, chunks))
-    }
+    const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
+      Effect.gen(function*() {
+        const refuse = (reason: string) => new RepositoryError({ operation: "instance.saveState", reason })
+        if (snapshot.agentId !== agentId) {
+          return yield* refuse(
+            `a snapshot of agent ${JSON.stringify(snapshot.agentId)} cannot be saved under ${JSON.stringify(agentId)}: files are keyed by the snapshot's own agent id`
+          )
+        }
+        const bytes = yield* Effect.mapError(Snapshots.encode(snapshot, compress), (reason) => refuse(`snapshot cannot be stored: ${reason}`))
+        yield* attempt("instance.saveState", () => writeAtomic(directory, keyOf(agentId) + SUFFIX, [bytes]))
+      })
 
     const loadState = (agentId: AgentId): Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError> =>
-      attempt("instance.loadState", async () => {
+      Effect.gen(function*() {
         const file = fileOf(agentId)
-        const bytes = await readIfExists(file)
+        const bytes = yield* attempt("instance.loadState", () => readIfExists(file))
         if (bytes === undefined) return Option.none()
-        const { savedAs, snapshot } = SnapshotFile.decode(bytes, file)
-        if (savedAs !== agentId) {
-          throw new Corrupt(`snapshot file ${file} was saved for agent ${JSON.stringify(savedAs)}, not ${JSON.stringify(agentId)}`)
+        const snapshot = yield* Effect.mapError(
+          Snapshots.decode(bytes),
+          (reason) => new RepositoryError({ operation: "instance.loadState", reason: `snapshot file ${file} is corrupt: ${reason}` })
+        )
+        if (snapshot.agentId !== agentId) {
+          return yield* new RepositoryError({
+            operation: "instance.loadState",
+            reason: `snapshot file ${file} was saved for agent ${JSON.stringify(snapshot.agentId)}, not ${JSON.stringify(agentId)}`
+          })
         }
         return Option.some(snapshot)
       })
@@ -108,7 +138,9 @@ export const make = (options: Options): Effect.Effect<InstanceRepositories.Insta
           if ((e as NodeJS.ErrnoException).code === "ENOENT") continue
           throw e
         }
-        const id = SnapshotFile.headerSavedAs(header, file)
+        const read = Snapshots.headerAgentId(header)
+        if ("problem" in read) throw new Corrupt(`snapshot file ${file} is corrupt: ${read.problem}`)
+        const id = read.agentId as AgentId
         if (keyOf(id) + SUFFIX !== name) throw new Corrupt(`snapshot file ${file} was saved for agent ${JSON.stringify(id)}, whose file is ${keyOf(id)}${SUFFIX}`)
         ids.push(id)
       }

@@ -18,6 +18,8 @@ import * as FsModuleRepository from "./FsModuleRepository.js"
 export interface Options {
   /** Root directory; `modules/` and `snapshots/` are created in it if missing. */
   readonly directory: string
+  /** gzip snapshot payloads (default `true`; see `FsInstanceRepository.Options`). */
+  readonly compressSnapshots?: boolean | undefined
 }
 
 /**
@@ -28,5 +30,8 @@ export interface Options {
 export const layer = (options: Options): Layer.Layer<ModuleRepository | InstanceRepository, RepositoryError> =>
   Layer.merge(
     FsModuleRepository.layer({ directory: path.join(options.directory, "modules") }),
-    FsInstanceRepository.layer({ directory: path.join(options.directory, "snapshots") })
+    FsInstanceRepository.layer({
+      directory: path.join(options.directory, "snapshots"),
+      compressSnapshots: options.compressSnapshots
+    })
   )

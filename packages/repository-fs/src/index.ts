@@ -1,7 +1,7 @@
 /**
  * `@agent-runtime/repository-fs` — `ModuleRepository` and `InstanceRepository`
  * on a plain directory, for Node hosts without SQLite: atomic writes (temp
- * file + fsync + rename), checksummed files, typed `RepositoryError`s.
+ * file + fsync + rename), checksummed (and compressed) snapshot files in the domain's `SnapshotCodec` format, typed `RepositoryError`s.
  *
  * @since 0.1.0
  */

@@ -20,3 +20,7 @@ moduleRepositoryContract("fs (FsRepositories.layer)", () =>
 instanceRepositoryContract("fs (FsRepositories.layer)", () =>
   inTemp((directory) => FsRepositories.layer({ directory: path.join(directory, "a", "b") }))
 )
+// snapshots stored without compression
+instanceRepositoryContract("fs (compressSnapshots: false)", () =>
+  inTemp((directory) => FsInstanceRepository.layer({ directory, compressSnapshots: false }))
+)

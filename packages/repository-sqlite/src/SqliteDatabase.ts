@@ -7,7 +7,11 @@
  * Schema versions: a `schema_version` table holds one row per applied
  * migration. Opening a database at an older version migrates it (all pending
  * migrations or none); a database written by a newer version of this package
- * is refused, never modified.
+ * is refused, never modified. Migration 3 replaced the snapshot tables of
+ * versions 1–2 (`snapshots` + `snapshot_pages`, a JSON header and a row per
+ * page) with `instance_snapshots` (one `SnapshotCodec` BLOB per agent),
+ * converting every old row in the migration's transaction (see
+ * `SqliteInstanceRepository`).
  *
  * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or
  * kill of the process — every committed write is there after a restart; a

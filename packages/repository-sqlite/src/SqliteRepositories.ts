@@ -28,10 +28,18 @@ export const layerFromDatabase: Layer.Layer<
 )
 
 /**
- * The three repositories on the database at `options.path`. Building fails
- * with `RepositoryError { operation: "open" }` (see `SqliteDatabase`).
+ * The three repositories on the database at `options.path` (snapshots
+ * gzip-compressed unless `compressSnapshots: false`). Building fails with
+ * `RepositoryError { operation: "open" }` (see `SqliteDatabase`).
  */
 export const layer = (
-  options: SqliteDatabase.Options
+  options: SqliteDatabase.Options & SqliteInstanceRepository.Options
 ): Layer.Layer<ModuleRepository | InstanceRepository | MetricsRepository, RepositoryError> =>
-  Layer.provide(layerFromDatabase, SqliteDatabase.layer(options))
+  Layer.provide(
+    Layer.mergeAll(
+      SqliteModuleRepository.layerFromDatabase,
+      SqliteInstanceRepository.layerFromDatabaseWith(options),
+      SqliteMetricsRepository.layerFromDatabase
+    ),
+    SqliteDatabase.layer(options)
+  )

@@ -1,9 +1,18 @@
-import { MetricsRepository, ModuleRepository, RepositoryError } from "@agent-runtime/domain"
-import { Fixtures, TestFiles } from "@agent-runtime/repository-contract"
+import {
+  agentId,
+  InstanceRepository,
+  MetricsRepository,
+  ModuleRepository,
+  RepositoryError,
+  SnapshotCodec,
+  type InstanceSnapshot
+} from "@agent-runtime/domain"
+import { expectSnapshotEqual, Fixtures, TestFiles } from "@agent-runtime/repository-contract"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -21,6 +30,39 @@ const versions = (file: string) => {
   }
 }
 
+/**
+ * Writes `s` as schema version 1–2 stored it: a `snapshots` row with the JSON
+ * header (globals as `[name, "number", hex of the f64 bits]` or
+ * `[name, "bigint", decimal]`) and a `snapshot_pages` row per page.
+ */
+const writeLegacyRows = (db: Database.Database, s: InstanceSnapshot) => {
+  const f64Hex = (n: number) => {
+    const b = Buffer.alloc(8)
+    b.writeDoubleBE(n)
+    return b.toString("hex")
+  }
+  const header = {
+    format: 1,
+    version: s.version,
+    agentId: s.agentId,
+    moduleId: s.moduleId,
+    moduleHash: s.moduleHash,
+    lifecycle: s.lifecycle,
+    memoryLimit: s.memoryLimit,
+    memoryReservation: s.memoryReservation,
+    invocationCount: s.invocationCount,
+    takenAt: s.takenAt,
+    memoryBytes: s.state.memoryBytes,
+    pages: s.state.pages.length,
+    globals: Object.entries(s.state.globals).map(([name, v]) =>
+      typeof v === "bigint" ? [name, "bigint", v.toString()] : [name, "number", f64Hex(v)]
+    )
+  }
+  db.prepare("INSERT INTO snapshots (agent_id, header) VALUES (?, ?)").run(s.agentId, JSON.stringify(header))
+  const page = db.prepare("INSERT INTO snapshot_pages (agent_id, page_index, data) VALUES (?, ?, ?)")
+  for (const p of s.state.pages) page.run(s.agentId, p.index, p.data)
+}
+
 const expectOpenError = (error: RepositoryError, reason: RegExp) => {
   expect(error).toBeInstanceOf(RepositoryError)
   expect(error.operation).toBe("open")
@@ -34,10 +76,10 @@ describe("SqliteDatabase", () => {
       const scope = yield* Scope.make()
       const { db, schemaVersion } = yield* Scope.provide(SqliteDatabase.open({ path: file }), scope)
       expect(schemaVersion).toBe(SqliteDatabase.SCHEMA_VERSION)
-      expect(SqliteDatabase.SCHEMA_VERSION).toBe(2)
+      expect(SqliteDatabase.SCHEMA_VERSION).toBe(3)
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
       expect(db.pragma("busy_timeout", { simple: true })).toBe(5000)
-      expect(versions(file)).toEqual([1, 2])
+      expect(versions(file)).toEqual([1, 2, 3])
       expect(db.open).toBe(true)
       yield* Scope.close(scope, Exit.void)
       expect(db.open).toBe(false)
@@ -82,10 +124,75 @@ describe("SqliteDatabase", () => {
         for (const s of Fixtures.samples(3, 10, 0, 1000)) yield* metrics.record(s)
         return [yield* (yield* ModuleRepository).load(m.id), yield* metrics.aggregate({ from: 0, to: 1000 }, 1000)] as const
       }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
-      expect(versions(file)).toEqual([1, 2])
+      expect(versions(file)).toEqual([1, 2, 3])
       expect(Buffer.compare(loaded.bytes, m.bytes)).toBe(0)
       expect({ ...loaded.metadata }).toEqual({ ...m.metadata })
       expect(buckets.map((b) => b.samples)).toEqual([10])
+    }))
+
+  it.effect("migration 3 converts the snapshot rows of version 2 (header + a row per page) to SnapshotCodec BLOBs and drops the old tables", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const old = new Database(file)
+      old.pragma("journal_mode = WAL")
+      expect(migrate(old, 2)).toBe(2)
+      const full = Fixtures.snapshot("legacy-full", { seed: 21, pages: [0, 1, 7] })
+      const bare: InstanceSnapshot = { ...Fixtures.snapshot("legacy-bare", { pages: [] }), lifecycle: "Paused", state: { memoryBytes: 0, pages: [], globals: {} } }
+      const awkward = Fixtures.snapshot(Fixtures.awkwardIds[9]!, { seed: 22, pages: [3] })
+      for (const s of [full, bare, awkward]) writeLegacyRows(old, s)
+      // rows the old format could not read either: a corrupt header; a page missing
+      old.prepare("INSERT INTO snapshots (agent_id, header) VALUES (?, ?)").run("legacy-corrupt", "{not json")
+      const missing = Fixtures.snapshot("legacy-missing-page", { seed: 23, pages: [0, 2] })
+      writeLegacyRows(old, missing)
+      old.prepare("DELETE FROM snapshot_pages WHERE agent_id = ? AND page_index = 2").run("legacy-missing-page")
+      old.close()
+
+      yield* Effect.gen(function*() {
+        const instances = yield* InstanceRepository
+        expect(yield* instances.listSaved).toEqual(["legacy-full", "legacy-bare", awkward.agentId, "legacy-corrupt", "legacy-missing-page"])
+        expectSnapshotEqual(Option.getOrThrow(yield* instances.loadState(full.agentId)), full)
+        expectSnapshotEqual(Option.getOrThrow(yield* instances.loadState(awkward.agentId)), awkward)
+        expect(Option.getOrThrow(yield* instances.loadState(bare.agentId))).toEqual(bare)
+        for (const id of ["legacy-corrupt", "legacy-missing-page"]) {
+          const error = yield* Effect.flip(instances.loadState(agentId(id)))
+          expect(error).toMatchObject({ _tag: "RepositoryError", operation: "instance.loadState" })
+          expect(error.reason).toMatch(id === "legacy-corrupt" ? /is corrupt: .*not converted by migration 3: .*corrupt header/ : /is corrupt: .*not converted by migration 3: .*has 1 pages, its header says 2/)
+          yield* instances.deleteState(agentId(id))
+        }
+        expect(yield* instances.listSaved).toEqual(["legacy-full", "legacy-bare", awkward.agentId])
+      }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
+
+      expect(versions(file)).toEqual([1, 2, 3])
+      const raw = new Database(file, { readonly: true })
+      try {
+        const tables = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name)
+        expect(tables).toContain("instance_snapshots")
+        expect(tables).not.toContain("snapshots")
+        expect(tables).not.toContain("snapshot_pages")
+        // converted rows are the codec's bytes (uncompressed: the migration cannot await a CompressionStream)
+        const row = raw.prepare("SELECT snapshot FROM instance_snapshots WHERE agent_id = ?").get("legacy-full") as { snapshot: Buffer }
+        const decoded = yield* SnapshotCodec.decode(row.snapshot, { expectedModuleHash: full.moduleHash })
+        expectSnapshotEqual(decoded, full)
+      } finally {
+        raw.close()
+      }
+    }))
+
+  it.effect("migration 3 failing (a table in its way) rolls back: version 2 and its snapshot rows stay as they were", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const old = new Database(file)
+      migrate(old, 2)
+      const s = Fixtures.snapshot("kept-v2", { seed: 31 })
+      writeLegacyRows(old, s)
+      old.exec("CREATE TABLE instance_snapshots (unrelated TEXT)")
+      old.close()
+      expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file }))), /instance_snapshots already exists/)
+      expect(versions(file)).toEqual([1, 2])
+      const raw = new Database(file, { readonly: true })
+      expect(raw.prepare("SELECT agent_id FROM snapshots").all()).toEqual([{ agent_id: "kept-v2" }])
+      expect((raw.prepare("SELECT COUNT(*) AS n FROM snapshot_pages").get() as { n: number }).n).toBe(s.state.pages.length)
+      raw.close()
     }))
 
   it.effect("a migration that fails rolls back completely: the database stays at its version, the open fails with RepositoryError", () =>
@@ -109,12 +216,12 @@ describe("SqliteDatabase", () => {
       const file = yield* tempDb
       yield* Effect.scoped(SqliteDatabase.open({ path: file }))
       const raw = new Database(file)
-      raw.exec("INSERT INTO schema_version (version) VALUES (3); CREATE TABLE from_the_future (x)")
+      raw.exec("INSERT INTO schema_version (version) VALUES (4); CREATE TABLE from_the_future (x)")
       raw.close()
       const before = fs.readFileSync(file)
       const error = yield* Effect.flip(Effect.provide(Effect.void, SqliteRepositories.layer({ path: file })))
-      expectOpenError(error, /schema version 3 is newer than version 2/)
-      expect(versions(file)).toEqual([1, 2, 3])
+      expectOpenError(error, /schema version 4 is newer than version 3/)
+      expect(versions(file)).toEqual([1, 2, 3, 4])
       expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0)
       const readOnly = yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, readonly: true })))
       expectOpenError(readOnly, /newer/)

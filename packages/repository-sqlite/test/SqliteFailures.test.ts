@@ -1,6 +1,6 @@
 /**
  * Failures of the SQLite repositories: a locked database, a full disk, a
- * snapshot write that fails half-way, corrupt rows, a killed writer. Each
+ * snapshot that cannot be stored, corrupt rows, a killed writer. Each
  * gives a typed `RepositoryError` naming the operation (never a throw), and
  * nothing is silently dropped or half-written.
  */
@@ -146,7 +146,7 @@ describe("SQLite repositories under failure", () => {
         }))
     }))
 
-  it.effect("a snapshot write that fails half-way (two pages with one index) changes nothing: the previous snapshot is whole", () =>
+  it.effect("a snapshot the codec could not give back unchanged is refused before the transaction: the previous snapshot is whole", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       yield* withRepositories({ path: file }, (r) =>
@@ -154,20 +154,22 @@ describe("SQLite repositories under failure", () => {
           const before = Fixtures.snapshot("atomic", { seed: 5, pages: [0, 1, 2] })
           yield* r.instances.saveState(before.agentId, before)
           const base = Fixtures.snapshot("atomic", { seed: 6, pages: [0, 3, 4] })
-          const broken: InstanceSnapshot = {
+          const repeated: InstanceSnapshot = {
             ...base,
             state: { ...base.state, pages: [...base.state.pages, { index: 3, data: new Uint8Array(65_536).fill(7) }] }
           }
-          expectRepositoryError(yield* Effect.flip(r.instances.saveState(broken.agentId, broken)), "instance.saveState", /SQLITE_CONSTRAINT/)
+          expectRepositoryError(yield* Effect.flip(r.instances.saveState(repeated.agentId, repeated)), "instance.saveState", /page 3 is out of order or repeated/)
           expectSnapshotEqual(Option.getOrThrow(yield* r.instances.loadState(before.agentId)), before)
           const invalid: InstanceSnapshot = { ...base, memoryLimit: Number.POSITIVE_INFINITY }
-          expectRepositoryError(yield* Effect.flip(r.instances.saveState(invalid.agentId, invalid)), "instance.saveState", /memoryLimit must be a finite number/)
+          expectRepositoryError(yield* Effect.flip(r.instances.saveState(invalid.agentId, invalid)), "instance.saveState", /snapshot cannot be stored: [\s\S]*memoryLimit/)
+          const wide: InstanceSnapshot = { ...base, state: { ...base.state, globals: { g: -(1n << 63n) - 1n } } }
+          expectRepositoryError(yield* Effect.flip(r.instances.saveState(wide.agentId, wide)), "instance.saveState", /outside the i64 range/)
           expectSnapshotEqual(Option.getOrThrow(yield* r.instances.loadState(before.agentId)), before)
           expect(yield* r.instances.listSaved).toEqual(["atomic"])
         }))
     }))
 
-  it.effect("corrupt rows (metadata, snapshot header, a missing page, a bad pressure level) are RepositoryErrors, not partial results", () =>
+  it.effect("corrupt rows (metadata, a truncated or flipped snapshot BLOB, a bad pressure level) are RepositoryErrors, not partial results", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       const m = Fixtures.module("m", Fixtures.seeded(7).bytes(10))
@@ -178,24 +180,41 @@ describe("SQLite repositories under failure", () => {
           yield* r.instances.saveState(s.agentId, s)
           yield* r.metrics.record(Fixtures.samples(7, 1, 100, 1)[0]!)
         }))
-      const raw = new Database(file)
-      raw.prepare("UPDATE modules SET metadata = '{\"name\":1}'").run()
-      raw.prepare("DELETE FROM snapshot_pages WHERE page_index = 1").run()
-      raw.prepare("UPDATE metrics SET pressure_level = 'Apocalyptic'").run()
-      raw.close()
+      const blob = (() => {
+        const raw = new Database(file)
+        const row = raw.prepare("SELECT snapshot FROM instance_snapshots").get() as { snapshot: Buffer }
+        raw.prepare("UPDATE modules SET metadata = '{\"name\":1}'").run()
+        raw.prepare("UPDATE instance_snapshots SET snapshot = ?").run(row.snapshot.subarray(0, row.snapshot.length - 100))
+        raw.prepare("UPDATE metrics SET pressure_level = 'Apocalyptic'").run()
+        raw.close()
+        return row.snapshot
+      })()
       yield* withRepositories({ path: file }, (r) =>
         Effect.gen(function*() {
           expectRepositoryError(yield* Effect.flip(r.modules.load(m.id)), "module.load", /metadata of module "m" is corrupt/)
           expectRepositoryError(yield* Effect.flip(r.modules.list), "module.list", /corrupt/)
-          expectRepositoryError(yield* Effect.flip(r.instances.loadState(s.agentId)), "instance.loadState", /has 2 pages, its header says 3/)
+          expectRepositoryError(yield* Effect.flip(r.instances.loadState(s.agentId)), "instance.loadState", /snapshot of agent "s" is corrupt: length mismatch.*truncated/)
           expectRepositoryError(yield* Effect.flip(r.metrics.query({ from: 0, to: 1000 })), "metrics.query", /Apocalyptic/)
         }))
-      const raw2 = new Database(file)
-      raw2.prepare("UPDATE snapshots SET header = '{not json'").run()
-      raw2.close()
+      const setBlob = (value: unknown) => {
+        const raw = new Database(file)
+        raw.prepare("UPDATE instance_snapshots SET snapshot = ?").run(value)
+        raw.close()
+      }
+      // one flipped byte in the compressed payload, then in the header
+      for (const at of [blob.length - 1000, 40]) {
+        const flipped = Buffer.from(blob)
+        flipped[at] = flipped[at]! ^ 0x01
+        setBlob(flipped)
+        yield* withRepositories({ path: file }, (r) =>
+          Effect.gen(function*() {
+            expectRepositoryError(yield* Effect.flip(r.instances.loadState(s.agentId)), "instance.loadState", /is corrupt: checksum mismatch/)
+          }))
+      }
+      setBlob("not a blob")
       yield* withRepositories({ path: file }, (r) =>
         Effect.gen(function*() {
-          expectRepositoryError(yield* Effect.flip(r.instances.loadState(s.agentId)), "instance.loadState", /corrupt header/)
+          expectRepositoryError(yield* Effect.flip(r.instances.loadState(s.agentId)), "instance.loadState", /not a BLOB/)
           // still deletable
           yield* r.instances.deleteState(s.agentId)
           expect(yield* r.instances.loadState(agentId("s"))).toEqual(Option.none())

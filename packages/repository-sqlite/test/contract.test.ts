@@ -24,3 +24,7 @@ metricsRepositoryContract("sqlite", () => inTemp((p) => SqliteRepositories.layer
 moduleRepositoryContract("sqlite (SqliteModuleRepository.layer)", () => inTemp((p) => SqliteModuleRepository.layer({ path: p })))
 instanceRepositoryContract("sqlite (SqliteInstanceRepository.layer)", () => inTemp((p) => SqliteInstanceRepository.layer({ path: p })))
 metricsRepositoryContract("sqlite (SqliteMetricsRepository.layer)", () => inTemp((p) => SqliteMetricsRepository.layer({ path: p })))
+// snapshots stored without compression
+instanceRepositoryContract("sqlite (compressSnapshots: false)", () =>
+  inTemp((p) => SqliteInstanceRepository.layer({ path: p, compressSnapshots: false }))
+)

@@ -182,3 +182,16 @@ export const samples = (
 /** A stable sort by timestamp (the order a repository must return samples in). */
 export const byTime = (xs: ReadonlyArray<RuntimeMetrics>): ReadonlyArray<RuntimeMetrics> =>
   xs.map((m, i) => [m, i] as const).sort(([a, i], [b, j]) => a.timestamp - b.timestamp || i - j).map(([m]) => m)
+
+/**
+ * A snapshot of `count` pages (indexes 0…count-1) with a few set bytes each —
+ * mostly zeros, as a real heap is, so it compresses well (adapters that
+ * compress show it with this).
+ */
+export const sparseSnapshot = (agent: string, count: number, seed = count): InstanceSnapshot => {
+  const base = snapshot(agent, { pages: [] })
+  const rng = seeded(seed)
+  const pages = Array.from({ length: count }, (_, i) => page(rng, i, true))
+  const memoryBytes = count * PAGE_BYTES
+  return { ...base, memoryReservation: memoryBytes, state: { ...base.state, memoryBytes, pages } }
+}

@@ -5,12 +5,55 @@
  *
  * @internal
  */
+import { SnapshotCodec } from "@agent-runtime/domain"
 import type Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as LegacySnapshotRows from "./legacySnapshotRows.js"
+import { Invalid } from "./sql.js"
 
 export interface Migration {
   readonly version: number
   readonly description: string
+  /** Schema changes, run first. */
   readonly sql: string
+  /** Data conversion run after `sql`, inside the same transaction (synchronous: better-sqlite3 transactions cannot await). */
+  readonly run?: (db: Database.Database) => void
+}
+
+/**
+ * Migration 3's conversion: every `snapshots` row with its `snapshot_pages`
+ * becomes one `instance_snapshots` BLOB of `SnapshotCodec` bytes, without
+ * compression (the codec's encode is synchronous without it; the next save
+ * of the agent compresses). A row the old format could not read either (a
+ * corrupt header, a missing page) is kept as `UNCONVERTED` + the reason, so
+ * it is still listed, loads as a `RepositoryError` naming that reason (as it
+ * did before the migration), and can be deleted. Then the old tables are
+ * dropped.
+ */
+/** Start of the BLOB migration 3 stores for a row it could not convert (followed by the reason, UTF-8). */
+export const UNCONVERTED = "agent-runtime: snapshot row of schema version 2 not converted by migration 3: "
+
+const snapshotsToCodecBlobs = (db: Database.Database): void => {
+  const rows = db.prepare("SELECT agent_id, header FROM snapshots ORDER BY rowid").all() as Array<{ agent_id: string; header: string }>
+  const pages = db.prepare("SELECT page_index, data FROM snapshot_pages WHERE agent_id = ? ORDER BY page_index")
+  const insert = db.prepare("INSERT INTO instance_snapshots (agent_id, snapshot) VALUES (?, ?)")
+  for (const row of rows) {
+    let bytes: Uint8Array
+    try {
+      const snapshot = LegacySnapshotRows.decode(
+        row.agent_id,
+        row.header,
+        pages.all(row.agent_id) as Array<{ page_index: number; data: Uint8Array }>
+      )
+      bytes = Effect.runSync(SnapshotCodec.encode(snapshot))
+    } catch (e) {
+      // anything but the old format's own refusal (an SQLite error) fails the migration, which rolls back
+      if (!(e instanceof Invalid)) throw e
+      bytes = Buffer.from(UNCONVERTED + e.message, "utf8")
+    }
+    insert.run(row.agent_id, bytes)
+  }
+  db.exec("DROP TABLE snapshot_pages; DROP TABLE snapshots;")
 }
 
 export const migrations: ReadonlyArray<Migration> = [
@@ -57,6 +100,17 @@ export const migrations: ReadonlyArray<Migration> = [
       );
       CREATE INDEX metrics_by_time ON metrics (timestamp, seq);
     `
+  },
+  {
+    version: 3,
+    description: "instance snapshots as one SnapshotCodec BLOB per agent",
+    sql: `
+      CREATE TABLE instance_snapshots (
+        agent_id TEXT PRIMARY KEY NOT NULL,
+        snapshot BLOB NOT NULL
+      );
+    `,
+    run: snapshotsToCodecBlobs
   }
 ]
 
@@ -104,6 +158,7 @@ export const migrate = (db: Database.Database, target: number = LATEST_VERSION):
       for (const m of migrations) {
         if (m.version <= current || m.version > target) continue
         db.exec(m.sql)
+        m.run?.(db)
         record.run(m.version)
       }
       return Math.max(current, Math.min(target, LATEST_VERSION))
