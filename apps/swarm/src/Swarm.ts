@@ -121,6 +121,12 @@ export interface SwarmOptions {
    * `flaky` `work` (calls made), `leaky` `leak` (KiB leaked).
    */
   readonly onAck?: ((agentId: AgentId, value: number) => void) | undefined
+  /**
+   * Worker threads of the resource pool (`ResourcePool.maxThreads`); the
+   * caller sizes a worker engine's pool with the same number (main.ts does,
+   * for `--platform node`). Default: the runtime's default.
+   */
+  readonly maxThreads?: number | undefined
 }
 
 /**
@@ -355,7 +361,7 @@ export const runSwarm = (
 
     if (persistence === undefined) {
       const poolBytes = poolFor(reserved)
-      const runtimeLayer = AgentRuntimes.layerMemory({ name: "swarm", pool: { totalMemory: poolBytes }, autoPressure: false })
+      const runtimeLayer = AgentRuntimes.layerMemory({ name: "swarm", pool: { totalMemory: poolBytes, ...(options.maxThreads === undefined ? {} : { maxThreads: options.maxThreads }) }, autoPressure: false })
         .pipe(Layer.provide(engineLayer))
       return yield* Effect.scoped(
         Effect.flatMap(AgentRuntime, (runtime) => swarm(runtime, context(poolBytes, undefined)))
@@ -381,7 +387,7 @@ export const runSwarm = (
         const poolBytes = poolFor(resume && savedBytes > 0 ? savedBytes : reserved)
         const runtimeLayer = AgentRuntimes.layer({
           name: "swarm",
-          pool: { totalMemory: poolBytes },
+          pool: { totalMemory: poolBytes, ...(options.maxThreads === undefined ? {} : { maxThreads: options.maxThreads }) },
           autoPressure: false,
           persistence: { snapshotAfterCalls: true, restoreOnStart: true }
         }).pipe(

@@ -22,6 +22,7 @@ import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { closeSync, openSync, writeSync } from "node:fs"
+import { availableParallelism } from "node:os"
 import { parseArgs } from "node:util"
 import * as Progress from "./Progress.js"
 import { formatText, toJson } from "./Report.js"
@@ -102,9 +103,13 @@ const progress = Progress.make(
   Progress.modeFor({ json: parsed.json, quiet: parsed.quiet, tty: process.stderr.isTTY === true })
 )
 
+/** Worker threads: the resource pool's thread limit and the node engine's pool size (default = cores). */
+const threads = availableParallelism()
+
 /** The engine (native: in-process; node: worker threads) and the TEST-ONLY trust store (never trust it in production). */
 const PlatformLive = Layer.mergeAll(
-  platform === "node" ? NodeEngine.layer : NativeEngine.layer,
+  // the worker pool is sized from the resource pool's thread limit (one number for both)
+  platform === "node" ? NodeEngine.layerWith({ workers: threads }) : NativeEngine.layer,
   verifierLayer({ trustStore: testOnlyTrustStore() })
 )
 
@@ -119,6 +124,7 @@ const ackFd = parsed["ack-log"] === undefined ? undefined : (() => {
 
 const options: SwarmOptions = {
   agents,
+  maxThreads: threads,
   seed,
   rounds,
   tamper,
