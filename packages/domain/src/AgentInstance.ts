@@ -93,6 +93,8 @@ export class AgentInstance {
   windowInvocations = 0
   windowErrors = 0
   lastError: string | undefined = undefined
+  /** Fuel left after the last metered call (fuel units), when the agent has `fuel`. */
+  fuelRemaining: number | undefined = undefined
   lastActivity: number
   budget: MemoryBudget
   instance: WasmInstance | undefined

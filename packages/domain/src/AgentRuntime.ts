@@ -242,6 +242,8 @@ export interface AgentInfo {
   readonly invocationCount: number
   readonly errorCount: number
   readonly lastError: string | undefined
+  /** Fuel left after the agent's last metered call (fuel units); `undefined` without `fuel`. */
+  readonly fuelRemaining: number | undefined
 }
 
 /** A read-only view of the runtime. Memory in bytes. */
@@ -443,7 +445,8 @@ const toInfo = (i: AgentInstance): AgentInfo => ({
   lastActivity: i.lastActivity,
   invocationCount: i.invocationCount,
   errorCount: i.errorCount,
-  lastError: i.lastError
+  lastError: i.lastError,
+  fuelRemaining: i.fuelRemaining
 })
 
 /** The repository record of an instance's state (`now` in ms since the epoch). */
@@ -1238,6 +1241,7 @@ export const make = (
     const afterCall = (i: AgentInstance, outcome: InvokeOutcome): Effect.Effect<ReadonlyArray<WasmValue>> => {
       const now = clock.currentTimeMillisUnsafe()
       i.lastActivity = now
+      i.fuelRemaining = outcome.fuelRemaining
       env.recordMemory(i, outcome.memoryBytes)
       const pressure = settings.autoPressure && !pressureScheduled && env.pool.isUnderPressure()
       if (settings.persistence.snapshotAfterCalls !== true && !pressure) return Effect.succeed(outcome.results)
@@ -1287,6 +1291,7 @@ export const make = (
             throw outcome
           }
           i.lastActivity = clock.currentTimeMillisUnsafe()
+          i.fuelRemaining = outcome.fuelRemaining
           env.recordMemory(i, outcome.memoryBytes)
           if (settings.autoPressure && !pressureScheduled && env.pool.isUnderPressure()) fork(schedulePressure)
           return outcome.results

@@ -56,6 +56,8 @@ describe("prepared call handle on the native engine", () => {
         expect((e as { _tag: string })._tag).toBe("FuelExhausted")
       }
       expect(yield* runtime.invoke(agentId("l"), "spin_n", [10])).toEqual([10])
+      // the fuel left after each call is reported: spin_n(10) costs 13 × 10 + 5 units (Wasmtime costs)
+      expect((yield* runtime.agent(agentId("l"))).fuelRemaining).toBe(100_000 - 135)
     }).pipe(Effect.provide(runtimeLayer())))
 })
 
