@@ -7,7 +7,9 @@
  *
  * @since 0.1.0
  */
-import { crc32 } from "./Crc32.js"
+import { SnapshotCodec } from "@agent-runtime/domain"
+
+const { crc32 } = SnapshotCodec
 
 /** Sentences with punctuation, digits and a little non-ASCII text. */
 export const sentences: ReadonlyArray<string> = [

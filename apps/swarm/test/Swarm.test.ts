@@ -8,13 +8,15 @@ import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { readAgent } from "@agent-runtime/agents"
 import { readModule } from "@agent-runtime/wasm-binary"
-import { crc32 } from "../src/Crc32.js"
+import { SnapshotCodec } from "@agent-runtime/domain"
 import { facts } from "../src/Corpus.js"
 import * as Prng from "../src/Prng.js"
 import * as Progress from "../src/Progress.js"
 import { formatText, type SwarmReport, toJson } from "../src/Report.js"
 import { planCounts, runSwarm } from "../src/Swarm.js"
 import { flipOneByte } from "../src/Tamper.js"
+
+const { crc32 } = SnapshotCodec
 
 const PlatformLive = Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() }))
 const root = fileURLToPath(new URL("../../../", import.meta.url))

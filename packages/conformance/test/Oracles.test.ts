@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { memoryOnlyModule, section, SectionId } from "../src/internal/binary.js"
-import { crc32 } from "../src/internal/crc32.js"
+import { SnapshotCodec } from "@agent-runtime/domain"
 import { prose, wordStats } from "../src/internal/words.js"
+
+const { crc32 } = SnapshotCodec
 
 describe("oracles", () => {
   it("crc32 matches the IEEE check value", () => {

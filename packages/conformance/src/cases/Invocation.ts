@@ -15,9 +15,11 @@ import {
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { MiB, PAGE, type TestRuntime } from "../Harness.js"
-import { crc32 } from "../internal/crc32.js"
+import { SnapshotCodec } from "@agent-runtime/domain"
 import { prose, wordStats } from "../internal/words.js"
 import type { SuiteContext } from "./Context.js"
+
+const { crc32 } = SnapshotCodec
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
