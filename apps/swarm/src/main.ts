@@ -28,10 +28,13 @@ import * as Progress from "./Progress.js"
 import { formatText, toJson } from "./Report.js"
 import { agentTypes, DEFAULT_AGENTS, DEFAULT_ROUNDS, DEFAULT_SEED, MIN_AGENTS, runSwarm, type SwarmOptions } from "./Swarm.js"
 
+
+/** More agents than this would not fit one process (V8 reserves address space per linear memory). */
+const MAX_AGENTS = 10_000
 const usage = `usage: pnpm start [options]
 
   --json             print only the report, as JSON, on stdout
-  --agents <n>       agents to spawn (default ${DEFAULT_AGENTS}, at least ${MIN_AGENTS})
+  --agents <n>       agents to spawn (default ${DEFAULT_AGENTS}, ${MIN_AGENTS}..${MAX_AGENTS})
   --seed <n>         seed of the workload (default ${DEFAULT_SEED})
   --rounds <n>       workload rounds (default ${DEFAULT_ROUNDS}, at least ${DEFAULT_ROUNDS})
   --tamper <agent>   flip one byte of that agent's module before loading (repeatable): ${agentTypes.join(", ")}
@@ -49,10 +52,12 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
-const integer = (name: string, value: string | undefined, fallback: number, min: number): number => {
+const integer = (name: string, value: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < min) return fail(`--${name} must be an integer ≥ ${min}, got "${value}"`)
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    return fail(`--${name} must be an integer in [${min}, ${max}], got "${value}"`)
+  }
   return n
 }
 
@@ -86,7 +91,7 @@ if (parsed.help) {
   process.exit(0)
 }
 
-const agents = integer("agents", parsed.agents, DEFAULT_AGENTS, MIN_AGENTS)
+const agents = integer("agents", parsed.agents, DEFAULT_AGENTS, MIN_AGENTS, MAX_AGENTS)
 const seed = integer("seed", parsed.seed, DEFAULT_SEED, 0)
 const rounds = integer("rounds", parsed.rounds, DEFAULT_ROUNDS, DEFAULT_ROUNDS)
 const platform = parsed.platform

@@ -57,8 +57,10 @@ export const validate = (config: AgentConfig): InvalidConfig | undefined => {
   if (config.timeoutMs !== undefined && !(config.timeoutMs > 0)) {
     return new InvalidConfig({ reason: `timeoutMs must be > 0, got ${config.timeoutMs}` })
   }
-  if (config.fuel !== undefined && !(Number.isInteger(config.fuel) && config.fuel > 0)) {
-    return new InvalidConfig({ reason: `fuel must be a positive integer, got ${config.fuel}` })
+  if (config.fuel !== undefined && !(Number.isSafeInteger(config.fuel) && config.fuel > 0)) {
+    return new InvalidConfig({
+      reason: `fuel must be a positive integer ≤ ${Number.MAX_SAFE_INTEGER} (2^53 − 1) fuel units, got ${config.fuel}`
+    })
   }
   return undefined
 }

@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { type FuncType, type ImportDesc, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
+import { FUEL_EXPORT, type FuncType, type ImportDesc, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -285,8 +285,9 @@ export interface PreparedCall {
   readonly call: ((...args: Array<WasmValue>) => ReadonlyArray<WasmValue>) | undefined
 }
 
-/** Errors of `spawnAgent`. */
+/** Errors of `spawnAgent` (`AgentNotFound`: the agent was evicted while it was being spawned). */
 export type SpawnError =
+  | AgentNotFound
   | AgentAlreadyExists
   | ModuleNotFound
   | InsufficientMemory
@@ -449,8 +450,20 @@ const toInfo = (i: AgentInstance): AgentInfo => ({
   fuelRemaining: i.fuelRemaining
 })
 
+/**
+ * The state without the fuel counter (`FUEL_EXPORT`): fuel is set before every
+ * call, it is not agent state, and a variant without metering has no counter.
+ */
+const withoutFuel = (state: EngineState): EngineState => {
+  if (!(FUEL_EXPORT in state.globals)) return state
+  const { [FUEL_EXPORT]: _fuel, ...globals } = state.globals
+  return { ...state, globals }
+}
+
 /** The repository record of an instance's state (`now` in ms since the epoch). */
-const toSnapshot = (i: AgentInstance, state: EngineState, now: number): InstanceSnapshot => ({
+const toSnapshot = (i: AgentInstance, engineState: EngineState, now: number): InstanceSnapshot => {
+  const state = withoutFuel(engineState)
+  return {
   version: SNAPSHOT_VERSION,
   agentId: i.agentId,
   moduleId: i.moduleId,
@@ -464,7 +477,8 @@ const toSnapshot = (i: AgentInstance, state: EngineState, now: number): Instance
   invocationCount: i.invocationCount,
   takenAt: now,
   state
-})
+}
+}
 
 const errorText = (e: unknown): string =>
   e !== null && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e)
@@ -1067,10 +1081,18 @@ export const make = (
         if (config.fuel !== undefined && !engine.capabilities.fuel) {
           return yield* new InvalidConfig({ reason: `engine ${engine.platform} has no fuel metering (capabilities.fuel = false)` })
         }
-        if (config.timeoutMs !== undefined && !engine.capabilities.preemptiveTimeout && !engine.capabilities.fuel) {
-          return yield* new InvalidConfig({
-            reason: `engine ${engine.platform} cannot enforce timeoutMs: it can neither preempt a call nor meter fuel (capabilities)`
-          })
+        if (config.timeoutMs !== undefined && !engine.capabilities.preemptiveTimeout) {
+          // without preemption a deadline cannot stop a running call: only fuel can bound it
+          if (!engine.capabilities.fuel) {
+            return yield* new InvalidConfig({
+              reason: `engine ${engine.platform} cannot enforce timeoutMs: it can neither preempt a call nor meter fuel (capabilities)`
+            })
+          }
+          if (config.fuel === undefined) {
+            return yield* new InvalidConfig({
+              reason: `engine ${engine.platform} cannot preempt a call (capabilities.preemptiveTimeout = false): timeoutMs alone would not stop a runaway call — set fuel to bound it`
+            })
+          }
         }
         const module = yield* getModule(moduleId)
         const initialBytes = module.memoryPages * MemoryBudget.PAGE_BYTES
@@ -1101,7 +1123,10 @@ export const make = (
               })
               if (env.instances.get(agentId) !== claimed) {
                 yield* instance.terminate
-                return yield* new RuntimeUnavailable({ status: env.status })
+                // evicted (or the runtime shut down) while instantiating
+                return yield* (acceptsWork(env.status)
+                  ? new AgentNotFound({ agentId })
+                  : new RuntimeUnavailable({ status: env.status }))
               }
               claimed.instance = instance
               env.recordMemory(claimed, yield* instance.memoryBytes)
@@ -1438,7 +1463,7 @@ export const make = (
 
     const restoreInto = (agentId: AgentId, state: EngineState) =>
       whileRunning(agentId, (i) =>
-        Effect.tap(i.instance!.restore(state), () => Effect.sync(() => env.recordMemory(i, state.memoryBytes)))
+        Effect.tap(i.instance!.restore(withoutFuel(state)), () => Effect.sync(() => env.recordMemory(i, state.memoryBytes)))
       )
 
     const restore: AgentRuntimeShape["restore"] = (agentId) =>
@@ -1450,7 +1475,8 @@ export const make = (
           yield* activate(agentId) // restores the saved state
           return toInfo(yield* live(agentId))
         }
-        if (!env.instances.has(agentId)) {
+        const spawnedHere = !env.instances.has(agentId)
+        if (spawnedHere) {
           yield* spawnAgent(agentId, snap.moduleId, {
             memoryLimit: snap.memoryLimit,
             memoryReservation: snap.memoryReservation,
@@ -1466,7 +1492,9 @@ export const make = (
         if (target.moduleHash !== snap.moduleHash) {
           return yield* new SnapshotMismatch({ expected: target.moduleHash, actual: snap.moduleHash })
         }
-        yield* restoreInto(agentId, snap.state)
+        // an agent spawned here for the restore must not stay live with fresh state if the restore fails
+        yield* Effect.tapError(restoreInto(agentId, snap.state), () =>
+          spawnedHere ? Effect.ignore(evictAgent(agentId, "Manual")) : Effect.void)
         const i = yield* live(agentId)
         if (snap.lifecycle === "Paused" && i.state === "Running") yield* pause(agentId)
         return toInfo(i)

@@ -85,3 +85,19 @@ describe("host capabilities", () => {
       expect(logged).toEqual([7, 9])
     }).pipe(Effect.provide(runtimeLayer())))
 })
+
+describe("config checks against the native engine's capabilities", () => {
+  it.effect("timeoutMs without fuel is refused (a native call cannot be preempted); huge fuel is refused with the bound", () =>
+    Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
+      const e = yield* Effect.flip(runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200 }))
+      expect(e._tag).toBe("InvalidConfig")
+      expect(e.message).toMatch(/set fuel to bound it/)
+      const huge = yield* Effect.flip(runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, fuel: 1e300 }))
+      expect(huge.message).toMatch(/fuel must be a positive integer ≤ 9007199254740991/)
+      // with fuel, a deadline is accepted: fuel bounds the call
+      yield* runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200, fuel: 1_000_000 })
+      expect((yield* Effect.flip(runtime.invoke(agentId("t"), "spin")))._tag).toBe("FuelExhausted")
+    }).pipe(Effect.provide(runtimeLayer())))
+})
