@@ -1,10 +1,16 @@
 /**
  * The dashboard: renders the swarm's state from `stats()` / `agents()` four
  * times a second and every runtime event as it happens; the buttons call the
- * runtime (`Swarm.ts`). No framework: a few DOM helpers.
+ * runtimes (`Swarm.ts`). No framework: a few DOM helpers.
+ *
+ * Durable agents (the "durable" checkbox) live in a runtime on IndexedDB
+ * that snapshots after every call and restores on start: after a reload the
+ * page logs "restored N agents from IndexedDB" and shows them with their
+ * counts. `?storage=memory` in the address keeps IndexedDB out of it (the
+ * same in-memory fallback the page uses when IndexedDB cannot be opened).
  */
-import type { AgentInfo, RuntimeEvent, RuntimeStats } from "@agent-runtime/domain"
-import { createSwarm, type Kind, MiB, type Swarm } from "./Swarm.js"
+import type { AgentInfo, RuntimeEvent } from "@agent-runtime/domain"
+import { createSwarm, type DashboardStats, type Kind, MiB, type Swarm } from "./Swarm.js"
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 const el = (tag: string, attrs: Record<string, string> = {}, text?: string) => {
@@ -57,15 +63,42 @@ const describe = (e: RuntimeEvent): string => {
   }
 }
 
-const onEvent = (e: RuntimeEvent) => {
+/** Adds a line to the event log (runtime events, and the page's own "Storage" / "Restored" lines). */
+const logLine = (tag: string, timestamp: number, text: string) => {
   const list = $("events")
-  const li = el("li", { "data-event": e._tag })
-  li.append(el("time", {}, clock(e.timestamp)))
+  const li = el("li", { "data-event": tag })
+  li.append(el("time", {}, clock(timestamp)))
   const body = el("div")
-  body.append(el("span", { class: `tag ${e._tag}` }, e._tag), document.createTextNode(` ${describe(e)}`))
+  body.append(el("span", { class: `tag ${tag}` }, tag), document.createTextNode(` ${text}`))
   li.append(body)
   list.prepend(li)
   while (list.children.length > 200) list.lastElementChild?.remove()
+}
+
+const onEvent = (e: RuntimeEvent) => logLine(e._tag, e.timestamp, describe(e))
+
+/** Says where durable agents are kept and what came back from the last page load. */
+const reportStorage = (swarm: Swarm) => {
+  const { storage, restored } = swarm
+  const note = $("storage-note")
+  note.dataset["backend"] = storage.backend
+  if (storage.backend === "indexedDB") {
+    note.textContent = "durable agents: IndexedDB — snapshot after every call, restored on reload"
+    logLine("Storage", Date.now(), `IndexedDB "agent-runtime-browser-demo": durable agents survive a reload`)
+  } else {
+    note.textContent = `durable agents: memory fallback (${storage.reason ?? "unknown reason"}) — they will not survive a reload`
+    logLine("Storage", Date.now(), `memory repositories: ${storage.reason ?? "unknown reason"}`)
+  }
+  const where = storage.backend === "indexedDB" ? "IndexedDB" : "memory"
+  const counted = restored.restored.filter((id) => swarm.counts.has(id)).map((id) => `${id}=${swarm.counts.get(id)}`)
+  logLine(
+    "Restored",
+    Date.now(),
+    `restored ${restored.restored.length} agents from ${where}${counted.length > 0 ? ` (${counted.join(", ")})` : ""}`
+  )
+  if (restored.failed.length > 0) {
+    logLine("Restored", Date.now(), `could not restore ${restored.failed.length} saved agents: ${restored.failed.join(", ")}`)
+  }
 }
 
 const renderBadges = (swarm: Swarm) => {
@@ -75,18 +108,25 @@ const renderBadges = (swarm: Swarm) => {
     ["isolated", e.environment.crossOriginIsolated ? "yes" : "no", e.environment.crossOriginIsolated],
     ["call path", e.transport, e.transport === "shared"],
     ["preemption", e.capabilities.preemptiveTimeout ? "on" : "fuel only", e.capabilities.preemptiveTimeout],
-    ["workers", String(e.stats().workers.length), true]
+    ["workers", String(e.stats().workers.length), true],
+    [
+      "storage",
+      swarm.storage.backend === "indexedDB" ? "IndexedDB" : "memory (fallback)",
+      swarm.storage.backend === "indexedDB",
+      swarm.storage.reason ?? "durable agents are saved in IndexedDB"
+    ]
   ] as const
   const root = $("badges")
-  root.replaceChildren(...badges.map(([k, v, on]) => {
-    const b = el("span", { class: `badge ${on ? "on" : "off"}`, title: k, "data-badge": k })
+  root.replaceChildren(...badges.map(([k, v, on, why]) => {
+    const b = el("span", { class: `badge ${on ? "on" : "off"}`, title: why ?? k, "data-badge": k })
     b.append(document.createTextNode(`${k} `), el("b", {}, v))
     return b
   }))
 }
 
-const renderStats = (stats: RuntimeStats, swarm: Swarm) => {
+const renderStats = (stats: DashboardStats, swarm: Swarm) => {
   $("kpi-agents").textContent = String(stats.agents)
+  $("kpi-durable").textContent = String(stats.durableAgents)
   $("kpi-invocations").textContent = stats.invocations.toLocaleString()
   $("kpi-evicted").textContent = String(stats.evicted)
   const now = performance.now()
@@ -128,23 +168,34 @@ const renderStats = (stats: RuntimeStats, swarm: Swarm) => {
   if (b) b.textContent = `${w.filter((x) => x.running).length}/${w.length}`
 }
 
-const renderAgents = (agents: ReadonlyArray<AgentInfo>) => {
+const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
   const root = $("agents")
   const sorted = [...agents].sort((a, b) => a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
   if (selected !== undefined && !agents.some((a) => a.agentId === selected)) selected = undefined
   root.replaceChildren(...sorted.map((a) => {
+    const durable = swarm.isDurable(a.agentId)
     const card = el("div", {
-      class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}`,
+      class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}${durable ? " durable" : ""}`,
       "data-agent": a.agentId,
-      "data-state": a.state
+      "data-state": a.state,
+      "data-durable": String(durable)
     })
     const id = el("div", { class: "id" })
-    id.append(el("span", {}, a.agentId), el("span", { class: `dot ${a.health}`, title: a.health }))
+    id.append(el("span", {}, a.agentId))
+    id.append(el("span", { class: `dot ${a.health}`, title: a.health }))
     const meta = el("div", { class: "meta" })
     meta.append(el("span", {}, `${a.invocationCount} calls`), el("span", {}, mib(a.budget.used)))
     const state = el("div", { class: "meta" })
     state.append(el("span", {}, a.state), el("span", {}, a.errorCount > 0 ? `${a.errorCount} err` : ""))
     card.append(id, meta, state)
+    // a counter's value: the last count it acknowledged (after a reload: read back from the restored agent)
+    const count = swarm.counts.get(a.agentId)
+    if (count !== undefined || durable) {
+      const foot = el("div", { class: "meta foot" })
+      foot.append(count === undefined ? el("span") : el("span", { class: "count", "data-count": String(count) }, `count ${count}`))
+      if (durable) foot.append(el("span", { class: "durable-mark", title: "durable: saved after every call, restored after a reload" }, "durable"))
+      card.append(foot)
+    }
     card.addEventListener("click", () => {
       selected = a.agentId
       for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === card)
@@ -200,15 +251,17 @@ const renderHealth = (agents: ReadonlyArray<AgentInfo>) => {
 
 const target = async (swarm: Swarm, state?: string): Promise<string | undefined> => {
   if (selected !== undefined) return selected
-  const agents = await swarm.rt.agents()
+  const agents = await swarm.agents()
   return agents.find((a) => state === undefined || a.state === state)?.agentId
 }
 
 const main = async () => {
   setStatus("loading agents…")
-  const swarm = await createSwarm()
+  const storage = new URLSearchParams(location.search).get("storage") === "memory" ? "memory" : "auto"
+  const swarm = await createSwarm({ storage })
   ;(globalThis as unknown as { swarm: Swarm }).swarm = swarm
   renderBadges(swarm)
+  reportStorage(swarm)
   await swarm.onEvent(onEvent)
 
   const act = (id: string, label: string, f: () => Promise<string>) => {
@@ -221,12 +274,20 @@ const main = async () => {
   act("spawn", "spawning", async () => {
     const kind = $<HTMLSelectElement>("kind").value as Kind
     const count = Math.max(1, Math.min(64, Number($<HTMLInputElement>("count").value) || 1))
-    const n = await swarm.spawn(kind, count)
-    return `spawned ${n} ${kind}`
+    const durable = $<HTMLInputElement>("durable").checked
+    const n = await swarm.spawn(kind, count, durable)
+    return `spawned ${n} ${durable ? "durable " : ""}${kind}`
   })
   act("invoke", "invoking", async () => {
     const r = await swarm.invokeAll()
     return `invoked ${r.ok} agents${r.failed > 0 ? `, ${r.failed} failed` : ""}`
+  })
+  act("invoke-one", "invoking", async () => {
+    const id = await target(swarm, "Running")
+    if (id === undefined) return "no running agent"
+    await swarm.invokeOne(id)
+    const count = swarm.counts.get(id)
+    return `invoked ${id}${count === undefined ? "" : `: count ${count}`}`
   })
   act("pause", "pausing", async () => {
     const id = await target(swarm, "Running")
@@ -248,9 +309,9 @@ const main = async () => {
     return `evicted ${id}`
   })
   act("health", "checking health", async () => {
-    const checks = await swarm.health()
-    renderHealth(await swarm.rt.agents())
-    return `checked ${checks.length} agents`
+    const checked = await swarm.health()
+    renderHealth(await swarm.agents())
+    return `checked ${checked} agents`
   })
   act("pressure", "pressure", async () => {
     const evicted = await swarm.pressure()
@@ -273,9 +334,9 @@ const main = async () => {
 
   const refresh = async () => {
     try {
-      const [stats, agents] = await Promise.all([swarm.rt.stats(), swarm.rt.agents()])
+      const [stats, agents] = await Promise.all([swarm.stats(), swarm.agents()])
       renderStats(stats, swarm)
-      renderAgents(agents)
+      renderAgents(agents, swarm)
       renderHealth(agents)
     } catch (e) {
       setStatus(`refresh failed: ${String(e)}`)

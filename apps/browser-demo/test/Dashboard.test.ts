@@ -7,48 +7,27 @@
  * deadline), and writes `test-output/dashboard.png` for a person to look at.
  */
 import { mkdirSync } from "node:fs"
-import { fileURLToPath } from "node:url"
-import { type Browser, chromium, type Page } from "playwright-core"
-import { createServer, type ViteDevServer } from "vite"
+import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Demo, output, type Problems, startDemo, watchProblems } from "./support.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const output = fileURLToPath(new URL("../test-output/", import.meta.url))
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const args = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
-
-let server: ViteDevServer
-let browser: Browser
+let demo: Demo
 let page: Page
-const pageErrors: Array<string> = []
+let problems: Problems
 
 const text = (selector: string) => page.locator(selector).innerText()
 const agentCount = async () => Number(await text("#kpi-agents"))
 
 beforeAll(async () => {
-  server = await createServer({ root, configFile: `${root}vite.config.ts`, logLevel: "error", server: { port: 0, host: "127.0.0.1" } })
-  await server.listen()
-  const address = server.httpServer?.address()
-  if (address === null || address === undefined || typeof address === "string") throw new Error("no server address")
-  browser = await chromium.launch({ executablePath, args })
-  page = await browser.newPage({ viewport: { width: 1440, height: 1000 } })
-  page.on("pageerror", (e) => pageErrors.push(String(e)))
-  await page.goto(`http://127.0.0.1:${address.port}/`)
+  demo = await startDemo()
+  page = await demo.browser.newPage({ viewport: { width: 1440, height: 1000 } })
+  problems = await watchProblems(page)
+  await page.goto(demo.url)
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 })
 })
 
 afterAll(async () => {
-  await browser?.close()
-  await server?.close()
+  await demo?.close()
 })
 
 describe("browser demo dashboard", () => {
@@ -112,6 +91,8 @@ describe("browser demo dashboard", () => {
 
   it("health check fills the health table; trigger pressure moves the gauge and evicts", async () => {
     await page.click("#health")
+    // the table is refreshed 4 times a second anyway: wait for the check itself to finish
+    await page.waitForFunction(() => /checked \d+ agents/.test(document.getElementById("status")!.textContent ?? ""))
     await page.waitForFunction(() => document.querySelectorAll("#health-rows tr[data-health]").length > 0)
     expect(await text("#health-rows")).toMatch(/Healthy/)
     await page.click("#pressure")
@@ -133,6 +114,8 @@ describe("browser demo dashboard", () => {
     await page.waitForTimeout(1500)
     mkdirSync(output, { recursive: true })
     await page.screenshot({ path: `${output}dashboard.png`, fullPage: true })
-    expect(pageErrors).toEqual([])
+    expect(problems.pageErrors).toEqual([])
+    expect(problems.consoleErrors).toEqual([])
+    expect(await problems.rejections()).toEqual([])
   })
 })

@@ -274,6 +274,12 @@ export interface RuntimeStats {
   readonly snapshotFailures: number
 }
 
+/** Agents brought back from the `InstanceRepository`, and the ones that could not be, with the reason. */
+export interface RestoreResult {
+  readonly restored: ReadonlyArray<AgentId>
+  readonly failed: ReadonlyArray<{ readonly agentId: AgentId; readonly reason: string }>
+}
+
 /** A prepared call handle (`AgentRuntime.prepare`). */
 export interface PreparedCall {
   readonly agentId: AgentId
@@ -409,10 +415,9 @@ export interface AgentRuntimeShape {
    * (verified again), spawns it without `_initialize` and restores its state.
    * Runs at start when `persistence.restoreOnStart` is set.
    */
-  readonly restoreAll: Effect.Effect<{
-    readonly restored: ReadonlyArray<AgentId>
-    readonly failed: ReadonlyArray<{ readonly agentId: AgentId; readonly reason: string }>
-  }, RepositoryError>
+  readonly restoreAll: Effect.Effect<RestoreResult, RepositoryError>
+  /** What `persistence.restoreOnStart` restored when the runtime started (`undefined` when it did not run). */
+  readonly startRestore: Effect.Effect<RestoreResult | undefined>
   /** Saves every live agent's state to the `InstanceRepository` now. */
   readonly saveAll: Effect.Effect<void>
   /** A read-only view of one agent. */
@@ -1486,7 +1491,10 @@ export const make = (
             autoStart: false
           })
           // the saved state already went through `_initialize`: start without it
-          yield* inMailbox(agentId, (i) => setState(i, snap.critical === true ? "Critical" : "Running"))
+          yield* inMailbox(agentId, (i) => {
+            i.invocationCount = snap.invocationCount
+            return setState(i, snap.critical === true ? "Critical" : "Running")
+          })
         }
         const target = yield* live(agentId)
         if (target.moduleHash !== snap.moduleHash) {
@@ -1500,6 +1508,8 @@ export const make = (
         return toInfo(i)
       })
 
+    /** What `restoreOnStart` brought back (and what it could not, with reasons). */
+    let startRestore: RestoreResult | undefined
     const restoreAll: AgentRuntimeShape["restoreAll"] = Effect.gen(function*() {
       const restored: Array<AgentId> = []
       const failed: Array<{ agentId: AgentId; reason: string }> = []
@@ -1634,7 +1644,12 @@ export const make = (
     )
     yield* every(settings.maintenance.metricsIntervalMs, recordMetrics)
     yield* every(settings.persistence.snapshotIntervalMs, saveAll)
-    if (settings.persistence.restoreOnStart === true) yield* Effect.ignore(restoreAll)
+    if (settings.persistence.restoreOnStart === true) {
+      const result = yield* Effect.result(restoreAll)
+      startRestore = result._tag === "Success"
+        ? result.success
+        : { restored: [], failed: [{ agentId: "*" as AgentId, reason: `listing saved agents failed: ${result.failure.message}` }] }
+    }
 
     return {
       id: runtimeId,
@@ -1662,6 +1677,7 @@ export const make = (
       snapshot,
       restore,
       restoreAll,
+      startRestore: Effect.sync(() => startRestore),
       saveAll,
       agent: (agentId) => Effect.map(live(agentId), toInfo),
       agents: Effect.sync(() => [...env.instances.values()].map(toInfo)),

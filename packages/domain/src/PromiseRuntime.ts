@@ -24,7 +24,8 @@ import * as Latch from "effect/Latch"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Stream from "effect/Stream"
-import { AgentRuntime, type AgentRuntimeShape, layerMemory, type SettingsInput } from "./AgentRuntime.js"
+import * as AgentRuntimes from "./AgentRuntime.js"
+import { AgentRuntime, type AgentRuntimeShape, layerMemoryPorts, type SettingsInput } from "./AgentRuntime.js"
 import { EventBus } from "./EventBus.js"
 import type { ModuleVerifier } from "./ModuleVerifier.js"
 import type { DomainEvent, RuntimeEvent } from "./RuntimeEvent.js"
@@ -54,6 +55,12 @@ export interface CreateRuntimeOptions {
   readonly engine: Layer.Layer<WasmEngine>
   readonly verifier: Layer.Layer<ModuleVerifier>
   readonly settings?: SettingsInput
+  /**
+   * Repositories, event bus and authorizer to use instead of the in-memory
+   * defaults (e.g. SQLite, IndexedDB); any port it does not provide keeps
+   * its in-memory default.
+   */
+  readonly ports?: Layer.Layer<never, never, never> | Layer.Layer<any, never, never>
 }
 
 const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, never>, effect: Effect.Effect<A, E, any>): Promise<A> => {
@@ -65,7 +72,13 @@ const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, never>, eff
 
 /** Builds a runtime on the embedded defaults (in-memory repositories and bus) with the given engine and verifier. */
 export const createRuntime = async (options: CreateRuntimeOptions): Promise<PromiseRuntime> => {
-  const layer = layerMemory(options.settings).pipe(Layer.provide(Layer.mergeAll(options.engine, options.verifier)))
+  // the given ports override the in-memory defaults (later services win in a merge)
+  const base = options.ports === undefined
+    ? layerMemoryPorts
+    : Layer.merge(layerMemoryPorts, options.ports as Layer.Layer<never>)
+  const layer = AgentRuntimes.layer(options.settings).pipe(
+    Layer.provideMerge(Layer.mergeAll(base, options.engine, options.verifier))
+  )
   const managed = ManagedRuntime.make(layer)
   const rt: AgentRuntimeShape = await run(managed, Effect.gen(function*() {
     return yield* AgentRuntime

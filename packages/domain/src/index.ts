@@ -21,6 +21,7 @@ export {
   type AgentRuntimeShape,
   type LifecycleError,
   type PreparedCall,
+  type RestoreResult,
   type RuntimePorts,
   type RuntimeSettings,
   type RuntimeStats,

@@ -67,6 +67,9 @@ describe("Persistence (crash recovery)", () => {
           const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
           const ids = (yield* runtime.agents).map((a) => a.agentId).sort()
           expect(ids).toEqual(["a", "b"])
+          expect((yield* runtime.startRestore)?.restored.slice().sort()).toEqual(["a", "b"])
+          expect((yield* runtime.startRestore)?.failed).toEqual([])
+          expect((yield* runtime.agent(agentId("a"))).invocationCount).toBe(2) // counters come back too
           expect(yield* runtime.invoke(agentId("a"), "add", [0])).toEqual([42])
           expect(yield* runtime.invoke(agentId("b"), "add", [0])).toEqual([7])
           expect((yield* runtime.agent(agentId("b"))).state).toBe("Critical")

@@ -19,6 +19,9 @@ import {
   ModuleRepositories,
   moduleHash,
   moduleId,
+  InstanceRepositories,
+  InstanceRepository,
+  RepositoryError,
   type RuntimeEvent,
   type RuntimeMetrics,
   WasmEngine
@@ -181,3 +184,28 @@ describe("Promise facade", () => {
   })
 })
 
+
+describe("Promise facade with other ports", () => {
+  it("uses the repositories given in `ports` instead of the in-memory defaults", async () => {
+    const t = makeTestEngine()
+    const failing = Layer.succeed(InstanceRepository, {
+      ...InstanceRepositories.makeMemory(),
+      saveState: () => Effect.fail(new RepositoryError({ operation: "saveState", reason: "custom repository" }))
+    })
+    const runtime = await createRuntime({
+      engine: Layer.succeed(WasmEngine, t.engine),
+      verifier: testVerifier,
+      ports: failing,
+      settings: { persistence: { snapshotAfterCalls: true } }
+    })
+    const bytes = await wat(watModule({ get: { results: ["i32"] } }))
+    t.behaviours.set(createHash("sha256").update(bytes).digest("hex"), { get: () => [3] })
+    const m = await runtime.loadModule(bytes, makeMetadata({ name: "c", version: "1" }))
+    await runtime.spawnAgent(agentId("a"), m, { memoryLimit: MiB })
+    await runtime.invoke(agentId("a"), "get", [])
+    expect((await runtime.stats()).snapshotFailures).toBe(1)
+    expect((await runtime.agent(agentId("a"))).lastError).toMatch(/custom repository/)
+    expect(await runtime.startRestore()).toBeUndefined()
+    await runtime.dispose()
+  })
+})
