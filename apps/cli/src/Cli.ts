@@ -2,10 +2,16 @@
  * The `agent-runtime` command line: `keygen`, `sign`, `verify`, `inspect`.
  *
  * `main(argv, io)` runs one command and resolves to the process exit code:
- * 0 success (for `verify`: the signature is valid), 1 the signature is
- * invalid (`verify`), 2 bad usage or bad input (missing file, not a
- * WebAssembly module — with the byte offset —, malformed key file). Errors
- * are one line on stderr, never a stack trace. Signatures follow
+ * - 0 success. For `verify`: a trusted key signed the module. For `inspect`:
+ *   the module is well-formed, whatever its signature status (inspect
+ *   reports it) — unless `--trust` is given.
+ * - 1 the signature does not verify: `verify`, and `inspect --trust` when the
+ *   signature is missing, malformed, tampered, untrusted or bad (the report
+ *   is still printed; the reason is one line on stderr).
+ * - 2 bad usage or bad input (missing file, not a WebAssembly module — with
+ *   the byte offset —, malformed key file, `sign`/`keygen` output that exists
+ *   without `--force`).
+ * Errors are one line on stderr, never a stack trace. Signatures follow
  * `@agent-runtime/signing` (ed25519 over hash + name + version, embedded in
  * the `agent-runtime.signature` custom section or detached as a `.sig` file).
  *
@@ -62,12 +68,14 @@ export const USAGE = `usage: agent-runtime <command> [options]
 commands:
   keygen [--out key.json] [--force]
       generate an ed25519 key pair; with --out, write key.json (secret) and key.pub.json (public)
-  sign <in.wasm> --key key.json --name N --version V [--out out.wasm] [--detached out.sig]
-      embed a signature (default --out: <in>.signed.wasm) or write a detached one
+  sign <in.wasm> --key key.json --name N --version V [--out out.wasm] [--detached out.sig] [--force]
+      embed a signature (default --out: <in>.signed.wasm) or write a detached one; never
+      overwrites an existing file without --force
   verify <file.wasm> --trust key.json|key.pub.json|trust.json [--trust …] [--sig file.sig] --name N --version V
       exit 0 when a trusted key signed this module for N@V, 1 (with the reason) otherwise
   inspect <file.wasm> [--json] [--trust file …] [--sig file.sig]
-      exports and imports with their types, memories, custom sections, hash and signature status
+      exports and imports with their types, memories, custom sections, hash and signature status;
+      exit 0 for any well-formed module, but with --trust exit 1 unless a trusted key signed it
 ${BUNDLE_USAGE}`
 
 /** Runs `effect`; a failure becomes a `CliError` with `describe(error)`. */
@@ -99,14 +107,16 @@ const makeFiles = (io: Io) => {
         throw new CliError(`cannot read ${ioErrorText(path, e)}`)
       }
     },
-    write: async (path: string, bytes: Uint8Array | string, options: { secret?: boolean; force?: boolean } = {}) => {
-      if (options.force !== true && options.secret === true) {
-        const exists = await access(at(path), constants.F_OK).then(
-          () => true,
-          () => false
-        )
-        if (exists) throw new CliError(`${path} exists; not overwriting a key file (use --force)`)
-      }
+    /** Fails (exit 2) when `path` exists, unless `force`; `what` names the file in the message. */
+    refuseOverwrite: async (path: string, what: string, force: boolean): Promise<void> => {
+      if (force) return
+      const exists = await access(at(path), constants.F_OK).then(
+        () => true,
+        () => false
+      )
+      if (exists) throw new CliError(`${path} exists; not overwriting ${what} (use --force)`)
+    },
+    write: async (path: string, bytes: Uint8Array | string, options: { secret?: boolean } = {}) => {
       try {
         await writeFile(at(path), bytes, options.secret === true ? { mode: 0o600 } : {})
       } catch (e) {
@@ -180,7 +190,8 @@ const keygen = async (args: ReadonlyArray<string>, io: Io, files: Files): Promis
     return ExitCode.ok
   }
   const pubPath = values.out.replace(/(\.json)?$/, ".pub.json")
-  await files.write(values.out, json, { secret: true, force: values.force === true })
+  await files.refuseOverwrite(values.out, "a key file", values.force === true)
+  await files.write(values.out, json, { secret: true })
   await files.write(pubPath, `${JSON.stringify(encodePublicKey(keyPair), null, 2)}\n`)
   io.out(`key ${keyPair.keyId}`)
   io.out(`wrote ${values.out} (secret key, keep private) and ${pubPath} (public key, for --trust)`)
@@ -195,7 +206,8 @@ const sign = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<
       name: { type: "string" },
       version: { type: "string" },
       out: { type: "string" },
-      detached: { type: "string" }
+      detached: { type: "string" },
+      force: { type: "boolean" }
     },
     strict: true,
     allowPositionals: true
@@ -209,13 +221,18 @@ const sign = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<
   )
   const { bytes } = await readWasm(files, input)
   const signError = (e: { message: string }) => `${input}: ${e.message}`
+  const embedded = values.out !== undefined || values.detached === undefined
+  const out = values.out ?? input.replace(/(\.wasm)?$/, ".signed.wasm")
+  // Check every output before writing any, so a refusal leaves nothing half-done.
+  const force = values.force === true
+  if (values.detached !== undefined) await files.refuseOverwrite(values.detached, "an output file", force)
+  if (embedded) await files.refuseOverwrite(out, "an output file", force)
   if (values.detached !== undefined) {
     const sig = await run(signDetached(bytes, subject, keyPair.secretKey), signError)
     await files.write(values.detached, sig)
     io.out(`signed ${subject.name}@${subject.version} with key ${keyPair.keyId}: wrote ${values.detached}`)
   }
-  if (values.out !== undefined || values.detached === undefined) {
-    const out = values.out ?? input.replace(/(\.wasm)?$/, ".signed.wasm")
+  if (embedded) {
     const signed = await run(signModule(bytes, subject, keyPair.secretKey), signError)
     await files.write(out, signed)
     io.out(`signed ${subject.name}@${subject.version} with key ${keyPair.keyId}: wrote ${out}`)
@@ -266,13 +283,25 @@ const verify = async (args: ReadonlyArray<string>, io: Io, files: Files): Promis
   return ExitCode.ok
 }
 
+/**
+ * What `inspect` found about a module's signature.
+ *
+ * - `status`: `unsigned` (no signature); `signed` (a well-formed signature
+ *   whose hash matches the module); `invalid` (a signature is present but no
+ *   key could ever vouch for it: `malformed signature: …`, `multiple
+ *   signature sections (n)`, `tampered: …` — `reason` says which). These are
+ *   decided without any trust file.
+ * - `trusted`: present exactly when `--trust` was given; `true` when a
+ *   trusted key signed the module (the `verify` checks, against the name and
+ *   version the signature carries), else `false` with `reason` (`unsigned`,
+ *   the invalid reason, `untrusted key <keyId>`, `bad signature`).
+ */
 interface SignatureStatus {
   readonly status: "unsigned" | "signed" | "invalid"
   readonly source?: "embedded" | "detached"
   readonly keyId?: string
   readonly name?: string
   readonly version?: string
-  /** Present when trust files were given. */
   readonly trusted?: boolean
   readonly label?: string
   readonly reason?: string
@@ -280,28 +309,35 @@ interface SignatureStatus {
 
 const signatureStatus = async (
   bytes: Uint8Array,
+  hash: string,
   detached: Uint8Array | undefined,
   trust: TrustStore | undefined
 ): Promise<SignatureStatus> => {
+  const untrusted = (s: SignatureStatus): SignatureStatus => (trust === undefined ? s : { ...s, trusted: false })
   const lookup = await Effect.runPromise(Effect.result(readSignature(bytes, { detached })))
-  if (lookup._tag === "Failure") return { status: "invalid", reason: lookup.failure.reason }
+  if (lookup._tag === "Failure") return untrusted({ status: "invalid", reason: lookup.failure.reason })
   const found: SignatureLookup = lookup.success
-  if (found._tag === "Unsigned") return { status: "unsigned" }
+  if (found._tag === "Unsigned") return untrusted({ status: "unsigned", ...(trust === undefined ? {} : { reason: "unsigned" }) })
   const { keyId, name, version } = found.signature
-  const base = { status: "signed", source: found.source, keyId, name, version } as const
-  if (trust === undefined) return base
+  const base = { source: found.source, keyId, name, version } as const
+  // The same wording as `verify` (`@agent-runtime/signing` verifyModule), checked with or without --trust.
+  if (found.signature.hash !== hash) {
+    const reason = `tampered: the module hash ${hash} is not the signed hash ${found.signature.hash}`
+    return untrusted({ status: "invalid", ...base, reason })
+  }
+  if (trust === undefined) return { status: "signed", ...base }
   const checked = await Effect.runPromise(
     Effect.result(verifyModule(bytes, { name, version, signature: detached }, { trustStore: trust }))
   )
-  if (checked._tag === "Failure") return { ...base, trusted: false, reason: checked.failure.reason }
+  if (checked._tag === "Failure") return { status: "signed", ...base, trusted: false, reason: checked.failure.reason }
   const label = trust.get(keyId)?.label
-  return { ...base, trusted: true, ...(label === undefined ? {} : { label }) }
+  return { status: "signed", ...base, trusted: true, ...(label === undefined ? {} : { label }) }
 }
 
 const describeSignature = (s: SignatureStatus): string => {
-  if (s.status === "unsigned") return "unsigned"
-  if (s.status === "invalid") return `invalid: ${s.reason}`
-  const head = `signed by ${s.keyId} as ${s.name}@${s.version} (${s.source})`
+  const head = s.keyId === undefined ? "" : `signed by ${s.keyId} as ${s.name}@${s.version} (${s.source})`
+  if (s.status === "unsigned") return s.trusted === undefined ? "unsigned" : "unsigned; NOT trusted"
+  if (s.status === "invalid") return `invalid: ${s.reason}${head === "" ? "" : ` [${head}]`}`
   if (s.trusted === undefined) return `${head}; trust not checked (give --trust)`
   return s.trusted ? `${head}; trusted${s.label === undefined ? "" : ` (${s.label})`}` : `${head}; NOT trusted: ${s.reason}`
 }
@@ -321,10 +357,16 @@ const inspect = async (args: ReadonlyArray<string>, io: Io, files: Files): Promi
   const detached = values.sig === undefined ? undefined : await files.read(values.sig)
   const { bytes, info } = await readWasm(files, input)
   const hash = await Effect.runPromise(moduleHash(bytes))
-  const signature = await signatureStatus(bytes, detached, trust)
+  const signature = await signatureStatus(bytes, hash, detached, trust)
+  // With --trust, inspect answers like verify: exit 1 (one line on stderr) unless a trusted key signed it.
+  const exitCode = signature.trusted === false ? ExitCode.invalid : ExitCode.ok
+  const report = () => {
+    if (exitCode !== ExitCode.ok) io.err(`invalid: ${input}: ${signature.reason}`)
+    return exitCode
+  }
   const customSections = info.customSections.map((c) => ({ name: c.name, size: c.dataLength }))
   if (values.json === true) {
-    const report = {
+    const json = {
       file: input,
       size: bytes.length,
       hash,
@@ -337,8 +379,8 @@ const inspect = async (args: ReadonlyArray<string>, io: Io, files: Files): Promi
       customSections,
       signature
     }
-    io.out(JSON.stringify(report, (_k, v: unknown) => (v === undefined ? null : v), 2))
-    return ExitCode.ok
+    io.out(JSON.stringify(json, (_k, v: unknown) => (v === undefined ? null : v), 2))
+    return report()
   }
   io.out(`module     ${input} (${formatBytes(bytes.length)})`)
   io.out(`hash       ${hash}`)
@@ -355,7 +397,7 @@ const inspect = async (args: ReadonlyArray<string>, io: Io, files: Files): Promi
   if (info.start !== undefined) io.out(`start      func ${info.start}`)
   io.out(`custom     ${customSections.length}`)
   for (const c of customSections) io.out(`  ${c.name} (${formatBytes(c.size)})`)
-  return ExitCode.ok
+  return report()
 }
 
 const commands: Record<string, (args: ReadonlyArray<string>, io: Io, files: Files) => Promise<number>> = {

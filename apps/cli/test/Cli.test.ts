@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import { main } from "../src/index.js"
-import { richModule } from "./fixtures.js"
+import { richModule, withCustomSection } from "./fixtures.js"
 
 /** The host's `WebAssembly` (not in @types/node 20). */
 const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly
@@ -89,6 +89,7 @@ describe("agent-runtime (main)", () => {
     expect(text.out).toMatch(/hash {7}[0-9a-f]{64}/)
 
     const untrustedInspect = await cli("inspect", "rich.signed.wasm", "--trust", "other.pub.json")
+    expect(untrustedInspect.code).toBe(1)
     expect(untrustedInspect.out).toContain("NOT trusted: untrusted key")
     expect((await cli("inspect", "rich.signed.wasm")).out).toContain("trust not checked")
     expect((await cli("inspect", "rich.wasm")).out).toMatch(/signature {2}unsigned/)
@@ -131,6 +132,103 @@ describe("agent-runtime (main)", () => {
     const report = JSON.parse((await cli("inspect", "copy2.wasm", "--json")).out)
     expect(report.customSections).toHaveLength(1)
     expect(report.signature.version).toBe("2")
+  })
+
+  it("inspect: exit 0 for any well-formed module; with --trust, 1 unless a trusted key signed it (like verify)", async () => {
+    expect((await cli("keygen", "--out", "ix.json")).code).toBe(0)
+    expect((await cli("keygen", "--out", "iy.json")).code).toBe(0)
+    const sign = await cli("sign", "rich.wasm", "--key", "ix.json", "--name", "ix", "--version", "1", "--out", "ix.wasm", "--detached", "ix.sig")
+    expect(sign.code).toBe(0)
+    const signed = new Uint8Array(readFileSync(join(dir, "ix.wasm")))
+    // tampered: i32.add → i32.sub in the code section (still a valid module, a different hash)
+    const addAt = richModule().length - 2
+    expect(signed[addAt]).toBe(0x6a)
+    const tampered = Uint8Array.from(signed)
+    tampered[addAt] = 0x6b
+    expect(wasm.validate(tampered)).toBe(true)
+    writeFileSync(join(dir, "ix.tampered.wasm"), tampered)
+    // malformed: an embedded signature section whose payload is not a signature
+    writeFileSync(join(dir, "ix.malformed.wasm"), withCustomSection(richModule(), "agent-runtime.signature", "not json"))
+    // bad signature: a well-formed detached signature whose first ed25519 byte is changed
+    const sig = JSON.parse(readFileSync(join(dir, "ix.sig"), "utf8"))
+    writeFileSync(join(dir, "ix.bad.sig"), JSON.stringify({ ...sig, sig: `${sig.sig[0] === "A" ? "B" : "A"}${sig.sig.slice(1)}` }))
+
+    type Case = { argv: Array<string>; code: number; status: string; reason?: RegExp }
+    const cases: Array<Case> = [
+      // without --trust: inspect reports, exit 0 — whatever the signature status
+      { argv: ["rich.wasm"], code: 0, status: "unsigned" },
+      { argv: ["ix.wasm"], code: 0, status: "signed" },
+      { argv: ["ix.tampered.wasm"], code: 0, status: "invalid", reason: /^tampered: / },
+      { argv: ["ix.malformed.wasm"], code: 0, status: "invalid", reason: /^malformed signature: / },
+      { argv: ["rich.wasm", "--sig", "ix.bad.sig"], code: 0, status: "signed" }, // needs a key to find out
+      // with --trust: exit 1 and one line on stderr unless a trusted key signed it
+      { argv: ["ix.wasm", "--trust", "ix.pub.json"], code: 0, status: "signed" },
+      { argv: ["rich.wasm", "--sig", "ix.sig", "--trust", "ix.pub.json"], code: 0, status: "signed" },
+      { argv: ["rich.wasm", "--trust", "ix.pub.json"], code: 1, status: "unsigned", reason: /^unsigned$/ },
+      { argv: ["ix.wasm", "--trust", "iy.pub.json"], code: 1, status: "signed", reason: /^untrusted key [0-9a-f]{16}$/ },
+      { argv: ["ix.tampered.wasm", "--trust", "ix.pub.json"], code: 1, status: "invalid", reason: /^tampered: / },
+      { argv: ["ix.malformed.wasm", "--trust", "ix.pub.json"], code: 1, status: "invalid", reason: /^malformed signature: / },
+      { argv: ["rich.wasm", "--sig", "ix.bad.sig", "--trust", "ix.pub.json"], code: 1, status: "signed", reason: /^bad signature$/ }
+    ]
+    for (const c of cases) {
+      const label = c.argv.join(" ")
+      const file = c.argv[0]!
+      const text = await cli("inspect", ...c.argv)
+      const json = await cli("inspect", ...c.argv, "--json")
+      expect([text.code, json.code], label).toEqual([c.code, c.code])
+      expect(text.out, label).toContain("exports    3") // the report is printed either way
+      const signature = JSON.parse(json.out).signature
+      expect(signature.status, label).toBe(c.status)
+      expect(signature.trusted, label).toBe(c.argv.includes("--trust") ? c.code === 0 : undefined)
+      if (c.reason === undefined) expect(signature.reason, label).toBeUndefined()
+      else expect(signature.reason, label).toMatch(c.reason)
+      if (c.code === 0) {
+        expect([text.err, json.err], label).toEqual(["", ""])
+      } else {
+        for (const r of [text, json]) {
+          expect(r.err.split("\n"), label).toHaveLength(1)
+          expect(r.err.slice(`invalid: ${file}: `.length), label).toMatch(c.reason!)
+          expect(r.err.startsWith(`invalid: ${file}: `), label).toBe(true)
+        }
+      }
+    }
+    // a malformed module stays exit 2 with the byte offset, with or without --trust
+    writeFileSync(join(dir, "ix.text.wasm"), "not wasm at all")
+    for (const extra of [[], ["--trust", "ix.pub.json"]]) {
+      const r = await cli("inspect", "ix.text.wasm", ...extra)
+      expect(r.code).toBe(2)
+      expect(r.err).toMatch(/^error: ix\.text\.wasm: not a valid WebAssembly module: .* at byte \d+$/)
+    }
+  })
+
+  it("sign refuses to overwrite an existing output without --force (exit 2, nothing written)", async () => {
+    expect((await cli("keygen", "--out", "sf.json")).code).toBe(0)
+    writeFileSync(join(dir, "sf.wasm"), richModule())
+    const args = ["sign", "sf.wasm", "--key", "sf.json", "--name", "sf", "--version", "1"]
+    expect((await cli(...args)).code).toBe(0)
+    const first = readFileSync(join(dir, "sf.signed.wasm"))
+
+    const again = await cli(...args, "--version", "2")
+    expect(again).toEqual({ code: 2, out: "", err: "error: sf.signed.wasm exists; not overwriting an output file (use --force)" })
+    expect(readFileSync(join(dir, "sf.signed.wasm"))).toEqual(first)
+
+    // signing in place is an overwrite too
+    const inPlace = await cli(...args, "--out", "sf.wasm")
+    expect(inPlace.code).toBe(2)
+    expect(readFileSync(join(dir, "sf.wasm"))).toEqual(Buffer.from(richModule()))
+
+    // a detached .sig that exists: refused, and the (new) embedded output is not written either
+    writeFileSync(join(dir, "sf.sig"), "keep me")
+    const detached = await cli(...args, "--detached", "sf.sig", "--out", "sf.new.wasm")
+    expect(detached).toMatchObject({ code: 2, err: "error: sf.sig exists; not overwriting an output file (use --force)" })
+    expect(readFileSync(join(dir, "sf.sig"), "utf8")).toBe("keep me")
+    expect(existsSync(join(dir, "sf.new.wasm"))).toBe(false)
+
+    const forced = await cli(...args, "--version", "2", "--force")
+    expect(forced).toMatchObject({ code: 0, err: "" })
+    expect(JSON.parse((await cli("inspect", "sf.signed.wasm", "--json")).out).signature.version).toBe("2")
+    expect((await cli(...args, "--detached", "sf.sig", "--force")).code).toBe(0)
+    expect(JSON.parse(readFileSync(join(dir, "sf.sig"), "utf8"))).toMatchObject({ name: "sf", version: "1" })
   })
 
   it("bad input is one line on stderr and a non-zero exit, never a stack trace", async () => {

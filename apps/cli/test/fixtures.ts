@@ -35,3 +35,19 @@ export const richModule = (): Uint8Array =>
     // code
     0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x0b
   ])
+
+/** `module` with a custom section `name` (WebAssembly core spec §5.5.3) holding the UTF-8 `payload` appended. */
+export const withCustomSection = (module: Uint8Array, name: string, payload: string): Uint8Array => {
+  const uleb = (n: number): Array<number> => {
+    const out: Array<number> = []
+    do {
+      const byte = n & 0x7f
+      n >>>= 7
+      out.push(n === 0 ? byte : byte | 0x80)
+    } while (n !== 0)
+    return out
+  }
+  const nameBytes = new TextEncoder().encode(name)
+  const body = [...uleb(nameBytes.length), ...nameBytes, ...new TextEncoder().encode(payload)]
+  return Uint8Array.from([...module, 0x00, ...uleb(body.length), ...body])
+}

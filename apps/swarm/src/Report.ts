@@ -72,7 +72,11 @@ export interface SwarmReport {
     readonly poolBytes: number
     /** Pool usage right after every agent was spawned. */
     readonly usedAfterSpawn: number
-    /** Highest pool usage seen by a `MemoryPressure` event (`memoryBefore`). */
+    /**
+     * Highest pool usage seen: the largest of the usage after spawn (or, resumed, after the
+     * restore), after every round's work (before pressure handling), and every `MemoryPressure`
+     * event's `memoryBefore`.
+     */
     readonly peakUsed: number
   }
   readonly health: {

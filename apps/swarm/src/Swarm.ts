@@ -548,8 +548,12 @@ const swarm = (runtime: AgentRuntimeShape, ctx: SwarmContext) =>
       }
       progress({ _tag: "Advance", done: (index + 1) * 2 })
     }
+    // Loading verifies and validates a module; the engine compiles the variant an agent needs (memory
+    // cap = its budget) when the first agent of that module is spawned — or, resumed, restored.
     yield* note(
-      `loaded ${moduleIds.size} modules (${ctx.compiles()} compiles, ${reloads} re-loads from the cache)` +
+      `loaded ${moduleIds.size} modules (validated; ` +
+        (ctx.stored?.resume === true ? "the restored agents compiled theirs when restored" : "agents compile at first spawn") +
+        `; ${reloads} re-loads)` +
         (refusedModules.length > 0 ? `; refused ${refusedModules.map((m) => `${m.name} (${m.reason})`).join(", ")}` : "")
     )
 
@@ -588,6 +592,13 @@ const swarm = (runtime: AgentRuntimeShape, ctx: SwarmContext) =>
     const byType: Record<string, number> = {}
     for (const a of spawned) bump(byType, a.type)
     const afterSpawn = yield* runtime.stats
+    // The pool's peak usage: sampled after spawn and after every round's work (before pressure handling
+    // frees memory), and from every `MemoryPressure` event (`tally.peakUsed`) — so a run without pressure
+    // events (a resumed one, typically) still reports its real peak.
+    let sampledPeak = afterSpawn.memory.used
+    const samplePeak = (used: number) => {
+      sampledPeak = Math.max(sampledPeak, used)
+    }
     yield* note(
       `${resuming ? "working on the restored" : "spawned"} ${spawned.length} agents; ` +
         `pool ${(afterSpawn.memory.used / MiB).toFixed(0)} of ${(ctx.poolBytes / MiB).toFixed(0)} MiB used`
@@ -684,6 +695,7 @@ const swarm = (runtime: AgentRuntimeShape, ctx: SwarmContext) =>
         discard: true
       })
 
+      samplePeak((yield* runtime.stats).memory.used)
       // the supervisor's control loop: pressure, then health
       const pressured = Option.getOrElse((yield* attempt("handleMemoryPressure", runtime.handleMemoryPressure)).value, () => [])
       yield* attempt("checkHealth", runtime.checkHealth)
@@ -694,6 +706,7 @@ const swarm = (runtime: AgentRuntimeShape, ctx: SwarmContext) =>
         else bump(persistenceFailures, `recordMetrics:${sampled.tag}`)
       }
       const stats = yield* runtime.stats
+      samplePeak(stats.memory.used)
       yield* note(
         `round ${round}/${ctx.rounds}: ${invocations.ok - before.ok} ok, ${invocations.total - invocations.ok - before.failed} failed; ` +
           `pool ${((stats.memory.used / stats.memory.total) * 100).toFixed(1)} %` +
@@ -748,7 +761,7 @@ const swarm = (runtime: AgentRuntimeShape, ctx: SwarmContext) =>
         reloads
       },
       pressureEvents: tally.pressure,
-      memory: { poolBytes: ctx.poolBytes, usedAfterSpawn: afterSpawn.memory.used, peakUsed: tally.peakUsed },
+      memory: { poolBytes: ctx.poolBytes, usedAfterSpawn: afterSpawn.memory.used, peakUsed: Math.max(sampledPeak, tally.peakUsed) },
       health: tally.health,
       lifecycle,
       gc: { runs: Option.isSome(gc) ? 1 : 0, modulesDropped: Option.isSome(gc) ? gc.value.evictedModules : 0 },

@@ -10,7 +10,9 @@
  *
  * stdout carries only the report (text, or JSON with `--json`); progress
  * goes to stderr. Exit code 0 on success, 1 when the run crashed (crashes >
- * 0) or its database cannot be used, 2 for bad arguments.
+ * 0) or its database cannot be used (`--resume` on a file that does not
+ * exist: "nothing to resume: <path> does not exist", the file is not created),
+ * 2 for bad arguments.
  *
  * @since 0.1.0
  */
@@ -21,7 +23,7 @@ import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { closeSync, openSync, writeSync } from "node:fs"
+import { closeSync, existsSync, openSync, writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { parseArgs } from "node:util"
 import * as Progress from "./Progress.js"
@@ -41,7 +43,8 @@ const usage = `usage: pnpm start [options]
   --platform <p>     native (default: in-process WebAssembly) or node (agents on worker threads)
   --db <path>        keep modules, agent state (saved after every call) and metrics in this SQLite
                      file; a fresh run first discards agents an earlier run saved there
-  --resume           with --db: spawn nothing, continue on the agents saved there (after a crash, too)
+  --resume           with --db: spawn nothing, continue on the agents saved there (after a crash, too);
+                     the file must exist
   --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call
   --quiet            no progress on stderr
   -h, --help         this text
@@ -98,6 +101,11 @@ const platform = parsed.platform
 if (platform !== "native" && platform !== "node") fail(`--platform must be native or node, got "${platform}"`)
 if (parsed.db === "") fail("--db needs a file path")
 if (parsed.resume && parsed.db === undefined) fail("--resume needs --db <path.sqlite> (the agents to resume are saved there)")
+// checked before anything opens the file: opening a SQLite database would create it
+if (parsed.resume && parsed.db !== undefined && !existsSync(parsed.db)) {
+  process.stderr.write(`swarm: nothing to resume: ${parsed.db} does not exist\n`)
+  process.exit(1)
+}
 const tamper = parsed.tamper ?? []
 for (const name of tamper) {
   if (!(agentTypes as ReadonlyArray<string>).includes(name)) fail(`--tamper: unknown agent "${name}" (one of ${agentTypes.join(", ")})`)

@@ -24,6 +24,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { formatText } from "../src/Report.js"
 import { planCounts, runSwarm, type SwarmPersistence } from "../src/Swarm.js"
 
 const PlatformLive = Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() }))
@@ -69,8 +73,25 @@ describe("persistent runs", () => {
         moduleId: moduleId("missing@1.0.0#000000000000")
       })
 
-      const resumed = yield* runSwarm({ agents: 40, seed: 3, persistence: store.persistence(true) })
+      const notes: Array<string> = []
+      const resumed = yield* runSwarm({
+        agents: 40,
+        seed: 3,
+        persistence: store.persistence(true),
+        onProgress: (e) => void (e._tag === "Note" && notes.push(e.message))
+      })
       expect(resumed.crashes, resumed.crashDetails.join("\n")).toBe(0)
+      // the peak reflects the resumed run too: at least the usage after the restore and after every round
+      const roundPercents = notes.flatMap((m) => /^round \d+\/\d+: .*pool ([\d.]+) %/.exec(m)?.[1] ?? []).map(Number)
+      expect(roundPercents).toHaveLength(resumed.run.rounds)
+      expect(resumed.memory.usedAfterSpawn).toBeGreaterThan(0)
+      expect(resumed.memory.peakUsed).toBeGreaterThanOrEqual(resumed.memory.usedAfterSpawn)
+      expect(resumed.memory.peakUsed).toBeLessThanOrEqual(resumed.memory.poolBytes)
+      expect((resumed.memory.peakUsed / resumed.memory.poolBytes) * 100).toBeGreaterThanOrEqual(Math.max(...roundPercents) - 0.05)
+      expect(formatText(resumed)).not.toMatch(/peak 0(\.0)? %/)
+      // the load note says what is true then: modules are validated, agents compile their variant later
+      expect(notes.find((m) => m.startsWith("loaded "))).toMatch(/^loaded 6 modules \(validated; the restored agents compiled theirs when restored; 6 re-loads\)$/)
+      expect(first.memory.peakUsed).toBeGreaterThanOrEqual(first.memory.usedAfterSpawn)
       expect(resumed.persistence).toMatchObject({ resumed: true, saved: saved.length + 1, discarded: 0, restored: saved.length })
       expect(resumed.persistence.restoreFailed).toHaveLength(1)
       expect(resumed.persistence.restoreFailed[0]!.agentId).toBe(orphan)
@@ -112,6 +133,20 @@ describe("the CLI's options", () => {
       expect(run.status, run.stderr).toBe(2)
       expect(run.stderr).toMatch(message)
       expect(run.stdout).toBe("")
+    }
+  }, 60_000)
+
+  it("--resume on a --db path that does not exist: one line, exit 1, the file is not created", () => {
+    const dir = mkdtempSync(join(tmpdir(), "swarm-resume-"))
+    try {
+      const path = join(dir, "nope.sqlite")
+      const run = main("--db", path, "--resume", "--quiet")
+      expect(run.status, run.stderr).toBe(1)
+      expect(run.stderr).toBe(`swarm: nothing to resume: ${path} does not exist\n`)
+      expect(run.stdout).toBe("")
+      expect(existsSync(path)).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
 

@@ -60,6 +60,10 @@ describe("runSwarm", () => {
       expect(report.health.unhealthy).toBeGreaterThan(0)
       expect(report.refusedModules).toEqual([])
       expect(events.some((e) => e._tag === "Phase" && e.name === "spawning agents" && e.total === 120)).toBe(true)
+      // the load note says what is true then (no compile has happened yet: agents compile at first spawn)
+      const loadNote = events.find((e) => e._tag === "Note" && e.message.startsWith("loaded "))
+      expect(loadNote).toEqual({ _tag: "Note", message: "loaded 6 modules (validated; agents compile at first spawn; 6 re-loads)" })
+      expect(report.memory.peakUsed).toBeGreaterThanOrEqual(report.memory.usedAfterSpawn)
       // the text and JSON renderings
       expect(formatText(report)).toMatch(/spawned 120 /)
       expect(JSON.parse(toJson(report))).toEqual(JSON.parse(JSON.stringify(report)))
