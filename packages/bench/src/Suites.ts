@@ -3,6 +3,8 @@
  *
  * @since 0.1.0
  */
+import { browserSuite } from "./BrowserSuite.js"
+import { edgeSuite } from "./EdgeSuite.js"
 import { invokeSuite } from "./InvokeSuite.js"
 import { lifecycleSuite } from "./LifecycleSuite.js"
 import { loadSuite } from "./LoadSuite.js"
@@ -19,5 +21,7 @@ export const suites: ReadonlyArray<{ readonly name: string; readonly run: (optio
   { name: "worker", run: workerSuite },
   { name: "peer", run: peerSuite },
   { name: "lifecycle", run: lifecycleSuite },
-  { name: "scale", run: scaleSuite }
+  { name: "scale", run: scaleSuite },
+  { name: "browser", run: browserSuite },
+  { name: "edge", run: edgeSuite }
 ]

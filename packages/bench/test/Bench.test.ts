@@ -1,32 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { formatMs, resolve, table } from "../src/Report.js"
-import { suites, type Row, type SuiteResult } from "../src/index.js"
+import { suites, type Row } from "../src/index.js"
+import { checkShape } from "./support.js"
 
 const smoke = { quick: true, smoke: true }
 
-/**
- * Every row has a finite median / p99 (non-negative for latencies: a memory
- * delta per agent may come out negative after a GC), at least one sample,
- * and a baseline that exists in its suite.
- */
-const checkShape = (result: SuiteResult) => {
-  expect(result.rows.length + result.notes.length).toBeGreaterThan(0)
-  for (const row of result.rows) {
-    expect(row.suite).toBe(result.suite)
-    expect(Number.isFinite(row.median) && Number.isFinite(row.p99)).toBe(true)
-    if (row.unit === "ms") expect(row.median >= 0 && row.p99 >= row.median).toBe(true)
-    expect(row.samples).toBeGreaterThanOrEqual(1)
-    if (row.baseline !== undefined) expect(result.rows.map((r: Row) => r.name)).toContain(row.baseline)
-  }
-  const resolved = resolve([result])
-  for (const r of resolved) {
-    if (r.baseline !== null) expect(r.ratio === null || Number.isFinite(r.ratio)).toBe(true)
-    if (r.target !== null) expect(typeof r.target.met).toBe("boolean")
-  }
-}
+/** Suites driving another runtime (Chromium, workerd) have their own smoke tests. */
+const external = new Set(["browser", "edge"])
 
 describe("bench suites (smoke: each runs once with tiny counts)", () => {
-  for (const suite of suites) {
+  for (const suite of suites.filter((s) => !external.has(s.name))) {
     it(suite.name, async () => {
       const result = await suite.run(smoke)
       expect(result.suite).toBe(suite.name)
