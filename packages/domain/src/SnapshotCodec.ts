@@ -67,6 +67,20 @@ export class SnapshotMismatch extends Schema.TaggedError<SnapshotMismatch>()("Sn
 }
 
 /**
+ * A snapshot that cannot be encoded so that `decode` gives it back
+ * unchanged: metadata the header refuses, pages that are not 64 KiB, not in
+ * increasing index order or outside `memoryBytes`, or globals that are
+ * neither numbers nor i64 bigints.
+ */
+export class SnapshotInvalid extends Schema.TaggedError<SnapshotInvalid>()("SnapshotInvalid", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `snapshot cannot be encoded: ${this.reason}`
+  }
+}
+
+/**
  * Byte compression, injected. Where the platform has the Compression Streams
  * API, pass e.g.
  *
@@ -275,15 +289,43 @@ const encodeBody = (state: EngineState): Uint8Array<ArrayBuffer> => {
   return w.finish()
 }
 
+const I64_MIN = -(1n << 63n)
+const I64_MAX = (1n << 63n) - 1n
+
+/** Why `decode` could not give these pages and globals back unchanged, or `undefined`. */
+const stateProblem = (state: InstanceSnapshot["state"]): string | undefined => {
+  let previous = -1
+  for (const p of state.pages) {
+    if (!Number.isInteger(p.index) || p.index < 0) return `page index must be a non-negative integer, got ${p.index}`
+    if (p.index <= previous) return `page ${p.index} is out of order or repeated (indexes must increase)`
+    if (!(p.data instanceof Uint8Array) || p.data.byteLength !== PAGE) return `page ${p.index} must be a Uint8Array of ${PAGE} bytes`
+    if ((p.index + 1) * PAGE > state.memoryBytes) return `page ${p.index} lies outside state.memoryBytes (${state.memoryBytes} bytes)`
+    previous = p.index
+  }
+  for (const [name, v] of Object.entries(state.globals)) {
+    if (typeof v === "bigint") {
+      if (v < I64_MIN || v > I64_MAX) return `global ${name} = ${v} is outside the i64 range`
+    } else if (typeof v !== "number") return `global ${name} must be a number or a bigint`
+  }
+  return undefined
+}
+
 /**
- * Encodes a snapshot into the layout above. Page data, globals (numbers as
- * f64, i64 bigints as signed 64-bit — a bigint outside the i64 range wraps,
- * which no WebAssembly global can hold) and metadata survive `decode`
+ * Encodes a snapshot into the layout above. Fails with `SnapshotInvalid`
+ * when `decode` could not give the snapshot back unchanged (metadata the
+ * header refuses, pages that are not 64 KiB / in increasing order / inside
+ * `memoryBytes`, globals outside number or i64). Page data, globals (numbers as
+ * f64, i64 bigints as signed 64-bit) and metadata survive `decode`
  * unchanged. With `options.compression`, the payload is compressed; a
  * rejected `compress` is a defect (it is the caller's function, not input).
  */
-export const encode = (snapshot: InstanceSnapshot, options: EncodeOptions = {}): Effect.Effect<Uint8Array<ArrayBuffer>> =>
+export const encode = (
+  snapshot: InstanceSnapshot,
+  options: EncodeOptions = {}
+): Effect.Effect<Uint8Array<ArrayBuffer>, SnapshotInvalid> =>
   Effect.gen(function* () {
+    const problem = stateProblem(snapshot.state)
+    if (problem !== undefined) return yield* new SnapshotInvalid({ reason: problem })
     const body = encodeBody(snapshot.state)
     const compression = options.compression
     const payload = compression === undefined ? body : yield* Effect.promise(() => compression.compress(body))
@@ -305,6 +347,11 @@ export const encode = (snapshot: InstanceSnapshot, options: EncodeOptions = {}):
       globalCount: Object.keys(snapshot.state.globals).length,
       bodyLength: body.length,
       compressed: compression !== undefined
+    }
+    const checked = decodeHeader(header)
+    if (checked._tag === "Failure") return yield* new SnapshotInvalid({ reason: `invalid metadata: ${String(checked.failure)}` })
+    if (header.memoryBytes % PAGE !== 0) {
+      return yield* new SnapshotInvalid({ reason: `memoryBytes ${header.memoryBytes} is not a multiple of 64 KiB` })
     }
     const headerBytes = utf8.encode(JSON.stringify(header))
     const w = new Writer()

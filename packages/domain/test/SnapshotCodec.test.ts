@@ -11,6 +11,7 @@ import {
   encode,
   FORMAT_VERSION,
   SnapshotCorrupt,
+  SnapshotInvalid,
   SnapshotMismatch,
   type SnapshotCompression
 } from "../src/SnapshotCodec.js"
@@ -219,13 +220,30 @@ describe("SnapshotCodec", () => {
       expect(reasonOf(e)).toMatch(/^invalid header/)
     }))
 
-  it.effect("refuses structurally inconsistent payloads (page outside memory, wrong page size)", () =>
+  it.effect("encode refuses what decode could not give back (SnapshotInvalid); decode refuses an inconsistent payload", () =>
     Effect.gen(function* () {
-      const outside = yield* encode(make({ memoryBytes: PAGE, pages: [page(1, 3)] }))
-      expect(reasonOf(yield* Effect.flip(decode(outside)))).toBe(`page 1 lies outside ${PAGE} bytes of memory`)
-      const short = yield* encode(make({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(10) }] }))
-      expect(reasonOf(yield* Effect.flip(decode(short)))).toBe("page 0 has 10 bytes, expected 65536")
-      const unordered = yield* encode(make({ memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }))
-      expect(reasonOf(yield* Effect.flip(decode(unordered)))).toBe("page 1 out of order or repeated")
+      const invalid = (snapshot: InstanceSnapshot) => Effect.flip(encode(snapshot))
+      const outside = yield* invalid(make({ memoryBytes: PAGE, pages: [page(1, 3)] }))
+      expect(outside).toBeInstanceOf(SnapshotInvalid)
+      expect(outside.reason).toBe(`page 1 lies outside state.memoryBytes (${PAGE} bytes)`)
+      expect((yield* invalid(make({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(10) }] }))).reason).toBe(
+        "page 0 must be a Uint8Array of 65536 bytes"
+      )
+      expect((yield* invalid(make({ memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }))).reason).toBe(
+        "page 1 is out of order or repeated (indexes must increase)"
+      )
+      expect((yield* invalid(make({ globals: { big: 2n ** 63n } }))).reason).toMatch(/outside the i64 range/)
+      expect((yield* invalid(make({ memoryBytes: 100 }))).reason).toMatch(/not a multiple of 64 KiB/)
+      expect((yield* invalid({ ...make(), invocationCount: Number.NaN })).reason).toMatch(/invalid metadata/)
+      // a payload inconsistent with its (checksummed) header is refused by decode:
+      // 3 pages of memory with page 2, then the header says 2 pages (same digit count)
+      const bytes = yield* encode(make({ memoryBytes: 3 * PAGE, pages: [page(2, 3)] }))
+      const shrunk = reframe(bytes, (b) => {
+        const at = Buffer.from(b).indexOf('"memoryBytes":196608')
+        expect(at).toBeGreaterThan(16)
+        b.set(new TextEncoder().encode('"memoryBytes":131072'), at)
+        return b
+      })
+      expect(reasonOf(yield* Effect.flip(decode(shrunk)))).toBe(`page 2 lies outside ${2 * PAGE} bytes of memory`)
     }))
 })
