@@ -39,7 +39,8 @@ import {
   type RuntimeStats,
   WasmEngine
 } from "@agent-runtime/domain"
-import { BrowserEngine, IndexedDbRepositories } from "@agent-runtime/engine-browser"
+import { BrowserEngine } from "@agent-runtime/engine-browser"
+import { IndexedDbRepositories } from "@agent-runtime/repository-indexeddb"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Cause from "effect/Cause"

@@ -26,7 +26,7 @@ import * as Effect from "effect/Effect"
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { importedMemoryModule, memoryOnlyModule } from "../../../packages/conformance/src/internal/binary.ts"
+import { importedMemoryModule, memoryOnlyModule } from "@agent-runtime/conformance/binary"
 
 const app = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const dist = join(app, "dist")

@@ -19,15 +19,9 @@ import {
   ModuleRepositories,
   type SettingsInput
 } from "@agent-runtime/domain"
-import {
-  type BundleContents,
-  type BundleError,
-  BundleRegistry,
-  BundleVerifier,
-  EdgeEngine,
-  type KeyValueStore,
-  KvInstanceRepository
-} from "@agent-runtime/engine-edge"
+import { EdgeEngine } from "@agent-runtime/engine-edge"
+import { type BundleContents, type BundleError, BundleRegistry, BundleVerifier } from "@agent-runtime/engine-edge/bundle"
+import { type KeyValueStore, KvInstanceRepository } from "@agent-runtime/repository-kv"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -45,7 +45,7 @@ import {
   type RuntimeEvent,
   type WasmValue
 } from "@agent-runtime/domain"
-import type { BundleRegistry } from "@agent-runtime/engine-edge"
+import type { BundleRegistry } from "@agent-runtime/engine-edge/bundle"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"

@@ -16,7 +16,8 @@
  * @since 0.1.0
  */
 import { suite } from "@agent-runtime/conformance"
-import { BundleRegistry, EdgeEngine } from "@agent-runtime/engine-edge"
+import { EdgeEngine } from "@agent-runtime/engine-edge"
+import { BundleRegistry } from "@agent-runtime/engine-edge/bundle"
 import { bundle } from "agent-runtime:bundle"
 import * as Effect from "effect/Effect"
 import { registerSelfTest } from "./testing/SelfTest.js"

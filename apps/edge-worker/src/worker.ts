@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import type { KeyValueStore } from "@agent-runtime/engine-edge"
+import type { KeyValueStore } from "@agent-runtime/repository-kv"
 import { bundle } from "agent-runtime:bundle"
 import * as Effect from "effect/Effect"
 import { start } from "./EdgeRuntime.js"

@@ -18,9 +18,14 @@ export interface Prng {
   readonly chance: (p: number) => boolean
   /** A shuffled copy (Fisher–Yates). */
   readonly shuffle: <A>(items: ReadonlyArray<A>) => Array<A>
+  /**
+   * The generator's whole state (a u32): `make(state())` continues the same
+   * sequence from here (a resumed swarm run picks its workload up this way).
+   */
+  readonly state: () => number
 }
 
-/** mulberry32 over a 32-bit seed. */
+/** mulberry32 over a 32-bit seed (or a `state()` saved earlier). */
 export const make = (seed: number): Prng => {
   let state = seed >>> 0
   const next = (): number => {
@@ -45,6 +50,7 @@ export const make = (seed: number): Prng => {
         out[j] = tmp
       }
       return out
-    }
+    },
+    state: () => state
   }
 }

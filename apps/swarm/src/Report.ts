@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import type { EvictionReason } from "@agent-runtime/domain"
+import type { AckComparison } from "./AckLog.js"
 
 /** Pressure levels that produce a `MemoryPressure` event (Normal never does). */
 export type ReportedPressureLevel = "Warning" | "High" | "Critical"
@@ -124,6 +125,13 @@ export interface SwarmReport {
     readonly metricsSamples: number
     /** Other persistence operations that failed, by `operation:tag`. */
     readonly failed: Readonly<Record<string, number>>
+    /**
+     * The first round this run worked: 1, or — resumed — the round the stopped run's workload was in
+     * (its checkpoint), so the workload continues instead of starting again.
+     */
+    readonly startRound: number
+    /** A resumed run given the stopped run's ack log (`--ack-log`): how many acknowledged calls' states came back. */
+    readonly ackLog: AckComparison | null
   }
   readonly durationMs: number
   /** `platform`: the engine's platform (`Native`: in-process; `Node`: worker_threads). */
@@ -148,7 +156,8 @@ const persistenceLine = (p: SwarmReport["persistence"]): string => {
   const parts = [
     `SQLite ${p.store}`,
     p.resumed
-      ? `resumed: ${n(p.restored)} of ${n(p.saved)} saved agents restored, ${p.restoreFailed.length} failed`
+      ? `resumed: ${n(p.restored)} of ${n(p.saved)} saved agents restored, ${p.restoreFailed.length} failed` +
+        (p.startRound > 1 ? `, workload continued at round ${p.startRound}` : "")
       : `fresh run` + (p.discarded > 0 ? ` (${n(p.discarded)} agents of an earlier run discarded)` : ""),
     `state saved after every call (${n(p.snapshotFailures)} failures)`,
     `${p.metricsSamples} metrics samples`
@@ -156,6 +165,13 @@ const persistenceLine = (p: SwarmReport["persistence"]): string => {
   if (Object.keys(p.failed).length > 0) parts.push(`failed: ${list(p.failed)}`)
   return parts.join("; ")
 }
+
+/** The ack-log comparison: one line, then the first lost agents. */
+const ackLines = (a: AckComparison): Array<string> => [
+  `acknowledged  ${n(a.calls)} calls of ${n(a.agents)} agents in the ack log: state came back for ${n(a.cameBack)}, lost ${n(a.lost)}` +
+  `, evicted since ${n(a.evicted)}, not readable ${n(a.unchecked)}`,
+  ...a.lostAgents.slice(0, 5).map((l) => `  lost ${l.agentId}: acknowledged ${l.acknowledged}, came back ${l.restored ?? "not at all"}`)
+]
 
 /** The report for people: one labelled line per subject. */
 export const formatText = (r: SwarmReport): string => {
@@ -185,6 +201,7 @@ export const formatText = (r: SwarmReport): string => {
     `gc            ${r.gc.runs} run(s), ${r.gc.modulesDropped} idle modules dropped`,
     `persistence   ${persistenceLine(r.persistence)}`,
     ...r.persistence.restoreFailed.slice(0, 5).map((f) => `  not restored ${f.agentId}: ${f.reason}`),
+    ...(r.persistence.ackLog === null ? [] : ackLines(r.persistence.ackLog)),
     `refused       ${r.refusedModules.length === 0 ? "none" : r.refusedModules.map((m) => `${m.name}: ${m.reason} (${m.message})`).join("; ")}`,
     `crashes       ${r.crashes}`,
     ...r.crashDetails.map((d) => `  ${d}`),

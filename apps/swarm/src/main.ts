@@ -6,7 +6,9 @@
  * report. `--platform node` runs the agents on worker threads
  * (`@agent-runtime/engine-node`); `--db` keeps modules, agent state (saved
  * after every call) and metrics in a SQLite file (`@agent-runtime/repository-sqlite`)
- * and `--resume` continues on the agents saved there, e.g. after a crash.
+ * and `--resume` continues the workload on the agents saved there, e.g. after a
+ * crash, at the round it had reached; `--ack-log` with `--resume` compares the
+ * stopped run's log with what came back.
  *
  * stdout carries only the report (text, or JSON with `--json`); progress
  * goes to stderr. Exit code 0 on success, 1 when the run crashed (crashes >
@@ -18,16 +20,18 @@
  */
 import { NativeEngine } from "@agent-runtime/engine-native"
 import { NodeEngine } from "@agent-runtime/engine-node"
-import { SqliteRepositories } from "@agent-runtime/repository-sqlite"
+import { SqliteDatabase, SqliteRepositories } from "@agent-runtime/repository-sqlite"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { closeSync, existsSync, openSync, writeSync } from "node:fs"
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { parseArgs } from "node:util"
+import * as AckLog from "./AckLog.js"
 import * as Progress from "./Progress.js"
 import { formatText, toJson } from "./Report.js"
+import * as SqliteCheckpoints from "./SqliteCheckpoints.js"
 import { agentTypes, DEFAULT_AGENTS, DEFAULT_ROUNDS, DEFAULT_SEED, MIN_AGENTS, runSwarm, type SwarmOptions } from "./Swarm.js"
 
 
@@ -37,15 +41,17 @@ const usage = `usage: pnpm start [options]
 
   --json             print only the report, as JSON, on stdout
   --agents <n>       agents to spawn (default ${DEFAULT_AGENTS}, ${MIN_AGENTS}..${MAX_AGENTS})
-  --seed <n>         seed of the workload (default ${DEFAULT_SEED})
-  --rounds <n>       workload rounds (default ${DEFAULT_ROUNDS}, at least ${DEFAULT_ROUNDS})
+  --seed <n>         seed of the workload (default ${DEFAULT_SEED}; resumed: the stopped workload's)
+  --rounds <n>       workload rounds (default ${DEFAULT_ROUNDS}, at least ${DEFAULT_ROUNDS}; resumed: the stopped workload's)
   --tamper <agent>   flip one byte of that agent's module before loading (repeatable): ${agentTypes.join(", ")}
   --platform <p>     native (default: in-process WebAssembly) or node (agents on worker threads)
   --db <path>        keep modules, agent state (saved after every call) and metrics in this SQLite
                      file; a fresh run first discards agents an earlier run saved there
-  --resume           with --db: spawn nothing, continue on the agents saved there (after a crash, too);
-                     the file must exist
-  --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call
+  --resume           with --db: spawn nothing, continue the workload on the agents saved there (after a
+                     crash, too) at the round it had reached; the file must exist
+  --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call (and
+                     "<agentId> evicted <reason>" when an eviction deletes saved state); a fresh --db run
+                     starts it empty, --resume first compares it with what came back
   --quiet            no progress on stderr
   -h, --help         this text
 `
@@ -122,30 +128,51 @@ const threads = availableParallelism()
 /** The engine (native: in-process; node: worker threads) and the TEST-ONLY trust store (never trust it in production). */
 const PlatformLive = Layer.mergeAll(
   // the worker pool is sized from the resource pool's thread limit (one number for both)
-  platform === "node" ? NodeEngine.layerWith({ workers: threads }) : NativeEngine.layer,
+  platform === "node" ? NodeEngine.layerWith({ maxThreads: threads }) : NativeEngine.layer,
   verifierLayer({ trustStore: testOnlyTrustStore() })
 )
 
-/** `--ack-log`: one line per acknowledged call, appended with a plain write (no fsync: it survives the process, not the machine). */
-const ackFd = parsed["ack-log"] === undefined ? undefined : (() => {
+const ackLogPath = parsed["ack-log"]
+/** `--ack-log` with `--resume`: what the stopped run acknowledged (read before this run appends to it). */
+const acknowledged = ackLogPath !== undefined && parsed.resume && existsSync(ackLogPath)
+  ? AckLog.parse(readFileSync(ackLogPath, "utf8"))
+  : undefined
+/**
+ * `--ack-log`: one line per acknowledged call or state-deleting eviction, appended with a plain write
+ * (no fsync: it survives the process, not the machine). A fresh `--db` run discards the saved agents,
+ * so it starts the log empty too.
+ */
+const ackFd = ackLogPath === undefined ? undefined : (() => {
   try {
-    return openSync(parsed["ack-log"], "a")
+    return openSync(ackLogPath, parsed.db !== undefined && !parsed.resume ? "w" : "a")
   } catch (e) {
-    return fail(`--ack-log: cannot open "${parsed["ack-log"]}": ${e instanceof Error ? e.message : String(e)}`)
+    return fail(`--ack-log: cannot open "${ackLogPath}": ${e instanceof Error ? e.message : String(e)}`)
   }
 })()
+
+/** `--db`: the repositories and the workload's checkpoint on one connection to the file. */
+const persistence = (path: string): SwarmOptions["persistence"] => {
+  const database = SqliteDatabase.layer({ path })
+  return {
+    location: path,
+    repositories: SqliteRepositories.layerFromDatabase.pipe(Layer.provide(database)),
+    checkpoints: SqliteCheckpoints.layerFromDatabase.pipe(Layer.provide(database)),
+    resume: parsed.resume
+  }
+}
 
 const options: SwarmOptions = {
   agents,
   maxThreads: threads,
   seed,
-  rounds,
+  // resumed without --rounds: the stopped workload's rounds
+  rounds: parsed.rounds === undefined ? undefined : rounds,
   tamper,
   onProgress: progress.onProgress,
-  persistence: parsed.db === undefined
-    ? undefined
-    : { location: parsed.db, repositories: SqliteRepositories.layer({ path: parsed.db }), resume: parsed.resume },
-  onAck: ackFd === undefined ? undefined : (agentId, value) => void writeSync(ackFd, `${agentId} ${value}\n`)
+  persistence: parsed.db === undefined ? undefined : persistence(parsed.db),
+  onAck: ackFd === undefined ? undefined : (agentId, value) => void writeSync(ackFd, AckLog.ackLine(agentId, value)),
+  onEvicted: ackFd === undefined ? undefined : (agentId, reason) => void writeSync(ackFd, AckLog.evictedLine(agentId, reason)),
+  acknowledged
 }
 
 // Keeps the event loop alive until the run has settled: the Node engine terminates its idle workers

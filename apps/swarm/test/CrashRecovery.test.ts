@@ -35,7 +35,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as AckLog from "../src/AckLog.js"
+import { Checkpoints } from "../src/Persistence.js"
 import type { SwarmReport } from "../src/Report.js"
+import * as SqliteCheckpoints from "../src/SqliteCheckpoints.js"
 
 const root = fileURLToPath(new URL("../../../", import.meta.url))
 
@@ -65,17 +68,21 @@ const swarmArgs = (platform: Platform, db: string, extra: ReadonlyArray<string>)
   ...extra
 ]
 
-/** Complete `agentId value` lines (a line cut by the kill has no newline yet and is ignored). */
-const readAcks = (file: string): Array<{ readonly agentId: string; readonly value: number }> => {
+/** Complete lines (a line cut by the kill has no newline yet and is ignored): `agentId value`, or `agentId evicted reason`. */
+const readLog = (file: string): Array<AckLog.AckEntry> => {
   if (!existsSync(file)) return []
   const text = readFileSync(file, "utf8")
   const complete = text.slice(0, text.lastIndexOf("\n") + 1)
   return complete.split("\n").filter((l) => l.length > 0).map((line) => {
-    const match = /^(\S+) (-?\d+)$/.exec(line)
-    if (match === null) throw new Error(`malformed ack line: ${JSON.stringify(line)}`)
-    return { agentId: match[1]!, value: Number(match[2]) }
+    const [entry] = AckLog.parse(`${line}\n`)
+    if (entry === undefined) throw new Error(`malformed ack log line: ${JSON.stringify(line)}`)
+    return entry
   })
 }
+
+/** The acknowledged calls of the log. */
+const readAcks = (file: string): Array<{ readonly agentId: string; readonly value: number }> =>
+  readLog(file).flatMap((e) => (e._tag === "Ack" ? [e] : []))
 
 const exited = (child: ChildProcess) =>
   new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -107,9 +114,12 @@ const runAndKill = async (platform: Platform, db: string, ackLog: string) => {
   }
   const exit = await exited(child)
   expect(exit.signal, `the swarm was not killed mid-workload:\n${stderr}`).toBe("SIGKILL")
-  // read after the process is gone: every line it wrote before it died
+  // read after the process is gone: every line it wrote before it died (an evicted agent's saved state is gone on purpose)
   const last = new Map<string, number>()
-  for (const ack of readAcks(ackLog)) last.set(ack.agentId, ack.value)
+  for (const entry of readLog(ackLog)) {
+    if (entry._tag === "Ack") last.set(entry.agentId, entry.value)
+    else last.delete(entry.agentId)
+  }
   return last
 }
 
@@ -125,6 +135,7 @@ const reopen = (platform: Platform, db: string) =>
   Effect.scoped(
     Effect.gen(function*() {
       const repositories = yield* Layer.build(SqliteRepositories.layer({ path: db }))
+      const checkpoint = yield* Context.get(yield* Layer.build(SqliteCheckpoints.layer({ path: db })), Checkpoints).load
       const instances = Context.get(repositories, InstanceRepository)
       const stored = new Map<string, InstanceSnapshot>()
       for (const agentId of yield* instances.listSaved) {
@@ -154,7 +165,7 @@ const reopen = (platform: Platform, db: string) =>
           const [value] = yield* runtime.invoke(agentId as AgentId, getter)
           values.set(agentId, value as number)
         }
-        return { stored, live, failed, values }
+        return { stored, live, failed, values, checkpoint }
       }).pipe(Effect.provide(runtimeLayer))
     })
   )
@@ -172,11 +183,16 @@ const crashTest = (platform: Platform) =>
       const dir = mkdtempSync(join(tmpdir(), `swarm-crash-${platform}-`))
       yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
       const db = join(dir, "s.sqlite")
-      const acked = yield* Effect.promise(() => runAndKill(platform, db, join(dir, "acks")))
+      const ackLog = join(dir, "acks")
+      const acked = yield* Effect.promise(() => runAndKill(platform, db, ackLog))
       expect(acked.size).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
 
-      const { stored, live, failed, values } = yield* reopen(platform, db)
+      const { stored, live, failed, values, checkpoint } = yield* reopen(platform, db)
       expect(failed).toEqual([])
+      // the killed run's checkpoint: its seed and endless rounds, and how many it finished (≥ 1: 200 acks take more than a round)
+      const { completed } = Option.getOrThrow(checkpoint)
+      expect(Option.getOrThrow(checkpoint)).toMatchObject({ seed: 17, rounds: Number(ENDLESS_ROUNDS) })
+      expect(completed).toBeGreaterThanOrEqual(1)
       let checked = 0
       for (const [agentId, last] of acked) {
         const type = agentId.replace(/-\d+$/, "")
@@ -194,10 +210,15 @@ const crashTest = (platform: Platform) =>
       }
       expect(checked).toBeGreaterThanOrEqual(10)
 
-      // the CLI on the same database: restores every saved agent and continues, every result checked
+      const ackedCalls = readAcks(ackLog).length
+      const flakyCalls = readAcks(ackLog).filter((a) => a.agentId.startsWith("flaky-")).length
+      // the CLI on the same database: restores every saved agent and continues the workload (up to round 12) where the
+      // killed run was, every result checked, and compares the ack log with what came back
       const resumed = yield* Effect.promise(() =>
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, swarmArgs(platform, db, ["--resume", "--json"]), { cwd: root })
+          const child = spawn(process.execPath, swarmArgs(platform, db, ["--resume", "--rounds", "12", "--ack-log", ackLog, "--json"]), {
+            cwd: root
+          })
           let stdout = ""
           let stderr = ""
           child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()))
@@ -214,6 +235,17 @@ const crashTest = (platform: Platform) =>
       expect(report.verification.mismatches).toBe(0)
       expect(report.verification.checked).toBeGreaterThan(100)
       expect(report.run.platform).toBe(platform === "node" ? "Node" : "Native")
+      // continued at the round the killed run was in (a run past round 12 would start a new 12-round workload)
+      expect(report.persistence.startRound).toBe(completed < 12 ? completed + 1 : 1)
+      expect(report.run).toMatchObject({ seed: 17, rounds: 12 })
+      const comparison = report.persistence.ackLog!
+      expect(comparison.calls).toBe(ackedCalls) // the log as the killed run left it, read before the resumed run appended to it
+      // nothing lost — but a kill can land between a health eviction (which deletes the flaky agent's saved state) and its
+      // `evicted` log line, written when the event stream delivers the event: such an agent is reported lost, not back at all
+      expect(comparison.lostAgents.filter((l) => !(l.agentId.startsWith("flaky-") && l.restored === null))).toEqual([])
+      expect(comparison.lost).toBeLessThanOrEqual(flakyCalls)
+      expect(comparison.cameBack).toBeGreaterThanOrEqual(MIN_ACKS / 2)
+      expect(comparison.agents).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
     }).pipe(Effect.scoped), 240_000)
 
 describe("crash recovery (SIGKILL mid-workload, --db, then --resume)", () => {

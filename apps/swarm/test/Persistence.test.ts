@@ -2,8 +2,10 @@
  * Persistent swarm runs in-process (`SwarmOptions.persistence`): a fresh run
  * leaves its live agents saved (a `Shutdown` keeps them), `resume` continues
  * on them and reports the ones that cannot come back with a reason, and a
- * fresh run on the same store discards what it finds. Plus the CLI's
- * argument checks for the new options.
+ * fresh run on the same store discards what it finds; a run stopped
+ * mid-workload is resumed at the round it was in, and the stopped run's ack
+ * log is compared with what came back. Plus the CLI's argument checks for
+ * the new options.
  */
 import { NativeEngine } from "@agent-runtime/engine-native"
 import {
@@ -19,6 +21,7 @@ import {
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -27,22 +30,36 @@ import { fileURLToPath } from "node:url"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as AckLog from "../src/AckLog.js"
+import { Checkpoints, makeMemoryCheckpoints, resumePosition } from "../src/Persistence.js"
+import type { ProgressEvent } from "../src/Progress.js"
 import { formatText } from "../src/Report.js"
 import { planCounts, runSwarm, type SwarmPersistence } from "../src/Swarm.js"
 
 const PlatformLive = Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() }))
 const root = fileURLToPath(new URL("../../../", import.meta.url))
 
-/** One in-memory store shared by several runs (each run builds the layer again, over the same maps). */
+/** One in-memory store shared by several runs (each run builds the layer again, over the same maps), with a checkpoint store. */
 const sharedStore = () => {
   const instances = InstanceRepositories.makeMemory()
   const metrics = MetricsRepositories.makeMemory()
+  const checkpoints = makeMemoryCheckpoints()
   const repositories = Layer.mergeAll(
     Layer.succeed(InstanceRepository, instances),
     Layer.succeed(MetricsRepository, metrics),
     Layer.succeed(ModuleRepository, ModuleRepositories.makeMemory())
   )
-  return { instances, metrics, persistence: (resume: boolean): SwarmPersistence => ({ location: "test-store", repositories, resume }) }
+  return {
+    instances,
+    metrics,
+    checkpoints,
+    persistence: (resume: boolean): SwarmPersistence => ({
+      location: "test-store",
+      repositories,
+      checkpoints: Layer.succeed(Checkpoints, checkpoints),
+      resume
+    })
+  }
 }
 
 describe("persistent runs", () => {
@@ -93,6 +110,9 @@ describe("persistent runs", () => {
       expect(notes.find((m) => m.startsWith("loaded "))).toMatch(/^loaded 6 modules \(validated; the restored agents compiled theirs when restored; 6 re-loads\)$/)
       expect(first.memory.peakUsed).toBeGreaterThanOrEqual(first.memory.usedAfterSpawn)
       expect(resumed.persistence).toMatchObject({ resumed: true, saved: saved.length + 1, discarded: 0, restored: saved.length })
+      // the first run finished its workload (checkpoint: 12 of 12 rounds), so the resumed run works a new one from round 1
+      expect(resumed.persistence.startRound).toBe(1)
+      expect(resumed.persistence.ackLog).toBeNull()
       expect(resumed.persistence.restoreFailed).toHaveLength(1)
       expect(resumed.persistence.restoreFailed[0]!.agentId).toBe(orphan)
       expect(resumed.persistence.restoreFailed[0]!.reason).toMatch(/missing@1\.0\.0/)
@@ -111,6 +131,98 @@ describe("persistent runs", () => {
       expect(fresh.agents.spawned).toBe(40)
       expect(fresh.agents.byType).toEqual(Object.fromEntries(Object.entries(planCounts(40))))
     }).pipe(Effect.provide(PlatformLive)), 60_000)
+})
+
+describe("resuming a stopped workload", () => {
+  it.live("a run stopped in round 8 is resumed at round 8 with its seed; the ack log's states all came back", () =>
+    Effect.gen(function*() {
+      const store = sharedStore()
+      const log: Array<string> = []
+      // stop the first run as soon as its round 8 starts: rounds 1..7 are checkpointed, round 8 is cut short
+      const stop = Deferred.makeUnsafe<void>()
+      const onProgress = (e: ProgressEvent) => {
+        if (e._tag === "Phase" && e.name === "round 8/12") Deferred.doneUnsafe(stop, Effect.void)
+      }
+      const stopped = yield* Effect.raceFirst(
+        Effect.asVoid(runSwarm({
+          agents: 40,
+          seed: 9,
+          persistence: store.persistence(false),
+          onProgress,
+          onAck: (id, v) => log.push(AckLog.ackLine(id, v)),
+          onEvicted: (id, reason) => log.push(AckLog.evictedLine(id, reason))
+        })),
+        Effect.as(Deferred.await(stop), "stopped" as const)
+      )
+      expect(stopped).toBe("stopped")
+      expect(Option.getOrThrow(yield* store.checkpoints.load)).toMatchObject({ seed: 9, rounds: 12, completed: 7 })
+      const acknowledged = AckLog.parse(log.join(""))
+      expect(acknowledged.length).toBe(log.length)
+      // the manual eviction of round 6 (a trapper: it has no acks) is in the log
+      expect(acknowledged.flatMap((e) => (e._tag === "Evicted" ? [e.reason] : []))).toContain("Manual")
+
+      const notes: Array<string> = []
+      const resumed = yield* runSwarm({
+        agents: 40,
+        persistence: store.persistence(true),
+        acknowledged,
+        onProgress: (e) => void (e._tag === "Note" && notes.push(e.message))
+      })
+      expect(resumed.crashes, resumed.crashDetails.join("\n")).toBe(0)
+      expect(resumed.persistence).toMatchObject({ resumed: true, startRound: 8 })
+      expect(resumed.run).toMatchObject({ seed: 9, rounds: 12 })
+      // rounds 8..12 only: five health cycles, the first round note is round 8's
+      expect(resumed.health.cycles).toBe(5)
+      expect(notes.filter((m) => /^round \d+\/12:/.test(m)).map((m) => m.split(":")[0])).toEqual(
+        Array.from({ length: 5 }, (_, i) => `round ${i + 8}/12`)
+      )
+      expect(notes).toContain("continuing the stopped workload at round 8 of 12 (seed 9)")
+      // past the pause, resume and manual eviction rounds: none of them again; the leak rounds (9..11) still come
+      expect(resumed.lifecycle).toMatchObject({ paused: 0, resumed: 0 })
+      expect(resumed.agents.evicted.Manual).toBe(0)
+      expect(resumed.agents.evicted.MemoryPressure).toBeGreaterThan(0)
+      expect(resumed.verification.mismatches).toBe(0)
+      expect(Option.getOrThrow(yield* store.checkpoints.load)).toMatchObject({ seed: 9, rounds: 12, completed: 12 })
+
+      const ackLog = resumed.persistence.ackLog!
+      const calls = acknowledged.filter((e) => e._tag === "Ack").length
+      expect(ackLog.calls).toBe(calls)
+      expect(ackLog.lost).toBe(0)
+      expect(ackLog.lostAgents).toEqual([])
+      expect(ackLog.cameBack).toBeGreaterThan(calls / 2)
+      expect(ackLog.cameBack + ackLog.evicted + ackLog.unchecked).toBe(calls)
+      expect(formatText(resumed)).toMatch(/workload continued at round 8/)
+      expect(formatText(resumed)).toMatch(new RegExp(`acknowledged +${calls} calls of ${ackLog.agents} agents in the ack log: state came back for ${ackLog.cameBack}, lost 0`))
+    }).pipe(Effect.provide(PlatformLive)), 60_000)
+
+  it("resumePosition: the round after the last completed one, up to the workload's rounds or the ones asked for", () => {
+    const checkpoint = Option.some({ seed: 4, rounds: 100, completed: 7, prngState: 123 })
+    expect(resumePosition(Option.none(), undefined)).toEqual(Option.none())
+    expect(resumePosition(checkpoint, undefined)).toEqual(Option.some({ seed: 4, rounds: 100, startRound: 8, prngState: 123 }))
+    expect(resumePosition(checkpoint, 12)).toEqual(Option.some({ seed: 4, rounds: 12, startRound: 8, prngState: 123 }))
+    // nothing left of the workload (finished, or past the rounds asked for): a new one from round 1
+    expect(resumePosition(Option.some({ seed: 4, rounds: 12, completed: 12, prngState: 1 }), undefined)).toEqual(Option.none())
+    expect(resumePosition(Option.some({ seed: 4, rounds: 100, completed: 20, prngState: 1 }), 12)).toEqual(Option.none())
+    // fewer than 12 rounds are never asked for: a workload needs its health and pressure phases
+    expect(resumePosition(checkpoint, 3)).toEqual(Option.some({ seed: 4, rounds: 12, startRound: 8, prngState: 123 }))
+  })
+
+  it("AckLog: complete lines only; the last value per agent decides; an eviction after it is not a loss", () => {
+    const entries = AckLog.parse("counter-1 3\ncounter-2 5\nflaky-1 2\nleaky-1 32\nleaky-1 evicted MemoryPressure\ncounter-1 4\nlifecycle-1 10")
+    expect(entries).toHaveLength(6) // the last line has no newline: cut by a kill
+    const agent = (id: string, expected: number, known = true) =>
+      ({ id, type: id.replace(/-\d+$/, ""), expected, known, critical: false, flakyAfter: 0, breaksHealth: false, spawned: true, paused: false }) as never
+    const comparison = AckLog.compare(entries, [agent("counter-1", 4), agent("counter-2", 4), agent("flaky-1", 0, false)], new Set(["counter-1", "counter-2", "flaky-1"]))
+    expect(comparison).toEqual({
+      calls: 5,
+      agents: 4,
+      cameBack: 2, // counter-1 (two calls, back at 4)
+      lost: 1, // counter-2: acknowledged 5, back at 4
+      evicted: 1, // leaky-1
+      unchecked: 1, // flaky-1: back, no read-only getter
+      lostAgents: [{ agentId: "counter-2", acknowledged: 5, restored: 4 }]
+    })
+  })
 })
 
 describe("the CLI's options", () => {

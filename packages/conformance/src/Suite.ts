@@ -31,6 +31,7 @@ import type { SuiteContext } from "./cases/Context.js"
 import { eventCases } from "./cases/Events.js"
 import { factoryCases } from "./cases/Factory.js"
 import { healthCases } from "./cases/Health.js"
+import { hostResultCases } from "./cases/HostResults.js"
 import { isolationCases, resourceLimitCases, uniqueInstanceCases } from "./cases/Invariants.js"
 import { invocationCases } from "./cases/Invocation.js"
 import { lifecycleCases } from "./cases/Lifecycle.js"
@@ -76,6 +77,7 @@ export const suite = (name: string, engineLayer: Layer.Layer<WasmEngine>, option
     resourceLimitCases(ctx)
     isolationCases(ctx)
     invocationCases(ctx)
+    hostResultCases(ctx)
     lifecycleCases(ctx)
     healthCases(ctx)
     memoryPressureCases(ctx)

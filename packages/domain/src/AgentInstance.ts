@@ -9,9 +9,10 @@
  * re-running `_initialize` (the spec's sample would re-initialise a paused
  * agent's state).
  *
- * The entity is mutable and owned by the `RuntimeEnvironment` aggregate:
- * structural changes happen under the aggregate's lock, activity counters
- * under the agent's own mailbox (one invocation at a time per agent).
+ * The entity is owned by the `RuntimeEnvironment` aggregate and changes only
+ * through its own methods: structural changes happen under the aggregate's
+ * lock, lifecycle transitions and activity counters under the agent's own
+ * mailbox (one invocation at a time per agent).
  *
  * @since 0.1.0
  */
@@ -22,7 +23,7 @@ import type * as Semaphore from "effect/Semaphore"
 import type { AgentConfig } from "./AgentConfig.js"
 import type { HealthCheck, HealthStatus } from "./Health.js"
 import type { AgentId, InstanceId, ModuleHash, ModuleId } from "./Ids.js"
-import type { MemoryBudget } from "./MemoryBudget.js"
+import { type MemoryBudget, recordUsage } from "./MemoryBudget.js"
 import { InvalidStateTransition } from "./RuntimeError.js"
 import type { PreparedInvoke, WasmInstance } from "./WasmEngine.js"
 
@@ -80,24 +81,49 @@ export const transition = (
 /** Whether an instance in this state accepts invocations. */
 export const isInvocable = (state: InstanceState): boolean => state === "Running" || state === "Critical"
 
-/** The mutable entity. Times in ms since the Unix epoch; memory in bytes. */
+/** A lifecycle change made by one of `AgentInstance`'s transitions (`from === to` when nothing changed). */
+export interface StateChange {
+  readonly from: InstanceState
+  readonly to: InstanceState
+}
+
+/**
+ * The counters and health an agent keeps across passivation (rehydration)
+ * or a restore from a snapshot.
+ */
+export interface CarriedState {
+  readonly invocationCount: number
+  readonly errorCount?: number | undefined
+  readonly health?: HealthStatus | undefined
+  readonly consecutiveFailures?: number | undefined
+  readonly lastActivity?: number | undefined
+}
+
+/**
+ * The entity. Times in ms since the Unix epoch; memory in bytes. Its state
+ * is read-only from outside: the lifecycle moves only through the
+ * transitions below (one per edge of the spec's state machine, each refusing
+ * an illegal move with `InvalidStateTransition`), activity and health only
+ * through the `record*` methods.
+ */
 export class AgentInstance {
-  state: InstanceState = "Starting"
-  health: HealthStatus = "Unknown"
-  lastCheck: HealthCheck | undefined = undefined
-  /** Failed health checks in a row, kept across checks (DESIGN.md defect 2). */
-  consecutiveFailures = 0
-  invocationCount = 0
-  errorCount = 0
-  /** Invocations and errors since the last health check (error-rate signal). */
-  windowInvocations = 0
-  windowErrors = 0
-  lastError: string | undefined = undefined
-  /** Fuel left after the last metered call (fuel units), when the agent has `fuel`. */
-  fuelRemaining: number | undefined = undefined
-  lastActivity: number
-  budget: MemoryBudget
-  instance: WasmInstance | undefined
+  private _state: InstanceState = "Starting"
+  private _health: HealthStatus = "Unknown"
+  private _lastCheck: HealthCheck | undefined = undefined
+  private _consecutiveFailures = 0
+  private _invocationCount = 0
+  private _errorCount = 0
+  private _windowInvocations = 0
+  private _windowErrors = 0
+  private _lastError: string | undefined = undefined
+  private _fuelRemaining: number | undefined = undefined
+  private _lastActivity: number
+  private _budget: MemoryBudget
+  private _instance: WasmInstance | undefined = undefined
+  private _policyViolation: string | undefined = undefined
+  private _busy = 0
+  private readonly callers = new Map<string, PreparedInvoke>()
+  private readonly _revoked = new Set<string>()
 
   constructor(
     readonly id: InstanceId,
@@ -110,21 +136,204 @@ export class AgentInstance {
     /** One permit: one invocation (or lifecycle call) at a time for this agent. */
     readonly mailbox: Semaphore.Semaphore
   ) {
-    this.lastActivity = createdAt
-    this.budget = budget
-    this.instance = undefined
+    this._lastActivity = createdAt
+    this._budget = budget
   }
 
-  /** Synchronous callers of exports resolved on `instance` (in-process engines), by export name. */
-  readonly prepared = new Map<string, PreparedInvoke>()
-
+  get state(): InstanceState {
+    return this._state
+  }
+  get health(): HealthStatus {
+    return this._health
+  }
+  get lastCheck(): HealthCheck | undefined {
+    return this._lastCheck
+  }
+  /** Failed health checks in a row, kept across checks (DESIGN.md defect 2). */
+  get consecutiveFailures(): number {
+    return this._consecutiveFailures
+  }
+  get invocationCount(): number {
+    return this._invocationCount
+  }
+  get errorCount(): number {
+    return this._errorCount
+  }
+  /** Invocations since the last health check (error-rate signal). */
+  get windowInvocations(): number {
+    return this._windowInvocations
+  }
+  /** Failed invocations since the last health check (error-rate signal). */
+  get windowErrors(): number {
+    return this._windowErrors
+  }
+  get lastError(): string | undefined {
+    return this._lastError
+  }
+  /** Fuel left after the last metered call (fuel units), when the agent has `fuel`. */
+  get fuelRemaining(): number | undefined {
+    return this._fuelRemaining
+  }
+  get lastActivity(): number {
+    return this._lastActivity
+  }
+  get budget(): MemoryBudget {
+    return this._budget
+  }
+  /** The engine's instance; `undefined` before instantiation and after release. */
+  get instance(): WasmInstance | undefined {
+    return this._instance
+  }
+  /** Synchronous callers of exports resolved on `instance` (in-process engines), by export name (`syncCaller`). */
+  get prepared(): ReadonlyMap<string, PreparedInvoke> {
+    return this.callers
+  }
   /** Host capabilities (`"module.name"`) revoked from this agent. */
-  readonly revoked = new Set<string>()
+  get revoked(): ReadonlySet<string> {
+    return this._revoked
+  }
   /** The revoked capability the guest called during the current call, if any. */
-  policyViolation: string | undefined = undefined
-
+  get policyViolation(): string | undefined {
+    return this._policyViolation
+  }
   /** Effects holding the mailbox right now (0 when idle); prepared synchronous calls refuse a busy agent. */
-  busy = 0
+  get busy(): number {
+    return this._busy
+  }
+
+  // -- lifecycle transitions (spec `AgentInstance::start/pause/resume/stop`) --
+
+  private move(action: LifecycleAction, to?: InstanceState): StateChange | InvalidStateTransition {
+    const from = this._state
+    const next = transition(this.agentId, from, action)
+    if (typeof next !== "string") return next
+    this._state = to ?? next
+    return { from, to: this._state }
+  }
+
+  /** Starting/Paused → Running (or → Critical when the config says `critical`). */
+  start(): StateChange | InvalidStateTransition {
+    return this.move("start", this.config.critical === true ? "Critical" : "Running")
+  }
+  /** Running → Paused. */
+  pause(): StateChange | InvalidStateTransition {
+    return this.move("pause")
+  }
+  /** Paused → Running. */
+  resume(): StateChange | InvalidStateTransition {
+    return this.move("resume")
+  }
+  /** Running → Critical (never evicted under pressure). */
+  protect(): StateChange | InvalidStateTransition {
+    return this.move("protect")
+  }
+  /** Critical → Running. */
+  unprotect(): StateChange | InvalidStateTransition {
+    return this.move("unprotect")
+  }
+  /** Any state but Stopped/Failed → Failed (failed `_initialize`, failed health). */
+  fail(): StateChange | InvalidStateTransition {
+    return this.move("fail")
+  }
+  /** Any state but Stopped → Stopping (before `_cleanup`). */
+  stopping(): StateChange | InvalidStateTransition {
+    if (this._state === "Stopped") return new InvalidStateTransition({ agentId: this.agentId, from: "Stopped", to: "Stopping" })
+    return this.move("stop", "Stopping")
+  }
+  /** Stopping → Stopped (after `_cleanup`). */
+  stopped(): StateChange | InvalidStateTransition {
+    if (this._state !== "Stopping") {
+      return new InvalidStateTransition({ agentId: this.agentId, from: this._state, to: "Stopped" })
+    }
+    return this.move("stop")
+  }
+  /**
+   * Starting → the state the agent had when it was passivated (`Running` or
+   * `Paused`), with the counters and health it carried; no `_initialize`.
+   */
+  rehydrate(to: "Running" | "Paused", carried: CarriedState): StateChange | InvalidStateTransition {
+    if (this._state !== "Starting") return new InvalidStateTransition({ agentId: this.agentId, from: this._state, to })
+    this.carry(carried)
+    this._state = to
+    return { from: "Starting", to }
+  }
+
+  /** Takes over the counters (and health) an agent carried across passivation or a snapshot. */
+  carry(carried: CarriedState): void {
+    this._invocationCount = carried.invocationCount
+    if (carried.errorCount !== undefined) this._errorCount = carried.errorCount
+    if (carried.health !== undefined) this._health = carried.health
+    if (carried.consecutiveFailures !== undefined) this._consecutiveFailures = carried.consecutiveFailures
+    if (carried.lastActivity !== undefined) this._lastActivity = carried.lastActivity
+  }
+
+  // -- the engine instance ----------------------------------------------------
+
+  /** Attaches the engine's instance once it is instantiated. */
+  attach(instance: WasmInstance): void {
+    this._instance = instance
+  }
+  /** Detaches the engine's instance (evicted or passivated) and returns it, to terminate. */
+  detach(): WasmInstance | undefined {
+    const instance = this._instance
+    this._instance = undefined
+    return instance
+  }
+  /** The synchronous caller of `fn` on `instance` (in-process engines), resolved once per instance. */
+  syncCaller(instance: WasmInstance, fn: string): PreparedInvoke | undefined {
+    let caller = this.callers.get(fn)
+    if (caller === undefined) {
+      caller = instance.prepare?.(fn)
+      if (caller !== undefined) this.callers.set(fn, caller)
+    }
+    return caller
+  }
+
+  // -- activity, memory and health ---------------------------------------------
+
+  /** Counts a call that is about to run. */
+  recordCallStarted(): void {
+    this._invocationCount++
+    this._windowInvocations++
+  }
+  /** Records a completed call at `now`: activity and the fuel left (fuel units). */
+  recordCallCompleted(now: number, fuelRemaining: number | undefined): void {
+    this._lastActivity = now
+    this._fuelRemaining = fuelRemaining
+  }
+  /** Records a failed call and its message. */
+  recordCallFailed(message: string): void {
+    this._errorCount++
+    this._windowErrors++
+    this._lastError = message
+  }
+  /** Records the linear memory in use after a call (bytes). */
+  recordMemory(bytes: number): void {
+    if (this._budget.used !== bytes || this._budget.peak < bytes) this._budget = recordUsage(this._budget, bytes)
+  }
+  /** Records an error that did not fail a call (`_cleanup`, `_recover`, a snapshot). */
+  recordError(message: string): void {
+    this._lastError = message
+  }
+  /** Records a health check; its window of invocations and errors starts again. */
+  recordHealthCheck(check: HealthCheck): void {
+    this._consecutiveFailures = check.details.consecutiveFailures
+    this._health = check.status
+    this._lastCheck = check
+    this._windowInvocations = 0
+    this._windowErrors = 0
+    if (check.details.lastError !== undefined) this._lastError = check.details.lastError
+  }
+  /** Revokes a host capability (`"module.name"`). */
+  revoke(capability: string): void {
+    this._revoked.add(capability)
+  }
+  /** Records that the guest called a revoked capability. */
+  recordPolicyViolation(capability: string): void {
+    this._policyViolation = capability
+  }
+
+  // -- the mailbox ---------------------------------------------------------------
 
   /** Runs `effect` holding the agent's mailbox (one permit): one invocation or lifecycle call at a time. */
   exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
@@ -138,8 +347,8 @@ export class AgentInstance {
 
   private markBusy<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
-      this.busy++
-      return Effect.ensuring(effect, Effect.sync(() => void this.busy--))
+      this._busy++
+      return Effect.ensuring(effect, Effect.sync(() => void this._busy--))
     })
   }
 

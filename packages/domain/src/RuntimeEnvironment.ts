@@ -179,9 +179,7 @@ export class RuntimeEnvironment {
 
   /** Records an instance's linear memory after a call, in its budget and in the pool. */
   recordMemory(instance: AgentInstance, bytes: number): void {
-    if (instance.budget.used !== bytes || instance.budget.peak < bytes) {
-      instance.budget = MemoryBudget.recordUsage(instance.budget, bytes)
-    }
+    instance.recordMemory(bytes)
     this.pool.recordResident(instance.agentId, bytes)
   }
 

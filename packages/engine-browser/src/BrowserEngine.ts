@@ -8,12 +8,12 @@
  *   (`self.crossOriginIsolated`: served with `Cross-Origin-Opener-Policy:
  *   same-origin` and `Cross-Origin-Embedder-Policy: require-corp`, which
  *   `SharedArrayBuffer` needs): agents run in a pool of module Web Workers
- *   (`WorkerPool.ts`, `BrowserWorker.ts`) over a SharedArrayBuffer + Atomics
- *   call path (`CallChannel.ts`) — the worker blocks in `Atomics.wait`, the
+ *   (`BrowserWorkerHost.ts`, `BrowserWorker.ts`) over engine-kit's
+ *   SharedArrayBuffer + Atomics call path — the worker blocks in `Atomics.wait`, the
  *   page never blocks (`Atomics.waitAsync`, or posted messages where that is
  *   missing). Capabilities: `workers`, `preemptiveTimeout`, `sharedMemory`.
  * - `"inPage"` — otherwise: agents run on the page's thread (the same
- *   executor, no workers). No preemption: a runaway call is stopped by fuel
+ *   executor over engine-kit's in-thread `Instance`, no workers). No preemption: a runaway call is stopped by fuel
  *   only (`preemptiveTimeout: false`), so give agents `fuel` there.
  * Asking for what the page cannot do (`mode: "workers"` on a page that is
  * not isolated, `channel: "shared"` without `Atomics.waitAsync`) fails with
@@ -45,6 +45,10 @@
  *   its request in flight with `Trap` "the worker running the instance was
  *   lost: …" and its other agents are recovered.
  *
+ * The engine is engine-kit's `WorkerEngine`; this package gives its
+ * `WorkerHost` (`BrowserWorkerHost.ts`), its WASI (`BrowserWasi.ts`), the
+ * page's environment and the capability record.
+ *
  * Host imports stay on the page: a guest's call to one is proxied
  * synchronously from the worker. Host functions may return numbers, bigints,
  * booleans, `undefined` or arrays of them. In worker mode only host
@@ -68,52 +72,17 @@
  *
  * @since 0.1.0
  */
-import {
-  type AgentId,
-  CompileError,
-  type CompiledModule,
-  type EngineCapabilities,
-  type EngineState,
-  FuelExhausted,
-  FunctionNotFound,
-  InstantiationError,
-  type InvokeOutcome,
-  MemoryExceeded,
-  type ModuleHash,
-  Timeout,
-  Trap,
-  WasmEngine,
-  type WasmEngineShape,
-  type WasmInstance,
-  type WasmValue
-} from "@agent-runtime/domain"
-import { FUEL_EXPORT } from "@agent-runtime/wasm-binary"
+import type { AgentId, EngineCapabilities, WasmEngineShape } from "@agent-runtime/domain"
+import { WasmEngine } from "@agent-runtime/domain"
+import { CallChannel, WorkerEngine, type WorkerEngineOptions, type WorkerEngineShape } from "@agent-runtime/engine-kit"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { type WasiOptions, type WasiOutput, WASI_MODULE, WasiOutputStore } from "./BrowserWasi.js"
-import { type ChannelKind, DEFAULT_CHANNEL_BYTES, hasWaitAsync } from "./CallChannel.js"
-import {
-  type ErrorWire,
-  type ImportSpec,
-  OP_INVOKE,
-  OP_READ,
-  OP_RESTORE,
-  OP_SNAPSHOT,
-  OP_WRITE,
-  type StateWire,
-  type Tracking
-} from "./internal/Protocol.js"
-import {
-  type AgentRecord,
-  type HostFn,
-  instantiateRequest,
-  type OpResult,
-  type PoolStats,
-  type WorkerLike,
-  WorkerPool
-} from "./WorkerPool.js"
+import * as BrowserWasi from "./BrowserWasi.js"
+import * as BrowserWorkerHost from "./BrowserWorkerHost.js"
+
+export type { RecoveryPolicy } from "@agent-runtime/engine-kit"
 
 // -- environment and capabilities ---------------------------------------------
 
@@ -140,7 +109,7 @@ export const detect = (): BrowserEnvironment => {
     crossOriginIsolated: g["crossOriginIsolated"] === true,
     sharedArrayBuffer: typeof SharedArrayBuffer === "function",
     workers: typeof g["Worker"] === "function",
-    waitAsync: hasWaitAsync(),
+    waitAsync: CallChannel.hasWaitAsync(),
     indexedDb: typeof g["indexedDB"] === "object" && g["indexedDB"] !== null,
     broadcastChannel: typeof g["BroadcastChannel"] === "function"
   }
@@ -224,124 +193,38 @@ export const requireCapabilities = (
 
 // -- options and service --------------------------------------------------------
 
-/**
- * Recovery of the other agents of a worker that is terminated (timeout) or
- * dies: `"snapshot"` restores their state after their last completed call;
- * `"restart"` re-instantiates them fresh; `"auto"` (default) snapshots while
- * an agent's linear memory is at most `snapshotMaxBytes` (default 1 MiB).
- * Only exported mutable globals are captured (the domain's rewrite exports
- * internal ones).
- */
-export type RecoveryPolicy = "auto" | "snapshot" | "restart"
-
-/** Settings of a browser engine. */
-export interface BrowserEngineOptions {
+/** Settings of a browser engine (`maxThreads`, `channelBytes`, `recovery`, `snapshotMaxBytes`: `WorkerEngineOptions`). */
+export interface BrowserEngineOptions extends WorkerEngineOptions {
   /** `"auto"` (default): workers when the page is cross-origin isolated, else in-page. */
   readonly mode?: BrowserMode | "auto" | undefined
-  /** Number of workers (default `navigator.hardwareConcurrency`, at most 8; started lazily). */
+  /** Former name of `maxThreads` (used when `maxThreads` is not set; default `navigator.hardwareConcurrency`, at most 8). */
   readonly workers?: number | undefined
   /** Call path: `"shared"` (default where `Atomics.waitAsync` exists) or `"message"`. */
-  readonly channel?: ChannelKind | undefined
-  /** Payload region of a channel in bytes (default 256 KiB); larger messages are posted. */
-  readonly channelBytes?: number | undefined
-  /** Recovery of a lost worker's other agents (default `"auto"`). */
-  readonly recovery?: RecoveryPolicy | undefined
-  /** `"auto"` recovery: largest linear memory (bytes) still tracked (default 1 MiB). */
-  readonly snapshotMaxBytes?: number | undefined
+  readonly channel?: CallChannel.ChannelKind | undefined
   /** WASI settings (arguments, environment, an in-memory `/`). */
-  readonly wasi?: WasiOptions | undefined
+  readonly wasi?: BrowserWasi.WasiOptions | undefined
   /** Starts one worker running `BrowserWorker` (default: the module worker next to this file). */
-  readonly createWorker?: (() => WorkerLike) | undefined
+  readonly createWorker?: (() => BrowserWorkerHost.WorkerLike) | undefined
   /** What the page offers (default `detect()`); tests and diagnostics may pass another. */
   readonly environment?: BrowserEnvironment | undefined
 }
 
 /** The browser engine: the `WasmEngine` port plus what only it offers. */
-export interface BrowserEngineShape extends WasmEngineShape {
+export interface BrowserEngineShape extends WorkerEngineShape {
   readonly mode: BrowserMode
   /** The call path: `"shared"`, `"message"` (workers) or `"inPage"`. */
-  readonly transport: ChannelKind | "inPage"
+  readonly transport: CallChannel.ChannelKind | "inPage"
   readonly environment: BrowserEnvironment
   /** Why each capability is what it is. */
   readonly reasons: Readonly<Record<keyof EngineCapabilities, string>>
   /** What a WASI agent wrote and its exit code (its latest instance); `undefined` if it has none. */
-  readonly output: (agentId: AgentId | string) => WasiOutput | undefined
-  /** Workers, their agents and how often each was replaced. */
-  readonly stats: () => PoolStats
-  /** Fault injection: makes the worker running `instance` throw an uncaught error; its agents are recovered. */
-  readonly crashWorker: (instance: WasmInstance) => Effect.Effect<void>
-  /** Terminates every worker. Idempotent. */
-  readonly shutdown: Effect.Effect<void>
+  readonly output: (agentId: AgentId | string) => BrowserWasi.WasiOutput | undefined
 }
 
 /** The browser engine's own service (the layers provide it next to `WasmEngine`). */
 export class BrowserEngine extends Context.Service<BrowserEngine, BrowserEngineShape>()(
   "@agent-runtime/engine-browser/BrowserEngine"
 ) {}
-
-const MiB = 1024 * 1024
-
-/** The default worker: the module worker script beside this file (Vite and other bundlers follow this URL). */
-const defaultWorker = (): WorkerLike =>
-  new Worker(new URL("./BrowserWorker.js", import.meta.url), { type: "module", name: "agent-runtime" }) as unknown as WorkerLike
-
-// -- error mapping ----------------------------------------------------------------
-
-const errorFrom = (agentId: string, error: ErrorWire): Trap | FunctionNotFound | FuelExhausted | MemoryExceeded => {
-  switch (error[0]) {
-    case "Trap":
-      return new Trap({ function: error[1], reason: error[2] })
-    case "FunctionNotFound":
-      return new FunctionNotFound({ function: error[1] })
-    case "FuelExhausted":
-      return new FuelExhausted({ function: error[1], fuel: error[2] })
-    case "Exit":
-      return new Trap({ function: error[1], reason: `proc_exit(${error[2]}): the program exited with code ${error[2]}` })
-    case "MemoryExceeded":
-      return new MemoryExceeded({ agentId, used: error[1], limit: error[2] })
-    case "InstantiationError":
-      return new Trap({ function: "(instantiate)", reason: error[1] })
-  }
-}
-
-const trapFrom = (fn: string, agentId: string, result: Exclude<OpResult, { kind: "ok" }>): Effect.Effect<never, Trap> => {
-  switch (result.kind) {
-    case "error": {
-      const e = errorFrom(agentId, result.error)
-      return Effect.fail(e instanceof Trap ? e : new Trap({ function: fn, reason: e.message }))
-    }
-    case "gone":
-      return Effect.fail(new Trap({ function: fn, reason: `instance terminated (${result.reason})` }))
-    case "lost":
-      return Effect.fail(new Trap({ function: fn, reason: `the worker running the instance was lost: ${result.reason}` }))
-    case "timeout":
-      return Effect.fail(new Trap({ function: fn, reason: "timed out" }))
-    case "interrupted":
-      return Effect.interrupt
-  }
-}
-
-const wasmValueOk = (v: unknown): boolean => v === null || typeof v === "number" || typeof v === "bigint"
-
-const stateFromWire = (wire: StateWire): EngineState => {
-  const [memoryBytes, indexes, data, names, values] = wire
-  const globals: Record<string, number | bigint> = {}
-  names.forEach((name, i) => (globals[name] = values[i]!))
-  return { memoryBytes, pages: indexes.map((index, i) => ({ index, data: data[i]! })), globals }
-}
-
-const stateToWire = (state: EngineState): StateWire => [
-  state.memoryBytes,
-  state.pages.map((p) => p.index),
-  state.pages.map((p) => p.data),
-  Object.keys(state.globals),
-  Object.values(state.globals)
-]
-
-const defaultWorkers = (): number => {
-  const n = (globalThis as unknown as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency
-  return Math.max(1, Math.min(8, typeof n === "number" && n > 0 ? n : 4))
-}
 
 // -- the engine -------------------------------------------------------------------
 
@@ -373,236 +256,27 @@ export const make = (options: BrowserEngineOptions = {}): Effect.Effect<BrowserE
   })
 
 const build = (options: BrowserEngineOptions, environment: BrowserEnvironment, mode: BrowserMode): BrowserEngineShape => {
-  const recovery = options.recovery ?? "auto"
-  const tracking: Tracking = mode === "inPage" || recovery === "restart"
-    ? [0, 0]
-    : recovery === "snapshot"
-    ? [1, 0]
-    : [2, options.snapshotMaxBytes ?? MiB]
-  const outputs = new WasiOutputStore()
+  const wasi = BrowserWasi.makeHost(options.wasi)
   const transport = mode === "inPage" ? "inPage" : options.channel ?? (environment.waitAsync ? "shared" : "message")
-  const pool = new WorkerPool({
-    size: options.workers ?? defaultWorkers(),
-    transport,
-    channelBytes: options.channelBytes ?? DEFAULT_CHANNEL_BYTES,
-    createWorker: options.createWorker ?? defaultWorker,
-    fuelExport: FUEL_EXPORT,
-    onOutput: (record, output) => outputs.append(record.agentId, output)
-  })
-  const capabilities = capabilitiesFor(environment, mode)
-  const recordOf = new WeakMap<WasmInstance, AgentRecord>()
-
-  const call = (record: AgentRecord, request: unknown, timeoutMs?: number) =>
-    Effect.promise((signal) => record.slot.call(record, request, mode === "workers" ? timeoutMs : undefined, signal))
-
-  const makeInstance = (record: AgentRecord): WasmInstance => {
-    const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
-      Effect.suspend(() => {
-        for (let i = 0; i < args.length; i++) {
-          if (!wasmValueOk(args[i])) {
-            return Effect.fail(
-              new Trap({ function: fn, reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker` })
-            )
-          }
-        }
-        const fuel = invokeOptions?.fuel
-        const timeoutMs = invokeOptions?.timeoutMs
-        return Effect.flatMap(
-          call(record, [OP_INVOKE, record.id, fn, args, fuel ?? null], timeoutMs),
-          (result): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
-            switch (result.kind) {
-              case "ok": {
-                const outcome: InvokeOutcome = result.fuelRemaining === null
-                  ? { results: result.value as Array<WasmValue>, memoryBytes: result.memoryBytes }
-                  : { results: result.value as Array<WasmValue>, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
-                return Effect.succeed(outcome)
-              }
-              case "error":
-                // proc_exit(0) is a normal end of a WASI program
-                if (result.error[0] === "Exit" && result.error[2] === 0) {
-                  return Effect.succeed({ results: [], memoryBytes: result.memoryBytes })
-                }
-                return Effect.fail(errorFrom(record.agentId, result.error))
-              case "timeout":
-                return Effect.fail(new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 }))
-              default:
-                return trapFrom(fn, record.agentId, result)
-            }
-          }
-        )
-      })
-
-    const instance: WasmInstance = {
-      invoke,
-      memoryBytes: Effect.sync(() => record.memoryBytes),
-      readMemory: (offset, length) =>
-        Effect.flatMap(call(record, [OP_READ, record.id, offset, length]), (r) =>
-          r.kind === "ok" ? Effect.succeed(r.value as Uint8Array) : trapFrom("readMemory", record.agentId, r)),
-      writeMemory: (offset, bytes) =>
-        Effect.flatMap(call(record, [OP_WRITE, record.id, offset, bytes]), (r) =>
-          r.kind === "ok" ? Effect.void : trapFrom("writeMemory", record.agentId, r)),
-      snapshot: Effect.flatMap(call(record, [OP_SNAPSHOT, record.id]), (r) =>
-        r.kind === "ok" ? Effect.succeed(stateFromWire(r.value as StateWire)) : trapFrom("snapshot", record.agentId, r)),
-      restore: (state) =>
-        Effect.flatMap(call(record, [OP_RESTORE, record.id, stateToWire(state)]), (r): Effect.Effect<void, Trap | MemoryExceeded> => {
-          if (r.kind === "ok") return Effect.void
-          if (r.kind === "error" && r.error[0] === "MemoryExceeded") {
-            return Effect.fail(new MemoryExceeded({ agentId: record.agentId, used: r.error[1], limit: r.error[2] }))
-          }
-          return trapFrom("restore", record.agentId, r)
-        }),
-      terminate: Effect.sync(() => pool.drop(record, "terminated by the host"))
-    }
-    recordOf.set(instance, record)
-    return instance
-  }
-
-  /** The import specs for the executor (only what the module imports) and the host functions they index. */
-  const importsFor = (
-    module: WebAssembly.Module,
-    imports: Readonly<Record<string, Readonly<Record<string, unknown>>>>
-  ): { specs: Array<ImportSpec>; hostFunctions: Array<HostFn>; wasi: boolean } | InstantiationError => {
-    const specs: Array<ImportSpec> = []
-    const hostFunctions: Array<HostFn> = []
-    let wasi = false
-    for (const imp of WebAssembly.Module.imports(module)) {
-      const ns = imports[imp.module]
-      if (imp.module === WASI_MODULE && ns === undefined) {
-        wasi = true
-        continue
-      }
-      if (ns === undefined || !(imp.name in ns)) continue // the executor's instantiation reports the LinkError
-      const value = ns[imp.name]
-      if (typeof value === "function") {
-        specs.push([imp.module, imp.name, 0, hostFunctions.push(value as HostFn) - 1])
-      } else if (
-        mode === "inPage" ||
-        value === undefined || value === null || typeof value === "number" || typeof value === "bigint" ||
-        typeof value === "string" || typeof value === "boolean" ||
-        (value instanceof WebAssembly.Memory && typeof SharedArrayBuffer === "function" && value.buffer instanceof SharedArrayBuffer)
-      ) {
-        specs.push([imp.module, imp.name, 1, value])
-      } else {
-        const what = value instanceof WebAssembly.Memory
-          ? "a non-shared WebAssembly.Memory"
-          : value instanceof WebAssembly.Table
-          ? "a WebAssembly.Table"
-          : value instanceof WebAssembly.Global
-          ? "a WebAssembly.Global (pass its value instead)"
-          : `a ${typeof value}`
-        return new InstantiationError({
-          reason: `import ${imp.module}.${imp.name}: ${what} cannot be shared with a worker (the browser engine's workers accept host functions, numbers, bigints and shared memories)`
-        })
-      }
-    }
-    return { specs, hostFunctions, wasi }
-  }
-
-  const wasiSpec = (agentId: string) => {
-    const files = options.wasi?.files?.(agentId)
-    return [
-      [agentId, ...(options.wasi?.args?.(agentId) ?? [])],
-      [...(options.wasi?.env?.(agentId) ?? [])],
-      files === undefined ? [] : Object.entries(files)
-    ] as const
-  }
-
-  const instantiate: WasmEngineShape["instantiate"] = (compiled, instantiateOptions) =>
-    Effect.suspend(() => {
-      const module = compiled.handle
-      if (!(module instanceof WebAssembly.Module)) {
-        return Effect.fail(new InstantiationError({ reason: "not a module compiled by the browser engine" }))
-      }
-      if (pool.closed) return Effect.fail(new InstantiationError({ reason: "the engine was shut down" }))
-      const resolved = importsFor(module, instantiateOptions.imports as Record<string, Record<string, unknown>>)
-      if (resolved instanceof InstantiationError) return Effect.fail(resolved)
-      const m = instantiateOptions.memory
-      if (m !== undefined && (instantiateOptions.imports as Record<string, Record<string, unknown> | undefined>)[m.module]?.[m.name] === undefined) {
-        // the module imports its memory and the host gives none: the executor creates it with the budget as maximum
-        resolved.specs.push([m.module, m.name, 2, { initial: m.minPages, maximum: m.maxPages, shared: m.shared }])
-      }
-      const agentId = instantiateOptions.agentId as string
-      if (resolved.wasi) outputs.open(agentId)
-      const record: AgentRecord = {
-        id: pool.nextRecordId(),
-        agentId,
-        module,
-        imports: resolved.specs,
-        hostFunctions: resolved.hostFunctions,
-        wasi: resolved.wasi ? wasiSpec(agentId) : null,
-        instantiateTimeoutMs: instantiateOptions.timeoutMs,
-        tracking,
-        slot: pool.assign(),
-        status: "live",
-        reason: "",
-        memoryBytes: 0,
-        kept: undefined
-      }
-      pool.register(record)
-      const timeoutMs = instantiateOptions.timeoutMs
-      return Effect.flatMap(
-        call(record, instantiateRequest(record), timeoutMs),
-        (result): Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | MemoryExceeded> => {
-          const discard = () => pool.retire(record, "terminated", "instantiation failed")
-          switch (result.kind) {
-            case "ok": {
-              const instance = makeInstance(record)
-              if (result.memoryBytes > instantiateOptions.memoryLimit) {
-                pool.drop(record, "initial memory above the budget")
-                return Effect.fail(new MemoryExceeded({ agentId, used: result.memoryBytes, limit: instantiateOptions.memoryLimit }))
-              }
-              return Effect.succeed(instance)
-            }
-            case "error": {
-              discard()
-              const error = result.error
-              if (error[0] === "InstantiationError") return Effect.fail(new InstantiationError({ reason: error[1] }))
-              const mapped = errorFrom(agentId, error)
-              return Effect.fail(mapped instanceof Trap ? mapped : new Trap({ function: "(start)", reason: mapped.message }))
-            }
-            case "timeout":
-              return Effect.fail(new Timeout({ function: "(start)", timeoutMs: timeoutMs ?? 0 }))
-            case "lost":
-            case "gone":
-              discard()
-              return Effect.fail(new InstantiationError({ reason: `the worker was lost: ${result.reason}` }))
-            case "interrupted":
-              discard()
-              return Effect.interrupt
-          }
-        }
-      )
-    })
-
-  return {
+  const engine = WorkerEngine.make<BrowserWasi.WasiSpec>({
+    ...options,
+    maxThreads: options.maxThreads ?? options.workers,
     platform: "Browser",
-    capabilities,
+    capabilities: capabilitiesFor(environment, mode),
+    name: "the browser engine",
+    host: BrowserWorkerHost.make(options.createWorker),
+    transport,
+    inPage: BrowserWasi.executorPlatform,
+    wasi: wasi.host,
+    validate: true
+  })
+  return {
+    ...engine,
     mode,
     transport,
     environment,
     reasons: explain(environment),
-    validate: (bytes: Uint8Array) =>
-      Effect.suspend(() => {
-        if (WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return Effect.void
-        return Effect.tryPromise({
-          try: () => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
-          catch: (e) => new CompileError({ reason: e instanceof Error ? e.message : String(e) })
-        }).pipe(Effect.andThen(Effect.fail(new CompileError({ reason: "WebAssembly.validate refused the module" }))))
-      }),
-    compile: (bytes: Uint8Array, hash: ModuleHash) =>
-      Effect.tryPromise({
-        try: () => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
-        catch: (e) => new CompileError({ reason: e instanceof Error ? e.message : String(e) })
-      }).pipe(Effect.map((module): CompiledModule => ({ hash, byteLength: bytes.byteLength, handle: module }))),
-    instantiate,
-    output: (agentId) => outputs.read(agentId as string),
-    stats: () => pool.stats(),
-    crashWorker: (instance) =>
-      Effect.promise(() => {
-        const record = recordOf.get(instance)
-        return record === undefined ? Promise.resolve() : record.slot.crash()
-      }),
-    shutdown: Effect.sync(() => pool.close())
+    output: (agentId) => wasi.output(agentId as string)
   }
 }
 

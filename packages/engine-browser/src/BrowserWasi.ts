@@ -26,10 +26,19 @@
  * @since 0.1.0
  */
 import { ConsoleStdout, Directory, type Fd, File, type Inode, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim"
-import type { OutputWire, WasiSpec } from "./internal/Protocol.js"
+import { type ExecutorPlatform, Protocol, type WasiHost, type WasiSession, WorkerEngine } from "@agent-runtime/engine-kit"
 
 /** The WASI import namespace (WASI preview1). */
-export const WASI_MODULE = "wasi_snapshot_preview1"
+export const WASI_MODULE = WorkerEngine.WASI_MODULE
+
+/** WASI setup sent with an instantiate request: `[args, env, files: [guestPath, bytes][]]` (an in-memory preopened `/`). */
+export type WasiSpec = readonly [
+  args: ReadonlyArray<string>,
+  env: ReadonlyArray<string>,
+  files: ReadonlyArray<readonly [string, Uint8Array]>
+]
+
+type OutputWire = Protocol.OutputWire
 
 /** WASI settings of a browser engine. */
 export interface WasiOptions {
@@ -53,17 +62,6 @@ export interface WasiOutput {
 
 /** Thrown out of a guest by `proc_exit` (the shim's exception), re-exported so executors can map it. */
 export { WASIProcExit as ProcExit }
-
-/** One instance's WASI: the import namespace, its memory binding and its captured output. */
-export interface WasiSession {
-  readonly imports: Readonly<Record<string, (...args: Array<any>) => unknown>>
-  /** Binds the instance's linear memory (call right after instantiation). */
-  readonly bind: (memory: WebAssembly.Memory) => void
-  /** Records an exit code (`proc_exit`). */
-  readonly exited: (code: number) => void
-  /** What was written since the last drain (`null` when nothing). */
-  readonly drain: () => OutputWire
-}
 
 const concat = (chunks: Array<Uint8Array>): Uint8Array => {
   let n = 0
@@ -171,4 +169,31 @@ export class WasiOutputStore {
       exitCode: o.exitCode
     }
   }
+}
+
+/** What the executor (a worker, or the page in in-page mode) needs: the shim, its exit exception. */
+export const executorPlatform: ExecutorPlatform<WasiSpec> = {
+  createWasi,
+  exitCode: (e) => (e instanceof WASIProcExit ? e.code : undefined),
+  notAModule: "not a module compiled by the browser engine"
+}
+
+/** The engine's WASI host: each agent's output (`output`), the setup for the executor from `options`. */
+export const makeHost = (options: WasiOptions | undefined) => {
+  const outputs = new WasiOutputStore()
+  const host: WasiHost<WasiSpec> = {
+    open: (agentId) => {
+      outputs.open(agentId)
+      const files = options?.files?.(agentId)
+      return {
+        spec: [
+          [agentId, ...(options?.args?.(agentId) ?? [])],
+          [...(options?.env?.(agentId) ?? [])],
+          files === undefined ? [] : Object.entries(files)
+        ],
+        handle: { onOutput: (output) => outputs.append(agentId, output), release: () => undefined }
+      }
+    }
+  }
+  return { host, output: (agentId: string): WasiOutput | undefined => outputs.read(agentId) }
 }

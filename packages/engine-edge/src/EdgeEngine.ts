@@ -8,7 +8,8 @@
  * at run time — `WebAssembly.compile`, `new WebAssembly.Module(bytes)` and
  * `WebAssembly.instantiate(bytes)` fail with "Wasm code generation disallowed
  * by embedder". Verification, the memory cap and fuel instrumentation happen
- * at build time instead (see `BundleManifest`, `BundleBuilder`).
+ * at build time instead (see `BundleManifest`, `BundleBuilder` in the
+ * `@agent-runtime/engine-edge/bundle` entry).
  *
  * How the domain meets the bundle (see `BundleManifest` "Keys"):
  * - `validate(bytes)` (at `loadModule`): the bytes' `ModuleHash` must be a
@@ -26,7 +27,8 @@
  *   it generates no code), first creating an imported memory the runtime
  *   asks for (`InstantiateOptions.memory`, the budget as its maximum). `LinkError`/`TypeError` → `InstantiationError`,
  *   a trap in the start function → `Trap`, linear memory above the budget →
- *   `MemoryExceeded`.
+ *   `MemoryExceeded`. The instance (fuel, snapshots, error mapping, the
+ *   prepared-call path) is `@agent-runtime/engine-kit`'s `Instance`.
  *
  * Capabilities: no workers, no preemption (an isolate cannot interrupt its
  * own synchronous call: fuel is the CPU limit, and local workerd has no CPU
@@ -35,32 +37,13 @@
  *
  * @since 0.1.0
  */
-import {
-  CompileError,
-  type CompiledModule,
-  type EngineCapabilities,
-  InstantiationError,
-  MemoryExceeded,
-  type Trap,
-  WasmEngine,
-  type WasmEngineShape,
-  type WasmInstance
-} from "@agent-runtime/domain"
+import { CompileError, type CompiledModule, type EngineCapabilities, WasmEngine, type WasmEngineShape } from "@agent-runtime/domain"
+import { Instance } from "@agent-runtime/engine-kit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { BundleError } from "./BundleError.js"
-import { type BundleContents, type BundleRegistry, make as makeRegistry } from "./BundleRegistry.js"
-import * as EdgeInstance from "./EdgeInstance.js"
-import { codeDigest } from "./internal/digest.js"
-
-/** An imported memory the runtime asks the engine to create (`InstantiateOptions.memory`); sizes in pages of 64 KiB. */
-interface HostMemoryRequest {
-  readonly module: string
-  readonly name: string
-  readonly minPages: number
-  readonly maxPages: number
-  readonly shared: boolean
-}
+import type { BundleError } from "./bundle/BundleError.js"
+import { type BundleContents, type BundleRegistry, make as makeRegistry } from "./bundle/BundleRegistry.js"
+import { codeDigest } from "./bundle/internal/digest.js"
 
 /** What the edge engine can do. */
 export const capabilities: EngineCapabilities = {
@@ -107,39 +90,7 @@ export const make = (registry: BundleRegistry): WasmEngineShape => ({
       const compiled: CompiledModule = { hash, byteLength: bytes.byteLength, handle: found.compiled }
       return compiled
     }),
-  instantiate: (compiled, options) =>
-    Effect.suspend((): Effect.Effect<WasmInstance, InstantiationError | Trap | MemoryExceeded> => {
-      if (!(compiled.handle instanceof WebAssembly.Module)) {
-        return Effect.fail(new InstantiationError({ reason: "not a module of the edge engine's bundle" }))
-      }
-      let imports = options.imports as WebAssembly.Imports
-      let instance: WebAssembly.Instance
-      try {
-        // an imported memory the runtime did not provide: created here, capped at the budget (WebAssembly JS API §"Memory objects")
-        const m = (options as { readonly memory?: HostMemoryRequest | undefined }).memory
-        if (m !== undefined && (imports[m.module] as Record<string, unknown> | undefined)?.[m.name] === undefined) {
-          const memory = new WebAssembly.Memory({ initial: m.minPages, maximum: m.maxPages, shared: m.shared })
-          imports = { ...imports, [m.module]: { ...(imports[m.module] as object), [m.name]: memory } }
-        }
-        instance = new WebAssembly.Instance(compiled.handle, imports)
-      } catch (e) {
-        if (e instanceof WebAssembly.LinkError || e instanceof TypeError) {
-          return Effect.fail(new InstantiationError({ reason: e.message }))
-        }
-        if (e instanceof RangeError && /memory/i.test(e.message)) {
-          return Effect.fail(new InstantiationError({ reason: `cannot allocate linear memory: ${e.message}` }))
-        }
-        return Effect.fail(EdgeInstance.mapCallError("(start)", e))
-      }
-      const wasm = EdgeInstance.make(instance, imports)
-      return Effect.flatMap(wasm.memoryBytes, (bytes) =>
-        bytes > options.memoryLimit
-          ? Effect.andThen(
-            wasm.terminate,
-            Effect.fail(new MemoryExceeded({ agentId: options.agentId, used: bytes, limit: options.memoryLimit }))
-          )
-          : Effect.succeed(wasm))
-    })
+  instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, "not a module of the edge engine's bundle")
 })
 
 /** The edge `WasmEngine` layer over a registry already made. */

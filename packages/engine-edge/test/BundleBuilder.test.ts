@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { wat } from "@agent-runtime/test-support"
 import { createHash } from "node:crypto"
-import { BundleBuildError, BundleBuilder, BundleManifests, ManifestInvalid } from "../src/index.js"
+import { BundleBuildError, BundleBuilder, BundleManifests, ManifestInvalid } from "../src/bundle/index.js"
 import { input, MiB, standardBundle, verifier } from "./helpers.js"
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { BundleFileMissing, BundleMismatch, BundleRegistry, ManifestInvalid } from "../src/index.js"
+import { BundleFileMissing, BundleMismatch, BundleRegistry, ManifestInvalid } from "../src/bundle/index.js"
 import { install, standardBundle } from "./helpers.js"
 
 describe("BundleRegistry.make", () => {

@@ -16,7 +16,8 @@ import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type Bundle, type BundleContents, BundleRegistry, BundleVerifier, edgeReasonOf, EdgeEngine } from "../src/index.js"
+import { type Bundle, type BundleContents, BundleRegistry, BundleVerifier, edgeReasonOf } from "../src/bundle/index.js"
+import { EdgeEngine } from "../src/index.js"
 import { EMBEDDER_MESSAGE, forbidRuntimeCompile, install, MiB, standardBundle } from "./helpers.js"
 
 let bundle: Bundle

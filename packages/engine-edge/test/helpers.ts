@@ -9,7 +9,7 @@ import { type AgentName, readAgent } from "@agent-runtime/agents"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
-import { type Bundle, BundleBuilder, type BundleContents } from "../src/index.js"
+import { type Bundle, BundleBuilder, type BundleContents } from "../src/bundle/index.js"
 
 export const MiB = 1_048_576
 

@@ -26,8 +26,10 @@
  *   exit code; `proc_exit(0)` → normal return, `proc_exit(n)` → `Trap`
  *   "proc_exit(n)".
  *
- * Host imports stay on the host thread: a guest's call to one is proxied
- * synchronously from the worker (`CallChannel.ts`). Host functions may return
+ * The engine is engine-kit's `WorkerEngine` over `NodeWorkerHost` (workers)
+ * and `NodeWasi` (WASI); the protocol, channel, executor and pool are the
+ * kit's. Host imports stay on the host thread: a guest's call to one is
+ * proxied synchronously from the worker (engine-kit `CallChannel`). Host functions may return
  * numbers, bigints, booleans, `undefined` or arrays of them; only host
  * functions, numbers, bigints and shared `WebAssembly.Memory` objects can be
  * imported (a non-shared memory, a table or a `WebAssembly.Global` cannot
@@ -47,111 +49,33 @@
  *
  * @since 0.1.0
  */
-import {
-  type AgentId,
-  CompileError,
-  type CompiledModule,
-  type EngineCapabilities,
-  type EngineState,
-  FuelExhausted,
-  FunctionNotFound,
-  InstantiationError,
-  type InvokeOutcome,
-  MemoryExceeded,
-  type ModuleHash,
-  Timeout,
-  Trap,
-  WasmEngine,
-  type WasmEngineShape,
-  type WasmInstance,
-  type WasmValue
-} from "@agent-runtime/domain"
-import { FUEL_EXPORT } from "@agent-runtime/wasm-binary"
+import type { AgentId, EngineCapabilities, WasmEngineShape } from "@agent-runtime/domain"
+import { WasmEngine } from "@agent-runtime/domain"
+import { CallChannel, WorkerEngine, type WorkerEngineOptions, type WorkerEngineShape } from "@agent-runtime/engine-kit"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { existsSync } from "node:fs"
-import { createRequire } from "node:module"
-import { fileURLToPath } from "node:url"
-import { type ChannelKind, DEFAULT_CHANNEL_BYTES } from "./CallChannel.js"
-import {
-  type ErrorWire,
-  type ImportSpec,
-  OP_INVOKE,
-  OP_READ,
-  OP_RESTORE,
-  OP_SNAPSHOT,
-  OP_WRITE,
-  type StateWire,
-  type Tracking
-} from "./internal/Protocol.js"
-import { WASI_MODULE, type WasiFiles, WasiFileStore, type WasiOptions, type WasiOutput } from "./NodeWasi.js"
-import {
-  type AgentRecord,
-  type HostFn,
-  instantiateRequest,
-  type OpResult,
-  type PoolStats,
-  type WorkerEntry,
-  WorkerPool
-} from "./WorkerPool.js"
+import * as NodeWasi from "./NodeWasi.js"
+import * as NodeWorkerHost from "./NodeWorkerHost.js"
 
-/**
- * What happens to the other agents of a worker that is terminated (timeout)
- * or dies:
- * - `"snapshot"`: after every completed call (returned or trapped) the engine
- *   keeps the agent's state (linear memory pages that changed + exported
- *   mutable globals); the agent is re-instantiated on a fresh worker and
- *   restored from it — it continues exactly where its last call left it.
- * - `"restart"`: re-instantiated fresh (start function again, initial state).
- * - `"auto"` (default): `"snapshot"` while the agent's linear memory is at
- *   most `snapshotMaxBytes` (default 1 MiB); once it grows past that, its
- *   state is dropped and it is restarted instead, so big agents do not pay
- *   for a page comparison of their whole memory on every call.
- *
- * Only *exported* mutable globals are captured (as in every engine's
- * `snapshot`); the domain's hard-limits rewrite exports a module's internal
- * mutable globals, so its snapshots are complete. Until a module is rewritten,
- * state held in internal globals (an AssemblyScript counter's count, a heap
- * pointer) comes back at its initial value.
- *
- * Cost of tracking: the worker compares the agent's memory with a shadow copy
- * after each call (one `memcmp` per 64 KiB page) and sends the pages that
- * changed; the host keeps the agent's non-zero pages. Both copies are bounded
- * by `snapshotMaxBytes` per agent under `"auto"`, unbounded under `"snapshot"`.
- */
-export type RecoveryPolicy = "auto" | "snapshot" | "restart"
+export type { RecoveryPolicy } from "@agent-runtime/engine-kit"
 
-/** Settings of a Node engine. */
-export interface NodeEngineOptions {
-  /** Number of workers (default `os.availableParallelism()`; workers start lazily). */
+/** Settings of a Node engine (`maxThreads`, `channelBytes`, `recovery`, `snapshotMaxBytes`: `WorkerEngineOptions`). */
+export interface NodeEngineOptions extends WorkerEngineOptions {
+  /** Former name of `maxThreads` (used when `maxThreads` is not set). */
   readonly workers?: number | undefined
   /** Call path: `"shared"` (SharedArrayBuffer + Atomics, default) or `"message"` (postMessage per call). */
-  readonly channel?: ChannelKind | undefined
-  /** Payload region of a shared channel in bytes (default 256 KiB); larger messages go through a port. */
-  readonly channelBytes?: number | undefined
-  /** Recovery of a lost worker's other agents (default `"auto"`). */
-  readonly recovery?: RecoveryPolicy | undefined
-  /** `"auto"` recovery: largest linear memory (bytes) still snapshotted after each call (default 1 MiB). */
-  readonly snapshotMaxBytes?: number | undefined
+  readonly channel?: CallChannel.ChannelKind | undefined
   /** WASI settings (preopened directories per agent). */
-  readonly wasi?: WasiOptions | undefined
+  readonly wasi?: NodeWasi.WasiOptions | undefined
   /** The worker script (default: `NodeWorker.js` next to this file, or `NodeWorker.ts` bundled with esbuild from source). */
   readonly workerUrl?: string | URL | undefined
 }
 
 /** The Node engine: the `WasmEngine` port plus what only workers can offer. */
-export interface NodeEngineShape extends WasmEngineShape {
+export interface NodeEngineShape extends WorkerEngineShape {
   /** What a WASI agent wrote to stdout/stderr and its exit code (its latest instance); `undefined` if it has none. */
-  readonly output: (agentId: AgentId | string) => WasiOutput | undefined
-  /** Workers, their agents and how often each was replaced. */
-  readonly stats: () => PoolStats
-  /** The `threadId` of the worker running an instance, `undefined` when it has none (yet) or is not live. */
-  readonly threadOf: (instance: WasmInstance) => number | undefined
-  /** Fault injection: makes the worker running `instance` throw an uncaught error; its agents are recovered. */
-  readonly crashWorker: (instance: WasmInstance) => Effect.Effect<void>
-  /** Terminates every worker and removes WASI output files. Idempotent. */
-  readonly shutdown: Effect.Effect<void>
+  readonly output: (agentId: AgentId | string) => NodeWasi.WasiOutput | undefined
 }
 
 /** The Node engine's own service (the layer provides it next to `WasmEngine`). */
@@ -168,334 +92,24 @@ export const capabilities: EngineCapabilities = {
   snapshots: true
 }
 
-const MiB = 1024 * 1024
-
-// -- worker script ------------------------------------------------------------
-
-/** The structural part of esbuild's API this file uses (source mode only). */
-interface Esbuild {
-  readonly buildSync: (options: Record<string, unknown>) => { readonly outputFiles: ReadonlyArray<{ readonly text: string }> }
-}
-
-let bundled: string | undefined
-
-/**
- * The worker script: `NodeWorker.js` beside this module (a build), else — when
- * running from TypeScript sources (tests, `@agent-runtime/source`) — the
- * sources bundled once per process with esbuild and run as an eval worker.
- */
-const defaultEntry = (): WorkerEntry => {
-  const js = new URL("./NodeWorker.js", import.meta.url)
-  if (existsSync(js)) return { filename: js, eval: false }
-  if (bundled === undefined) {
-    const esbuild = createRequire(import.meta.url)("esbuild") as Esbuild
-    bundled = esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL("./NodeWorker.ts", import.meta.url))],
-      bundle: true,
-      format: "cjs",
-      platform: "node",
-      target: "node20",
-      write: false,
-      logLevel: "silent"
-    }).outputFiles[0]!.text
-  }
-  return { filename: bundled, eval: true }
-}
-
-// -- error mapping --------------------------------------------------------------
-
-const errorFrom = (agentId: string, error: ErrorWire): Trap | FunctionNotFound | FuelExhausted | MemoryExceeded => {
-  switch (error[0]) {
-    case "Trap":
-      return new Trap({ function: error[1], reason: error[2] })
-    case "FunctionNotFound":
-      return new FunctionNotFound({ function: error[1] })
-    case "FuelExhausted":
-      return new FuelExhausted({ function: error[1], fuel: error[2] })
-    case "Exit":
-      return new Trap({ function: error[1], reason: `proc_exit(${error[2]}): the program exited with code ${error[2]}` })
-    case "MemoryExceeded":
-      return new MemoryExceeded({ agentId, used: error[1], limit: error[2] })
-    case "InstantiationError":
-      return new Trap({ function: "(instantiate)", reason: error[1] })
-  }
-}
-
-/** An `OpResult` that is not `ok`, as a `Trap` of `fn` (operations without timeouts or fuel). */
-const trapFrom = (fn: string, agentId: string, result: Exclude<OpResult, { kind: "ok" }>): Effect.Effect<never, Trap> => {
-  switch (result.kind) {
-    case "error": {
-      const e = errorFrom(agentId, result.error)
-      return Effect.fail(e instanceof Trap ? e : new Trap({ function: fn, reason: e.message }))
-    }
-    case "gone":
-      return Effect.fail(new Trap({ function: fn, reason: `instance terminated (${result.reason})` }))
-    case "lost":
-      return Effect.fail(new Trap({ function: fn, reason: `the worker running the instance was lost: ${result.reason}` }))
-    case "timeout":
-      return Effect.fail(new Trap({ function: fn, reason: "timed out" }))
-    case "interrupted":
-      return Effect.interrupt
-  }
-}
-
-const wasmValueOk = (v: unknown): boolean => v === null || typeof v === "number" || typeof v === "bigint"
-
-const stateFromWire = (wire: StateWire): EngineState => {
-  const [memoryBytes, indexes, data, names, values] = wire
-  const globals: Record<string, number | bigint> = {}
-  names.forEach((name, i) => (globals[name] = values[i]!))
-  return { memoryBytes, pages: indexes.map((index, i) => ({ index, data: data[i]! })), globals }
-}
-
-const stateToWire = (state: EngineState): StateWire => [
-  state.memoryBytes,
-  state.pages.map((p) => p.index),
-  state.pages.map((p) => p.data),
-  Object.keys(state.globals),
-  Object.values(state.globals)
-]
-
-// -- the engine -----------------------------------------------------------------
-
 /** Builds a Node engine. Call `shutdown` when done (the layers do). */
 export const make = (options: NodeEngineOptions = {}): NodeEngineShape => {
-  const recovery = options.recovery ?? "auto"
-  const tracking: Tracking = recovery === "restart"
-    ? [0, 0]
-    : recovery === "snapshot"
-    ? [1, 0]
-    : [2, options.snapshotMaxBytes ?? MiB]
-  const files = new WasiFileStore()
-  const outputs = new Map<string, WasiFiles>()
-  const entry = options.workerUrl === undefined
-    ? defaultEntry
-    : (): WorkerEntry => ({ filename: options.workerUrl!, eval: false })
-  const pool = new WorkerPool({
-    size: options.workers ?? WorkerPool.defaultSize(),
-    channel: options.channel ?? "shared",
-    channelBytes: options.channelBytes ?? DEFAULT_CHANNEL_BYTES,
-    entry,
-    fuelExport: FUEL_EXPORT,
-    release: (record) => {
-      if (record.wasiFiles !== undefined) files.close(record.wasiFiles)
-    }
-  })
-  const recordOf = new WeakMap<WasmInstance, AgentRecord>()
-  let shutdown: Promise<void> | undefined
-
-  const call = (record: AgentRecord, request: unknown, timeoutMs?: number) =>
-    Effect.promise((signal) => record.slot.call(record, request, timeoutMs, signal))
-
-  const makeInstance = (record: AgentRecord): WasmInstance => {
-    const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
-      Effect.suspend(() => {
-        for (let i = 0; i < args.length; i++) {
-          if (!wasmValueOk(args[i])) {
-            return Effect.fail(
-              new Trap({ function: fn, reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker` })
-            )
-          }
-        }
-        const fuel = invokeOptions?.fuel
-        const timeoutMs = invokeOptions?.timeoutMs
-        return Effect.flatMap(
-          call(record, [OP_INVOKE, record.id, fn, args, fuel ?? null], timeoutMs),
-          (result): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
-            switch (result.kind) {
-              case "ok": {
-                const outcome: InvokeOutcome = result.fuelRemaining === null
-                  ? { results: result.value as Array<WasmValue>, memoryBytes: result.memoryBytes }
-                  : { results: result.value as Array<WasmValue>, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
-                return Effect.succeed(outcome)
-              }
-              case "error":
-                // proc_exit(0) is a normal end of a WASI program
-                if (result.error[0] === "Exit" && result.error[2] === 0) {
-                  return Effect.succeed({ results: [], memoryBytes: result.memoryBytes })
-                }
-                return Effect.fail(errorFrom(record.agentId, result.error))
-              case "timeout":
-                return Effect.fail(new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 }))
-              default:
-                return trapFrom(fn, record.agentId, result)
-            }
-          }
-        )
-      })
-
-    const instance: WasmInstance = {
-      invoke,
-      memoryBytes: Effect.sync(() => record.memoryBytes),
-      readMemory: (offset, length) =>
-        Effect.flatMap(call(record, [OP_READ, record.id, offset, length]), (r) =>
-          r.kind === "ok" ? Effect.succeed(r.value as Uint8Array) : trapFrom("readMemory", record.agentId, r)),
-      writeMemory: (offset, bytes) =>
-        Effect.flatMap(call(record, [OP_WRITE, record.id, offset, bytes]), (r) =>
-          r.kind === "ok" ? Effect.void : trapFrom("writeMemory", record.agentId, r)),
-      snapshot: Effect.flatMap(call(record, [OP_SNAPSHOT, record.id]), (r) =>
-        r.kind === "ok" ? Effect.succeed(stateFromWire(r.value as StateWire)) : trapFrom("snapshot", record.agentId, r)),
-      restore: (state) =>
-        Effect.flatMap(
-          call(record, [OP_RESTORE, record.id, stateToWire(state)]),
-          (r): Effect.Effect<void, Trap | MemoryExceeded> => {
-            if (r.kind === "ok") return Effect.void
-            if (r.kind === "error" && r.error[0] === "MemoryExceeded") {
-              return Effect.fail(new MemoryExceeded({ agentId: record.agentId, used: r.error[1], limit: r.error[2] }))
-            }
-            return trapFrom("restore", record.agentId, r)
-          }
-        ),
-      terminate: Effect.sync(() => pool.drop(record, "terminated by the host"))
-    }
-    recordOf.set(instance, record)
-    return instance
-  }
-
-  /** The import specs for the worker (only what the module imports), and the host functions they index. */
-  const importsFor = (
-    module: WebAssembly.Module,
-    imports: Readonly<Record<string, Readonly<Record<string, unknown>>>>
-  ): { specs: Array<ImportSpec>; hostFunctions: Array<HostFn>; wasi: boolean } | InstantiationError => {
-    const specs: Array<ImportSpec> = []
-    const hostFunctions: Array<HostFn> = []
-    let wasi = false
-    for (const imp of WebAssembly.Module.imports(module)) {
-      const ns = imports[imp.module]
-      if (imp.module === WASI_MODULE && ns === undefined) {
-        wasi = true
-        continue
-      }
-      if (ns === undefined || !(imp.name in ns)) continue // the worker's instantiation reports the LinkError
-      const value = ns[imp.name]
-      if (typeof value === "function") {
-        specs.push([imp.module, imp.name, 0, hostFunctions.push(value as HostFn) - 1])
-      } else if (
-        value === undefined || value === null || typeof value === "number" || typeof value === "bigint" ||
-        typeof value === "string" || typeof value === "boolean" ||
-        (value instanceof WebAssembly.Memory && value.buffer instanceof SharedArrayBuffer)
-      ) {
-        specs.push([imp.module, imp.name, 1, value])
-      } else {
-        const what = value instanceof WebAssembly.Memory
-          ? "a non-shared WebAssembly.Memory"
-          : value instanceof WebAssembly.Table
-          ? "a WebAssembly.Table"
-          : value instanceof WebAssembly.Global
-          ? "a WebAssembly.Global (pass its value instead)"
-          : `a ${typeof value}`
-        return new InstantiationError({
-          reason: `import ${imp.module}.${imp.name}: ${what} cannot be shared with a worker (the node engine accepts host functions, numbers, bigints and shared memories)`
-        })
-      }
-    }
-    return { specs, hostFunctions, wasi }
-  }
-
-  const instantiate: WasmEngineShape["instantiate"] = (compiled, instantiateOptions) =>
-    Effect.suspend(() => {
-      const module = compiled.handle
-      if (!(module instanceof WebAssembly.Module)) {
-        return Effect.fail(new InstantiationError({ reason: "not a module compiled by the node engine" }))
-      }
-      if (pool.closed) return Effect.fail(new InstantiationError({ reason: "the engine was shut down" }))
-      const resolved = importsFor(module, instantiateOptions.imports as Record<string, Record<string, unknown>>)
-      const m = instantiateOptions.memory
-      if (!(resolved instanceof InstantiationError) && m !== undefined && !resolved.specs.some((x) => x[0] === m.module && x[1] === m.name)) {
-        resolved.specs.push([m.module, m.name, 2, { initial: m.minPages, maximum: m.maxPages, shared: m.shared }])
-      }
-      if (resolved instanceof InstantiationError) return Effect.fail(resolved)
-      const agentId = instantiateOptions.agentId as string
-      const wasiFiles = resolved.wasi ? files.open() : undefined
-      if (wasiFiles !== undefined) outputs.set(agentId, wasiFiles)
-      const preopens = resolved.wasi ? options.wasi?.preopens?.(agentId) : undefined
-      const record: AgentRecord = {
-        id: pool.nextRecordId(),
-        agentId,
-        module,
-        imports: resolved.specs,
-        hostFunctions: resolved.hostFunctions,
-        wasi: wasiFiles === undefined
-          ? null
-          : [agentId, wasiFiles.stdin, wasiFiles.stdout, wasiFiles.stderr, Object.entries(preopens ?? {})],
-        wasiFiles,
-        instantiateTimeoutMs: instantiateOptions.timeoutMs,
-        tracking,
-        slot: pool.assign(),
-        status: "live",
-        reason: "",
-        memoryBytes: 0,
-        kept: undefined
-      }
-      pool.register(record)
-      const timeoutMs = instantiateOptions.timeoutMs
-      return Effect.flatMap(
-        call(record, instantiateRequest(record), timeoutMs),
-        (result): Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | MemoryExceeded> => {
-          const discard = () => {
-            pool.retire(record, "terminated", "instantiation failed")
-            if (wasiFiles !== undefined) files.close(wasiFiles)
-          }
-          switch (result.kind) {
-            case "ok": {
-              const instance = makeInstance(record)
-              if (result.memoryBytes > instantiateOptions.memoryLimit) {
-                pool.drop(record, "initial memory above the budget")
-                return Effect.fail(
-                  new MemoryExceeded({ agentId, used: result.memoryBytes, limit: instantiateOptions.memoryLimit })
-                )
-              }
-              return Effect.succeed(instance)
-            }
-            case "error": {
-              discard()
-              const error = result.error
-              if (error[0] === "InstantiationError") return Effect.fail(new InstantiationError({ reason: error[1] }))
-              const mapped = errorFrom(agentId, error)
-              return Effect.fail(mapped instanceof Trap ? mapped : new Trap({ function: "(start)", reason: mapped.message }))
-            }
-            case "timeout":
-              return Effect.fail(new Timeout({ function: "(start)", timeoutMs: timeoutMs ?? 0 }))
-            case "lost":
-            case "gone":
-              discard()
-              return Effect.fail(new InstantiationError({ reason: `the worker was lost: ${result.reason}` }))
-            case "interrupted":
-              discard()
-              return Effect.interrupt
-          }
-        }
-      )
-    })
-
-  return {
+  const wasi = NodeWasi.makeHost(options.wasi)
+  const engine = WorkerEngine.make<NodeWasi.WasiSpec>({
+    ...options,
+    maxThreads: options.maxThreads ?? options.workers,
     platform: "Node",
     capabilities,
-    compile: (bytes: Uint8Array, hash: ModuleHash) =>
-      Effect.tryPromise({
-        try: () => WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
-        catch: (e) => new CompileError({ reason: e instanceof Error ? e.message : String(e) })
-      }).pipe(Effect.map((module): CompiledModule => ({ hash, byteLength: bytes.byteLength, handle: module }))),
-    instantiate,
-    output: (agentId) => {
-      const f = outputs.get(agentId as string)
-      return f === undefined ? undefined : files.read(f)
-    },
-    stats: () => pool.stats(),
-    threadOf: (instance) => {
-      const record = recordOf.get(instance)
-      return record === undefined || record.status !== "live" ? undefined : record.slot.worker?.threadId
-    },
-    crashWorker: (instance) =>
-      Effect.promise(() => {
-        const record = recordOf.get(instance)
-        return record === undefined ? Promise.resolve() : record.slot.crash()
-      }),
-    shutdown: Effect.promise(() =>
-      (shutdown ??= pool.close().finally(() => {
-        files.dispose()
-      }))
-    )
+    name: "the node engine",
+    host: NodeWorkerHost.make(options.workerUrl),
+    transport: options.channel ?? "shared",
+    wasi: wasi.host
+  })
+  let shutdown: Promise<void> | undefined
+  return {
+    ...engine,
+    output: (agentId) => wasi.output(agentId as string),
+    shutdown: Effect.promise(() => (shutdown ??= Effect.runPromise(engine.shutdown).finally(wasi.dispose)))
   }
 }
 

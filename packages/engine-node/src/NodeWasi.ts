@@ -30,10 +30,19 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { WasiSpec } from "./internal/Protocol.js"
+import { type WasiHost, type WasiSession, WorkerEngine } from "@agent-runtime/engine-kit"
 
 /** The WASI import namespace (WASI preview1). */
-export const WASI_MODULE = "wasi_snapshot_preview1"
+export const WASI_MODULE = WorkerEngine.WASI_MODULE
+
+/** WASI setup sent with an instantiate request: `[programName, stdinFd, stdoutFd, stderrFd, preopens: [guest, host][]]`. */
+export type WasiSpec = readonly [
+  name: string,
+  stdin: number,
+  stdout: number,
+  stderr: number,
+  preopens: ReadonlyArray<readonly [string, string]>
+]
 
 /** WASI settings of a Node engine. */
 export interface WasiOptions {
@@ -83,15 +92,13 @@ export const suppressWasiWarning = (): void => {
   process.emitWarning = filtered as typeof process.emitWarning
 }
 
-/** The WASI imports of one instance, and how to bind its memory. */
-export interface WasiBinding {
-  readonly imports: Record<string, unknown>
-  /** Binds the instance's exported memory (call once, after instantiation). */
-  readonly bind: (memory: WebAssembly.Memory) => void
-}
+const EMPTY = new Uint8Array(0)
 
-/** Creates the WASI instance for one agent instance (worker side). */
-export const createWasi = (spec: WasiSpec): WasiBinding => {
+/**
+ * Creates the WASI instance for one agent instance (worker side). Output goes
+ * straight to the instance's files; a reply carries only the exit code.
+ */
+export const createWasi = (spec: WasiSpec): WasiSession => {
   const { WASI } = process.getBuiltinModule("node:wasi")
   const [name, stdin, stdout, stderr, preopens] = spec
   const wasi = new WASI({
@@ -110,12 +117,25 @@ export const createWasi = (spec: WasiSpec): WasiBinding => {
       throw new ProcExit(code)
     }
   }
+  let exitCode: number | null = null
   return {
     imports,
     // `initialize` binds `exports.memory`; this object has no `_initialize`, so it runs nothing
-    bind: (memory) => wasi.initialize({ exports: { memory } } as unknown as object)
+    bind: (memory) => wasi.initialize({ exports: { memory } } as unknown as object),
+    exited: (code) => {
+      exitCode = code
+    },
+    drain: () => {
+      if (exitCode === null) return null
+      const code = exitCode
+      exitCode = null
+      return [EMPTY, EMPTY, code]
+    }
   }
 }
+
+/** The `proc_exit` code of a `ProcExit`, else `undefined`. */
+export const exitCode = (e: unknown): number | undefined => (e instanceof ProcExit ? e.code : undefined)
 
 // -- host side ----------------------------------------------------------------
 
@@ -126,7 +146,7 @@ export interface WasiFiles {
   readonly stderr: number
   readonly stdoutPath: string
   readonly stderrPath: string
-  /** Set by the engine when the guest calls `proc_exit`. */
+  /** Set when the guest calls `proc_exit`. */
   exitCode: number | undefined
   closed: boolean
 }
@@ -187,5 +207,40 @@ export class WasiFileStore {
     this.stdin = undefined
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
     this.dir = undefined
+  }
+}
+
+/**
+ * The engine's WASI host: a file store, each agent's latest files by agent
+ * id (`output`), the setup for the worker (`preopens` from the options).
+ */
+export const makeHost = (options: WasiOptions | undefined) => {
+  const files = new WasiFileStore()
+  const outputs = new Map<string, WasiFiles>()
+  const host: WasiHost<WasiSpec> = {
+    open: (agentId) => {
+      const f = files.open()
+      outputs.set(agentId, f)
+      const preopens = options?.preopens?.(agentId)
+      return {
+        spec: [agentId, f.stdin, f.stdout, f.stderr, Object.entries(preopens ?? {})],
+        handle: {
+          onOutput: (output) => {
+            if (output !== null && output[2] !== null) f.exitCode = output[2]
+          },
+          release: () => files.close(f)
+        }
+      }
+    }
+  }
+  return {
+    host,
+    /** What an agent's latest instance wrote, and its exit code. */
+    output: (agentId: string): WasiOutput | undefined => {
+      const f = outputs.get(agentId)
+      return f === undefined ? undefined : files.read(f)
+    },
+    /** Closes every file and removes the directory. */
+    dispose: () => files.dispose()
   }
 }

@@ -28,6 +28,7 @@ import { ByteWriter } from "./internal/ByteWriter.js"
 import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } from "./internal/Sections.js"
 import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX } from "./HiddenExports.js"
 import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "./Instructions.js"
+import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
 
@@ -102,8 +103,21 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  * latest call, entry or `unreachable`): consumption is exact for calls that
  * return or run out of fuel, approximate for other traps.
  *
+ * Contract: the rewrite is never applied to a module that does not
+ * validate. The input must pass `readModule` and, where a `WebAssembly`
+ * global exists, `WebAssembly.validate`; the output is checked with
+ * `WebAssembly.validate` too, so the output validates iff the input does.
+ * The rewriter's own bookkeeping refuses too, without a validator: the fuel
+ * local and global are appended after every index the module can name, so
+ * a body whose `local.get/set/tee` names an index ≥ its parameters + locals,
+ * or whose `global.get/set` names an index ≥ the module's globals (imports
+ * included), is refused (`kind: "invalid"`, `"unknown local N"` / `"unknown
+ * global N"`) — such a module would otherwise become a valid one that
+ * refills its own fuel.
+ *
  * Fails with a `WasmBinaryError` on malformed bytes, an illegal opcode (an
- * instruction Node 20 does not have), a module that already exports a name
+ * instruction Node 20 does not have), an invalid module (see the contract
+ * above; `kind: "invalid"`), a module that already exports a name
  * starting with `HIDDEN_EXPORT_PREFIX` (e.g. one already rewritten), a
  * function with 50 000 locals already (V8's limit leaves no room for the
  * counter), or a `costs` function returning something other than a
@@ -118,6 +132,16 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  * }
  */
 export const instrumentFuel = (
+  bytes: Uint8Array,
+  options: FuelOptions = {}
+): ReadResult<Uint8Array<ArrayBuffer>> => {
+  const input = checkInput(bytes)
+  if (!input.ok) return input
+  return checkOutput(instrumentFuelOf(bytes, options), (b) => b)
+}
+
+/** `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. @internal */
+export const instrumentFuelOf = (
   bytes: Uint8Array,
   options: FuelOptions = {}
 ): ReadResult<Uint8Array<ArrayBuffer>> => {
@@ -305,6 +329,11 @@ const RETURN_CALL = 0x12
 const RETURN_CALL_INDIRECT = 0x13
 const DELEGATE = 0x18
 const CATCH_ALL = 0x19
+const LOCAL_GET = 0x20
+const LOCAL_SET = 0x21
+const LOCAL_TEE = 0x22
+const GLOBAL_GET = 0x23
+const GLOBAL_SET = 0x24
 
 /** What goes before an instruction inside a basic block. */
 const FLUSH = 1 // store the fuel local to the global (before calls, throws, traps)
@@ -329,7 +358,7 @@ const rewriteCode = (
     const at = c.offset
     const size = c.u32()
     const r = c.sub(size, "unexpected end of section or function", "unexpected end of section or function", at)
-    rewriteBody(bytes, r, body, global, paramsOf(i, at), imm, costOf)
+    rewriteBody(bytes, r, body, global, fuelGlobal, paramsOf(i, at), imm, costOf)
     w.u32(body.size).bytes(body.view())
     c.offset = r.end
   }
@@ -348,6 +377,7 @@ const rewriteBody = (
   r: ByteReader,
   out: ByteWriter,
   global: Uint8Array,
+  fuelGlobal: number,
   params: number,
   imm: Immediates,
   costOf: (op: Opcode) => number
@@ -512,6 +542,19 @@ const rewriteBody = (
         segCost += cost
         endBlock(r.offset)
         segLoad = true
+        break
+      case LOCAL_GET:
+      case LOCAL_SET:
+      case LOCAL_TEE:
+        // The fuel local is `fuelLocal`: an index at or past it would alias the counter.
+        if (imm.index >= fuelLocal) r.invalid(`unknown local ${imm.index}`, at)
+        segCost += cost
+        break
+      case GLOBAL_GET:
+      case GLOBAL_SET:
+        // The fuel global is `fuelGlobal`: an index at or past it would alias the counter.
+        if (imm.index >= fuelGlobal) r.invalid(`unknown global ${imm.index}`, at)
+        segCost += cost
         break
       default:
         segCost += cost

@@ -5,8 +5,11 @@
  * instructions, reference types, multi-value block types, fixed-width SIMD
  * (`0xFD`), threads/atomics (`0xFE`), tail calls and the legacy
  * exception-handling encoding (`try`/`catch`/`catch_all`/`delegate`/`throw`/
- * `rethrow`). Relaxed SIMD, GC, typed function references and the exnref
- * encoding are not in Node 20: their opcodes are an "illegal opcode" error.
+ * `rethrow`). Relaxed SIMD, GC, typed function references, the exnref
+ * encoding and multiple memories are not in Node 20: their opcodes (and
+ * value types, heap types, memarg memory indices) are an "illegal opcode …"
+ * error of `kind: "unsupported"` naming the feature; other unknown opcodes
+ * are `kind: "malformed"`.
  *
  * The decoder checks the encoding (opcodes, immediates' LEB128 forms, block
  * nesting, that a body ends with the `end` closing the function exactly at
@@ -22,6 +25,7 @@ import { ByteReader } from "./internal/ByteReader.js"
 import { ATOMIC, Imm, MISC, Prefix, SIMD, SINGLE, allOpcodes, opcodeInfo } from "./internal/Opcodes.js"
 import { nextSection, readPreamble, SectionId } from "./internal/Sections.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
+import { type UnsupportedFeature, WasmBinaryError } from "./WasmBinaryError.js"
 
 /** An instruction opcode: the byte, or `prefix * 0x10000 + subopcode` for `0xFC`/`0xFD`/`0xFE` instructions. */
 export type Opcode = number
@@ -125,18 +129,50 @@ export class Immediates {
   labels: Array<number> = []
   /** Number of entries of `labels` in use. */
   labelCount = 0
+  /** The (first) index immediate: local, global, function, type, table, memory, data, elem, tag. */
+  index = 0
 }
+
+/**
+ * One-byte opcodes of features Node 20 does not run, by opcode: typed
+ * function references / GC (`call_ref` 0x14, `return_call_ref` 0x15,
+ * `ref.eq` 0xd3, `ref.as_non_null` 0xd4, `br_on_null` 0xd5,
+ * `br_on_non_null` 0xd6, the `0xfb` prefix) and the final exception
+ * handling encoding (`throw_ref` 0x0a, `try_table` 0x1f).
+ */
+const UNSUPPORTED_SINGLE: ReadonlyArray<UnsupportedFeature | undefined> = (() => {
+  const t: Array<UnsupportedFeature | undefined> = []
+  for (const op of [0x14, 0x15, 0xd3, 0xd4, 0xd5, 0xd6, 0xfb]) t[op] = "gc"
+  for (const op of [0x0a, 0x1f]) t[op] = "exception handling (exnref)"
+  return t
+})()
+
+/**
+ * The feature of a value-type byte Node 20 does not know: `ref` (0x64),
+ * `ref null` (0x63) and the GC abstract reference types (0x65–0x6e,
+ * 0x71–0x73) are GC; `exnref` (0x69) and `nullexnref` (0x74) are the final
+ * exception handling. Undefined for every other byte.
+ *
+ * @internal
+ */
+export const unsupportedValueType = (b: number): UnsupportedFeature | undefined =>
+  b === 0x69 || b === 0x74 ? "exception handling (exnref)" : (b >= 0x63 && b <= 0x6e) || (b >= 0x71 && b <= 0x73) ? "gc" : undefined
+
+/** Throws the unsupported error of value-type byte `b` at `r.offset`. @internal */
+export const unsupportedType = (r: ByteReader, b: number): never =>
+  r.unsupported(unsupportedValueType(b) as UnsupportedFeature, `value type ${fmt(b)}`)
 
 const fmt = (n: number): string => `0x${n.toString(16).padStart(2, "0")}`
 
 /** Reads a memarg (§5.4.6): align (bit 6 set: a memory index follows, multi-memory), then a u64 offset. */
 const memarg = (r: ByteReader): void => {
+  const at = r.offset
   const align = r.u32()
   if (align >= 0x40) {
-    if (align >= 0x80) r.fail("malformed memop flags")
-    r.u32()
+    if (align >= 0x80) r.fail("malformed memop flags", at)
+    r.unsupported("multi-memory", "memory index in a memarg", at)
   }
-  r.u64()
+  r.skipU64()
 }
 
 /**
@@ -155,14 +191,22 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
     const sub = r.u32()
     const info = first === Prefix.misc ? MISC[sub] : first === Prefix.simd ? SIMD[sub] : ATOMIC[sub]
     if (info === undefined) {
-      const relaxed = first === Prefix.simd && sub >= 0x100 && sub <= 0x113 ? " (relaxed SIMD is not in Node 20)" : ""
-      r.fail(`illegal opcode ${fmt(first)} ${fmt(sub)}${relaxed}`, at)
+      if (first === Prefix.simd && sub >= 0x100 && sub <= 0x113) {
+        throw new WasmBinaryError(at, `illegal opcode ${fmt(first)} ${fmt(sub)} (relaxed SIMD is not in Node 20)`, "unsupported", "relaxed SIMD")
+      }
+      r.fail(`illegal opcode ${fmt(first)} ${fmt(sub)}`, at)
     }
     opcode = first * 0x10000 + sub
     kind = info.imm
   } else {
     const info = SINGLE[first]
-    if (info === undefined) r.fail(`illegal opcode ${fmt(first)}`, at)
+    if (info === undefined) {
+      const feature = UNSUPPORTED_SINGLE[first]
+      if (feature !== undefined) {
+        throw new WasmBinaryError(at, `illegal opcode ${fmt(first)} (${feature} is not in Node 20)`, "unsupported", feature)
+      }
+      r.fail(`illegal opcode ${fmt(first)}`, at)
+    }
     kind = info.imm
   }
   switch (kind) {
@@ -171,6 +215,7 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
     case Imm.blockType: {
       const b = r.peek()
       if (b === 0x40 || isValueType(b)) r.offset++
+      else if (unsupportedValueType(b) !== undefined) unsupportedType(r, b)
       else {
         const start = r.offset
         if (r.s33() < 0) r.fail("malformed block type", start)
@@ -190,10 +235,10 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
       break
     }
     case Imm.index:
-      r.u32()
+      imm.index = r.u32()
       break
     case Imm.index2:
-      r.u32()
+      imm.index = r.u32()
       r.u32()
       break
     case Imm.memarg:
@@ -207,7 +252,7 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
       r.s32()
       break
     case Imm.i64:
-      r.s64()
+      r.skipS64()
       break
     case Imm.f32:
       r.skip(4)
@@ -226,13 +271,25 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
       const n = r.u32()
       for (let i = 0; i < n; i++) {
         const t = r.offset
-        if (!isValueType(r.u8())) r.fail("malformed value type", t)
+        const b = r.u8()
+        if (!isValueType(b)) {
+          r.offset = t
+          if (unsupportedValueType(b) !== undefined) unsupportedType(r, b)
+          r.fail("malformed value type", t)
+        }
       }
       break
     }
-    case Imm.heapType:
-      r.s33()
+    case Imm.heapType: {
+      const t = r.offset
+      const h = r.s33()
+      // func (0x70) and extern (0x6f) only; every other heap type is GC or exnref
+      if (h !== -0x10 && h !== -0x11) {
+        const feature = h === -0x17 || h === -0x0c ? "exception handling (exnref)" : "gc"
+        throw new WasmBinaryError(t, `heap type ${h >= 0 ? `type ${h}` : fmt(h & 0x7f)} (${feature} is not in Node 20)`, "unsupported", feature)
+      }
       break
+    }
   }
   return opcode
 }
@@ -253,7 +310,11 @@ export const readLocals = (r: ByteReader): Array<LocalDeclaration> => {
     if (total > 0xffffffff) r.fail("too many locals", at)
     const t = r.offset
     const type = r.u8()
-    if (!isValueType(type)) r.fail("malformed value type", t)
+    if (!isValueType(type)) {
+      r.offset = t
+      if (unsupportedValueType(type) !== undefined) unsupportedType(r, type)
+      r.fail("malformed value type", t)
+    }
     out.push({ count, type })
   }
   return out

@@ -14,7 +14,8 @@
  * @since 0.1.0
  */
 import { attempt, fail, succeed, type ReadResult } from "./ReadResult.js"
-import { MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES, readModule } from "./ModuleReader.js"
+import { MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES } from "./ModuleReader.js"
+import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import type { ModuleInfo } from "./Types.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
 import { ByteReader } from "./internal/ByteReader.js"
@@ -77,8 +78,14 @@ const noMemory: MemoryCapInfo = {
  * for memory64) is clamped to it. An imported memory is reported (see
  * `MemoryCapInfo`) and the bytes are returned unchanged.
  *
+ * Contract: the rewrite is never applied to a module that does not
+ * validate (where a `WebAssembly` global exists, `WebAssembly.validate`
+ * checks the input, and the output too): the output validates iff the
+ * input does.
+ *
  * Fails with a `WasmBinaryError` when:
- * - the module is malformed (anything `readModule` rejects);
+ * - the module is malformed, invalid or unsupported (anything `readModule`
+ *   or `WebAssembly.validate` rejects; memory64 and multi-memory included);
  * - `maxPages` is not a non-negative safe integer (`"invalid memory cap"`, offset 0);
  * - the initial size is above the cap: `"initial memory N pages exceeds the cap
  *   M pages"` at the offset of the memory type (also for an imported memory,
@@ -91,9 +98,9 @@ const noMemory: MemoryCapInfo = {
  * if (r.ok && r.value.memory.kind === "imported") new WebAssembly.Memory({ initial: r.value.memory.minPages, maximum: r.value.memory.maxPages! })
  */
 export const capMemory = (bytes: Uint8Array, maxPages: number): ReadResult<CappedModule> => {
-  const read = readModule(bytes)
+  const read = checkInput(bytes)
   if (!read.ok) return read
-  return capMemoryOf(bytes, read.value, maxPages)
+  return checkOutput(capMemoryOf(bytes, read.value, maxPages), (m) => m.bytes)
 }
 
 /** `capMemory` for a module already read by `readModule`. @internal */

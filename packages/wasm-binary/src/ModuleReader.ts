@@ -8,10 +8,21 @@
  * expressions, local counts); it does not validate instruction sequences in
  * function bodies.
  *
- * Accepts everything Node 20's V8 ships: MVP, sign extension, saturating
- * float-to-int, bulk memory, reference types, multi-value, SIMD (`v128`),
- * threads (shared memories), tail calls, legacy exception handling (tag
- * section 13), memory64 limits, extended constant expressions.
+ * Function bodies are decoded instruction by instruction (opcodes, the
+ * LEB128 forms of immediates, block nesting; no allocation per
+ * instruction); `local.*` and `global.*` indices are checked against the
+ * function's locals and the module's globals, and `memory.init` /
+ * `data.drop` need a data count section (§5.5.15).
+ *
+ * Accepts everything Node 20's V8 (11.3) ships: MVP, sign extension,
+ * saturating float-to-int, bulk memory, reference types, multi-value, SIMD
+ * (`v128`), threads (shared memories), tail calls, legacy exception handling
+ * (tag section 13). Refuses, as `kind: "unsupported"` naming the feature,
+ * what V8 11.3 cannot run: memory64 (and table64) limits, extended constant
+ * expressions (both decodable on request, see `ReadOptions`), GC and typed
+ * function references (types, value types, opcodes), the final exception
+ * handling encoding (`exnref`, `try_table`, `throw_ref`), relaxed SIMD and
+ * multiple memories.
  *
  * @since 0.1.0
  */
@@ -32,6 +43,18 @@ import type {
   TagType,
   ValueType
 } from "./Types.js"
+import { decodeInstruction, Immediates, opensBlock, unsupportedType, unsupportedValueType } from "./Instructions.js"
+import { Imm, SINGLE_IMM } from "./internal/Opcodes.js"
+
+const IMM_NONE: number = Imm.none
+const IMM_INDEX: number = Imm.index
+const IMM_I32: number = Imm.i32
+const IMM_LABEL: number = Imm.label
+const IMM_MEMARG: number = Imm.memarg
+const IMM_BLOCK_TYPE: number = Imm.blockType
+
+/** A one-byte block type: empty (0x40) or a value type Node 20 knows. */
+const isShortBlockType = (b: number): boolean => b === 0x40 || (b >= 0x7b && b <= 0x7f) || b === 0x70 || b === 0x6f
 import { ByteReader } from "./internal/ByteReader.js"
 import { nextSection, readPreamble, sectionName, sectionRank, SectionId, sectionReader } from "./internal/Sections.js"
 
@@ -55,12 +78,32 @@ const VALUE_TYPES: Readonly<Record<number, ValueType>> = {
 const EXTERN_KINDS = ["function", "table", "memory", "global", "tag"] as const
 type ExternKind = (typeof EXTERN_KINDS)[number]
 
+/**
+ * Decoding options of `readModule`: features Node 20 cannot run that the
+ * reader can still decode, for tools that inspect such modules. Default:
+ * refused as `kind: "unsupported"`.
+ */
+export interface ReadOptions {
+  /** Decode memory64 limits (flag bit 2, u64 sizes; `MemoryType.memory64`). */
+  readonly memory64?: boolean
+  /** Decode extended constant expressions (`i32/i64.add/sub/mul`). */
+  readonly extendedConst?: boolean
+}
+
+/** Fails on byte `b` at `at`: unsupported when it is a GC / exnref type, else malformed with `reason`. */
+const badType = (r: ByteReader, b: number, at: number, reason: string): never => {
+  r.offset = at
+  if (unsupportedValueType(b) !== undefined) unsupportedType(r, b)
+  return r.fail(reason, at)
+}
+
 /** A value type (§5.3.4). */
 const valueType = (r: ByteReader): ValueType => {
   const at = r.offset
-  const t = VALUE_TYPES[r.u8()]
-  if (t === undefined) r.fail("malformed value type", at)
-  return t
+  const b = r.u8()
+  const t = VALUE_TYPES[b]
+  if (t === undefined) badType(r, b, at, "malformed value type")
+  return t as ValueType
 }
 
 /** A reference type (§5.3.3). */
@@ -69,13 +112,17 @@ const refType = (r: ByteReader): RefType => {
   const b = r.u8()
   if (b === 0x70) return "funcref"
   if (b === 0x6f) return "externref"
-  return r.fail("malformed reference type", at)
+  return badType(r, b, at, "malformed reference type")
 }
 
 /** A function type (§5.3.6): `0x60 vec(valtype) vec(valtype)`. */
 const funcType = (r: ByteReader): FuncType => {
   const at = r.offset
   const form = r.u8()
+  // rec (0x4e), sub (0x50), sub final (0x4f), struct (0x5f), array (0x5e): GC proposal
+  if (form === 0x4e || form === 0x4f || form === 0x50 || form === 0x5e || form === 0x5f) {
+    r.unsupported("gc", `composite type form 0x${form.toString(16)}`, at)
+  }
   if (form !== 0x60) r.fail(`malformed function type form 0x${form.toString(16).padStart(2, "0")}`, at)
   const params = r.vec(valueType)
   const results = r.vec(valueType)
@@ -87,11 +134,12 @@ const tableType = (r: ByteReader): TableType => {
   const elementType = refType(r)
   const at = r.offset
   const flags = r.u8()
+  if (flags === 0x04 || flags === 0x05) r.unsupported("memory64", "64-bit table limits", at)
   if (flags > 0x01) r.fail("malformed limits flags", at)
   const min = r.u32()
   const maxAt = r.offset
   const max = flags === 0x01 ? r.u32() : undefined
-  if (max !== undefined && min > max) r.fail("size minimum must not be greater than maximum", maxAt)
+  if (max !== undefined && min > max) r.invalid("size minimum must not be greater than maximum", maxAt)
   return { elementType, min, max }
 }
 
@@ -99,29 +147,30 @@ const tableType = (r: ByteReader): TableType => {
  * Memory limits (§5.3.8 plus the threads and memory64 proposals): flags bit 0
  * has-maximum, bit 1 shared, bit 2 64-bit index; sizes in pages.
  */
-const memoryType = (r: ByteReader): MemoryType => {
+const memoryType = (r: ByteReader, options: ReadOptions): MemoryType => {
   const at = r.offset
   const flags = r.u8()
   if (flags > 0x07) r.fail("malformed limits flags", at)
   const hasMax = (flags & 0x01) !== 0
   const shared = (flags & 0x02) !== 0
   const memory64 = (flags & 0x04) !== 0
+  if (memory64 && options.memory64 !== true) r.unsupported("memory64", "64-bit memory limits", at)
   const pages = (): number => {
     const pagesAt = r.offset
     if (memory64) {
       const v = r.u64()
-      if (v > BigInt(MAX_MEMORY64_PAGES)) r.fail("memory size must be at most 2^48 pages", pagesAt)
+      if (v > BigInt(MAX_MEMORY64_PAGES)) r.invalid("memory size must be at most 2^48 pages", pagesAt)
       return Number(v)
     }
     const v = r.u32()
-    if (v > MAX_MEMORY32_PAGES) r.fail("memory size must be at most 65536 pages (4GiB)", pagesAt)
+    if (v > MAX_MEMORY32_PAGES) r.invalid("memory size must be at most 65536 pages (4GiB)", pagesAt)
     return v
   }
   const minPages = pages()
   const maxAt = r.offset
   const maxPages = hasMax ? pages() : undefined
-  if (maxPages !== undefined && minPages > maxPages) r.fail("size minimum must not be greater than maximum", maxAt)
-  if (shared && maxPages === undefined) r.fail("shared memory must have maximum", at)
+  if (maxPages !== undefined && minPages > maxPages) r.invalid("size minimum must not be greater than maximum", maxAt)
+  if (shared && maxPages === undefined) r.invalid("shared memory must have maximum", at)
   return { minPages, maxPages, shared, memory64 }
 }
 
@@ -159,7 +208,13 @@ class ModuleDecoder {
   /** The reader in use, for the offset of unexpected exceptions. */
   current: ByteReader
 
-  constructor(readonly bytes: Uint8Array) {
+  /** Reused by the body decoder (no allocation per instruction). */
+  private readonly imm = new Immediates()
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly options: ReadOptions
+  ) {
     this.current = new ByteReader(bytes)
   }
 
@@ -259,7 +314,7 @@ class ModuleDecoder {
   private typeIndex(r: ByteReader): number {
     const at = r.offset
     const index = r.u32()
-    if (index >= this.types.length) r.fail(`unknown type ${index}`, at)
+    if (index >= this.types.length) r.invalid(`unknown type ${index}`, at)
     return index
   }
 
@@ -271,7 +326,7 @@ class ModuleDecoder {
   private index(r: ByteReader, kind: ExternKind): number {
     const at = r.offset
     const index = r.u32()
-    if (index >= this.spaceSize(kind)) r.fail(`unknown ${kind} ${index}`, at)
+    if (index >= this.spaceSize(kind)) r.invalid(`unknown ${kind} ${index}`, at)
     return index
   }
 
@@ -321,7 +376,7 @@ class ModuleDecoder {
     if (r.u8() !== 0x00) r.fail("malformed tag attribute", at)
     const typeAt = r.offset
     const t = this.funcType(this.typeIndex(r))
-    if (t.results.length !== 0) r.fail("tag type must not have results", typeAt)
+    if (t.results.length !== 0) r.invalid("tag type must not have results", typeAt)
     return { params: t.params }
   }
 
@@ -348,7 +403,7 @@ class ModuleDecoder {
           this.tableSpace.push(tableType(s))
           break
         case "memory":
-          this.memorySpace.push(memoryType(s))
+          this.addMemory(s, memoryType(s, this.options))
           break
         case "global":
           this.globalSpace.push(globalType(s))
@@ -375,6 +430,8 @@ class ModuleDecoder {
   private tableSection(s: ByteReader): void {
     const n = s.count()
     for (let i = 0; i < n; i++) {
+      // 0x40 0x00: a table with an initializer expression (typed function references / GC)
+      if (s.peek() === 0x40) s.unsupported("gc", "table with an initializer expression")
       const t = tableType(s)
       this.tables.push(t)
       this.tableSpace.push(t)
@@ -385,10 +442,17 @@ class ModuleDecoder {
   private memorySection(s: ByteReader): void {
     const n = s.count()
     for (let i = 0; i < n; i++) {
-      const t = memoryType(s)
+      const at = s.offset
+      const t = memoryType(s, this.options)
       this.memories.push(t)
-      this.memorySpace.push(t)
+      this.addMemory(s, t, at)
     }
+  }
+
+  /** Adds a memory to the index space; a second one is the multi-memory proposal, not in Node 20. */
+  private addMemory(r: ByteReader, t: MemoryType, at = r.offset): void {
+    if (this.memorySpace.length > 0) r.unsupported("multi-memory", "a second memory", at)
+    this.memorySpace.push(t)
   }
 
   /** Exception handling proposal, section id 13. */
@@ -420,7 +484,7 @@ class ModuleDecoder {
     for (let i = 0; i < n; i++) {
       const at = s.offset
       const name = s.name()
-      if (names.has(name)) s.fail("duplicate export name", at)
+      if (names.has(name)) s.invalid("duplicate export name", at)
       names.add(name)
       const kind = this.externKind(s, "export")
       const index = this.index(s, kind)
@@ -433,7 +497,7 @@ class ModuleDecoder {
     const at = s.offset
     const index = this.index(s, "function")
     const t = this.funcType(this.funcTypeIndices[index] as number)
-    if (t.params.length !== 0 || t.results.length !== 0) s.fail("start function must have type [] -> []", at)
+    if (t.params.length !== 0 || t.results.length !== 0) s.invalid("start function must have type [] -> []", at)
     this.start = index
   }
 
@@ -451,7 +515,7 @@ class ModuleDecoder {
       if (!passiveOrDeclarative) {
         const tableAt = s.offset
         if (explicitTable) table = s.u32()
-        if (table >= this.tableSpace.length) s.fail(`unknown table ${table}`, tableAt)
+        if (table >= this.tableSpace.length) s.invalid(`unknown table ${table}`, tableAt)
         this.constExpr(s, "i32")
       }
       let elementType: RefType = "funcref"
@@ -493,10 +557,88 @@ class ModuleDecoder {
       }
       if (body.atEnd) body.fail("unexpected end of section or function")
       if (s.bytes[body.end - 1] !== 0x0b) body.fail("END opcode expected", body.end - 1)
+      this.instructions(body, locals)
       s.offset = body.end
       this.current = s
     }
   }
+
+  /**
+   * Decodes the instructions of one body (§5.4) up to its final `end`, which
+   * must be its last byte; checks `local.*` indices against `locals`
+   * (parameters included) and `global.*` indices against the global index
+   * space, and that `memory.init` / `data.drop` have a data count section.
+   */
+  private instructions(body: ByteReader, locals: number): void {
+    const imm = this.imm
+    const globals = this.globalSpace.length
+    const bytes = body.bytes
+    const end = body.end
+    let depth = 0
+    let at = body.offset
+    for (;;) {
+      if (at >= end) body.fail("END opcode expected", end)
+      // Fast paths, without a call: an opcode without immediates, or whose immediates are LEB128s
+      // of at most 4 bytes (always in range); everything else goes through `decodeInstruction`.
+      const first = bytes[at] as number
+      const kind = SINGLE_IMM[first] as number
+      if (kind === IMM_NONE) {
+        at += 1
+        if (first !== 0x0b) continue
+        if (depth === 0) break
+        depth--
+        continue
+      } else if (kind === IMM_BLOCK_TYPE && at + 1 < end && isShortBlockType(bytes[at + 1] as number)) {
+        at += 2
+        depth++
+        continue
+      } else if (kind === IMM_INDEX || kind === IMM_I32 || (kind === IMM_LABEL && first !== 0x18)) {
+        // one LEB128 immediate: its value (for the local/global check) and length
+        let p = at + 1
+        let value = 0
+        let shift = 0
+        while (p < end && p < at + 5) {
+          const b = bytes[p++] as number
+          value |= (b & 0x7f) << shift
+          shift += 7
+          if (b < 0x80) {
+            shift = -1
+            break
+          }
+        }
+        if (shift === -1) {
+          if (first >= 0x20 && first <= 0x24 && value >= (first <= 0x22 ? locals : globals)) {
+            body.invalid(`unknown ${first <= 0x22 ? "local" : "global"} ${value}`, at)
+          }
+          at = p
+          continue
+        }
+      } else if (kind === IMM_MEMARG && at + 2 < end) {
+        const align = bytes[at + 1] as number
+        if (align < 0x40 && (bytes[at + 2] as number) < 0x80) {
+          at += 3
+          continue
+        }
+      }
+      body.offset = at
+      const op = decodeInstruction(body, imm)
+      if (op >= 0x20 && op <= 0x24) {
+        if (op <= 0x22) {
+          if (imm.index >= locals) body.invalid(`unknown local ${imm.index}`, at)
+        } else if (imm.index >= globals) body.invalid(`unknown global ${imm.index}`, at)
+      } else if (opensBlock(op)) depth++
+      else if (op === 0x18) {
+        if (depth === 0) body.invalid("delegate outside a try block", at)
+        depth--
+      } else if ((op === 0xfc0008 || op === 0xfc0009) && this.dataCount === undefined) {
+        body.fail("data count section required", at)
+      }
+      at = body.offset
+    }
+    body.offset = at
+    if (!body.atEnd) body.fail("section size mismatch", body.offset)
+  }
+
 
   /** §5.5.14: three data segment forms (0 active memory 0, 1 passive, 2 active explicit memory). */
   private dataSection(s: ByteReader): void {
@@ -514,7 +656,7 @@ class ModuleDecoder {
         const memAt = s.offset
         const memory = flags === 2 ? s.u32() : 0
         const memType = this.memorySpace[memory]
-        if (memType === undefined) s.fail(`unknown memory ${memory}`, memAt)
+        if (memType === undefined) s.invalid(`unknown memory ${memory}`, memAt)
         this.constExpr(s, memType.memory64 ? "i64" : "i32")
       }
       const lengthAt = s.offset
@@ -533,7 +675,7 @@ class ModuleDecoder {
     const binary = (t: ValueType, at: number): void => {
       const b = stack.pop()
       const a = stack.pop()
-      if (a !== t || b !== t) r.fail("type mismatch", at)
+      if (a !== t || b !== t) r.invalid("type mismatch", at)
       stack.push(t)
     }
     for (;;) {
@@ -541,7 +683,7 @@ class ModuleDecoder {
       const op = r.u8()
       switch (op) {
         case 0x0b:
-          if (stack.length !== 1 || stack[0] !== expected) r.fail("type mismatch", at)
+          if (stack.length !== 1 || stack[0] !== expected) r.invalid("type mismatch", at)
           return
         case 0x41:
           r.s32()
@@ -575,19 +717,24 @@ class ModuleDecoder {
         case 0x23: {
           const index = this.index(r, "global")
           const g = this.globalSpace[index] as GlobalType
-          if (g.mutable) r.fail("constant expression required", at)
+          if (g.mutable) r.invalid("constant expression required", at)
           stack.push(g.valueType)
           break
         }
         case 0x6a:
         case 0x6b:
         case 0x6c:
+          if (this.options.extendedConst !== true) r.unsupported("extended-const", "i32 arithmetic in a constant expression", at)
           binary("i32", at)
           break
         case 0x7c:
         case 0x7d:
         case 0x7e:
+          if (this.options.extendedConst !== true) r.unsupported("extended-const", "i64 arithmetic in a constant expression", at)
           binary("i64", at)
+          break
+        case 0xfb:
+          r.unsupported("gc", "GC instruction in a constant expression", at)
           break
         default:
           r.fail("constant expression required", at)
@@ -599,7 +746,13 @@ class ModuleDecoder {
 /**
  * Reads and checks a whole module. Never throws: malformed input gives
  * `{ ok: false, error }` with a `WasmBinaryError` carrying the byte offset
- * (from the module start) where the problem was detected.
+ * (from the module start) where the problem was detected, and its `kind`:
+ * `"malformed"` (binary format, spec §5), `"invalid"` (a validation rule
+ * the reader checks: index ranges, limits, constant expressions, local and
+ * global indices in bodies) or `"unsupported"` (a feature Node 20 cannot
+ * run, named in `feature`; `options` can decode memory64 and
+ * extended-const instead). It does not type-check instruction sequences:
+ * a module it accepts may still fail `WebAssembly.validate`.
  *
  * Memory sizes are in pages of 64 KiB (`PAGE_SIZE`); table sizes in elements.
  * Exports and imports carry their full types; an export of an imported entity
@@ -609,11 +762,11 @@ class ModuleDecoder {
  * const result = readModule(bytes)
  * if (result.ok) console.log(result.value.exports.map((e) => `${e.name}: ${e.type.kind}`))
  */
-export const readModule = (bytes: Uint8Array): ReadResult<ModuleInfo> => {
+export const readModule = (bytes: Uint8Array, options: ReadOptions = {}): ReadResult<ModuleInfo> => {
   let decoder: ModuleDecoder | undefined
   return attempt(
     () => {
-      decoder = new ModuleDecoder(bytes)
+      decoder = new ModuleDecoder(bytes, options)
       return decoder.read()
     },
     () => decoder?.current.offset ?? 0

@@ -8,11 +8,13 @@
  *
  * @since 0.1.0
  */
-import { instrumentFuel, type FuelOptions } from "./Fuel.js"
+import { instrumentFuelOf, type FuelOptions } from "./Fuel.js"
 import { FUEL_EXPORT, MEMORY_EXPORT } from "./HiddenExports.js"
 import { capMemoryOf, type MemoryCapInfo } from "./MemoryCap.js"
 import { readModule } from "./ModuleReader.js"
 import { succeed, type ReadResult } from "./ReadResult.js"
+import type { ModuleInfo } from "./Types.js"
+import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { exportStateOf, type StateExport } from "./StateExport.js"
 
 /** Which rewrites to apply; an empty object changes nothing. */
@@ -51,8 +53,15 @@ export interface RewriteResult {
  * sections it does not change byte for byte;
  * the result is a valid module whenever the input is.
  *
+ * Contract: a rewrite is never applied to a module that does not validate.
+ * The input must pass `readModule` and, where a `WebAssembly` global exists,
+ * `WebAssembly.validate` (else `kind: "invalid"`, with the host's reason and
+ * offset); the output is checked with `WebAssembly.validate` as well (a
+ * refusal there is a rewriter bug, reported as a typed error instead of
+ * returned). So the output validates iff the input does.
+ *
  * Fails with the `WasmBinaryError` of the first rewrite that refuses the
- * module: malformed bytes, an initial memory above the cap, more than one
+ * module: malformed, invalid or unsupported bytes, an initial memory above the cap, more than one
  * memory (cap), an unknown opcode (fuel), an export that already uses the
  * `agent-runtime:` prefix (fuel, state exports).
  *
@@ -63,8 +72,12 @@ export interface RewriteResult {
  * }
  */
 export const rewriteModule = (bytes: Uint8Array, options: RewriteOptions): ReadResult<RewriteResult> => {
-  const read = readModule(bytes)
+  const read = checkInput(bytes)
   if (!read.ok) return read
+  return checkOutput(rewriteChecked(bytes, read, options), (r) => r.bytes)
+}
+
+const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: true }, options: RewriteOptions): ReadResult<RewriteResult> => {
   let current: Uint8Array<ArrayBuffer> = new Uint8Array(bytes)
   let memory: MemoryCapInfo | undefined
   if (options.maxMemoryPages !== undefined) {
@@ -75,7 +88,7 @@ export const rewriteModule = (bytes: Uint8Array, options: RewriteOptions): ReadR
   }
   let fuelExport: string | undefined
   if (options.fuel !== undefined && options.fuel !== false) {
-    const fueled = instrumentFuel(current, options.fuel === true ? {} : options.fuel)
+    const fueled = instrumentFuelOf(current, options.fuel === true ? {} : options.fuel)
     if (!fueled.ok) return fueled
     current = fueled.value
     fuelExport = FUEL_EXPORT

@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import { globalExportName, HIDDEN_EXPORT_PREFIX, isHiddenExport, MEMORY_EXPORT } from "./HiddenExports.js"
-import { readModule } from "./ModuleReader.js"
+import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, fail, succeed, type ReadResult } from "./ReadResult.js"
 import type { GlobalType, ModuleInfo, ValueType } from "./Types.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
@@ -86,15 +86,19 @@ export interface ExportStateOptions {
  * memory indices do not move. A module with nothing to add comes back
  * unchanged (as a copy).
  *
- * Fails with a `WasmBinaryError` when the module is malformed (anything
- * `readModule` rejects), or when it already exports a name starting with
- * `HIDDEN_EXPORT_PREFIX` (`"module already exports the reserved name …"`, at
+ * Contract: the rewrite is never applied to a module that does not
+ * validate (where a `WebAssembly` global exists, `WebAssembly.validate`
+ * checks the input, and the output too).
+ *
+ * Fails with a `WasmBinaryError` when the module is malformed, invalid or
+ * unsupported (anything `readModule` or `WebAssembly.validate` rejects), or
+ * when it already exports a name starting with `HIDDEN_EXPORT_PREFIX` (`"module already exports the reserved name …"`, at
  * the export section).
  */
 export const exportState = (bytes: Uint8Array): ReadResult<StateExport> => {
-  const read = readModule(bytes)
+  const read = checkInput(bytes)
   if (!read.ok) return read
-  return exportStateOf(bytes, read.value, {})
+  return checkOutput(exportStateOf(bytes, read.value, {}), (s) => s.bytes)
 }
 
 /** `exportState` for a module already read by `readModule`. @internal */

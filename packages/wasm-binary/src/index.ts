@@ -6,9 +6,9 @@
  * @since 0.1.0
  */
 export * from "./Types.js"
-export { WasmBinaryError } from "./WasmBinaryError.js"
+export { WasmBinaryError, type UnsupportedFeature, type WasmBinaryErrorKind } from "./WasmBinaryError.js"
 export type { ReadResult } from "./ReadResult.js"
-export { functionType, readModule, MAX_FUNCTION_LOCALS, MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES } from "./ModuleReader.js"
+export { functionType, readModule, type ReadOptions, MAX_FUNCTION_LOCALS, MAX_MEMORY32_PAGES, MAX_MEMORY64_PAGES } from "./ModuleReader.js"
 export { appendCustomSection, customSections, encodeCustomSection, removeCustomSections } from "./CustomSection.js"
 export { FUEL_EXPORT, globalExportName, HIDDEN_EXPORT_PREFIX, isHiddenExport, MEMORY_EXPORT } from "./HiddenExports.js"
 export { capMemory, type CappedModule, type MemoryCapInfo } from "./MemoryCap.js"

@@ -16,7 +16,8 @@
  * @since 0.1.0
  */
 import { AgentRuntime, type AgentRuntimeShape, AgentRuntimes, agentId, makeMetadata } from "@agent-runtime/domain"
-import { BundleRegistry, BundleVerifier, EdgeEngine } from "@agent-runtime/engine-edge"
+import { EdgeEngine } from "@agent-runtime/engine-edge"
+import { BundleRegistry, BundleVerifier } from "@agent-runtime/engine-edge/bundle"
 import { bundle } from "agent-runtime:bundle"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { WasmBinaryError } from "../WasmBinaryError.js"
+import { unsupported, type UnsupportedFeature, WasmBinaryError } from "../WasmBinaryError.js"
 import { decodeUtf8 } from "./Utf8.js"
 
 export class ByteReader {
@@ -50,6 +50,16 @@ export class ByteReader {
   /** Throws a `WasmBinaryError` at `at` (default: the current position). */
   fail(reason: string, at: number = this.offset): never {
     throw new WasmBinaryError(at, reason)
+  }
+
+  /** Throws a `WasmBinaryError` of kind `"invalid"` (a validation rule, spec §3) at `at`. */
+  invalid(reason: string, at: number = this.offset): never {
+    throw new WasmBinaryError(at, reason, "invalid")
+  }
+
+  /** Throws a `WasmBinaryError` of kind `"unsupported"` naming `feature` at `at`. */
+  unsupported(feature: UnsupportedFeature, detail: string, at: number = this.offset): never {
+    throw unsupported(at, feature, detail)
   }
 
   /** One byte. */
@@ -102,6 +112,14 @@ export class ByteReader {
 
   /** Unsigned 32-bit LEB128 (`u32`): at most 5 bytes, the 5th ≤ 0x0f. */
   u32(): number {
+    const o = this.offset
+    if (o < this.end) {
+      const b = this.bytes[o] as number
+      if (b < 0x80) {
+        this.offset = o + 1
+        return b
+      }
+    }
     return this.uN(32)
   }
 
@@ -120,6 +138,40 @@ export class ByteReader {
       result |= BigInt(b & 0x7f) << shift
       if ((b & 0x80) === 0) return result
       shift += 7n
+    }
+  }
+
+  /**
+   * Skips an unsigned 64-bit LEB128 (`u64`, memarg offsets) with the checks
+   * of `u64` (at most 10 bytes, the 10th ≤ 0x01), without building a bigint.
+   */
+  skipU64(): void {
+    const start = this.offset
+    for (let i = 0; ; i++) {
+      const b = this.u8()
+      if (i === 9) {
+        if ((b & 0x80) !== 0) this.fail("integer representation too long", start)
+        if (b > 0x01) this.fail("integer too large", start)
+        return
+      }
+      if ((b & 0x80) === 0) return
+    }
+  }
+
+  /**
+   * Skips a signed 64-bit LEB128 (`s64`, `i64.const`) with the checks of
+   * `s64` (at most 10 bytes, the 10th 0x00 or 0x7f), without building a bigint.
+   */
+  skipS64(): void {
+    const start = this.offset
+    for (let i = 0; ; i++) {
+      const b = this.u8()
+      if (i === 9) {
+        if ((b & 0x80) !== 0) this.fail("integer representation too long", start)
+        if (b !== 0x00 && b !== 0x7f) this.fail("integer too large", start)
+        return
+      }
+      if ((b & 0x80) === 0) return
     }
   }
 

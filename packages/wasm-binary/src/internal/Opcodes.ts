@@ -504,3 +504,18 @@ export const allOpcodes = (): Array<number> => {
   add(Prefix.atomic * 0x10000, ATOMIC)
   return out
 }
+
+/** Marks a one-byte opcode without a table entry (illegal, or a prefix) in `SINGLE_IMM`. */
+export const NO_SINGLE = 0xff
+
+/**
+ * The `Imm` kind of every one-byte opcode, `NO_SINGLE` where `SINGLE` has no
+ * entry (prefixes and illegal opcodes): a flat table for the reader's hot loop.
+ */
+export const SINGLE_IMM: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(NO_SINGLE)
+  SINGLE.forEach((info, op) => {
+    if (info !== undefined) t[op] = info.imm
+  })
+  return t
+})()

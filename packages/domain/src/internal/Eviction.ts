@@ -1,0 +1,56 @@
+/**
+ * Eviction (spec `evict_agent`): removes an agent — live or passivated —
+ * releases its memory, terminates its instance, deletes its saved state
+ * (unless the runtime is shutting down) and publishes `AgentEvicted`.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type { EvictionReason } from "../EvictionReason.js"
+import type { AgentId } from "../Ids.js"
+import { AgentNotFound } from "../RuntimeError.js"
+import { AgentEvicted } from "../RuntimeEvent.js"
+import { emit, type RuntimeState } from "./RuntimeState.js"
+
+/** Removes an agent; the caller holds the lock. `false` when there was no such agent. */
+export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const { env, instanceRepo } = state
+    const now = yield* Clock.currentTimeMillis
+    const passivated = env.passivated.get(agentId)
+    if (passivated !== undefined && !env.instances.has(agentId)) {
+      env.passivated.delete(agentId)
+      env.counters.evicted++
+      if (reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
+      yield* emit(state, (e) =>
+        new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
+      )
+      return true
+    }
+    const removed = env.remove(agentId)
+    if (removed === undefined) return false
+    env.counters.evicted++
+    if (state.persistent && reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
+    const { instance, released } = removed
+    const engineInstance = instance.detach()
+    if (engineInstance !== undefined) yield* engineInstance.terminate
+    yield* emit(state, (e) =>
+      new AgentEvicted({ ...e, agentId, reason, memoryReleased: released, uptime: instance.uptime(now) })
+    )
+    return true
+  })
+
+/** Evicts an agent under the lock; `AgentNotFound` when there is none. */
+export const evictAgent = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<void, AgentNotFound> =>
+  state.locked(
+    Effect.flatMap(
+      evictLocked(state, agentId, reason),
+      (ok) => (ok ? Effect.void : Effect.fail(new AgentNotFound({ agentId })))
+    )
+  )
+
+/** Evicts an agent in the background (under the lock), after a failed call. */
+export const evictLater = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<void> =>
+  Effect.asVoid(FiberSet.run(state.fibers, state.locked(evictLocked(state, agentId, reason))))

@@ -1,0 +1,216 @@
+/**
+ * Invocation (spec `invoke`): the checks of a call — the agent exists, it
+ * is running, the function exists, the arguments match its signature —
+ * written once and used by `invoke` and the prepared call handle; the call
+ * itself (one synchronous step on an idle in-process agent, else through the
+ * agent's mailbox); and what a completed or failed call records.
+ *
+ * @since 0.1.0
+ */
+import type { FuncType } from "@agent-runtime/wasm-binary"
+import * as Effect from "effect/Effect"
+import { AgentInstance, isInvocable } from "../AgentInstance.js"
+import type { AgentId } from "../Ids.js"
+import * as MemoryBudget from "../MemoryBudget.js"
+import {
+  AgentNotFound,
+  AgentNotRunning,
+  type EngineInvokeError,
+  FunctionNotFound,
+  type InvokeError,
+  MemoryExceeded,
+  type RepositoryError,
+  SignatureMismatch,
+  Unauthorized
+} from "../RuntimeError.js"
+import type { InvokeOutcome, WasmInstance } from "../WasmEngine.js"
+import { checkArguments, type WasmValue } from "../WasmValue.js"
+import { evictLater } from "./Eviction.js"
+import { activate } from "./Passivation.js"
+import { saveLocked } from "./Persistence.js"
+import { pressureDue, schedulePressure } from "./Pressure.js"
+import type { RuntimeState } from "./RuntimeState.js"
+import type { SpawnError } from "./Spawning.js"
+
+// -- the checks of a call ------------------------------------------------------
+
+/**
+ * The agent's live instance; `"Passivated"` when its instance was released
+ * and its state waits in the `InstanceRepository` (`invoke` rehydrates it, a
+ * synchronous call refuses); `AgentNotFound` otherwise.
+ */
+export const findAgent = (state: RuntimeState, agentId: AgentId): AgentInstance | "Passivated" | AgentNotFound => {
+  const i = state.env.instances.get(agentId)
+  if (i !== undefined) return i
+  return state.env.passivated.has(agentId) ? "Passivated" : new AgentNotFound({ agentId })
+}
+
+/** The signature of an agent's export `fn` (`undefined`: no such export, `FunctionNotFound`). */
+export const exportSignature = (state: RuntimeState, i: AgentInstance, fn: string): FuncType | undefined =>
+  state.env.modules.get(i.moduleId)?.functions.get(fn)
+
+/** `SignatureMismatch` when `args` do not fit the export's signature (i64 as bigint), else `undefined`. */
+export const checkArgs = (
+  signature: FuncType,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): SignatureMismatch | undefined => {
+  const mismatch = checkArguments(signature, args)
+  return mismatch === undefined ? undefined : mismatchError(fn, mismatch)
+}
+
+/**
+ * Why the agent's instance `i` cannot run a call now, or `undefined`: its
+ * engine instance is gone (`AgentNotFound`: evicted or passivated), or it is
+ * not Running or Critical (`AgentNotRunning`).
+ */
+export const notRunning = (agentId: AgentId, i: AgentInstance): AgentNotFound | AgentNotRunning | undefined =>
+  i.instance === undefined || !isInvocable(i.state) ? notRunningError(agentId, i) : undefined
+
+/** `MemoryExceeded` when the agent's linear memory is past its budget, else `undefined`. */
+export const overBudget = (agentId: AgentId, i: AgentInstance): MemoryExceeded | undefined =>
+  MemoryBudget.isExceeded(i.budget) ? overBudgetError(agentId, i) : undefined
+
+// The errors, built apart from the checks so the checks stay small enough to inline on the hot path.
+const mismatchError = (fn: string, m: { readonly index: number; readonly message: string }) =>
+  new SignatureMismatch({ function: fn, index: m.index, reason: m.message })
+const notRunningError = (agentId: AgentId, i: AgentInstance) =>
+  i.instance === undefined ? new AgentNotFound({ agentId }) : new AgentNotRunning({ agentId, state: i.state })
+const overBudgetError = (agentId: AgentId, i: AgentInstance) =>
+  new MemoryExceeded({ agentId, used: i.budget.used, limit: i.budget.limit })
+
+// -- recording -------------------------------------------------------------------
+
+/** Counts a call that passed its checks. */
+export const callStarted = (state: RuntimeState, i: AgentInstance): void => {
+  i.recordCallStarted()
+  state.env.counters.invocations++
+}
+
+/** Records a completed call at `now`: activity, fuel left, memory. */
+export const callCompleted = (state: RuntimeState, i: AgentInstance, outcome: InvokeOutcome, now: number): void => {
+  i.recordCallCompleted(now, outcome.fuelRemaining)
+  state.env.recordMemory(i, outcome.memoryBytes)
+}
+
+/**
+ * Records a failed call. A call of a revoked capability evicts the agent
+ * (`PolicyViolation`) and fails with `Unauthorized`; a `Timeout` evicts it
+ * (`evictOnTimeout`). Evictions run in the background.
+ */
+export const recordFailure = (
+  state: RuntimeState,
+  i: AgentInstance,
+  error: EngineInvokeError
+): Effect.Effect<void, Unauthorized> =>
+  Effect.suspend((): Effect.Effect<void, Unauthorized> => {
+    i.recordCallFailed(error.message)
+    state.env.counters.invocationErrors++
+    const subject = i.policyViolation
+    if (subject !== undefined) {
+      return Effect.andThen(
+        evictLater(state, i.agentId, "PolicyViolation"),
+        Effect.fail(new Unauthorized({ action: "import", subject, reason: "the capability was revoked" }))
+      )
+    }
+    if (error._tag === "Timeout" && state.settings.evictOnTimeout) return evictLater(state, i.agentId, "Timeout")
+    return Effect.void
+  })
+
+/** Maps a failed rehydration to an invocation error (the cause is kept in the message). */
+const activationError = (agentId: AgentId, e: SpawnError | RepositoryError | AgentNotFound): InvokeError => {
+  switch (e._tag) {
+    case "AgentNotFound":
+    case "Trap":
+    case "Timeout":
+    case "FuelExhausted":
+    case "MemoryExceeded":
+    case "Unauthorized":
+    case "RuntimeUnavailable":
+    case "FunctionNotFound":
+    case "SignatureMismatch":
+      return e
+    default:
+      return new AgentNotRunning({ agentId, state: `Passivated (rehydration failed: ${e.message})` })
+  }
+}
+
+// -- invoke ------------------------------------------------------------------------
+
+/**
+ * Calls an agent's export: rehydrates a passivated agent, checks the
+ * function and the arguments, then — under the agent's mailbox, or in this
+ * one synchronous step when the agent is idle on an in-process engine —
+ * checks that it runs and calls it.
+ */
+export const invoke = (
+  state: RuntimeState,
+  agentId: AgentId,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => Effect.suspend(() => invokeNow(state, agentId, fn, args))
+
+/** `invoke` whose first checks run now: call it only where the call runs (inside `Effect.suspend` / `withFiber`). */
+export const invokeNow = (
+  state: RuntimeState,
+  agentId: AgentId,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+  const { env } = state
+  const i = findAgent(state, agentId)
+  if (!(i instanceof AgentInstance)) {
+    return i === "Passivated"
+      ? Effect.flatMap(
+        Effect.mapError(activate(state, agentId), (e) => activationError(agentId, e)),
+        () => invoke(state, agentId, fn, args)
+      )
+      : Effect.fail(i)
+  }
+  const signature = exportSignature(state, i, fn)
+  if (signature === undefined) return Effect.fail(new FunctionNotFound({ function: fn }))
+  const mismatch = checkArgs(signature, fn, args)
+  if (mismatch !== undefined) return Effect.fail(mismatch)
+  const body = (): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+    // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
+    if (env.instances.get(agentId) !== i) return Effect.fail(new AgentNotFound({ agentId }))
+    const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
+    if (refused !== undefined) return Effect.fail(refused)
+    const instance = i.instance as WasmInstance
+    callStarted(state, i)
+    // in-process engines: the synchronous caller, no per-call effects beyond this one
+    const sync = instance.prepare === undefined ? undefined : i.syncCaller(instance, fn)
+    if (sync !== undefined) {
+      const outcome = sync(args, i.config.fuel)
+      return outcome instanceof Error
+        ? Effect.andThen(recordFailure(state, i, outcome), Effect.fail(outcome))
+        : afterCall(state, i, outcome)
+    }
+    return instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
+      Effect.tapError((error) => recordFailure(state, i, error)),
+      Effect.flatMap((outcome) => afterCall(state, i, outcome))
+    )
+  }
+  // An idle agent on an in-process engine runs the whole call in this one synchronous
+  // step: no other fiber can interleave, so the mailbox is not needed (one call at a
+  // time still holds). Otherwise the call queues on the agent's mailbox.
+  const call = Effect.suspend(() =>
+    i.busy === 0 && i.instance?.prepare !== undefined && state.settings.persistence.snapshotAfterCalls !== true
+      ? body()
+      : i.exclusive(Effect.suspend(body))
+  )
+  return state.authorizer.checksInvocations
+    ? Effect.andThen(state.authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
+    : call
+}
+
+/** Records a completed call: activity, memory, persistence, pressure. */
+const afterCall = (state: RuntimeState, i: AgentInstance, outcome: InvokeOutcome): Effect.Effect<ReadonlyArray<WasmValue>> => {
+  const now = state.clock.currentTimeMillisUnsafe()
+  callCompleted(state, i, outcome, now)
+  const pressure = pressureDue(state)
+  const snapshotAfterCalls = state.settings.persistence.snapshotAfterCalls === true
+  if (!snapshotAfterCalls && !pressure) return Effect.succeed(outcome.results)
+  const saved = snapshotAfterCalls ? saveLocked(state, i, now) : Effect.void
+  return Effect.as(pressure ? Effect.andThen(saved, schedulePressure(state)) : saved, outcome.results)
+}

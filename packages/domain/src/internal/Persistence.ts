@@ -1,0 +1,74 @@
+/**
+ * Persistence (crash recovery): the repository record of an agent's state
+ * (`InstanceSnapshot`), saving one agent after a call, and saving every live
+ * agent on a schedule (`RuntimeSettings.persistence`).
+ *
+ * @since 0.1.0
+ */
+import { FUEL_EXPORT } from "@agent-runtime/wasm-binary"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as AgentConfigs from "../AgentConfig.js"
+import type { AgentInstance } from "../AgentInstance.js"
+import { type InstanceSnapshot, SNAPSHOT_VERSION } from "../InstanceRepository.js"
+import type { EngineState } from "../WasmEngine.js"
+import { errorText, type RuntimeState } from "./RuntimeState.js"
+
+/**
+ * The state without the fuel counter (`FUEL_EXPORT`): fuel is set before every
+ * call, it is not agent state, and a variant without metering has no counter.
+ */
+export const withoutFuel = (state: EngineState): EngineState => {
+  if (!(FUEL_EXPORT in state.globals)) return state
+  const { [FUEL_EXPORT]: _fuel, ...globals } = state.globals
+  return { ...state, globals }
+}
+
+/** The repository record of an instance's state (`now` in ms since the epoch). */
+export const toSnapshot = (i: AgentInstance, engineState: EngineState, now: number): InstanceSnapshot => ({
+  version: SNAPSHOT_VERSION,
+  agentId: i.agentId,
+  moduleId: i.moduleId,
+  moduleHash: i.moduleHash,
+  lifecycle: i.state,
+  memoryLimit: i.config.memoryLimit,
+  memoryReservation: AgentConfigs.reservation(i.config),
+  timeoutMs: i.config.timeoutMs,
+  fuel: i.config.fuel,
+  critical: i.config.critical,
+  invocationCount: i.invocationCount,
+  takenAt: now,
+  state: withoutFuel(engineState)
+})
+
+/**
+ * Saves an agent's state; the caller holds its mailbox. A failed save is
+ * recorded on the agent (`lastError`) and counted (`snapshotFailures`) —
+ * never silently dropped — but does not fail the call that already ran.
+ */
+export const saveLocked = (state: RuntimeState, i: AgentInstance, now: number): Effect.Effect<void> => {
+  const instance = i.instance
+  return instance === undefined
+    ? Effect.void
+    : Effect.flatMap(
+      Effect.exit(Effect.flatMap(instance.snapshot, (s) => state.instanceRepo.saveState(i.agentId, toSnapshot(i, s, now)))),
+      (exit) =>
+        Effect.sync(() => {
+          if (exit._tag === "Failure") {
+            i.recordError(`snapshot failed: ${errorText(exit.cause)}`)
+            state.env.counters.snapshotFailures++
+          }
+        })
+    )
+}
+
+/** Saves every live agent now (each under its mailbox). */
+export const saveAll = (state: RuntimeState): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    yield* Effect.forEach(
+      [...state.env.instances.values()],
+      (i) => i.exclusive(state.env.instances.get(i.agentId) === i ? saveLocked(state, i, now) : Effect.void),
+      { concurrency: 8, discard: true }
+    )
+  })

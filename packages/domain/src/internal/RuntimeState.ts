@@ -1,0 +1,152 @@
+/**
+ * The runtime state record every concept file of `AgentRuntime` works over:
+ * the `RuntimeEnvironment` aggregate, the settings, the ports, the aggregate
+ * lock, the background fibers and the few counters the runtime keeps beside
+ * the aggregate. One record per runtime, made by `make`; the functions in
+ * `src/internal/` take it as their first argument.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import type * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import type { AgentInstance, StateChange } from "../AgentInstance.js"
+import type { AgentId, EventId, InstanceId, RuntimeId } from "../Ids.js"
+import { EventBus, type EventBusShape } from "../EventBus.js"
+import { ExecutionAuthorizer, type ExecutionAuthorizerShape } from "../ExecutionAuthorizer.js"
+import { InstanceRepository, type InstanceRepositoryShape } from "../InstanceRepository.js"
+import { MetricsRepository, type MetricsRepositoryShape } from "../MetricsRepository.js"
+import { ModuleRepository, type ModuleRepositoryShape } from "../ModuleRepository.js"
+import { ModuleVerifier, type ModuleVerifierShape } from "../ModuleVerifier.js"
+import { type CompileError, type InvalidStateTransition, RuntimeUnavailable } from "../RuntimeError.js"
+import { RuntimeEnvironment } from "../RuntimeEnvironment.js"
+import { AgentStateChanged, type RuntimeEvent } from "../RuntimeEvent.js"
+import type { RuntimeSettings } from "../RuntimeSettings.js"
+import { acceptsWork } from "../RuntimeStatus.js"
+import { type CompiledModule, WasmEngine, type WasmEngineShape } from "../WasmEngine.js"
+import type { RestoreResult } from "./ReadModels.js"
+
+/** The ports the runtime needs. */
+export type RuntimePorts =
+  | WasmEngine
+  | ModuleVerifier
+  | ExecutionAuthorizer
+  | ModuleRepository
+  | InstanceRepository
+  | MetricsRepository
+  | EventBus
+
+/** One runtime's state: the aggregate, its settings and ports, and what the runtime keeps beside it. */
+export interface RuntimeState {
+  readonly id: RuntimeId
+  readonly settings: RuntimeSettings
+  readonly env: RuntimeEnvironment
+  readonly engine: WasmEngineShape
+  readonly verifier: ModuleVerifierShape
+  readonly authorizer: ExecutionAuthorizerShape
+  readonly moduleRepo: ModuleRepositoryShape
+  readonly instanceRepo: InstanceRepositoryShape
+  readonly metricsRepo: MetricsRepositoryShape
+  readonly bus: EventBusShape
+  readonly clock: Clock.Clock
+  /** Background work (pressure handling, evictions after a failed call, maintenance, consumed events). */
+  readonly fibers: FiberSet.FiberSet<unknown, unknown>
+  /** Runs an effect under the aggregate lock (one structural change at a time). */
+  readonly locked: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Compiles in flight, by cache key: concurrent misses of one key share one compile. */
+  readonly inflight: Map<string, Deferred.Deferred<CompiledModule, CompileError>>
+  /** Whether agents' states live in the `InstanceRepository` (any persistence setting). */
+  readonly persistent: boolean
+  /** Sequence of event ids (`<runtimeId>:<n>`). */
+  eventSeq: number
+  /** Sequence of instance ids (`<agentId>#<n>`). */
+  instanceSeq: number
+  /** A pressure handling is queued or running. */
+  pressureScheduled: boolean
+  /** What `restoreOnStart` brought back (and what it could not, with reasons). */
+  startRestore: RestoreResult | undefined
+}
+
+/** Builds the state over the ports in context; the aggregate starts `Ready`. */
+export const makeState = (
+  settings: RuntimeSettings
+): Effect.Effect<RuntimeState, never, RuntimePorts | Scope.Scope> =>
+  Effect.gen(function*() {
+    const engine = yield* WasmEngine
+    const id = (settings.id ??
+      `rt-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}`) as RuntimeId
+    const startedAt = yield* Clock.currentTimeMillis
+    const env = new RuntimeEnvironment(id, settings.name, engine.platform, settings.pool, settings.cacheMaxBytes, startedAt)
+    env.status = "Ready"
+    const lock = Semaphore.makeUnsafe(1)
+    const { persistence } = settings
+    return {
+      id,
+      settings,
+      env,
+      engine,
+      verifier: yield* ModuleVerifier,
+      authorizer: yield* ExecutionAuthorizer,
+      moduleRepo: yield* ModuleRepository,
+      instanceRepo: yield* InstanceRepository,
+      metricsRepo: yield* MetricsRepository,
+      bus: yield* EventBus,
+      clock: yield* Clock.Clock,
+      fibers: yield* FiberSet.make<unknown, unknown>(),
+      locked: lock.withPermits(1),
+      inflight: new Map(),
+      persistent: persistence.snapshotAfterCalls === true || persistence.snapshotIntervalMs !== undefined ||
+        persistence.restoreOnStart === true,
+      eventSeq: 0,
+      instanceSeq: 0,
+      pressureScheduled: false,
+      startRestore: undefined
+    }
+  })
+
+/** The envelope of an event published now: id, timestamp (ms since the epoch), runtime. */
+export interface Envelope {
+  readonly eventId: EventId
+  readonly timestamp: number
+  readonly runtimeId: RuntimeId
+}
+
+/** Publishes the event `f` makes from a fresh envelope. */
+export const emit = (state: RuntimeState, f: (e: Envelope) => RuntimeEvent): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    state.bus.publish(f({ eventId: `${state.id}:${++state.eventSeq}` as EventId, timestamp: now, runtimeId: state.id })))
+
+/** Publishes `AgentStateChanged` for a change (nothing when the state stayed the same). */
+export const emitChange = (state: RuntimeState, agentId: AgentId, change: StateChange): Effect.Effect<void> =>
+  change.from === change.to
+    ? Effect.void
+    : emit(state, (e) => new AgentStateChanged({ ...e, agentId, from: change.from, to: change.to }))
+
+/** Applies one of the instance's transitions: publishes the change, or fails with `InvalidStateTransition`. */
+export const applyTransition = (
+  state: RuntimeState,
+  i: AgentInstance,
+  move: (i: AgentInstance) => StateChange | InvalidStateTransition
+): Effect.Effect<StateChange, InvalidStateTransition> =>
+  Effect.suspend(() => {
+    const change = move(i)
+    return "_tag" in change ? Effect.fail(change) : Effect.as(emitChange(state, i.agentId, change), change)
+  })
+
+/** Fails with `RuntimeUnavailable` once the runtime is shutting down. */
+export const ensureAccepting = (state: RuntimeState): Effect.Effect<void, RuntimeUnavailable> =>
+  Effect.suspend(() =>
+    acceptsWork(state.env.status) ? Effect.void : Effect.fail(new RuntimeUnavailable({ status: state.env.status }))
+  )
+
+/** A fresh instance id for an agent (`<agentId>#<n>`). */
+export const nextInstanceId = (state: RuntimeState, agentId: AgentId): InstanceId =>
+  `${agentId}#${++state.instanceSeq}` as InstanceId
+
+/** The message of an error or a cause, for `lastError` and failure reasons. */
+export const errorText = (e: unknown): string =>
+  e !== null && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e)

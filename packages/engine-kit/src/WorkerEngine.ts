@@ -1,0 +1,414 @@
+/**
+ * The worker engine: the `WasmEngine` port over a pool of workers
+ * (`WorkerPool.ts`), shared by engine-node (`worker_threads`) and
+ * engine-browser (module Web Workers); each of them gives only its
+ * `WorkerHost`, its WASI and its capability record.
+ *
+ * Behaves like the in-process engine from the outside — same values (i64 as
+ * `bigint`, multi-value as arrays, `results` always an array, `memoryBytes`
+ * after every call) and same error mapping (WebAssembly JS API §"Error
+ * Objects", `Instance.ts`): `CompileError`; `InstantiationError` for a
+ * missing or ill-typed import; `Trap` with the engine's message (incl. "call
+ * stack exhausted", "host function threw: …"); `MemoryExceeded` when the
+ * initial memory is above the budget; `FunctionNotFound`; `Trap` "instance
+ * terminated" after `terminate`. Added by workers:
+ *
+ * - `Timeout { function, timeoutMs }` when `InvokeOptions.timeoutMs` (or
+ *   `InstantiateOptions.timeoutMs`, for the start function; function
+ *   "(start)") passes: the worker is terminated and the agent left
+ *   terminated (its calls fail with `Trap` "instance terminated"), so the
+ *   domain evicts it. Interrupting the fiber of a running call preempts it
+ *   the same way. Without workers (`"inPage"`) deadlines are not enforced.
+ * - Recovery of the other agents of a lost worker (`RecoveryPolicy`).
+ * - `FuelExhausted { function, fuel }` / `fuelRemaining` for modules
+ *   instrumented with the `agent-runtime:fuel` global (`InvokeOptions.fuel`).
+ * - WASI preview1 where the platform provides it; `proc_exit(0)` → a normal
+ *   return with no results, `proc_exit(n)` → `Trap` "proc_exit(n)".
+ *
+ * Host imports stay on the host thread: a guest's call to one is proxied
+ * synchronously from the worker (`CallChannel.ts`). Host functions may
+ * return numbers, bigints, booleans, `undefined` or arrays of them; only host
+ * functions, numbers, bigints, strings, booleans and shared
+ * `WebAssembly.Memory` objects can be imported into a worker (a non-shared
+ * memory, a table or a `WebAssembly.Global` → `InstantiationError` naming the
+ * import); in-page, any import value is accepted.
+ *
+ * Units: bytes (1 page = 64 KiB), ms, fuel units.
+ *
+ * @since 0.2.0
+ */
+import {
+  type EngineCapabilities,
+  FuelExhausted,
+  FunctionNotFound,
+  InstantiationError,
+  type InvokeOutcome,
+  MemoryExceeded,
+  type RuntimePlatform,
+  Timeout,
+  Trap,
+  type WasmEngineShape,
+  type WasmInstance,
+  type WasmValue
+} from "@agent-runtime/domain"
+import * as Effect from "effect/Effect"
+import { type ChannelKind, DEFAULT_CHANNEL_BYTES } from "./CallChannel.js"
+import * as Instance from "./Instance.js"
+import {
+  type ErrorWire,
+  type ImportSpec,
+  Op,
+  type Request,
+  stateFromWire,
+  stateToWire,
+  type Tracking,
+  type ValueWire
+} from "./Protocol.js"
+import type { ExecutorPlatform } from "./WorkerExecutor.js"
+import type { WorkerHost } from "./WorkerHost.js"
+import { type AgentRecord, type HostFn, type OpResult, type PoolStats, type WasiHandle, WorkerPool } from "./WorkerPool.js"
+
+/**
+ * What happens to the other agents of a worker that is terminated (timeout)
+ * or dies:
+ * - `"snapshot"`: after every completed call (returned or trapped) the engine
+ *   keeps the agent's state (linear memory pages that changed + exported
+ *   mutable globals); the agent is re-instantiated on a fresh worker and
+ *   restored from it — it continues exactly where its last call left it.
+ * - `"restart"`: re-instantiated fresh (start function again, initial state).
+ * - `"auto"` (default): `"snapshot"` while the agent's linear memory is at
+ *   most `snapshotMaxBytes` (default 1 MiB); once it grows past that, its
+ *   state is dropped and it is restarted instead, so big agents do not pay
+ *   for a page comparison of their whole memory on every call.
+ *
+ * Only *exported* mutable globals are captured (as in every engine's
+ * `snapshot`); the domain's hard-limits rewrite exports a module's internal
+ * mutable globals, so its snapshots are complete.
+ *
+ * Cost of tracking: the worker compares the agent's memory with a shadow copy
+ * after each call (one comparison per 64 KiB page) and sends the pages that
+ * changed; the host keeps the agent's non-zero pages. Both copies are bounded
+ * by `snapshotMaxBytes` per agent under `"auto"`, unbounded under `"snapshot"`.
+ */
+export type RecoveryPolicy = "auto" | "snapshot" | "restart"
+
+/** The settings every worker engine shares. */
+export interface WorkerEngineOptions {
+  /**
+   * Worker threads: the resource pool's `maxThreads` (`ResourcePoolConfig`),
+   * one setting — pass the runtime's value so both agree; the engine never
+   * runs more workers. Default: the platform's (`WorkerHost.defaultThreads`).
+   */
+  readonly maxThreads?: number | undefined
+  /** Payload region of a shared channel in bytes (default 256 KiB); larger messages are posted. */
+  readonly channelBytes?: number | undefined
+  /** Recovery of a lost worker's other agents (default `"auto"`). */
+  readonly recovery?: RecoveryPolicy | undefined
+  /** `"auto"` recovery: largest linear memory (bytes) still snapshotted after each call (default 1 MiB). */
+  readonly snapshotMaxBytes?: number | undefined
+}
+
+/** The host side of a platform's WASI. `W` is the setup sent with an instantiate request. */
+export interface WasiHost<W> {
+  /** Opens WASI for a new instance of `agentId`: its setup for the executor and its host-side handle. */
+  readonly open: (agentId: string) => { readonly spec: W; readonly handle: WasiHandle }
+}
+
+/** What a platform gives to build a worker engine. */
+export interface WorkerEngineConfig<W> extends WorkerEngineOptions {
+  readonly platform: RuntimePlatform
+  readonly capabilities: EngineCapabilities
+  /** Names the engine in messages ("the node engine"). */
+  readonly name: string
+  readonly host: WorkerHost
+  /** `"inPage"`: no workers; `inPage` runs the agents on the host thread, deadlines are not enforced. */
+  readonly transport: ChannelKind | "inPage"
+  readonly inPage?: ExecutorPlatform<W> | undefined
+  readonly wasi: WasiHost<W>
+  /** Offer `WasmEngineShape.validate` (the domain then compiles at spawn rather than at load). */
+  readonly validate?: boolean | undefined
+}
+
+/** A worker engine: the `WasmEngine` port plus what only workers offer. */
+export interface WorkerEngineShape extends WasmEngineShape {
+  /** Workers, their agents and how often each was replaced. */
+  readonly stats: () => PoolStats
+  /** The thread id of the worker running an instance (Node), `undefined` when it has none (yet) or is not live. */
+  readonly threadOf: (instance: WasmInstance) => number | undefined
+  /** Fault injection: makes the worker running `instance` throw an uncaught error; its agents are recovered. */
+  readonly crashWorker: (instance: WasmInstance) => Effect.Effect<void>
+  /** Terminates every worker and awaits their exit. Idempotent. */
+  readonly shutdown: Effect.Effect<void>
+}
+
+const MiB = 1024 * 1024
+
+/** The executor's tracking mode for a recovery policy. */
+export const trackingFor = (recovery: RecoveryPolicy, snapshotMaxBytes = MiB): Tracking =>
+  recovery === "restart" ? [0, 0] : recovery === "snapshot" ? [1, 0] : [2, snapshotMaxBytes]
+
+/** The WASI import namespace (WASI preview1). */
+export const WASI_MODULE = "wasi_snapshot_preview1"
+
+// -- error mapping ----------------------------------------------------------------
+
+const errorFrom = (agentId: string, error: ErrorWire): Trap | FunctionNotFound | FuelExhausted | MemoryExceeded => {
+  switch (error[0]) {
+    case "Trap":
+      return new Trap({ function: error[1], reason: error[2] })
+    case "FunctionNotFound":
+      return new FunctionNotFound({ function: error[1] })
+    case "FuelExhausted":
+      return new FuelExhausted({ function: error[1], fuel: error[2] })
+    case "Exit":
+      return new Trap({ function: error[1], reason: `proc_exit(${error[2]}): the program exited with code ${error[2]}` })
+    case "MemoryExceeded":
+      return new MemoryExceeded({ agentId, used: error[1], limit: error[2] })
+    case "InstantiationError":
+      return new Trap({ function: "(instantiate)", reason: error[1] })
+  }
+}
+
+/** An `OpResult` that is not `ok`, as a `Trap` of `fn` (operations without timeouts or fuel). */
+const trapFrom = (fn: string, agentId: string, result: Exclude<OpResult, { kind: "ok" }>): Effect.Effect<never, Trap> => {
+  switch (result.kind) {
+    case "error": {
+      const e = errorFrom(agentId, result.error)
+      return Effect.fail(e instanceof Trap ? e : new Trap({ function: fn, reason: e.message }))
+    }
+    case "gone":
+      return Effect.fail(new Trap({ function: fn, reason: `instance terminated (${result.reason})` }))
+    case "lost":
+      return Effect.fail(new Trap({ function: fn, reason: `the worker running the instance was lost: ${result.reason}` }))
+    case "timeout":
+      return Effect.fail(new Trap({ function: fn, reason: "timed out" }))
+    case "interrupted":
+      return Effect.interrupt
+  }
+}
+
+const wasmValueOk = (v: unknown): boolean => v === null || typeof v === "number" || typeof v === "bigint"
+
+/** An import value a worker can receive (structured clone keeps it meaningful). */
+const shareable = (value: unknown): boolean =>
+  value === undefined || value === null || typeof value === "number" || typeof value === "bigint" ||
+  typeof value === "string" || typeof value === "boolean" ||
+  (value instanceof WebAssembly.Memory && typeof SharedArrayBuffer === "function" && value.buffer instanceof SharedArrayBuffer)
+
+const unshareable = (value: unknown): string =>
+  value instanceof WebAssembly.Memory
+    ? "a non-shared WebAssembly.Memory"
+    : value instanceof WebAssembly.Table
+    ? "a WebAssembly.Table"
+    : value instanceof WebAssembly.Global
+    ? "a WebAssembly.Global (pass its value instead)"
+    : `a ${typeof value}`
+
+// -- the engine -----------------------------------------------------------------
+
+/** Builds a worker engine. Call `shutdown` when done (the platforms' layers do). */
+export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
+  const { host, name, transport } = config
+  const inPage = transport === "inPage"
+  const tracking = inPage ? trackingFor("restart") : trackingFor(config.recovery ?? "auto", config.snapshotMaxBytes)
+  const pool = new WorkerPool<W>({
+    size: config.maxThreads ?? host.defaultThreads(),
+    transport,
+    channelBytes: config.channelBytes ?? DEFAULT_CHANNEL_BYTES,
+    host,
+    inPage: config.inPage
+  })
+  const recordOf = new WeakMap<WasmInstance, AgentRecord<W>>()
+  let shutdown: Promise<void> | undefined
+
+  const call = <R extends Request<W>>(record: AgentRecord<W>, request: R, timeoutMs?: number) =>
+    Effect.promise((signal) => record.slot.call(record, request, inPage ? undefined : timeoutMs, signal))
+
+  const makeInstance = (record: AgentRecord<W>): WasmInstance => {
+    const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
+      Effect.suspend(() => {
+        for (let i = 0; i < args.length; i++) {
+          if (!wasmValueOk(args[i])) {
+            return Effect.fail(
+              new Trap({ function: fn, reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker` })
+            )
+          }
+        }
+        const fuel = invokeOptions?.fuel
+        const timeoutMs = invokeOptions?.timeoutMs
+        return Effect.flatMap(
+          call(record, [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null], timeoutMs),
+          (result): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
+            switch (result.kind) {
+              case "ok": {
+                const results = result.value as ReadonlyArray<WasmValue>
+                const outcome: InvokeOutcome = result.fuelRemaining === null
+                  ? { results, memoryBytes: result.memoryBytes }
+                  : { results, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
+                return Effect.succeed(outcome)
+              }
+              case "error":
+                // proc_exit(0) is a normal end of a WASI program
+                if (result.error[0] === "Exit" && result.error[2] === 0) {
+                  return Effect.succeed({ results: [], memoryBytes: result.memoryBytes })
+                }
+                return Effect.fail(errorFrom(record.agentId, result.error))
+              case "timeout":
+                return Effect.fail(new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 }))
+              default:
+                return trapFrom(fn, record.agentId, result)
+            }
+          }
+        )
+      })
+
+    const instance: WasmInstance = {
+      invoke,
+      memoryBytes: Effect.sync(() => record.memoryBytes),
+      readMemory: (offset, length) =>
+        Effect.flatMap(call(record, [Op.Read, record.id, offset, length]), (r) =>
+          r.kind === "ok" ? Effect.succeed(r.value) : trapFrom("readMemory", record.agentId, r)),
+      writeMemory: (offset, bytes) =>
+        Effect.flatMap(call(record, [Op.Write, record.id, offset, bytes]), (r) =>
+          r.kind === "ok" ? Effect.void : trapFrom("writeMemory", record.agentId, r)),
+      snapshot: Effect.flatMap(call(record, [Op.Snapshot, record.id]), (r) =>
+        r.kind === "ok" ? Effect.succeed(stateFromWire(r.value)) : trapFrom("snapshot", record.agentId, r)),
+      restore: (state) =>
+        Effect.flatMap(
+          call(record, [Op.Restore, record.id, stateToWire(state)]),
+          (r): Effect.Effect<void, Trap | MemoryExceeded> => {
+            if (r.kind === "ok") return Effect.void
+            if (r.kind === "error" && r.error[0] === "MemoryExceeded") {
+              return Effect.fail(new MemoryExceeded({ agentId: record.agentId, used: r.error[1], limit: r.error[2] }))
+            }
+            return trapFrom("restore", record.agentId, r)
+          }
+        ),
+      terminate: Effect.sync(() => pool.drop(record, "terminated by the host"))
+    }
+    recordOf.set(instance, record)
+    return instance
+  }
+
+  /** The import specs for the executor (only what the module imports), and the host functions they index. */
+  const importsFor = (
+    module: WebAssembly.Module,
+    imports: Readonly<Record<string, Readonly<Record<string, unknown>>>>
+  ): { specs: Array<ImportSpec>; hostFunctions: Array<HostFn>; wasi: boolean } | InstantiationError => {
+    const specs: Array<ImportSpec> = []
+    const hostFunctions: Array<HostFn> = []
+    let wasi = false
+    for (const imp of WebAssembly.Module.imports(module)) {
+      const ns = imports[imp.module]
+      if (imp.module === WASI_MODULE && ns === undefined) {
+        wasi = true
+        continue
+      }
+      if (ns === undefined || !(imp.name in ns)) continue // the executor's instantiation reports the LinkError
+      const value = ns[imp.name]
+      if (typeof value === "function") {
+        specs.push([imp.module, imp.name, 0, hostFunctions.push(value as HostFn) - 1])
+      } else if (inPage || shareable(value)) {
+        specs.push([imp.module, imp.name, 1, value])
+      } else {
+        return new InstantiationError({
+          reason: `import ${imp.module}.${imp.name}: ${unshareable(value)} cannot be shared with a worker (${name}'s workers accept host functions, numbers, bigints and shared memories)`
+        })
+      }
+    }
+    return { specs, hostFunctions, wasi }
+  }
+
+  const instantiate: WasmEngineShape["instantiate"] = (compiled, instantiateOptions) =>
+    Effect.suspend(() => {
+      const module = compiled.handle
+      if (!(module instanceof WebAssembly.Module)) {
+        return Effect.fail(new InstantiationError({ reason: `not a module compiled by ${name}` }))
+      }
+      if (pool.closed) return Effect.fail(new InstantiationError({ reason: "the engine was shut down" }))
+      const resolved = importsFor(module, instantiateOptions.imports as Record<string, Record<string, unknown>>)
+      if (resolved instanceof InstantiationError) return Effect.fail(resolved)
+      const agentId = instantiateOptions.agentId as string
+      const wasi = resolved.wasi ? config.wasi.open(agentId) : undefined
+      const id = pool.nextRecordId()
+      const record: AgentRecord<W> = {
+        id,
+        agentId,
+        instantiate: [
+          Op.Instantiate,
+          id,
+          module,
+          resolved.specs,
+          instantiateOptions.memory ?? null,
+          tracking,
+          wasi === undefined ? null : wasi.spec
+        ],
+        hostFunctions: resolved.hostFunctions,
+        wasi: wasi?.handle,
+        instantiateTimeoutMs: instantiateOptions.timeoutMs,
+        slot: pool.assign(),
+        status: "live",
+        reason: "",
+        memoryBytes: 0,
+        kept: undefined
+      }
+      pool.register(record)
+      const timeoutMs = instantiateOptions.timeoutMs
+      return Effect.flatMap(
+        call(record, record.instantiate, timeoutMs),
+        (result): Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | MemoryExceeded> => {
+          const discard = () => {
+            pool.retire(record, "terminated", "instantiation failed")
+            record.wasi?.release()
+          }
+          switch (result.kind) {
+            case "ok": {
+              const instance = makeInstance(record)
+              if (result.memoryBytes > instantiateOptions.memoryLimit) {
+                pool.drop(record, "initial memory above the budget")
+                return Effect.fail(
+                  new MemoryExceeded({ agentId, used: result.memoryBytes, limit: instantiateOptions.memoryLimit })
+                )
+              }
+              return Effect.succeed(instance)
+            }
+            case "error": {
+              discard()
+              const error = result.error
+              if (error[0] === "InstantiationError") return Effect.fail(new InstantiationError({ reason: error[1] }))
+              const mapped = errorFrom(agentId, error)
+              return Effect.fail(mapped instanceof Trap ? mapped : new Trap({ function: "(start)", reason: mapped.message }))
+            }
+            case "timeout":
+              return Effect.fail(new Timeout({ function: "(start)", timeoutMs: timeoutMs ?? 0 }))
+            case "lost":
+            case "gone":
+              discard()
+              return Effect.fail(new InstantiationError({ reason: `the worker was lost: ${result.reason}` }))
+            case "interrupted":
+              discard()
+              return Effect.interrupt
+          }
+        }
+      )
+    })
+
+  return {
+    platform: config.platform,
+    capabilities: config.capabilities,
+    ...(config.validate === true ? { validate: Instance.validate } : {}),
+    compile: Instance.compile,
+    instantiate,
+    stats: () => pool.stats(),
+    threadOf: (instance) => {
+      const record = recordOf.get(instance)
+      return record === undefined || record.status !== "live" ? undefined : record.slot.worker?.threadId
+    },
+    crashWorker: (instance) =>
+      Effect.promise(() => {
+        const record = recordOf.get(instance)
+        return record === undefined ? Promise.resolve() : record.slot.crash()
+      }),
+    shutdown: Effect.promise(() => (shutdown ??= pool.close()))
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * The worker side of the worker engine: the executor that owns the agents'
+ * instances of one worker (or of the page itself, in the browser's in-page
+ * mode) and answers protocol requests (`Protocol.ts`) synchronously, and
+ * `serve`, the whole body of a worker entry script.
+ *
+ * Every instance is an engine-kit `Instance` (the same in-thread instance
+ * engine-native runs), so values, fuel, snapshots and error mapping are the
+ * in-process engine's (WebAssembly JS API §"Error Objects"). Added here:
+ * - host imports are stubs that proxy each call synchronously to the host
+ *   (`CallChannel.hostCall`) and return what the host function returned, so
+ *   the engine converts it here as it would in-process (`ToWebAssemblyValue`);
+ *   a host function's failure comes back as the reason the host computed and
+ *   traps the guest with it;
+ * - WASI comes from the platform (`ExecutorPlatform.createWasi`); `proc_exit`
+ *   unwinds the guest and ends the call with an `Exit` error (code 0 is a
+ *   normal return for the host);
+ * - results must cross a thread: a result that is not a number, bigint or
+ *   null is a `Trap`;
+ * - snapshot tracking for recovery: after every completed call (returned or
+ *   trapped) the executor compares linear memory page by page (64 KiB) with
+ *   its shadow copy of the state it last reported and sends only the pages
+ *   that changed (`null` for a page that became zero) plus the exported
+ *   mutable globals; the host keeps the result to restore the agent on a
+ *   fresh worker (`Tracking`).
+ *
+ * Nothing a guest does escapes as an exception; only the fault-injection
+ * request `Crash` ends a worker on purpose. With the shared channel the
+ * worker blocks in `Atomics.wait` between requests, so everything here is
+ * synchronous: nothing may rely on timers, promises or message events.
+ *
+ * @since 0.2.0
+ */
+import {
+  FuelExhausted,
+  FunctionNotFound,
+  InstantiationError,
+  MemoryExceeded,
+  Trap,
+  type WasmValue
+} from "@agent-runtime/domain"
+import { type ChannelInit, type ChannelMessage, openWorker, type WorkerChannel } from "./CallChannel.js"
+import * as Instance from "./Instance.js"
+import { PAGE_BYTES } from "./internal/pages.js"
+import {
+  type Diff,
+  type ErrorWire,
+  type HostReply,
+  type ImportSpec,
+  type InstantiateRequest,
+  Op,
+  type OutputWire,
+  type Reply,
+  type Request,
+  stateFromWire,
+  type StateWire,
+  stateToWire,
+  type Tracking,
+  type ValueWire,
+  type WorkerInit
+} from "./Protocol.js"
+import type { WorkerScope } from "./WorkerHost.js"
+
+/** One instance's WASI, as a platform provides it inside the executor. */
+export interface WasiSession {
+  /** The `wasi_snapshot_preview1` import namespace. */
+  readonly imports: Readonly<Record<string, unknown>>
+  /** Binds the instance's linear memory right after instantiation (may throw → `InstantiationError` "WASI: …"). */
+  readonly bind: (memory: WebAssembly.Memory) => void
+  /** Records a `proc_exit` code. */
+  readonly exited: (code: number) => void
+  /** What was written (and the exit code) since the last drain, for the reply; `null` when nothing. */
+  readonly drain: () => OutputWire
+}
+
+/** What an executor needs from the platform it runs on. `W` is the platform's WASI setup. */
+export interface ExecutorPlatform<W> {
+  /** A fresh WASI for one instance. */
+  readonly createWasi: (spec: W) => WasiSession
+  /** The `proc_exit` code when `e` is the platform's exit exception, else `undefined`. */
+  readonly exitCode: (e: unknown) => number | undefined
+  /**
+   * Compares two 64 KiB pages (snapshot tracking); default: a 32-bit word
+   * loop. Node passes `Buffer#equals` (one `memcmp`).
+   */
+  readonly pagesEqual?: ((a: Uint8Array, b: Uint8Array) => boolean) | undefined
+  /** The `InstantiationError` reason when a request carries no `WebAssembly.Module`. */
+  readonly notAModule: string
+}
+
+/** What an executor needs from where it runs. */
+export interface ExecutorOptions<W> {
+  readonly platform: ExecutorPlatform<W>
+  /** The import function for host function `index` of instance `id`: throws `HostCallError` with the host's reason. */
+  readonly hostFunction: (id: number, index: number) => (...args: Array<unknown>) => unknown
+}
+
+/** Serves one request; never throws except for `Op.Crash` (`InjectedFault`). */
+export type Executor<W> = (request: Request<W>) => Reply
+
+/** A host function's failure, with the reason the host mapped it to. */
+export class HostCallError extends Error {}
+
+/** The fault-injection request: escapes the executor on purpose. */
+export class InjectedFault extends Error {}
+
+/** A WASI `proc_exit` out of export `fn`. */
+class Exited extends Error {
+  constructor(readonly fn: string, readonly code: number) {
+    super(`proc_exit(${code})`)
+  }
+}
+
+type LiveError = Trap | FunctionNotFound | FuelExhausted | MemoryExceeded | InstantiationError | Exited
+
+interface Live {
+  readonly instance: Instance.LiveInstance<Exited | Trap>
+  readonly wasi: WasiSession | undefined
+  tracking: Tracking[0]
+  readonly maxBytes: number
+  shadow: Uint8Array | undefined
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** A typed error from the instance as the wire reports it. */
+const toWire = (e: LiveError): ErrorWire => {
+  if (e instanceof Exited) return ["Exit", e.fn, e.code]
+  switch (e._tag) {
+    case "Trap":
+      return ["Trap", e.function, e.reason]
+    case "FunctionNotFound":
+      return ["FunctionNotFound", e.function]
+    case "FuelExhausted":
+      return ["FuelExhausted", e.function, e.fuel]
+    case "MemoryExceeded":
+      return ["MemoryExceeded", e.used, e.limit]
+    case "InstantiationError":
+      return ["InstantiationError", e.reason]
+  }
+}
+
+const wordsEqual = (a: Uint8Array, b: Uint8Array): boolean => {
+  const x = new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2)
+  const y = new Int32Array(b.buffer, b.byteOffset, b.byteLength >>> 2)
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
+const ZERO_PAGE = new Uint8Array(PAGE_BYTES)
+
+/** Builds an executor. */
+export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
+  const { platform } = options
+  const equal = platform.pagesEqual ?? wordsEqual
+  const instances = new Map<number, Live>()
+
+  const memoryBytes = (live: Live | undefined): number => (live === undefined ? 0 : live.instance.memoryBytes())
+
+  /** What changed since the last report (pages + globals), updating the shadow copy. */
+  const diff = (live: Live): Diff => {
+    if (live.tracking === 0) return null
+    const bytes = live.instance.memoryBytes()
+    if (live.tracking === 2 && bytes > live.maxBytes) {
+      live.tracking = 0
+      live.shadow = undefined
+      return false
+    }
+    let shadow = live.shadow ?? new Uint8Array(0)
+    if (shadow.byteLength < bytes) {
+      const grown = new Uint8Array(bytes)
+      grown.set(shadow)
+      shadow = grown
+    }
+    live.shadow = shadow
+    const indexes: Array<number> = []
+    const data: Array<Uint8Array | null> = []
+    const memory = live.instance.memory
+    if (memory !== undefined) {
+      const buffer = memory.buffer
+      for (let at = 0; at < bytes; at += PAGE_BYTES) {
+        const page = new Uint8Array(buffer, at, PAGE_BYTES)
+        const before = shadow.subarray(at, at + PAGE_BYTES)
+        if (equal(page, before)) continue
+        before.set(page)
+        indexes.push(at / PAGE_BYTES)
+        data.push(equal(page, ZERO_PAGE) ? null : page.slice())
+      }
+    }
+    const names: Array<string> = []
+    const values: Array<number | bigint> = []
+    for (const [name, g] of live.instance.globals) {
+      const v: unknown = g.value
+      if (typeof v === "number" || typeof v === "bigint") {
+        names.push(name)
+        values.push(v)
+      }
+    }
+    return [bytes, indexes, data, names, values]
+  }
+
+  const ok = <V>(live: Live | undefined, value: V, fuelRemaining: number | null = null): Reply<V> => [
+    1,
+    value,
+    memoryBytes(live),
+    fuelRemaining,
+    live === undefined ? null : diff(live),
+    live?.wasi?.drain() ?? null
+  ]
+
+  const fail = (live: Live | undefined, error: ErrorWire, withDiff = true): Reply<never> => [
+    0,
+    error,
+    memoryBytes(live),
+    live === undefined || !withDiff ? null : diff(live),
+    live?.wasi?.drain() ?? null
+  ]
+
+  const terminated = (op: string): Reply<never> => fail(undefined, ["Trap", op, "instance terminated"])
+
+  const instantiate = (request: InstantiateRequest<W>): Reply => {
+    const [, id, module, specs, memory, tracking, wasiSpec] = request
+    const imports: Record<string, Record<string, unknown>> = {}
+    for (const spec of specs as ReadonlyArray<ImportSpec>) {
+      const ns = (imports[spec[0]] ??= {})
+      ns[spec[1]] = spec[2] === 0 ? options.hostFunction(id, spec[3]) : spec[3]
+    }
+    const wasi = wasiSpec === null ? undefined : platform.createWasi(wasiSpec)
+    if (wasi !== undefined) imports["wasi_snapshot_preview1"] = wasi.imports as Record<string, unknown>
+    const mapThrown = (fn: string, e: unknown): Exited | Trap | undefined => {
+      const code = platform.exitCode(e)
+      if (code !== undefined) {
+        wasi?.exited(code)
+        return new Exited(fn, code)
+      }
+      return e instanceof HostCallError ? new Trap({ function: fn, reason: e.message }) : undefined
+    }
+    const instance = Instance.instantiate(module, imports as WebAssembly.Imports, {
+      memory: memory ?? undefined,
+      notAModule: platform.notAModule,
+      mapThrown
+    })
+    if (instance instanceof Error) return fail(undefined, toWire(instance))
+    if (wasi !== undefined && instance.memory !== undefined) {
+      try {
+        wasi.bind(instance.memory)
+      } catch (e) {
+        return fail(undefined, ["InstantiationError", `WASI: ${message(e)}`])
+      }
+    }
+    const live: Live = { instance, wasi, tracking: tracking[0], maxBytes: tracking[1], shadow: undefined }
+    instances.set(id, live)
+    return ok(live, null)
+  }
+
+  const invoke = (live: Live, fn: string, args: ReadonlyArray<ValueWire>, fuel: number | null): Reply => {
+    const outcome = live.instance.call(fn, args as ReadonlyArray<WasmValue>, fuel ?? undefined)
+    if (outcome instanceof Error) return fail(live, toWire(outcome), !(outcome instanceof FunctionNotFound))
+    for (const v of outcome.results) {
+      if (v !== null && typeof v !== "number" && typeof v !== "bigint") {
+        return fail(live, ["Trap", fn, `a ${typeof v} result cannot cross the worker boundary`])
+      }
+    }
+    return ok(live, outcome.results as ReadonlyArray<ValueWire>, outcome.fuelRemaining ?? null)
+  }
+
+  const restore = (live: Live, state: StateWire): Reply => {
+    const failed = live.instance.restore(stateFromWire(state))
+    return failed === undefined ? ok(live, null) : fail(live, toWire(failed))
+  }
+
+  const handle = (request: Request<W>): Reply => {
+    if (request[0] === Op.Crash) throw new InjectedFault("injected worker fault")
+    if (request[0] === Op.Instantiate) return instantiate(request)
+    const live = instances.get(request[1])
+    switch (request[0]) {
+      case Op.Invoke:
+        return live === undefined ? terminated(request[2]) : invoke(live, request[2], request[3], request[4])
+      case Op.Read: {
+        if (live === undefined) return terminated("readMemory")
+        const bytes = live.instance.read(request[2], request[3])
+        return bytes instanceof Trap ? fail(live, toWire(bytes), false) : ok(live, bytes)
+      }
+      case Op.Write: {
+        if (live === undefined) return terminated("writeMemory")
+        const failed = live.instance.write(request[2], request[3])
+        return failed === undefined ? ok(live, null) : fail(live, toWire(failed), false)
+      }
+      case Op.Snapshot: {
+        if (live === undefined) return terminated("snapshot")
+        const state = live.instance.snapshot()
+        return state instanceof Trap ? fail(live, toWire(state)) : ok(live, stateToWire(state))
+      }
+      case Op.Restore:
+        return live === undefined ? terminated("restore") : restore(live, request[2])
+      case Op.Drop:
+        live?.instance.terminate()
+        instances.delete(request[1])
+        return ok(undefined, null)
+    }
+  }
+
+  return (request) => {
+    try {
+      return handle(request)
+    } catch (e) {
+      if (e instanceof InjectedFault) throw e
+      // a bug on our side, never the guest's: report it instead of dying
+      return fail(undefined, ["Trap", "(executor)", `internal error: ${message(e)}`])
+    }
+  }
+}
+
+/**
+ * Turns a host call's reply into what the guest's import returns: the host
+ * function's value as it crossed, so the engine here converts it exactly as
+ * it would in-process (WebAssembly JS API "run a host function").
+ */
+const hostResult = (reply: HostReply): unknown => {
+  if (reply[0] !== 1) throw new HostCallError(reply[1])
+  return reply[1]
+}
+
+/**
+ * The body of a worker entry script: waits for the host's first message
+ * (`WorkerInit`: the channel and the fuel global's name), then serves
+ * requests with an executor until the worker is terminated. Host imports
+ * proxy through the channel.
+ */
+export const serve = <W>(scope: WorkerScope, platform: ExecutorPlatform<W>): void => {
+  let channel: WorkerChannel | undefined
+  scope.listen((data) => {
+    if (channel === undefined) {
+      const [tag, init] = data as WorkerInit<ChannelInit>
+      if (tag !== "init") return
+      const executor = make<W>({
+        platform,
+        hostFunction: (id, index) => (...args) => hostResult(channel!.hostCall([id, index, args as Array<ValueWire>]))
+      })
+      channel = openWorker<W>(init, executor, scope.post, scope.receive)
+      channel.serve()
+      return
+    }
+    channel.onMessage(data as ChannelMessage)
+  })
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "@effect/vitest"
+import { decode, encode, Overflow, Unencodable } from "../src/Codec.js"
+
+const roundTrip = (value: unknown, size = 4096, shared = true) => {
+  const buffer = shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size)
+  const bytes = new Uint8Array(buffer)
+  const view = new DataView(buffer)
+  const end = encode(value, bytes, view, 16, size)
+  return { value: decode(bytes, view, 16, end), length: end - 16 }
+}
+
+describe("Codec", () => {
+  it("round-trips every wire value through a SharedArrayBuffer", () => {
+    const value = [
+      undefined, null, true, false, 0, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 1.5, -0, NaN, Infinity,
+      0n, -1n, 2n ** 63n - 1n, -(2n ** 63n), "", "ascii", "héllo wörld ✓ 🎉", "x".repeat(200),
+      new Uint8Array([1, 2, 3]), [], [[1, [2n]], "nested"]
+    ]
+    const out = roundTrip(value).value as Array<unknown>
+    expect(out).toHaveLength(value.length)
+    expect(out.slice(0, 21)).toEqual(value.slice(0, 21))
+    expect(Object.is(out[10], -0)).toBe(true)
+    expect([...(out[21] as Uint8Array)]).toEqual([1, 2, 3])
+    expect(out.slice(22)).toEqual([[], [[1, [2n]], "nested"]])
+  })
+
+  it("is compact: i32 in 5 bytes, i64 and f64 in 9", () => {
+    expect(roundTrip(7).length).toBe(5)
+    expect(roundTrip(7n).length).toBe(9)
+    expect(roundTrip(0.5).length).toBe(9)
+    expect(roundTrip([2, "add", [1, 2]]).length).toBe(5 + 5 + 8 + 5 + 10)
+  })
+
+  it("wraps bigints to 64 bits as WebAssembly's ToBigInt64 does", () => {
+    expect(roundTrip(2n ** 64n - 1n).value).toBe(-1n)
+    expect(roundTrip(2n ** 63n).value).toBe(-(2n ** 63n))
+  })
+
+  it("copies bytes out of the buffer (it is reused)", () => {
+    const buffer = new SharedArrayBuffer(64)
+    const bytes = new Uint8Array(buffer)
+    const view = new DataView(buffer)
+    const end = encode(new Uint8Array([9, 9]), bytes, view, 0, 64)
+    const out = decode(bytes, view, 0, end) as Uint8Array
+    bytes.fill(0)
+    expect([...out]).toEqual([9, 9])
+    expect(out.buffer).toBeInstanceOf(ArrayBuffer)
+  })
+
+  it("throws Overflow when a message does not fit, Unencodable for other values", () => {
+    expect(() => roundTrip(new Uint8Array(100), 64)).toThrow(Overflow)
+    expect(() => roundTrip("é".repeat(40), 64)).toThrow(Overflow)
+    expect(() => roundTrip([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 48)).toThrow(Overflow)
+    expect(() => roundTrip({ a: 1 })).toThrow(Unencodable)
+    expect(() => roundTrip([() => 1])).toThrow(Unencodable)
+    expect(() => roundTrip(new WebAssembly.Memory({ initial: 1 }))).toThrow(Unencodable)
+  })
+
+  it("refuses truncated or corrupt input with a RangeError", () => {
+    const buffer = new ArrayBuffer(16)
+    const bytes = new Uint8Array(buffer)
+    const view = new DataView(buffer)
+    bytes[0] = 42
+    expect(() => decode(bytes, view, 0, 1)).toThrow(RangeError)
+    expect(() => decode(bytes, view, 0, 0)).toThrow(RangeError)
+  })
+})

@@ -1,0 +1,241 @@
+import { agentId, moduleHash } from "@agent-runtime/domain"
+import { wat } from "@agent-runtime/test-support"
+import { FUEL_EXPORT, rewriteModule } from "@agent-runtime/wasm-binary"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { Instance, type LiveInstance } from "../src/index.js"
+
+const PAGE = 65_536
+
+const SAMPLE = `(module
+  (memory (export "memory") 1 4)
+  (global $g (export "g") (mut i32) (i32.const 7))
+  (global (export "c") i32 (i32.const 1))
+  (global $big (export "big") (mut i64) (i64.const 5))
+  (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "swap") (param i32 i64) (result i64 i32) local.get 1 local.get 0)
+  (func (export "nothing"))
+  (func (export "div") (param i32 i32) (result i32) local.get 0 local.get 1 i32.div_s)
+  (func $rec (export "recurse") (param i32) (result i32) local.get 0 call $rec)
+  (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store)
+  (func (export "load") (param i32) (result i32) local.get 0 i32.load)
+  (func (export "bump") global.get $g i32.const 1 i32.add global.set $g))`
+
+const HOST = `(module
+  (import "env" "log" (func $log (param i32)))
+  (import "env" "pair" (func $pair (result i32 i64)))
+  (import "env" "now" (func $now (result f64)))
+  (import "env" "ref" (func $ref (result externref)))
+  (func (export "log") (param i32) local.get 0 call $log)
+  (func (export "pair") (result i32 i64) call $pair)
+  (func (export "now") (result f64) call $now)
+  (func (export "ref_is_null") (result i32) call $ref ref.is_null))`
+
+const LOOP = `(module
+  (func (export "spin") (loop $l br $l))
+  (func (export "work") (param i32) (result i32) (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_s (local.get $i) (local.get 0)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    local.get $i))`
+
+const module = (text: string) => Effect.promise(async () => new WebAssembly.Module((await wat(text)) as Uint8Array<ArrayBuffer>))
+
+/** Instantiates or fails the test with the error. */
+const live = <E extends Error>(result: LiveInstance<E> | Error): LiveInstance<E> => {
+  if (result instanceof Error) throw result
+  return result
+}
+
+describe("Instance (synchronous core)", () => {
+  it.effect("calls exports with typed values: one result, multi-value, none; memory usage after each call", () =>
+    Effect.gen(function*() {
+      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      expect(i.call("add", [2, 3])).toEqual({ results: [5], memoryBytes: PAGE, fuelRemaining: undefined })
+      expect(i.call("swap", [1, 9n])).toMatchObject({ results: [9n, 1] })
+      expect(i.call("nothing", [])).toMatchObject({ results: [] })
+      expect(i.memoryBytes()).toBe(PAGE)
+      const missing = i.call("nope", [])
+      expect(missing).toMatchObject({ _tag: "FunctionNotFound", function: "nope" })
+      expect(i.call("c", [])).toMatchObject({ _tag: "FunctionNotFound" })
+      expect(i.prepare("nope")).toBeUndefined()
+      const add = i.prepare("add")!
+      expect(add([40, 2])).toMatchObject({ results: [42] })
+    }))
+
+  it.effect("maps traps, stack exhaustion and host exceptions to Trap (WebAssembly JS API §Error Objects)", () =>
+    Effect.gen(function*() {
+      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      const div = i.call("div", [1, 0])
+      expect(div).toMatchObject({ _tag: "Trap", function: "div" })
+      expect((div as Error).message).toMatch(/divide by zero/)
+      expect(i.call("recurse", [1])).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/^call stack exhausted/) })
+      const h = live(Instance.instantiate(yield* module(HOST), {
+        env: { log: () => { throw new Error("boom") }, pair: () => [1, 2n], now: () => 1, ref: () => null }
+      }))
+      expect(h.call("log", [1])).toMatchObject({ _tag: "Trap", function: "log", reason: "host function threw: boom" })
+      expect(Instance.callErrorReason(new TypeError("x"))).toBe("type error at the JS boundary: x")
+      expect(Instance.callErrorReason("plain")).toBe("host function threw: plain")
+    }))
+
+  it.effect("mapThrown is asked first; undefined falls back to the default mapping", () =>
+    Effect.gen(function*() {
+      class Exit extends Error {}
+      const h = live(Instance.instantiate<Exit>(yield* module(HOST), {
+        env: {
+          log: (x: number) => {
+            throw x === 0 ? new Exit("exit 0") : new Error("other")
+          },
+          pair: () => [1, 2n],
+          now: () => 1,
+          ref: () => null
+        }
+      }, { mapThrown: (_fn, e) => (e instanceof Exit ? e : undefined) }))
+      expect(h.call("log", [0])).toBeInstanceOf(Exit)
+      expect(h.call("log", [1])).toMatchObject({ _tag: "Trap", reason: "host function threw: other" })
+    }))
+
+  it.effect("host results follow the JS API: void results ignored, arrays for multi-value, ToNumber, externref", () =>
+    Effect.gen(function*() {
+      const h = live(Instance.instantiate(yield* module(HOST), {
+        env: { log: () => ({ ignored: true }), pair: () => [7, 8n], now: () => "2.5", ref: () => ({ any: "object" }) }
+      }))
+      expect(h.call("log", [1])).toMatchObject({ results: [] })
+      expect(h.call("pair", [])).toMatchObject({ results: [7, 8n] })
+      expect(h.call("now", [])).toMatchObject({ results: [2.5] })
+      expect(h.call("ref_is_null", [])).toMatchObject({ results: [0] })
+    }))
+
+  it.effect("instantiation errors: not a module, missing import, start trap, memory above the limit", () =>
+    Effect.gen(function*() {
+      expect(Instance.instantiate("bytes", {}, { notAModule: "not ours" })).toMatchObject({ _tag: "InstantiationError", reason: "not ours" })
+      const missing = Instance.instantiate(yield* module(HOST), {})
+      expect(missing).toMatchObject({ _tag: "InstantiationError" })
+      const start = Instance.instantiate(yield* module(`(module (func $s unreachable) (start $s))`), {})
+      expect(start).toMatchObject({ _tag: "Trap", function: "(start)" })
+      const big = Instance.instantiate(yield* module(`(module (memory (export "m") 2))`), {}, { memoryLimit: PAGE, agentId: "a1" })
+      expect(big).toMatchObject({ _tag: "MemoryExceeded", agentId: "a1", used: 2 * PAGE, limit: PAGE })
+    }))
+
+  it.effect("creates the imported memory the runtime asks for, capped at its maximum; memory found through the imports", () =>
+    Effect.gen(function*() {
+      const text = `(module (import "env" "mem" (memory 1)) (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))`
+      const i = live(Instance.instantiate(yield* module(text), {}, {
+        memory: { module: "env", name: "mem", minPages: 1, maxPages: 2, shared: false }
+      }))
+      expect(i.memory).toBeInstanceOf(WebAssembly.Memory)
+      expect(i.call("grow", [1])).toMatchObject({ results: [1], memoryBytes: 2 * PAGE })
+      expect(i.call("grow", [1])).toMatchObject({ results: [-1] })
+      const refused = Instance.instantiate(yield* module(text), {}, {
+        memory: { module: "env", name: "mem", minPages: 1, maxPages: 70_000, shared: false }
+      })
+      expect(refused).toMatchObject({ _tag: "InstantiationError" })
+    }))
+
+  it.effect("fuel: sets the counter, reports what is left, FuelExhausted when it runs out; ignored without the global", () =>
+    Effect.gen(function*() {
+      const bytes = yield* Effect.promise(() => wat(LOOP))
+      const rewritten = rewriteModule(bytes, { fuel: true })
+      if (!rewritten.ok) throw new Error("rewrite failed")
+      const i = live(Instance.instantiate(new WebAssembly.Module(rewritten.value.bytes), {}))
+      expect(i.fuel).toBeInstanceOf(WebAssembly.Global)
+      const ok = i.call("work", [10], 10_000)
+      expect(ok).toMatchObject({ results: [10] })
+      const left = (ok as { fuelRemaining: number }).fuelRemaining
+      expect(left).toBeGreaterThan(0)
+      expect(left).toBeLessThan(10_000)
+      expect(i.call("spin", [], 1_000)).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 1_000 })
+      // the counter is set again by the next metered call
+      expect(i.call("work", [3], 10_000)).toMatchObject({ results: [3] })
+      const plain = live(Instance.instantiate(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {}))
+      expect(plain.call("work", [3], 1)).toMatchObject({ results: [3], fuelRemaining: undefined })
+    }))
+
+  it.effect("snapshot: non-zero pages and mutable globals (not the fuel counter, not immutable ones); restore grows and overwrites", () =>
+    Effect.gen(function*() {
+      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      i.call("store", [PAGE - 4, 42])
+      i.call("bump", [])
+      const state = i.snapshot()
+      if (state instanceof Error) throw state
+      expect(state.memoryBytes).toBe(PAGE)
+      expect(state.pages.map((p) => p.index)).toEqual([0])
+      expect(state.globals).toEqual({ g: 8, big: 5n })
+
+      const j = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      j.call("store", [0, 9])
+      expect(j.restore(state)).toBeUndefined()
+      expect(j.call("load", [PAGE - 4])).toMatchObject({ results: [42] })
+      expect(j.call("load", [0])).toMatchObject({ results: [0] })
+      expect(j.globals.map(([n]) => n)).toEqual(["g", "big"])
+
+      const grown = { ...state, memoryBytes: 3 * PAGE, pages: [{ index: 2, data: new Uint8Array(PAGE).fill(1) }] }
+      expect(j.restore(grown)).toBeUndefined()
+      expect(j.memoryBytes()).toBe(3 * PAGE)
+      expect(j.restore({ ...state, memoryBytes: 8 * PAGE })).toMatchObject({ _tag: "MemoryExceeded" })
+      expect(j.restore({ ...state, globals: { c: 2 } })).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/cannot set global c/) })
+      expect(j.restore({ ...state, globals: { zz: 2 } })).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/not exported/) })
+
+      const bytes = yield* Effect.promise(() => wat(LOOP))
+      const fueled = rewriteModule(bytes, { fuel: true })
+      if (!fueled.ok) throw new Error("rewrite failed")
+      const f = live(Instance.instantiate(new WebAssembly.Module(fueled.value.bytes), {}))
+      expect(f.snapshot()).toEqual({ memoryBytes: 0, pages: [], globals: {} })
+      expect(FUEL_EXPORT in f.exports).toBe(true)
+      expect(f.restore({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(PAGE) }], globals: {} }))
+        .toMatchObject({ _tag: "Trap", reason: "snapshot has memory but the instance has none" })
+    }))
+
+  it.effect("read/write are bounds-checked; terminate makes calls, prepared calls and snapshots fail", () =>
+    Effect.gen(function*() {
+      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      expect(i.write(8, new Uint8Array([1, 2, 3]))).toBeUndefined()
+      expect(i.read(8, 3)).toEqual(new Uint8Array([1, 2, 3]))
+      expect(i.read(PAGE - 1, 2)).toMatchObject({ _tag: "Trap", function: "readMemory" })
+      expect(i.write(-1, new Uint8Array(1))).toMatchObject({ _tag: "Trap", function: "writeMemory" })
+      expect(i.read(1.5, 1)).toMatchObject({ _tag: "Trap" })
+      const add = i.prepare("add")!
+      i.terminate()
+      i.terminate()
+      expect(i.terminated()).toBe(true)
+      expect(i.call("add", [1, 2])).toMatchObject({ _tag: "Trap", reason: "instance terminated" })
+      expect(add([1, 2])).toMatchObject({ _tag: "Trap", reason: "instance terminated" })
+      expect(i.snapshot()).toMatchObject({ _tag: "Trap", function: "snapshot" })
+      const none = live(Instance.instantiate(yield* module(`(module (func (export "f")))`), {}))
+      expect(none.read(0, 0)).toMatchObject({ _tag: "Trap", reason: "the instance has no linear memory" })
+      expect(none.memoryBytes()).toBe(0)
+    }))
+})
+
+describe("Instance (Effect wrappers)", () => {
+  it.effect("validate / compile / instantiateWasm / toWasmInstance", () =>
+    Effect.gen(function*() {
+      const bytes = yield* Effect.promise(() => wat(SAMPLE))
+      yield* Instance.validate(bytes)
+      const bad = yield* Effect.flip(Instance.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99])))
+      expect(bad._tag).toBe("CompileError")
+      expect((yield* Effect.flip(Instance.compile(new Uint8Array([1, 2]), moduleHash("x"))))._tag).toBe("CompileError")
+      const compiled = yield* Instance.compile(bytes, moduleHash("h"))
+      expect(compiled).toMatchObject({ hash: "h", byteLength: bytes.byteLength })
+      const options = { agentId: agentId("a"), memoryLimit: 4 * PAGE, imports: {} }
+      const w = yield* Instance.instantiateWasm(compiled, options)
+      expect((yield* w.invoke("add", [1, 2])).results).toEqual([3])
+      expect((yield* Effect.flip(w.invoke("nope", [])))._tag).toBe("FunctionNotFound")
+      expect(w.prepare!("add")!([2, 2])).toMatchObject({ results: [4] })
+      yield* w.writeMemory(0, new Uint8Array([5]))
+      expect(yield* w.readMemory(0, 1)).toEqual(new Uint8Array([5]))
+      expect((yield* Effect.flip(w.readMemory(PAGE, 1)))._tag).toBe("Trap")
+      const state = yield* w.snapshot
+      yield* w.writeMemory(0, new Uint8Array([6]))
+      yield* w.restore(state)
+      expect(yield* w.readMemory(0, 1)).toEqual(new Uint8Array([5]))
+      expect(yield* w.memoryBytes).toBe(PAGE)
+      yield* w.terminate
+      expect((yield* Effect.flip(w.invoke("add", [1, 2]))).message).toMatch(/instance terminated/)
+      const foreign = yield* Effect.flip(Instance.instantiateWasm({ ...compiled, handle: {} }, options, "not a module of this engine"))
+      expect(foreign).toMatchObject({ _tag: "InstantiationError", reason: "not a module of this engine" })
+      const small = yield* Effect.flip(Instance.instantiateWasm(compiled, { ...options, memoryLimit: 1 }))
+      expect(small).toMatchObject({ _tag: "MemoryExceeded", agentId: "a", used: PAGE, limit: 1 })
+    }))
+})
