@@ -56,6 +56,8 @@ const describe = (e: RuntimeEvent): string => {
       return `${e.agentId} · freed ${mib(e.memoryReleased)}`
     case "AgentActivated":
       return `${e.agentId} after ${e.passivatedFor} ms`
+    case "AgentRecovered":
+      return `${e.agentId} · ${e.from === "Snapshot" ? "from its last snapshot" : "fresh"} after: ${e.cause}`
     case "MemoryPressure":
       return `${e.pressureLevel}: ${mib(e.memoryBefore)} → ${mib(e.memoryAfter)}, evicted ${e.evictedAgents.length}`
     case "HealthCheckCompleted":

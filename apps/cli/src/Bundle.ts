@@ -40,13 +40,7 @@ import { TrustStore, verifyModule } from "@agent-runtime/signing"
 import * as Effect from "effect/Effect"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path"
-import { parseArgs } from "node:util"
-import type { Io } from "./Cli.js"
-
-/** Usage lines of the command (for the CLI's help). */
-export const BUNDLE_USAGE = `  bundle <config.json> --out <dir> [--trust key.pub.json|trust.json …] [--allow-unsigned]
-      verify, rewrite (memory cap, fuel, state exports) and precompile-ready the modules of an edge bundle:
-      writes <dir>/manifest.json, wasm/<digest>.wasm, modules/<hash>.bin and bundle.js for a Worker`
+import type { Io } from "./Files.js"
 
 class BundleUsageError extends Error {}
 
@@ -131,30 +125,26 @@ export declare const manifest: BundleManifest
 export declare const bundle: BundleContents
 `
 
+/** `bundle <config.json> --out <dir> [--trust FILE…] [--allow-unsigned]`, parsed. */
+export interface BundleInput {
+  readonly config: string
+  readonly out: string
+  readonly trust: ReadonlyArray<string>
+  readonly allowUnsigned: boolean
+}
+
 /** Runs `agent-runtime bundle` (see the module doc); resolves to the exit code. */
-export const bundleCommand = async (args: ReadonlyArray<string>, io: Io): Promise<number> => {
+export const bundleCommand = async (values: BundleInput, io: Io): Promise<number> => {
   try {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      options: {
-        out: { type: "string" },
-        trust: { type: "string", multiple: true },
-        "allow-unsigned": { type: "boolean" }
-      },
-      strict: true,
-      allowPositionals: true
-    })
     const cwd = io.cwd ?? process.cwd()
-    if (positionals.length !== 1) fail(positionals.length === 0 ? "missing <config.json>" : `unexpected argument ${positionals[1]}`)
-    if (values.out === undefined) fail("missing --out <dir>")
-    const configPath = resolve(cwd, positionals[0]!)
+    const configPath = resolve(cwd, values.config)
     const base = dirname(configPath)
     let json: unknown
     try {
       json = JSON.parse(new TextDecoder().decode(await readBytes(configPath)))
     } catch (e) {
       if (e instanceof BundleUsageError) throw e
-      fail(`${positionals[0]}: not valid JSON`)
+      fail(`${values.config}: not valid JSON`)
     }
     const config = record(json, "config")
     const modules: Array<BundleBuilder.BundleModuleInput> = []
@@ -197,9 +187,9 @@ export const bundleCommand = async (args: ReadonlyArray<string>, io: Io): Promis
     })
     const trustPaths = [
       ...list(config, "trust").map((p, i) => typeof p === "string" ? resolve(base, p) : fail(`trust[${i}] must be a path`)),
-      ...(values.trust ?? []).map((p) => resolve(cwd, p))
+      ...values.trust.map((p) => resolve(cwd, p))
     ]
-    const allowUnsigned = values["allow-unsigned"] === true || config["allowUnsigned"] === true
+    const allowUnsigned = values.allowUnsigned || config["allowUnsigned"] === true
     if (trustPaths.length === 0 && !allowUnsigned) fail("no trust store: give --trust or \"trust\" in the config")
     const trustStore = await readTrust(trustPaths)
     const result = await Effect.runPromise(Effect.result(Builder.buildBundle({
@@ -220,7 +210,7 @@ export const bundleCommand = async (args: ReadonlyArray<string>, io: Io): Promis
       return 2
     }
     const bundle = result.success
-    const out = resolve(cwd, values.out!)
+    const out = resolve(cwd, values.out)
     for (const f of bundle.files) {
       await mkdir(dirname(join(out, f.path)), { recursive: true })
       await writeFile(join(out, f.path), f.bytes)
@@ -238,11 +228,6 @@ export const bundleCommand = async (args: ReadonlyArray<string>, io: Io): Promis
   } catch (e) {
     if (e instanceof BundleUsageError) {
       io.err(`error: ${e.message}`)
-      return 2
-    }
-    const code = (e as { code?: unknown }).code
-    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
-      io.err(`error: ${(e as Error).message}`)
       return 2
     }
     io.err(`internal error: ${e instanceof Error ? e.message : String(e)}`)

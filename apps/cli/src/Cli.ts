@@ -1,444 +1,275 @@
 /**
- * The `agent-runtime` command line: `keygen`, `sign`, `verify`, `inspect`.
+ * The `agent-runtime` command line: `keygen`, `sign`, `verify`, `inspect`,
+ * `bundle`, `run` — declared with Effect's CLI module (`effect/cli`:
+ * `Command`, `Flag`, `Argument`), which parses the typed options and writes
+ * `--help` (for every command) and `--completions bash|zsh|fish|sh|pwsh`.
  *
- * `main(argv, io)` runs one command and resolves to the process exit code:
+ * `main(argv, io)` runs one command and resolves to the process exit code
+ * (`ExitCode`):
  * - 0 success. For `verify`: a trusted key signed the module. For `inspect`:
  *   the module is well-formed, whatever its signature status (inspect
- *   reports it) — unless `--trust` is given.
- * - 1 the signature does not verify: `verify`, and `inspect --trust` when the
- *   signature is missing, malformed, tampered, untrusted or bad (the report
- *   is still printed; the reason is one line on stderr).
- * - 2 bad usage or bad input (missing file, not a WebAssembly module — with
- *   the byte offset —, malformed key file, `sign`/`keygen` output that exists
- *   without `--force`).
+ *   reports it) — unless `--trust` is given. For `run`: the call returned.
+ * - 1 the signature does not verify: `verify`, `bundle`, `run --trust`, and
+ *   `inspect --trust` when the signature is missing, malformed, tampered,
+ *   untrusted or bad (the report is still printed; the reason is one line on
+ *   stderr).
+ * - 2 bad usage or bad input (unknown command or option, missing argument,
+ *   missing file, not a WebAssembly module — with the byte offset —,
+ *   malformed key file, `sign`/`keygen` output that exists without `--force`).
+ * - 3–7 the typed failures of `run` (`Run.ts`), 70 an internal error.
  * Errors are one line on stderr, never a stack trace. Signatures follow
  * `@agent-runtime/signing` (ed25519 over hash + name + version, embedded in
  * the `agent-runtime.signature` custom section or detached as a `.sig` file).
  *
  * @since 0.1.0
  */
-import {
-  decodeKeyPair,
-  encodeKeyPair,
-  encodePublicKey,
-  generateKeyPair,
-  type InvalidKey,
-  moduleHash,
-  readSignature,
-  type SignatureLookup,
-  signDetached,
-  signModule,
-  TrustStore,
-  verifyModule
-} from "@agent-runtime/signing"
-import { type ExportDesc, type ImportDesc, type ModuleInfo, readModule } from "@agent-runtime/wasm-binary"
-import * as Cause from "effect/Cause"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import { constants } from "node:fs"
-import { access, readFile, writeFile } from "node:fs/promises"
-import { basename, resolve } from "node:path"
-import { parseArgs } from "node:util"
-import { BUNDLE_USAGE, bundleCommand } from "./Bundle.js"
-import { describeMemory, describeType, formatBytes } from "./Describe.js"
+import * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as CliConfig from "effect/cli/CliConfig"
+import * as CliError from "effect/cli/CliError"
+import * as CliOutput from "effect/cli/CliOutput"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
+import { bundleCommand } from "./Bundle.js"
+import { ExitCode, Failure, type Files, type Io, makeFiles } from "./Files.js"
+import { inspect } from "./Inspect.js"
+import { parseDuration, parseSize, runCommand } from "./Run.js"
+import { keygen, sign, verify } from "./Signatures.js"
 
-/** Where a command writes: one call per line of output (no trailing newline). */
-export interface Io {
-  readonly out: (line: string) => void
-  readonly err: (line: string) => void
-  /** Directory relative paths resolve against (default: `process.cwd()`). */
-  readonly cwd?: string | undefined
+export { ExitCode, type Io } from "./Files.js"
+
+/** The version `--help` and the completions scripts report. */
+const VERSION = "0.1.0"
+
+/** What a handler gets: the caller's output and files, and where its exit code goes. */
+interface Context {
+  readonly io: Io
+  readonly files: Files
+  readonly exit: (code: number) => void
 }
 
-/** Exit codes of `main`. */
-export const ExitCode = { ok: 0, invalid: 1, usage: 2, internal: 70 } as const
-
-/** A failure to report as one line on stderr with this exit code. */
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly code: number = ExitCode.usage
-  ) {
-    super(message)
-  }
+/** A handler's failure: the `Failure` (one line, exit code) or a defect, carried to `main`. */
+class HandlerFailed {
+  readonly _tag = "HandlerFailed"
+  constructor(readonly error: unknown) {}
 }
 
-export const USAGE = `usage: agent-runtime <command> [options]
-
-commands:
-  keygen [--out key.json] [--force]
-      generate an ed25519 key pair; with --out, write key.json (secret) and key.pub.json (public)
-  sign <in.wasm> --key key.json --name N --version V [--out out.wasm] [--detached out.sig] [--force]
-      embed a signature (default --out: <in>.signed.wasm) or write a detached one; never
-      overwrites an existing file without --force
-  verify <file.wasm> --trust key.json|key.pub.json|trust.json [--trust …] [--sig file.sig] --name N --version V
-      exit 0 when a trusted key signed this module for N@V, 1 (with the reason) otherwise
-  inspect <file.wasm> [--json] [--trust file …] [--sig file.sig]
-      exports and imports with their types, memories, custom sections, hash and signature status;
-      exit 0 for any well-formed module, but with --trust exit 1 unless a trusted key signed it
-${BUNDLE_USAGE}`
-
-/** Runs `effect`; a failure becomes a `CliError` with `describe(error)`. */
-const run = async <A, E>(effect: Effect.Effect<A, E>, describe: (e: E) => string, code?: number): Promise<A> => {
-  const exit = await Effect.runPromiseExit(effect)
-  if (Exit.isSuccess(exit)) return exit.value
-  const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (failure !== undefined && failure._tag === "Fail") throw new CliError(describe(failure.error), code)
-  throw Cause.squash(exit.cause)
-}
-
-const ioErrorText = (path: string, e: unknown): string => {
-  const code = (e as { code?: unknown }).code
-  if (code === "ENOENT") return `${path}: no such file`
-  if (code === "EISDIR") return `${path}: is a directory`
-  if (code === "EACCES") return `${path}: permission denied`
-  return `${path}: ${e instanceof Error ? e.message : String(e)}`
-}
-
-const makeFiles = (io: Io) => {
-  const cwd = io.cwd ?? process.cwd()
-  const at = (path: string) => resolve(cwd, path)
-  return {
-    at,
-    read: async (path: string): Promise<Uint8Array> => {
-      try {
-        return new Uint8Array(await readFile(at(path)))
-      } catch (e) {
-        throw new CliError(`cannot read ${ioErrorText(path, e)}`)
-      }
-    },
-    /** Fails (exit 2) when `path` exists, unless `force`; `what` names the file in the message. */
-    refuseOverwrite: async (path: string, what: string, force: boolean): Promise<void> => {
-      if (force) return
-      const exists = await access(at(path), constants.F_OK).then(
-        () => true,
-        () => false
-      )
-      if (exists) throw new CliError(`${path} exists; not overwriting ${what} (use --force)`)
-    },
-    write: async (path: string, bytes: Uint8Array | string, options: { secret?: boolean } = {}) => {
-      try {
-        await writeFile(at(path), bytes, options.secret === true ? { mode: 0o600 } : {})
-      } catch (e) {
-        throw new CliError(`cannot write ${ioErrorText(path, e)}`)
-      }
-    }
-  }
-}
-type Files = ReturnType<typeof makeFiles>
-
-const textOf = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
-
-const parseJson = (path: string, bytes: Uint8Array): unknown => {
-  try {
-    return JSON.parse(textOf(bytes))
-  } catch {
-    throw new CliError(`${path}: not valid JSON`)
-  }
-}
-
-/** Reads a module and checks its structure; malformed → one line with the byte offset. */
-const readWasm = async (files: Files, path: string): Promise<{ bytes: Uint8Array; info: ModuleInfo }> => {
-  const bytes = await files.read(path)
-  const info = readModule(bytes)
-  if (!info.ok) {
-    throw new CliError(`${path}: not a valid WebAssembly module: ${info.error.reason} at byte ${info.error.offset}`)
-  }
-  return { bytes, info: info.value }
-}
-
-/**
- * Reads trust files: a trust store (`{ keys: [...] }`), a key file or public
- * key file (`{ publicKey, ... }`), or a bare 64-hex public key.
- */
-const readTrust = async (files: Files, paths: ReadonlyArray<string>): Promise<TrustStore> => {
-  let store = TrustStore.empty
-  for (const path of paths) {
-    const bytes = await files.read(path)
-    const text = textOf(bytes).trim()
-    const json: unknown = /^[0-9a-fA-F]{64}$/.test(text) ? { publicKey: text } : parseJson(path, bytes)
-    const more = await run(TrustStore.fromJson(json), (e: InvalidKey) => `${path}: ${e.reason}`)
-    for (const key of more.keys) store = store.add(key.publicKey, key.label ?? basename(path))
-  }
-  return store
-}
-
-const required = (values: Record<string, unknown>, name: string): string => {
-  const value = values[name]
-  if (typeof value !== "string" || value.length === 0) throw new CliError(`missing --${name}`)
-  return value
-}
-
-const onePositional = (positionals: ReadonlyArray<string>, what: string): string => {
-  if (positionals.length === 0) throw new CliError(`missing ${what}`)
-  if (positionals.length > 1) throw new CliError(`unexpected argument ${positionals[1]}`)
-  return positionals[0]!
-}
-
-const keygen = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<number> => {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    options: { out: { type: "string" }, force: { type: "boolean" } },
-    strict: true,
-    allowPositionals: true
-  })
-  if (positionals.length > 0) throw new CliError(`unexpected argument ${positionals[0]}`)
-  const keyPair = generateKeyPair()
-  const json = `${JSON.stringify(encodeKeyPair(keyPair), null, 2)}\n`
-  if (values.out === undefined) {
-    io.out(json.trimEnd())
-    return ExitCode.ok
-  }
-  const pubPath = values.out.replace(/(\.json)?$/, ".pub.json")
-  await files.refuseOverwrite(values.out, "a key file", values.force === true)
-  await files.write(values.out, json, { secret: true })
-  await files.write(pubPath, `${JSON.stringify(encodePublicKey(keyPair), null, 2)}\n`)
-  io.out(`key ${keyPair.keyId}`)
-  io.out(`wrote ${values.out} (secret key, keep private) and ${pubPath} (public key, for --trust)`)
-  return ExitCode.ok
-}
-
-const sign = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<number> => {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    options: {
-      key: { type: "string" },
-      name: { type: "string" },
-      version: { type: "string" },
-      out: { type: "string" },
-      detached: { type: "string" },
-      force: { type: "boolean" }
-    },
-    strict: true,
-    allowPositionals: true
-  })
-  const input = onePositional(positionals, "<in.wasm>")
-  const keyPath = required(values, "key")
-  const subject = { name: required(values, "name"), version: required(values, "version") }
-  const keyPair = await run(
-    decodeKeyPair(parseJson(keyPath, await files.read(keyPath))),
-    (e) => `${keyPath}: ${e.reason}`
+/** Runs an async command body as the handler; its resolved number is the exit code. */
+const handler = <A>(ctx: Context, body: (input: A, io: Io, files: Files) => Promise<number>) => (input: A) =>
+  Effect.tryPromise({ try: () => body(input, ctx.io, ctx.files), catch: (e) => new HandlerFailed(e) }).pipe(
+    Effect.map(ctx.exit)
   )
-  const { bytes } = await readWasm(files, input)
-  const signError = (e: { message: string }) => `${input}: ${e.message}`
-  const embedded = values.out !== undefined || values.detached === undefined
-  const out = values.out ?? input.replace(/(\.wasm)?$/, ".signed.wasm")
-  // Check every output before writing any, so a refusal leaves nothing half-done.
-  const force = values.force === true
-  if (values.detached !== undefined) await files.refuseOverwrite(values.detached, "an output file", force)
-  if (embedded) await files.refuseOverwrite(out, "an output file", force)
-  if (values.detached !== undefined) {
-    const sig = await run(signDetached(bytes, subject, keyPair.secretKey), signError)
-    await files.write(values.detached, sig)
-    io.out(`signed ${subject.name}@${subject.version} with key ${keyPair.keyId}: wrote ${values.detached}`)
-  }
-  if (embedded) {
-    const signed = await run(signModule(bytes, subject, keyPair.secretKey), signError)
-    await files.write(out, signed)
-    io.out(`signed ${subject.name}@${subject.version} with key ${keyPair.keyId}: wrote ${out}`)
-  }
-  return ExitCode.ok
-}
 
-const verify = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<number> => {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    options: {
-      trust: { type: "string", multiple: true },
-      sig: { type: "string" },
-      name: { type: "string" },
-      version: { type: "string" },
-      "allow-unsigned": { type: "boolean" }
-    },
-    strict: true,
-    allowPositionals: true
-  })
-  const input = onePositional(positionals, "<file.wasm>")
-  if (values.trust === undefined || values.trust.length === 0) throw new CliError("missing --trust")
-  const subject = { name: required(values, "name"), version: required(values, "version") }
-  const trustStore = await readTrust(files, values.trust)
-  const signature = values.sig === undefined ? undefined : await files.read(values.sig)
-  // No structural pre-check here: a module that a flipped byte made malformed is an invalid
-  // signature subject (exit 1, "malformed module at byte N"), as the verifier reports it.
-  const bytes = await files.read(input)
-  const result = await Effect.runPromise(
-    Effect.result(
-      verifyModule(
-        bytes,
-        { ...subject, signature },
-        { trustStore, allowUnsigned: values["allow-unsigned"] === true }
-      )
+/** A string flag that may be given at most once in meaning: the last occurrence wins (like `node:util` parseArgs). */
+const last = (name: string, description: string) =>
+  Flag.String(name).pipe(Flag.atLeast(1), Flag.map((values) => values[values.length - 1]!), Flag.withDescription(description))
+const lastOptional = (name: string, description: string) =>
+  Flag.String(name).pipe(
+    Flag.atLeast(0),
+    Flag.map((values) => values[values.length - 1]),
+    Flag.withDescription(description)
+  )
+const repeated = (name: string, description: string) =>
+  Flag.String(name).pipe(Flag.atLeast(0), Flag.withDescription(description))
+const bool = (name: string, description: string) =>
+  Flag.Boolean(name).pipe(Flag.withDefault(false), Flag.withDescription(description))
+const TRUST = "a trust store ({ \"keys\": [...] }), a key or public key file from keygen, or a bare 64-hex public key; repeatable"
+
+/** The command tree, with handlers writing to `ctx`. */
+const commandFor = (ctx: Context) => {
+  const keygenCommand = Command.make("keygen", {
+    out: lastOptional("out", "write the key pair to this file (secret, mode 600) and its public key to <out>.pub.json"),
+    force: bool("force", "overwrite existing key files")
+  }, handler(ctx, keygen)).pipe(
+    Command.withDescription("Generate an ed25519 key pair; prints it, or writes key.json (secret) and key.pub.json (public) with --out.")
+  )
+
+  const signCommand = Command.make("sign", {
+    input: Argument.String("in.wasm").pipe(Argument.withDescription("the module to sign")),
+    key: last("key", "the key pair file from keygen"),
+    name: last("name", "the module name the signature covers"),
+    version: last("version", "the module version the signature covers"),
+    out: lastOptional("out", "the signed module (default: <in>.signed.wasm)"),
+    detached: lastOptional("detached", "write a detached signature to this .sig file instead of embedding one"),
+    force: bool("force", "overwrite existing outputs")
+  }, handler(ctx, sign)).pipe(
+    Command.withDescription(
+      "Embed a signature (default --out: <in>.signed.wasm) or write a detached one; never overwrites an existing file without --force."
     )
   )
-  if (result._tag === "Failure") {
-    io.err(`invalid: ${input}: ${result.failure.reason}`)
-    return ExitCode.invalid
+
+  const verifyCommand = Command.make("verify", {
+    input: Argument.String("file.wasm").pipe(Argument.withDescription("the module to verify")),
+    trust: repeated("trust", TRUST),
+    sig: lastOptional("sig", "a detached signature file"),
+    name: last("name", "the module name the signature must cover"),
+    version: last("version", "the module version the signature must cover"),
+    allowUnsigned: bool("allow-unsigned", "accept a module without any signature (a bad one is still refused)")
+  }, handler(ctx, verify)).pipe(
+    Command.withDescription("Exit 0 when a trusted key signed this module for N@V, 1 (with the reason) otherwise.")
+  )
+
+  const inspectCommand = Command.make("inspect", {
+    input: Argument.String("file.wasm").pipe(Argument.withDescription("the module to inspect")),
+    json: bool("json", "print the report as JSON"),
+    trust: repeated("trust", `check the signature against these keys (exit 1 unless trusted): ${TRUST}`),
+    sig: lastOptional("sig", "a detached signature file")
+  }, handler(ctx, inspect)).pipe(
+    Command.withDescription(
+      "Exports and imports with their types, memories, custom sections, hash and signature status; exit 0 for any well-formed module, but with --trust exit 1 unless a trusted key signed it."
+    )
+  )
+
+  const bundle = Command.make("bundle", {
+    config: Argument.String("config.json").pipe(Argument.withDescription("the bundle config (modules, agents, variants, limits, trust)")),
+    out: last("out", "the output directory"),
+    trust: repeated("trust", TRUST),
+    allowUnsigned: bool("allow-unsigned", "admit unsigned modules")
+  }, handler(ctx, bundleCommand)).pipe(
+    Command.withDescription(
+      "Verify, rewrite (memory cap, fuel, state exports) and precompile-ready the modules of an edge bundle: writes <dir>/manifest.json, wasm/<digest>.wasm, modules/<hash>.bin and bundle.js for a Worker."
+    )
+  )
+
+  const runCmd = Command.make("run", {
+    module: Argument.String("module.wasm").pipe(Argument.withDescription("the module to load")),
+    export: Argument.String("export").pipe(
+      Argument.optional,
+      Argument.map(Option.getOrUndefined),
+      Argument.withDescription("the export to invoke (with --wasi: the first argv entry after the program name)")
+    ),
+    args: Argument.String("args").pipe(
+      Argument.variadic(),
+      Argument.withDescription("the arguments, read by the export's signature: i32/f32/f64 numbers, i64 bigints")
+    ),
+    memory: Flag.String("memory").pipe(
+      Flag.withDefault("16MiB"),
+      Flag.mapEffect((text) => {
+        const bytes = parseSize(text)
+        return bytes === undefined
+          ? Effect.fail(new CliError.InvalidValue({ option: "memory", value: text, expected: "a size such as 16MiB, 512KiB, 1048576", kind: "flag" }))
+          : Effect.succeed(bytes)
+      }),
+      Flag.withDescription("the agent's memory budget (1MiB..512MiB)")
+    ),
+    fuel: Flag.Int("fuel").pipe(Flag.optional, Flag.map(Option.getOrUndefined), Flag.withDescription("fuel units per call (stops runaway guests: FuelExhausted)")),
+    timeoutMs: Flag.String("timeout").pipe(
+      Flag.optional,
+      Flag.mapEffect((text) => {
+        if (Option.isNone(text)) return Effect.succeed(undefined)
+        const ms = parseDuration(text.value)
+        return ms === undefined
+          ? Effect.fail(new CliError.InvalidValue({ option: "timeout", value: text.value, expected: "a duration such as 200ms, 2s", kind: "flag" }))
+          : Effect.succeed(ms)
+      }),
+      Flag.withDescription("deadline per call, preemptive on --engine node (Timeout)")
+    ),
+    engine: Flag.Literals("engine", ["native", "node"]).pipe(
+      Flag.optional,
+      Flag.map(Option.getOrUndefined),
+      Flag.withDescription("native: in-process (default); node: worker threads, preemptive timeouts, WASI (default with --wasi)")
+    ),
+    trust: repeated("trust", `verify the module against these keys first (without --trust the module is NOT verified: unsigned modules run): ${TRUST}`),
+    sig: lastOptional("sig", "a detached signature file"),
+    json: bool("json", "print one JSON object: { ok, results | error, exitCode }"),
+    wasi: bool("wasi", "run a WASI command's _start on the node engine; positionals (and everything after --) are its argv"),
+    dirs: repeated("dir", "--wasi: preopen host directory as guest path, host::guest; repeatable"),
+    env: repeated("env", "--wasi: an environment variable K=V; repeatable")
+  }, handler(ctx, runCommand)).pipe(
+    Command.withDescription(
+      "Load (verify with --trust), spawn and invoke one export; prints the results ([41]) or the typed error (Trap: …). Exit codes: 0 ok, 1 InvalidSignature, 2 usage or input, 3 FunctionNotFound/SignatureMismatch, 4 Trap/InstantiationError, 5 FuelExhausted, 6 Timeout, 7 MemoryExceeded/InsufficientMemory; with --wasi the guest's proc_exit code."
+    ),
+    Command.withExamples([
+      { command: "agent-runtime run counter.wasm add 41", description: "prints [41]" },
+      { command: "agent-runtime run looper.wasm spin --fuel 100000", description: "FuelExhausted, exit 5" },
+      { command: "agent-runtime run app.wasm --wasi --dir ./data::/data --env MODE=test -- --verbose", description: "a WASI command" }
+    ])
+  )
+
+  return Command.make("agent-runtime").pipe(
+    Command.withDescription("Sign, verify, inspect, bundle and run WebAssembly agent modules."),
+    Command.withSubcommands([keygenCommand, signCommand, verifyCommand, inspectCommand, bundle, runCmd])
+  )
+}
+
+/** The names of the commands, for the unknown-command message. */
+const COMMANDS = ["keygen", "sign", "verify", "inspect", "bundle", "run"] as const
+
+/** One line for a parse error (the wording the hand-written parser had, so scripts keep matching). */
+const describeParseError = (e: CliError.NonShowHelpErrors, commandPath: ReadonlyArray<string>): string => {
+  switch (e._tag) {
+    case "UnknownSubcommand":
+      return `unknown command ${JSON.stringify(e.subcommand)} (commands: ${COMMANDS.join(", ")})`
+    case "UnrecognizedOption":
+      return `Unknown option '${e.option}'${commandPath.length > 1 ? ` (see agent-runtime ${commandPath.slice(1).join(" ")} --help)` : ""}`
+    case "MissingOption":
+      return e.option === "out" && commandPath[1] === "bundle" ? "missing --out <dir>" : `missing --${e.option}`
+    case "MissingArgument":
+      return `missing <${e.argument}>`
+    case "UnexpectedArgument":
+      return `unexpected argument ${e.arguments[0]}`
+    default:
+      return e.message.split("\n")[0]!
   }
-  const { hash, keyId } = result.success
-  if (keyId === undefined) {
-    io.out(`valid (unsigned, allowed): ${subject.name}@${subject.version} hash ${hash}`)
-  } else {
-    const label = trustStore.get(keyId)?.label
-    io.out(`valid: ${subject.name}@${subject.version} signed by ${keyId}${label === undefined ? "" : ` (${label})`}`)
-    io.out(`hash ${hash}`)
-  }
-  return ExitCode.ok
 }
 
 /**
- * What `inspect` found about a module's signature.
- *
- * - `status`: `unsigned` (no signature); `signed` (a well-formed signature
- *   whose hash matches the module); `invalid` (a signature is present but no
- *   key could ever vouch for it: `malformed signature: …`, `multiple
- *   signature sections (n)`, `tampered: …` — `reason` says which). These are
- *   decided without any trust file.
- * - `trusted`: present exactly when `--trust` was given; `true` when a
- *   trusted key signed the module (the `verify` checks, against the name and
- *   version the signature carries), else `false` with `reason` (`unsigned`,
- *   the invalid reason, `untrusted key <keyId>`, `bad signature`).
+ * Help goes to `io.out` when asked for (`--help`, `help [command]`); help the
+ * module shows on its own (no command, or a parse error) is kept in
+ * `implicit.text` for `main`, which prints it to `io.err` only when the
+ * command line names no command (a parse error is one line).
  */
-interface SignatureStatus {
-  readonly status: "unsigned" | "signed" | "invalid"
-  readonly source?: "embedded" | "detached"
-  readonly keyId?: string
-  readonly name?: string
-  readonly version?: string
-  readonly trusted?: boolean
-  readonly label?: string
-  readonly reason?: string
-}
-
-const signatureStatus = async (
-  bytes: Uint8Array,
-  hash: string,
-  detached: Uint8Array | undefined,
-  trust: TrustStore | undefined
-): Promise<SignatureStatus> => {
-  const untrusted = (s: SignatureStatus): SignatureStatus => (trust === undefined ? s : { ...s, trusted: false })
-  const lookup = await Effect.runPromise(Effect.result(readSignature(bytes, { detached })))
-  if (lookup._tag === "Failure") return untrusted({ status: "invalid", reason: lookup.failure.reason })
-  const found: SignatureLookup = lookup.success
-  if (found._tag === "Unsigned") return untrusted({ status: "unsigned", ...(trust === undefined ? {} : { reason: "unsigned" }) })
-  const { keyId, name, version } = found.signature
-  const base = { source: found.source, keyId, name, version } as const
-  // The same wording as `verify` (`@agent-runtime/signing` verifyModule), checked with or without --trust.
-  if (found.signature.hash !== hash) {
-    const reason = `tampered: the module hash ${hash} is not the signed hash ${found.signature.hash}`
-    return untrusted({ status: "invalid", ...base, reason })
+const presenter = (io: Io, implicit: { text: string | undefined }): CliOutput.Presenter => {
+  const formatter = CliOutput.defaultFormatter({ colors: false })
+  return {
+    present: (event) =>
+      Effect.sync(() => {
+        if (event._tag === "Version") io.out(formatter.formatVersion(event.name, event.version))
+        else if (event._tag === "Help" && event.reason === "Requested") io.out(formatter.formatHelpDoc(event.helpDoc).trimEnd())
+        else if (event._tag === "Help") implicit.text = formatter.formatHelpDoc(event.helpDoc).trimEnd()
+      })
   }
-  if (trust === undefined) return { status: "signed", ...base }
-  const checked = await Effect.runPromise(
-    Effect.result(verifyModule(bytes, { name, version, signature: detached }, { trustStore: trust }))
-  )
-  if (checked._tag === "Failure") return { status: "signed", ...base, trusted: false, reason: checked.failure.reason }
-  const label = trust.get(keyId)?.label
-  return { status: "signed", ...base, trusted: true, ...(label === undefined ? {} : { label }) }
-}
-
-const describeSignature = (s: SignatureStatus): string => {
-  const head = s.keyId === undefined ? "" : `signed by ${s.keyId} as ${s.name}@${s.version} (${s.source})`
-  if (s.status === "unsigned") return s.trusted === undefined ? "unsigned" : "unsigned; NOT trusted"
-  if (s.status === "invalid") return `invalid: ${s.reason}${head === "" ? "" : ` [${head}]`}`
-  if (s.trusted === undefined) return `${head}; trust not checked (give --trust)`
-  return s.trusted ? `${head}; trusted${s.label === undefined ? "" : ` (${s.label})`}` : `${head}; NOT trusted: ${s.reason}`
-}
-
-const importJson = (i: ImportDesc) => ({ module: i.module, name: i.name, text: describeType(i.name, i.type), type: i.type })
-const exportJson = (e: ExportDesc) => ({ name: e.name, text: describeType(e.name, e.type), type: e.type })
-
-const inspect = async (args: ReadonlyArray<string>, io: Io, files: Files): Promise<number> => {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    options: { json: { type: "boolean" }, trust: { type: "string", multiple: true }, sig: { type: "string" } },
-    strict: true,
-    allowPositionals: true
-  })
-  const input = onePositional(positionals, "<file.wasm>")
-  const trust = values.trust === undefined ? undefined : await readTrust(files, values.trust)
-  const detached = values.sig === undefined ? undefined : await files.read(values.sig)
-  const { bytes, info } = await readWasm(files, input)
-  const hash = await Effect.runPromise(moduleHash(bytes))
-  const signature = await signatureStatus(bytes, hash, detached, trust)
-  // With --trust, inspect answers like verify: exit 1 (one line on stderr) unless a trusted key signed it.
-  const exitCode = signature.trusted === false ? ExitCode.invalid : ExitCode.ok
-  const report = () => {
-    if (exitCode !== ExitCode.ok) io.err(`invalid: ${input}: ${signature.reason}`)
-    return exitCode
-  }
-  const customSections = info.customSections.map((c) => ({ name: c.name, size: c.dataLength }))
-  if (values.json === true) {
-    const json = {
-      file: input,
-      size: bytes.length,
-      hash,
-      imports: info.imports.map(importJson),
-      exports: info.exports.map(exportJson),
-      memories: info.memories.map((m) => ({ ...m, text: describeMemory(m) })),
-      tables: info.tables,
-      globals: info.globals.map((g) => g.type),
-      start: info.start ?? null,
-      customSections,
-      signature
-    }
-    io.out(JSON.stringify(json, (_k, v: unknown) => (v === undefined ? null : v), 2))
-    return report()
-  }
-  io.out(`module     ${input} (${formatBytes(bytes.length)})`)
-  io.out(`hash       ${hash}`)
-  io.out(`signature  ${describeSignature(signature)}`)
-  io.out(`imports    ${info.imports.length}`)
-  for (const i of info.imports) io.out(`  ${i.module}.${i.name}: ${describeType(i.name, i.type)}`)
-  io.out(`exports    ${info.exports.length}`)
-  for (const e of info.exports) io.out(`  ${describeType(e.name, e.type)}`)
-  io.out(`memories   ${info.memories.length}`)
-  for (const m of info.memories) {
-    const max = m.maxPages === undefined ? "no maximum" : `max ${formatBytes(m.maxPages * 65_536)}`
-    io.out(`  memory ${describeMemory(m)}: min ${formatBytes(m.minPages * 65_536)}, ${max}`)
-  }
-  if (info.start !== undefined) io.out(`start      func ${info.start}`)
-  io.out(`custom     ${customSections.length}`)
-  for (const c of customSections) io.out(`  ${c.name} (${formatBytes(c.size)})`)
-  return report()
-}
-
-const commands: Record<string, (args: ReadonlyArray<string>, io: Io, files: Files) => Promise<number>> = {
-  keygen,
-  sign,
-  verify,
-  inspect,
-  bundle: (args, io) => bundleCommand(args, io)
 }
 
 /**
  * Runs the command line `argv` (without `node` and the script: e.g.
  * `["inspect", "agent.wasm", "--json"]`) and resolves to the exit code (see
  * `ExitCode`). Never rejects: every failure is reported on `io.err`.
+ * `help [command]` is `[command] --help`.
  */
 export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
-  const [command, ...rest] = argv
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    ;(command === undefined ? io.err : io.out)(USAGE)
-    return command === undefined ? ExitCode.usage : ExitCode.ok
-  }
-  const handler = commands[command]
-  if (handler === undefined) {
-    io.err(`error: unknown command ${JSON.stringify(command)} (commands: ${Object.keys(commands).join(", ")})`)
+  const args = argv[0] === "help" ? [...argv.slice(1), "--help"] : [...argv]
+  let code: number = ExitCode.ok
+  const implicit: { text: string | undefined } = { text: undefined }
+  const ctx: Context = { io, files: makeFiles(io), exit: (c) => (code = c) }
+  const program = Command.runWith(commandFor(ctx), { version: VERSION, renderErrors: false })(args).pipe(
+    Effect.provide(NodeServices.layer),
+    Effect.provide(CliOutput.layerPresenter(presenter(io, implicit))),
+    // --version would collide with sign/verify's --version; --wizard and --log-level are not offered
+    Effect.provide(CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Completions] }))
+  )
+  const exit = await Effect.runPromiseExit(program)
+  if (exit._tag === "Success") return code
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  const error: unknown = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
+  if (CliError.isCliError(error) && error._tag === "ShowHelp") {
+    const first = error.errors[0]
+    if (first !== undefined) io.err(`error: ${describeParseError(first, error.commandPath)}`)
+    else io.err(implicit.text ?? "error: missing command (see agent-runtime --help)")
     return ExitCode.usage
   }
-  try {
-    return await handler(rest, io, makeFiles(io))
-  } catch (e) {
-    if (e instanceof CliError) {
-      io.err(`error: ${e.message}`)
-      return e.code
-    }
-    const code = (e as { code?: unknown }).code
-    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
-      io.err(`error: ${(e as Error).message}`)
-      return ExitCode.usage
-    }
-    io.err(`internal error: ${e instanceof Error ? e.message : String(e)}`)
-    return ExitCode.internal
+  if (CliError.isCliError(error)) {
+    io.err(`error: ${error.message.split("\n")[0]}`)
+    return ExitCode.usage
   }
+  const cause = error instanceof HandlerFailed ? error.error : error ?? exit.cause
+  if (cause instanceof Failure) {
+    io.err(`error: ${cause.message}`)
+    return cause.code
+  }
+  io.err(`internal error: ${cause instanceof Error ? cause.message : String(cause)}`)
+  return ExitCode.internal
 }

@@ -3,5 +3,6 @@
  *
  * @since 0.1.0
  */
-export { ExitCode, type Io, main, USAGE } from "./Cli.js"
+export { ExitCode, type Io, main } from "./Cli.js"
 export { describeMemory, describeType, formatBytes } from "./Describe.js"
+export { exitCodeOf, parseDuration, parseSize, parseValue, type RunInput } from "./Run.js"

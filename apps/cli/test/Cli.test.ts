@@ -236,7 +236,7 @@ describe("agent-runtime (main)", () => {
     writeFileSync(join(dir, "truncated.wasm"), richModule().subarray(0, 30))
     writeFileSync(join(dir, "garbage.json"), "{nope")
     const cases: Array<[Array<string>, RegExp]> = [
-      [[], /^usage: agent-runtime/],
+      [[], /^DESCRIPTION\n[^]*USAGE\n  agent-runtime <subcommand>/], // the help of effect/cli (was "usage: agent-runtime")
       [["frobnicate"], /^error: unknown command "frobnicate"/],
       [["inspect"], /^error: missing <file.wasm>/],
       [["inspect", "missing.wasm"], /^error: cannot read missing\.wasm: no such file$/],

@@ -98,6 +98,8 @@ const conformanceVariants = (): Array<Variant> => {
   const out: Array<Variant> = []
   for (const name of agentNames) for (const memoryLimit of limits) out.push({ module: name, memoryLimit })
   out.push({ module: "looper", memoryLimit: MiB, fuel: 1_000_000 })
+  // "fuel running out in a start function is FuelExhausted (start)" (issue 12 item 8)
+  out.push({ module: "text", memoryLimit: 16 * MiB, fuel: 10 })
   // "an agent that grows beyond its budget … (limits.memoryCap = false)"
   out.push({ module: "leaky", memoryLimit: MiB, limits: { memoryCap: false } })
   out.push({ module: "big-memory", memoryLimit: 2 * MiB })

@@ -27,7 +27,7 @@
  * | 403 | `Unauthorized` |
  * | 404 | unknown route, `UnknownAgentType`, `AgentNotFound`, `FunctionNotFound`, `ModuleNotFound` |
  * | 405 | a known route with another method |
- * | 409 | `AgentAlreadyExists`, `AgentNotRunning`, `InvalidStateTransition` |
+ * | 409 | `AgentAlreadyExists`, `AgentNotRunning`, `AgentEvictedDuringCall`, `InvalidStateTransition` |
  * | 413 | body above 1 MiB, `MemoryExceeded`, `ModuleTooLarge` |
  * | 422 | `InvalidSignature`, `CompileError`/`InstantiationError` (a config the bundle has no variant for: `[edge:no-variant]`), `FuelExhausted`, `Trap`, `Timeout` |
  * | 503 | `RuntimeUnavailable`, `InsufficientMemory`, `ResourceExhausted`, `RepositoryError`, a bundle that failed its checks at start |
@@ -81,6 +81,7 @@ export const statusOf = (error: { readonly _tag: string }): number => {
       return 405
     case "AgentAlreadyExists":
     case "AgentNotRunning":
+    case "AgentEvictedDuringCall":
     case "InvalidStateTransition":
       return 409
     case "PayloadTooLarge":

@@ -67,6 +67,7 @@ const MAX_CRASH_DETAILS = 10
 const invokeErrorTags = [
   "AgentNotFound",
   "AgentNotRunning",
+  "AgentEvictedDuringCall",
   "FunctionNotFound",
   "SignatureMismatch",
   "MemoryExceeded",

@@ -63,6 +63,12 @@ export interface EngineSpy {
    * `probeAfter`), e.g. `cleanups_count` right after `_cleanup`.
    */
   readonly probes: Array<{ readonly agentId: string; readonly after: string; readonly fn: string; readonly results: ReadonlyArray<WasmValue> }>
+  /**
+   * Per agent id, an effect the spy runs before each engine call of that
+   * agent (e.g. `Deferred.await`): holds a call in flight — and the agent's
+   * mailbox with it — on every engine, so a case can race it.
+   */
+  readonly holds: Map<string, Effect.Effect<void>>
 }
 
 /** Calls `fn` on the instance right after the runtime's call of the key succeeded (missing exports are ignored). */
@@ -71,14 +77,21 @@ const probeAfter: Readonly<Record<string, ReadonlyArray<string>>> = {
   _recover: ["recoveries_count"]
 }
 
-export const makeSpy = (): EngineSpy => ({ compiles: [], validations: [], calls: [], instances: new Map(), probes: [] })
+export const makeSpy = (): EngineSpy => ({
+  compiles: [],
+  validations: [],
+  calls: [],
+  instances: new Map(),
+  probes: [],
+  holds: new Map()
+})
 
 /** The calls of one agent's function the spy saw. */
 export const callsOf = (spy: EngineSpy, agent: string, fn: string) => spy.calls.filter((c) => c.agentId === agent && c.fn === fn)
 
 const wrapInstance = (spy: EngineSpy, agent: string, inst: WasmInstance): WasmInstance => ({
   invoke: (fn, args, options) =>
-    Effect.onExit(inst.invoke(fn, args, options), (exit) =>
+    Effect.onExit(Effect.andThen(Effect.suspend(() => spy.holds.get(agent) ?? Effect.void), inst.invoke(fn, args, options)), (exit) =>
       Effect.gen(function*() {
         spy.calls.push({ agentId: agent, fn, ok: exit._tag === "Success" })
         if (exit._tag !== "Success") return

@@ -28,9 +28,11 @@ import { describe } from "@effect/vitest"
 import type * as Layer from "effect/Layer"
 import { cacheCases } from "./cases/CacheAndGc.js"
 import type { SuiteContext } from "./cases/Context.js"
+import { diagnosticCases } from "./cases/Diagnostics.js"
 import { eventCases } from "./cases/Events.js"
 import { factoryCases } from "./cases/Factory.js"
 import { healthCases } from "./cases/Health.js"
+import { hostFaultCases } from "./cases/HostFaults.js"
 import { hostResultCases } from "./cases/HostResults.js"
 import { isolationCases, resourceLimitCases, uniqueInstanceCases } from "./cases/Invariants.js"
 import { invocationCases } from "./cases/Invocation.js"
@@ -78,6 +80,8 @@ export const suite = (name: string, engineLayer: Layer.Layer<WasmEngine>, option
     isolationCases(ctx)
     invocationCases(ctx)
     hostResultCases(ctx)
+    hostFaultCases(ctx)
+    diagnosticCases(ctx)
     lifecycleCases(ctx)
     healthCases(ctx)
     memoryPressureCases(ctx)

@@ -25,7 +25,11 @@ export interface AgentConfig {
   readonly memoryReservation?: number | undefined
   /** Deadline per invocation in ms, enforced by engines that can preempt (`capabilities.preemptiveTimeout`). */
   readonly timeoutMs?: number | undefined
-  /** Fuel per invocation (units of metered work), for engines with `capabilities.fuel`. */
+  /**
+   * Fuel per invocation (units of metered work), for engines with
+   * `capabilities.fuel`. Omitted (and no `timeoutMs`) on an engine that
+   * cannot preempt a call: the runtime's `limits.defaultFuel`.
+   */
   readonly fuel?: number | undefined
   /** Spawn the agent as `Critical`: protected from eviction under memory pressure. */
   readonly critical?: boolean | undefined
@@ -33,6 +37,14 @@ export interface AgentConfig {
   readonly autoStart?: boolean | undefined
   /** Host imports offered to the agent (subject to the `ExecutionAuthorizer`). */
   readonly imports?: HostImports | undefined
+  /**
+   * After a call traps: `"restore"` discards the instance and restores the
+   * agent from its last snapshot (or re-instantiates it fresh) before its
+   * next call (`AgentRecovered`); `"keep"` keeps the instance, its memory as
+   * the trap left it (the WebAssembly default). Default:
+   * `RuntimeSettings.onTrap` (`"restore"`). Issue 12 item 7.
+   */
+  readonly onTrap?: "restore" | "keep" | undefined
 }
 
 /** Checks the limits of the spec (1 MiB ≤ memoryLimit ≤ 512 MiB) and the reservation. */
@@ -53,6 +65,9 @@ export const validate = (config: AgentConfig): InvalidConfig | undefined => {
         reason: `memoryReservation must be an integer in [0, memoryLimit], got ${memoryReservation}`
       })
     }
+  }
+  if (config.onTrap !== undefined && config.onTrap !== "restore" && config.onTrap !== "keep") {
+    return new InvalidConfig({ reason: `onTrap must be "restore" or "keep", got ${String(config.onTrap)}` })
   }
   if (config.timeoutMs !== undefined && !(config.timeoutMs > 0)) {
     return new InvalidConfig({ reason: `timeoutMs must be > 0, got ${config.timeoutMs}` })

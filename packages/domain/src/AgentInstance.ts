@@ -269,9 +269,10 @@ export class AgentInstance {
 
   // -- the engine instance ----------------------------------------------------
 
-  /** Attaches the engine's instance once it is instantiated. */
+  /** Attaches the engine's instance once it is instantiated (a replacement too: its callers are resolved anew). */
   attach(instance: WasmInstance): void {
     this._instance = instance
+    this.callers.clear()
   }
   /** Detaches the engine's instance (evicted or passivated) and returns it, to terminate. */
   detach(): WasmInstance | undefined {

@@ -13,6 +13,16 @@
  * `AgentRuntime.<op>` when a tracing backend is installed. Time comes from
  * `Clock`, so tests run with `TestClock`. Memory in bytes, times in ms.
  *
+ * Inputs (`internal/Inputs.ts`): every operation checks what untyped
+ * JavaScript may pass and fails with a typed error — an agent id must be
+ * 1..256 UTF-16 code units of printable characters (`Ids.agentIdProblem`;
+ * else `AgentNotFound`, or `InvalidConfig` from `spawnAgent`), a config an
+ * object of the right field types (`InvalidConfig`), call arguments an array
+ * (`SignatureMismatch`), an export name a string (`FunctionNotFound`),
+ * module bytes a `Uint8Array` with `ModuleMetadata` and an eviction reason
+ * an `EvictionReason` (`InvalidArgument`). Errors never echo a long input
+ * whole (`Ids.forMessage`: 64 code units and the length).
+ *
  * @since 0.1.0
  */
 import type { FuncType } from "@agent-runtime/wasm-binary"
@@ -44,6 +54,7 @@ import type { WasmValue } from "./WasmValue.js"
 import { consumeEvents } from "./internal/ConsumedEvents.js"
 import { evictAgent } from "./internal/Eviction.js"
 import { checkHealth, getHealth } from "./internal/HealthChecks.js"
+import { badEvictionReason, badModuleInput, badSpawnInput, checked, withAgentId } from "./internal/Inputs.js"
 import { invokeNow } from "./internal/Invocation.js"
 import * as Lifecycle from "./internal/Lifecycle.js"
 import type { LifecycleError } from "./internal/Lifecycle.js"
@@ -76,7 +87,10 @@ export interface AgentRuntimeShape {
   readonly loadModule: (
     bytes: Uint8Array,
     metadata: ModuleMetadata
-  ) => Effect.Effect<ModuleId, E.InvalidSignature | E.CompileError | E.ModuleTooLarge | E.RepositoryError | E.RuntimeUnavailable>
+  ) => Effect.Effect<
+    ModuleId,
+    E.InvalidSignature | E.CompileError | E.ModuleTooLarge | E.RepositoryError | E.RuntimeUnavailable | E.InvalidArgument
+  >
   /** A loaded module. */
   readonly getModule: (moduleId: ModuleId) => Effect.Effect<WasmModule, E.ModuleNotFound>
   /**
@@ -127,8 +141,8 @@ export interface AgentRuntimeShape {
   readonly readMemory: (agentId: AgentId, offset: number, length: number) => Effect.Effect<Uint8Array, E.AgentNotFound | E.AgentNotRunning | E.Trap>
   /** Copies bytes into an agent's linear memory (under its mailbox). */
   readonly writeMemory: (agentId: AgentId, offset: number, bytes: Uint8Array) => Effect.Effect<void, E.AgentNotFound | E.AgentNotRunning | E.Trap>
-  /** Removes an agent and releases its memory (spec `evict_agent`). */
-  readonly evictAgent: (agentId: AgentId, reason: EvictionReason) => Effect.Effect<void, E.AgentNotFound>
+  /** Removes an agent and releases its memory (spec `evict_agent`); a reason not in `EvictionReason` → `InvalidArgument`. */
+  readonly evictAgent: (agentId: AgentId, reason: EvictionReason) => Effect.Effect<void, E.AgentNotFound | E.InvalidArgument>
   /**
    * When the pool is above its warning threshold, evicts agents — unhealthy
    * first, then least recently active, then largest; never `Critical` — until
@@ -202,38 +216,44 @@ export const make = (
       id: state.id,
       platform: state.engine.platform,
       settings: state.settings,
-      loadModule: (bytes, metadata) => op.loadModule(loadModule(state, bytes, metadata)),
+      loadModule: (bytes, metadata) =>
+        op.loadModule(checked(() => badModuleInput(bytes, metadata), () => loadModule(state, bytes, metadata))),
       getModule: (moduleId) => getModule(state, moduleId),
-      spawnAgent: (agentId, moduleId, config) => op.spawnAgent(spawnAgent(state, agentId, moduleId, config)),
-      start: (agentId) => op.start(Lifecycle.start(state, agentId)),
-      pause: (agentId) => op.pause(Lifecycle.pause(state, agentId)),
-      resume: (agentId) => op.resume(Lifecycle.resume(state, agentId)),
-      stop: (agentId) => op.stop(Lifecycle.stop(state, agentId)),
-      setCritical: (agentId, critical) => op.setCritical(Lifecycle.setCritical(state, agentId, critical)),
+      spawnAgent: (agentId, moduleId, config) =>
+        op.spawnAgent(checked(() => badSpawnInput(agentId, moduleId, config), () => spawnAgent(state, agentId, moduleId, config))),
+      start: (agentId) => op.start(withAgentId(agentId, () => Lifecycle.start(state, agentId))),
+      pause: (agentId) => op.pause(withAgentId(agentId, () => Lifecycle.pause(state, agentId))),
+      resume: (agentId) => op.resume(withAgentId(agentId, () => Lifecycle.resume(state, agentId))),
+      stop: (agentId) => op.stop(withAgentId(agentId, () => Lifecycle.stop(state, agentId))),
+      setCritical: (agentId, critical) =>
+        op.setCritical(withAgentId(agentId, () => Lifecycle.setCritical(state, agentId, critical === true))),
       invoke: (agentId, fn, args = []) =>
         Effect.withFiber((fiber) => { // the checks run now, in the fiber's step: no extra effect per call
           const call = invokeNow(state, agentId, fn, args)
           return tracing(fiber) ? invokeSpan(call) : call
         }),
-      prepare: (agentId, fn) => op.prepare(prepare(state, agentId, fn)),
+      prepare: (agentId, fn) => op.prepare(withAgentId(agentId, () => prepare(state, agentId, fn))),
       revokeImport: (agentId, capability) =>
-        op.revokeImport(Effect.map(Lifecycle.live(state, agentId), (i) => i.revoke(capability))),
+        op.revokeImport(withAgentId(agentId, () => Effect.map(Lifecycle.live(state, agentId), (i) => i.revoke(String(capability))))),
       readMemory: (agentId, offset, length) =>
-        op.readMemory(Lifecycle.whileRunning(state, agentId, (_, instance) => instance.readMemory(offset, length))),
+        op.readMemory(withAgentId(agentId, () =>
+          Lifecycle.whileRunning(state, agentId, (_, instance) => instance.readMemory(offset, length)))),
       writeMemory: (agentId, offset, bytes) =>
-        op.writeMemory(Lifecycle.whileRunning(state, agentId, (_, instance) => instance.writeMemory(offset, bytes))),
-      evictAgent: (agentId, reason) => op.evictAgent(evictAgent(state, agentId, reason)),
+        op.writeMemory(withAgentId(agentId, () =>
+          Lifecycle.whileRunning(state, agentId, (_, instance) => instance.writeMemory(offset, bytes)))),
+      evictAgent: (agentId, reason) =>
+        op.evictAgent(withAgentId(agentId, () => checked(() => badEvictionReason(reason), () => evictAgent(state, agentId, reason)))),
       handleMemoryPressure: op.handleMemoryPressure(handleMemoryPressure(state)),
       checkHealth: op.checkHealth(checkHealth(state)),
-      getHealth: (agentId) => getHealth(state, agentId),
+      getHealth: (agentId) => withAgentId(agentId, () => getHealth(state, agentId)),
       runGc: op.runGc(runGc(state)),
       needsGc: needsGc(state),
-      snapshot: (agentId) => op.snapshot(snapshot(state, agentId)),
-      restore: (agentId) => op.restore(restore(state, agentId)),
+      snapshot: (agentId) => op.snapshot(withAgentId(agentId, () => snapshot(state, agentId))),
+      restore: (agentId) => op.restore(withAgentId(agentId, () => restore(state, agentId))),
       restoreAll: op.restoreAll(restoreAll(state)),
       startRestore: Effect.sync(() => state.startRestore),
       saveAll: op.saveAll(saveAll(state)),
-      agent: (agentId) => Effect.map(Lifecycle.live(state, agentId), toInfo),
+      agent: (agentId) => withAgentId(agentId, () => Effect.map(Lifecycle.live(state, agentId), toInfo)),
       agents: agents(state),
       status: status(state),
       stats: stats(state),

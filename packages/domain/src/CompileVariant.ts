@@ -5,7 +5,9 @@
  *
  * An agent runs its module as loaded, or rewritten with its memory maximum
  * capped to its budget (pages of 64 KiB), fuel metering (the counter starts
- * at the agent's `fuel`, so a start function is metered too), and hidden
+ * at the agent's `fuel`, so a start function is metered too — deferred: the
+ * engine calls it right after instantiation, so running out of fuel there is
+ * `FuelExhausted`, not a bare trap), and hidden
  * exports of its mutable state. The runtime applies the rewrite at spawn; the
  * edge platform applies the same function at build time (`agent-runtime
  * bundle`), so both produce the same bytes.
@@ -52,6 +54,7 @@ export const variantKey = (moduleHash: string, params: VariantParams | null): st
 /** The `rewriteModule` options of a variant. */
 export const rewriteOptions = (params: VariantParams): RewriteOptions => ({
   ...(params.maxMemoryPages === null ? {} : { maxMemoryPages: params.maxMemoryPages }),
-  ...(params.fuel === null ? {} : { fuel: { initialFuel: BigInt(params.fuel) } }),
+  // the start function is deferred (exported, called by the engine): its fuel exhaustion is then recognisable
+  ...(params.fuel === null ? {} : { fuel: { initialFuel: BigInt(params.fuel), deferStart: true } }),
   exportState: params.exportState
 })

@@ -37,6 +37,59 @@ export type EventId = typeof EventId.Type
 export const AgentType = Schema.String.pipe(Schema.brand("AgentType"))
 export type AgentType = typeof AgentType.Type
 
+/** Longest agent id accepted by the runtime: 256 UTF-16 code units. */
+export const AGENT_ID_MAX_LENGTH = 256
+
+/** Longest rendering of a caller's value in an error message (UTF-16 code units), see `forMessage`. */
+export const MESSAGE_VALUE_MAX_LENGTH = 64
+
+// C0 controls, DEL, C1 controls, line/paragraph separators, lone surrogates
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Why `id` is not an acceptable agent id, or `undefined`. An agent id is a
+ * string of 1..`AGENT_ID_MAX_LENGTH` (256) UTF-16 code units of printable
+ * characters: no control characters (U+0000–U+001F, U+007F–U+009F), no line
+ * or paragraph separator (U+2028, U+2029), no lone surrogate.
+ */
+export const agentIdProblem = (id: unknown): string | undefined => {
+  if (typeof id !== "string") return `an agent id must be a string, got ${forMessage(id)}`
+  if (id.length === 0) return "an agent id must not be empty"
+  if (id.length > AGENT_ID_MAX_LENGTH) {
+    return `an agent id must be at most ${AGENT_ID_MAX_LENGTH} UTF-16 code units, got ${id.length}`
+  }
+  if (UNPRINTABLE.test(id)) return `an agent id must be printable (no control characters), got ${forMessage(id)}`
+  return undefined
+}
+
+/**
+ * A caller's value as error messages show it: strings longer than
+ * `MESSAGE_VALUE_MAX_LENGTH` (64) UTF-16 code units are cut, with their
+ * length, and control characters escaped (JSON); other values by type
+ * (`null`, `number 5`, `object`, …). Never echoes a huge input whole.
+ */
+export const forMessage = (value: unknown): string => {
+  if (typeof value === "string") {
+    const cut = value.length > MESSAGE_VALUE_MAX_LENGTH
+      ? `${JSON.stringify(value.slice(0, MESSAGE_VALUE_MAX_LENGTH))}… (${value.length} UTF-16 code units)`
+      : JSON.stringify(value)
+    return cut
+  }
+  if (value === null) return "null"
+  if (typeof value === "number" || typeof value === "boolean") return `${typeof value} ${value}`
+  if (typeof value === "bigint") return `bigint ${String(value).slice(0, MESSAGE_VALUE_MAX_LENGTH)}n`
+  if (Array.isArray(value)) return "array"
+  return typeof value
+}
+
+/**
+ * An id as an error's field: the id itself when it is a string of at most
+ * `MESSAGE_VALUE_MAX_LENGTH` (64) code units, else its `forMessage` rendering
+ * (so a megabyte-long id is never copied into errors and messages).
+ */
+export const idForError = (id: unknown): string =>
+  typeof id === "string" && id.length <= MESSAGE_VALUE_MAX_LENGTH ? id : forMessage(id)
+
 /** Casts a plain string to an id (no validation beyond the type). */
 export const agentId = (s: string): AgentId => s as AgentId
 /** Casts a plain string to a module id. */

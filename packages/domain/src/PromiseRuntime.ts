@@ -4,7 +4,10 @@
  *
  * Every method returns a Promise; a failure rejects with the same typed
  * error class the Effect API fails with (`err instanceof AgentNotFound`,
- * `err._tag === "Trap"`). A defect (a bug) rejects with the underlying error.
+ * `err._tag === "Trap"`). Input is checked as by `AgentRuntime` (see its
+ * module doc); `onEvent` without a function and `publish` of something that
+ * is not a `DomainEvent` reject with `InvalidArgument`. A defect (a bug)
+ * rejects with the underlying error.
  *
  * ```ts
  * const runtime = await createRuntime({ engine: NativeEngine.layer, verifier: Signing.layer({ trustStore }) })
@@ -23,12 +26,15 @@ import * as Fiber from "effect/Fiber"
 import * as Latch from "effect/Latch"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as AgentRuntimes from "./AgentRuntime.js"
 import { AgentRuntime, type AgentRuntimeShape, layerMemoryPorts, type SettingsInput } from "./AgentRuntime.js"
 import { EventBus } from "./EventBus.js"
 import type { ModuleVerifier } from "./ModuleVerifier.js"
-import type { DomainEvent, RuntimeEvent } from "./RuntimeEvent.js"
+import { forMessage } from "./Ids.js"
+import { InvalidArgument } from "./RuntimeError.js"
+import { DomainEvent, type RuntimeEvent } from "./RuntimeEvent.js"
 import type { WasmEngine } from "./WasmEngine.js"
 
 type Promisified<T> = {
@@ -63,6 +69,8 @@ export interface CreateRuntimeOptions {
   readonly ports?: Layer.Layer<never, never, never> | Layer.Layer<any, never, never>
 }
 
+const isDomainEvent = Schema.is(DomainEvent)
+
 const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, never>, effect: Effect.Effect<A, E, any>): Promise<A> => {
   const exit = await runtime.runPromiseExit(effect)
   if (Exit.isSuccess(exit)) return exit.value
@@ -95,6 +103,9 @@ export const createRuntime = async (options: CreateRuntimeOptions): Promise<Prom
     }
   }
   facade.onEvent = async (listener: (event: RuntimeEvent) => void) => {
+    if (typeof listener !== "function") {
+      throw new InvalidArgument({ operation: "onEvent", argument: "listener", reason: `expected a function, got ${forMessage(listener)}` })
+    }
     const fiber = await run(
       managed,
       Effect.gen(function*() {
@@ -114,7 +125,10 @@ export const createRuntime = async (options: CreateRuntimeOptions): Promise<Prom
     )
     return () => void managed.runFork(Fiber.interrupt(fiber))
   }
-  facade.publish = (event: DomainEvent) => run(managed, Effect.gen(function*() {
+  facade.publish = (event: DomainEvent) =>
+    !isDomainEvent(event)
+      ? Promise.reject(new InvalidArgument({ operation: "publish", argument: "event", reason: `expected a DomainEvent, got ${forMessage(event)}` }))
+      : run(managed, Effect.gen(function*() {
       const bus = yield* EventBus
       yield* bus.publish(event)
     }))

@@ -27,6 +27,18 @@ export interface ResourcePoolConfig {
   readonly maxThreads: number
   /** Open handles (files, sockets, preopens) available to agents. */
   readonly maxHandles: number
+  /**
+   * Live agent instances at most (default `DEFAULT_MAX_INSTANCES`, 10 000): a
+   * spawn beyond it fails with `ResourceExhausted { resource: "instances" }`
+   * before the engine is asked. V8 reserves 10 GiB of address space per
+   * linear memory on 64-bit hosts with trap handlers (guard regions instead
+   * of bounds checks) and refuses new memories at ~12 800 live ones per
+   * process (a 128 TiB address space): past that wall `new WebAssembly.Memory`
+   * throws a `RangeError` for every engine in the process. 10 000 keeps a
+   * margin of ~2 800 memories for whatever else the process instantiates.
+   * Optional: a config without it gets the default.
+   */
+  readonly maxInstances?: number | undefined
   readonly thresholds: PressureLevel.PressureThresholds
 }
 
@@ -37,6 +49,9 @@ export interface MemoryAllocation {
   readonly resident: number
   readonly allocatedAt: number
 }
+
+/** The default of `ResourcePoolConfig.maxInstances`: 10 000, safely under V8's ~12 800 memories per process. */
+export const DEFAULT_MAX_INSTANCES = 10_000
 
 export class ResourcePool {
   readonly config: ResourcePoolConfig
@@ -146,6 +161,22 @@ export class ResourcePool {
     this.used -= charge
     this.reservedTotal -= a.reserved
     return charge
+  }
+
+  /** Live instances at most (`config.maxInstances`, else `DEFAULT_MAX_INSTANCES`). */
+  get maxInstances(): number {
+    return this.config.maxInstances ?? DEFAULT_MAX_INSTANCES
+  }
+
+  /**
+   * Whether one more instance may be created when `live` are alive; fails
+   * with `ResourceExhausted { resource: "instances", requested: 1, available }`
+   * at `maxInstances`.
+   */
+  admitInstance(live: number): void | ResourceExhausted {
+    if (live >= this.maxInstances) {
+      return new ResourceExhausted({ resource: "instances", requested: 1, available: Math.max(0, this.maxInstances - live) })
+    }
   }
 
   /** Takes `n` threads; fails with `ResourceExhausted` beyond `maxThreads`. */

@@ -25,7 +25,7 @@ import * as MemoryBudget from "./MemoryBudget.js"
 import { ModuleCache } from "./ModuleCache.js"
 import type { PressureLevel } from "./PressureLevel.js"
 import { ResourcePool, type ResourcePoolConfig } from "./ResourcePool.js"
-import { AgentAlreadyExists, InsufficientMemory, ModuleNotFound } from "./RuntimeError.js"
+import { AgentAlreadyExists, InsufficientMemory, ModuleNotFound, ResourceExhausted } from "./RuntimeError.js"
 import type { RuntimePlatform } from "./RuntimePlatform.js"
 import type { RuntimeStatus } from "./RuntimeStatus.js"
 import type * as Semaphore from "effect/Semaphore"
@@ -114,7 +114,8 @@ export class RuntimeEnvironment {
    * Claims `agentId` for a new instance of `moduleId` and reserves its memory
    * in one step (Invariants 1 and 4). A reservation prepared by `AgentJoined`
    * for this agent is taken over. The instance starts in `Starting` with no
-   * engine instance yet.
+   * engine instance yet. A new agent (not a rehydration, admitted before)
+   * beyond the pool's `maxInstances` live instances → `ResourceExhausted`.
    */
   claim(input: {
     readonly agentId: AgentId
@@ -127,9 +128,13 @@ export class RuntimeEnvironment {
     readonly activating?: boolean
     /** Creation time to keep (rehydration keeps the agent's original creation time). */
     readonly createdAt?: number
-  }): AgentInstance | AgentAlreadyExists | ModuleNotFound | InsufficientMemory {
+  }): AgentInstance | AgentAlreadyExists | ModuleNotFound | InsufficientMemory | ResourceExhausted {
     if (this.instances.has(input.agentId) || (this.passivated.has(input.agentId) && input.activating !== true)) {
       return new AgentAlreadyExists({ agentId: input.agentId })
+    }
+    if (input.activating !== true) {
+      const refused = this.pool.admitInstance(this.instances.size)
+      if (refused instanceof ResourceExhausted) return refused
     }
     const module = this.modules.get(input.moduleId)
     if (module === undefined) return new ModuleNotFound({ moduleId: input.moduleId })

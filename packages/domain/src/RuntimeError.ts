@@ -22,15 +22,42 @@ export class InvalidSignature extends Schema.TaggedError<InvalidSignature>()("In
   }
 }
 
-/** The bytes are not a valid WebAssembly module. `offset` is the byte offset of the problem when known. */
+/**
+ * The bytes are not a valid WebAssembly module, or use a feature this engine
+ * cannot run. `offset` is the byte offset of the problem when known; `kind`
+ * (from `@agent-runtime/wasm-binary`'s `WasmBinaryError`, when the reader or
+ * a rewrite found it) is `"malformed"` (not the binary format, spec §5),
+ * `"invalid"` (breaks a validation rule, spec §3) or `"unsupported"` (a
+ * feature Node 20's V8 does not run), and `feature` names that feature
+ * (`"memory64"`, `"gc"`, …): the message then reads `unsupported: memory64 (…)`.
+ */
 export class CompileError extends Schema.TaggedError<CompileError>()("CompileError", {
   reason: Schema.String,
-  offset: Schema.optional(Schema.Number)
+  offset: Schema.optional(Schema.Number),
+  kind: Schema.optional(Schema.Literals(["malformed", "invalid", "unsupported"])),
+  feature: Schema.optional(Schema.String)
 }) {
   override get message() {
-    return this.offset === undefined ? `compile error: ${this.reason}` : `compile error at byte ${this.offset}: ${this.reason}`
+    const what = this.kind === "unsupported" && this.feature !== undefined
+      ? `unsupported: ${this.feature} (${this.reason})`
+      : this.reason
+    return this.offset === undefined ? `compile error: ${what}` : `compile error at byte ${this.offset}: ${what}`
   }
 }
+
+/** A `CompileError` from a `@agent-runtime/wasm-binary` error (reader or rewrite): reason, offset, kind, feature. */
+export const compileErrorOf = (e: {
+  readonly reason: string
+  readonly offset: number
+  readonly kind?: "malformed" | "invalid" | "unsupported" | undefined
+  readonly feature?: string | undefined
+}, prefix = ""): CompileError =>
+  new CompileError({
+    reason: prefix + e.reason,
+    offset: e.offset,
+    ...(e.kind === undefined ? {} : { kind: e.kind }),
+    ...(e.feature === undefined ? {} : { feature: e.feature })
+  })
 
 /** The module is larger than the runtime accepts (bytes). */
 export class ModuleTooLarge extends Schema.TaggedError<ModuleTooLarge>()("ModuleTooLarge", {
@@ -76,6 +103,24 @@ export class AgentNotRunning extends Schema.TaggedError<AgentNotRunning>()("Agen
 }) {
   override get message() {
     return `agent ${this.agentId} is not running (state ${this.state})`
+  }
+}
+
+/**
+ * The host evicted the agent (`reason`: an `EvictionReason` — `Manual`,
+ * `MemoryPressure`, `HealthFailure`, …) while this call of `function` was
+ * queued on its mailbox or running: the call was refused or cut short by the
+ * host, not by the guest, so it is not counted as a guest failure
+ * (`errorCount`, health). Calls that were already running when the eviction
+ * came may instead complete with their results. Issue 12 item 4.
+ */
+export class AgentEvictedDuringCall extends Schema.TaggedError<AgentEvictedDuringCall>()("AgentEvictedDuringCall", {
+  agentId: Schema.String,
+  function: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `agent ${this.agentId} was evicted (${this.reason}) during its call of ${this.function}`
   }
 }
 
@@ -183,9 +228,30 @@ export class FuelExhausted extends Schema.TaggedError<FuelExhausted>()("FuelExha
   }
 }
 
-/** Instantiation failed: a missing or ill-typed import (WebAssembly `LinkError`) or a trap in the start function. */
+/**
+ * One import of a module the host cannot satisfy as offered: `module` and
+ * `name` as the module names it (`"env"."memory"`), its `kind` (`function`,
+ * `memory`, `table`, `global`, `tag`), the `expected` type as the module
+ * declares it (e.g. `(i32, i32) -> (i32)`, `memory 1..16 pages`), and the
+ * `problem` (`"missing"`, or what is wrong with the value given).
+ */
+export const ImportProblem = Schema.Struct({
+  module: Schema.String,
+  name: Schema.String,
+  kind: Schema.String,
+  expected: Schema.String,
+  problem: Schema.String
+})
+export type ImportProblem = typeof ImportProblem.Type
+
+/**
+ * Instantiation failed: missing or ill-typed imports (checked by the runtime
+ * before instantiating, every one listed in `missing`; or the engine's
+ * WebAssembly `LinkError`) or a trap in the start function.
+ */
 export class InstantiationError extends Schema.TaggedError<InstantiationError>()("InstantiationError", {
-  reason: Schema.String
+  reason: Schema.String,
+  missing: Schema.optional(Schema.Array(ImportProblem))
 }) {
   override get message() {
     return `instantiation failed: ${this.reason}`
@@ -213,6 +279,24 @@ export class RepositoryError extends Schema.TaggedError<RepositoryError>()("Repo
   }
 }
 
+/**
+ * A public operation was called with a value of the wrong shape (untyped
+ * JavaScript callers): `operation` (e.g. `"loadModule"`), the `argument`
+ * (e.g. `"metadata"`) and why. The offending value is never echoed whole
+ * (long strings are cut, see `Ids.forMessage`). Agent ids, configs, export
+ * names and call arguments are refused with the operation's own errors
+ * (`AgentNotFound`, `InvalidConfig`, `FunctionNotFound`, `SignatureMismatch`).
+ */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  operation: Schema.String,
+  argument: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.operation}: invalid ${this.argument}: ${this.reason}`
+  }
+}
+
 /** The runtime is shutting down or stopped and accepts no new work. */
 export class RuntimeUnavailable extends Schema.TaggedError<RuntimeUnavailable>()("RuntimeUnavailable", {
   status: Schema.String
@@ -226,6 +310,7 @@ export class RuntimeUnavailable extends Schema.TaggedError<RuntimeUnavailable>()
 export type InvokeError =
   | AgentNotFound
   | AgentNotRunning
+  | AgentEvictedDuringCall
   | FunctionNotFound
   | SignatureMismatch
   | MemoryExceeded
@@ -247,6 +332,7 @@ export type RuntimeError =
   | AgentAlreadyExists
   | AgentNotFound
   | AgentNotRunning
+  | AgentEvictedDuringCall
   | InsufficientMemory
   | ResourceExhausted
   | InvalidConfig
@@ -261,3 +347,4 @@ export type RuntimeError =
   | Unauthorized
   | RepositoryError
   | RuntimeUnavailable
+  | InvalidArgument

@@ -7,8 +7,8 @@
  * from Effect's `Clock`) and `runtimeId`. Memory in bytes, durations in ms.
  *
  * Published: `ModuleLoaded`, `AgentSpawned`, `AgentStateChanged`,
- * `AgentEvicted`, `AgentPassivated`, `AgentActivated`, `MemoryPressure`,
- * `HealthCheckCompleted`.
+ * `AgentEvicted`, `AgentPassivated`, `AgentActivated`, `AgentRecovered`,
+ * `MemoryPressure`, `HealthCheckCompleted`.
  * Consumed (from the Coordination context): `AgentJoined`, `AgentLeft`.
  *
  * @since 0.1.0
@@ -81,6 +81,22 @@ export class AgentActivated extends Schema.TaggedClass<AgentActivated>()("AgentA
 }) {}
 
 /**
+ * An agent whose call trapped got a new instance before its next call
+ * (`AgentConfig.onTrap: "restore"`, issue 12 item 7): restored from its
+ * last snapshot in the `InstanceRepository` (`from: "Snapshot"`, `takenAt`
+ * its time in ms since the epoch) or re-instantiated fresh (`"Fresh"`).
+ * `cause` is the trap's message. The trapped call still counts against the
+ * agent's health.
+ */
+export class AgentRecovered extends Schema.TaggedClass<AgentRecovered>()("AgentRecovered", {
+  ...envelope,
+  agentId: AgentId,
+  from: Schema.Literals(["Snapshot", "Fresh"]),
+  takenAt: Schema.optional(Schema.Number),
+  cause: Schema.String
+}) {}
+
+/**
  * The pool was above its warning threshold; `memoryBefore` / `memoryAfter`
  * are the pool's used bytes before and after the evictions (DESIGN.md known
  * defect 1: the spec read both after eviction). `pressureLevel` is the level
@@ -135,6 +151,7 @@ export const RuntimeEvent = Schema.Union([
   AgentEvicted,
   AgentPassivated,
   AgentActivated,
+  AgentRecovered,
   MemoryPressure,
   HealthCheckCompleted
 ])
@@ -155,6 +172,7 @@ const runtimeTags = new Set([
   "AgentEvicted",
   "AgentPassivated",
   "AgentActivated",
+  "AgentRecovered",
   "MemoryPressure",
   "HealthCheckCompleted"
 ])

@@ -31,23 +31,43 @@ export interface RuntimeSettings {
   /** Evict an agent whose call timed out (its instance was killed), default true. */
   readonly evictOnTimeout: boolean
   /**
-   * Deadline of an instantiation in ms (the start function, and a worker's
-   * start-up), on engines that can preempt; default 10 000. A runaway start
-   * function fails the spawn with `Timeout`.
+   * Deadline of an instantiation in ms (the start function; a worker's own
+   * start-up is not charged to it), on engines that can preempt; default
+   * 10 000. An agent with `timeoutMs` gets that deadline instead, bounded by
+   * this one. A runaway start function fails the spawn with `Timeout`.
    */
   readonly startTimeoutMs: number
+  /**
+   * What happens to an agent's instance after a call traps, for agents
+   * whose `AgentConfig.onTrap` is unset: `"restore"` (default) discards it
+   * and restores the agent from its last snapshot (or re-instantiates it
+   * fresh) before its next call, publishing `AgentRecovered`; `"keep"` keeps
+   * it, its memory as the trap left it (the WebAssembly default).
+   */
+  readonly onTrap: "restore" | "keep"
   /**
    * Hard limits through module rewriting (`@agent-runtime/wasm-binary`):
    * - `memoryCap`: the memory maximum becomes the agent's budget in pages, so
    *   `memory.grow` past it returns -1 inside the guest (default true);
    * - `exportState`: internal mutable globals (and an unexported memory) get
    *   hidden exports so snapshots are complete (default true, on engines
-   *   with `capabilities.snapshots`).
-   * Fuel metering is per agent (`AgentConfig.fuel`).
+   *   with `capabilities.snapshots`);
+   * - `defaultFuel`: the fuel per call (fuel units, Wasmtime's costs: about
+   *   one unit per instruction) of an agent spawned with neither `fuel` nor
+   *   `timeoutMs` on an engine that cannot preempt a call
+   *   (`capabilities.preemptiveTimeout = false`) but meters fuel and compiles
+   *   at run time, so no call runs unbounded on the host's thread. Default
+   *   1 000 000 000 (about a second of guest work on the native engine; every
+   *   fixture and swarm workload needs far less). `false` disables it: such a
+   *   config is then refused with `InvalidConfig`. Engines that compile
+   *   nothing at run time (edge) run only the variants bundled for them, so
+   *   give those agents `fuel` in the bundle's config.
+   * Fuel metering is otherwise per agent (`AgentConfig.fuel`).
    */
   readonly limits: {
     readonly memoryCap: boolean
     readonly exportState: boolean
+    readonly defaultFuel: number | false
   }
   /**
    * Durability through the `InstanceRepository` (crash recovery):
@@ -75,6 +95,9 @@ export interface RuntimeSettings {
   }
 }
 
+/** The default of `limits.defaultFuel`: 10^9 fuel units per call. */
+export const DEFAULT_FUEL = 1_000_000_000
+
 /** 1 GiB pool, spec thresholds, 256 MiB cache, 64 MiB modules, spec health rules, 1 h cache idle. */
 export const defaultSettings: RuntimeSettings = {
   name: "agent-runtime",
@@ -91,7 +114,8 @@ export const defaultSettings: RuntimeSettings = {
   autoPressure: true,
   evictOnTimeout: true,
   startTimeoutMs: 10_000,
-  limits: { memoryCap: true, exportState: true },
+  onTrap: "restore",
+  limits: { memoryCap: true, exportState: true, defaultFuel: DEFAULT_FUEL },
   persistence: {},
   maintenance: {}
 }
@@ -108,6 +132,7 @@ export interface SettingsInput {
   readonly autoPressure?: boolean
   readonly evictOnTimeout?: boolean
   readonly startTimeoutMs?: number
+  readonly onTrap?: "restore" | "keep"
   readonly maintenance?: RuntimeSettings["maintenance"]
   readonly persistence?: RuntimeSettings["persistence"]
   readonly limits?: Partial<RuntimeSettings["limits"]>

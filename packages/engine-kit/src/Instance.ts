@@ -33,7 +33,11 @@
  * `agent-runtime:fuel`), a call with `fuel` sets the global first, reports
  * what is left in `fuelRemaining`, and a call that throws with the global
  * below zero is `FuelExhausted { function, fuel }`. Without the global, fuel
- * is ignored.
+ * is ignored. A start function the rewrite deferred (`START_EXPORT`,
+ * `agent-runtime:start`) is called right after instantiation with the
+ * counter's initial fuel: running out there is `FuelExhausted` with function
+ * `(start)` (a start function run by the engine during instantiation could
+ * only fail as a bare `unreachable` trap, the counter unreadable).
  *
  * Host results follow the WebAssembly JS API: host imports are handed to
  * `new WebAssembly.Instance` as they are, so a host function returning an
@@ -47,7 +51,9 @@
  * metered call; it is not the agent's state). Restore grows memory when the
  * snapshot is larger, zeroes it, writes the pages and sets the globals.
  * Memory usage is `memory.buffer.byteLength` of the exported, else imported,
- * memory (0 without one), in bytes.
+ * memory (0 without one), plus `length × TABLE_ENTRY_BYTES` (32) of every
+ * exported or imported table, in bytes (issue 12 item 1: tables cost host
+ * memory; an internal table is bounded by the budget's table cap instead).
  *
  * @since 0.2.0
  */
@@ -69,7 +75,7 @@ import {
   type WasmInstance,
   type WasmValue
 } from "@agent-runtime/domain"
-import { FUEL_EXPORT } from "@agent-runtime/wasm-binary"
+import { FUEL_EXPORT, START_EXPORT, TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import { isZeroPage, PAGE_BYTES } from "./internal/pages.js"
 
@@ -119,8 +125,10 @@ export interface LiveInstance<E extends Error = never> {
   readonly fuel: WebAssembly.Global | undefined
   /** Exported mutable globals by export name, without the fuel counter (what a snapshot holds). */
   readonly globals: ReadonlyArray<readonly [string, WebAssembly.Global]>
-  /** Linear memory size in bytes (0 without memory). */
+  /** Memory usage in bytes: linear memory (0 without) + visible table entries × `TABLE_ENTRY_BYTES`. */
   readonly memoryBytes: () => number
+  /** Linear memory size in bytes (0 without memory): what a snapshot holds. */
+  readonly linearBytes: () => number
   /** True once `terminate` ran. */
   readonly terminated: () => boolean
   /** Resolves an export once; `undefined` when it is not a function. */
@@ -140,7 +148,7 @@ export interface LiveInstance<E extends Error = never> {
 }
 
 /** What `instantiate` can fail with. */
-export type InstantiateError<E extends Error = never> = InstantiationError | Trap | MemoryExceeded | E
+export type InstantiateError<E extends Error = never> = InstantiationError | Trap | FuelExhausted | MemoryExceeded | E
 
 // -----------------------------------------------------------------------------
 // error mapping
@@ -190,6 +198,16 @@ const findMemory = (exports: WebAssembly.Exports, imports: WebAssembly.Imports):
   return undefined
 }
 
+/** The exported and imported tables (each once). */
+const findTables = (exports: WebAssembly.Exports, imports: WebAssembly.Imports): Array<WebAssembly.Table> => {
+  const tables = new Set<WebAssembly.Table>()
+  for (const v of Object.values(exports)) if (v instanceof WebAssembly.Table) tables.add(v)
+  for (const ns of Object.values(imports)) {
+    for (const v of Object.values(ns as Record<string, unknown>)) if (v instanceof WebAssembly.Table) tables.add(v)
+  }
+  return [...tables]
+}
+
 /** The exported mutable globals, without the fuel counter. */
 const mutableGlobals = (exports: WebAssembly.Exports): Array<readonly [string, WebAssembly.Global]> => {
   const globals: Array<readonly [string, WebAssembly.Global]> = []
@@ -230,7 +248,13 @@ export const fromInstance = <E extends Error = never>(
   const fuelExport = exports[FUEL_EXPORT]
   const fuelGlobal = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
   const globals = mutableGlobals(exports)
-  const memoryBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
+  const tables = findTables(exports, imports)
+  const linearBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
+  const memoryBytes = () => {
+    let bytes = linearBytes()
+    for (const t of tables) bytes += t.length * TABLE_ENTRY_BYTES
+    return bytes
+  }
   const terminated = (op: string) => new Trap({ function: op, reason: "instance terminated" })
   const mapThrown = config.mapThrown
 
@@ -282,7 +306,7 @@ export const fromInstance = <E extends Error = never>(
       const v: unknown = g.value
       if (typeof v === "number" || typeof v === "bigint") values[name] = v
     }
-    return { memoryBytes: memoryBytes(), pages, globals: values }
+    return { memoryBytes: linearBytes(), pages, globals: values }
   }
 
   const restore = (state: EngineState): Trap | MemoryExceeded | undefined => {
@@ -322,6 +346,7 @@ export const fromInstance = <E extends Error = never>(
     fuel: fuelGlobal,
     globals,
     memoryBytes,
+    linearBytes,
     terminated: () => !live,
     prepare,
     call: (fn, args, fuel) => {
@@ -340,6 +365,28 @@ export const fromInstance = <E extends Error = never>(
     terminate: () => {
       live = false
     }
+  }
+}
+
+/**
+ * Runs the start function a fuel rewrite deferred (`START_EXPORT`, wasm-binary
+ * `FuelOptions.deferStart`) with the fuel the counter starts with: running
+ * out of it is `FuelExhausted { function: "(start)", fuel }`, another
+ * exception is mapped as a call of `(start)`; `undefined` when it returned
+ * (or the module has no deferred start).
+ */
+const runDeferredStart = <E extends Error>(live: LiveInstance<E>, config: InstanceConfig<E>): Trap | FuelExhausted | E | undefined => {
+  const start = live.exports[START_EXPORT]
+  if (typeof start !== "function") return undefined
+  const fuel = live.fuel === undefined ? undefined : Number(live.fuel.value as bigint)
+  try {
+    ;(start as () => unknown)()
+    return undefined
+  } catch (e) {
+    if (live.fuel !== undefined && (live.fuel.value as bigint) < 0n) {
+      return new FuelExhausted({ function: "(start)", fuel: fuel ?? 0 })
+    }
+    return config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
   }
 }
 
@@ -367,6 +414,11 @@ export const instantiate = <E extends Error = never>(
     return instantiationError(e) ?? config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
   }
   const live = fromInstance(instance, importObject, config)
+  const started = runDeferredStart(live, config)
+  if (started !== undefined) {
+    live.terminate()
+    return started
+  }
   const bytes = live.memoryBytes()
   if (config.memoryLimit !== undefined && bytes > config.memoryLimit) {
     live.terminate()
@@ -404,7 +456,7 @@ export const instantiateWasm = (
   compiled: CompiledModule,
   options: InstantiateOptions,
   notAModule?: string
-): Effect.Effect<WasmInstance, InstantiationError | Trap | MemoryExceeded> =>
+): Effect.Effect<WasmInstance, InstantiationError | Trap | FuelExhausted | MemoryExceeded> =>
   Effect.suspend(() => {
     const live = instantiate(compiled.handle, options.imports, {
       memory: options.memory,

@@ -16,6 +16,8 @@
  * - `[Op.Read, id, offset, length]` → bytes; `[Op.Write, id, offset, bytes]`
  * - `[Op.Snapshot, id]` → state; `[Op.Restore, id, state]`; `[Op.Drop, id]`
  * - `[Op.Crash]`: fault injection — the worker throws an uncaught error.
+ * - `[Op.Ping]` → `null`: the first request of a fresh worker, so its
+ *   start-up (thread, script, channel) is not charged to a request's deadline.
  *
  * Replies: `[1, value, memoryBytes, fuelRemaining | null, diff, output]` or
  * `[0, error, memoryBytes, diff, output]`; `error` is `[tag, ...fields]`;
@@ -41,7 +43,8 @@ export const Op = {
   Snapshot: 5,
   Restore: 6,
   Drop: 7,
-  Crash: 8
+  Crash: 8,
+  Ping: 9
 } as const
 
 /** One import: a host function proxied by index (kind 0) or a plain value (kind 1). */
@@ -111,6 +114,7 @@ export type SnapshotRequest = readonly [op: typeof Op.Snapshot, id: number]
 export type RestoreRequest = readonly [op: typeof Op.Restore, id: number, state: StateWire]
 export type DropRequest = readonly [op: typeof Op.Drop, id: number]
 export type CrashRequest = readonly [op: typeof Op.Crash]
+export type PingRequest = readonly [op: typeof Op.Ping]
 
 /** Every request. */
 export type Request<W = unknown> =
@@ -122,6 +126,7 @@ export type Request<W = unknown> =
   | RestoreRequest
   | DropRequest
   | CrashRequest
+  | PingRequest
 
 // -- replies --------------------------------------------------------------------
 

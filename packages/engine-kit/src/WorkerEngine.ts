@@ -356,7 +356,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
       const timeoutMs = instantiateOptions.timeoutMs
       return Effect.flatMap(
         call(record, record.instantiate, timeoutMs),
-        (result): Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | MemoryExceeded> => {
+        (result): Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | FuelExhausted | MemoryExceeded> => {
           const discard = () => {
             pool.retire(record, "terminated", "instantiation failed")
             record.wasi?.release()
@@ -377,7 +377,12 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
               const error = result.error
               if (error[0] === "InstantiationError") return Effect.fail(new InstantiationError({ reason: error[1] }))
               const mapped = errorFrom(agentId, error)
-              return Effect.fail(mapped instanceof Trap ? mapped : new Trap({ function: "(start)", reason: mapped.message }))
+              // fuel running out in the start function is FuelExhausted (start) (issue 12 item 8)
+              return Effect.fail(
+                mapped instanceof Trap || mapped instanceof FuelExhausted
+                  ? mapped
+                  : new Trap({ function: "(start)", reason: mapped.message })
+              )
             }
             case "timeout":
               return Effect.fail(new Timeout({ function: "(start)", timeoutMs: timeoutMs ?? 0 }))

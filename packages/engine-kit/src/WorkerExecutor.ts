@@ -160,7 +160,7 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
   /** What changed since the last report (pages + globals), updating the shadow copy. */
   const diff = (live: Live): Diff => {
     if (live.tracking === 0) return null
-    const bytes = live.instance.memoryBytes()
+    const bytes = live.instance.linearBytes()
     if (live.tracking === 2 && bytes > live.maxBytes) {
       live.tracking = 0
       live.shadow = undefined
@@ -271,6 +271,7 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
 
   const handle = (request: Request<W>): Reply => {
     if (request[0] === Op.Crash) throw new InjectedFault("injected worker fault")
+    if (request[0] === Op.Ping) return ok(undefined, null)
     if (request[0] === Op.Instantiate) return instantiate(request)
     const live = instances.get(request[1])
     switch (request[0]) {

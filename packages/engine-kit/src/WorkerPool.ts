@@ -11,7 +11,8 @@
  *   is even).
  * - A worker runs one request at a time, so each slot has a FIFO queue; the
  *   agents of one worker share it, agents of different workers run in
- *   parallel. A request's deadline starts when it leaves the queue.
+ *   parallel. A request's deadline starts when it leaves the queue, and on a
+ *   fresh worker once the worker has started (`BOOT_TIMEOUT_MS`).
  * - When a request runs past its deadline (or its caller is interrupted), the
  *   slot terminates the worker; the caller gets its outcome at once and that
  *   agent is left terminated. Before the slot's next request, the *other*
@@ -134,6 +135,14 @@ export interface PoolStats {
 type ValueTo<R> = ReplyTo<R> extends Reply<infer V> ? V : never
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/**
+ * How long a fresh worker may take to answer its first request (`Op.Ping`),
+ * ms. Its start-up (thread, script, channel) is charged to this bound, not
+ * to the deadline of the request that started it, so an agent's start
+ * function gets its whole `timeoutMs`.
+ */
+export const BOOT_TIMEOUT_MS = 10_000
 
 /** Applies an executor's diff to the kept state (`false`: tracking stopped, the state is dropped). */
 const applyDiff = (record: AgentRecord<any>, diff: StateWire | null | false): void => {
@@ -289,14 +298,29 @@ export class WorkerSlot<W = unknown> {
     }
     let worker: WorkerHandle
     let channel: HostChannel
+    const fresh = this.worker === undefined || this.channel === undefined
     try {
-      ;({ channel, worker } = this.worker !== undefined && this.channel !== undefined
-        ? { channel: this.channel, worker: this.worker }
-        : this.spawn())
+      ;({ channel, worker } = fresh ? this.spawn() : { channel: this.channel!, worker: this.worker! })
     } catch (e) {
       return { kind: "lost", reason: `cannot start a worker: ${message(e)}` }
     }
-    const deadline = timeoutMs === undefined ? undefined : options.host.now() + timeoutMs
+    if (fresh) {
+      // the worker's start-up is not the request's: its deadline starts once the worker answers
+      const booted = await this.send(worker, channel, [Op.Ping], options.host.now() + BOOT_TIMEOUT_MS, signal)
+      if (booted.kind === "timeout") return { kind: "lost", reason: `the worker did not start within ${BOOT_TIMEOUT_MS} ms` }
+      if (booted.kind !== "response") return booted
+    }
+    return this.send(worker, channel, request, timeoutMs === undefined ? undefined : options.host.now() + timeoutMs, signal)
+  }
+
+  /** Sends one request on the worker's channel and waits for its outcome (never rejects). */
+  private async send<R extends Request<W>>(
+    worker: WorkerHandle,
+    channel: HostChannel,
+    request: R,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined
+  ): Promise<ChannelOutcome<ReplyTo<R>>> {
     this.inflight = true
     worker.hold(true)
     try {

@@ -152,6 +152,27 @@ describe("Instance (synchronous core)", () => {
       expect(plain.call("work", [3], 1)).toMatchObject({ results: [3], fuelRemaining: undefined })
     }))
 
+  it.effect("a start function deferred by the fuel rewrite: run after instantiation; out of fuel → FuelExhausted (start), a trap → Trap (start)", () =>
+    Effect.gen(function*() {
+      const text = `(module (global $n (mut i32) (i32.const 0))
+        (func $s (loop $l (global.set $n (i32.add (global.get $n) (i32.const 1))) (br_if $l (i32.lt_u (global.get $n) (i32.const 100)))))
+        (start $s)
+        (func (export "n") (result i32) global.get $n))`
+      const bytes = yield* Effect.promise(() => wat(text))
+      const compiled = (fuel: bigint) => {
+        const r = rewriteModule(bytes, { fuel: { initialFuel: fuel, deferStart: true } })
+        if (!r.ok) throw r.error
+        return new WebAssembly.Module(r.value.bytes)
+      }
+      expect(Instance.instantiate(compiled(50n), {})).toMatchObject({ _tag: "FuelExhausted", function: "(start)", fuel: 50 })
+      const ok = live(Instance.instantiate(compiled(100_000n), {}))
+      expect(ok.call("n", [])).toMatchObject({ results: [100] }) // the start function ran, once
+      const trapping = yield* Effect.promise(() => wat(`(module (func $s unreachable) (start $s))`))
+      const r = rewriteModule(trapping, { fuel: { initialFuel: 1_000n, deferStart: true } })
+      if (!r.ok) throw r.error
+      expect(Instance.instantiate(new WebAssembly.Module(r.value.bytes), {})).toMatchObject({ _tag: "Trap", function: "(start)", reason: "unreachable" })
+    }))
+
   it.effect("snapshot: non-zero pages and mutable globals (not the fuel counter, not immutable ones); restore grows and overwrites", () =>
     Effect.gen(function*() {
       const i = live(Instance.instantiate(yield* module(SAMPLE), {}))

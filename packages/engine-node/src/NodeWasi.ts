@@ -5,7 +5,8 @@
  * A module that imports `wasi_snapshot_preview1` (and whose host imports do
  * not provide that namespace themselves) gets a fresh `WASI` instance in its
  * worker with:
- * - `args: [agentId]`, `env: {}` — nothing from the host's argv or environment;
+ * - `args: [agentId]`, `env: {}` — nothing from the host's argv or environment,
+ *   unless `WasiOptions.args` / `WasiOptions.env` give that agent its own;
  * - stdin: an empty file (never the host's stdin); stdout/stderr: two files per
  *   instance in a private temporary directory, readable from the host with
  *   `NodeEngine.output(agentId)` while the agent lives and after it ends;
@@ -35,13 +36,19 @@ import { type WasiHost, type WasiSession, WorkerEngine } from "@agent-runtime/en
 /** The WASI import namespace (WASI preview1). */
 export const WASI_MODULE = WorkerEngine.WASI_MODULE
 
-/** WASI setup sent with an instantiate request: `[programName, stdinFd, stdoutFd, stderrFd, preopens: [guest, host][]]`. */
+/**
+ * WASI setup sent with an instantiate request: `[programName, stdinFd, stdoutFd,
+ * stderrFd, preopens: [guest, host][], args?, env: [name, value][]?]` (`args`
+ * replaces `[programName]` when given).
+ */
 export type WasiSpec = readonly [
   name: string,
   stdin: number,
   stdout: number,
   stderr: number,
-  preopens: ReadonlyArray<readonly [string, string]>
+  preopens: ReadonlyArray<readonly [string, string]>,
+  args?: ReadonlyArray<string> | undefined,
+  env?: ReadonlyArray<readonly [string, string]> | undefined
 ]
 
 /** WASI settings of a Node engine. */
@@ -52,6 +59,10 @@ export interface WasiOptions {
    * filesystem access at all.
    */
   readonly preopens?: ((agentId: string) => Readonly<Record<string, string>> | undefined) | undefined
+  /** The guest's argv, program name first (default `[agentId]`). */
+  readonly args?: ((agentId: string) => ReadonlyArray<string> | undefined) | undefined
+  /** The guest's environment variables (default: none). */
+  readonly env?: ((agentId: string) => Readonly<Record<string, string>> | undefined) | undefined
 }
 
 /** What a WASI agent wrote, and how it exited. */
@@ -100,11 +111,11 @@ const EMPTY = new Uint8Array(0)
  */
 export const createWasi = (spec: WasiSpec): WasiSession => {
   const { WASI } = process.getBuiltinModule("node:wasi")
-  const [name, stdin, stdout, stderr, preopens] = spec
+  const [name, stdin, stdout, stderr, preopens, args, env] = spec
   const wasi = new WASI({
     version: "preview1",
-    args: [name],
-    env: {},
+    args: args === undefined ? [name] : [...args],
+    env: Object.fromEntries(env ?? []),
     preopens: Object.fromEntries(preopens),
     stdin,
     stdout,
@@ -223,7 +234,15 @@ export const makeHost = (options: WasiOptions | undefined) => {
       outputs.set(agentId, f)
       const preopens = options?.preopens?.(agentId)
       return {
-        spec: [agentId, f.stdin, f.stdout, f.stderr, Object.entries(preopens ?? {})],
+        spec: [
+          agentId,
+          f.stdin,
+          f.stdout,
+          f.stderr,
+          Object.entries(preopens ?? {}),
+          options?.args?.(agentId),
+          Object.entries(options?.env?.(agentId) ?? {})
+        ],
         handle: {
           onOutput: (output) => {
             if (output !== null && output[2] !== null) f.exitCode = output[2]

@@ -26,7 +26,7 @@
 import { ByteReader } from "./internal/ByteReader.js"
 import { ByteWriter } from "./internal/ByteWriter.js"
 import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } from "./internal/Sections.js"
-import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX } from "./HiddenExports.js"
+import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX, START_EXPORT } from "./HiddenExports.js"
 import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "./Instructions.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
@@ -46,6 +46,16 @@ export interface FuelOptions {
    * traps, so engines pass the instantiation budget here.
    */
   readonly initialFuel?: bigint
+  /**
+   * Defer the start function (default false): the start section is dropped
+   * and the function is exported as `START_EXPORT` (`"agent-runtime:start"`)
+   * for the engine to call right after instantiation — with the counter
+   * readable, so a start function that runs out of fuel is recognisable
+   * (counter < 0) instead of a bare `unreachable` trap of a failed
+   * instantiation. The engine must call it before any other export; the
+   * instance is unusable when it traps (as a failed instantiation would be).
+   */
+  readonly deferStart?: boolean
 }
 
 /**
@@ -151,6 +161,7 @@ export const instrumentFuelOf = (
     const sections: Array<RawSection> = []
     while (!r.atEnd) sections.push(nextSection(r))
 
+    let start: number | undefined
     let importedGlobals = 0
     let definedGlobals = 0
     let paramCounts: ReadonlyArray<number> = []
@@ -161,6 +172,9 @@ export const instrumentFuelOf = (
       else if (s.id === SectionId.function) functionTypes = readFunctionTypes(bytes, s)
       else if (s.id === SectionId.global) definedGlobals = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").count()
       else if (s.id === SectionId.export) refuseHiddenExports(bytes, s)
+      else if (s.id === SectionId.start && options.deferStart === true) {
+        start = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").u32()
+      }
     }
     const paramsOf = (definedFunction: number, at: number): number => {
       const type = functionTypes[definedFunction]
@@ -185,7 +199,11 @@ export const instrumentFuelOf = (
     const exportRank = sectionRank(SectionId.export) as number
 
     const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
-    const newExport = (w: ByteWriter) => w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
+    const added = start === undefined ? 1 : 2
+    const newExport = (w: ByteWriter) => {
+      w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
+      if (start !== undefined) w.name(START_EXPORT).u8(0x00).u32(start)
+    }
 
     for (const s of sections) {
       const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
@@ -195,7 +213,7 @@ export const instrumentFuelOf = (
           globalDone = true
         }
         if (!exportDone && rank > exportRank) {
-          out.section(SectionId.export, (w) => newExport(w.u32(1)))
+          out.section(SectionId.export, (w) => newExport(w.u32(added)))
           exportDone = true
         }
       }
@@ -211,8 +229,11 @@ export const instrumentFuelOf = (
           out.section(SectionId.export, (w) => {
             const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
             const n = c.count()
-            newExport(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
+            newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
           })
+          break
+        case SectionId.start:
+          if (start === undefined) out.bytes(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
           break
         case SectionId.code:
           out.section(SectionId.code, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
@@ -222,7 +243,7 @@ export const instrumentFuelOf = (
       }
     }
     if (!globalDone) out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
-    if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(1)))
+    if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(added)))
     return out.finish()
   }, () => r.offset)
 }

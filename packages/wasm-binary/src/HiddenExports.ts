@@ -10,6 +10,8 @@
  * - `agent-runtime:fuel` — mutable i64 global: fuel left (fuel metering).
  * - `agent-runtime:memory` — the module's memory 0, when it did not export it.
  * - `agent-runtime:global:<index>` — an internal mutable global (complete snapshots).
+ * - `agent-runtime:start` — the start function, when fuel metering defers it
+ *   (`FuelOptions.deferStart`): the engine calls it right after instantiation.
  *
  * @since 0.1.0
  */
@@ -18,6 +20,8 @@
 export const HIDDEN_EXPORT_PREFIX = "agent-runtime:"
 /** The fuel counter: a mutable i64 global; the guest traps (`unreachable`) when it drops below zero. */
 export const FUEL_EXPORT = "agent-runtime:fuel"
+/** The module's start function, exported instead of run at instantiation (fuel metering, `deferStart`). */
+export const START_EXPORT = "agent-runtime:start"
 /** Memory 0, exported by the rewrite when the module keeps it internal. */
 export const MEMORY_EXPORT = "agent-runtime:memory"
 /** Export name of an internal mutable global with global index `index`. */

@@ -9,17 +9,23 @@
  * @since 0.1.0
  */
 import { instrumentFuelOf, type FuelOptions } from "./Fuel.js"
-import { FUEL_EXPORT, MEMORY_EXPORT } from "./HiddenExports.js"
+import { FUEL_EXPORT, MEMORY_EXPORT, START_EXPORT } from "./HiddenExports.js"
 import { capMemoryOf, type MemoryCapInfo } from "./MemoryCap.js"
 import { readModule } from "./ModuleReader.js"
 import { succeed, type ReadResult } from "./ReadResult.js"
 import type { ModuleInfo } from "./Types.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { exportStateOf, type StateExport } from "./StateExport.js"
+import { capTablesOf, planBudget, type TableCapInfo } from "./TableCap.js"
 
 /** Which rewrites to apply; an empty object changes nothing. */
 export interface RewriteOptions {
-  /** Cap memory 0 at this many pages of 64 KiB (see `capMemory`). */
+  /**
+   * The agent's budget, in pages of 64 KiB: memory 0 and every table are
+   * capped so that together they fit in it (`TableCap.ts`: tables get their
+   * initial entries and the bytes below memory's last whole page; a module
+   * without tables caps memory 0 at exactly this many pages, see `capMemory`).
+   */
   readonly maxMemoryPages?: number
   /** Export all mutable state for complete snapshots (see `exportState`). */
   readonly exportState?: boolean
@@ -32,6 +38,8 @@ export interface RewriteResult {
   readonly bytes: Uint8Array<ArrayBuffer>
   /** What the cap did to memory 0; `undefined` when `maxMemoryPages` was not given. */
   readonly memory: MemoryCapInfo | undefined
+  /** What the cap did to each table (table index order); empty when `maxMemoryPages` was not given. */
+  readonly tables: ReadonlyArray<TableCapInfo>
   /**
    * Where the state can be read (globals, memory export, unsnapshottable
    * globals); `undefined` when `exportState` was not requested. The fuel
@@ -80,11 +88,24 @@ export const rewriteModule = (bytes: Uint8Array, options: RewriteOptions): ReadR
 const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: true }, options: RewriteOptions): ReadResult<RewriteResult> => {
   let current: Uint8Array<ArrayBuffer> = new Uint8Array(bytes)
   let memory: MemoryCapInfo | undefined
+  let tables: ReadonlyArray<TableCapInfo> = []
+  let moved = false
   if (options.maxMemoryPages !== undefined) {
-    const capped = capMemoryOf(current, read.value, options.maxMemoryPages)
+    const plan = Number.isSafeInteger(options.maxMemoryPages) && options.maxMemoryPages >= 0
+      ? planBudget(read.value, options.maxMemoryPages)
+      : undefined
+    if (plan !== undefined && !plan.ok) return plan
+    const tabled = plan === undefined ? undefined : capTablesOf(current, read.value, plan.value)
+    if (tabled !== undefined && !tabled.ok) return tabled
+    moved = tabled !== undefined && tabled.value.byteLength !== current.byteLength
+    const info = moved ? readModule(tabled!.value) : read
+    if (!info.ok) return info
+    const capped = capMemoryOf(tabled?.value ?? current, info.value, plan?.value.memoryPages ?? options.maxMemoryPages)
     if (!capped.ok) return capped
     current = capped.value.bytes
     memory = capped.value.memory
+    tables = plan?.value.tables ?? []
+    moved ||= memory.rewritten
   }
   let fuelExport: string | undefined
   if (options.fuel !== undefined && options.fuel !== false) {
@@ -96,9 +117,9 @@ const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: 
   let state: Omit<StateExport, "bytes"> | undefined
   if (options.exportState === true) {
     // Section offsets move when an earlier rewrite changed the bytes.
-    const info = memory?.rewritten !== true && fuelExport === undefined ? read : readModule(current)
+    const info = !moved && fuelExport === undefined ? read : readModule(current)
     if (!info.ok) return info
-    const exported = exportStateOf(current, info.value, { allowHidden: fuelExport === undefined ? [] : [fuelExport] })
+    const exported = exportStateOf(current, info.value, { allowHidden: fuelExport === undefined ? [] : [fuelExport, START_EXPORT] })
     if (!exported.ok) return exported
     const { bytes: out, ...rest } = exported.value
     current = out
@@ -106,8 +127,11 @@ const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: 
   }
   const addedExports = [
     ...(fuelExport === undefined ? [] : [fuelExport]),
+    ...(fuelExport !== undefined && typeof options.fuel === "object" && options.fuel.deferStart === true && read.value.start !== undefined
+      ? [START_EXPORT]
+      : []),
     ...(state?.globals.filter((g) => g.added).map((g) => g.name) ?? []),
     ...(state?.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])
   ]
-  return succeed({ bytes: current, memory, state, fuelExport, addedExports })
+  return succeed({ bytes: current, memory, tables, state, fuelExport, addedExports })
 }

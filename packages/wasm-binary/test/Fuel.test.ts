@@ -15,6 +15,8 @@ import {
   defaultOperatorCost,
   FUEL_EXPORT,
   type FunctionBody,
+  rewriteModule,
+  START_EXPORT,
   instrumentFuel,
   type FuelOptions,
   readModule
@@ -728,5 +730,36 @@ describe("overhead (printed, not asserted)", () => {
     lines.push(`looper.spin_n(1e6): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`)
     console.log(`fuel overhead:\n  ${lines.join("\n  ")}`)
     expect(lines).toHaveLength(3)
+  })
+})
+
+describe("deferStart: the start function exported for the engine to call (its exhaustion is recognisable)", () => {
+  it("drops the start section, exports the start function as START_EXPORT; instantiation runs nothing", () => {
+    const bytes = readAgentFixture("text") // AssemblyScript runtime set-up runs in its start function
+    const out = metered(bytes, { initialFuel: 10n, deferStart: true })
+    const m = info(out)
+    expect(m.start).toBeUndefined()
+    expect(m.exports.filter((e) => e.name === START_EXPORT).map((e) => [e.type.kind, e.index])).toEqual([["function", info(bytes).start]])
+    const exports = instantiate(out) // would trap with the start function in place (10 fuel units)
+    expect(fuelOf(exports).value).toBe(10n)
+    // the engine runs it: out of fuel, and the counter says so
+    expect(() => fn(exports, START_EXPORT)()).toThrow(WebAssembly.RuntimeError)
+    expect(fuelOf(exports).value as bigint).toBeLessThan(0n)
+  })
+
+  it("with enough fuel the deferred start function sets the module up as the original does", () => {
+    const out = metered(readAgentFixture("text"), { initialFuel: 1_000_000n, deferStart: true })
+    const exports = instantiate(out)
+    fn(exports, START_EXPORT)()
+    const left = fuelOf(exports).value as bigint
+    expect(left).toBeGreaterThan(0n)
+    expect(left).toBeLessThan(1_000_000n)
+  })
+
+  it("a module without a start function gets no START_EXPORT; rewriteModule lists the added export and keeps state export working", () => {
+    expect(info(metered(readAgentFixture("looper"), { deferStart: true })).exports.map((e) => e.name)).not.toContain(START_EXPORT)
+    const r = rewriteModule(readAgentFixture("text"), { fuel: { initialFuel: 5n, deferStart: true }, exportState: true, maxMemoryPages: 16 })
+    expect(r.ok).toBe(true)
+    if (r.ok) expect(r.value.addedExports).toContain(START_EXPORT)
   })
 })

@@ -17,6 +17,7 @@ import type { WasmModule } from "../WasmModule.js"
 import { evictLocked } from "./Eviction.js"
 import { compiledFor } from "./Modules.js"
 import type { RuntimeState } from "./RuntimeState.js"
+import { withDefaultFuel } from "./Spawning.js"
 
 /** The reservation for an agent announced without a memory limit: its module's initial memory, at least the minimum. */
 const defaultReservation = (module: WasmModule) =>
@@ -32,7 +33,9 @@ export const onCoordination = (state: RuntimeState, event: DomainEvent): Effect.
         const module = env.modules.get(event.moduleId)
         if (module === undefined) return
         const bytes = event.memoryLimit ?? defaultReservation(module)
-        yield* Effect.ignore(compiledFor(state, module, { memoryLimit: bytes }))
+        // the variant the spawn will ask for (with `limits.defaultFuel` where it applies)
+        const config = withDefaultFuel(state, { memoryLimit: bytes })
+        yield* Effect.ignore(compiledFor(state, module, config instanceof Error ? { memoryLimit: bytes } : config))
         const now = yield* Clock.currentTimeMillis
         yield* state.locked(Effect.sync(() => env.prepare(event.agentId, module.id, bytes, now)))
       })

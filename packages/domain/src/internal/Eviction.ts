@@ -8,11 +8,22 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
+import type { AgentInstance } from "../AgentInstance.js"
 import type { EvictionReason } from "../EvictionReason.js"
 import type { AgentId } from "../Ids.js"
 import { AgentNotFound } from "../RuntimeError.js"
 import { AgentEvicted } from "../RuntimeEvent.js"
 import { emit, type RuntimeState } from "./RuntimeState.js"
+
+/** Why each evicted instance was evicted: its queued and in-flight calls fail with the reason. */
+const evictions = new WeakMap<AgentInstance, EvictionReason>()
+
+/**
+ * Why the host evicted this instance (`undefined`: it was not evicted). A
+ * call that queued on its mailbox before the eviction, or was running when
+ * it came, fails with `AgentEvictedDuringCall` and this reason.
+ */
+export const evictionOf = (i: AgentInstance): EvictionReason | undefined => evictions.get(i)
 
 /** Removes an agent; the caller holds the lock. `false` when there was no such agent. */
 export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<boolean> =>
@@ -34,6 +45,7 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
     env.counters.evicted++
     if (state.persistent && reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
     const { instance, released } = removed
+    evictions.set(instance, reason)
     const engineInstance = instance.detach()
     if (engineInstance !== undefined) yield* engineInstance.terminate
     yield* emit(state, (e) =>

@@ -18,6 +18,7 @@ import type { AgentNotFound } from "../RuntimeError.js"
 import { HealthCheckCompleted } from "../RuntimeEvent.js"
 import { evictLocked } from "./Eviction.js"
 import { callLifecycle, live } from "./Lifecycle.js"
+import { recoverLocked } from "./Recovery.js"
 import { applyTransition, emit, errorText, type RuntimeState } from "./RuntimeState.js"
 
 /** Probes an agent's `_health_check` export (skipped when paused, `NoProbe` without one). The caller holds the mailbox. */
@@ -39,6 +40,7 @@ const checkOne = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCh
   i.exclusive(
     Effect.gen(function*() {
       const { settings } = state
+      yield* recoverLocked(state, i) // a trapped instance is replaced before it is probed
       if (state.env.instances.get(i.agentId) !== i || i.instance === undefined) return undefined
       if (!(isInvocable(i.state) || i.state === "Paused")) return undefined
       const outcome = yield* probe(state, i)

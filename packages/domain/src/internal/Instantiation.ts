@@ -14,16 +14,16 @@ import * as MemoryBudget from "../MemoryBudget.js"
 import { type EngineInvokeError, InstantiationError, type Unauthorized } from "../RuntimeError.js"
 import type { HostImports, HostMemory, WasmInstance } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
+import { importProblems, importsError } from "./Imports.js"
 import { compiledFor } from "./Modules.js"
 import type { RuntimeState } from "./RuntimeState.js"
 
-const describeImport = (i: ImportDesc): string => `"${i.module}"."${i.name}" (${i.type.kind})`
-
 /**
  * The host imports granted to an agent: every import of the module must be
- * offered (WASI is the engine's on engines with WASI; a missing memory is
- * created by the engine), functions must be functions, and each one is
- * authorised (`ExecutionAuthorizer`, action `import`).
+ * offered with a value of its kind (WASI is the engine's on engines with
+ * WASI; a missing memory is created by the engine) — all problems are
+ * reported at once in one `InstantiationError` (`missing`, see `Imports`) —
+ * and each one is authorised (`ExecutionAuthorizer`, action `import`).
  */
 export const resolveImports = (
   state: RuntimeState,
@@ -32,19 +32,13 @@ export const resolveImports = (
   offered: HostImports | undefined
 ): Effect.Effect<HostImports, InstantiationError | Unauthorized> =>
   Effect.gen(function*() {
+    const engineWasi = (imp: ImportDesc) => imp.module === "wasi_snapshot_preview1" && state.engine.capabilities.wasi
+    const problems = importProblems(module.imports, offered, engineWasi)
+    if (problems.length > 0) return yield* importsError(agentId, problems)
     const granted: Record<string, Record<string, unknown>> = {}
     for (const imp of module.imports) {
-      if (imp.module === "wasi_snapshot_preview1" && state.engine.capabilities.wasi) continue
-      const value = offered?.[imp.module]?.[imp.name]
-      if (value === undefined && imp.type.kind === "memory") continue // created by the engine (hostMemory)
-      if (value === undefined) {
-        return yield* new InstantiationError({
-          reason: `import ${describeImport(imp)} is not provided to agent ${agentId}`
-        })
-      }
-      if (imp.type.kind === "function" && typeof value !== "function") {
-        return yield* new InstantiationError({ reason: `import ${describeImport(imp)} must be a function` })
-      }
+      const value = engineWasi(imp) ? undefined : offered?.[imp.module]?.[imp.name]
+      if (value === undefined) continue
       const subject = `${imp.module}.${imp.name}`
       yield* state.authorizer.authorize({ action: "import", agentId, moduleHash: module.hash, subject })
       ;(granted[imp.module] ??= {})[imp.name] = typeof value === "function"
@@ -96,12 +90,15 @@ const hostMemory = (module: WasmModule, config: AgentConfig): HostMemory | undef
 }
 
 /**
- * The deadline of an instantiation (module start function, plus a worker's
- * start-up on worker engines): `settings.startTimeoutMs`, never shorter
- * than the agent's per-call `timeoutMs`.
+ * The deadline of an instantiation (the module's start function; a worker's
+ * own start-up is not charged to it), ms: the agent's `timeoutMs` when it
+ * has one, bounded by `settings.startTimeoutMs` — a start function is a call
+ * of the guest like any other (issue 12 item 4) —, else `startTimeoutMs`.
  */
-const startDeadline = (state: RuntimeState, config: AgentConfig): number | undefined =>
-  state.engine.capabilities.preemptiveTimeout ? Math.max(state.settings.startTimeoutMs, config.timeoutMs ?? 0) : undefined
+export const startDeadline = (state: RuntimeState, config: AgentConfig): number | undefined =>
+  state.engine.capabilities.preemptiveTimeout
+    ? Math.min(state.settings.startTimeoutMs, config.timeoutMs ?? state.settings.startTimeoutMs)
+    : undefined
 
 /** Compiles the agent's variant of `module` and instantiates it with the granted imports. */
 export const instantiate = (

@@ -10,13 +10,13 @@
 import type { FuncType } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import { AgentInstance, isInvocable } from "../AgentInstance.js"
-import type { AgentId } from "../Ids.js"
+import { type AgentId, idForError } from "../Ids.js"
 import * as MemoryBudget from "../MemoryBudget.js"
 import {
+  AgentEvictedDuringCall,
   AgentNotFound,
   AgentNotRunning,
   type EngineInvokeError,
-  FunctionNotFound,
   type InvokeError,
   MemoryExceeded,
   type RepositoryError,
@@ -25,10 +25,13 @@ import {
 } from "../RuntimeError.js"
 import type { InvokeOutcome, WasmInstance } from "../WasmEngine.js"
 import { checkArguments, type WasmValue } from "../WasmValue.js"
-import { evictLater } from "./Eviction.js"
+import { withBudgetNote } from "./Diagnostics.js"
+import { evictionOf, evictLater } from "./Eviction.js"
+import { argumentsNotArray, argumentsUnreadable, functionNotFound } from "./Inputs.js"
 import { activate } from "./Passivation.js"
 import { saveLocked } from "./Persistence.js"
 import { pressureDue, schedulePressure } from "./Pressure.js"
+import { awaitsRecovery, noteFailure, recoverLocked } from "./Recovery.js"
 import type { RuntimeState } from "./RuntimeState.js"
 import type { SpawnError } from "./Spawning.js"
 
@@ -42,20 +45,30 @@ import type { SpawnError } from "./Spawning.js"
 export const findAgent = (state: RuntimeState, agentId: AgentId): AgentInstance | "Passivated" | AgentNotFound => {
   const i = state.env.instances.get(agentId)
   if (i !== undefined) return i
-  return state.env.passivated.has(agentId) ? "Passivated" : new AgentNotFound({ agentId })
+  return state.env.passivated.has(agentId) ? "Passivated" : new AgentNotFound({ agentId: idForError(agentId) })
 }
 
 /** The signature of an agent's export `fn` (`undefined`: no such export, `FunctionNotFound`). */
 export const exportSignature = (state: RuntimeState, i: AgentInstance, fn: string): FuncType | undefined =>
   state.env.modules.get(i.moduleId)?.functions.get(fn)
 
-/** `SignatureMismatch` when `args` do not fit the export's signature (i64 as bigint), else `undefined`. */
+/**
+ * `SignatureMismatch` when `args` do not fit the export's signature (i64 as
+ * bigint), are not an array (an array-like such as `{ length: 1, 0: 5 }`
+ * included), or cannot be read (an accessor that throws), else `undefined`.
+ */
 export const checkArgs = (
   signature: FuncType,
   fn: string,
   args: ReadonlyArray<WasmValue>
 ): SignatureMismatch | undefined => {
-  const mismatch = checkArguments(signature, args)
+  if (!Array.isArray(args)) return argumentsNotArray(fn, args)
+  let mismatch: ReturnType<typeof checkArguments>
+  try {
+    mismatch = checkArguments(signature, args)
+  } catch (e) {
+    return argumentsUnreadable(fn, e)
+  }
   return mismatch === undefined ? undefined : mismatchError(fn, mismatch)
 }
 
@@ -168,12 +181,15 @@ export const invokeNow = (
       : Effect.fail(i)
   }
   const signature = exportSignature(state, i, fn)
-  if (signature === undefined) return Effect.fail(new FunctionNotFound({ function: fn }))
+  if (signature === undefined) return Effect.fail(functionNotFound(fn))
   const mismatch = checkArgs(signature, fn, args)
   if (mismatch !== undefined) return Effect.fail(mismatch)
-  const body = (): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+  // `held`: the call holds the agent's mailbox (else it runs in one synchronous step)
+  const body = (held: boolean): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
     // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
-    if (env.instances.get(agentId) !== i) return Effect.fail(new AgentNotFound({ agentId }))
+    if (env.instances.get(agentId) !== i) return Effect.fail(goneError(agentId, fn, i))
+    // its last call trapped: its instance is replaced first (`Recovery`)
+    if (awaitsRecovery(i)) return Effect.andThen(recoverLocked(state, i), Effect.suspend(() => body(held)))
     const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
     if (refused !== undefined) return Effect.fail(refused)
     const instance = i.instance as WasmInstance
@@ -182,26 +198,64 @@ export const invokeNow = (
     const sync = instance.prepare === undefined ? undefined : i.syncCaller(instance, fn)
     if (sync !== undefined) {
       const outcome = sync(args, i.config.fuel)
-      return outcome instanceof Error
-        ? Effect.andThen(recordFailure(state, i, outcome), Effect.fail(outcome))
-        : afterCall(state, i, outcome)
+      return outcome instanceof Error ? callFailed(state, i, fn, outcome, held) : afterCall(state, i, outcome)
     }
-    return instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }).pipe(
-      Effect.tapError((error) => recordFailure(state, i, error)),
-      Effect.flatMap((outcome) => afterCall(state, i, outcome))
-    )
+    return Effect.matchEffect(instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }), {
+      onFailure: (error) => callFailed(state, i, fn, error, held),
+      onSuccess: (outcome) => afterCall(state, i, outcome)
+    })
   }
   // An idle agent on an in-process engine runs the whole call in this one synchronous
   // step: no other fiber can interleave, so the mailbox is not needed (one call at a
   // time still holds). Otherwise the call queues on the agent's mailbox.
   const call = Effect.suspend(() =>
-    i.busy === 0 && i.instance?.prepare !== undefined && state.settings.persistence.snapshotAfterCalls !== true
-      ? body()
-      : i.exclusive(Effect.suspend(body))
+    i.busy === 0 && i.instance?.prepare !== undefined && state.settings.persistence.snapshotAfterCalls !== true &&
+      !awaitsRecovery(i)
+      ? body(false)
+      : i.exclusive(Effect.suspend(() => body(true)))
   )
   return state.authorizer.checksInvocations
     ? Effect.andThen(state.authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
     : call
+}
+
+/**
+ * Why a call of an instance that is no longer the agent's live one fails:
+ * `AgentEvictedDuringCall` when the host evicted it, else `AgentNotFound`
+ * (passivated or replaced while the call waited).
+ */
+const goneError = (agentId: AgentId, fn: string, i: AgentInstance): AgentEvictedDuringCall | AgentNotFound => {
+  const reason = evictionOf(i)
+  return reason === undefined
+    ? new AgentNotFound({ agentId })
+    : new AgentEvictedDuringCall({ agentId, function: fn, reason })
+}
+
+/**
+ * A failed call (a trap at the memory budget says so: `Diagnostics`). When the host evicted the agent while the call ran (its
+ * instance was terminated under it), the failure is the host's:
+ * `AgentEvictedDuringCall`, nothing recorded against the guest. Otherwise
+ * it is recorded (`recordFailure`) and a trap replaces the instance when the
+ * agent's `onTrap` policy says so (`Recovery`) before the error is returned.
+ * `held`: the caller holds the agent's mailbox.
+ */
+const callFailed = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  failure: EngineInvokeError,
+  held: boolean
+): Effect.Effect<never, InvokeError> => {
+  if (evictionOf(i) !== undefined) return Effect.fail(goneError(i.agentId, fn, i))
+  return Effect.flatMap(withBudgetNote(state, i, i.instance, failure), (error) => {
+    noteFailure(state, i, error)
+    const recover = !awaitsRecovery(i)
+      ? Effect.void
+      : held
+      ? recoverLocked(state, i)
+      : i.exclusive(recoverLocked(state, i))
+    return Effect.andThen(recordFailure(state, i, error), Effect.andThen(recover, Effect.fail(error)))
+  })
 }
 
 /** Records a completed call: activity, memory, persistence, pressure. */

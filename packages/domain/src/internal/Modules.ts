@@ -15,6 +15,7 @@ import type { ModuleId } from "../Ids.js"
 import type { ModuleMetadata } from "../ModuleMetadata.js"
 import {
   CompileError,
+  compileErrorOf,
   type InvalidSignature,
   ModuleNotFound,
   ModuleTooLarge,
@@ -47,7 +48,7 @@ export const compiledFor = (
       const rewritten = rewriteModule(module.bytes, variant.options)
       return rewritten.ok
         ? rewritten.value.bytes
-        : new CompileError({ reason: `rewrite failed: ${rewritten.error.reason}`, offset: rewritten.error.offset })
+        : compileErrorOf(rewritten.error, "rewrite failed: ")
     })
   })
 
@@ -90,7 +91,9 @@ export const compileOnce = (
 const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig) => {
   const { settings, engine } = state
   const params = CompileVariant.variantParams({
-    hasMemory: WasmModules.memoryType(module.info) !== undefined,
+    // a table is capped from the same budget as memory (issue 12 item 1)
+    hasMemory: WasmModules.memoryType(module.info) !== undefined || module.info.tables.length > 0 ||
+      module.info.imports.some((i) => i.type.kind === "table"),
     memoryLimit: config.memoryLimit,
     fuel: config.fuel,
     memoryCap: settings.limits.memoryCap,
@@ -137,9 +140,9 @@ export const loadModule = (
     const read = readModule(bytes)
     const verification = yield* Effect.mapError(state.verifier.verify(bytes, metadata), (e): InvalidSignature | CompileError =>
       !read.ok && e.reason.startsWith("malformed module")
-        ? new CompileError({ reason: read.error.reason, offset: read.error.offset })
+        ? compileErrorOf(read.error)
         : e)
-    if (!read.ok) return yield* new CompileError({ reason: read.error.reason, offset: read.error.offset })
+    if (!read.ok) return yield* compileErrorOf(read.error)
     const id = WasmModules.makeId(verification.hash, metadata)
     const existing = env.modules.get(id)
     if (existing !== undefined) {

@@ -19,6 +19,7 @@ import { evictLocked } from "./Eviction.js"
 import { instantiate, resolveImports } from "./Instantiation.js"
 import { getModule } from "./Modules.js"
 import { toSnapshot } from "./Persistence.js"
+import { recoverLocked } from "./Recovery.js"
 import { emit, errorText, nextInstanceId, type RuntimeState } from "./RuntimeState.js"
 import type { SpawnError } from "./Spawning.js"
 
@@ -33,6 +34,7 @@ export const passivateLocked = (state: RuntimeState, i: AgentInstance): Effect.E
     i.exclusiveIfAvailable(
       Effect.gen(function*() {
         const { env } = state
+        yield* recoverLocked(state, i) // never passivate the state a trap left
         const instance = i.instance
         if (env.instances.get(i.agentId) !== i || instance === undefined) return false
         const lifecycle = i.state

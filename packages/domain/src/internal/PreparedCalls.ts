@@ -29,6 +29,8 @@ import {
   overBudget,
   recordFailure
 } from "./Invocation.js"
+import { budgetNote } from "./Diagnostics.js"
+import { functionNotFound } from "./Inputs.js"
 import { live } from "./Lifecycle.js"
 import { pressureDue, schedulePressure } from "./Pressure.js"
 import type { RuntimeState } from "./RuntimeState.js"
@@ -53,7 +55,7 @@ export const prepare = (
   Effect.gen(function*() {
     const first = yield* live(state, agentId)
     const signature = exportSignature(state, first, fn)
-    if (signature === undefined) return yield* new FunctionNotFound({ function: fn })
+    if (signature === undefined) return yield* functionNotFound(fn)
     const fork = Effect.runForkWith(yield* Effect.context<never>())
     let cachedFor: WasmInstance | undefined = undefined
     let cached: PreparedInvoke | undefined
@@ -81,11 +83,13 @@ export const prepare = (
       callStarted(state, i)
       const outcome = cached(args, i.config.fuel)
       if (outcome instanceof Error) {
-        fork(recordFailure(state, i, outcome))
+        // the fast path runs on in-process engines only: reading the memory size is synchronous
+        const failure = outcome._tag === "Trap" ? budgetNote(state, i, outcome, Effect.runSync(instance.memoryBytes)) : outcome
+        fork(recordFailure(state, i, failure))
         if (i.policyViolation !== undefined) {
           throw new Unauthorized({ action: "import", subject: i.policyViolation, reason: "the capability was revoked" })
         }
-        throw outcome
+        throw failure
       }
       callCompleted(state, i, outcome, clock.currentTimeMillisUnsafe())
       if (pressureDue(state)) fork(schedulePressure(state))

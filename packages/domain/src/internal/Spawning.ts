@@ -23,6 +23,7 @@ import {
   type InvalidStateTransition,
   MemoryExceeded,
   type ModuleNotFound,
+  type ResourceExhausted,
   RuntimeUnavailable,
   type Unauthorized
 } from "../RuntimeError.js"
@@ -35,7 +36,10 @@ import { schedulePressure } from "./Pressure.js"
 import { type AgentInfo, toInfo } from "./ReadModels.js"
 import { emit, ensureAccepting, nextInstanceId, type RuntimeState } from "./RuntimeState.js"
 
-/** Errors of `spawnAgent` (`AgentNotFound`: the agent was evicted while it was being spawned). */
+/**
+ * Errors of `spawnAgent` (`AgentNotFound`: the agent was evicted while it was being spawned;
+ * `ResourceExhausted { resource: "instances" }`: the pool's `maxInstances` live instances).
+ */
 export type SpawnError =
   | AgentNotFound
   | AgentAlreadyExists
@@ -44,6 +48,7 @@ export type SpawnError =
   | InvalidConfig
   | InstantiationError
   | InvalidStateTransition
+  | ResourceExhausted
   | Unauthorized
   | RuntimeUnavailable
   | EngineInvokeError
@@ -71,20 +76,43 @@ const unsupported = (state: RuntimeState, config: AgentConfig): InvalidConfig | 
   return undefined
 }
 
+/**
+ * The config an agent runs with: on an engine that cannot preempt a call but
+ * meters fuel and compiles at run time, a config with neither `fuel` nor
+ * `timeoutMs` gets `settings.limits.defaultFuel` (fuel units per call), so
+ * no call runs unbounded on the host's thread; with the default disabled it
+ * is refused (`InvalidConfig`). Elsewhere the config is used as given.
+ */
+export const withDefaultFuel = (state: RuntimeState, config: AgentConfig): AgentConfig | InvalidConfig => {
+  const { platform, capabilities } = state.engine
+  if (capabilities.preemptiveTimeout || !capabilities.fuel || !capabilities.runtimeCompile) return config
+  if (config.fuel !== undefined || config.timeoutMs !== undefined) return config
+  const fuel = state.settings.limits.defaultFuel
+  if (fuel === false) {
+    return new InvalidConfig({
+      reason:
+        `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false) and limits.defaultFuel is disabled: set fuel to bound the agent's calls`
+    })
+  }
+  return { ...config, fuel }
+}
+
 /** Creates, instantiates and (unless `autoStart: false`) starts an agent of a loaded module. */
 export const spawnAgent = (
   state: RuntimeState,
   agentId: AgentId,
   moduleId: ModuleId,
-  config: AgentConfig
+  input: AgentConfig
 ): Effect.Effect<AgentInfo, SpawnError> =>
   Effect.gen(function*() {
     const { env } = state
-    const invalid = AgentConfigs.validate(config)
+    const invalid = AgentConfigs.validate(input)
     if (invalid !== undefined) return yield* invalid
     yield* ensureAccepting(state)
-    const refused = unsupported(state, config)
+    const refused = unsupported(state, input)
     if (refused !== undefined) return yield* refused
+    const config = withDefaultFuel(state, input)
+    if (config instanceof InvalidConfig) return yield* config
     const module = yield* getModule(state, moduleId)
     const initialBytes = module.memoryPages * MemoryBudget.PAGE_BYTES
     if (initialBytes > config.memoryLimit) {

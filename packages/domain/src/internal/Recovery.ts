@@ -1,0 +1,93 @@
+/**
+ * Recovery after a trap (issue 12 item 7): a trap can leave a guest's
+ * internal state broken (a shadow-stack pointer half-moved, a lock held), so
+ * by default the agent's instance is discarded after a `Trap` and replaced
+ * before its next call — restored from its last snapshot in the
+ * `InstanceRepository` when there is one for the same module, else
+ * re-instantiated fresh (start function and `_initialize` again). This is
+ * what the anchors do: Wasmtime and Extism discard an instance after a trap,
+ * Orleans deactivates a faulted grain. `AgentConfig.onTrap` (default
+ * `RuntimeSettings.onTrap`, `"restore"`) set to `"keep"` keeps the
+ * WebAssembly default: the instance stays, its memory as the trap left it.
+ *
+ * The failed call still counts against the agent's health (`errorCount`, the
+ * health check's error rate); the replacement publishes `AgentRecovered`. An
+ * agent that cannot be brought back (its start function or `_initialize`
+ * fails now) goes `Failed` and is evicted (`HealthFailure`).
+ *
+ * @since 0.3.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { AgentInstance } from "../AgentInstance.js"
+import type { EngineInvokeError } from "../RuntimeError.js"
+import { AgentRecovered } from "../RuntimeEvent.js"
+import { evictLater } from "./Eviction.js"
+import { instantiate, resolveImports } from "./Instantiation.js"
+import { callLifecycle } from "./Lifecycle.js"
+import { getModule } from "./Modules.js"
+import { withoutFuel } from "./Persistence.js"
+import { applyTransition, emit, errorText, type RuntimeState } from "./RuntimeState.js"
+
+/** Instances whose last call trapped and that wait for their replacement, with the trap's message. */
+const trapped = new WeakMap<AgentInstance, string>()
+
+/** Whether the instance trapped and must be replaced before it runs another call. */
+export const awaitsRecovery = (i: AgentInstance): boolean => trapped.has(i)
+
+/**
+ * Records a failed call for recovery: a `Trap` of an agent whose policy is
+ * `"restore"` marks its instance for replacement (`recoverLocked`). Other
+ * errors (fuel, timeout, a refused call) leave it as it is.
+ */
+export const noteFailure = (state: RuntimeState, i: AgentInstance, error: EngineInvokeError): void => {
+  if (error._tag === "Trap" && (i.config.onTrap ?? state.settings.onTrap) === "restore") trapped.set(i, error.message)
+}
+
+/**
+ * Replaces the instance of an agent that trapped; nothing when it did not.
+ * The caller holds the agent's mailbox. Never fails: an agent that cannot be
+ * brought back goes `Failed` and is evicted in the background.
+ */
+export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const cause = trapped.get(i)
+    if (cause === undefined) return Effect.void
+    trapped.delete(i)
+    if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
+    return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
+      if (exit._tag === "Success") {
+        return emit(state, (e) =>
+          new AgentRecovered({ ...e, agentId: i.agentId, from: exit.value.from, takenAt: exit.value.takenAt, cause }))
+      }
+      i.recordError(`recovery after a trap failed: ${errorText(exit.cause)}`)
+      return Effect.andThen(
+        Effect.ignore(applyTransition(state, i, (i) => i.fail())),
+        evictLater(state, i.agentId, "HealthFailure")
+      )
+    })
+  })
+
+/** Terminates the trapped instance and attaches a new one, restored from the last snapshot or fresh. */
+const replace = (state: RuntimeState, i: AgentInstance) =>
+  Effect.gen(function*() {
+    const old = i.detach()
+    if (old !== undefined) yield* old.terminate
+    const module = yield* getModule(state, i.moduleId)
+    const imports = yield* resolveImports(state, i.agentId, module, i.config.imports)
+    const instance = yield* instantiate(state, i.agentId, module, i.config, imports)
+    i.attach(instance)
+    const saved = Option.filter(
+      yield* Effect.orElseSucceed(state.instanceRepo.loadState(i.agentId), Option.none),
+      (s) => s.moduleHash === i.moduleHash
+    )
+    if (Option.isSome(saved)) {
+      yield* instance.restore(withoutFuel(saved.value.state))
+    } else {
+      yield* callLifecycle(state, i, "_initialize")
+    }
+    state.env.recordMemory(i, yield* instance.memoryBytes)
+    return Option.isSome(saved)
+      ? { from: "Snapshot" as const, takenAt: saved.value.takenAt }
+      : { from: "Fresh" as const, takenAt: undefined }
+  })
