@@ -135,7 +135,7 @@ export const DATABASE = "agent-runtime-browser-demo"
 const durableId = /-d(\d+)$/
 
 /** A Promise facade over a runtime built from our own layer (`createRuntime` always uses in-memory repositories). */
-const facadeOf = <R>(managed: ManagedRuntime.ManagedRuntime<R, never>, rt: AgentRuntimeShape): PromiseRuntime => {
+const facadeOf = <R, ER>(managed: ManagedRuntime.ManagedRuntime<R, ER>, rt: AgentRuntimeShape): PromiseRuntime => {
   const run = async <A, E>(effect: Effect.Effect<A, E, any>): Promise<A> => {
     const exit = await managed.runPromiseExit(effect as Effect.Effect<A, E, R>)
     if (Exit.isSuccess(exit)) return exit.value
@@ -194,7 +194,7 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
 
   const durableLayer = AgentRuntimes.layer({
     name: "browser-demo-durable",
-    pool: { totalMemory: DURABLE_POOL_BYTES },
+    pool: { totalMemory: DURABLE_POOL_BYTES, overcommit: true }, // agents reserve 1 MiB and grow: the demo over-commits
     health,
     maintenance,
     persistence: { snapshotAfterCalls: true, restoreOnStart: true }
@@ -221,7 +221,7 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
   const rt = await createRuntime({
     engine: engineLayer,
     verifier,
-    settings: { name: "browser-demo", pool: { totalMemory: POOL_BYTES }, health, maintenance }
+    settings: { name: "browser-demo", pool: { totalMemory: POOL_BYTES, overcommit: true }, health, maintenance }
   })
 
   const isDurable = (id: string) => durableId.test(id)

@@ -8,7 +8,8 @@
  *   `worker.js`, and `config.capnp` (workerd) listing `worker.js`, every
  *   `wasm/*.wasm` as a `wasm` module and every `modules/*.bin` as `data`;
  * - `dist/conformance/`: every fixture agent (plus the modules the suite
- *   builds at run time — `memoryOnlyModule(17)`, `importedMemoryModule()` —
+ *   builds at run time — `memoryOnlyModule(17)`, `importedMemoryModule()`,
+ *   `tableBombModule()` —
  *   signed with the TEST-ONLY key) with the variants
  *   the conformance suite's agent configs need, and the test Worker
  *   (`src/conformance-worker.ts`) with `vitest` aliased to
@@ -26,7 +27,7 @@ import * as Effect from "effect/Effect"
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { importedMemoryModule, memoryOnlyModule } from "@agent-runtime/conformance/binary"
+import { importedMemoryModule, memoryOnlyModule, tableBombModule } from "@agent-runtime/conformance/binary"
 
 const app = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const dist = join(app, "dist")
@@ -104,6 +105,8 @@ const conformanceVariants = (): Array<Variant> => {
   out.push({ module: "leaky", memoryLimit: MiB, limits: { memoryCap: false } })
   out.push({ module: "big-memory", memoryLimit: 2 * MiB })
   out.push({ module: "imported-memory", memoryLimit: 2 * MiB })
+  // "tables in the memory budget": the table bomb, its table capped by the bundle like at spawn (issue 12 item 1)
+  out.push({ module: "table-bomb", memoryLimit: MiB })
   return out
 }
 
@@ -113,7 +116,7 @@ const buildConformance = async () => {
   mkdirSync(src, { recursive: true })
   // the modules the suite builds and signs at run time (the same bytes: ed25519 signatures are deterministic);
   // on the edge they must be in the bundle like every other module
-  const built = { "big-memory": memoryOnlyModule(17), "imported-memory": importedMemoryModule() }
+  const built = { "big-memory": memoryOnlyModule(17), "imported-memory": importedMemoryModule(), "table-bomb": tableBombModule() }
   for (const [name, bytes] of Object.entries(built)) {
     const signed = await Effect.runPromise(signModule(bytes, { name, version: "1.0.0" }, testOnlyKeyPair.secretKey))
     writeFileSync(join(src, `${name}.wasm`), signed)

@@ -49,7 +49,10 @@ export const start = (bundle: BundleContents, options: StartOptions = {}): Effec
       EventBuses.layerMemory,
       ExecutionAuthorizers.layerAllowAll
     )
-    const layer = AgentRuntimes.layer({ name: "edge-worker", ...options.settings, limits: registry.manifest.limits }).pipe(Layer.provide(ports))
+    const layer = AgentRuntimes.layer({ name: "edge-worker", ...options.settings, limits: registry.manifest.limits }).pipe(
+      Layer.provide(ports),
+      Layer.orDie // the edge engine has no threads: only a malformed pool.maxThreads in the settings can refuse the start
+    )
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(layer, scope)
     return { runtime: Context.get(context, AgentRuntime), registry }

@@ -53,6 +53,11 @@ describe("conformance suite inside workerd (engine-edge)", () => {
     const fuel = results.find((r) => /fuel: an infinite loop runs out of fuel/.test(r.name))
     expect(fuel?.state).toBe("pass")
   })
+
+  it("the table bomb case ran (and passed) inside workerd: the bundle carries the table-capped variant", () => {
+    const tables = results.find((r) => /table\.grow\(9 999 999\) returns -1/.test(r.name))
+    expect(tables?.state).toBe("pass")
+  })
 })
 
 describe("the in-workerd runner reports failures (self-test)", () => {

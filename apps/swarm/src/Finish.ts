@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import type { AckComparison } from "./AckLog.js"
 import { attempt, note, type Run } from "./Ledger.js"
 import type { Restored } from "./Persistence.js"
+import { POOL_OVERCOMMIT, reservedBytes } from "./Plan.js"
 import type { LoadedModules, Population } from "./Setup.js"
 import type { SwarmReport } from "./Report.js"
 
@@ -79,6 +80,8 @@ export const finish = Effect.fn("Swarm.finish")(function*(run: Run, phases: Phas
     pressureEvents: tally.pressure,
     memory: {
       poolBytes: settings.poolBytes,
+      overcommit: POOL_OVERCOMMIT,
+      reservedAfterSpawn: reservedBytes(spawned),
       usedAfterSpawn: population.usedAfterSpawn,
       peakUsed: Math.max(ledger.sampledPeak, tally.peakUsed)
     },

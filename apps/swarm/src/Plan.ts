@@ -74,6 +74,19 @@ export const memoryOf = (type: AgentType): { readonly limit: number; readonly re
   }
 }
 
+/**
+ * The swarm's pool over-commits (`ResourcePoolConfig.overcommit`), explicitly,
+ * for its memory-pressure demo: each agent is admitted against its
+ * `reservation`, not its `limit`, so the leaky agents (1 MiB reserved, 64 MiB
+ * limit) can grow the pool's usage past its warning, high and critical
+ * thresholds — and, between two pressure checks, past 100 % of the pool
+ * (their growth is real memory; the report shows it as the *resident* peak,
+ * next to the reservations, which never exceed the pool). Without it (the
+ * runtime's default) every agent is admitted against its limit and the
+ * pool's usage can never pass its total (spec invariant 1, issue 12 item 9).
+ */
+export const POOL_OVERCOMMIT = true
+
 /** Pool usage right after spawning every planned agent. */
 const SPAWN_USAGE = 0.62
 /** Pool usage the leaky agents aim for in each leak round: past Warning, High, then Critical. */
@@ -92,7 +105,7 @@ export const MANUAL_EVICT_ROUND = 6
 /** The pool (bytes, whole MiB) in which `reservedBytes` of reservations fill about 62 %. */
 export const poolFor = (reservedBytes: number): number => Math.ceil(reservedBytes / SPAWN_USAGE / MiB) * MiB
 
-/** The pool reservations of a plan, bytes. */
+/** The pool reservations of a plan, bytes (what the over-committed pool admits the agents against). */
 export const reservedBytes = (plan: ReadonlyArray<PlannedAgent>): number =>
   plan.reduce((sum, agent) => sum + memoryOf(agent.type).reservation, 0)
 

@@ -71,12 +71,22 @@ export interface SwarmReport {
   readonly pressureEvents: Readonly<Record<ReportedPressureLevel, number>>
   readonly memory: {
     readonly poolBytes: number
-    /** Pool usage right after every agent was spawned. */
+    /**
+     * The pool admits agents against their reservation (`ResourcePoolConfig.overcommit`,
+     * `Plan.POOL_OVERCOMMIT`): reservations never exceed the pool, but the resident usage
+     * (`peakUsed`) may, until pressure handling evicts. `false`: every agent is admitted against
+     * its limit and `peakUsed ≤ poolBytes` always (spec invariant 1).
+     */
+    readonly overcommit: boolean
+    /** Σ reservations of the agents spawned (or restored), bytes: what the pool admitted them against. */
+    readonly reservedAfterSpawn: number
+    /** Pool usage (Σ max(reservation, resident)) right after every agent was spawned, bytes. */
     readonly usedAfterSpawn: number
     /**
-     * Highest pool usage seen: the largest of the usage after spawn (or, resumed, after the
-     * restore), after every round's work (before pressure handling), and every `MemoryPressure`
-     * event's `memoryBefore`.
+     * Highest pool usage seen, bytes, Σ max(reservation, resident memory and tables): the
+     * largest of the usage after spawn (or, resumed, after the restore), after every round's
+     * work (before pressure handling), and every `MemoryPressure` event's `memoryBefore`. With
+     * `overcommit` it includes growth above the reservations, so it can pass `poolBytes`.
      */
     readonly peakUsed: number
   }
@@ -151,6 +161,13 @@ const list = (record: Readonly<Record<string, number>>, skipZero = false) => {
   return entries.length === 0 ? "none" : entries.map(([k, v]) => `${k} ${n(v)}`).join(" · ")
 }
 
+/** The pool's figures, labelled: over-committed, the reservations (≤ pool) and the resident peak (may pass it) apart. */
+const poolLine = (m: SwarmReport["memory"]): string =>
+  m.overcommit
+    ? `pool ${mib(m.poolBytes)}, over-committed: reserved ${pct(m.reservedAfterSpawn, m.poolBytes)}, used ${pct(m.usedAfterSpawn, m.poolBytes)} after spawn; ` +
+      `resident peak ${pct(m.peakUsed, m.poolBytes)} (growth above reservations, evicted under pressure)`
+    : `pool ${mib(m.poolBytes)}: ${pct(m.usedAfterSpawn, m.poolBytes)} after spawn, peak ${pct(m.peakUsed, m.poolBytes)}`
+
 const persistenceLine = (p: SwarmReport["persistence"]): string => {
   if (p.store === "memory") return "in memory (nothing survives the process; --db <path.sqlite> keeps it)"
   const parts = [
@@ -194,7 +211,7 @@ export const formatText = (r: SwarmReport): string => {
     `invocations   ${n(r.invocations.total)}: ok ${n(r.invocations.ok)}, failed ${n(failedTotal)} (${list(r.invocations.failed, true)})`,
     `verified      ${n(r.verification.checked)} results against JavaScript, ${n(r.verification.mismatches)} mismatches`,
     `cache         hits ${n(r.cache.hits)}, misses ${n(r.cache.misses)}, compiles ${n(r.cache.compiles)} (${r.cache.modulesLoaded} modules, ${r.cache.reloads} re-loads)`,
-    `pressure      ${list(r.pressureEvents)} (pool ${mib(r.memory.poolBytes)}: ${pct(r.memory.usedAfterSpawn, r.memory.poolBytes)} after spawn, peak ${pct(r.memory.peakUsed, r.memory.poolBytes)})`,
+    `pressure      ${list(r.pressureEvents)} (${poolLine(r.memory)})`,
     `health        ${r.health.cycles} cycles, ${n(r.health.checks)} checks: healthy ${n(r.health.healthy)}, degraded ${n(r.health.degraded)}, unhealthy ${n(r.health.unhealthy)}; failed agents evicted ${r.health.failedEvicted}`,
     `lifecycle     paused ${r.lifecycle.paused}, invocations refused while paused ${r.lifecycle.refusedWhilePaused}, resumed ${r.lifecycle.resumed}` +
       (Object.keys(r.lifecycle.failed).length > 0 ? `, failed: ${list(r.lifecycle.failed)}` : ""),

@@ -58,7 +58,7 @@ import { type AckEntry, compare } from "./AckLog.js"
 import { finish } from "./Finish.js"
 import { note, type RunSettings, startRun } from "./Ledger.js"
 import { openStore, type Position, restoreSaved, resumePosition, type StoredState, type SwarmPersistence } from "./Persistence.js"
-import { type AgentType, DEFAULT_CONCURRENCY, planWorkload, poolFor, reservedBytes, type Workload } from "./Plan.js"
+import { type AgentType, DEFAULT_CONCURRENCY, planWorkload, POOL_OVERCOMMIT, poolFor, reservedBytes, type Workload } from "./Plan.js"
 import * as Prng from "./Prng.js"
 import type { ProgressEvent } from "./Progress.js"
 import type { SwarmReport } from "./Report.js"
@@ -111,9 +111,10 @@ export interface SwarmOptions {
    */
   readonly acknowledged?: ReadonlyArray<AckEntry> | undefined
   /**
-   * Worker threads of the resource pool (`ResourcePool.maxThreads`); the
-   * caller sizes a worker engine's pool with the same number (main.ts does,
-   * for `--platform node`). Default: the runtime's default.
+   * Worker threads of the resource pool (`ResourcePoolConfig.maxThreads`),
+   * to differ from the program's one setting: by default the pool takes the
+   * `ResourcePoolConfig` in context, the one the worker engine's layer was
+   * sized from (main.ts provides it once, around both).
    */
   readonly maxThreads?: number | undefined
 }
@@ -124,9 +125,13 @@ export interface SwarmOptions {
  * repositories) and returns its report. Typed errors of the workload are
  * counted in the report by tag; defects of runtime operations (and wrong
  * results, broken invariants) are counted as `crashes`. Fails only when the
- * persistent repositories cannot be opened or read (`RepositoryError`).
+ * persistent repositories cannot be opened or read (`RepositoryError`), or
+ * when the runtime cannot start (`AgentRuntimes.StartError`: the engine runs
+ * more worker threads than the pool's `maxThreads`).
  */
-export const runSwarm = (options: SwarmOptions = {}): Effect.Effect<SwarmReport, RepositoryError, WasmEngine | ModuleVerifier> =>
+export const runSwarm = (
+  options: SwarmOptions = {}
+): Effect.Effect<SwarmReport, RepositoryError | AgentRuntimes.StartError, WasmEngine | ModuleVerifier> =>
   Effect.gen(function*() {
     const workload = planWorkload(options)
     // count the engine's compiles: one per distinct module, however often it is loaded
@@ -157,6 +162,7 @@ interface Started {
 /** The resource pool's settings: `totalMemory` bytes, `maxThreads` when given. */
 const pool = (options: SwarmOptions, totalMemory: number) => ({
   totalMemory,
+  overcommit: POOL_OVERCOMMIT, // the pressure demo over-commits explicitly (Plan.POOL_OVERCOMMIT)
   ...(options.maxThreads === undefined ? {} : { maxThreads: options.maxThreads })
 })
 

@@ -13,11 +13,14 @@
  * stdout carries only the report (text, or JSON with `--json`); progress
  * goes to stderr. Exit code 0 on success, 1 when the run crashed (crashes >
  * 0) or its database cannot be used (`--resume` on a file that does not
- * exist: "nothing to resume: <path> does not exist", the file is not created),
- * 2 for bad arguments.
+ * exist: "nothing to resume: <path> does not exist", the file is not created)
+ * or its runtime cannot start ("the runtime cannot start: …"), 2 for bad
+ * arguments. Worker threads are one setting (`ResourcePoolConfig`, = the
+ * cores) for the node engine and the runtime's pool.
  *
  * @since 0.1.0
  */
+import { layerPoolConfig } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
 import { NodeEngine } from "@agent-runtime/engine-node"
 import { SqliteDatabase, SqliteRepositories } from "@agent-runtime/repository-sqlite"
@@ -122,15 +125,17 @@ const progress = Progress.make(
   Progress.modeFor({ json: parsed.json, quiet: parsed.quiet, tty: process.stderr.isTTY === true })
 )
 
-/** Worker threads: the resource pool's thread limit and the node engine's pool size (default = cores). */
-const threads = availableParallelism()
+/**
+ * Worker threads, set once (`ResourcePoolConfig.maxThreads` = the cores): the node engine's layer sizes its
+ * worker pool from it and the runtime's pool allows that many threads (it refuses an engine running more).
+ */
+const PoolConfig = layerPoolConfig({ maxThreads: availableParallelism() })
 
 /** The engine (native: in-process; node: worker threads) and the TEST-ONLY trust store (never trust it in production). */
 const PlatformLive = Layer.mergeAll(
-  // the worker pool is sized from the resource pool's thread limit (one number for both)
-  platform === "node" ? NodeEngine.layerWith({ maxThreads: threads }) : NativeEngine.layer,
+  platform === "node" ? NodeEngine.layer : NativeEngine.layer,
   verifierLayer({ trustStore: testOnlyTrustStore() })
-)
+).pipe(Layer.provideMerge(PoolConfig)) // the setting reaches the engine's layer and the runtime's (built by runSwarm)
 
 const ackLogPath = parsed["ack-log"]
 /** `--ack-log` with `--resume`: what the stopped run acknowledged (read before this run appends to it). */
@@ -163,7 +168,6 @@ const persistence = (path: string): SwarmOptions["persistence"] => {
 
 const options: SwarmOptions = {
   agents,
-  maxThreads: threads,
   seed,
   // resumed without --rounds: the stopped workload's rounds
   rounds: parsed.rounds === undefined ? undefined : rounds,
@@ -184,7 +188,12 @@ try {
   const outcome = await Effect.runPromise(Effect.result(runSwarm(options)).pipe(Effect.provide(PlatformLive)))
   progress.close()
   if (outcome._tag === "Failure") {
-    process.stderr.write(`swarm: the database ${parsed.db ?? ""} cannot be used: ${outcome.failure.message}\n`)
+    const failure = outcome.failure
+    process.stderr.write(
+      failure._tag === "RepositoryError"
+        ? `swarm: the database ${parsed.db ?? ""} cannot be used: ${failure.message}\n`
+        : `swarm: the runtime cannot start: ${failure.message}\n`
+    )
     process.exitCode = 1
   } else {
     const report = outcome.success

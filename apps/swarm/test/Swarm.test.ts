@@ -15,6 +15,7 @@ import * as Progress from "../src/Progress.js"
 import { formatText, type SwarmReport, toJson } from "../src/Report.js"
 import { planCounts, runSwarm } from "../src/Swarm.js"
 import { flipOneByte } from "../src/Tamper.js"
+import { agentTypes, memoryOf } from "../src/Plan.js"
 
 const { crc32 } = SnapshotCodec
 
@@ -64,6 +65,13 @@ describe("runSwarm", () => {
       const loadNote = events.find((e) => e._tag === "Note" && e.message.startsWith("loaded "))
       expect(loadNote).toEqual({ _tag: "Note", message: "loaded 6 modules (validated; agents compile at first spawn; 6 re-loads)" })
       expect(report.memory.peakUsed).toBeGreaterThanOrEqual(report.memory.usedAfterSpawn)
+      // the pressure demo over-commits explicitly (issue 12 item 9): reservations stay within the pool, the
+      // resident peak is labelled as such (it may pass 100 %: growth above reservations, evicted under pressure)
+      expect(report.memory.overcommit).toBe(true)
+      expect(report.memory.reservedAfterSpawn).toBe(agentTypes.reduce((n, type) => n + planCounts(120)[type] * memoryOf(type).reservation, 0))
+      expect(report.memory.reservedAfterSpawn).toBeLessThanOrEqual(report.memory.poolBytes)
+      expect(report.memory.usedAfterSpawn).toBeGreaterThanOrEqual(report.memory.reservedAfterSpawn)
+      expect(formatText(report)).toMatch(/pool [\d.]+ MiB, over-committed: reserved [\d.]+ %, used [\d.]+ % after spawn; resident peak [\d.]+ %/)
       // the text and JSON renderings
       expect(formatText(report)).toMatch(/spawned 120 /)
       expect(JSON.parse(toJson(report))).toEqual(JSON.parse(JSON.stringify(report)))

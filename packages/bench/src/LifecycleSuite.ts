@@ -71,7 +71,7 @@ export const lifecycleSuite = async (options: RunOptions): Promise<SuiteResult> 
   {
     const reservation = PAGE
     const totalMemory = Math.ceil((pressureAgents * reservation) / 0.9)
-    const bench = await makeRuntime(benchSettings({ pool: { totalMemory }, autoPressure: false }))
+    const bench = await makeRuntime(benchSettings({ pool: { totalMemory, overcommit: true }, autoPressure: false })) // 64 KiB reservations: over-committed explicitly
     const { runtime, run } = bench
     try {
       const moduleId = await run(runtime.loadModule(callsBytes, makeMetadata({ name: "pressure", version: "1.0.0" })))

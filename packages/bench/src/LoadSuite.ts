@@ -1,8 +1,10 @@
 /**
  * Suite 1, load: verify + hash + parse + compile through
- * `AgentRuntime.loadModule`, of a tiny module and of a real 1.5 MB module
- * modules from npm (`@sqlite.org/sqlite-wasm`'s `sqlite3.wasm`, 0.88 MB, and
- * `brotli-wasm`'s 1.06 MB Rust module), cold and cache hit, and for the tiny
+ * `AgentRuntime.loadModule`, of a tiny module and of real modules from npm
+ * (`@sqlite.org/sqlite-wasm`'s `sqlite3.wasm`, 0.88 MB, and
+ * `brotli-wasm`'s 1.06 MB Rust module), cold (against raw compile) and cache
+ * hit (against `crypto.subtle.digest("SHA-256")` of the same bytes, measured
+ * in the same run: the floor of a content-addressed check), and for the tiny
  * module loadModule + the first `spawnAgent` (where the runtime compiles the
  * agent's rewritten variant: memory cap + state exports);
  * baseline `WebAssembly.compile` of the same bytes in the same run. Every
@@ -78,15 +80,27 @@ export const loadSuite = async (options: RunOptions): Promise<SuiteResult> => {
           return performance.now() - start
         }
       }, options))
+      const sha = `SHA-256 of the bytes (${label})`
+      rows.push(await measure({
+        suite: SUITE,
+        name: sha,
+        batch: heavy ? 1 : 100,
+        note: "crypto.subtle.digest(\"SHA-256\"): the floor of a content-addressed cache check",
+        run: async (batch) => {
+          const start = performance.now()
+          for (let i = 0; i < batch; i++) await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)
+          return performance.now() - start
+        }
+      }, options))
       const metadata = makeMetadata({ name: `hit-${label}`, version: "1.0.0" })
       await run(runtime.loadModule(bytes, metadata))
       rows.push(await measure({
         suite: SUITE,
         name: `loadModule cache hit (${label})`,
-        baseline: cold,
+        baseline: sha,
         batch: heavy ? 1 : 100,
-        target: { text: "≥ 100× faster than cold (ratio ≤ 0.01)", met: (r) => r <= 0.01 },
-        note: "re-verifies (hash + signature check) on every load",
+        target: { text: "≤ 1.2× SHA-256 of the bytes", met: (r) => r <= 1.2 },
+        note: "hashes the bytes, finds the verified, parsed entry: no signature check, parse or compile (through ManagedRuntime.runPromise)",
         run: async (batch) => {
           const start = performance.now()
           for (let i = 0; i < batch; i++) await run(runtime.loadModule(bytes, metadata))

@@ -82,7 +82,7 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
         name: `${label} invoke: noop`,
         baseline: baselines.noop,
         batch: b,
-        ...(worker ? { target: { text: "hot: ≥ 5× faster than Extism runInWorker (ratio ≤ 0.2)", met: (r: number) => r <= 0.2 } } : {}),
+        ...(worker ? { target: { text: "hot: ≥ 10× faster than Extism runInWorker (ratio ≤ 0.1)", met: (r: number) => r <= 0.1 } } : {}),
         run: (n) => timed(n, () => run(runtime.invoke(id, "noop", [])))
       }, options))
       rows.push(await measure({

@@ -1,11 +1,15 @@
 /**
  * Suite 4, worker round trip: invoke latency of an idle agent (the call
  * comes after a pause) and a hot agent (calls back to back) through the
- * worker engine (`@agent-runtime/engine-node`, when it exists), against two
- * raw baselines measured in the same run on a plain `worker_threads`
- * Worker: a `postMessage` round trip and a `SharedArrayBuffer` + `Atomics`
- * round trip (the worker sleeps in `Atomics.wait`, the caller waits for the
- * reply the same way).
+ * worker engine (`@agent-runtime/engine-node`, when it exists), against raw
+ * baselines measured in the same run on plain `worker_threads` Workers: a
+ * `postMessage` round trip, a `SharedArrayBuffer` + `Atomics` round trip
+ * (the worker sleeps in `Atomics.wait`, the caller waits for the reply the
+ * same way) hot and idle, and the limit — a *spinning* SAB round trip (both
+ * threads poll the buffer with `Atomics.load`, nobody sleeps: no futex
+ * wake-up on either side). Plus the idle CPU of a runtime with warm workers
+ * and no calls (`process.cpuUsage`, all threads of the process, as % of one
+ * core): the adaptive channel must not spin while nothing is called.
  *
  * @since 0.1.0
  */
@@ -13,7 +17,7 @@ import { agentId, makeMetadata } from "@agent-runtime/domain"
 import type * as Layer from "effect/Layer"
 import { Worker } from "node:worker_threads"
 import { makeRuntime, MiB } from "./BenchRuntime.js"
-import { consume, measure, type Row, type RunOptions, type SuiteResult, size } from "./Measure.js"
+import { consume, measure, type Row, type RunOptions, type SuiteResult, size, valueRow } from "./Measure.js"
 import { assemble, callsWat } from "./Modules.js"
 
 const SUITE = "worker"
@@ -39,6 +43,52 @@ for (;;) {
   Atomics.notify(i32, 1)
 }
 `
+
+/** Busy-polls slot 0; answers request n by storing n in slot 1 (no notify: the caller polls too); -1 stops it. */
+const spinningSource = `
+const { workerData } = require("node:worker_threads")
+const i32 = new Int32Array(workerData)
+let seen = 0
+for (;;) {
+  let n = Atomics.load(i32, 0)
+  while (n === seen) n = Atomics.load(i32, 0)
+  seen = n
+  if (seen < 0) break
+  Atomics.store(i32, 1, seen)
+}
+`
+
+/**
+ * The limit: a round trip where both sides spin. The worker burns a core
+ * while it runs, so it runs only for its own row (`stop` ends it).
+ */
+const startSpinningWorker = () => {
+  const i32 = new Int32Array(new SharedArrayBuffer(8))
+  const worker = new Worker(spinningSource, { eval: true, workerData: i32.buffer })
+  let seq = 0
+  const roundTrip = (): void => {
+    const n = ++seq
+    Atomics.store(i32, 0, n)
+    const since = performance.now()
+    for (let i = 1; Atomics.load(i32, 1) !== n; i++) {
+      if ((i & 0xffff) === 0 && performance.now() - since > 10_000) throw new Error("the spinning worker does not answer")
+    }
+  }
+  const stop = async () => {
+    Atomics.store(i32, 0, -1)
+    await worker.terminate()
+  }
+  return { roundTrip, stop }
+}
+
+/** Process CPU time (all threads: host and workers) over `ms` of wall time, as % of one core. */
+const idleCpuPercent = async (ms: number): Promise<number> => {
+  const before = process.cpuUsage()
+  const start = performance.now()
+  await sleep(ms)
+  const used = process.cpuUsage(before)
+  return ((used.user + used.system) / 1000 / (performance.now() - start)) * 100
+}
 
 /** Raw workers answering both round trips: messages on a port, `Atomics` on a shared buffer. */
 const startRawWorkers = () => {
@@ -93,6 +143,7 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
   try {
     const rawAtomicsHot = "raw SAB+Atomics round trip (hot)"
     const rawAtomicsIdle = "raw SAB+Atomics round trip (idle)"
+    const rawSpinning = "raw SAB round trip, both sides spinning (the limit)"
     rows.push(await measure({ suite: SUITE, name: "raw postMessage round trip (hot)", batch: hotBatch, run: async (b) => {
       const start = performance.now()
       for (let i = 0; i < b; i++) await raw.messageRoundTrip()
@@ -109,6 +160,17 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
       raw.atomicsRoundTrip()
       return performance.now() - start
     } }, options))
+    const spinning = startSpinningWorker()
+    try {
+      spinning.roundTrip() // waits for the worker to start
+      rows.push(await measure({ suite: SUITE, name: rawSpinning, batch: hotBatch * 10, run: (b) => {
+        const start = performance.now()
+        for (let i = 0; i < b; i++) spinning.roundTrip()
+        return performance.now() - start
+      } }, options))
+    } finally {
+      await spinning.stop()
+    }
     const engine = await findNodeEngine()
     if ("missing" in engine) {
       notes.push(`worker engine not yet measurable: ${engine.missing}`)
@@ -120,6 +182,9 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
         const moduleId = await run(runtime.loadModule(bytes, makeMetadata({ name: "worker-calls", version: "1.0.0" })))
         const id = agentId("worker-noop")
         await run(runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }))
+        // warm the host's call path (JIT) first: "idle" is an agent not called for a while, not cold code —
+        // unwarmed, the first calls through Effect + domain + pool + codec cost ~1 ms each on their own
+        for (let i = 0; i < size(options, 5_000, 2_000, 10); i++) consume(await run(runtime.invoke(id, "noop", [])))
         rows.push(await measure({
           suite: SUITE,
           name: "engine-node invoke no-op (idle agent)",
@@ -133,18 +198,42 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
             return performance.now() - start
           }
         }, options))
-        rows.push(await measure({
+        const hot = {
           suite: SUITE,
-          name: "engine-node invoke no-op (hot agent)",
-          baseline: rawAtomicsHot,
           batch: hotBatch,
-          note: "peer target (≥ 5× faster than Extism runInWorker) in the peer suite",
-          run: async (b) => {
+          run: async (b: number) => {
             const start = performance.now()
             for (let i = 0; i < b; i++) consume(await run(runtime.invoke(id, "noop", [])))
             return performance.now() - start
           }
+        }
+        rows.push(await measure({
+          ...hot,
+          name: "engine-node invoke no-op (hot agent)",
+          baseline: rawSpinning,
+          target: { text: "≤ 5× raw spinning SAB round trip", met: (r) => r <= 5 },
+          note: "peer target (≥ 10× faster than Extism runInWorker) in the peer suite",
         }, options))
+        rows.push(await measure({
+          ...hot,
+          name: "engine-node invoke no-op (hot agent) vs sleeping raw",
+          baseline: rawAtomicsHot,
+          note: "the same calls against the raw round trip that sleeps in Atomics.wait on both sides"
+        }, options))
+        // warm workers: one agent per worker of the pool, each called hot, then nothing for a while
+        const warm = Array.from({ length: 4 }, (_, i) => agentId(`worker-warm-${i}`))
+        for (const w of warm) await run(runtime.spawnAgent(w, moduleId, { memoryLimit: MiB }))
+        for (let i = 0; i < 200; i++) for (const w of [id, ...warm]) consume(await run(runtime.invoke(w, "noop", [])))
+        const idleMs = size(options, 2_000, 1_000, 200)
+        await sleep(5) // the workers' last spins end within WORKER_SPIN_MAX_MS
+        rows.push(valueRow({
+          suite: SUITE,
+          name: `idle CPU, % of one core (runtime with ${warm.length + 1} warm agents on its workers, no calls, ${idleMs} ms)`,
+          value: Math.round((await idleCpuPercent(idleMs)) * 100) / 100,
+          unit: "count",
+          target: { text: "≈ 0 % of a core (≤ 1 %)", met: (_r, median) => median <= 1 },
+          note: "process.cpuUsage: host and worker threads together"
+        }))
       } finally {
         await bench.dispose()
       }

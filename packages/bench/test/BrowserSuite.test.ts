@@ -19,7 +19,9 @@ describe("browser suite (Chromium, smoke counts)", () => {
       "raw postMessage round trip (hot)",
       "raw SAB+Atomics round trip (hot)",
       "raw SAB+Atomics round trip (idle)",
+      "raw SAB round trip, both sides spinning (the limit)",
       "worker (shared channel) runtime.invoke no-op (hot agent)",
+      "worker (shared channel) runtime.invoke no-op (hot agent) vs sleeping raw",
       "worker (shared channel) runtime.invoke add(i32,i32) (hot agent)",
       "worker (shared channel) runtime.invoke no-op (idle agent)"
     ])

@@ -3,7 +3,7 @@
  * the suite uses, for tools that prepare what the suite runs on (the edge
  * Worker's build signs `memoryOnlyModule(17)` and `importedMemoryModule()`
  * ahead of time, since workerd cannot compile at run time): hand-assembled
- * modules, and just enough of the binary format (core spec §5.5) to find a
+ * modules (`tableBombModule()` too), and just enough of the binary format (core spec §5.5) to find a
  * section's payload (`sections`, `section`, `SectionId`, `readU32`).
  *
  * Pure, no platform API, no test framework (unlike the package's main entry,
@@ -18,5 +18,6 @@ export {
   section,
   SectionId,
   type SectionRange,
-  sections
+  sections,
+  tableBombModule
 } from "./internal/binary.js"

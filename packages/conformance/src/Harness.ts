@@ -123,6 +123,7 @@ export const spyLayer = (engineLayer: Layer.Layer<WasmEngine>, spy: EngineSpy): 
       const wrapped: WasmEngineShape = {
         platform: engine.platform,
         capabilities: engine.capabilities,
+        threads: engine.threads,
         validate: engine.validate === undefined
           ? undefined
           : (bytes) => Effect.tap(engine.validate!(bytes), () => Effect.sync(() => void spy.validations.push(bytes.byteLength))),
@@ -232,7 +233,8 @@ export const makeRunner = (input: {
   const spy = makeSpy()
   const settings = mergeSettings(mergeSettings({ id: "rt-conformance" }, input.settings), options.settings ?? {})
   const layer = AgentRuntimes.layerMemory(settings).pipe(
-    Layer.provide(Layer.mergeAll(spyLayer(input.engineLayer, spy), verifierLayer(options.verifier)))
+    Layer.provide(Layer.mergeAll(spyLayer(input.engineLayer, spy), verifierLayer(options.verifier))),
+    Layer.orDie // a runtime that cannot start (more engine threads than its pool allows) is a broken harness
   )
   return Effect.scoped(
     Effect.gen(function*() {

@@ -41,6 +41,7 @@ import { memoryPressureCases } from "./cases/MemoryPressure.js"
 import { promiseFacadeCases } from "./cases/PromiseFacade.js"
 import { shutdownCases } from "./cases/Shutdown.js"
 import { snapshotCases } from "./cases/Snapshots.js"
+import { tableCases } from "./cases/Tables.js"
 import { verificationCases } from "./cases/Verification.js"
 import { defaultFixtures, type FixtureLoader, makeFixtures } from "./Fixtures.js"
 import { capabilitiesOf, makeRunner } from "./Harness.js"
@@ -77,6 +78,7 @@ export const suite = (name: string, engineLayer: Layer.Layer<WasmEngine>, option
     verificationCases(ctx)
     uniqueInstanceCases(ctx)
     resourceLimitCases(ctx)
+    tableCases(ctx)
     isolationCases(ctx)
     invocationCases(ctx)
     hostResultCases(ctx)

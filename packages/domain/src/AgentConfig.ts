@@ -16,11 +16,13 @@ export interface AgentConfig {
   /** Hard memory limit in bytes, 1 MiB ≤ limit ≤ 512 MiB (the agent's `MemoryBudget.limit`). */
   readonly memoryLimit: number
   /**
-   * Bytes reserved in the resource pool at spawn. Defaults to `memoryLimit`
-   * (the spec's semantics: the pool reserves the whole budget). A smaller
-   * reservation over-commits the pool like a Kubernetes memory *request*:
-   * the pool then counts max(reservation, actual linear memory) per agent,
-   * so agents that grow push the pool into memory pressure.
+   * Bytes to reserve in the resource pool at spawn when the pool over-commits
+   * (`ResourcePoolConfig.overcommit: true`), 0 ≤ reservation ≤ `memoryLimit`.
+   * Defaults to `memoryLimit`. A smaller reservation over-commits the pool
+   * like a Kubernetes memory *request*: the pool then counts max(reservation,
+   * actual memory) per agent, so agents that grow push the pool into memory
+   * pressure. Without `overcommit` (the default) it is ignored: the agent is
+   * admitted against its `memoryLimit` (spec invariant 1 holds strictly).
    */
   readonly memoryReservation?: number | undefined
   /** Deadline per invocation in ms, enforced by engines that can preempt (`capabilities.preemptiveTimeout`). */
@@ -80,5 +82,14 @@ export const validate = (config: AgentConfig): InvalidConfig | undefined => {
   return undefined
 }
 
-/** The bytes the pool reserves for this config. */
+/** The reservation this config asks for, bytes: `memoryReservation`, else `memoryLimit`. */
 export const reservation = (config: AgentConfig): number => config.memoryReservation ?? config.memoryLimit
+
+/**
+ * The bytes the pool admits this agent against: its `reservation` when the
+ * pool over-commits (`overcommit`), else its `memoryLimit` — the most it can
+ * hold with memory caps on — so the pool's usage never exceeds its total
+ * (spec invariant 1; issue 12 item 9).
+ */
+export const admission = (config: AgentConfig, overcommit: boolean): number =>
+  overcommit ? reservation(config) : config.memoryLimit

@@ -13,15 +13,8 @@
  * `AgentRuntime.<op>` when a tracing backend is installed. Time comes from
  * `Clock`, so tests run with `TestClock`. Memory in bytes, times in ms.
  *
- * Inputs (`internal/Inputs.ts`): every operation checks what untyped
- * JavaScript may pass and fails with a typed error — an agent id must be
- * 1..256 UTF-16 code units of printable characters (`Ids.agentIdProblem`;
- * else `AgentNotFound`, or `InvalidConfig` from `spawnAgent`), a config an
- * object of the right field types (`InvalidConfig`), call arguments an array
- * (`SignatureMismatch`), an export name a string (`FunctionNotFound`),
- * module bytes a `Uint8Array` with `ModuleMetadata` and an eviction reason
- * an `EvictionReason` (`InvalidArgument`). Errors never echo a long input
- * whole (`Ids.forMessage`: 64 code units and the length).
+ * Inputs: every operation checks what untyped JavaScript may pass and fails
+ * with a typed error, never echoing a long input whole (`internal/Inputs.ts`).
  *
  * @since 0.1.0
  */
@@ -46,7 +39,7 @@ import type { ModuleVerifier } from "./ModuleVerifier.js"
 import type * as E from "./RuntimeError.js"
 import { isRuntimeEvent, type RuntimeEvent } from "./RuntimeEvent.js"
 import type { RuntimePlatform } from "./RuntimePlatform.js"
-import { resolveSettings, type RuntimeSettings, type SettingsInput } from "./RuntimeSettings.js"
+import type { RuntimeSettings, SettingsInput } from "./RuntimeSettings.js"
 import type { RuntimeStatus } from "./RuntimeStatus.js"
 import type { WasmEngine } from "./WasmEngine.js"
 import type { WasmModule } from "./WasmModule.js"
@@ -64,14 +57,14 @@ import { saveAll } from "./internal/Persistence.js"
 import { type PreparedCall, prepare } from "./internal/PreparedCalls.js"
 import { handleMemoryPressure } from "./internal/Pressure.js"
 import { type AgentInfo, agents, type RestoreResult, recordMetrics, type RuntimeStats, stats, status, toInfo } from "./internal/ReadModels.js"
-import { makeState, type RuntimePorts } from "./internal/RuntimeState.js"
+import { makeState, type RuntimePorts, type StartError } from "./internal/RuntimeState.js"
 import { invokeSpan, op, tracing } from "./internal/Spans.js"
 import { shutdown } from "./internal/Shutdown.js"
 import { type RestoreError, restore, restoreAll, snapshot } from "./internal/Snapshots.js"
 import { type SpawnError, spawnAgent } from "./internal/Spawning.js"
 
 export { defaultSettings, resolveSettings, type RuntimeSettings, type SettingsInput } from "./RuntimeSettings.js"
-export type { AgentInfo, LifecycleError, PreparedCall, RestoreResult, RuntimePorts, RuntimeStats, SpawnError }
+export type { AgentInfo, LifecycleError, PreparedCall, RestoreResult, RuntimePorts, RuntimeStats, SpawnError, StartError }
 
 /** The operations of one runtime (spec "Services Exposed"). */
 export interface AgentRuntimeShape {
@@ -201,15 +194,16 @@ export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShap
 ) {}
 
 /**
- * Builds the runtime over the ports in context. Background work (automatic
+ * Builds the runtime over the ports in context; its pool is `input.pool`
+ * over the program's `ResourcePoolConfig`. Background work (automatic
  * pressure handling, maintenance loops, consumed events) lives in the
- * surrounding scope and stops with it.
+ * surrounding scope and stops with it. Fails with `StartError`.
  */
 export const make = (
   input: SettingsInput = {}
-): Effect.Effect<AgentRuntimeShape, never, RuntimePorts | Scope.Scope> =>
+): Effect.Effect<AgentRuntimeShape, StartError, RuntimePorts | Scope.Scope> =>
   Effect.gen(function*() {
-    const state = yield* makeState(resolveSettings(input))
+    const state = yield* makeState(input)
     yield* consumeEvents(state)
     yield* startMaintenance(state)
     return {
@@ -267,7 +261,7 @@ export const make = (
  * The `AgentRuntime` layer over the ports in context. The runtime shuts down
  * (agents stopped and evicted with `Shutdown`) when the layer's scope closes.
  */
-export const layer = (settings: SettingsInput = {}): Layer.Layer<AgentRuntime, never, RuntimePorts> =>
+export const layer = (settings: SettingsInput = {}): Layer.Layer<AgentRuntime, StartError, RuntimePorts> =>
   Layer.effect(
     AgentRuntime,
     Effect.gen(function*() {
@@ -299,7 +293,7 @@ export const layerMemoryPorts: Layer.Layer<MemoryPorts> = Layer.mergeAll(
  */
 export const layerMemory = (
   settings: SettingsInput = {}
-): Layer.Layer<AgentRuntime | MemoryPorts, never, WasmEngine | ModuleVerifier> => Layer.provideMerge(layer(settings), layerMemoryPorts)
+): Layer.Layer<AgentRuntime | MemoryPorts, StartError, WasmEngine | ModuleVerifier> => Layer.provideMerge(layer(settings), layerMemoryPorts)
 
 /** Re-exported for callers that pattern-match on lifecycle errors. */
 export type { FuelExhausted, Timeout, Trap } from "./RuntimeError.js"

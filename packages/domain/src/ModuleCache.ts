@@ -13,8 +13,19 @@
  * caps) extend it with their parameters so differently rewritten modules
  * never share an entry.
  *
+ * Beside the compiled entries it keeps the **load entries** (`LoadEntry`):
+ * what `loadModule` learnt about some bytes, keyed by the SHA-256 of the
+ * bytes as given — the module hash, the parsed `ModuleInfo` and the
+ * verifications that succeeded for them (`VerifiedLoad`: signature, key,
+ * name + version). A second `loadModule` of the same bytes hashes them, finds
+ * the entry and returns without verifying, parsing or compiling again. Load
+ * entries sit in their own LRU under the same byte bound (weighed by the
+ * module's byte length) and go with `dropIdle` like compiled ones; the
+ * verifications they hold go with them.
+ *
  * @since 0.1.0
  */
+import type { ModuleInfo } from "@agent-runtime/wasm-binary"
 import { LRUCache } from "lru-cache"
 import type { ModuleHash } from "./Ids.js"
 import type { CompiledModule } from "./WasmEngine.js"
@@ -36,22 +47,80 @@ export interface CacheEntry {
 /** Age of an entry in ms at `now` (spec `CacheEntry::age`). */
 export const age = (entry: CacheEntry, now: number): number => now - entry.createdAt
 
+/**
+ * One verification that succeeded for a load entry's bytes: what the
+ * verifier vouched for (spec Invariant 5). A load of the same bytes is served
+ * from the cache only with the same name, version and detached signature
+ * (the signature covers hash + name + version), and only while the key is
+ * still trusted (`ModuleVerifier.trusts`).
+ */
+export interface VerifiedLoad {
+  readonly name: string
+  readonly version: string
+  /** The detached signature given with the metadata (`.sig` JSON bytes); `undefined` for an embedded one or none. */
+  readonly signature: Uint8Array | undefined
+  /** The signing key's id; `undefined` for an unsigned module the verifier admitted. */
+  readonly keyId: string | undefined
+}
+
+/** What `loadModule` learnt about some bytes (see the module doc). */
+export interface LoadEntry {
+  /** Lowercase hex SHA-256 of the bytes as given (signature sections included): the key. */
+  readonly bytesHash: string
+  /** The verifier's `ModuleHash` of the bytes (without signature sections). */
+  readonly moduleHash: ModuleHash
+  /** The parsed module (`@agent-runtime/wasm-binary` `readModule`). */
+  readonly info: ModuleInfo
+  /** The bytes' length: the entry's weight. */
+  readonly size: number
+  /** Verifications that succeeded for these bytes; grows as other metadata is verified. */
+  readonly verified: Array<VerifiedLoad>
+  /** ms since epoch. */
+  readonly createdAt: number
+  hits: number
+  /** ms since epoch of the last hit (or creation). */
+  lastAccess: number
+}
+
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean => {
+  if (a === b) return true
+  if (a === undefined || b === undefined || a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The verification of `entry` for this name, version and detached signature, if one succeeded. */
+export const findVerified = (
+  entry: LoadEntry,
+  subject: { readonly name: string; readonly version: string; readonly signature?: Uint8Array | undefined }
+): VerifiedLoad | undefined => {
+  for (const v of entry.verified) {
+    if (v.name === subject.name && v.version === subject.version && sameBytes(v.signature, subject.signature)) return v
+  }
+  return undefined
+}
+
 /** Counters of a cache since it was made. */
 export interface CacheStats {
+  /** Compiled entries. */
   readonly entries: number
+  /** Weight of the compiled entries, bytes. */
   readonly bytes: number
   readonly hits: number
   readonly misses: number
   readonly evictions: number
+  /** Load entries (`LoadEntry`: verified and parsed bytes), beside the compiled entries. */
+  readonly loads: number
 }
 
 export class ModuleCache {
   private readonly lru: LRUCache<string, CacheEntry>
+  private readonly loads: LRUCache<string, LoadEntry>
   private hitCount = 0
   private missCount = 0
   private evictionCount = 0
 
-  /** `maxBytes`: the total weight the cache may hold. */
+  /** `maxBytes`: the total weight the cache may hold (compiled entries; load entries have their own bound of the same size). */
   constructor(readonly maxBytes: number) {
     this.lru = new LRUCache<string, CacheEntry>({
       maxSize: maxBytes,
@@ -60,6 +129,68 @@ export class ModuleCache {
         if (reason === "evict") this.evictionCount++
       }
     })
+    this.loads = new LRUCache<string, LoadEntry>({
+      maxSize: maxBytes,
+      sizeCalculation: (entry) => Math.max(1, entry.size)
+    })
+  }
+
+  /**
+   * The load entry of the bytes whose SHA-256 (hex) is `bytesHash`, touching
+   * it (`hits`, `lastAccess`); `undefined` when there is none (not counted as
+   * a miss: that is the compile cache's counter).
+   */
+  getLoad(bytesHash: string, now: number): LoadEntry | undefined {
+    const entry = this.loads.get(bytesHash)
+    if (entry === undefined) return undefined
+    entry.hits++
+    entry.lastAccess = now
+    return entry
+  }
+
+  /**
+   * Records a verification of the bytes `bytesHash`: adds `verified` to their
+   * load entry, making the entry (with `moduleHash`, `info`, `size`) when there
+   * is none. Bytes larger than the whole cache are not kept.
+   */
+  addLoad(
+    input: {
+      readonly bytesHash: string
+      readonly moduleHash: ModuleHash
+      readonly info: ModuleInfo
+      readonly size: number
+      readonly verified: VerifiedLoad
+    },
+    now: number
+  ): LoadEntry {
+    const existing = this.loads.get(input.bytesHash)
+    if (existing !== undefined && existing.moduleHash === input.moduleHash) {
+      if (findVerified(existing, input.verified) === undefined) existing.verified.push(input.verified)
+      existing.lastAccess = now
+      return existing
+    }
+    const entry: LoadEntry = {
+      bytesHash: input.bytesHash,
+      moduleHash: input.moduleHash,
+      info: input.info,
+      size: input.size,
+      verified: [input.verified],
+      createdAt: now,
+      hits: 0,
+      lastAccess: now
+    }
+    if (entry.size <= this.maxBytes) this.loads.set(input.bytesHash, entry)
+    return entry
+  }
+
+  /** Removes the load entry of `bytesHash` and the verifications it holds; `true` if it was there. */
+  deleteLoad(bytesHash: string): boolean {
+    return this.loads.delete(bytesHash)
+  }
+
+  /** All load entries, most recently used first. */
+  loadEntries(): ReadonlyArray<LoadEntry> {
+    return [...this.loads.values()]
   }
 
   /** Looks an entry up, recording a hit (`hits`, `lastAccess`) or a miss. */
@@ -114,13 +245,22 @@ export class ModuleCache {
     return this.lru.delete(key)
   }
 
-  /** Removes every entry whose last access is older than `maxIdleMs` at `now`; returns the keys removed. */
+  /**
+   * Removes every entry whose last access is older than `maxIdleMs` at `now`;
+   * returns the keys of the compiled entries removed. Idle load entries go
+   * too, with their verifications (not in the returned keys).
+   */
   dropIdle(now: number, maxIdleMs: number): ReadonlyArray<string> {
     const stale: Array<string> = []
     for (const [key, entry] of this.lru.entries()) {
       if (now - entry.lastAccess > maxIdleMs) stale.push(key)
     }
     for (const key of stale) this.lru.delete(key)
+    const staleLoads: Array<string> = []
+    for (const [key, entry] of this.loads.entries()) {
+      if (now - entry.lastAccess > maxIdleMs) staleLoads.push(key)
+    }
+    for (const key of staleLoads) this.loads.delete(key)
     return stale
   }
 
@@ -135,7 +275,8 @@ export class ModuleCache {
       bytes: this.lru.calculatedSize,
       hits: this.hitCount,
       misses: this.missCount,
-      evictions: this.evictionCount
+      evictions: this.evictionCount,
+      loads: this.loads.size
     }
   }
 }

@@ -27,8 +27,40 @@ export interface Verification {
   readonly keyId: string | undefined
 }
 
+/** What the caller of `verify` already knows about the bytes, so the verifier need not compute it again. */
+export interface VerifyHints {
+  /**
+   * Lowercase hex SHA-256 (64 chars) of the bytes **as given** (signature
+   * sections included). A verifier may take it as the `ModuleHash` when the
+   * bytes carry no signature section (the hash of the bytes without it is
+   * then the same), instead of hashing them a second time.
+   */
+  readonly sha256?: string | undefined
+}
+
 export interface ModuleVerifierShape {
-  readonly verify: (bytes: Uint8Array, metadata: ModuleMetadata) => Effect.Effect<Verification, InvalidSignature>
+  /**
+   * Checks `bytes` against `metadata` (name, version, detached signature)
+   * and the trusted keys. Fails with `InvalidSignature`. `hints` are optional
+   * facts the caller computed already (`VerifyHints`).
+   */
+  readonly verify: (
+    bytes: Uint8Array,
+    metadata: ModuleMetadata,
+    hints?: VerifyHints
+  ) => Effect.Effect<Verification, InvalidSignature>
+  /**
+   * Whether the key `keyId` is trusted now (optional). `loadModule` keeps a
+   * successful verification with its cache entry and serves a second load of
+   * the same bytes and metadata without calling `verify`; before doing so it
+   * asks `trusts(keyId)`, so a key removed from a mutable trust store since
+   * is not served from the cache (the load then runs `verify`, which refuses
+   * it). A verifier without `trusts` promises that its trust does not change
+   * while the runtime using it lives (the ed25519 adapter's `TrustStore` is
+   * immutable: a new store means a new layer and a new runtime). Must be
+   * cheap (a set lookup): it runs on every cache hit.
+   */
+  readonly trusts?: ((keyId: string) => boolean) | undefined
 }
 
 /** The `ModuleVerifier` service key. */

@@ -71,14 +71,18 @@ export interface CreateRuntimeOptions {
 
 const isDomainEvent = Schema.is(DomainEvent)
 
-const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, never>, effect: Effect.Effect<A, E, any>): Promise<A> => {
+const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, any>, effect: Effect.Effect<A, E, any>): Promise<A> => {
   const exit = await runtime.runPromiseExit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const error = Cause.findError(exit.cause)
   throw error._tag === "Success" ? error.success : Cause.squash(exit.cause)
 }
 
-/** Builds a runtime on the embedded defaults (in-memory repositories and bus) with the given engine and verifier. */
+/**
+ * Builds a runtime on the embedded defaults (in-memory repositories and bus)
+ * with the given engine and verifier. Rejects with `AgentRuntimes.StartError`
+ * when the pool cannot hold the engine's worker threads.
+ */
 export const createRuntime = async (options: CreateRuntimeOptions): Promise<PromiseRuntime> => {
   // the given ports override the in-memory defaults (later services win in a merge)
   const base = options.ports === undefined

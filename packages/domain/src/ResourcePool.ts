@@ -3,9 +3,20 @@
  * handles shared by all agents of a runtime, with pressure thresholds.
  *
  * Memory is tracked per owner (agent id): each owner has a *reservation*
- * (bytes admitted at spawn) and a *resident* size (its linear memory, as
- * last reported). The pool counts `max(reservation, resident)` per owner, so
- * an agent that grows beyond its reservation raises the pool's usage.
+ * (bytes admitted at spawn) and a *resident* size (its linear memory and
+ * tables, as last reported). The pool counts `max(reservation, resident)`
+ * per owner, so an agent that grows beyond its reservation raises the pool's
+ * usage.
+ *
+ * Spec invariant 1 ("total allocated never exceeds the pool") holds strictly
+ * by default: an agent is admitted against its `memoryLimit`, the most it can
+ * ever hold (with `limits.memoryCap` on, its memory and tables are capped to
+ * it), so Σ over agents of what they can grow to ≤ `totalMemory`. With
+ * `overcommit: true` an agent is admitted against its (smaller)
+ * `memoryReservation` instead, like a Kubernetes memory *request*: the
+ * invariant then holds for reservations only, and growth above them — which
+ * may take `usedMemory()` past `totalMemory` — is what memory-pressure
+ * handling evicts (issue 12 item 9).
  *
  * Every operation is one synchronous step, so check-and-reserve is atomic
  * (DESIGN.md known defect 4: the spec's `allocate_memory` loads, compares and
@@ -14,16 +25,32 @@
  * The pool is a mutable entity owned by the `RuntimeEnvironment` aggregate;
  * only the aggregate (serialised by `AgentRuntime`) changes it.
  *
+ * Its limits are one setting for the whole program: the `ResourcePoolConfig`
+ * reference (default `defaultPoolConfig`), read by the runtime's layer (its
+ * pool) and by the worker engines' layers (their thread count), so the
+ * number of worker threads is written once. Explicit options still win
+ * (`SettingsInput.pool`, an engine's `maxThreads`); the runtime then enforces
+ * the limit: at start it takes the engine's threads
+ * (`WasmEngineShape.threads`) from its pool and fails with
+ * `ResourceExhausted { resource: "threads" }` when the engine runs more.
+ *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import type { AgentId } from "./Ids.js"
-import { InsufficientMemory, ResourceExhausted } from "./RuntimeError.js"
+import { MiB } from "./MemoryBudget.js"
 import * as PressureLevel from "./PressureLevel.js"
+import { InsufficientMemory, ResourceExhausted } from "./RuntimeError.js"
 
 /** Limits and thresholds of a pool. Memory in bytes; thresholds are ratios in (0, 1]. */
 export interface ResourcePoolConfig {
   readonly totalMemory: number
-  /** Worker threads available to engines (0 = in-process engines only). */
+  /**
+   * Worker threads available to engines (0 = in-process engines only); a
+   * worker engine runs this many (its pool size) unless given its own
+   * `maxThreads`, and a runtime refuses an engine that runs more.
+   */
   readonly maxThreads: number
   /** Open handles (files, sockets, preopens) available to agents. */
   readonly maxHandles: number
@@ -39,6 +66,15 @@ export interface ResourcePoolConfig {
    * Optional: a config without it gets the default.
    */
   readonly maxInstances?: number | undefined
+  /**
+   * Admit agents against their `memoryReservation` instead of their
+   * `memoryLimit` (default `false`). Off, the pool's usage can never exceed
+   * `totalMemory` while memory caps are on (spec invariant 1, strictly); on,
+   * only Σ reservations ≤ `totalMemory` holds and agents that grow past
+   * their reservations can take the usage above 100 % until memory-pressure
+   * handling passivates or evicts them. Optional: a config without it gets `false`.
+   */
+  readonly overcommit?: boolean | undefined
   readonly thresholds: PressureLevel.PressureThresholds
 }
 
@@ -52,6 +88,42 @@ export interface MemoryAllocation {
 
 /** The default of `ResourcePoolConfig.maxInstances`: 10 000, safely under V8's ~12 800 memories per process. */
 export const DEFAULT_MAX_INSTANCES = 10_000
+
+/** The default of `ResourcePoolConfig.maxThreads`: 4 worker threads. */
+export const DEFAULT_MAX_THREADS = 4
+
+/** The default pool: 1 GiB, `DEFAULT_MAX_THREADS` threads, 1024 handles, the spec's pressure thresholds. */
+export const defaultPoolConfig: ResourcePoolConfig = {
+  totalMemory: 1024 * MiB,
+  maxThreads: DEFAULT_MAX_THREADS,
+  maxHandles: 1024,
+  thresholds: PressureLevel.defaultThresholds
+}
+
+/**
+ * The one pool setting of a program (a `Context.Reference`: without a
+ * provided value it is `defaultPoolConfig`). `AgentRuntimes.layer` builds its
+ * pool from it (fields of `SettingsInput.pool` win); the worker engines'
+ * layers (`NodeEngine.layerWith`, `BrowserEngine.layerWith`) size their
+ * worker pool from its `maxThreads` (their own `maxThreads` wins). Provide
+ * it once, around both, with `layerPoolConfig`.
+ *
+ * @example
+ * ```ts
+ * const Live = AgentRuntimes.layerMemory().pipe(
+ *   Layer.provideMerge(Layer.mergeAll(NodeEngine.layer, verifier)),
+ *   Layer.provide(layerPoolConfig({ maxThreads: 8 })) // 8 workers, 8 threads in the pool
+ * )
+ * ```
+ */
+export const ResourcePoolConfig: Context.Reference<ResourcePoolConfig> = Context.Reference<ResourcePoolConfig>(
+  "@agent-runtime/domain/ResourcePool/ResourcePoolConfig",
+  { defaultValue: () => defaultPoolConfig }
+)
+
+/** Provides `ResourcePoolConfig`: `defaultPoolConfig` with `overrides`. */
+export const layerPoolConfig = (overrides: Partial<ResourcePoolConfig> = {}): Layer.Layer<never> =>
+  Layer.succeed(ResourcePoolConfig, { ...defaultPoolConfig, ...overrides })
 
 export class ResourcePool {
   readonly config: ResourcePoolConfig
@@ -163,6 +235,11 @@ export class ResourcePool {
     return charge
   }
 
+  /** Whether agents are admitted against their reservation rather than their limit (`config.overcommit`, default false). */
+  get overcommit(): boolean {
+    return this.config.overcommit === true
+  }
+
   /** Live instances at most (`config.maxInstances`, else `DEFAULT_MAX_INSTANCES`). */
   get maxInstances(): number {
     return this.config.maxInstances ?? DEFAULT_MAX_INSTANCES
@@ -211,6 +288,11 @@ export class ResourcePool {
   /** Returns `n` handles. */
   releaseHandles(n: number): void {
     this.handlesInUse = Math.max(0, this.handlesInUse - n)
+  }
+
+  /** Worker threads the pool allows (`config.maxThreads`). */
+  get maxThreads(): number {
+    return this.config.maxThreads
   }
 
   /** Threads and handles in use. */

@@ -138,7 +138,7 @@ export class RuntimeEnvironment {
     }
     const module = this.modules.get(input.moduleId)
     if (module === undefined) return new ModuleNotFound({ moduleId: input.moduleId })
-    const requested = AgentConfigs.reservation(input.config)
+    const requested = AgentConfigs.admission(input.config, this.pool.overcommit)
     const allocation = this.pool.allocateMemory(input.agentId, requested, input.now)
     if (allocation instanceof InsufficientMemory) return allocation
     this.prepared.delete(input.agentId)

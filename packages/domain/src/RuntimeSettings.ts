@@ -9,8 +9,7 @@
 import * as HealthChecker from "./HealthChecker.js"
 import * as MemoryBudget from "./MemoryBudget.js"
 import * as MemoryManager from "./MemoryManager.js"
-import * as PressureLevel from "./PressureLevel.js"
-import type { ResourcePoolConfig } from "./ResourcePool.js"
+import { defaultPoolConfig, type ResourcePoolConfig } from "./ResourcePool.js"
 
 
 /** Runtime settings; every field has a default (`defaultSettings`). */
@@ -101,12 +100,7 @@ export const DEFAULT_FUEL = 1_000_000_000
 /** 1 GiB pool, spec thresholds, 256 MiB cache, 64 MiB modules, spec health rules, 1 h cache idle. */
 export const defaultSettings: RuntimeSettings = {
   name: "agent-runtime",
-  pool: {
-    totalMemory: 1024 * MemoryBudget.MiB,
-    maxThreads: 4,
-    maxHandles: 1024,
-    thresholds: PressureLevel.defaultThresholds
-  },
+  pool: defaultPoolConfig,
   cacheMaxBytes: 256 * MemoryBudget.MiB,
   maxModuleBytes: 64 * MemoryBudget.MiB,
   health: HealthChecker.defaultSettings,
@@ -138,11 +132,15 @@ export interface SettingsInput {
   readonly limits?: Partial<RuntimeSettings["limits"]>
 }
 
-/** Merges overrides onto `defaultSettings`. */
-export const resolveSettings = (input: SettingsInput = {}): RuntimeSettings => ({
+/**
+ * Merges overrides onto `defaultSettings`; the pool's onto `pool` (the
+ * program's `ResourcePoolConfig`, when the runtime's layer passes it;
+ * default `defaultSettings.pool`).
+ */
+export const resolveSettings = (input: SettingsInput = {}, pool: ResourcePoolConfig = defaultSettings.pool): RuntimeSettings => ({
   ...defaultSettings,
   ...input,
-  pool: { ...defaultSettings.pool, ...input.pool },
+  pool: { ...pool, ...input.pool },
   health: { ...defaultSettings.health, ...input.health },
   gc: { ...defaultSettings.gc, ...input.gc },
   persistence: { ...defaultSettings.persistence, ...input.persistence },

@@ -167,6 +167,14 @@ export interface WasmEngineShape {
   readonly platform: RuntimePlatform
   readonly capabilities: EngineCapabilities
   /**
+   * Worker threads the engine runs at most (its worker pool's size; workers
+   * start lazily, so fewer may be running). Absent or 0 for in-process
+   * engines. A runtime takes this many threads from its `ResourcePool` when
+   * it starts (`ResourcePoolConfig.maxThreads`, one setting) and fails with
+   * `ResourceExhausted { resource: "threads" }` when it cannot.
+   */
+  readonly threads?: number | undefined
+  /**
    * Validates module bytes without generating code (optional). `loadModule`
    * uses it when present — agents run rewritten variants compiled at spawn —
    * and otherwise compiles the bytes as loaded. Fails with `CompileError`.

@@ -317,7 +317,7 @@ describe("AgentRuntime", () => {
       }
       const evictions = events.filter((e) => e._tag === "AgentEvicted")
       expect(evictions.every((e) => e._tag === "AgentEvicted" && e.reason === "MemoryPressure")).toBe(true)
-    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 16 * MiB }, autoPressure: false })))
+    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 16 * MiB, overcommit: true }, autoPressure: false })))
   })
 
   it.effect("a call that pushes the pool over the warning threshold triggers pressure handling on its own", () => {
@@ -335,7 +335,7 @@ describe("AgentRuntime", () => {
       yield* Effect.yieldNow
       const ids = (yield* runtime.agents).map((a) => a.agentId)
       expect(ids).not.toContain("old")
-    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 10 * MiB } })))
+    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 10 * MiB, overcommit: true } })))
   })
 
   it.effect("MemoryExceeded: an agent above its budget is refused further calls", () => {

@@ -76,7 +76,7 @@ describe("Passivation (DESIGN.md: compaction is passivation)", () => {
         pressure?._tag === "MemoryPressure" ? pressure.memoryBefore : 0
       )
       expect((yield* runtime.agent(agentId("crit"))).state).toBe("Critical")
-    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 10 * MiB }, autoPressure: false, gc: { passivateIdleMs: 60_000 } })))
+    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 10 * MiB, overcommit: true }, autoPressure: false, gc: { passivateIdleMs: 60_000 } })))
   })
 
   it.effect("a passivated agent can be evicted, and shutdown evicts passivated agents too", () => {

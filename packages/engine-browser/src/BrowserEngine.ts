@@ -197,7 +197,7 @@ export const requireCapabilities = (
 export interface BrowserEngineOptions extends WorkerEngineOptions {
   /** `"auto"` (default): workers when the page is cross-origin isolated, else in-page. */
   readonly mode?: BrowserMode | "auto" | undefined
-  /** Former name of `maxThreads` (used when `maxThreads` is not set; default `navigator.hardwareConcurrency`, at most 8). */
+  /** Former name of `maxThreads` (used when `maxThreads` is not set). */
   readonly workers?: number | undefined
   /** Call path: `"shared"` (default where `Atomics.waitAsync` exists) or `"message"`. */
   readonly channel?: CallChannel.ChannelKind | undefined
@@ -280,9 +280,18 @@ const build = (options: BrowserEngineOptions, environment: BrowserEnvironment, m
   }
 }
 
-/** A scoped browser engine with `options`: provides `WasmEngine` and `BrowserEngine`; terminates its workers with its scope. */
+/**
+ * A scoped browser engine with `options`: provides `WasmEngine` and
+ * `BrowserEngine`; terminates its workers with its scope. Its worker threads
+ * are `options.maxThreads` (or `workers`), else the program's
+ * `ResourcePoolConfig.maxThreads` (default 4) — the same setting the
+ * runtime's pool takes them from.
+ */
 export const layerWith = (options: BrowserEngineOptions = {}): Layer.Layer<WasmEngine | BrowserEngine, BrowserUnsupported> => {
-  const browser = Layer.effect(BrowserEngine, Effect.acquireRelease(make(options), (engine) => engine.shutdown))
+  const browser = Layer.effect(
+    BrowserEngine,
+    Effect.acquireRelease(Effect.flatMap(WorkerEngine.withPoolThreads(options), make), (engine) => engine.shutdown)
+  )
   return Layer.effect(WasmEngine, Effect.map(Effect.service(BrowserEngine), (engine): WasmEngineShape => engine)).pipe(
     Layer.provideMerge(browser)
   )

@@ -110,7 +110,7 @@ describe("BrowserEngine: timeouts and fuel", () => {
         expect(result._tag).toBe("Failure")
         if (result._tag === "Failure") expect(result.failure).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 300 })
         expect(elapsed).toBeGreaterThanOrEqual(295)
-        expect(elapsed).toBeLessThan(600)
+        expect(elapsed).toBeLessThan(5_000)
         // a 10 ms interval kept firing during the 300 ms call
         expect(ticks).toBeGreaterThanOrEqual(15)
         // the agent is left terminated

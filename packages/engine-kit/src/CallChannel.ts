@@ -7,19 +7,36 @@
  * (`Protocol.Request`), the worker's synchronous *host calls* back to the
  * host while it runs (a guest calling a host import: host functions stay on
  * the host thread), and the reply. Layout: one `SharedArrayBuffer` — a
- * 16-byte header of `Int32` words ([0] state, [1] payload length in bytes or
- * -1 = "posted as a message", [2..3] reserved) and the payload region
- * (`channelBytes`, default 256 KiB) in the compact binary codec (`Codec.ts`).
- * Two transports, same behaviour:
+ * 32-byte header of `Int32` words ([0] state, [1] payload length in bytes or
+ * -1 = "posted as a message", [2] the worker sleeps in `Atomics.wait` (1) or
+ * not (0), [3] the host sleeps in `Atomics.waitAsync` (1) or not (0), [4]
+ * how long the worker ran before its last answer, in µs, [5..7] reserved) and the
+ * payload region (`channelBytes`, default 256 KiB) in the compact binary
+ * codec (`Codec.ts`). Two transports, same behaviour:
  *
  * - `"shared"` (default, needs `Atomics.waitAsync`): the state word moves
  *   IDLE → REQUEST (host) → [HOSTCALL (worker) → HOSTRESULT (host)]* →
- *   RESPONSE (worker) → IDLE (host). The worker blocks in `Atomics.wait`
- *   between and during requests; the host waits with `Atomics.waitAsync`
- *   (the call's deadline as the wait timeout), so its event loop keeps
- *   serving other workers, timers and I/O while a guest runs, and runs host
- *   imports inside that loop — a guest waiting for its host call and the host
- *   waiting for the guest's reply cannot deadlock. A payload the codec cannot
+ *   RESPONSE (worker) → IDLE (host). Each side waits for the other
+ *   *adaptively*: first it spins on the state word (`Atomics.load` in a
+ *   loop) for a short budget, then it sleeps — the worker in `Atomics.wait`,
+ *   the host in `Atomics.waitAsync` (the call's deadline as the wait
+ *   timeout), so its event loop keeps serving other workers, timers and I/O
+ *   while a guest runs, and runs host imports inside that loop — a guest
+ *   waiting for its host call and the host waiting for the guest's reply
+ *   cannot deadlock. A side raises its sleep word before it sleeps and reads
+ *   the state word again before sleeping on it; the other side calls
+ *   `Atomics.notify` only when it reads the sleep word raised (all
+ *   sequentially consistent atomics: a wake-up is never lost, and a spinning
+ *   side never costs a futex wake-up). Budgets adapt to the call rate: the
+ *   worker spins for the next request (or a host call's result) about twice
+ *   the gap it last observed while gaps stay within `WORKER_SPIN_MAX_MS`,
+ *   and halves its budget on each longer gap; the host spins synchronously
+ *   (its event loop blocked) only while the worker is awake and its last run
+ *   (header word 4) was short — about twice that run, at most
+ *   `HOST_SPIN_MAX_MS`, scaled down on misses and back up on hits. An idle
+ *   runtime spins nowhere: after its last call the worker spins once, then
+ *   sleeps;
+ *   the host spins only inside a request. A payload the codec cannot
  *   carry (a `WebAssembly.Module`) or that does not fit (large memory reads,
  *   snapshots) is posted (`postMessage`, structured clone) *before* the state
  *   word changes and the length word says so: the worker then leaves its
@@ -53,7 +70,7 @@ export type ChannelKind = "shared" | "message"
 /** Default payload region, in bytes (256 KiB). */
 export const DEFAULT_CHANNEL_BYTES = 256 * 1024
 
-const HEADER_BYTES = 16
+const HEADER_BYTES = 32
 /** State word values. */
 const IDLE = 0
 const REQUEST = 1
@@ -62,6 +79,109 @@ const HOSTRESULT = 3
 const RESPONSE = 4
 /** Length word value: the payload was posted. */
 const VIA_MESSAGE = -1
+/** Header words: the worker sleeps in `Atomics.wait` / the host sleeps in `Atomics.waitAsync` (1) or not (0). */
+const WORKER_SLEEPS = 2
+const HOST_SLEEPS = 3
+/** Header word: how long the worker ran (request or host result in → host call or reply out) before its last answer, µs. */
+const WORKER_RAN_US = 4
+
+/**
+ * The most the worker spins waiting for the host, in ms (200 µs): for the
+ * next request after a reply, for a host call's result. Past it, the worker
+ * sleeps in `Atomics.wait`.
+ */
+export const WORKER_SPIN_MAX_MS = 0.2
+/**
+ * The most the host spins synchronously (its event loop blocked) waiting for
+ * the worker, in ms (50 µs), before it yields to `Atomics.waitAsync`.
+ */
+export const HOST_SPIN_MAX_MS = 0.05
+/** How long each side may spin at most, in ms (adaptive below that). */
+export interface SpinLimits {
+  /** The worker's cap (`WORKER_SPIN_MAX_MS` by default). */
+  readonly workerMaxMs: number
+  /** The host's cap, its event loop blocked (`HOST_SPIN_MAX_MS` by default). */
+  readonly hostMaxMs: number
+}
+
+/** The default caps: 200 µs for the worker, 50 µs for the host. */
+export const DEFAULT_SPIN: SpinLimits = { workerMaxMs: WORKER_SPIN_MAX_MS, hostMaxMs: HOST_SPIN_MAX_MS }
+
+/** The longest the host runs one request synchronously (spins and host calls) before it sleeps once, ms. */
+const MAX_SYNC_MS = 1
+
+/** The smallest budget in ms (2 µs): below it a side does not spin. */
+const SPIN_FLOOR_MS = 0.002
+
+/** Polls the state word while it is `from` for at most `budget` ms (time read every 64 polls): `true` when it changed. */
+const spinWhile = (header: Int32Array, from: number, budget: number, now: () => number): boolean => {
+  if (budget <= 0) return Atomics.load(header, 0) !== from
+  const start = now()
+  for (let i = 1;; i++) {
+    if (Atomics.load(header, 0) !== from) return true
+    if ((i & 63) === 0 && now() - start >= budget) return false
+  }
+}
+
+/** Polls the state word until it is `to`, for at most `budget` ms: `true` when it is. */
+const spinUntil = (header: Int32Array, to: number, budget: number, now: () => number): boolean => {
+  if (budget <= 0) return Atomics.load(header, 0) === to
+  const start = now()
+  for (let i = 1;; i++) {
+    if (Atomics.load(header, 0) === to) return true
+    if ((i & 63) === 0 && now() - start >= budget) return false
+  }
+}
+
+/**
+ * The worker's budget (ms) for one kind of wait, from the gaps it observes:
+ * after each wait, a gap of at most `WORKER_SPIN_MAX_MS` sets the budget to
+ * twice that gap (capped), a longer one halves it (below `SPIN_FLOOR_MS`:
+ * 0, no spin). Sparse requests thus stop the spinning after a few of them.
+ */
+class GapSpin {
+  budget = 0
+  constructor(private readonly max: number) {}
+  observed(gapMs: number): void {
+    const max = this.max
+    const next = gapMs <= max ? Math.min(max, gapMs * 2) : this.budget / 2
+    this.budget = next < SPIN_FLOOR_MS ? 0 : next
+  }
+}
+
+/**
+ * The host's budget (ms) for a synchronous wait on the worker: none while
+ * the worker sleeps (its wake-up alone costs more) or when its last run
+ * took longer than `HOST_SPIN_MAX_MS`; else twice that run plus 5 µs
+ * (capped), scaled by the recent success: a hit doubles the scale (at most
+ * 1), a miss halves it; a scaled budget below `SPIN_FLOOR_MS` is a
+ * `SPIN_FLOOR_MS` probe, so a scale can recover when replies get fast again.
+ */
+class HostSpin {
+  private scale = 1
+  constructor(private readonly max: number) {}
+  budget(header: Int32Array): number {
+    const max = this.max
+    if (max <= 0 || Atomics.load(header, WORKER_SLEEPS) !== 0) return 0
+    const ran = Atomics.load(header, WORKER_RAN_US) / 1000
+    if (ran > max) return 0
+    return Math.max(SPIN_FLOOR_MS, Math.min(max, 2 * ran + 0.005) * this.scale)
+  }
+  hit(): void {
+    this.scale = Math.min(1, this.scale * 2)
+  }
+  missed(): void {
+    this.scale = Math.max(1 / 1024, this.scale / 2)
+  }
+}
+
+/** `performance.now()` where the realm has it (Node, browsers, workerd), else a counter: 64 polls ≈ 1 µs. */
+const defaultNow = (): (() => number) => {
+  const performance = (globalThis as { performance?: { now: () => number } }).performance
+  if (performance !== undefined) return () => performance.now()
+  let ticks = 0
+  return () => ++ticks / 1000
+}
 
 /** Runs a host import for the worker: call in, reply out. Never throws. */
 export type HostCallHandler = (call: HostCall) => HostReply
@@ -77,6 +197,8 @@ export type ChannelOutcome<A = Reply> =
 export interface ChannelInit {
   readonly kind: ChannelKind
   readonly buffer: SharedArrayBuffer
+  /** The spin caps (`SpinLimits`); `false`: neither side spins, every wait sleeps. Default `DEFAULT_SPIN`. */
+  readonly spin?: SpinLimits | false | undefined
 }
 
 /** Messages between the ends: `["req", request]` / `["res", reply]` / `["call", hostCall]`. */
@@ -92,6 +214,12 @@ export interface ChannelPort {
   readonly setTimer: (ms: number, f: () => void) => () => void
   /** The worker can take a posted message while it blocks (`WorkerScope.receive`): oversized host results are posted. */
   readonly syncReceive?: boolean | undefined
+  /**
+   * `true` when a request starts to wait asynchronously for the worker,
+   * `false` once it has ended (`WorkerHandle.hold`: Node keeps the process
+   * alive meanwhile). A reply caught while spinning calls neither.
+   */
+  readonly hold?: ((busy: boolean) => void) | undefined
 }
 
 /** True when this realm can wait on shared memory without blocking (`Atomics.waitAsync`). */
@@ -178,8 +306,16 @@ export interface HostChannel {
   readonly fail: (reason: string) => void
 }
 
-/** Opens the host's end. `channelBytes` sizes the payload region. */
-export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DEFAULT_CHANNEL_BYTES): HostChannel => {
+/**
+ * Opens the host's end. `channelBytes` sizes the payload region; `spin`
+ * caps both sides' spinning (`false`: every wait sleeps).
+ */
+export const openHost = (
+  kind: ChannelKind,
+  port: ChannelPort,
+  channelBytes = DEFAULT_CHANNEL_BYTES,
+  spin: SpinLimits | false = DEFAULT_SPIN
+): HostChannel => {
   const buffer = new SharedArrayBuffer(HEADER_BYTES + channelBytes)
   const r = region(buffer)
   const { now, post } = port
@@ -227,6 +363,12 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
     return undefined
   }
 
+  const hostSpin = new HostSpin(spin === false ? 0 : spin.hostMaxMs)
+  /** Tells the worker the state word changed, waking it only when it sleeps. */
+  const wakeWorker = () => {
+    if (Atomics.load(r.header, WORKER_SLEEPS) !== 0) Atomics.notify(r.header, 0)
+  }
+
   const requestShared = async (
     message: Request,
     handler: HostCallHandler,
@@ -235,17 +377,20 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
   ): Promise<ChannelOutcome<unknown>> => {
     send(r, post, "req", message)
     Atomics.store(r.header, 0, REQUEST)
-    Atomics.notify(r.header, 0)
+    wakeWorker()
+    /** When this request last resumed from a sleep (or started): the start of its synchronous stretch. */
+    let awake = now()
     for (;;) {
       const state = Atomics.load(r.header, 0)
       if (state === HOSTCALL) {
         writeHostResult(r, handler(readPayload(r) as unknown as HostCall), postResult)
         Atomics.store(r.header, 0, HOSTRESULT)
-        Atomics.notify(r.header, 0)
+        wakeWorker()
         continue
       }
       if (state === RESPONSE) {
         if (r.header[1] === VIA_MESSAGE) {
+          hold()
           while (inbox.length === 0) {
             const end = ended(deadline, signal)
             if (end !== undefined) return end
@@ -258,11 +403,32 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
         Atomics.store(r.header, 0, IDLE)
         return { kind: "response", value }
       }
+      // the worker has not answered yet: spin while it is awake and answers fast, then sleep
       const end = ended(deadline, signal)
       if (end !== undefined) return end
-      const remaining = deadline === undefined ? Infinity : deadline - now()
-      const waited = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(r.header, 0, state, remaining)
-      if (waited.async) await waited.value
+      // a guest calling host functions back to back must not hold the event loop: past
+      // MAX_SYNC_MS without a sleep, the next wait sleeps (timers, I/O and other workers run)
+      const budget = now() - awake > MAX_SYNC_MS ? 0 : hostSpin.budget(r.header)
+      if (budget > 0) {
+        if (spinWhile(r.header, state, budget, now)) {
+          hostSpin.hit()
+          continue
+        }
+        hostSpin.missed()
+      }
+      hold()
+      Atomics.store(r.header, HOST_SLEEPS, 1)
+      const waited = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(
+        r.header,
+        0,
+        state,
+        deadline === undefined ? Infinity : deadline - now()
+      )
+      if (waited.async) {
+        await waited.value
+        awake = now()
+      }
+      Atomics.store(r.header, HOST_SLEEPS, 0)
     }
   }
 
@@ -273,6 +439,7 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
     signal: AbortSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
     onHostCall = handler
+    hold()
     try {
       post(["req", message])
       while (inbox.length === 0) {
@@ -286,6 +453,25 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
     }
   }
 
+  // what the request in flight registered before its first sleep (one request at a time per channel)
+  let sleeping: { readonly signal: AbortSignal | undefined; readonly abort: () => void } | undefined
+  const abort = () => {
+    Atomics.notify(r.header, 0)
+    poke()
+  }
+  /**
+   * The request in flight is about to sleep (waitAsync, a posted message):
+   * keep the process alive (`ChannelPort.hold`) and listen to its signal.
+   * Replies caught by a spin never pay for either.
+   */
+  const hold = () => {
+    if (sleeping !== undefined) return
+    sleeping = { signal: currentSignal, abort }
+    port.hold?.(true)
+    currentSignal?.addEventListener("abort", abort)
+  }
+  let currentSignal: AbortSignal | undefined
+
   const request = async (
     message: Request,
     handler: HostCallHandler,
@@ -293,21 +479,23 @@ export const openHost = (kind: ChannelKind, port: ChannelPort, channelBytes = DE
     signal: AbortSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
     if (lost !== undefined) return { kind: "lost", reason: lost }
-    const abort = () => {
-      Atomics.notify(r.header, 0)
-      poke()
-    }
-    signal?.addEventListener("abort", abort)
+    currentSignal = signal
     try {
       return await (kind === "shared" ? requestShared : requestMessage)(message, handler, deadline, signal)
     } finally {
-      signal?.removeEventListener("abort", abort)
+      currentSignal = undefined
+      const slept = sleeping
+      if (slept !== undefined) {
+        sleeping = undefined
+        slept.signal?.removeEventListener("abort", slept.abort)
+        port.hold?.(false)
+      }
     }
   }
 
   return {
     kind,
-    init: { kind, buffer },
+    init: { kind, buffer, spin },
     onMessage,
     // the reply's type follows from the request's (`Protocol.ReplyTo`): the executor answers each request with it
     request: request as HostChannel["request"],
@@ -338,26 +526,55 @@ export const openWorker = <W>(
   init: ChannelInit,
   handler: (request: Request<W>) => Reply,
   post: (message: ChannelMessage) => void,
-  receive?: (() => unknown) | undefined
+  receive?: (() => unknown) | undefined,
+  now: () => number = defaultNow()
 ): WorkerChannel => {
   const r = region(init.buffer)
+  const header = r.header
+  /** Budgets for waiting on the next request and on a host call's result. */
+  const workerMax = init.spin === false ? 0 : (init.spin ?? DEFAULT_SPIN).workerMaxMs
+  const requestSpin = new GapSpin(workerMax)
+  const resultSpin = new GapSpin(workerMax)
+  /** When the worker last picked up a request or a host result (ms). */
+  let running = 0
+  /** Records how long the worker ran before this answer (`WORKER_RAN_US`). */
+  const ran = () => {
+    Atomics.store(header, WORKER_RAN_US, Math.min(0x7fffffff, Math.round((now() - running) * 1000)))
+  }
+
+  /** Tells the host the state word changed, waking it only when it sleeps. */
+  const wakeHost = () => {
+    if (Atomics.load(header, HOST_SLEEPS) !== 0) Atomics.notify(header, 0)
+  }
+
+  /** Sleeps in `Atomics.wait` until `done(state)`, with the sleep word raised. */
+  const sleep = (done: (state: number) => boolean) => {
+    Atomics.store(header, WORKER_SLEEPS, 1)
+    // loop on the value read, not on the wake-up: the state may change between a load and the wait
+    for (let state = Atomics.load(header, 0); !done(state); state = Atomics.load(header, 0)) {
+      Atomics.wait(header, 0, state)
+    }
+    Atomics.store(header, WORKER_SLEEPS, 0)
+  }
+  const isRequest = (state: number) => state === REQUEST
+  const notHostCall = (state: number) => state !== HOSTCALL
 
   const respondShared = (value: Reply) => {
     send(r, post, "res", value)
-    Atomics.store(r.header, 0, RESPONSE)
-    Atomics.notify(r.header, 0)
+    ran()
+    Atomics.store(header, 0, RESPONSE)
+    wakeHost()
   }
 
-  /** Serves requests, blocked in `Atomics.wait` between them, until one arrives as a message. */
+  /** Serves requests — spinning, then blocked in `Atomics.wait` between them — until one arrives as a message. */
   const loop = () => {
     for (;;) {
-      const state = Atomics.load(r.header, 0)
-      if (state === REQUEST) {
-        if (r.header[1] === VIA_MESSAGE) return // the posted request is waiting in the event loop
-        respondShared(handler(readPayload(r) as unknown as Request<W>))
-        continue
-      }
-      Atomics.wait(r.header, 0, state)
+      const since = now()
+      if (!spinUntil(header, REQUEST, requestSpin.budget, now)) sleep(isRequest)
+      running = now()
+      requestSpin.observed(running - since)
+      if (header[1] === VIA_MESSAGE) return // the posted request is waiting in the event loop
+      respondShared(handler(readPayload(r) as unknown as Request<W>))
     }
   }
 
@@ -367,6 +584,7 @@ export const openWorker = <W>(
     },
     onMessage: (message) => {
       if (message[0] !== "req") return
+      running = now()
       const response = handler(message[1] as Request<W>)
       if (init.kind === "shared") {
         respondShared(response)
@@ -380,9 +598,13 @@ export const openWorker = <W>(
         send(r, () => {
           throw new Overflow()
         }, "req", call)
-        Atomics.store(r.header, 0, HOSTCALL)
-        Atomics.notify(r.header, 0)
-        while (Atomics.load(r.header, 0) === HOSTCALL) Atomics.wait(r.header, 0, HOSTCALL)
+        ran()
+        Atomics.store(header, 0, HOSTCALL)
+        wakeHost()
+        const since = now()
+        if (!spinWhile(header, HOSTCALL, resultSpin.budget, now)) sleep(notHostCall)
+        running = now()
+        resultSpin.observed(running - since)
         if (r.header[1] === VIA_MESSAGE) {
           const posted = receive?.() as ChannelMessage | undefined
           if (posted === undefined) return [0, "host function threw: the posted host result is missing"]

@@ -38,12 +38,14 @@
  * @since 0.2.0
  */
 import {
+  DEFAULT_MAX_THREADS,
   type EngineCapabilities,
   FuelExhausted,
   FunctionNotFound,
   InstantiationError,
   type InvokeOutcome,
   MemoryExceeded,
+  ResourcePoolConfig,
   type RuntimePlatform,
   Timeout,
   Trap,
@@ -95,9 +97,12 @@ export type RecoveryPolicy = "auto" | "snapshot" | "restart"
 /** The settings every worker engine shares. */
 export interface WorkerEngineOptions {
   /**
-   * Worker threads: the resource pool's `maxThreads` (`ResourcePoolConfig`),
-   * one setting — pass the runtime's value so both agree; the engine never
-   * runs more workers. Default: the platform's (`WorkerHost.defaultThreads`).
+   * Worker threads: the engine never runs more workers (a fraction is rounded
+   * down, at least 1). One setting with the runtime's pool: the platforms'
+   * layers default it to the program's `ResourcePoolConfig.maxThreads`
+   * (`withPoolThreads`), `make` to its default (`DEFAULT_MAX_THREADS`, 4),
+   * and a runtime refuses an engine with more threads than its pool allows
+   * (`WasmEngineShape.threads`). Set it here only to differ from the pool.
    */
   readonly maxThreads?: number | undefined
   /** Payload region of a shared channel in bytes (default 256 KiB); larger messages are posted. */
@@ -131,6 +136,8 @@ export interface WorkerEngineConfig<W> extends WorkerEngineOptions {
 
 /** A worker engine: the `WasmEngine` port plus what only workers offer. */
 export interface WorkerEngineShape extends WasmEngineShape {
+  /** Worker threads at most: the pool's size (`maxThreads`); 0 in-page (no workers). */
+  readonly threads: number
   /** Workers, their agents and how often each was replaced. */
   readonly stats: () => PoolStats
   /** The thread id of the worker running an instance (Node), `undefined` when it has none (yet) or is not live. */
@@ -146,6 +153,20 @@ const MiB = 1024 * 1024
 /** The executor's tracking mode for a recovery policy. */
 export const trackingFor = (recovery: RecoveryPolicy, snapshotMaxBytes = MiB): Tracking =>
   recovery === "restart" ? [0, 0] : recovery === "snapshot" ? [1, 0] : [2, snapshotMaxBytes]
+
+/**
+ * `options` with `maxThreads` settled for a platform's layer: its own
+ * `maxThreads`, else its former name `workers`, else the program's
+ * `ResourcePoolConfig.maxThreads` — the one thread setting the runtime's pool
+ * enforces (`ResourcePool.ts`).
+ */
+export const withPoolThreads = <O extends WorkerEngineOptions & { readonly workers?: number | undefined }>(
+  options: O
+): Effect.Effect<O> =>
+  Effect.map(Effect.service(ResourcePoolConfig), (pool) => ({
+    ...options,
+    maxThreads: options.maxThreads ?? options.workers ?? pool.maxThreads
+  }))
 
 /** The WASI import namespace (WASI preview1). */
 export const WASI_MODULE = "wasi_snapshot_preview1"
@@ -212,7 +233,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
   const inPage = transport === "inPage"
   const tracking = inPage ? trackingFor("restart") : trackingFor(config.recovery ?? "auto", config.snapshotMaxBytes)
   const pool = new WorkerPool<W>({
-    size: config.maxThreads ?? host.defaultThreads(),
+    size: config.maxThreads ?? DEFAULT_MAX_THREADS,
     transport,
     channelBytes: config.channelBytes ?? DEFAULT_CHANNEL_BYTES,
     host,
@@ -401,6 +422,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
   return {
     platform: config.platform,
     capabilities: config.capabilities,
+    threads: inPage ? 0 : pool.slots.length,
     ...(config.validate === true ? { validate: Instance.validate } : {}),
     compile: Instance.compile,
     instantiate,

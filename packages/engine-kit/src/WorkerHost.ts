@@ -31,7 +31,9 @@ export interface WorkerHandle {
   /** Terminates the worker (also inside `Atomics.wait` or a running guest); resolves once its thread has exited. */
   readonly terminate: () => Promise<void>
   /**
-   * `true` while a request runs, `false` when idle: a platform whose idle
+   * `true` while a request waits asynchronously for the worker (`false`
+   * once it has ended; a reply the host caught while spinning calls
+   * neither — see `CallChannel.ChannelPort.hold`): a platform whose idle
    * workers must not keep the process alive (Node: `ref`/`unref`) uses it;
    * others ignore it.
    */

@@ -38,7 +38,15 @@
  *
  * @since 0.2.0
  */
-import { type ChannelKind, type ChannelMessage, type ChannelOutcome, type HostChannel, openHost } from "./CallChannel.js"
+import {
+  type ChannelKind,
+  type ChannelMessage,
+  type ChannelOutcome,
+  DEFAULT_SPIN,
+  type HostChannel,
+  openHost,
+  type SpinLimits
+} from "./CallChannel.js"
 import type { Wire } from "./Codec.js"
 import { callErrorReason } from "./Instance.js"
 import {
@@ -64,6 +72,8 @@ export interface PoolOptions<W> {
   readonly transport: ChannelKind | "inPage"
   /** Payload region of each channel, in bytes. */
   readonly channelBytes: number
+  /** Spin caps of the shared channels (`CallChannel.SpinLimits`; `false`: every wait sleeps); default `DEFAULT_SPIN`. */
+  readonly spin?: SpinLimits | false | undefined
   /** Starts workers, tells time. */
   readonly host: WorkerHost
   /** The executor's platform for in-page mode. */
@@ -246,7 +256,13 @@ export class WorkerSlot<W = unknown> {
       onMessage: (m) => channel?.onMessage(m as ChannelMessage),
       onDeath: (reason) => this.onDeath(worker, reason)
     })
-    channel = openHost(transport as ChannelKind, { post: worker.post, now: host.now, setTimer: host.setTimer, syncReceive: host.syncReceive }, channelBytes)
+    channel = openHost(transport as ChannelKind, {
+      post: worker.post,
+      now: host.now,
+      setTimer: host.setTimer,
+      syncReceive: host.syncReceive,
+      hold: worker.hold // only while a request sleeps: a reply caught spinning costs no ref/unref
+    }, channelBytes, this.pool.options.spin ?? DEFAULT_SPIN)
     worker.post(["init", channel.init])
     this.worker = worker
     this.channel = channel
@@ -322,14 +338,12 @@ export class WorkerSlot<W = unknown> {
     signal: AbortSignal | undefined
   ): Promise<ChannelOutcome<ReplyTo<R>>> {
     this.inflight = true
-    worker.hold(true)
     try {
       return await channel.request(request, this.pool.onHostCall, deadline, signal)
     } catch (e) {
       return { kind: "lost", reason: `call channel failure: ${message(e)}` }
     } finally {
       this.inflight = false
-      worker.hold(false)
     }
   }
 

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { createRequire } from "node:module"
 import { Worker } from "node:worker_threads"
-import { type ChannelKind, type HostChannel, openHost } from "../src/CallChannel.js"
+import { type ChannelKind, DEFAULT_SPIN, type HostChannel, openHost, type SpinLimits } from "../src/CallChannel.js"
 import { Op, type Reply } from "../src/Protocol.js"
 
 // the worker runs the TypeScript sources through tsx (a workspace dev dependency)
@@ -18,7 +18,7 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()))
 })
 
-const start = (kind: ChannelKind, channelBytes?: number): { channel: HostChannel; worker: Worker } => {
+const start = (kind: ChannelKind, channelBytes?: number, spin: SpinLimits | false = DEFAULT_SPIN): { channel: HostChannel; worker: Worker } => {
   const worker = new Worker(
     `require(${JSON.stringify(tsxApi)}).register(); import(${JSON.stringify(workerUrl)})`,
     { eval: true }
@@ -32,7 +32,7 @@ const start = (kind: ChannelKind, channelBytes?: number): { channel: HostChannel
       return () => clearTimeout(t)
     },
     syncReceive: true
-  }, channelBytes)
+  }, channelBytes, spin)
   worker.on("message", (m) => channel.onMessage(m))
   worker.postMessage(["init", channel.init])
   return { channel, worker }
@@ -85,3 +85,98 @@ for (const [kind, bytes] of [["shared", undefined], ["shared", 64], ["message", 
     })
   })
 }
+
+/** A pause between calls: none, a microtask, a macrotask, or a sleep long enough for any spin to run out. */
+const pause = (i: number): Promise<void> =>
+  i % 4 === 0
+    ? Promise.resolve()
+    : new Promise((resolve) => setTimeout(resolve, i % 4 === 1 ? 0 : i % 4 === 2 ? 1 : 3))
+
+/** Blocks the host thread for `ms` (a slow host function: the worker must fall asleep waiting for it). */
+const busy = (ms: number) => {
+  const end = performance.now() + ms
+  while (performance.now() < end);
+}
+
+// the generous caps keep both sides spinning even on a loaded machine, where gaps outgrow the default caps
+const spinModes: ReadonlyArray<readonly [string, SpinLimits | false]> = [
+  ["default spin caps", DEFAULT_SPIN],
+  ["generous spin caps", { workerMaxMs: 2, hostMaxMs: 1 }],
+  ["spinning off", false]
+]
+for (const [mode, spin] of spinModes) {
+  describe(`CallChannel: shared, ${mode} (races between a spinning and a sleeping side)`, () => {
+    it("requests in a row with every kind of pause between them: each gets its own reply, none is lost", async () => {
+      const { channel } = start("shared", undefined, spin)
+      for (let i = 0; i < 400; i++) {
+        // a lost wake-up would leave the request waiting: the deadline turns it into a failure instead of a hang
+        const outcome = await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, performance.now() + 10_000, undefined)
+        expect(outcome.kind).toBe("response")
+        expect((outcome as { value: Reply }).value[1]).toEqual([i])
+        if (i % 3 !== 0) await pause(i)
+      }
+    })
+
+    it("pauses around the end of the worker's spin (it falls asleep at any moment): no wake-up is lost", async () => {
+      const { channel } = start("shared", undefined, spin)
+      const cap = spin === false ? 0.2 : spin.workerMaxMs
+      let seed = 7
+      const wrong: Array<unknown> = []
+      for (let i = 0; i < 2000; i++) {
+        const outcome = await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, performance.now() + 10_000, undefined)
+        const value = outcome.kind === "response" ? (outcome.value as Reply)[1] : outcome.kind
+        if (!Array.isArray(value) || value[0] !== i) wrong.push([i, value])
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        busy(((seed % 1000) / 1000) * 2 * cap) // 0–2× the worker's cap: before, around and after its spin ends
+      }
+      expect(wrong).toEqual([])
+    })
+
+    it("host calls answered fast and slow (the worker spins, then sleeps, for their results) all arrive, in order", async () => {
+      const { channel } = start("shared", undefined, spin)
+      for (let round = 0; round < 6; round++) {
+        const seen: Array<unknown> = []
+        const outcome = await channel.request([Op.Invoke, 1, "sum_host", [60], null], (call) => {
+          const n = call[2][0] as number
+          seen.push(n)
+          if (n % 7 === round % 7) busy(1) // slower than any spin budget: the worker sleeps for this one
+          return [1, n]
+        }, performance.now() + 10_000, undefined)
+        expect(outcome.kind).toBe("response")
+        expect((outcome as { value: Reply }).value[1]).toEqual([(59 * 60) / 2])
+        expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => i))
+        await pause(round)
+      }
+    })
+
+    it("an idle channel sleeps on both sides: the worker's sleep word is raised once calls stop", async () => {
+      const { channel } = start("shared", undefined, spin)
+      for (let i = 0; i < 200; i++) await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, undefined, undefined)
+      const header = new Int32Array(channel.init.buffer, 0, 8)
+      // the worker spins at most WORKER_SPIN_MAX_MS after its last reply; then it must sleep (no CPU burnt while idle)
+      const since = performance.now()
+      while (Atomics.load(header, 2) !== 1 && performance.now() - since < 5_000) {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      expect(Atomics.load(header, 2)).toBe(1)
+      expect(Atomics.load(header, 3)).toBe(0) // and the host is not waiting on it
+      // it still wakes for the next request
+      const outcome = await channel.request([Op.Invoke, 1, "echo", [4242], null], noHostCalls, performance.now() + 10_000, undefined)
+      expect((outcome as { value: Reply }).value[1]).toEqual([4242])
+    })
+
+    it("interrupting a running call ends it with aborted; a deadline still ends one with timeout", async () => {
+      const { channel } = start("shared", undefined, spin)
+      await channel.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
+      const controller = new AbortController()
+      setTimeout(() => controller.abort(), 50)
+      const aborted = await channel.request([Op.Invoke, 1, "spin", [], null], noHostCalls, undefined, controller.signal)
+      expect(aborted.kind).toBe("aborted")
+      const other = start("shared", undefined, spin).channel
+      await other.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
+      const timedOut = await other.request([Op.Invoke, 1, "spin", [], null], noHostCalls, performance.now() + 50, undefined)
+      expect(timedOut.kind).toBe("timeout")
+    })
+  })
+}
+

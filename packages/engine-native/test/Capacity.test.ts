@@ -4,7 +4,7 @@
  * refused (typed) before V8 refuses new memories.
  */
 import { verifierLayer } from "@agent-runtime/conformance"
-import { AgentRuntime, AgentRuntimes, agentId, makeMetadata, MemoryBudget } from "@agent-runtime/domain"
+import { AgentRuntime, AgentRuntimes, agentId, DEFAULT_MAX_INSTANCES, makeMetadata, MemoryBudget } from "@agent-runtime/domain"
 import { wat } from "@agent-runtime/test-support"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -56,4 +56,36 @@ describe("capacity (issue 12)", () => {
       yield* runtime.spawnAgent(agentId("a-50"), m, { memoryLimit: MemoryBudget.MiB })
       expect((yield* runtime.stats).memory.used).toBe(50 * MemoryBudget.MiB)
     }).pipe(Effect.provide(runtimeLayer({ pool: { maxInstances: 50 } }))))
+
+  // 15 000 spawn attempts of a 1-page module with the default maxInstances (10 000): past V8's wall of
+  // ~12 800 live memories per process had nothing counted them. The pool is made big enough (16 GiB of
+  // accounting, 64 KiB really used per agent) that instances, not memory, are the limit. Proves: the
+  // 5 000 attempts past the cap are typed `ResourceExhausted { resource: "instances" }` refusals (no
+  // RangeError from V8, no defect), the runtime and its agents keep working at the cap, and evicting
+  // everything returns the pool to zero.
+  it.live("15 000 spawn attempts: typed refusals past the default maxInstances, a healthy process, the pool back to zero", () =>
+    Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      const m = yield* load(`(module (memory 1) (func (export "ping") (result i32) (i32.const 1)))`, "one-page")
+      const ATTEMPTS = 15_000
+      const outcomes = new Map<string, number>()
+      for (let i = 0; i < ATTEMPTS; i++) {
+        const r = yield* Effect.result(runtime.spawnAgent(agentId(`s-${i}`), m, { memoryLimit: MemoryBudget.MiB }))
+        const key = r._tag === "Success" ? "spawned" : r.failure._tag === "ResourceExhausted" ? `ResourceExhausted:${r.failure.resource}` : r.failure._tag
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
+      }
+      expect(Object.fromEntries(outcomes)).toEqual({ spawned: DEFAULT_MAX_INSTANCES, "ResourceExhausted:instances": ATTEMPTS - DEFAULT_MAX_INSTANCES })
+      const full = yield* runtime.stats
+      expect(full.agents).toBe(DEFAULT_MAX_INSTANCES)
+      expect(full.memory.used).toBe(DEFAULT_MAX_INSTANCES * MemoryBudget.MiB)
+      // at the cap the process still instantiates: calls work and a raw WebAssembly.Memory can still be made
+      expect(yield* runtime.invoke(agentId("s-0"), "ping", [])).toEqual([1])
+      expect(yield* runtime.invoke(agentId(`s-${DEFAULT_MAX_INSTANCES - 1}`), "ping", [])).toEqual([1])
+      expect(new WebAssembly.Memory({ initial: 1 }).buffer.byteLength).toBe(65_536)
+      for (let i = 0; i < DEFAULT_MAX_INSTANCES; i++) yield* runtime.evictAgent(agentId(`s-${i}`), "Manual")
+      const empty = yield* runtime.stats
+      expect(empty.agents).toBe(0)
+      expect(empty.memory).toMatchObject({ used: 0, reserved: 0 })
+      expect(empty.status).toBe("Ready")
+    }).pipe(Effect.provide(runtimeLayer({ pool: { totalMemory: 16 * 1024 * MemoryBudget.MiB } }))), 120_000)
 })

@@ -113,16 +113,22 @@ export const make = (options: NodeEngineOptions = {}): NodeEngineShape => {
   }
 }
 
-/** A scoped Node engine with `options`: provides `WasmEngine` and `NodeEngine`; shuts the pool down with its scope. */
+/**
+ * A scoped Node engine with `options`: provides `WasmEngine` and
+ * `NodeEngine`; shuts the pool down with its scope. Its worker threads are
+ * `options.maxThreads` (or `workers`), else the program's
+ * `ResourcePoolConfig.maxThreads` (default 4) — the same setting the
+ * runtime's pool takes them from.
+ */
 export const layerWith = (options: NodeEngineOptions = {}): Layer.Layer<WasmEngine | NodeEngine> => {
   const node = Layer.effect(
     NodeEngine,
-    Effect.acquireRelease(Effect.sync(() => make(options)), (engine) => engine.shutdown)
+    Effect.acquireRelease(Effect.map(WorkerEngine.withPoolThreads(options), make), (engine) => engine.shutdown)
   )
   return Layer.effect(WasmEngine, Effect.map(Effect.service(NodeEngine), (engine): WasmEngineShape => engine)).pipe(
     Layer.provideMerge(node)
   )
 }
 
-/** The Node `WasmEngine` layer with default options (scoped: workers end with the scope). */
+/** The Node `WasmEngine` layer with default options: `ResourcePoolConfig.maxThreads` workers (scoped: they end with the scope). */
 export const layer: Layer.Layer<WasmEngine | NodeEngine> = layerWith()

@@ -20,8 +20,8 @@
  *
  * @since 0.1.0
  */
-import { type ModuleHash, ModuleVerifier, type Verification, InvalidSignature } from "@agent-runtime/domain"
-import { customSections, removeCustomSections } from "@agent-runtime/wasm-binary"
+import { type ModuleHash, ModuleVerifier, type Verification, type VerifyHints, InvalidSignature } from "@agent-runtime/domain"
+import { type CustomSection, customSections, removeCustomSections } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { verify } from "./internal/ed25519.js"
@@ -86,9 +86,32 @@ export const readSignature = (
 }
 
 /**
+ * The bytes the `ModuleHash` covers: `bytes` themselves when they carry no
+ * signature section, a view of the prefix when the signature sections are
+ * the module's last sections (where `signModule` puts the one it embeds),
+ * otherwise a copy without them (`removeCustomSections`). Only section
+ * headers are walked; fails on malformed framing like `customSections`.
+ */
+const withoutSignatures = (bytes: Uint8Array): ReturnType<typeof removeCustomSections> | { readonly ok: true; readonly value: Uint8Array } => {
+  const sections = customSections(bytes)
+  if (!sections.ok) return sections
+  const signatures: Array<CustomSection> = sections.value.filter((s) => s.name === SIGNATURE_SECTION)
+  if (signatures.length === 0) return { ok: true, value: bytes }
+  let end = bytes.length
+  for (let i = signatures.length - 1; i >= 0; i--) {
+    const s = signatures[i] as CustomSection
+    if (s.offset + s.length !== end) return removeCustomSections(bytes, SIGNATURE_SECTION)
+    end = s.offset
+  }
+  return { ok: true, value: bytes.subarray(0, end) }
+}
+
+/**
  * Verifies that `bytes` were signed by a key of the trust store for
  * `subject.name` and `subject.version` (see the module doc for the checks and
  * reasons). Succeeds with the module's hash and the signing key's id.
+ * `hints.sha256` (SHA-256 hex of `bytes` as given, `VerifyHints`) is taken as
+ * the hash when `bytes` carry no signature section, instead of hashing again.
  *
  * @example
  * ```ts
@@ -98,15 +121,18 @@ export const readSignature = (
 export const verifyModule = (
   bytes: Uint8Array,
   subject: VerificationSubject,
-  options: VerifierOptions
+  options: VerifierOptions,
+  hints?: VerifyHints
 ): Effect.Effect<Verification, InvalidSignature> =>
   Effect.gen(function* () {
     const module = `${subject.name}@${subject.version}`
     const fail = (reason: string) => new InvalidSignature({ module, reason })
     const lookup = yield* readSignature(bytes, { detached: subject.signature, module })
-    const stripped = removeCustomSections(bytes, SIGNATURE_SECTION)
+    const stripped = withoutSignatures(bytes)
     if (!stripped.ok) return yield* fail(`malformed module at byte ${stripped.error.offset}: ${stripped.error.reason}`)
-    const hash = (yield* sha256Hex(stripped.value)) as ModuleHash
+    const hash = (stripped.value === bytes && hints?.sha256 !== undefined
+      ? hints.sha256
+      : yield* sha256Hex(stripped.value)) as ModuleHash
     if (lookup._tag === "Unsigned") {
       if (options.allowUnsigned === true) return { hash, keyId: undefined }
       return yield* fail("unsigned")
@@ -129,7 +155,9 @@ export const verifyModule = (
 /**
  * The `ModuleVerifier` port on ed25519 signatures and a trust store.
  * `allowUnsigned` defaults to `false`: unsigned modules fail with
- * `InvalidSignature` "unsigned".
+ * `InvalidSignature` "unsigned". `trusts(keyId)` answers from the same
+ * trust store (immutable, so an answer never changes for this layer; the
+ * runtime's load cache consults it on every hit anyway).
  *
  * @example
  * ```ts
@@ -138,5 +166,6 @@ export const verifyModule = (
  */
 export const layer = (options: VerifierOptions): Layer.Layer<ModuleVerifier> =>
   Layer.succeed(ModuleVerifier, {
-    verify: (bytes, metadata) => verifyModule(bytes, metadata, options)
+    verify: (bytes, metadata, hints) => verifyModule(bytes, metadata, options, hints),
+    trusts: (keyId) => options.trustStore.has(keyId)
   })

@@ -88,6 +88,15 @@ export interface ReadOptions {
   readonly memory64?: boolean
   /** Decode extended constant expressions (`i32/i64.add/sub/mul`). */
   readonly extendedConst?: boolean
+  /**
+   * Decode function bodies (default `true`). `false` reads only the code
+   * section's framing (body count and sizes) and skips every body — for
+   * callers that let the engine's own validation (`WebAssembly.validate` /
+   * `compile`) check bodies, such as the runtime's `loadModule`; such a
+   * caller runs the default reader again when the engine refuses the
+   * module, to report the byte offset. `ModuleInfo` is the same either way.
+   */
+  readonly bodies?: boolean
 }
 
 /** Fails on byte `b` at `at`: unsupported when it is a GC / exnref type, else malformed with `reason`. */
@@ -545,6 +554,10 @@ class ModuleDecoder {
       const sizeAt = s.offset
       const size = s.u32()
       const body = s.sub(size, "unexpected end of section or function", "section size mismatch", sizeAt)
+      if (this.options.bodies === false) {
+        s.offset = body.end
+        continue
+      }
       this.current = body
       const type = this.funcType(this.functions[i] as number)
       let locals = type.params.length

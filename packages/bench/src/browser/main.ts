@@ -51,7 +51,7 @@ export interface BrowserBenchRow {
   readonly samples: ReadonlyArray<number>
   readonly baseline?: string | undefined
   /** Which target of issue 7 applies (the driver attaches it). */
-  readonly target?: "invoke-1us" | "worker-idle" | undefined
+  readonly target?: "invoke-1us" | "worker-idle" | "worker-hot" | undefined
 }
 
 export interface BrowserBenchOutput {
@@ -115,6 +115,30 @@ const startRawWorkers = async () => {
     atomic.terminate()
   }
   return { atomicsRoundTrip, messageRoundTrip, stop }
+}
+
+/** A plain worker of `raw-worker.ts` busy-polling a buffer, and a round trip where this thread polls too (the limit). */
+const startSpinningWorker = async () => {
+  const worker = new Worker(new URL("./raw-worker.ts", import.meta.url), { type: "module" })
+  const i32 = new Int32Array(new SharedArrayBuffer(8))
+  await new Promise<void>((resolve) => {
+    worker.onmessage = () => resolve()
+    worker.postMessage(["spin", i32.buffer])
+  })
+  let seq = 0
+  const roundTrip = (): void => {
+    const n = ++seq
+    Atomics.store(i32, 0, n)
+    const since = performance.now()
+    for (let i = 1; Atomics.load(i32, 1) !== n; i++) {
+      if ((i & 0xffff) === 0 && performance.now() - since > 10_000) throw new Error("the spinning worker does not answer")
+    }
+  }
+  const stop = () => {
+    Atomics.store(i32, 0, -1)
+    worker.terminate()
+  }
+  return { roundTrip, stop }
 }
 
 /** The runtime over the browser engine with `options`; fails when the engine cannot run as asked. */
@@ -235,6 +259,20 @@ export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOu
   } finally {
     raw.stop()
   }
+  const rawSpinning = "raw SAB round trip, both sides spinning (the limit)"
+  if (crossOriginIsolated) {
+    const spinning = await startSpinningWorker()
+    try {
+      spinning.roundTrip()
+      rows.push({
+        name: rawSpinning,
+        batch: roundTripBatch * 10,
+        samples: await sample(samples, roundTripBatch * 10, (b) => timeSync(b, () => spinning.roundTrip()))
+      })
+    } finally {
+      spinning.stop()
+    }
+  }
 
   // worker engine, shared channel
   if (!crossOriginIsolated) {
@@ -248,6 +286,13 @@ export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOu
       if ((await workers.run(workers.runtime.invoke(addId, "add", [20, 22])))[0] !== 42) throw new Error("worker add(20, 22) is not 42")
       rows.push({
         name: "worker (shared channel) runtime.invoke no-op (hot agent)",
+        baseline: rawSpinning,
+        target: "worker-hot",
+        batch: roundTripBatch,
+        samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))
+      })
+      rows.push({
+        name: "worker (shared channel) runtime.invoke no-op (hot agent) vs sleeping raw",
         baseline: rawAtomicsHot,
         batch: roundTripBatch,
         samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))

@@ -50,7 +50,7 @@ export const eventCases = ({ run }: SuiteContext) =>
             })
             expect(yield* Effect.flip(rt.evictAgent(agentId("e1"), "Manual"))).toMatchObject({ _tag: "AgentNotFound" })
           }),
-        { settings: { id: "rt-events" } }
+        { settings: { id: "rt-events", pool: { overcommit: true } } }
       ))
 
     it.effect("consumed events: AgentJoined compiles and reserves memory for the agent, the spawn takes the reservation over, AgentLeft releases it", () =>

@@ -119,7 +119,8 @@ export const resourceLimitCases = ({ run }: SuiteContext) =>
           expect(previous).toBeGreaterThan(spawned.budget.used)
           expect(yield* call("leak", "leaked")).toEqual([4096])
           expect(yield* call("leak", "calls_made")).toEqual([4])
-        })
+        }),
+        { settings: { pool: { overcommit: true } } } // admitted against the reservation only when the pool over-commits
       ))
 
     for (const memoryCap of [true, false]) {

@@ -82,7 +82,7 @@ export const memoryPressureCases = ({ run }: SuiteContext) =>
             // nothing to do below the warning threshold
             expect(yield* rt.handleMemoryPressure).toEqual([])
           }),
-        { settings: { pool: { totalMemory: 16 * MiB }, autoPressure: false } }
+        { settings: { pool: { totalMemory: 16 * MiB, overcommit: true }, autoPressure: false } }
       ))
 
     it.effect("only Critical agents left: nothing is evicted, even above the warning threshold", () =>
@@ -95,7 +95,7 @@ export const memoryPressureCases = ({ run }: SuiteContext) =>
             expect(yield* rt.handleMemoryPressure).toEqual([])
             expect((yield* rt.agents).map((a) => a.agentId)).toEqual(["k"])
           }),
-        { settings: { pool: { totalMemory: 8 * MiB }, autoPressure: false } }
+        { settings: { pool: { totalMemory: 8 * MiB, overcommit: true }, autoPressure: false } }
       ))
 
     it.effect("autoPressure: a call that pushes the pool past the warning threshold triggers pressure handling on its own", () =>
@@ -119,6 +119,6 @@ export const memoryPressureCases = ({ run }: SuiteContext) =>
             expect(stats.pressureEvents).toBe(1)
             expect(stats.memory.used / stats.memory.total).toBeLessThanOrEqual(0.7)
           }),
-        { settings: { pool: { totalMemory: 10 * MiB } } }
+        { settings: { pool: { totalMemory: 10 * MiB, overcommit: true } } }
       ))
   })

@@ -108,3 +108,26 @@ export const startLoopModule = (): Uint8Array =>
     0x08, 0x01, 0x00, // start: func 0
     0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b // loop br 0 end end
   ])
+
+/**
+ * The table bomb of issue 12 item 1 (hand-assembled, 75 bytes unsigned):
+ * `(module (table (export "table") 1 funcref)
+ *   (func (export "grow") (param i32) (result i32) (table.grow 0 (ref.null func) (local.get 0)))
+ *   (func (export "size") (result i32) (table.size 0)))`. Without a table cap
+ * `grow(9_999_999)` costs the host ~270 MiB of table entries; the table is
+ * exported so the agent's reported memory includes it.
+ */
+export const tableBombModule = (): Uint8Array => {
+  const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
+  const section = (id: number, payload: Array<number>) => [id, payload.length, ...payload]
+  const grow = [0x00, 0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x00, 0x0b] // ref.null func, local.get 0, table.grow 0
+  const size = [0x00, 0xfc, 0x10, 0x00, 0x0b] // table.size 0
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
+    ...section(SectionId.function, [0x02, 0x00, 0x01]),
+    ...section(4, [0x01, 0x70, 0x00, 0x01]), // table section: one funcref table, min 1, no maximum
+    ...section(SectionId.export, [0x03, ...str("table"), 0x01, 0x00, ...str("grow"), 0x00, 0x00, ...str("size"), 0x00, 0x01]),
+    ...section(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
+  ])
+}

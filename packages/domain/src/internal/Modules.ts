@@ -1,17 +1,20 @@
 /**
  * Modules (spec `load_module`): verification, reading, compilation through
- * the compile cache (one compile per cache key even when misses race), and
- * the compiled variant an agent's config asks for (`CompileVariant`).
+ * the compile cache (one compile per cache key even when misses race), the
+ * load cache (bytes identified by their SHA-256: a second load of the same
+ * bytes is a hash and a lookup), and the compiled variant an agent's config
+ * asks for (`CompileVariant`).
  *
  * @since 0.1.0
  */
-import { readModule, rewriteModule } from "@agent-runtime/wasm-binary"
+import { type ModuleInfo, readModule, rewriteModule, type WasmBinaryError } from "@agent-runtime/wasm-binary"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type { AgentConfig } from "../AgentConfig.js"
 import * as CompileVariant from "../CompileVariant.js"
-import type { ModuleId } from "../Ids.js"
+import type { ModuleHash, ModuleId } from "../Ids.js"
+import { findVerified, type VerifiedLoad } from "../ModuleCache.js"
 import type { ModuleMetadata } from "../ModuleMetadata.js"
 import {
   CompileError,
@@ -27,6 +30,7 @@ import type { CompiledModule } from "../WasmEngine.js"
 import * as WasmModules from "../WasmModule.js"
 import type { WasmModule } from "../WasmModule.js"
 import { emit, ensureAccepting, type RuntimeState } from "./RuntimeState.js"
+import * as Sha256 from "./Sha256.js"
 
 /**
  * The compiled variant of a module an agent needs: the module as loaded,
@@ -104,23 +108,111 @@ const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig
     : { key: CompileVariant.variantKey(module.hash, params), options: CompileVariant.rewriteOptions(params) }
 }
 
+/** Export names per module, for `ModuleLoaded` (made once: a module may export tens of thousands of names). */
+const exportNames = new WeakMap<WasmModule, ReadonlyArray<string>>()
+
 /** Publishes `ModuleLoaded` for a module (`cacheHit`: no compile was needed). */
-const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cacheHit: boolean) =>
-  emit(state, (e) =>
+const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cacheHit: boolean) => {
+  let exports = exportNames.get(module)
+  if (exports === undefined) {
+    exports = module.exports.map((x) => x.name)
+    exportNames.set(module, exports)
+  }
+  const names = exports
+  return emit(state, (e) =>
     new ModuleLoaded({
       ...e,
       moduleId: module.id,
       moduleHash: module.hash,
       size,
-      exports: module.exports.map((x) => x.name),
+      exports: names,
       cacheHit
+    }))
+}
+
+/**
+ * The typed error of bytes the engine (or the fast reader) refused: the
+ * strict reader's (`readModule` with body decoding: byte offset, `kind`,
+ * `feature`) when it finds the problem, else `fallback` — the engine's own
+ * `CompileError` or the fast reader's error.
+ */
+const strictError = (bytes: Uint8Array, fallback: CompileError | WasmBinaryError): CompileError => {
+  const strict = readModule(bytes)
+  if (!strict.ok) return compileErrorOf(strict.error)
+  return fallback instanceof CompileError ? fallback : compileErrorOf(fallback)
+}
+
+/** Whether a cached verification may still be served: its key is still trusted (`ModuleVerifier.trusts`). */
+const stillTrusted = (state: RuntimeState, verified: VerifiedLoad): boolean =>
+  verified.keyId === undefined || state.verifier.trusts === undefined || state.verifier.trusts(verified.keyId)
+
+/** Registers a verified, parsed (and validated or compiled) module under `id`: saves it, adds it, publishes `ModuleLoaded`. */
+const register = (
+  state: RuntimeState,
+  input: {
+    readonly id: ModuleId
+    readonly hash: ModuleHash
+    readonly bytes: Uint8Array
+    readonly info: ModuleInfo
+    readonly metadata: ModuleMetadata
+    readonly keyId: string | undefined
+  },
+  cacheHit: boolean
+): Effect.Effect<ModuleId, RepositoryError> =>
+  Effect.gen(function*() {
+    const { id, bytes, metadata } = input
+    const now = yield* Clock.currentTimeMillis
+    const module = WasmModules.make({
+      id,
+      hash: input.hash,
+      bytes,
+      info: input.info,
+      metadata,
+      signedBy: input.keyId,
+      loadedAt: now
     })
-  )
+    yield* state.moduleRepo.save({ id, hash: module.hash, bytes, metadata })
+    yield* state.locked(Effect.sync(() => void state.env.modules.set(id, module)))
+    yield* emitLoaded(state, module, bytes.byteLength, cacheHit)
+    return id
+  })
+
+/** The id of an already registered module, touched in the compile cache and announced as a cache hit; `undefined` when none. */
+const reuse = (state: RuntimeState, id: ModuleId, size: number, now: number): Effect.Effect<ModuleId> | undefined => {
+  const existing = state.env.modules.get(id)
+  if (existing === undefined) return undefined
+  state.env.cache.touchModule(existing.hash, now)
+  return Effect.as(emitLoaded(state, existing, size, true), id)
+}
 
 /**
  * Verifies, reads, compiles (or finds in the compile cache) and registers a
  * module (spec `load_module`); loading the same verified bytes again returns
  * the same id.
+ *
+ * A loaded module is identified by the SHA-256 of its bytes as given
+ * (`internal/Sha256.ts`: WebCrypto). A load first hashes the bytes and looks
+ * for their load entry (`ModuleCache` `LoadEntry`): with a verification for
+ * the same name, version and detached signature whose key is still trusted
+ * (`ModuleVerifier.trusts`) it returns the module's id — no signature check,
+ * parse, validation or compile; the cost is the hash. The same bytes with
+ * other metadata are verified (the signature covers name + version) but not
+ * parsed or validated again. Otherwise (a cold load):
+ *
+ * 1. the bytes are read without decoding function bodies (`readModule`
+ *    `bodies: false`: sections, types, imports, exports — what the runtime
+ *    needs), and verified (`ModuleVerifier.verify`, told the hash);
+ * 2. the engine validates them (`WasmEngine.validate`, or compiles them
+ *    through the compile cache): the engine checks the bodies, once;
+ * 3. bytes the engine or the reader refuses are read again with body
+ *    decoding, so the `CompileError` carries the reader's byte offset and
+ *    `kind`/`feature` whenever the reader can tell what is wrong.
+ *
+ * Errors: `ModuleTooLarge` (`settings.maxModuleBytes`), `InvalidSignature`
+ * (checked first: changed bytes are `InvalidSignature` even when the change
+ * also breaks the binary), `CompileError` (with the byte offset; bytes the
+ * verifier cannot even walk are `CompileError` too), `RepositoryError`,
+ * `RuntimeUnavailable`.
  */
 export const loadModule = (
   state: RuntimeState,
@@ -133,46 +225,75 @@ export const loadModule = (
     if (bytes.byteLength > settings.maxModuleBytes) {
       return yield* new ModuleTooLarge({ size: bytes.byteLength, limit: settings.maxModuleBytes })
     }
-    // The signature is checked first: changed bytes are `InvalidSignature` even when the
-    // change also breaks the binary. Bytes that are not a module at all (the verifier cannot
-    // even find its sections) and malformed contents of a verified module are `CompileError`
-    // with the byte offset.
-    const read = readModule(bytes)
-    const verification = yield* Effect.mapError(state.verifier.verify(bytes, metadata), (e): InvalidSignature | CompileError =>
+    const bytesHash = yield* Sha256.sha256Hex(bytes)
+    const now = yield* Clock.currentTimeMillis
+    const hints = { sha256: bytesHash }
+    const entry = bytesHash === undefined ? undefined : env.cache.getLoad(bytesHash, now)
+    if (entry !== undefined) {
+      const verified = findVerified(entry, metadata)
+      if (verified !== undefined && stillTrusted(state, verified)) {
+        const id = WasmModules.makeId(entry.moduleHash, metadata)
+        const hit = reuse(state, id, bytes.byteLength, now)
+        if (hit !== undefined) return yield* hit
+        return yield* register(state, { id, hash: entry.moduleHash, bytes, info: entry.info, metadata, keyId: verified.keyId }, true)
+      }
+      if (verified !== undefined) entry.verified.splice(entry.verified.indexOf(verified), 1) // key no longer trusted
+      // the same bytes under other metadata: verify only (parsed and validated already)
+      const verification = yield* state.verifier.verify(bytes, metadata, hints)
+      if (verification.hash === entry.moduleHash) {
+        env.cache.addLoad({ ...entry, verified: verifiedLoad(metadata, verification.keyId) }, now)
+        const id = WasmModules.makeId(entry.moduleHash, metadata)
+        const hit = reuse(state, id, bytes.byteLength, now)
+        if (hit !== undefined) return yield* hit
+        return yield* register(state, { id, hash: entry.moduleHash, bytes, info: entry.info, metadata, keyId: verification.keyId }, true)
+      }
+    }
+    // Cold. Bytes that are not a module at all (the verifier cannot even find its sections)
+    // are `CompileError` with the byte offset, like malformed contents of a verified module.
+    const read = readModule(bytes, { bodies: false })
+    const verification = yield* Effect.mapError(state.verifier.verify(bytes, metadata, hints), (e): InvalidSignature | CompileError =>
       !read.ok && e.reason.startsWith("malformed module")
-        ? compileErrorOf(read.error)
+        ? strictError(bytes, read.error)
         : e)
-    if (!read.ok) return yield* compileErrorOf(read.error)
+    if (!read.ok) return yield* strictError(bytes, read.error)
+    const info = read.value
+    const remember = () => {
+      if (bytesHash === undefined) return
+      env.cache.addLoad({
+        bytesHash,
+        moduleHash: verification.hash,
+        info,
+        size: bytes.byteLength,
+        verified: verifiedLoad(metadata, verification.keyId)
+      }, now)
+    }
     const id = WasmModules.makeId(verification.hash, metadata)
-    const existing = env.modules.get(id)
-    if (existing !== undefined) {
-      env.cache.touchModule(existing.hash, yield* Clock.currentTimeMillis)
-      yield* emitLoaded(state, existing, bytes.byteLength, true)
-      return id
+    const hit = reuse(state, id, bytes.byteLength, now)
+    if (hit !== undefined) {
+      remember()
+      return yield* hit
     }
     // Validate without code generation where the engine can (agents use rewritten
     // variants compiled at spawn); otherwise compile as loaded and cache it.
     let cacheHit = false
-    if (engine.validate !== undefined) yield* engine.validate(bytes)
+    const refused = (e: CompileError) => strictError(bytes, e)
+    if (engine.validate !== undefined) yield* Effect.mapError(engine.validate(bytes), refused)
     else {
       cacheHit = env.cache.peek(verification.hash) !== undefined
-      yield* compileOnce(state, verification.hash, verification.hash, bytes)
+      yield* Effect.mapError(compileOnce(state, verification.hash, verification.hash, bytes), refused)
     }
-    const now = yield* Clock.currentTimeMillis
-    const module = WasmModules.make({
-      id,
-      hash: verification.hash,
-      bytes,
-      info: read.value,
-      metadata,
-      signedBy: verification.keyId,
-      loadedAt: now
-    })
-    yield* state.moduleRepo.save({ id, hash: module.hash, bytes, metadata })
-    yield* state.locked(Effect.sync(() => void env.modules.set(id, module)))
-    yield* emitLoaded(state, module, bytes.byteLength, cacheHit)
-    return id
+    const loaded = yield* register(state, { id, hash: verification.hash, bytes, info, metadata, keyId: verification.keyId }, cacheHit)
+    remember()
+    return loaded
   })
+
+/** The verification to keep for `metadata` (name, version, detached signature) signed by `keyId`. */
+const verifiedLoad = (metadata: ModuleMetadata, keyId: string | undefined): VerifiedLoad => ({
+  name: metadata.name,
+  version: metadata.version,
+  signature: metadata.signature,
+  keyId
+})
 
 /** A loaded module, or `ModuleNotFound`. */
 export const getModule = (state: RuntimeState, moduleId: ModuleId): Effect.Effect<WasmModule, ModuleNotFound> =>

@@ -54,6 +54,8 @@ export interface RuntimeStats {
     readonly available: number
     readonly pressureLevel: PressureLevel.PressureLevel
   }
+  /** Worker threads: the pool's limit (`ResourcePoolConfig.maxThreads`) and those the engine holds (`WasmEngineShape.threads`). */
+  readonly threads: { readonly max: number; readonly inUse: number }
   readonly cache: CacheStats
   readonly invocations: number
   readonly invocationErrors: number
@@ -124,6 +126,7 @@ export const stats = (state: RuntimeState): Effect.Effect<RuntimeStats> =>
         available: env.pool.availableMemory(),
         pressureLevel: env.pool.pressureLevel()
       },
+      threads: { max: env.pool.maxThreads, inUse: env.pool.usageCounts().threads },
       cache: env.cache.stats(),
       ...env.counters
     }

@@ -22,10 +22,17 @@ import { InstanceRepository, type InstanceRepositoryShape } from "../InstanceRep
 import { MetricsRepository, type MetricsRepositoryShape } from "../MetricsRepository.js"
 import { ModuleRepository, type ModuleRepositoryShape } from "../ModuleRepository.js"
 import { ModuleVerifier, type ModuleVerifierShape } from "../ModuleVerifier.js"
-import { type CompileError, type InvalidStateTransition, RuntimeUnavailable } from "../RuntimeError.js"
+import { ResourcePoolConfig } from "../ResourcePool.js"
+import {
+  type CompileError,
+  InvalidConfig,
+  type InvalidStateTransition,
+  type ResourceExhausted,
+  RuntimeUnavailable
+} from "../RuntimeError.js"
 import { RuntimeEnvironment } from "../RuntimeEnvironment.js"
 import { AgentStateChanged, type RuntimeEvent } from "../RuntimeEvent.js"
-import type { RuntimeSettings } from "../RuntimeSettings.js"
+import { resolveSettings, type RuntimeSettings, type SettingsInput } from "../RuntimeSettings.js"
 import { acceptsWork } from "../RuntimeStatus.js"
 import { type CompiledModule, WasmEngine, type WasmEngineShape } from "../WasmEngine.js"
 import type { RestoreResult } from "./ReadModels.js"
@@ -39,6 +46,14 @@ export type RuntimePorts =
   | InstanceRepository
   | MetricsRepository
   | EventBus
+
+/**
+ * Why a runtime cannot start: its pool cannot hold the engine's worker
+ * threads (`ResourceExhausted { resource: "threads" }`; see
+ * `ResourcePoolConfig`), or `pool.maxThreads` is not a non-negative integer
+ * (`InvalidConfig`).
+ */
+export type StartError = InvalidConfig | ResourceExhausted
 
 /** One runtime's state: the aggregate, its settings and ports, and what the runtime keeps beside it. */
 export interface RuntimeState {
@@ -71,16 +86,23 @@ export interface RuntimeState {
   startRestore: RestoreResult | undefined
 }
 
-/** Builds the state over the ports in context; the aggregate starts `Ready`. */
+/**
+ * Builds the state over the ports in context; the aggregate starts `Ready`.
+ * The settings are `input` over the program's `ResourcePoolConfig` (pool)
+ * and the defaults. The engine's worker threads are taken from the pool
+ * until the scope closes (`takeEngineThreads`).
+ */
 export const makeState = (
-  settings: RuntimeSettings
-): Effect.Effect<RuntimeState, never, RuntimePorts | Scope.Scope> =>
+  input: SettingsInput
+): Effect.Effect<RuntimeState, StartError, RuntimePorts | Scope.Scope> =>
   Effect.gen(function*() {
+    const settings = resolveSettings(input, yield* ResourcePoolConfig)
     const engine = yield* WasmEngine
     const id = (settings.id ??
       `rt-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}`) as RuntimeId
     const startedAt = yield* Clock.currentTimeMillis
     const env = new RuntimeEnvironment(id, settings.name, engine.platform, settings.pool, settings.cacheMaxBytes, startedAt)
+    yield* takeEngineThreads(env, engine)
     env.status = "Ready"
     const lock = Semaphore.makeUnsafe(1)
     const { persistence } = settings
@@ -106,6 +128,31 @@ export const makeState = (
       pressureScheduled: false,
       startRestore: undefined
     }
+  })
+
+/**
+ * One thread setting, enforced (`ResourcePoolConfig.maxThreads`): takes the
+ * engine's worker threads (`WasmEngineShape.threads`, 0 when absent) from the
+ * pool and gives them back when the scope closes. A `maxThreads` that is not
+ * a non-negative integer → `InvalidConfig`; an engine running more threads
+ * than the pool allows → `ResourceExhausted { resource: "threads", requested,
+ * available }`.
+ */
+export const takeEngineThreads = (
+  env: RuntimeEnvironment,
+  engine: WasmEngineShape
+): Effect.Effect<void, StartError, Scope.Scope> =>
+  Effect.suspend((): Effect.Effect<void, StartError, Scope.Scope> => {
+    const { maxThreads } = env.pool
+    if (!Number.isSafeInteger(maxThreads) || maxThreads < 0) {
+      return Effect.fail(new InvalidConfig({ reason: `pool.maxThreads must be a non-negative integer, got ${String(maxThreads)}` }))
+    }
+    const threads = engine.threads ?? 0
+    if (threads === 0) return Effect.void
+    const refused = env.pool.acquireThreads(threads)
+    return refused === undefined
+      ? Effect.addFinalizer(() => Effect.sync(() => env.pool.releaseThreads(threads)))
+      : Effect.fail(refused)
   })
 
 /** The envelope of an event published now: id, timestamp (ms since the epoch), runtime. */

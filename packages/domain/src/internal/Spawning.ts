@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import { TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
@@ -28,6 +29,7 @@ import {
   type Unauthorized
 } from "../RuntimeError.js"
 import { AgentSpawned } from "../RuntimeEvent.js"
+import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
 import { instantiate, resolveImports } from "./Instantiation.js"
 import { startLocked } from "./Lifecycle.js"
@@ -97,6 +99,20 @@ export const withDefaultFuel = (state: RuntimeState, config: AgentConfig): Agent
   return { ...config, fuel }
 }
 
+/**
+ * What an instance of `module` holds from the start, bytes: its initial
+ * linear memory (pages × 64 KiB) plus its tables' initial entries ×
+ * `TABLE_ENTRY_BYTES` (the table cap's unit, issue 12 item 1). An agent whose
+ * `memoryLimit` is below it is refused (`MemoryExceeded`): the caps could not
+ * keep it within its budget, so the pool could not count it strictly.
+ */
+export const initialFootprint = (module: WasmModule): number => {
+  let entries = 0
+  for (const t of module.info.tables) entries += t.min
+  for (const i of module.info.imports) if (i.type.kind === "table") entries += i.type.min
+  return module.memoryPages * MemoryBudget.PAGE_BYTES + entries * TABLE_ENTRY_BYTES
+}
+
 /** Creates, instantiates and (unless `autoStart: false`) starts an agent of a loaded module. */
 export const spawnAgent = (
   state: RuntimeState,
@@ -114,7 +130,7 @@ export const spawnAgent = (
     const config = withDefaultFuel(state, input)
     if (config instanceof InvalidConfig) return yield* config
     const module = yield* getModule(state, moduleId)
-    const initialBytes = module.memoryPages * MemoryBudget.PAGE_BYTES
+    const initialBytes = initialFootprint(module)
     if (initialBytes > config.memoryLimit) {
       return yield* new MemoryExceeded({ agentId, used: initialBytes, limit: config.memoryLimit })
     }

@@ -53,6 +53,12 @@ export interface TestEngine {
   /** Largest number of concurrent calls seen per agent. */
   readonly maxConcurrency: Map<string, number>
   compiles: number
+  /** Calls of `validate`. */
+  validates: number
+  /** Calls of the verifier (`runtimeLayer`'s, made by `testVerifierFor`). */
+  verifies: number
+  /** Key ids the verifier no longer trusts (`ModuleVerifier.trusts`; `verify` refuses them). */
+  readonly revoked: Set<string>
 }
 
 export const capabilities: EngineCapabilities = {
@@ -74,10 +80,16 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
     calls,
     maxConcurrency,
     compiles: 0,
+    validates: 0,
+    verifies: 0,
+    revoked: new Set(),
     engine: {
       platform: "Native",
       capabilities,
-      validate: () => Effect.void,
+      validate: () =>
+        Effect.sync(() => {
+          t.validates++
+        }),
       compile: (bytes, hash) =>
         Effect.sync(() => {
           t.compiles++
@@ -129,16 +141,27 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
   return t
 }
 
+/**
+ * A verifier that hashes with SHA-256 and refuses modules named "evil"; the
+ * key id is `metadata.author` (default "test"), refused once in
+ * `t.revoked`; calls are counted in `t.verifies`.
+ */
+export const testVerifierFor = (t?: Pick<TestEngine, "verifies" | "revoked">) =>
+  Layer.succeed(ModuleVerifier, {
+    verify: (bytes, metadata) =>
+      Effect.suspend(() => {
+        if (t !== undefined) t.verifies++
+        const keyId = metadata.author ?? "test"
+        if (metadata.name === "evil" || t?.revoked.has(keyId) === true) {
+          return Effect.fail(new InvalidSignature({ module: metadata.name, reason: "untrusted key" }))
+        }
+        return Effect.succeed({ hash: moduleHash(createHash("sha256").update(bytes).digest("hex")), keyId })
+      }),
+    trusts: (keyId) => t?.revoked.has(keyId) !== true
+  })
+
 /** A verifier that hashes with SHA-256 and refuses modules named "evil". */
-export const testVerifier = Layer.succeed(ModuleVerifier, {
-  verify: (bytes, metadata) =>
-    Effect.suspend(() => {
-      if (metadata.name === "evil") {
-        return Effect.fail(new InvalidSignature({ module: metadata.name, reason: "untrusted key" }))
-      }
-      return Effect.succeed({ hash: moduleHash(createHash("sha256").update(bytes).digest("hex")), keyId: "test" })
-    })
-})
+export const testVerifier = testVerifierFor()
 
 /** WAT for a module exporting functions with the given signatures (bodies return zeros). */
 export const watModule = (fns: Record<string, { params?: Array<string>; results?: Array<string> }>, extra = "") => {
@@ -158,7 +181,7 @@ export const MiB = 1024 * 1024
 /** Builds a runtime layer on the test engine with in-memory ports. */
 export const runtimeLayer = (t: TestEngine, settings: SettingsInput = {}) =>
   AgentRuntimes.layerMemory({ id: "rt-test", ...settings }).pipe(
-    Layer.provide(Layer.mergeAll(Layer.succeed(WasmEngine, t.engine), testVerifier))
+    Layer.provide(Layer.mergeAll(Layer.succeed(WasmEngine, t.engine), testVerifierFor(t)))
   )
 
 /** Loads a module whose functions run `behaviours`. */

@@ -180,7 +180,7 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
       const memory = memoryOf(info)
       const rewrites: Array<RewriteParams | null> = includeOriginal ? [null] : []
       for (const config of wanted.get(input.name) ?? []) {
-        const r = rewriteFor(memory !== null, config, config.limits)
+        const r = rewriteFor(info, config, config.limits)
         if (!rewrites.some((x) => sameRewrite(x, r))) rewrites.push(r)
       }
       const variants: Array<BundledVariant> = []

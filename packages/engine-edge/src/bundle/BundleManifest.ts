@@ -44,7 +44,7 @@
  *
  * @since 0.1.0
  */
-import type { ExternType, MemoryType } from "@agent-runtime/wasm-binary"
+import type { ExternType, MemoryType, ModuleInfo } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { ManifestInvalid } from "./BundleError.js"
@@ -265,19 +265,29 @@ export const variantKey = (moduleHash: string, rewrite: RewriteParams | null): s
   CompileVariant.variantKey(moduleHash, rewrite)
 
 /**
+ * Whether the budget caps something of `module`: a memory or any table,
+ * defined or imported (a table is capped from the same budget as memory,
+ * issue 12 item 1) — the domain's rule at spawn (`Modules.rewriteFor`).
+ */
+export const hasBudgetedStorage = (module: Pick<ModuleInfo, "imports" | "memories" | "tables">): boolean =>
+  module.memories.length > 0 || module.tables.length > 0 ||
+  module.imports.some((i) => i.type.kind === "memory" || i.type.kind === "table")
+
+/**
  * The rewrite the domain applies at spawn for an agent of `memoryLimit`
- * bytes and `fuel` units on a module with (or without) a memory, under the
+ * bytes and `fuel` units on `module` (its memory and tables capped to the
+ * budget when `limits.memoryCap`, see `hasBudgetedStorage`), under the
  * runtime's `limits` — `null` when it uses the module as loaded. The domain's
  * own function (`CompileVariant.variantParams`), so build-time and run-time
  * rewrites cannot drift apart (the edge engine has `capabilities.snapshots`).
  */
 export const rewriteFor = (
-  hasMemory: boolean,
+  module: Pick<ModuleInfo, "imports" | "memories" | "tables">,
   agent: { readonly memoryLimit: number; readonly fuel?: number | null | undefined },
   limits: BundleManifest["limits"]
 ): RewriteParams | null =>
   CompileVariant.variantParams({
-    hasMemory,
+    hasMemory: hasBudgetedStorage(module),
     memoryLimit: agent.memoryLimit,
     fuel: agent.fuel,
     memoryCap: limits.memoryCap,
