@@ -9,24 +9,8 @@
  * package (it is a dependency of the package, not of the workspace root).
  */
 import { defineConfig } from "vitest/config"
+import { chromiumArgs, chromiumPath, isolationHeaders } from "./test-support/src/Chromium.ts"
 import { sourceCondition } from "./vitest.shared.ts"
-
-/** Cross-origin isolation headers (HTML §"Cross-origin isolation"): needed for SharedArrayBuffer. */
-export const isolationHeaders = {
-  "Cross-Origin-Opener-Policy": "same-origin",
-  "Cross-Origin-Embedder-Policy": "require-corp"
-}
-
-export const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
 
 /** `@vitest/browser-playwright`'s `playwright` (structurally). */
 type Provider = (options: { readonly launchOptions: { readonly executablePath: string; readonly args: Array<string> } }) => any
@@ -52,7 +36,7 @@ export const browserConfig = (
         headless: true,
         screenshotFailures: false,
         provider: playwright({
-          launchOptions: { executablePath: process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium", args: chromiumArgs }
+          launchOptions: { executablePath: chromiumPath(), args: chromiumArgs }
         }),
         instances: [{ browser: "chromium" }]
       }

@@ -6,20 +6,10 @@
 import { fileURLToPath } from "node:url"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { createServer, type ViteDevServer } from "vite"
+import { chromiumArgs, chromiumPath } from "@agent-runtime/test-support/chromium"
 
 export const root = fileURLToPath(new URL("..", import.meta.url))
 export const output = fileURLToPath(new URL("../test-output/", import.meta.url))
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-const args = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
 
 export interface Demo {
   readonly url: string
@@ -38,7 +28,7 @@ export const startDemo = async (): Promise<Demo> => {
   await server.listen()
   const address = server.httpServer?.address()
   if (address === null || address === undefined || typeof address === "string") throw new Error("no server address")
-  const browser = await chromium.launch({ executablePath, args })
+  const browser = await chromium.launch({ executablePath: chromiumPath(), args: chromiumArgs })
   return {
     url: `http://127.0.0.1:${address.port}/`,
     browser,

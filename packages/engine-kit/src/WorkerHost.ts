@@ -52,8 +52,6 @@ export interface WorkerHost {
   readonly setTimer: (ms: number, f: () => void) => () => void
   /** Its workers can take a posted message while they block (their `WorkerScope` has `receive`). */
   readonly syncReceive?: boolean | undefined
-  /** Workers when the settings name no number (Node: `os.availableParallelism()`; browser: `navigator.hardwareConcurrency`, at most 8). */
-  readonly defaultThreads: () => number
 }
 
 /** The worker side: the worker's global scope, as the executor uses it. */

@@ -19,7 +19,6 @@ const slowStartHost = (bootMs: number): WorkerHost => ({
     const t = setTimeout(f, ms)
     return () => clearTimeout(t)
   },
-  defaultThreads: () => 1,
   start: (events) => {
     let channel: WorkerChannel | undefined
     const pending: Array<ChannelMessage> = []

@@ -11,15 +11,14 @@
  *   worker is `ref`'d so the process waits for it.
  * - A worker's `error` and `exit` events are its death; `terminate()`
  *   resolves once its thread has exited.
- * - Time: `performance.now()` (ms); timers: `setTimeout`; default thread
- *   count: `os.availableParallelism()`.
+ * - Time: `performance.now()` (ms); timers: `setTimeout`. The thread count is
+ *   the resource pool's `maxThreads` (`ResourcePoolConfig`), not the host's.
  *
  * @since 0.2.0
  */
 import type { WorkerHost } from "@agent-runtime/engine-kit"
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
-import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 
@@ -85,7 +84,6 @@ export const make = (workerUrl?: string | URL | undefined): WorkerHost => {
     setTimer: (ms, f) => {
       const timer = setTimeout(f, ms)
       return () => clearTimeout(timer)
-    },
-    defaultThreads: availableParallelism
+    }
   }
 }

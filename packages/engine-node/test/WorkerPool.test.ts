@@ -49,9 +49,8 @@ for (const channel of ["shared", "message"] as const) {
         expect(result._tag).toBe("Failure")
         const error = (result as { failure: { _tag: string } }).failure
         expect(error).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 100 })
+        // not before its deadline; which deadline ended it is in the typed error (timeoutMs: 100), not in wall-clock time
         expect(ms).toBeGreaterThanOrEqual(99)
-        // ends at its deadline, not never: a generous upper bound keeps this true on a loaded machine
-        expect(ms).toBeLessThan(5_000)
         const after = yield* Effect.flip(i.invoke("ok", []))
         expect(after._tag).toBe("Trap")
         expect(after.message).toMatch(/instance terminated/)
@@ -91,13 +90,12 @@ for (const channel of ["shared", "message"] as const) {
     it.effect("a runaway start function times out with Timeout '(start)'; the worker's agents survive", () =>
       Effect.gen(function*() {
         const n = yield* neighbours(engine)
-        const { result, ms } = yield* timed(
+        const { result } = yield* timed(
           instantiateWat(engine, `(module (func $s (loop br 0)) (start $s))`, { timeoutMs: 100 })
         )
         expect(result._tag).toBe("Failure")
+        // stopped by the agent's 100 ms deadline, not the engine's 10 s start deadline: the typed error names which
         expect((result as { failure: unknown }).failure).toMatchObject({ _tag: "Timeout", function: "(start)", timeoutMs: 100 })
-        // stopped by the agent's 100 ms deadline, not the engine's 10 s start deadline (bound generous for a loaded machine)
-        expect(ms).toBeLessThan(5_000)
         yield* expectNeighboursKept(n)
       }))
 
@@ -107,10 +105,9 @@ for (const channel of ["shared", "message"] as const) {
         const h = yield* instantiateAgent(engine, "host-caller", { env: { log: () => void calls++, now: () => 0 } })
         const n = yield* neighbours(engine)
         // 2^31-1 host calls would take hours: the deadline cuts it
-        const { result, ms } = yield* timed(h.invoke("log_n", [2 ** 31 - 1], { timeoutMs: 150 }))
-        expect((result as { failure: { _tag: string } }).failure._tag).toBe("Timeout")
-        // 2^31-1 host calls would take hours; a generous bound keeps this true on a loaded machine
-        expect(ms).toBeLessThan(5_000)
+        const { result } = yield* timed(h.invoke("log_n", [2 ** 31 - 1], { timeoutMs: 150 }))
+        // the agent's 150 ms deadline ended it (named in the typed error), not the loop's end
+        expect((result as { failure: unknown }).failure).toMatchObject({ _tag: "Timeout", function: "log_n", timeoutMs: 150 })
         expect(calls).toBeGreaterThan(100)
         yield* expectNeighboursKept(n)
       }))
@@ -123,10 +120,9 @@ for (const channel of ["shared", "message"] as const) {
           `(module (memory (export "memory") 1 1 shared)
              (func (export "block") (result i32) i32.const 0 i32.const 0 i64.const -1 memory.atomic.wait32))`
         )
-        const { result, ms } = yield* timed(i.invoke("block", [], { timeoutMs: 100 }))
-        expect((result as { failure: { _tag: string } }).failure._tag).toBe("Timeout")
-        // stopped by the agent's 100 ms deadline, not the engine's 10 s start deadline (bound generous for a loaded machine)
-        expect(ms).toBeLessThan(5_000)
+        const { result } = yield* timed(i.invoke("block", [], { timeoutMs: 100 }))
+        // the agent's 100 ms deadline ended the wait (named in the typed error)
+        expect((result as { failure: unknown }).failure).toMatchObject({ _tag: "Timeout", function: "block", timeoutMs: 100 })
         yield* expectNeighboursKept(n)
       }))
 
@@ -246,9 +242,8 @@ describe("isolation under load", () => {
         // leave the host's event loop room between rounds: the deadline is the host's to keep
         yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
       }
-      const { result, ms } = yield* Fiber.join(spin)
-      expect((result as { failure: { _tag: string } }).failure._tag).toBe("Timeout")
-      expect(ms).toBeLessThan(5_000)
+      const { result } = yield* Fiber.join(spin)
+      expect((result as { failure: unknown }).failure).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 200 })
       expect(answeredDuring).toBeGreaterThanOrEqual(elsewhere.length)
       // afterwards all 100 answer without an error (the looper's neighbours after their recovery)
       const counts = yield* Effect.forEach(others, (o) => call(o, "get"), { concurrency: "unbounded" })

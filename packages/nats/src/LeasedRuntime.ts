@@ -40,6 +40,7 @@ type Fn = (...args: ReadonlyArray<never>) => Effect.Effect<unknown, unknown, unk
 type SuccessOf<F extends Fn> = ReturnType<F> extends Effect.Effect<infer A, infer _E, infer _R> ? A : never
 type ErrorOf<F extends Fn> = ReturnType<F> extends Effect.Effect<infer _A, infer E, infer _R> ? E : never
 
+/** An `AgentRuntime` whose spawns and restores are guarded by a lease (one owner per agent across hosts). */
 export interface LeasedRuntimeShape {
   /** The wrapped runtime, for every other operation. */
   readonly runtime: Runtime

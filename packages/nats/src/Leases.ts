@@ -93,6 +93,7 @@ export interface HeldLease {
   readonly lost: Effect.Effect<LeaseLost>
 }
 
+/** The lease table: one owner per agent id across hosts, in a KV bucket whose `max_age` is the lease TTL (ms). */
 export interface LeasesShape {
   /** This host's id (the `owner` written in its leases). */
   readonly hostId: string

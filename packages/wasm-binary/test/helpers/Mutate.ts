@@ -5,21 +5,10 @@
  * LEB128-shaped edits.
  */
 
-/** A seeded 32-bit PRNG (mulberry32). */
-export const prng = (seed: number) => {
-  let a = seed >>> 0
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-  const int = (n: number): number => Math.floor(next() * n)
-  return { next, int }
-}
+import type { Prng } from "@agent-runtime/test-support/mutate"
 
-export type Prng = ReturnType<typeof prng>
+/** The seeded PRNG (mulberry32) the structure-aware fuzzer uses too: one generator for every fuzz test. */
+export { prng, type Prng } from "@agent-runtime/test-support/mutate"
 
 const INTERESTING = [0x00, 0x01, 0x0b, 0x40, 0x60, 0x6f, 0x70, 0x7b, 0x7f, 0x80, 0xff]
 
