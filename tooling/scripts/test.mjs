@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `pnpm test` (and `./dev test`): every package's lint, typecheck and test through turbo, with
+// `pnpm test` (and `./dev test`): every package's lint, typecheck and test, the API reference (docs),
+// Biome's lint and the release dry run, through turbo, with
 // progress a person can follow and a summary at the end.
 //
 // - Runs everything even after a failure (`--continue`), two tasks at a time (2-core machines).
@@ -14,7 +15,7 @@ import { spawn } from "node:child_process"
 const started = Date.now()
 const seconds = (ms) => `${(ms / 1000).toFixed(0)} s`
 const args = [
-  "exec", "turbo", "run", "lint", "typecheck", "test",
+  "exec", "turbo", "run", "lint", "typecheck", "test", "docs", "lint:biome", "release:dry-run",
   "--concurrency=2", "--continue", "--output-logs=full", "--log-order=grouped", "--log-prefix=task",
   ...process.argv.slice(2)
 ]
@@ -22,7 +23,7 @@ const child = spawn("pnpm", args, { stdio: ["ignore", "pipe", "pipe"], detached:
 
 /** @type {Map<string, { start: number, lines: string[], counts: string[], cached: boolean, done: boolean }>} */
 const tasks = new Map()
-const prefixRe = /^(@?[\w./-]+:[\w-]+): ?(.*)$/
+const prefixRe = /^(@?[\w./-]+:[\w-]+(?::[\w-]+)*?):(?: (.*))?$/ // task names may hold colons (//:lint:biome)
 // eslint-disable-next-line no-control-regex
 const ansi = /\u001b\[[0-9;]*[A-Za-z]/g
 let tail = []
@@ -49,7 +50,7 @@ const onLine = (raw) => {
     if (tail.length > 40) tail = tail.slice(-40)
     return
   }
-  const [, name, text] = m
+  const [, name, text = ""] = m
   const t = taskOf(name)
   t.lines.push(text)
   if (/cache hit, replaying/.test(text)) t.cached = true

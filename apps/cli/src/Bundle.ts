@@ -41,6 +41,7 @@ import * as Effect from "effect/Effect"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path"
 import type { Io } from "./Files.js"
+import * as Progress from "./Progress.js"
 
 class BundleUsageError extends Error {}
 
@@ -135,6 +136,7 @@ export interface BundleInput {
 
 /** Runs `agent-runtime bundle` (see the module doc); resolves to the exit code. */
 export const bundleCommand = async (values: BundleInput, io: Io): Promise<number> => {
+  let progress: Progress.Progress | undefined
   try {
     const cwd = io.cwd ?? process.cwd()
     const configPath = resolve(cwd, values.config)
@@ -148,7 +150,12 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
     }
     const config = record(json, "config")
     const modules: Array<BundleBuilder.BundleModuleInput> = []
-    for (const [i, m] of list(config, "modules", false).entries()) {
+    const moduleList = list(config, "modules", false)
+    // steps: read each module, then verify + rewrite them all (one step), then write the files
+    progress = io.progress === undefined
+      ? undefined
+      : Progress.make({ stream: io.progress, label: "bundle", total: moduleList.length + 2 })
+    for (const [i, m] of moduleList.entries()) {
       const r = record(m, `modules[${i}]`)
       const what = `modules[${i}]`
       const signature = r["signature"] === undefined ? undefined : await readBytes(resolve(base, str(r, "signature", what)))
@@ -158,6 +165,7 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
         bytes: await readBytes(resolve(base, str(r, "file", what))),
         ...(signature === undefined ? {} : { signature })
       })
+      progress?.advance(`read ${str(r, "file", what)}`)
     }
     const agents = list(config, "agents").map((a, i) => {
       const r = record(a, `agents[${i}]`)
@@ -200,7 +208,9 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
       includeOriginal: config["includeOriginal"] !== false,
       verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore, allowUnsigned }) }
     })))
+    progress?.advance("verified and rewritten")
     if (result._tag === "Failure") {
+      progress?.stop()
       const e = result.failure
       if (e._tag === "InvalidSignature") {
         io.err(`invalid: ${e.module}: ${e.reason}`)
@@ -218,6 +228,8 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
     await writeFile(join(out, "manifest.json"), `${JSON.stringify(bundle.manifest, null, 2)}\n`)
     await writeFile(join(out, "bundle.js"), bundleModule(bundle))
     await writeFile(join(out, "bundle.d.ts"), DTS)
+    progress?.advance(`wrote ${bundle.files.length + 3} files`)
+    progress?.stop()
     for (const m of bundle.manifest.modules) {
       const signed = m.signature.status === "verified" ? `signed by ${m.signature.keyId}` : "unsigned (allowed)"
       io.out(`${m.name}@${m.version} ${m.moduleHash.slice(0, 16)} ${signed}: ${m.variants.map((v) => v.key.slice(65) || "as loaded").join(", ")}`)
@@ -226,6 +238,7 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
     io.out(`wrote ${values.out}: ${bundle.manifest.modules.length} modules, ${variantCount} variants, ${bundle.manifest.agents.length} agent types`)
     return 0
   } catch (e) {
+    progress?.stop()
     if (e instanceof BundleUsageError) {
       io.err(`error: ${e.message}`)
       return 2

@@ -13,6 +13,7 @@ import * as Exit from "effect/Exit"
 import { constants } from "node:fs"
 import { access, readFile, writeFile } from "node:fs/promises"
 import { basename, resolve } from "node:path"
+import type { ProgressStream } from "./Progress.js"
 
 /** Where a command writes: one call per line of output (no trailing newline). */
 export interface Io {
@@ -20,6 +21,11 @@ export interface Io {
   readonly err: (line: string) => void
   /** Directory relative paths resolve against (default: `process.cwd()`). */
   readonly cwd?: string | undefined
+  /**
+   * Where progress of long work goes (`bundle`): a bar on a TTY, plain lines
+   * otherwise (`Progress.ts`); none when absent (the `bin` passes `process.stderr`).
+   */
+  readonly progress?: ProgressStream | undefined
 }
 
 /**

@@ -8,5 +8,6 @@ import { main } from "./Cli.js"
 
 process.exitCode = await main(process.argv.slice(2), {
   out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`)
+  err: (line) => process.stderr.write(`${line}\n`),
+  progress: process.stderr
 })

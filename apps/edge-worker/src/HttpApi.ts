@@ -33,10 +33,14 @@
  * | 503 | `RuntimeUnavailable`, `InsufficientMemory`, `ResourceExhausted`, `RepositoryError`, a bundle that failed its checks at start |
  * | 500 | a defect (reported, never thrown out of the Worker) |
  *
+ * The routes are an Effect `HttpRouter` (`effect/http`): one table
+ * (`routes`) gives each path its handlers by method; the other methods of a
+ * known path answer 405 and any other path 404. `handler(ctx)` turns it into
+ * a Fetch handler (`HttpRouter.toWebHandler`) that runs in workerd.
+ *
  * @since 0.1.0
  */
 import {
-  type AgentId,
   agentId as toAgentId,
   type AgentInfo,
   type AgentRuntimeShape,
@@ -49,6 +53,10 @@ import type { BundleRegistry } from "@agent-runtime/engine-edge/bundle"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import type * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
@@ -117,38 +125,44 @@ export const toJson = (value: unknown): string =>
     return v
   })
 
-const json = (status: number, body: unknown): Response =>
-  new Response(toJson(body), { status, headers: { "content-type": "application/json; charset=utf-8" } })
+const jsonType = "application/json; charset=utf-8"
+
+const json = (status: number, body: unknown): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.text(toJson(body), { status, contentType: jsonType })
 
 /** The error body of a typed error (its `_tag`, `message` and own fields). */
-export const errorResponse = (error: { readonly _tag: string; readonly message?: string }): Response => {
+const errorBody = (error: { readonly _tag: string; readonly message?: string }) => {
   const fields: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(error)) if (k !== "stack" && k !== "cause") fields[k] = v
-  return json(statusOf(error), { error: { ...fields, _tag: error._tag, message: error.message ?? error._tag } })
+  return { error: { ...fields, _tag: error._tag, message: error.message ?? error._tag } }
 }
+
+/** The Fetch `Response` of a typed error: status by `statusOf`, body `{ "error": { _tag, message, …fields } }`. */
+export const errorResponse = (error: { readonly _tag: string; readonly message?: string }): Response =>
+  new Response(toJson(errorBody(error)), { status: statusOf(error), headers: { "content-type": jsonType } })
 
 const httpError = (tag: string, message: string, fields: Record<string, unknown> = {}): HttpError => ({ _tag: tag, message, ...fields })
 
 /** Reads a JSON body (≤ `MAX_BODY_BYTES`). */
-const readJson = (request: Request): Effect.Effect<unknown, HttpError> =>
-  Effect.gen(function*() {
-    const declared = Number(request.headers.get("content-length") ?? "0")
-    if (declared > MAX_BODY_BYTES) {
-      return yield* Effect.fail(httpError("PayloadTooLarge", `request body of ${declared} bytes exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
-    }
-    const text = yield* Effect.tryPromise({
-      try: () => request.text(),
-      catch: (e) => httpError("BadRequest", `cannot read the request body: ${e instanceof Error ? e.message : String(e)}`)
-    })
-    if (text.length > MAX_BODY_BYTES) {
-      return yield* Effect.fail(httpError("PayloadTooLarge", `request body exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
-    }
-    if (text.trim() === "") return yield* Effect.fail(httpError("BadRequest", "the request body is empty; JSON expected"))
-    return yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: () => httpError("BadRequest", "the request body is not valid JSON")
-    })
+const readJson = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const declared = Number(request.headers["content-length"] ?? "0")
+  if (declared > MAX_BODY_BYTES) {
+    return yield* Effect.fail(httpError("PayloadTooLarge", `request body of ${declared} bytes exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+  }
+  const text = yield* Effect.mapError(
+    request.text,
+    (e) => httpError("BadRequest", `cannot read the request body: ${e.message}`)
+  )
+  if (text.length > MAX_BODY_BYTES) {
+    return yield* Effect.fail(httpError("PayloadTooLarge", `request body exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+  }
+  if (text.trim() === "") return yield* Effect.fail(httpError("BadRequest", "the request body is empty; JSON expected"))
+  return yield* Effect.try({
+    try: () => JSON.parse(text) as unknown,
+    catch: () => httpError("BadRequest", "the request body is not valid JSON")
   })
+})
 
 /** Converts a JSON argument to the export's parameter type (i64 from a decimal string or a safe integer). */
 const toWasmValue = (value: unknown, type: string, index: number): WasmValue | HttpError => {
@@ -179,9 +193,15 @@ export interface ApiContext {
 /** Per-isolate module ids by agent type (loading is verified once per type). */
 const loaded = new WeakMap<AgentRuntimeShape, Map<string, ModuleId>>()
 
-const spawn = (ctx: ApiContext, id: AgentId, request: Request): Effect.Effect<Response, unknown> =>
+/** The route's `:id` parameter as an agent id. */
+const pathAgentId = Effect.map(HttpRouter.params, (p) => toAgentId(p.id ?? ""))
+
+type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext>
+
+const spawn = (ctx: ApiContext): Handler =>
   Effect.gen(function*() {
-    const body = yield* readJson(request)
+    const id = yield* pathAgentId
+    const body = yield* readJson
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return yield* Effect.fail(httpError("BadRequest", "body must be an object { type, memoryLimit?, fuel? }"))
     }
@@ -210,9 +230,11 @@ const spawn = (ctx: ApiContext, id: AgentId, request: Request): Effect.Effect<Re
     return json(201, { agent: info })
   })
 
-const invoke = (ctx: ApiContext, id: AgentId, fn: string, request: Request): Effect.Effect<Response, unknown> =>
+const invoke = (ctx: ApiContext): Handler =>
   Effect.gen(function*() {
-    const body = yield* readJson(request)
+    const id = yield* pathAgentId
+    const fn = (yield* HttpRouter.params).fn ?? ""
+    const body = yield* readJson
     if (!Array.isArray(body)) return yield* Effect.fail(httpError("BadRequest", "body must be a JSON array of arguments"))
     const info: AgentInfo = yield* ctx.runtime.agent(id)
     const module = yield* ctx.runtime.getModule(info.moduleId)
@@ -235,8 +257,12 @@ const invoke = (ctx: ApiContext, id: AgentId, fn: string, request: Request): Eff
     return json(200, { results })
   })
 
-const health = (ctx: ApiContext, id: AgentId): Effect.Effect<Response, unknown> =>
+const evict = (ctx: ApiContext): Handler =>
+  Effect.flatMap(pathAgentId, (id) => Effect.as(ctx.runtime.evictAgent(id, "Manual"), HttpServerResponse.empty({ status: 204 })))
+
+const health = (ctx: ApiContext): Handler =>
   Effect.gen(function*() {
+    const id = yield* pathAgentId
     const agent = yield* ctx.runtime.agent(id)
     const check = yield* ctx.runtime.getHealth(id)
     return json(200, { health: check, agent })
@@ -249,9 +275,10 @@ const health = (ctx: ApiContext, id: AgentId): Effect.Effect<Response, unknown> 
  * buffer, and this request's own timer flushes it every 25 ms. `?limit=N`
  * closes the stream after N events.
  */
-const events = (ctx: ApiContext, url: URL): Effect.Effect<Response, unknown> =>
+const events = (ctx: ApiContext): Handler =>
   Effect.gen(function*() {
-    const limitParam = url.searchParams.get("limit")
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const limitParam = new URL(request.url, "http://worker").searchParams.get("limit")
     const limit = limitParam === null ? Infinity : Number(limitParam)
     if (!(limit > 0)) return yield* Effect.fail(httpError("BadRequest", "limit must be a positive number"))
     const scope = yield* Scope.make()
@@ -287,45 +314,79 @@ const events = (ctx: ApiContext, url: URL): Effect.Effect<Response, unknown> =>
         close()
       }
     })
-    return new Response(body, { status: 200, headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } })
+    return HttpServerResponse.raw(body, { status: 200, contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
   })
 
-const index = (ctx: ApiContext): Effect.Effect<Response> =>
+const index = (ctx: ApiContext): Handler =>
   Effect.map(ctx.runtime.stats, (stats) =>
     json(200, {
       runtime: stats,
       agentTypes: ctx.registry.manifest.agents.map((a) => ({ type: a.type, module: `${a.name}@${a.version}`, memoryLimit: a.memoryLimit, fuel: a.fuel }))
     }))
 
-/** Routes a request (see the module doc). Never fails: every error becomes a response. */
-export const handle = (ctx: ApiContext, request: Request): Effect.Effect<Response> => {
-  const url = new URL(request.url)
-  const parts = url.pathname.split("/").filter((p) => p.length > 0).map((p) => decodeURIComponent(p))
-  const method = request.method
-  const notAllowed = (allowed: string) => Effect.fail(httpError("MethodNotAllowed", `${method} is not allowed on ${url.pathname} (allowed: ${allowed})`))
-  let route: Effect.Effect<Response, unknown>
-  if (parts.length === 0) route = method === "GET" ? index(ctx) : notAllowed("GET")
-  else if (parts[0] === "events" && parts.length === 1) route = method === "GET" ? events(ctx, url) : notAllowed("GET")
-  else if (parts[0] === "agents" && parts.length >= 2) {
-    const id = toAgentId(parts[1]!)
-    if (parts.length === 2) {
-      route = method === "POST"
-        ? spawn(ctx, id, request)
-        : method === "DELETE"
-        ? Effect.as(ctx.runtime.evictAgent(id, "Manual"), new Response(null, { status: 204 }))
-        : notAllowed("POST, DELETE")
-    } else if (parts.length === 3 && parts[2] === "health") route = method === "GET" ? health(ctx, id) : notAllowed("GET")
-    else if (parts.length === 4 && parts[2] === "invoke") route = method === "POST" ? invoke(ctx, id, parts[3]!, request) : notAllowed("POST")
-    else route = Effect.fail(httpError("NotFound", `no route ${url.pathname}`))
-  } else route = Effect.fail(httpError("NotFound", `no route ${url.pathname}`))
-  return route.pipe(
+/** Every error becomes a response: a typed failure by `statusOf`, anything else a 500 `Defect`. */
+const answered = (route: Handler) =>
+  route.pipe(
     Effect.catchCause((cause) => {
       const failure = cause.reasons.find((r) => r._tag === "Fail")
       if (failure !== undefined && failure._tag === "Fail") {
         const e = failure.error as { _tag?: unknown; message?: unknown }
-        if (typeof e === "object" && e !== null && typeof e._tag === "string") return Effect.succeed(errorResponse(e as { _tag: string; message?: string }))
+        if (typeof e === "object" && e !== null && typeof e._tag === "string") {
+          const error = e as { _tag: string; message?: string }
+          return Effect.succeed(json(statusOf(error), errorBody(error)))
+        }
       }
       return Effect.succeed(json(500, { error: { _tag: "Defect", message: Cause.pretty(cause) } }))
     })
   )
+
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+const methods: ReadonlyArray<Method> = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+/** The routes: each path with its handlers by method (see the module doc). */
+export const routes = (ctx: ApiContext): ReadonlyArray<{ readonly path: HttpRouter.PathInput; readonly handlers: Partial<Record<Method, Handler>> }> => [
+  { path: "/", handlers: { GET: index(ctx) } },
+  { path: "/events", handlers: { GET: events(ctx) } },
+  { path: "/agents/:id", handlers: { POST: spawn(ctx), DELETE: evict(ctx) } },
+  { path: "/agents/:id/health", handlers: { GET: health(ctx) } },
+  { path: "/agents/:id/invoke/:fn", handlers: { POST: invoke(ctx) } }
+]
+
+/** The router: `routes`, 405 for the other methods of a known path, 404 for any other path. */
+export const layer = (ctx: ApiContext): Layer.Layer<never, never, HttpRouter.HttpRouter> =>
+  HttpRouter.use((router) =>
+    Effect.gen(function*() {
+      for (const { path, handlers } of routes(ctx)) {
+        const allowed = methods.filter((m) => handlers[m] !== undefined).join(", ")
+        for (const method of methods) {
+          const handler = handlers[method] ?? Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+            Effect.fail(httpError("MethodNotAllowed", `${request.method} is not allowed on ${new URL(request.url, "http://worker").pathname} (allowed: ${allowed})`)))
+          yield* router.add(method, path, answered(handler))
+        }
+      }
+      yield* router.add("*", "*", answered(Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        Effect.fail(httpError("NotFound", `no route ${new URL(request.url, "http://worker").pathname}`)))))
+    })
+  )
+
+/** Fetch handlers by context (one router per runtime, built on first use). */
+const handlers = new WeakMap<ApiContext, (request: Request) => Promise<Response>>()
+
+/** The Fetch handler of the API over `ctx` (`HttpRouter.toWebHandler`), made once per context. */
+export const handler = (ctx: ApiContext): (request: Request) => Promise<Response> => {
+  let web = handlers.get(ctx)
+  if (web === undefined) {
+    // empty path segments are ignored, as they always were here (`/agents//c1/` is `/agents/c1`)
+    const app = HttpRouter.toWebHandler(layer(ctx), {
+      disableLogger: true,
+      routerConfig: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true }
+    })
+    web = (request) => app.handler(request)
+    handlers.set(ctx, web)
+  }
+  return web
 }
+
+/** Routes a request (see the module doc). Never fails: every error becomes a response. */
+export const handle = (ctx: ApiContext, request: Request): Effect.Effect<Response> =>
+  Effect.promise(() => handler(ctx)(request))

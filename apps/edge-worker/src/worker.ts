@@ -18,7 +18,7 @@ import type { KeyValueStore } from "@agent-runtime/repository-kv"
 import { bundle } from "agent-runtime:bundle"
 import * as Effect from "effect/Effect"
 import { start } from "./EdgeRuntime.js"
-import { type ApiContext, errorResponse, handle } from "./HttpApi.js"
+import { type ApiContext, errorResponse, handler } from "./HttpApi.js"
 
 interface Env {
   readonly AGENT_STATE?: KeyValueStore | undefined
@@ -38,7 +38,7 @@ export default {
     try {
       const ctx = await context(env)
       if ("_tag" in ctx) return errorResponse(ctx)
-      return await Effect.runPromise(handle(ctx, request))
+      return await handler(ctx)(request)
     } catch (e) {
       return new Response(JSON.stringify({ error: { _tag: "Defect", message: e instanceof Error ? e.message : String(e) } }), {
         status: 500,

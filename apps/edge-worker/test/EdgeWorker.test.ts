@@ -93,12 +93,17 @@ describe("edge Worker routes (workerd)", () => {
       ["GET", "/agents/ghost/health", undefined, undefined, 404, "AgentNotFound"],
       ["GET", "/agents/dup", undefined, undefined, 405, "MethodNotAllowed"],
       ["GET", "/nowhere", undefined, undefined, 404, "NotFound"],
+      ["PUT", "/agents/dup/invoke/add", [1], undefined, 405, "MethodNotAllowed"],
+      ["POST", "/events", [], undefined, 405, "MethodNotAllowed"],
+      ["GET", "/agents/dup/invoke", undefined, undefined, 404, "NotFound"],
+      ["GET", "/agents//ghost/health/", undefined, undefined, 404, "AgentNotFound"], // empty segments are ignored
       ["POST", "/agents/big", undefined, JSON.stringify({ type: "counter", pad: "x".repeat(1_100_000) }), 413, "PayloadTooLarge"]
     ]
     for (const [method, path, body, raw, status, tag] of cases) {
       const r = await call(method, path, body, raw)
       expect({ method, path, status: r.status, tag: r.json?.error?._tag }).toEqual({ method, path, status, tag })
     }
+    expect((await call("DELETE", "/")).json.error.message).toBe("DELETE is not allowed on / (allowed: GET)")
   })
 
   it("a trap is 422 Trap, and the agent keeps working", async () => {

@@ -1,7 +1,8 @@
 /**
  * Progress of a swarm run, drawn on stderr so stdout carries only the
- * report: a redrawn progress bar when stderr is a terminal, occasional plain
- * lines otherwise (and always with `--json`), nothing with `--quiet`.
+ * report: a redrawn progress bar (`cli-progress`, notes printed above it)
+ * when stderr is a terminal, occasional plain lines otherwise (and always
+ * with `--json`), nothing with `--quiet`.
  *
  * `runSwarm` only emits `ProgressEvent`s; this module renders them.
  *
@@ -20,6 +21,8 @@ export type ProgressEvent =
 /** How progress is shown: a redrawn bar, plain lines, or not at all. */
 export type ProgressMode = "bar" | "lines" | "silent"
 
+import { MultiBar } from "cli-progress"
+
 /** The small part of a stream the renderer needs (`process.stderr` fits). */
 export interface ProgressStream {
   readonly write: (chunk: string) => unknown
@@ -37,60 +40,57 @@ export interface ProgressRenderer {
 export const modeFor = (options: { readonly json: boolean; readonly quiet: boolean; readonly tty: boolean }): ProgressMode =>
   options.quiet ? "silent" : options.tty && !options.json ? "bar" : "lines"
 
-const BAR_WIDTH = 28
-const REDRAW_MS = 50
-
-/** A renderer on `stream` in `mode`. `now` (ms) throttles bar redraws. */
-export const make = (
-  stream: ProgressStream,
-  mode: ProgressMode,
-  now: () => number = () => performance.now()
-): ProgressRenderer => {
+/** A renderer on `stream` in `mode`. */
+export const make = (stream: ProgressStream, mode: ProgressMode): ProgressRenderer => {
   if (mode === "silent") return { onProgress: () => {}, close: () => {} }
-  let phase = ""
-  let total = 0
-  let done = 0
-  let lastDraw = -Infinity
-  let drawn = false
-
-  const clear = () => {
-    if (drawn) stream.write("\r\x1b[2K")
-    drawn = false
+  if (mode === "lines") {
+    return {
+      onProgress: (event) => {
+        if (event._tag === "Note") stream.write(`swarm: ${event.message}\n`)
+      },
+      close: () => {}
+    }
   }
-  const draw = (force: boolean) => {
-    const t = now()
-    if (!force && t - lastDraw < REDRAW_MS) return
-    lastDraw = t
-    const ratio = total > 0 ? Math.min(1, done / total) : 1
-    const filled = Math.round(ratio * BAR_WIDTH)
-    const line = `${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)} ${String(Math.round(ratio * 100)).padStart(3)}% ${phase} ${done}/${total}`
-    const width = stream.columns !== undefined && stream.columns > 0 ? stream.columns : 100
-    stream.write(`\r\x1b[2K${line.slice(0, Math.max(20, width - 1))}`)
-    drawn = true
-  }
-
+  // one bar (the current phase) with the notes logged above it; cleared on close so the report follows
+  const bars = new MultiBar({
+    stream: stream as NodeJS.WriteStream,
+    format: "{bar} {percentage}% {phase} {value}/{total}",
+    barCompleteChar: "█",
+    barIncompleteChar: "░",
+    barsize: 28,
+    fps: 20,
+    clearOnComplete: true,
+    hideCursor: false
+  })
+  let bar: ReturnType<MultiBar["create"]> | undefined
+  let closed = false
   const onProgress = (event: ProgressEvent) => {
+    if (closed) return
     switch (event._tag) {
       case "Phase":
-        phase = event.name
-        total = event.total
-        done = 0
-        if (mode === "bar") draw(true)
+        if (bar === undefined) bar = bars.create(event.total, 0, { phase: event.name })
+        else {
+          bar.setTotal(event.total)
+          bar.update(0, { phase: event.name })
+        }
+        bars.update()
         return
       case "Advance":
-        done = event.done
-        if (mode === "bar") draw(done >= total)
+        bar?.update(event.done)
+        if (bar !== undefined && event.done >= bar.getTotal()) bars.update() // the full bar shows at once
         return
       case "Note":
-        if (mode === "bar") {
-          clear()
-          stream.write(`swarm: ${event.message}\n`)
-          draw(true)
-        } else {
-          stream.write(`swarm: ${event.message}\n`)
-        }
+        bars.log(`swarm: ${event.message}\n`)
+        bars.update()
         return
     }
   }
-  return { onProgress, close: () => (mode === "bar" ? clear() : undefined) }
+  return {
+    onProgress,
+    close: () => {
+      if (closed) return
+      closed = true
+      bars.stop()
+    }
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * `pnpm start [--json] [--agents N] [--seed S] [--rounds R] [--tamper <agent>]…
- * [--platform native|node] [--db <path.sqlite> [--resume]] [--ack-log <file>] [--quiet]`:
+ * [--platform native|node] [--db <path.sqlite> [--resume]] [--ack-log <file>] [--hosts N] [--quiet]`:
  * runs the swarm — by default on the embedded defaults: native engine,
  * in-memory repositories and bus, the TEST-ONLY trust store — and prints the
  * report. `--platform node` runs the agents on worker threads
@@ -55,6 +55,8 @@ const usage = `usage: pnpm start [options]
   --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call (and
                      "<agentId> evicted <reason>" when an eviction deletes saved state); a fresh --db run
                      starts it empty, --resume first compares it with what came back
+  --hosts <n>        run the agents (counters) across n host processes on a local nats-server -js,
+                     SIGKILL one mid-run and report what moved and what was lost (n: 2..16)
   --quiet            no progress on stderr
   -h, --help         this text
 `
@@ -87,6 +89,7 @@ const parsed = (() => {
         db: { type: "string" },
         resume: { type: "boolean", default: false },
         "ack-log": { type: "string" },
+        hosts: { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false }
       },
@@ -118,6 +121,16 @@ if (parsed.resume && parsed.db !== undefined && !existsSync(parsed.db)) {
 const tamper = parsed.tamper ?? []
 for (const name of tamper) {
   if (!(agentTypes as ReadonlyArray<string>).includes(name)) fail(`--tamper: unknown agent "${name}" (one of ${agentTypes.join(", ")})`)
+}
+
+// --hosts: the multi-host mode (MultiHost.ts), its own run and report
+if (parsed.hosts !== undefined) {
+  const hosts = integer("hosts", parsed.hosts, 3, 2, 16)
+  if (parsed.db !== undefined || parsed["ack-log"] !== undefined || platform !== "native" || tamper.length > 0) {
+    fail("--hosts runs counter agents on the native engine over NATS: it takes no --db, --resume, --ack-log, --platform node or --tamper")
+  }
+  const { runMultiHostCli } = await import("./MultiHost.js")
+  process.exit(await runMultiHostCli({ hosts, agents, seed, rounds, json: parsed.json, quiet: parsed.quiet }))
 }
 
 const progress = Progress.make(

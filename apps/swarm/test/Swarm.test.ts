@@ -170,11 +170,14 @@ describe("helpers", () => {
     lines.onProgress({ _tag: "Note", message: "half way" })
     expect(out).toEqual(["swarm: half way\n"])
     const bar: Array<string> = []
-    const tty = Progress.make({ write: (s) => bar.push(s), isTTY: true, columns: 80 }, "bar", () => 0)
+    const tty = Progress.make({ write: (s) => bar.push(s), isTTY: true, columns: 80 }, "bar")
     tty.onProgress({ _tag: "Phase", name: "spawning", total: 4 })
     tty.onProgress({ _tag: "Advance", done: 4 })
-    expect(bar.at(-1)).toMatch(/100% spawning 4\/4/)
+    expect(bar.join("")).toMatch(/█{28} 100% spawning 4\/4/) // the full bar is drawn at once
+    tty.onProgress({ _tag: "Note", message: "spawned 4" })
+    expect(bar.join("")).toContain("swarm: spawned 4\n") // a note goes above the bar
+    const before = bar.length
     tty.close()
-    expect(bar.at(-1)).toBe("\r\x1b[2K")
+    expect(bar.slice(before).join("")).toContain("\x1b[0J") // the bar is cleared: the report follows on a clean line
   })
 })

@@ -11,6 +11,7 @@ import { loadSuite } from "./LoadSuite.js"
 import type { RunOptions, SuiteResult } from "./Measure.js"
 import { peerSuite } from "./PeerSuite.js"
 import { scaleSuite } from "./ScaleSuite.js"
+import { serverSuite } from "./ServerSuite.js"
 import { spawnSuite } from "./SpawnSuite.js"
 import { workerSuite } from "./WorkerSuite.js"
 
@@ -23,5 +24,6 @@ export const suites: ReadonlyArray<{ readonly name: string; readonly run: (optio
   { name: "lifecycle", run: lifecycleSuite },
   { name: "scale", run: scaleSuite },
   { name: "browser", run: browserSuite },
-  { name: "edge", run: edgeSuite }
+  { name: "edge", run: edgeSuite },
+  { name: "server", run: serverSuite }
 ]

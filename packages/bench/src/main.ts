@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import { Progress } from "@agent-runtime/cli"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { SuiteResult } from "./Measure.js"
@@ -34,18 +35,24 @@ const startedAt = new Date()
 const start = performance.now()
 const results: Array<SuiteResult> = []
 const failures: Array<{ suite: string; note: string }> = []
-for (const suite of suites) {
-  if (only !== undefined && !only.includes(suite.name)) continue
+const selected = suites.filter((suite) => only === undefined || only.includes(suite.name))
+// on a terminal: a progress bar over the suites; otherwise one plain line per suite
+const bar = process.stderr.isTTY ? Progress.make({ label: `bench${quick ? " (quick)" : ""}`, total: selected.length }) : undefined
+for (const suite of selected) {
   const t = performance.now()
-  process.stderr.write(`▶ ${suite.name}${quick ? " (quick)" : ""}…`)
+  if (bar === undefined) process.stderr.write(`▶ ${suite.name}${quick ? " (quick)" : ""}…`)
   try {
     results.push(await suite.run({ quick }))
-    process.stderr.write(` ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+    const took = `${((performance.now() - t) / 1000).toFixed(1)} s`
+    if (bar === undefined) process.stderr.write(` ${took}\n`)
+    else bar.advance(`${suite.name} ${took}`)
   } catch (e) {
-    process.stderr.write(" FAILED\n")
+    if (bar === undefined) process.stderr.write(" FAILED\n")
+    else bar.advance(`${suite.name} FAILED`)
     failures.push({ suite: suite.name, note: `suite failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}` })
   }
 }
+bar?.stop()
 const rows = resolve(results)
 const result: BenchResult = {
   startedAt: startedAt.toISOString(),

@@ -33,6 +33,7 @@ import { eventCases } from "./cases/Events.js"
 import { factoryCases } from "./cases/Factory.js"
 import { healthCases } from "./cases/Health.js"
 import { hostFaultCases } from "./cases/HostFaults.js"
+import { hostileModuleCases } from "./cases/HostileModules.js"
 import { hostResultCases } from "./cases/HostResults.js"
 import { isolationCases, resourceLimitCases, uniqueInstanceCases } from "./cases/Invariants.js"
 import { invocationCases } from "./cases/Invocation.js"
@@ -84,6 +85,7 @@ export const suite = (name: string, engineLayer: Layer.Layer<WasmEngine>, option
     hostResultCases(ctx)
     hostFaultCases(ctx)
     diagnosticCases(ctx)
+    hostileModuleCases(ctx)
     lifecycleCases(ctx)
     healthCases(ctx)
     memoryPressureCases(ctx)

@@ -224,7 +224,7 @@ export const make = (
       invoke: (agentId, fn, args = []) =>
         Effect.withFiber((fiber) => { // the checks run now, in the fiber's step: no extra effect per call
           const call = invokeNow(state, agentId, fn, args)
-          return tracing(fiber) ? invokeSpan(call) : call
+          return tracing(fiber) ? invokeSpan(agentId, fn)(call) : call
         }),
       prepare: (agentId, fn) => op.prepare(withAgentId(agentId, () => prepare(state, agentId, fn))),
       revokeImport: (agentId, capability) =>

@@ -26,10 +26,10 @@
  * @since 0.1.0
  */
 import { ConsoleStdout, Directory, type Fd, File, type Inode, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim"
-import { type ExecutorPlatform, Protocol, type WasiHost, type WasiSession, WorkerEngine } from "@agent-runtime/engine-kit"
+import { type ExecutorPlatform, Protocol, type WasiHost, type WasiSession } from "@agent-runtime/engine-kit"
 
 /** The WASI import namespace (WASI preview1). */
-export const WASI_MODULE = WorkerEngine.WASI_MODULE
+export const WASI_MODULE = Protocol.WASI_MODULE // from Protocol, not WorkerEngine: keeps the host-side pool out of the worker bundle
 
 /** WASI setup sent with an instantiate request: `[args, env, files: [guestPath, bytes][]]` (an in-memory preopened `/`). */
 export type WasiSpec = readonly [

@@ -34,6 +34,9 @@
 import type { EngineState, HostMemory } from "@agent-runtime/domain"
 import type { Wire } from "./Codec.js"
 
+/** The WASI import namespace (WASI preview1). */
+export const WASI_MODULE = "wasi_snapshot_preview1"
+
 /** Request opcodes. */
 export const Op = {
   Instantiate: 1,

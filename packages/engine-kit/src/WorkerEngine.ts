@@ -56,6 +56,7 @@ import {
 import * as Effect from "effect/Effect"
 import { type ChannelKind, DEFAULT_CHANNEL_BYTES } from "./CallChannel.js"
 import * as Instance from "./Instance.js"
+import { checkSuppliedTables } from "./internal/core.js"
 import {
   type ErrorWire,
   type ImportSpec,
@@ -64,7 +65,8 @@ import {
   stateFromWire,
   stateToWire,
   type Tracking,
-  type ValueWire
+  type ValueWire,
+  WASI_MODULE as PROTOCOL_WASI_MODULE
 } from "./Protocol.js"
 import type { ExecutorPlatform } from "./WorkerExecutor.js"
 import type { WorkerHost } from "./WorkerHost.js"
@@ -168,8 +170,8 @@ export const withPoolThreads = <O extends WorkerEngineOptions & { readonly worke
     maxThreads: options.maxThreads ?? options.workers ?? pool.maxThreads
   }))
 
-/** The WASI import namespace (WASI preview1). */
-export const WASI_MODULE = "wasi_snapshot_preview1"
+/** The WASI import namespace (WASI preview1); defined in `Protocol` (worker-side code imports it from there). */
+export const WASI_MODULE = PROTOCOL_WASI_MODULE
 
 // -- error mapping ----------------------------------------------------------------
 
@@ -350,6 +352,21 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
       const resolved = importsFor(module, instantiateOptions.imports as Record<string, Record<string, unknown>>)
       if (resolved instanceof InstantiationError) return Effect.fail(resolved)
       const agentId = instantiateOptions.agentId as string
+      if (inPage) {
+        // in-page executors get the caller's own objects: a supplied table must fit the budget (issue 12 item 1)
+        const tables = checkSuppliedTables(
+          instantiateOptions.imports as WebAssembly.Imports,
+          instantiateOptions.memoryLimit,
+          agentId
+        )
+        if (tables !== undefined) {
+          return Effect.fail(
+            tables._tag === "MemoryExceeded"
+              ? new MemoryExceeded({ agentId, used: tables.used, limit: tables.limit })
+              : new InstantiationError({ reason: tables.reason })
+          )
+        }
+      }
       const wasi = resolved.wasi ? config.wasi.open(agentId) : undefined
       const id = pool.nextRecordId()
       const record: AgentRecord<W> = {

@@ -31,16 +31,11 @@
  *
  * @since 0.2.0
  */
-import {
-  FuelExhausted,
-  FunctionNotFound,
-  InstantiationError,
-  MemoryExceeded,
-  Trap,
-  type WasmValue
-} from "@agent-runtime/domain"
+import type { WasmValue } from "@agent-runtime/domain"
 import { type ChannelInit, type ChannelMessage, openWorker, type WorkerChannel } from "./CallChannel.js"
-import * as Instance from "./Instance.js"
+// the synchronous core with plain tagged errors: nothing here pulls Schema or Effect into the worker bundle
+import * as Instance from "./internal/core.js"
+import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./internal/errors.js"
 import { PAGE_BYTES } from "./internal/pages.js"
 import {
   type Diff,

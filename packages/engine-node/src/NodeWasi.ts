@@ -31,10 +31,10 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type WasiHost, type WasiSession, WorkerEngine } from "@agent-runtime/engine-kit"
+import { Protocol, type WasiHost, type WasiSession } from "@agent-runtime/engine-kit"
 
 /** The WASI import namespace (WASI preview1). */
-export const WASI_MODULE = WorkerEngine.WASI_MODULE
+export const WASI_MODULE = Protocol.WASI_MODULE // from Protocol, not WorkerEngine: keeps the host-side pool out of the worker bundle
 
 /**
  * WASI setup sent with an instantiate request: `[programName, stdinFd, stdoutFd,

@@ -14,8 +14,18 @@
  *   agent leaves — `evictAgent` here, or any `AgentEvicted` the runtime
  *   publishes (memory pressure, health failure, shutdown).
  * - A lease found lost on renewal (this host was cut off longer than the
- *   TTL and another host took the agent) evicts the local instance
- *   (`Manual`), so two live instances never stay.
+ *   TTL and another host took the agent) evicts the local instance with
+ *   `Shutdown` — the one reason that keeps the saved state, which is the new
+ *   owner's now — so two live instances never stay.
+ * - `activate` brings an agent to this host from its last snapshot (the
+ *   next call after a migration or a failover): held by another host →
+ *   `AgentAlreadyExists { owner }`; already held here → `AgentAlreadyExists
+ *   { owner: this host }`. Of any number of racing activations across hosts
+ *   exactly one succeeds.
+ * - `migrate` saves the agent's state, evicts it here with `Shutdown`
+ *   (state kept: `EvictionReason` has no migration reason, and every other
+ *   reason deletes the saved state) and releases the lease, so the next
+ *   `activate` on any host continues from that state.
  * - When the layer's scope closes every lease still held is released.
  *
  * The other operations (`invoke`, lifecycle, health, …) are the runtime's:
@@ -33,7 +43,7 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { type AgentAlreadyExists, type LeaseError, Leases } from "./Leases.js"
+import { AgentAlreadyExists, type LeaseError, Leases } from "./Leases.js"
 
 type Runtime = AgentRuntime["Service"]
 type Fn = (...args: ReadonlyArray<never>) => Effect.Effect<unknown, unknown, unknown>
@@ -54,6 +64,24 @@ export interface LeasedRuntimeShape {
   readonly restore: (
     agentId: AgentId
   ) => Effect.Effect<SuccessOf<Runtime["restore"]>, ErrorOf<Runtime["restore"]> | AgentAlreadyExists | LeaseError>
+  /**
+   * Activates the agent here from its last snapshot (after a migration, a
+   * passivation elsewhere that released it, or a failover): takes its lease,
+   * then `restore`. Fails with `AgentAlreadyExists { owner }` when another
+   * host holds it, or this one already does (`owner` = this host).
+   */
+  readonly activate: (
+    agentId: AgentId
+  ) => Effect.Effect<SuccessOf<Runtime["restore"]>, ErrorOf<Runtime["restore"]> | AgentAlreadyExists | LeaseError>
+  /**
+   * Hands the agent over: saves its state (a passivated agent's is saved
+   * already), evicts it here with `Shutdown` (the saved state stays) and
+   * releases its lease. The next `activate` on any host continues from the
+   * saved state.
+   */
+  readonly migrate: (
+    agentId: AgentId
+  ) => Effect.Effect<void, ErrorOf<Runtime["snapshot"]> | ErrorOf<Runtime["evictAgent"]>>
   /** Evicts the agent here and releases its lease. */
   readonly evictAgent: Runtime["evictAgent"]
   /** Agents whose lease this host holds now. */
@@ -83,9 +111,14 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
   // them anyway), so two local calls for one agent cannot both take the lease and one release it
   const lock = Semaphore.makeUnsafe(1)
 
-  const guarded = <A, E>(agentId: AgentId, create: Effect.Effect<A, E>): Effect.Effect<A, E | AgentAlreadyExists | LeaseError> =>
+  const guarded = <A, E>(
+    agentId: AgentId,
+    create: Effect.Effect<A, E>,
+    mustTake = false
+  ): Effect.Effect<A, E | AgentAlreadyExists | LeaseError> =>
     Effect.gen(function*() {
       const took = !scopes.has(agentId)
+      if (!took && mustTake) return yield* new AgentAlreadyExists({ agentId, owner: leases.hostId })
       if (took) {
         const scope = yield* Scope.fork(outer)
         const lease = yield* Scope.provide(leases.hold(agentId), scope).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
@@ -94,7 +127,7 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
         yield* lease.lost.pipe(
           Effect.flatMap((lost) =>
             Effect.logWarning(`${lost.message}: evicting the local instance`).pipe(
-              Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Manual"))),
+              Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Shutdown"))),
               Effect.andThen(releaseLease(agentId))
             )
           ),
@@ -116,6 +149,15 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
     runtime,
     spawnAgent: (agentId, moduleId, config) => guarded(agentId, runtime.spawnAgent(agentId, moduleId, config)),
     restore: (agentId) => guarded(agentId, runtime.restore(agentId)),
+    activate: (agentId) => guarded(agentId, runtime.restore(agentId), true),
+    migrate: (agentId) =>
+      runtime.snapshot(agentId).pipe(
+        // passivated (its state was saved when it was released) or not running: what is saved stays
+        Effect.catchTag("AgentNotRunning", () => Effect.void),
+        Effect.andThen(runtime.evictAgent(agentId, "Shutdown")),
+        Effect.andThen(releaseLease(agentId)),
+        lock.withPermits(1)
+      ),
     evictAgent: (agentId, reason) => Effect.andThen(runtime.evictAgent(agentId, reason), releaseLease(agentId)),
     held: () => [...scopes.keys()]
   } satisfies LeasedRuntimeShape

@@ -23,7 +23,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { afterAll, beforeAll } from "vitest"
-import { LeasedRuntime, Leases, NatsModuleRepository } from "../src/index.js"
+import { Kvm } from "@nats-io/kv"
+import { InstanceRepository } from "@agent-runtime/domain"
+import { LeasedRuntime, Leases, Nats, NatsInstanceRepository, NatsModuleRepository } from "../src/index.js"
+import { keyOf } from "../src/internal/errors.js"
 import { connection, names } from "./support/layers.js"
 import { startNatsServer, type RunningNatsServer } from "./support/NatsServer.js"
 
@@ -103,5 +106,54 @@ describe("LeasedRuntime", () => {
       }
       expect(released).toBe(true)
       expect(a.leased.held()).not.toContain("z")
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("a lease lost on renewal evicts the local instance and keeps the saved state, which the new owner continues from", () =>
+    Effect.gen(function*() {
+      const n = names()
+      /** A host whose agents' states are saved after every call in the shared KV bucket. */
+      const persistentHost = (id: string) =>
+        Effect.gen(function*() {
+          const nats = connection(server.url, id)
+          const ports = Layer.mergeAll(
+            NatsModuleRepository.layer({ bucket: n.modules, objectStore: n.modules }),
+            NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots }),
+            Leases.layer({ hostId: id, bucket: n.leases, ttlMs: 3_000, renewEveryMs: 100 })
+          ).pipe(Layer.provideMerge(nats))
+          const runtime = AgentRuntimes.layer({ id, persistence: { snapshotAfterCalls: true } }).pipe(
+            Layer.provideMerge(Layer.mergeAll(ports, MetricsRepositories.layerMemory, EventBuses.layerMemory, ExecutionAuthorizers.layerAllowAll)),
+            Layer.provide(Layer.mergeAll(NativeEngine.layer, Signing.layer({ trustStore: testOnlyTrustStore() })))
+          )
+          const ctx = yield* Layer.build(LeasedRuntime.layer.pipe(Layer.provideMerge(runtime)))
+          return {
+            leased: Context.get(ctx, LeasedRuntime.LeasedRuntime),
+            repo: Context.get(ctx, InstanceRepository),
+            nats: Context.get(ctx, Nats.Nats)
+          }
+        })
+      const a = yield* persistentHost("host-a")
+      const b = yield* persistentHost("host-b")
+      const m = yield* a.leased.runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+      yield* b.leased.runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+      yield* a.leased.spawnAgent(agentId("s"), m, { memoryLimit: 2 * MemoryBudget.MiB })
+      for (let i = 0; i < 3; i++) yield* a.leased.runtime.invoke(agentId("s"), "increment", [])
+
+      // host A is cut off long enough for its lease to go (here: deleted behind its back) and B takes the agent
+      const kv = yield* Effect.promise(() => new Kvm(a.nats.jetstream).open(n.leases))
+      yield* Effect.promise(() => kv.delete(keyOf("s")))
+      yield* b.leased.activate(agentId("s"))
+      expect(yield* b.leased.runtime.invoke(agentId("s"), "get", [])).toEqual([3])
+
+      // A's next renewal finds the lease lost: its instance goes, the saved state (B's now) stays
+      let gone = false
+      for (let i = 0; i < 100 && !gone; i++) {
+        gone = (yield* a.leased.runtime.agents).every((x) => x.agentId !== "s")
+        if (!gone) yield* Effect.sleep("50 millis")
+      }
+      expect(gone).toBe(true)
+      expect(a.leased.held()).not.toContain("s")
+      expect(Option.isSome(yield* b.repo.loadState(agentId("s")))).toBe(true)
+      expect(yield* b.leased.runtime.invoke(agentId("s"), "increment", [])).toEqual([4])
+      expect(Option.map(yield* b.repo.loadState(agentId("s")), (snap) => snap.invocationCount)).toEqual(Option.some(5))
     }).pipe(Effect.scoped), 60_000)
 })

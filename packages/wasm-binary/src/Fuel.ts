@@ -189,7 +189,7 @@ export const instrumentFuelOf = (
     if (initial !== BigInt.asIntN(64, initial)) throw new WasmBinaryError(0, `initial fuel ${initial} is not an i64`)
     const costOf = options.costs ?? defaultOperatorCost
 
-    const out = new ByteWriter(bytes.length + (bytes.length >> 2) + 64)
+    const out = new ByteWriter(bytes.length * 2 + 64) // instrumented code is typically 1.5–1.8× the original
     out.bytes(bytes.subarray(0, 8))
     const hasGlobal = sections.some((s) => s.id === SectionId.global)
     const hasExport = sections.some((s) => s.id === SectionId.export)
@@ -372,22 +372,23 @@ const rewriteCode = (
   const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
   const n = c.count()
   w.u32(n)
-  const body = new ByteWriter(4096)
   const imm = new Immediates()
-  const global = new ByteWriter(8).u32(fuelGlobal).finish()
   for (let i = 0; i < n; i++) {
     const at = c.offset
     const size = c.u32()
     const r = c.sub(size, "unexpected end of section or function", "unexpected end of section or function", at)
-    rewriteBody(bytes, r, body, global, fuelGlobal, paramsOf(i, at), imm, costOf)
-    w.u32(body.size).bytes(body.view())
+    // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
+    const sizeAt = w.size
+    w.skip(5)
+    rewriteBody(bytes, r, w, fuelGlobal, paramsOf(i, at), imm, costOf)
+    w.closeSized(sizeAt)
     c.offset = r.end
   }
   if (!c.atEnd) c.fail("section size mismatch")
 }
 
 /**
- * Rewrites one body into `out` (reset first). The fuel is kept in a new
+ * Rewrites one body, appending it to `out`. The fuel is kept in a new
  * local (the last one, so no local index shifts) that the compiler keeps in
  * a register: loaded from the global at entry, after calls and at exception
  * handlers; stored back before calls, throws, `unreachable`, failed checks
@@ -397,30 +398,27 @@ const rewriteBody = (
   bytes: Uint8Array,
   r: ByteReader,
   out: ByteWriter,
-  global: Uint8Array,
   fuelGlobal: number,
   params: number,
   imm: Immediates,
   costOf: (op: Opcode) => number
 ): void => {
-  out.reset()
   const localsAt = r.offset
   const locals = readLocals(r)
   let declared = 0
   for (const l of locals) declared += l.count
   const fuelLocal = params + declared
   if (fuelLocal + 1 > MAX_LOCALS) r.fail("too many locals to add the fuel counter", localsAt)
-  const local = new ByteWriter(8).u32(fuelLocal).finish()
   // local declarations: one more run, `1 × i64`, after the original ones
   const firstRun = new ByteReader(bytes, localsAt, r.offset)
   firstRun.count()
-  out.u32(locals.length + 1).bytes(bytes.subarray(firstRun.offset, r.offset)).u8(0x01).u8(0x7e)
+  out.u32(locals.length + 1).copy(bytes, firstRun.offset, r.offset).u8(0x01).u8(0x7e)
 
-  const load = (): void => void out.u8(0x23).bytes(global).u8(0x21).bytes(local)
-  const flush = (): void => void out.u8(0x20).bytes(local).u8(0x24).bytes(global)
+  const load = (): void => void out.u8(0x23).u32(fuelGlobal).u8(0x21).u32(fuelLocal)
+  const flush = (): void => void out.u8(0x20).u32(fuelLocal).u8(0x24).u32(fuelGlobal)
   // local.get $f; i64.const 0; i64.lt_s; if; [local.get $f; global.set $fuel;] unreachable; end
   const check = (store: boolean): void => {
-    out.u8(0x20).bytes(local).u8(0x42).u8(0x00).u8(0x53).u8(0x04).u8(0x40)
+    out.u8(0x20).u32(fuelLocal).u8(0x42).u8(0x00).u8(0x53).u8(0x04).u8(0x40)
     if (store) flush()
     out.u8(0x00).u8(0x0b)
   }
@@ -439,23 +437,23 @@ const rewriteBody = (
     if (!segDead) {
       if (segLoad) load()
       if (segCost > 0) {
-        out.u8(0x20).bytes(local).u8(0x42)
+        out.u8(0x20).u32(fuelLocal).u8(0x42)
         if (segCost <= 0x7fffffff) out.s32(segCost)
         else out.s64(BigInt(segCost))
-        out.u8(0x7d).u8(0x21).bytes(local)
+        out.u8(0x7d).u8(0x21).u32(fuelLocal)
       }
       if (segCheck) check(true)
       let from = segStart
       for (let k = 0; k < markCount; k += 2) {
         const x = marks[k] as number
-        out.bytes(bytes.subarray(from, x))
+        out.copy(bytes, from, x)
         flush()
         if (marks[k + 1] === EXIT) check(false)
         from = x
       }
-      out.bytes(bytes.subarray(from, end))
+      out.copy(bytes, from, end)
     } else {
-      out.bytes(bytes.subarray(segStart, end))
+      out.copy(bytes, segStart, end)
     }
     segStart = end
     segCost = 0
@@ -473,8 +471,11 @@ const rewriteBody = (
     if (r.atEnd) r.fail("END opcode expected", r.end)
     const at = r.offset
     const op = decodeInstruction(r, imm)
-    const cost = costOf(op)
-    if (!Number.isSafeInteger(cost) || cost < 0) r.fail(`invalid fuel cost ${String(cost)} for ${opcodeName(op)}`, at)
+    // the default table inline (no call, no check); a caller's `costs` is called and checked
+    const cost = costOf === defaultOperatorCost ? (op < 0x20 ? ZERO_COST[op] ?? 1 : 1) : costOf(op)
+    if (costOf !== defaultOperatorCost && (!Number.isSafeInteger(cost) || cost < 0)) {
+      r.fail(`invalid fuel cost ${String(cost)} for ${opcodeName(op)}`, at)
+    }
     switch (op) {
       case BLOCK:
       case TRY:

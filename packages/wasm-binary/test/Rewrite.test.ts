@@ -11,6 +11,28 @@ const hiddenExports = (bytes: Uint8Array) => info(bytes).exports.map((e) => e.na
 const setFuel = (exports: Exports, fuel: bigint) => ((exports[FUEL_EXPORT] as WebAssembly.Global).value = fuel)
 
 describe("rewriteModule", () => {
+  it("given `validated` (the caller validated the input), writes the same bytes and facts as the checked rewrite", () => {
+    for (const ref of referenceModules) {
+      const bytes = readReferenceModule(ref.name)
+      const validated = unwrap(readModule(bytes, { bodies: false }))
+      for (const options of [{ fuel: true }, { maxMemoryPages: 4096 }, { maxMemoryPages: 4096, fuel: true, exportState: true }]) {
+        const checked = rewriteModule(bytes, options)
+        const trusted = rewriteModule(bytes, { ...options, validated })
+        expect(trusted.ok, `${ref.name} ${JSON.stringify(options)}`).toBe(checked.ok)
+        if (checked.ok && trusted.ok) {
+          expect(createHash("sha256").update(trusted.value.bytes).digest("hex"), ref.name).toBe(
+            createHash("sha256").update(checked.value.bytes).digest("hex")
+          )
+          const { bytes: _a, ...facts } = trusted.value
+          const { bytes: _b, ...expected } = checked.value
+          expect(facts).toEqual(expected)
+        } else if (!checked.ok && !trusted.ok) {
+          expect(trusted.error.reason).toBe(checked.error.reason)
+        }
+      }
+    }
+  })
+
   it("with no options returns the module unchanged", () => {
     const bytes = readAgent("text")
     const r = unwrap(rewriteModule(bytes, {}))

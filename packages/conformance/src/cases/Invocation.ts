@@ -228,6 +228,32 @@ export const invocationCases = ({ run, caps }: SuiteContext) =>
         })
       ))
 
+    it.effect("prepared call: a trap runs invoke's recovery (onTrap \"restore\": fresh instance, AgentRecovered); \"keep\" keeps the instance", () =>
+      run((t) =>
+        Effect.gen(function*() {
+          const events = yield* t.collect
+          for (const policy of ["restore", "keep"] as const) {
+            const id = `pc-${policy}`
+            yield* t.spawn(id, "leaky", { onTrap: policy })
+            const leak = yield* t.rt.prepare(agentId(id), "leak")
+            const calls = yield* t.rt.prepare(agentId(id), "calls_made")
+            // the synchronous handle where the engine has one (in-process), else the handle's invoke
+            const viaHandle = (h: typeof leak, args: ReadonlyArray<WasmValue>) =>
+              h.call === undefined ? h.invoke(args) : Effect.try({ try: () => h.call!(...args), catch: (e) => e as Trap })
+            expect(yield* viaHandle(leak, [1])).toEqual([1])
+            const e = yield* Effect.flip(viaHandle(leak, [1 << 20])) // counts the call, then traps
+            expect(e).toMatchObject({ _tag: "Trap", function: "leak" })
+            yield* t.settle
+            expect(yield* viaHandle(calls, [])).toEqual(policy === "restore" ? [0] : [2])
+            const info = yield* t.info(id)
+            expect(info.errorCount).toBe(1)
+            expect(info.state).toBe("Running")
+          }
+          yield* t.settle
+          expect(events.of("AgentRecovered").map((x) => [x.agentId, x.from])).toEqual([["pc-restore", "Fresh"]])
+        })
+      ))
+
     it.effect("start-trap: a trap in the start function fails the spawn with Trap and leaves nothing behind", () =>
       run(({ rt, spawn, call }) =>
         Effect.gen(function*() {

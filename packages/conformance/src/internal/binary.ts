@@ -131,3 +131,132 @@ export const tableBombModule = (): Uint8Array => {
     ...section(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
   ])
 }
+
+// -- hostile modules (issue 12 items 2 and 6) ---------------------------------------------------------------
+
+const hStr = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
+const hSection = (id: number, payload: ReadonlyArray<number>) => [id, ...uleb(payload.length), ...payload]
+const uleb = (n: number): Array<number> => {
+  const out: Array<number> = []
+  do {
+    let b = n & 0x7f
+    n >>>= 7
+    if (n !== 0) b |= 0x80
+    out.push(b)
+  } while (n !== 0)
+  return out
+}
+const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+/** `i64.const 1_000_000_000` (signed LEB128 immediate). */
+const I64_1E9 = [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03]
+
+/**
+ * `(func (export "run") <body>)` with type `[] -> []` and optional extra sections between the function and the
+ * export sections (e.g. a global section). `body` is the raw function body: locals vector, then instructions.
+ * Layout without extras: type section bytes 8..13, function 14..17, export 18..26, code from 27 (body at 31).
+ */
+const runModule = (body: ReadonlyArray<number>, extra: ReadonlyArray<number> = [], after: ReadonlyArray<number> = []): Uint8Array =>
+  Uint8Array.from([
+    ...HEADER,
+    ...hSection(SectionId.type, [0x01, 0x60, 0x00, 0x00]),
+    ...hSection(SectionId.function, [0x01, 0x00]),
+    ...extra,
+    ...hSection(SectionId.export, [0x01, ...hStr("run"), 0x00, 0x00]),
+    ...hSection(SectionId.code, [0x01, ...uleb(body.length), ...body]),
+    ...after
+  ])
+
+/**
+ * The fuel escapes of issue 12 item 2 — invalid modules that a fuel rewrite without its own index checks turned into
+ * valid ones whose loop refills its own fuel — with the byte offset of the offending instruction:
+ * - `localRefill`: no locals; `loop (local.set 0 (i64.const 1e9)) br 0` (local 0 would be the fuel counter);
+ * - `globalRefill`: one `(mut i64)` global; the loop sets global 1, one past the module's globals;
+ * - `globalRead`: `global.get 0` in a module without globals.
+ */
+export const fuelEscapeModules = (): ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array; readonly offset: number; readonly reason: RegExp }> => [
+  {
+    name: "local.set one past the locals",
+    bytes: runModule([0x00, 0x03, 0x40, ...I64_1E9, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b]),
+    offset: 40,
+    reason: /unknown local 0/
+  },
+  {
+    name: "global.set one past the globals",
+    bytes: runModule(
+      [0x00, 0x03, 0x40, ...I64_1E9, 0x24, 0x01, 0x0c, 0x00, 0x0b, 0x0b],
+      hSection(6, [0x01, 0x7e, 0x01, 0x42, 0x00, 0x0b])
+    ),
+    offset: 48,
+    reason: /unknown global 1/
+  },
+  { name: "global.get one past the globals", bytes: runModule([0x00, 0x23, 0x00, 0x1a, 0x0b]), offset: 32, reason: /unknown global 0/ }
+]
+
+/**
+ * The valid twin of the local escape: the same `loop (local.set 0 (i64.const 1e9)) br 0` with a declared i64 local
+ * (`(func (export "run") (local i64) ...)`): it never ends by itself, so fuel metering must stop it (`FuelExhausted`).
+ */
+export const fuelLoopModule = (): Uint8Array => runModule([0x01, 0x01, 0x7e, 0x03, 0x40, ...I64_1E9, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b])
+
+/**
+ * A few `assert_malformed` shapes of the WebAssembly spec test suite (binary.wast, binary-leb128.wast) and a limits
+ * encoding Node 20's V8 cannot run (memory64), each with the reader's byte offset and reason and the
+ * `CompileError.kind` it must carry. The section framing stays intact, so the modules can be signed.
+ */
+export const malformedModules = (): ReadonlyArray<{
+  readonly name: string
+  readonly bytes: Uint8Array
+  readonly kind: "malformed" | "unsupported"
+  readonly offset: number
+  readonly reason: RegExp
+}> => [
+  // binary.wast "illegal opcode": unreachable, 0xff, unreachable, end — 0xff at byte 33
+  { name: "illegal opcode 0xff in a body", bytes: runModule([0x00, 0x00, 0xff, 0x00, 0x0b]), kind: "malformed", offset: 33, reason: /illegal opcode 0xff/ },
+  // binary.wast "data count section required": memory.init with a data section and no data count section
+  {
+    name: "memory.init without a data count section",
+    bytes: runModule(
+      [0x00, 0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x08, 0x00, 0x00, 0x0b],
+      hSection(SectionId.memory, [0x01, 0x00, 0x01]),
+      hSection(SectionId.data, [0x01, 0x01, 0x00])
+    ),
+    kind: "malformed",
+    offset: 43,
+    reason: /data count section required/
+  },
+  // binary-leb128.wast: an i32.const immediate in 6 bytes (a u32/s32 LEB128 has at most 5)
+  {
+    name: "overlong LEB128 (i32.const in 6 bytes)",
+    bytes: runModule([0x00, 0x41, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x1a, 0x0b]),
+    kind: "malformed",
+    offset: 33,
+    reason: /integer representation too long/
+  },
+  // memory64 limits (flags 0x04): Node 20's V8 rejects them; refused as unsupported, naming the feature
+  {
+    name: "memory64 limits",
+    bytes: Uint8Array.from([...HEADER, ...hSection(SectionId.memory, [0x01, 0x04, 0x01])]),
+    kind: "unsupported",
+    offset: 11,
+    reason: /memory64/
+  }
+]
+
+/**
+ * `(module (import "env" "table" (table 1 funcref))
+ *   (func (export "grow") (param i32) (result i32) (table.grow 0 (ref.null func) (local.get 0)))
+ *   (func (export "size") (result i32) (table.size 0)))` — the table bomb over a caller-supplied table
+ * (issue 12 item 1): the budget cannot be written into a table the caller creates, so the engine must check it.
+ */
+export const importedTableModule = (): Uint8Array => {
+  const grow = [0x00, 0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x00, 0x0b]
+  const size = [0x00, 0xfc, 0x10, 0x00, 0x0b]
+  return Uint8Array.from([
+    ...HEADER,
+    ...hSection(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
+    ...hSection(SectionId.import, [0x01, ...hStr("env"), ...hStr("table"), 0x01, 0x70, 0x00, 0x01]),
+    ...hSection(SectionId.function, [0x02, 0x00, 0x01]),
+    ...hSection(SectionId.export, [0x02, ...hStr("grow"), 0x00, 0x00, ...hStr("size"), 0x00, 0x01]),
+    ...hSection(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
+  ])
+}

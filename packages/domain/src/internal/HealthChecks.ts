@@ -5,23 +5,42 @@
  * agents, eviction (`HealthFailure`) past the threshold, and
  * `HealthCheckCompleted`.
  *
+ * A `_health_check` or `_recover` that traps follows the agent's `onTrap`
+ * policy like a trapped call (`Recovery`, issue 12 item 7): with
+ * `"restore"` its instance is replaced (from the last snapshot, or fresh)
+ * before the mailbox is released, publishing `AgentRecovered`; the failed
+ * probe still counts against the agent's health.
+ *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import { type AgentInstance, isInvocable } from "../AgentInstance.js"
 import type { HealthCheck, HealthStatus } from "../Health.js"
 import * as HealthChecker from "../HealthChecker.js"
 import type { AgentId } from "../Ids.js"
 import * as MemoryBudget from "../MemoryBudget.js"
-import type { AgentNotFound } from "../RuntimeError.js"
+import type { AgentNotFound, EngineInvokeError } from "../RuntimeError.js"
 import { HealthCheckCompleted } from "../RuntimeEvent.js"
 import { evictLocked } from "./Eviction.js"
 import { callLifecycle, live } from "./Lifecycle.js"
-import { recoverLocked } from "./Recovery.js"
+import { awaitsRecovery, noteFailure, recoverLocked } from "./Recovery.js"
 import { applyTransition, emit, errorText, type RuntimeState } from "./RuntimeState.js"
 
-/** Probes an agent's `_health_check` export (skipped when paused, `NoProbe` without one). The caller holds the mailbox. */
+/** Notes a lifecycle call's trap for recovery (`Recovery.noteFailure`: the agent's `onTrap` policy decides). */
+const noteTrap = (state: RuntimeState, i: AgentInstance, exit: Exit.Exit<unknown, EngineInvokeError>): void => {
+  if (exit._tag === "Success") return
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isSome(error)) noteFailure(state, i, error.value)
+}
+
+/**
+ * Probes an agent's `_health_check` export (skipped when paused, `NoProbe` without one). The caller holds the
+ * mailbox. A trap is noted for recovery (`noteTrap`); the caller replaces the instance.
+ */
 const probe = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthChecker.ProbeOutcome> =>
   Effect.gen(function*() {
     if (i.state === "Paused") return { _tag: "Skipped", reason: "paused" } as const
@@ -29,6 +48,7 @@ const probe = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCheck
     if (module === undefined || !module.functions.has("_health_check")) return { _tag: "NoProbe" } as const
     const t0 = yield* Clock.currentTimeMillis
     const exit = yield* Effect.exit(callLifecycle(state, i, "_health_check", state.settings.health.timeoutMs))
+    noteTrap(state, i, exit)
     const elapsedMs = (yield* Clock.currentTimeMillis) - t0
     return exit._tag === "Success"
       ? { _tag: "Returned", results: exit.value?.results ?? [], elapsedMs } as const
@@ -57,11 +77,17 @@ const checkOne = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCh
       const now = yield* Clock.currentTimeMillis
       const check: HealthCheck = { agentId: i.agentId, status: result.status, checkedAt: now, details: result.details }
       i.recordHealthCheck(check)
-      if (result.action === "recover") {
+      if (result.action === "fail") {
+        yield* Effect.ignore(applyTransition(state, i, (i) => i.fail()))
+        return check
+      }
+      // a trapped probe: the instance is replaced now, like after a trapped call, before anything else runs on it
+      if (awaitsRecovery(i)) yield* recoverLocked(state, i)
+      if (result.action === "recover" && state.env.instances.get(i.agentId) === i && i.state !== "Failed") {
         const recovered = yield* Effect.exit(callLifecycle(state, i, "_recover", settings.health.timeoutMs))
         if (recovered._tag === "Failure") i.recordError(`_recover failed: ${errorText(recovered.cause)}`)
-      } else if (result.action === "fail") {
-        yield* Effect.ignore(applyTransition(state, i, (i) => i.fail()))
+        noteTrap(state, i, recovered)
+        if (awaitsRecovery(i)) yield* recoverLocked(state, i)
       }
       return check
     })

@@ -31,7 +31,8 @@ export const resolveImports = (
   module: WasmModule,
   offered: HostImports | undefined
 ): Effect.Effect<HostImports, InstantiationError | Unauthorized> =>
-  Effect.gen(function*() {
+  // a module without imports (the common agent) grants nothing: no generator, no authorisation round
+  module.imports.length === 0 ? Effect.succeed({}) : Effect.gen(function*() {
     const engineWasi = (imp: ImportDesc) => imp.module === "wasi_snapshot_preview1" && state.engine.capabilities.wasi
     const problems = importProblems(module.imports, offered, engineWasi)
     if (problems.length > 0) return yield* importsError(agentId, problems)

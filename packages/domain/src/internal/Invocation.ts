@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { FuncType } from "@agent-runtime/wasm-binary"
+import type { FuncType, ValueType } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import { AgentInstance, isInvocable } from "../AgentInstance.js"
 import { type AgentId, idForError } from "../Ids.js"
@@ -72,6 +72,85 @@ export const checkArgs = (
   return mismatch === undefined ? undefined : mismatchError(fn, mismatch)
 }
 
+const I64_MIN = -(2n ** 63n)
+const U64_MAX = 2n ** 64n - 1n
+
+/** Whether a value fits a value type: exactly when `checkValue` (WasmValue) finds no problem. */
+const fits: { readonly [T in ValueType]: (value: unknown) => boolean } = {
+  i32: (v) => typeof v === "number" && Number.isInteger(v) && v >= -2_147_483_648 && v <= 4_294_967_295,
+  i64: (v) => typeof v === "bigint" && v >= I64_MIN && v <= U64_MAX,
+  f32: (v) => typeof v === "number",
+  f64: (v) => typeof v === "number",
+  v128: () => false,
+  funcref: (v) => v === null || typeof v === "function",
+  externref: () => true
+}
+
+/** A checker of one signature's arguments: `checkArgs` with the accepted case decided without a loop or allocation. */
+export type ArgsChecker = (args: ReadonlyArray<WasmValue>) => SignatureMismatch | undefined
+
+/** An export of an agent's module resolved for calls: its signature and its specialised checker. */
+interface Resolved {
+  readonly signature: FuncType
+  readonly check: ArgsChecker
+}
+
+const resolvedByAgent = new WeakMap<AgentInstance, Map<string, Resolved>>()
+
+/**
+ * The signature of the agent's export `fn` and its arguments' checker
+ * (`argsChecker`), resolved once per agent instance and export;
+ * `undefined`: no such export (`FunctionNotFound`).
+ */
+export const resolveExport = (state: RuntimeState, i: AgentInstance, fn: string): Resolved | undefined => {
+  let byName = resolvedByAgent.get(i)
+  if (byName === undefined) resolvedByAgent.set(i, byName = new Map())
+  let resolved = byName.get(fn)
+  if (resolved === undefined) {
+    const signature = exportSignature(state, i, fn)
+    if (signature === undefined) return undefined
+    byName.set(fn, resolved = { signature, check: argsChecker(signature, fn) })
+  }
+  return resolved
+}
+
+/**
+ * `checkArgs` specialised for `signature`: for up to three parameters the
+ * accepted case is one arity test and one predicate per parameter, without
+ * a loop or an allocation; anything it does not accept (or an accessor that
+ * throws) is decided by `checkArgs`, so the errors are the same.
+ */
+export const argsChecker = (signature: FuncType, fn: string): ArgsChecker => {
+  const slow: ArgsChecker = (args) => checkArgs(signature, fn, args)
+  const p = signature.params
+  const guarded = (accept: (args: ReadonlyArray<WasmValue>) => boolean): ArgsChecker => (args) => {
+    try {
+      if (Array.isArray(args) && accept(args)) return undefined
+    } catch {
+      // an unreadable argument: `checkArgs` says so
+    }
+    return slow(args)
+  }
+  switch (p.length) {
+    case 0:
+      return guarded((args) => args.length === 0)
+    case 1: {
+      const a = fits[p[0]!]
+      return guarded((args) => args.length === 1 && a(args[0]))
+    }
+    case 2: {
+      const a = fits[p[0]!], b = fits[p[1]!]
+      return guarded((args) => args.length === 2 && a(args[0]) && b(args[1]))
+    }
+    case 3: {
+      const a = fits[p[0]!], b = fits[p[1]!], c = fits[p[2]!]
+      return guarded((args) => args.length === 3 && a(args[0]) && b(args[1]) && c(args[2]))
+    }
+    default:
+      return slow
+  }
+}
+
 /**
  * Why the agent's instance `i` cannot run a call now, or `undefined`: its
  * engine instance is gone (`AgentNotFound`: evicted or passivated), or it is
@@ -103,7 +182,8 @@ export const callStarted = (state: RuntimeState, i: AgentInstance): void => {
 /** Records a completed call at `now`: activity, fuel left, memory. */
 export const callCompleted = (state: RuntimeState, i: AgentInstance, outcome: InvokeOutcome, now: number): void => {
   i.recordCallCompleted(now, outcome.fuelRemaining)
-  state.env.recordMemory(i, outcome.memoryBytes)
+  // unchanged memory (the usual call): the budget and the pool already hold it (both are only set through `recordMemory`)
+  if (outcome.memoryBytes !== i.budget.used) state.env.recordMemory(i, outcome.memoryBytes)
 }
 
 /**
@@ -171,7 +251,12 @@ export const invokeNow = (
   args: ReadonlyArray<WasmValue>
 ): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
   const { env } = state
-  const i = findAgent(state, agentId)
+  const live = env.instances.get(agentId)
+  if (live !== undefined) {
+    const fast = invokeIdle(state, live, fn, args)
+    if (fast !== undefined) return fast
+  }
+  const i = live ?? findAgent(state, agentId)
   if (!(i instanceof AgentInstance)) {
     return i === "Passivated"
       ? Effect.flatMap(
@@ -217,6 +302,39 @@ export const invokeNow = (
   return state.authorizer.checksInvocations
     ? Effect.andThen(state.authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
     : call
+}
+
+/**
+ * The synchronous fast path of `invokeNow`, taken in the caller's step when
+ * it can decide everything now: the agent is idle (`busy === 0`) and Running
+ * (or Critical) on an in-process engine, within its budget, not awaiting
+ * recovery, no per-call authorisation and no snapshot after calls. Returns
+ * the call's finished effect (its results as an `Exit`, or the checks' and
+ * the call's errors as `invoke` returns them), or `undefined` when the call
+ * needs the general path (nothing is recorded then). No closure, no effect
+ * but the result per call.
+ */
+const invokeIdle = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> | undefined => {
+  const instance = i.instance
+  if (
+    instance === undefined || instance.prepare === undefined || i.busy !== 0 || !isInvocable(i.state) ||
+    state.authorizer.checksInvocations || state.settings.persistence.snapshotAfterCalls === true || awaitsRecovery(i)
+  ) return undefined
+  const resolved = resolveExport(state, i, fn)
+  if (resolved === undefined) return Effect.fail(functionNotFound(fn))
+  const mismatch = resolved.check(args)
+  if (mismatch !== undefined) return Effect.fail(mismatch)
+  if (MemoryBudget.isExceeded(i.budget)) return Effect.fail(overBudgetError(i.agentId, i))
+  const sync = i.syncCaller(instance, fn)
+  if (sync === undefined) return undefined
+  callStarted(state, i)
+  const outcome = sync(args, i.config.fuel)
+  return outcome instanceof Error ? callFailed(state, i, fn, outcome, false) : afterCall(state, i, outcome)
 }
 
 /**

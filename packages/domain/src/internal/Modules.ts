@@ -49,7 +49,8 @@ export const compiledFor = (
     const variant = config === undefined ? undefined : rewriteFor(state, module, config)
     if (variant === undefined) return compileOnce(state, module.hash, module.hash, module.bytes)
     return compileOnce(state, variant.key, module.hash, () => {
-      const rewritten = rewriteModule(module.bytes, variant.options)
+      // `loadModule` validated these bytes (engine validate or compile) and owns them; the compile checks the output
+      const rewritten = rewriteModule(module.bytes, { ...variant.options, validated: module.info })
       return rewritten.ok
         ? rewritten.value.bytes
         : compileErrorOf(rewritten.error, "rewrite failed: ")
@@ -146,7 +147,7 @@ const strictError = (bytes: Uint8Array, fallback: CompileError | WasmBinaryError
 const stillTrusted = (state: RuntimeState, verified: VerifiedLoad): boolean =>
   verified.keyId === undefined || state.verifier.trusts === undefined || state.verifier.trusts(verified.keyId)
 
-/** Registers a verified, parsed (and validated or compiled) module under `id`: saves it, adds it, publishes `ModuleLoaded`. */
+/** Registers a verified, parsed (and validated or compiled) module under `id` — `bytes` are the runtime's own copy: saves it, adds it, publishes `ModuleLoaded`. */
 const register = (
   state: RuntimeState,
   input: {
@@ -191,7 +192,7 @@ const reuse = (state: RuntimeState, id: ModuleId, size: number, now: number): Ef
  * the same id.
  *
  * A loaded module is identified by the SHA-256 of its bytes as given
- * (`internal/Sha256.ts`: WebCrypto). A load first hashes the bytes and looks
+ * (`internal/Sha256.ts`: JavaScript below 8 KiB, WebCrypto above). A load first hashes the bytes and looks
  * for their load entry (`ModuleCache` `LoadEntry`): with a verification for
  * the same name, version and detached signature whose key is still trusted
  * (`ModuleVerifier.trusts`) it returns the module's id — no signature check,
@@ -235,7 +236,7 @@ export const loadModule = (
         const id = WasmModules.makeId(entry.moduleHash, metadata)
         const hit = reuse(state, id, bytes.byteLength, now)
         if (hit !== undefined) return yield* hit
-        return yield* register(state, { id, hash: entry.moduleHash, bytes, info: entry.info, metadata, keyId: verified.keyId }, true)
+        return yield* register(state, { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verified.keyId }, true)
       }
       if (verified !== undefined) entry.verified.splice(entry.verified.indexOf(verified), 1) // key no longer trusted
       // the same bytes under other metadata: verify only (parsed and validated already)
@@ -245,10 +246,13 @@ export const loadModule = (
         const id = WasmModules.makeId(entry.moduleHash, metadata)
         const hit = reuse(state, id, bytes.byteLength, now)
         if (hit !== undefined) return yield* hit
-        return yield* register(state, { id, hash: entry.moduleHash, bytes, info: entry.info, metadata, keyId: verification.keyId }, true)
+        return yield* register(state, { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verification.keyId }, true)
       }
     }
-    // Cold. Bytes that are not a module at all (the verifier cannot even find its sections)
+    // Cold. The runtime keeps its own copy of the bytes: what was verified and validated
+    // is what agents run (the compile cache rewrites it without validating it again).
+    bytes = bytes.slice()
+    // Bytes that are not a module at all (the verifier cannot even find its sections)
     // are `CompileError` with the byte offset, like malformed contents of a verified module.
     const read = readModule(bytes, { bodies: false })
     const verification = yield* Effect.mapError(state.verifier.verify(bytes, metadata, hints), (e): InvalidSignature | CompileError =>

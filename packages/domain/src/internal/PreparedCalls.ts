@@ -7,11 +7,12 @@
  */
 import type { FuncType } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
-import { AgentInstance } from "../AgentInstance.js"
+import type { AgentInstance } from "../AgentInstance.js"
 import type { AgentId } from "../Ids.js"
 import {
   AgentNotFound,
   AgentNotRunning,
+  type EngineInvokeError,
   FunctionNotFound,
   type InvokeError,
   Unauthorized
@@ -19,9 +20,9 @@ import {
 import type { PreparedInvoke, WasmInstance } from "../WasmEngine.js"
 import type { WasmValue } from "../WasmValue.js"
 import {
+  argsChecker,
   callCompleted,
   callStarted,
-  checkArgs,
   exportSignature,
   findAgent,
   invoke,
@@ -31,6 +32,7 @@ import {
 } from "./Invocation.js"
 import { budgetNote } from "./Diagnostics.js"
 import { functionNotFound } from "./Inputs.js"
+import { awaitsRecovery, noteFailure, recoverLocked } from "./Recovery.js"
 import { live } from "./Lifecycle.js"
 import { pressureDue, schedulePressure } from "./Pressure.js"
 import type { RuntimeState } from "./RuntimeState.js"
@@ -44,6 +46,14 @@ export interface PreparedCall {
   readonly invoke: (args?: ReadonlyArray<WasmValue>) => Effect.Effect<ReadonlyArray<WasmValue>, InvokeError>
   /** The synchronous fast path, where the engine allows it; throws the typed `InvokeError`s. */
   readonly call: ((...args: Array<WasmValue>) => ReadonlyArray<WasmValue>) | undefined
+}
+
+/** Why a prepared call of an agent without a live instance is refused: passivated (`invoke` rehydrates) or not found. */
+const refusedMissing = (state: RuntimeState, agentId: AgentId): AgentNotRunning | AgentNotFound => {
+  const found = findAgent(state, agentId)
+  return found === "Passivated"
+    ? new AgentNotRunning({ agentId, state: "Passivated (use invoke to rehydrate)" })
+    : found as AgentNotFound
 }
 
 /** Resolves an agent's export `fn` once and returns its prepared call handle. */
@@ -61,18 +71,19 @@ export const prepare = (
     let cached: PreparedInvoke | undefined
     const fastPath = !state.engine.capabilities.workers && state.settings.persistence.snapshotAfterCalls !== true &&
       first.instance?.prepare !== undefined
-    const { clock } = state
+    const { clock, env } = state
+    const check = argsChecker(signature, fn)
+    // per call: map lookups, the specialised argument check, the engine's caller; no closure, no effect
     const call = (...args: Array<WasmValue>): ReadonlyArray<WasmValue> => {
-      const i = findAgent(state, agentId)
-      if (!(i instanceof AgentInstance)) {
-        throw i === "Passivated" ? new AgentNotRunning({ agentId, state: "Passivated (use invoke to rehydrate)" }) : i
-      }
+      const i = env.instances.get(agentId)
+      if (i === undefined) throw refusedMissing(state, agentId)
       const stopped = notRunning(agentId, i)
       if (stopped !== undefined) throw stopped
       if (i.busy > 0) throw new AgentNotRunning({ agentId, state: `${i.state} (busy: use invoke to queue)` })
+      if (awaitsRecovery(i)) throw new AgentNotRunning({ agentId, state: `${i.state} (recovering after a trap: use invoke to queue)` })
       const exceeded = overBudget(agentId, i)
       if (exceeded !== undefined) throw exceeded
-      const mismatch = checkArgs(signature, fn, args)
+      const mismatch = check(args)
       if (mismatch !== undefined) throw mismatch
       const instance = i.instance as WasmInstance
       if (cachedFor !== instance) {
@@ -82,18 +93,29 @@ export const prepare = (
       if (cached === undefined) throw new FunctionNotFound({ function: fn })
       callStarted(state, i)
       const outcome = cached(args, i.config.fuel)
-      if (outcome instanceof Error) {
-        // the fast path runs on in-process engines only: reading the memory size is synchronous
-        const failure = outcome._tag === "Trap" ? budgetNote(state, i, outcome, Effect.runSync(instance.memoryBytes)) : outcome
-        fork(recordFailure(state, i, failure))
-        if (i.policyViolation !== undefined) {
-          throw new Unauthorized({ action: "import", subject: i.policyViolation, reason: "the capability was revoked" })
-        }
-        throw failure
-      }
+      if (outcome instanceof Error) throw failed(i, instance, outcome)
       callCompleted(state, i, outcome, clock.currentTimeMillisUnsafe())
       if (pressureDue(state)) fork(schedulePressure(state))
       return outcome.results
+    }
+    /**
+     * A failed call, as `invoke` records it (`Invocation.callFailed`): the
+     * budget note on a trap, the failure recorded, and — a trap under
+     * `onTrap: "restore"` — the instance replaced (`AgentRecovered`) in the
+     * background under the agent's mailbox (in-process: it completes before
+     * the error is thrown unless the repository is asynchronous; until then
+     * calls are refused as busy). Returns what to throw.
+     */
+    const failed = (i: AgentInstance, instance: WasmInstance, outcome: EngineInvokeError): InvokeError => {
+      // the fast path runs on in-process engines only: reading the memory size is synchronous
+      const failure = outcome._tag === "Trap" ? budgetNote(state, i, outcome, Effect.runSync(instance.memoryBytes)) : outcome
+      noteFailure(state, i, failure)
+      const recover = awaitsRecovery(i) ? i.exclusive(recoverLocked(state, i)) : Effect.void
+      fork(Effect.andThen(recordFailure(state, i, failure), recover))
+      if (i.policyViolation !== undefined) {
+        return new Unauthorized({ action: "import", subject: i.policyViolation, reason: "the capability was revoked" })
+      }
+      return failure
     }
     return {
       agentId,

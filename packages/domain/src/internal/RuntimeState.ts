@@ -76,7 +76,13 @@ export interface RuntimeState {
   readonly inflight: Map<string, Deferred.Deferred<CompiledModule, CompileError>>
   /** Whether agents' states live in the `InstanceRepository` (any persistence setting). */
   readonly persistent: boolean
-  /** Sequence of event ids (`<runtimeId>:<n>`). */
+  /**
+   * This runtime instance's nonce (8 hex digits from Effect's `Random`, drawn
+   * when the runtime is built), so event ids stay unique across processes
+   * and restarts that reuse one runtime id (JetStream de-duplicates by id).
+   */
+  readonly nonce: string
+  /** Sequence of event ids (`<runtimeId>:<nonce>:<n>`). */
   eventSeq: number
   /** Sequence of instance ids (`<agentId>#<n>`). */
   instanceSeq: number
@@ -123,6 +129,7 @@ export const makeState = (
       inflight: new Map(),
       persistent: persistence.snapshotAfterCalls === true || persistence.snapshotIntervalMs !== undefined ||
         persistence.restoreOnStart === true,
+      nonce: (yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0"),
       eventSeq: 0,
       instanceSeq: 0,
       pressureScheduled: false,
@@ -165,7 +172,7 @@ export interface Envelope {
 /** Publishes the event `f` makes from a fresh envelope. */
 export const emit = (state: RuntimeState, f: (e: Envelope) => RuntimeEvent): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    state.bus.publish(f({ eventId: `${state.id}:${++state.eventSeq}` as EventId, timestamp: now, runtimeId: state.id })))
+    state.bus.publish(f({ eventId: `${state.id}:${state.nonce}:${++state.eventSeq}` as EventId, timestamp: now, runtimeId: state.id })))
 
 /** Publishes `AgentStateChanged` for a change (nothing when the state stayed the same). */
 export const emitChange = (state: RuntimeState, agentId: AgentId, change: StateChange): Effect.Effect<void> =>

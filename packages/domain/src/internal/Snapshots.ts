@@ -10,23 +10,25 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { type AgentInstance, isInvocable } from "../AgentInstance.js"
 import type { AgentId } from "../Ids.js"
 import type { InstanceSnapshot } from "../InstanceRepository.js"
 import {
   AgentNotFound,
-  type AgentNotRunning,
+  AgentNotRunning,
   type MemoryExceeded,
   type RepositoryError,
   type Trap
 } from "../RuntimeError.js"
 import { SnapshotMismatch } from "../SnapshotCodec.js"
-import type { EngineState } from "../WasmEngine.js"
+import type { EngineState, WasmInstance } from "../WasmEngine.js"
 import { evictAgent } from "./Eviction.js"
-import { inMailbox, live, pause, startRestored, whileRunning } from "./Lifecycle.js"
+import { inMailbox, live, pause, startRestored } from "./Lifecycle.js"
 import { loadModule } from "./Modules.js"
 import { activate } from "./Passivation.js"
 import { toSnapshot, withoutFuel } from "./Persistence.js"
 import { type AgentInfo, type RestoreResult, toInfo } from "./ReadModels.js"
+import { recoverLocked } from "./Recovery.js"
 import { errorText, type RuntimeState } from "./RuntimeState.js"
 import { type SpawnError, spawnAgent } from "./Spawning.js"
 
@@ -40,22 +42,53 @@ export type RestoreError =
   | SnapshotMismatch
   | SpawnError
 
-/** Saves an agent's complete state to the `InstanceRepository` and returns it. */
+/**
+ * Runs `f` under the agent's mailbox on its live instance once any pending
+ * trap recovery is done (`Recovery.recoverLocked`): a trapped instance is
+ * replaced (from the last snapshot, or fresh) first, so `f` never sees the
+ * state a trapped call left. Fails with `AgentNotRunning` when the agent has
+ * no instance or is not Running, Critical or Paused (e.g. `Failed` because its
+ * replacement failed).
+ */
+const whileRecovered = <A, E>(
+  state: RuntimeState,
+  agentId: AgentId,
+  f: (i: AgentInstance, instance: WasmInstance) => Effect.Effect<A, E>
+): Effect.Effect<A, E | AgentNotRunning | AgentNotFound> =>
+  inMailbox(state, agentId, (i) =>
+    Effect.andThen(
+      recoverLocked(state, i),
+      Effect.suspend((): Effect.Effect<A, E | AgentNotRunning | AgentNotFound> => {
+        if (state.env.instances.get(agentId) !== i) return Effect.fail(new AgentNotFound({ agentId }))
+        const instance = i.instance
+        return instance === undefined || !(isInvocable(i.state) || i.state === "Paused")
+          ? Effect.fail(new AgentNotRunning({ agentId, state: i.state }))
+          : f(i, instance)
+      })
+    ))
+
+/**
+ * Saves an agent's complete state to the `InstanceRepository` and returns it.
+ * A snapshot racing a call that trapped waits for the agent's recovery
+ * (`onTrap: "restore"`) and saves the replacement's state, never the trapped
+ * call's partial writes; `AgentNotRunning` when the agent could not be
+ * brought back (it went `Failed`).
+ */
 export const snapshot = (
   state: RuntimeState,
   agentId: AgentId
 ): Effect.Effect<InstanceSnapshot, AgentNotFound | AgentNotRunning | Trap | RepositoryError> =>
   Effect.gen(function*() {
-    const [i, engineState] = yield* whileRunning(state, agentId, (i, instance) =>
+    const [i, engineState] = yield* whileRecovered(state, agentId, (i, instance) =>
       Effect.map(instance.snapshot, (s) => [i, s] as const))
     const snap = toSnapshot(i, engineState, yield* Clock.currentTimeMillis)
     yield* state.instanceRepo.saveState(agentId, snap)
     return snap
   })
 
-/** Restores a saved engine state into the agent's live instance. */
+/** Restores a saved engine state into the agent's live instance (replaced first when it trapped). */
 const restoreInto = (state: RuntimeState, agentId: AgentId, engineState: EngineState) =>
-  whileRunning(state, agentId, (i, instance) =>
+  whileRecovered(state, agentId, (i, instance) =>
     Effect.tap(
       instance.restore(withoutFuel(engineState)),
       () => Effect.sync(() => state.env.recordMemory(i, engineState.memoryBytes))

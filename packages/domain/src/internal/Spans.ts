@@ -58,6 +58,10 @@ export const op = Object.fromEntries(names.map((name) => [name, traced(name)])) 
 
 /**
  * The span of `invoke`, entered by the caller (which checks `tracing` in the
- * step that runs the call, so the untraced call costs no extra effect).
+ * step that runs the call, so the untraced call costs no extra effect), with
+ * the attributes `agent.id` (the agent's id) and `agent.export` (the export
+ * called). It ends with the call: failed with the call's typed error
+ * (`Trap`, `Timeout`, …) as its status when the call fails.
  */
-export const invokeSpan = Effect.withSpan("AgentRuntime.invoke")
+export const invokeSpan = (agentId: string, fn: string) =>
+  Effect.withSpan("AgentRuntime.invoke", { attributes: { "agent.id": agentId, "agent.export": fn } })

@@ -96,17 +96,19 @@ export class ByteReader {
     const maxBytes = Math.ceil(bits / 7)
     let result = 0
     let shift = 0
+    let scale = 1 // 2 ** shift
     for (let i = 0; ; i++) {
       const b = this.u8()
       if (i === maxBytes - 1) {
         if ((b & 0x80) !== 0) this.fail("integer representation too long", start)
         const usedBits = bits - shift
         if (usedBits < 7 && b >> usedBits !== 0) this.fail("integer too large", start)
-        return result + b * 2 ** shift
+        return result + b * scale
       }
-      result += (b & 0x7f) * 2 ** shift
+      result += (b & 0x7f) * scale
       if ((b & 0x80) === 0) return result
       shift += 7
+      scale *= 128
     }
   }
 
@@ -183,7 +185,7 @@ export class ByteReader {
   sN(bits: 32 | 33): number {
     const start = this.offset
     let result = 0
-    let shift = 0
+    let scale = 1 // 2 ** (7 × bytes read before this one)
     for (let i = 0; ; i++) {
       const b = this.u8()
       if (i === 4) {
@@ -192,13 +194,13 @@ export class ByteReader {
         const signMask = bits === 32 ? 0x78 : 0x70
         const high = b & signMask
         if (high !== 0 && high !== signMask) this.fail("integer too large", start)
-        result += b * 2 ** shift
-        return (b & 0x40) !== 0 ? result - 2 ** 35 : result
+        result += b * scale
+        return (b & 0x40) !== 0 ? result - 34359738368 /* 2 ** 35 */ : result
       }
-      result += (b & 0x7f) * 2 ** shift
-      shift += 7
+      result += (b & 0x7f) * scale
+      scale *= 128
       if ((b & 0x80) === 0) {
-        return (b & 0x40) !== 0 ? result - 2 ** shift : result
+        return (b & 0x40) !== 0 ? result - scale : result
       }
     }
   }

@@ -33,28 +33,53 @@ export class ByteWriter {
 
   /** One byte (0..255). */
   u8(value: number): this {
-    this.reserve(1)
+    if (this.length >= this.buffer.length) this.reserve(1)
     this.buffer[this.length++] = value & 0xff
     return this
   }
 
   /** Raw bytes, copied. */
   bytes(data: Uint8Array): this {
-    this.reserve(data.length)
-    this.buffer.set(data, this.length)
-    this.length += data.length
+    return this.copy(data, 0, data.length)
+  }
+
+  /**
+   * Bytes `[start, end)` of `source`, copied without making a view of them
+   * (short ranges — most basic blocks — are copied byte by byte; a
+   * `subarray` per range costs more than the copy).
+   */
+  copy(source: Uint8Array, start: number, end: number): this {
+    const n = end - start
+    if (n <= 0) return this
+    this.reserve(n)
+    const buffer = this.buffer
+    let at = this.length
+    if (n < 64) {
+      for (let i = start; i < end; i++) buffer[at++] = source[i] as number
+    } else {
+      buffer.set(source.subarray(start, end), at)
+    }
+    this.length += n
     return this
+  }
+
+  /** The bytes written to `other` so far, copied. */
+  append(other: ByteWriter): this {
+    return this.copy(other.buffer, 0, other.length)
   }
 
   /** Unsigned LEB128 (`u32`), shortest form. */
   u32(value: number): this {
     let v = value >>> 0
-    do {
-      let b = v & 0x7f
+    if (this.length + 5 > this.buffer.length) this.reserve(5)
+    const buffer = this.buffer
+    let at = this.length
+    while (v >= 0x80) {
+      buffer[at++] = (v & 0x7f) | 0x80
       v >>>= 7
-      if (v !== 0) b |= 0x80
-      this.u8(b)
-    } while (v !== 0)
+    }
+    buffer[at++] = v
+    this.length = at
     return this
   }
 
@@ -84,14 +109,18 @@ export class ByteWriter {
   /** Signed LEB128 (`s32`), shortest form. */
   s32(value: number): this {
     let v = value | 0
+    if (this.length + 5 > this.buffer.length) this.reserve(5)
+    const buffer = this.buffer
+    let at = this.length
     for (;;) {
       const b = v & 0x7f
       v >>= 7
       if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-        this.u8(b)
+        buffer[at++] = b
+        this.length = at
         return this
       }
-      this.u8(b | 0x80)
+      buffer[at++] = b | 0x80
     }
   }
 
@@ -122,11 +151,45 @@ export class ByteWriter {
     return this
   }
 
-  /** A section (§5.5.2): id byte, u32 payload size, payload written by `body`. */
+  /**
+   * A section (§5.5.2): id byte, u32 payload size, payload written by
+   * `body` — into this writer, after room for the size (`skip(5)` …
+   * `closeSized`), so the payload is never copied through a buffer of its own.
+   */
   section(id: number, body: (writer: ByteWriter) => void): this {
-    const payload = new ByteWriter()
-    body(payload)
-    return this.u8(id).u32(payload.size).bytes(payload.view())
+    this.u8(id)
+    const at = this.length
+    this.skip(5)
+    body(this)
+    return this.closeSized(at)
+  }
+
+  /** Leaves `n` bytes (zeros or stale) to be filled or dropped later (`closeSized`). */
+  skip(n: number): this {
+    this.reserve(n)
+    this.length += n
+    return this
+  }
+
+  /**
+   * Ends a size-prefixed item started with `skip(5)` at `at`: writes the
+   * size of the bytes after those 5 as a shortest-form u32 at `at` and moves
+   * them up to right after it (one native move, no copy through a buffer).
+   */
+  closeSized(at: number): this {
+    const start = at + 5
+    const size = this.length - start
+    const buffer = this.buffer
+    let v = size
+    let o = at
+    while (v >= 0x80) {
+      buffer[o++] = (v & 0x7f) | 0x80
+      v >>>= 7
+    }
+    buffer[o++] = v
+    if (o !== start) buffer.copyWithin(o, start, this.length)
+    this.length = o + size
+    return this
   }
 
   /** Forgets the bytes written so far, keeping the buffer for reuse. */

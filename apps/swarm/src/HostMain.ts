@@ -1,0 +1,164 @@
+/**
+ * One runtime host of `pnpm start --hosts N` (`MultiHost.ts` starts N of
+ * these as child processes): a runtime on the native engine whose modules
+ * (Object Store), agent states (KV, saved after every call:
+ * `snapshotAfterCalls`) and events (JetStream) live on the run's
+ * nats-server, with one owner per agent across hosts through leases
+ * (`@agent-runtime/nats` `LeasedRuntime`).
+ *
+ * Config: the JSON in its first argument (`HostConfig`; visible in `ps`, no secret in it). Line protocol, one JSON
+ * object per line:
+ * - stdin, requests `{ id, op, agentId?, fn?, args? }`, `op` one of `spawn`
+ *   (lease, then spawn a counter agent), `invoke` (activating the agent here
+ *   from its last snapshot first when it is not live here), `held`;
+ * - stdout: `{ ready, hostId }` once loaded, then replies
+ *   `{ id, ok: true, value }` / `{ id, ok: false, error: { _tag, message, owner? } }`
+ *   and `{ event }` for each event this runtime published, as it comes back
+ *   from JetStream (so acknowledged by the server).
+ *
+ * The host stops when stdin closes (its parent is gone) or on SIGINT/SIGTERM
+ * (leases released); after SIGKILL its leases expire after `ttlMs`.
+ *
+ * @since 0.1.0
+ */
+import { readAgent } from "@agent-runtime/agents"
+import {
+  AgentRuntimes,
+  agentId as toAgentId,
+  ExecutionAuthorizers,
+  makeMetadata,
+  MemoryBudget,
+  MetricsRepositories
+} from "@agent-runtime/domain"
+import { NativeEngine } from "@agent-runtime/engine-native"
+import {
+  LeasedRuntime,
+  Leases,
+  Nats,
+  NatsEventBus,
+  NatsInstanceRepository,
+  NatsModuleRepository
+} from "@agent-runtime/nats"
+import { layer as verifierLayer } from "@agent-runtime/signing"
+import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as readline from "node:readline"
+
+/** What a host is told through its first argument. */
+export interface HostConfig {
+  readonly url: string
+  readonly hostId: string
+  /** Prefix of the run's buckets, object stores and stream (`[A-Za-z0-9_]`). */
+  readonly names: string
+  /** Lease TTL, ms. */
+  readonly ttlMs: number
+  /** Agents this host may hold at most (sizes its pool: 1 MiB each). */
+  readonly capacity: number
+}
+
+/** Memory limit of each agent (the counter needs one 64 KiB page). */
+export const AGENT_MEMORY = 1 * MemoryBudget.MiB
+
+interface Request {
+  readonly id: number
+  readonly op: "spawn" | "invoke" | "held"
+  readonly agentId?: string
+  readonly fn?: string
+  readonly args?: ReadonlyArray<number>
+}
+
+const config = JSON.parse(process.argv[2] ?? "{}") as HostConfig
+const write = (line: unknown) => process.stdout.write(JSON.stringify(line) + "\n")
+
+const nats = Nats.layer({ servers: config.url, name: config.hostId, connectTimeoutMs: 5_000 })
+const ports = Layer.mergeAll(
+  NatsModuleRepository.layer({ bucket: `${config.names}-modules`, objectStore: `${config.names}-modules` }),
+  NatsInstanceRepository.layer({ bucket: `${config.names}-instances`, objectStore: `${config.names}-snapshots` }),
+  NatsEventBus.layer({ runtimeId: config.hostId, stream: `${config.names}_EVENTS`, subjectPrefix: config.names }),
+  Leases.layer({ hostId: config.hostId, bucket: `${config.names}-leases`, ttlMs: config.ttlMs })
+).pipe(Layer.provideMerge(nats))
+const runtime = AgentRuntimes.layer({
+  id: config.hostId,
+  persistence: { snapshotAfterCalls: true },
+  pool: { totalMemory: Math.max(64, config.capacity + 16) * AGENT_MEMORY }
+}).pipe(
+  Layer.provideMerge(Layer.mergeAll(ports, MetricsRepositories.layerMemory, ExecutionAuthorizers.layerAllowAll)),
+  Layer.provide(Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() })))
+)
+
+/** Start-up phases on stderr (the parent shows them when a host does not come up). */
+const phase = (what: string) => Effect.sync(() => process.stderr.write(`${config.hostId}: ${what}\n`))
+
+const program = Effect.gen(function*() {
+  yield* phase("runtime up")
+  const leased = yield* LeasedRuntime.LeasedRuntime
+  const { runtime } = leased
+  const moduleId = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+  yield* phase("module loaded")
+  const events = yield* runtime.events
+  yield* Effect.forkScoped(Stream.runForEach(events, (e) => Effect.sync(() => write({ event: e.eventId }))))
+
+  const handle = (req: Request): Effect.Effect<unknown, unknown> => {
+    const agentId = toAgentId(req.agentId ?? "")
+    switch (req.op) {
+      case "spawn":
+        return Effect.asVoid(leased.spawnAgent(agentId, moduleId, { memoryLimit: AGENT_MEMORY }))
+      case "invoke":
+        return runtime.agent(agentId).pipe(
+          Effect.asVoid,
+          Effect.catchTag("AgentNotFound", () =>
+            leased.activate(agentId).pipe(
+              Effect.asVoid,
+              // activated here by a concurrent call meanwhile: go on
+              Effect.catchIf(
+                (e) => e._tag === "AgentAlreadyExists" && "owner" in e && e.owner === config.hostId,
+                () => Effect.void
+              )
+            )
+          ),
+          Effect.andThen(runtime.invoke(agentId, req.fn ?? "get", req.args ?? []))
+        )
+      case "held":
+        return Effect.sync(() => leased.held())
+    }
+  }
+
+  write({ ready: true, hostId: config.hostId })
+  const lines = Stream.fromAsyncIterable(readline.createInterface({ input: process.stdin }), (e) => e)
+  yield* Stream.runForEach(lines, (line) =>
+    Effect.forkScoped(
+      Effect.suspend(() => {
+        const req = JSON.parse(line) as Request
+        return handle(req).pipe(
+          Effect.matchCause({
+            onSuccess: (value) => write({ id: req.id, ok: true, value }),
+            onFailure: (cause) => {
+              const e = cause.reasons.find((r) => r._tag === "Fail")?.error as
+                | { _tag?: string; message?: string; owner?: string }
+                | undefined
+              write({
+                id: req.id,
+                ok: false,
+                error: { _tag: e?._tag ?? "Defect", message: e?.message ?? String(cause), owner: e?.owner }
+              })
+            }
+          })
+        )
+      })
+    )
+  )
+}).pipe(Effect.scoped, Effect.provide(LeasedRuntime.layer.pipe(Layer.provideMerge(runtime))))
+
+process.stderr.write(`${config.hostId}: starting\n`)
+const fiber = Effect.runFork(program)
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => Effect.runFork(Fiber.interrupt(fiber)))
+fiber.addObserver((exit) => {
+  // interrupted by SIGINT/SIGTERM: a clean stop
+  const clean = exit._tag === "Success" || Cause.hasInterruptsOnly(exit.cause)
+  if (!clean) process.stderr.write(`swarm host ${config.hostId} failed: ${String(exit.cause)}\n`)
+  process.exit(clean ? 0 : 1)
+})

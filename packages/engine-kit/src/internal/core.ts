@@ -1,0 +1,458 @@
+/**
+ * The synchronous core of `Instance` (see `Instance.ts` for what it maps):
+ * one live instance on the current thread, every operation returning its
+ * typed error as a value. Its errors are the plain tagged errors of
+ * `./errors.ts`, and it imports nothing at run time but
+ * `@agent-runtime/wasm-binary`'s constants, so the worker executor, which
+ * runs it inside every worker, bundles without Schema or Effect.
+ *
+ * @since 0.3.0
+ */
+import type { EngineState, HostImports, HostMemory, InvokeOutcome, WasmValue } from "@agent-runtime/domain"
+import { FUEL_EXPORT, START_EXPORT, TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
+import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
+import { type FuelAccess, fuelAccess } from "./fuel.js"
+import { isZeroPage, PAGE_BYTES } from "./pages.js"
+
+export { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
+export type { CoreError } from "./errors.js"
+
+// -----------------------------------------------------------------------------
+// types
+// -----------------------------------------------------------------------------
+
+/** How to instantiate (all optional). `E` is what `mapThrown` may turn an exception into. */
+export interface InstanceConfig<E extends Error = never> {
+  /**
+   * An imported memory to create (`new WebAssembly.Memory({ initial, maximum,
+   * shared })`, sizes in pages of 64 KiB) when `imports` does not provide it:
+   * the domain's `InstantiateOptions.memory`, the agent's budget as maximum.
+   */
+  readonly memory?: HostMemory | undefined
+  /** Linear memory allowed right after instantiation, in bytes; above it → `MemoryExceeded`. */
+  readonly memoryLimit?: number | undefined
+  /** The agent named in `MemoryExceeded` (default `"instantiate"`). */
+  readonly agentId?: string | undefined
+  /** The `InstantiationError` reason when `module` is not a `WebAssembly.Module`. */
+  readonly notAModule?: string | undefined
+  /**
+   * Asked first (after the fuel check) for an exception thrown out of a guest
+   * call or the start function; `undefined` → the default mapping (`mapCallError`).
+   */
+  readonly mapThrown?: ((fn: string, error: unknown) => E | undefined) | undefined
+}
+
+/** What a call can fail with, as a value. */
+export type CallError<E extends Error = never> = Trap | FunctionNotFound | FuelExhausted | E
+
+/** A synchronous caller of one resolved export; never throws. `fuel` in fuel units. */
+export type Call<E extends Error = never> = (
+  args: ReadonlyArray<WasmValue>,
+  fuel?: number | undefined
+) => InvokeOutcome | CallError<E>
+
+/** One live instance; every operation is synchronous and returns its error as a value. */
+export interface LiveInstance<E extends Error = never> {
+  /** The instance's exports (as instantiated; still readable after `terminate`). */
+  readonly exports: WebAssembly.Exports
+  /** The exported, else imported, linear memory. */
+  readonly memory: WebAssembly.Memory | undefined
+  /** The fuel counter (`FUEL_EXPORT`) when the module is instrumented. */
+  readonly fuel: WebAssembly.Global | undefined
+  /** Exported mutable globals by export name, without the fuel counter (what a snapshot holds). */
+  readonly globals: ReadonlyArray<readonly [string, WebAssembly.Global]>
+  /** Memory usage in bytes: linear memory (0 without) + visible table entries × `TABLE_ENTRY_BYTES`. */
+  readonly memoryBytes: () => number
+  /** Linear memory size in bytes (0 without memory): what a snapshot holds. */
+  readonly linearBytes: () => number
+  /** True once `terminate` ran. */
+  readonly terminated: () => boolean
+  /** Resolves an export once; `undefined` when it is not a function. */
+  readonly prepare: (fn: string) => Call<E> | undefined
+  /** Calls an export (`FunctionNotFound` when it is not a function). */
+  readonly call: (fn: string, args: ReadonlyArray<WasmValue>, fuel?: number | undefined) => InvokeOutcome | CallError<E>
+  /** Copies `length` bytes at `offset` out of linear memory; out of bounds → `Trap`. */
+  readonly read: (offset: number, length: number) => Uint8Array | Trap
+  /** Copies `bytes` into linear memory at `offset`; out of bounds → `Trap`. */
+  readonly write: (offset: number, bytes: Uint8Array) => Trap | undefined
+  /** Non-zero pages + mutable globals. */
+  readonly snapshot: () => EngineState | Trap
+  /** Overwrites memory (growing it when needed) and globals; growth refused → `MemoryExceeded`. */
+  readonly restore: (state: EngineState) => Trap | MemoryExceeded | undefined
+  /** Makes every later operation fail with `Trap` "instance terminated". Idempotent. */
+  readonly terminate: () => void
+}
+
+/** What `instantiate` can fail with. */
+export type InstantiateError<E extends Error = never> = InstantiationError | Trap | FuelExhausted | MemoryExceeded | E
+
+// -----------------------------------------------------------------------------
+// error mapping
+// -----------------------------------------------------------------------------
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/**
+ * The reason an exception thrown out of a guest call becomes (WebAssembly JS
+ * API §"Error Objects"): a `RuntimeError`'s message, "call stack exhausted
+ * (…)", "type error at the JS boundary: …" or "host function threw: …".
+ */
+export const callErrorReason = (e: unknown): string => {
+  if (e instanceof WebAssembly.RuntimeError) return e.message
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return `call stack exhausted (${e.message})`
+  if (e instanceof TypeError) return `type error at the JS boundary: ${e.message}`
+  return `host function threw: ${message(e)}`
+}
+
+/** Maps an exception thrown out of a call into the guest (export `fn`) to a `Trap`. */
+export const mapCallError = (fn: string, e: unknown): Trap => new Trap({ function: fn, reason: callErrorReason(e) })
+
+/**
+ * Maps an exception of `new WebAssembly.Instance` / `new WebAssembly.Memory`
+ * to a typed error: `LinkError` / `TypeError` → `InstantiationError`, a
+ * memory `RangeError` → `InstantiationError`, else `undefined` (a trap in the
+ * start function: map it as a call of `(start)`).
+ */
+export const instantiationError = (e: unknown): InstantiationError | undefined => {
+  // LinkError: an import of the wrong kind or type; TypeError: an import module or value is missing
+  if (e instanceof WebAssembly.LinkError || e instanceof TypeError) return new InstantiationError({ reason: e.message })
+  if (e instanceof RangeError && /memory/i.test(e.message)) {
+    return new InstantiationError({ reason: `cannot allocate linear memory: ${e.message}` })
+  }
+  return undefined
+}
+
+// -----------------------------------------------------------------------------
+// the synchronous core
+// -----------------------------------------------------------------------------
+
+const findMemory = (exports: WebAssembly.Exports, imports: WebAssembly.Imports): WebAssembly.Memory | undefined => {
+  for (const v of Object.values(exports)) if (v instanceof WebAssembly.Memory) return v
+  for (const ns of Object.values(imports)) {
+    for (const v of Object.values(ns as Record<string, unknown>)) if (v instanceof WebAssembly.Memory) return v
+  }
+  return undefined
+}
+
+/** The exported and imported tables (each once). */
+const findTables = (exports: WebAssembly.Exports, imports: WebAssembly.Imports): Array<WebAssembly.Table> => {
+  const tables = new Set<WebAssembly.Table>()
+  for (const v of Object.values(exports)) if (v instanceof WebAssembly.Table) tables.add(v)
+  for (const ns of Object.values(imports)) {
+    for (const v of Object.values(ns as Record<string, unknown>)) if (v instanceof WebAssembly.Table) tables.add(v)
+  }
+  return [...tables]
+}
+
+/** The exported mutable globals, without the fuel counter. */
+const mutableGlobals = (exports: WebAssembly.Exports): Array<readonly [string, WebAssembly.Global]> => {
+  const globals: Array<readonly [string, WebAssembly.Global]> = []
+  for (const [name, v] of Object.entries(exports)) {
+    if (!(v instanceof WebAssembly.Global) || name === FUEL_EXPORT) continue
+    try {
+      v.value = v.value // throws TypeError for an immutable global: only mutable state is captured
+      globals.push([name, v])
+    } catch {
+      // immutable
+    }
+  }
+  return globals
+}
+
+/** `imports` plus the memory `request` asks for when `imports` lacks it (may throw like `new WebAssembly.Memory`). */
+const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefined): WebAssembly.Imports => {
+  if (request === undefined) return imports
+  const ns = imports[request.module] as Record<string, unknown> | undefined
+  if (ns?.[request.name] !== undefined) return imports
+  const memory = new WebAssembly.Memory({ initial: request.minPages, maximum: request.maxPages, shared: request.shared })
+  return { ...imports, [request.module]: { ...(ns as WebAssembly.ModuleImports | undefined), [request.name]: memory } }
+}
+
+/** An export's return value as the port's results (`undefined` → none, an array → multi-value). */
+const results = (result: unknown): ReadonlyArray<WasmValue> =>
+  result === undefined ? [] : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
+
+/** Wraps an instance already made (`new WebAssembly.Instance(module, imports)` with these `imports`). */
+export const fromInstance = <E extends Error = never>(
+  instance: WebAssembly.Instance,
+  imports: WebAssembly.Imports,
+  config: Pick<InstanceConfig<E>, "mapThrown"> = {}
+): LiveInstance<E> => {
+  const exports = instance.exports
+  let live = true
+  const memory = findMemory(exports, imports)
+  const fuelExport = exports[FUEL_EXPORT]
+  const fuelGlobal = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
+  // the exported mutable globals, found on first use (a snapshot), not at spawn: telling mutable from
+  // immutable ones costs an exception per immutable global
+  let globalsFound: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined
+  const globals = () => (globalsFound ??= mutableGlobals(exports))
+  const tables = findTables(exports, imports)
+  const linearBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
+  const memoryBytes = () => {
+    let bytes = linearBytes()
+    for (const t of tables) bytes += t.length * TABLE_ENTRY_BYTES
+    return bytes
+  }
+  const terminated = (op: string) => new Trap({ function: op, reason: "instance terminated" })
+  const mapThrown = config.mapThrown
+
+  // the fuel counter's fast accessor, made on the first metered call (not at spawn)
+  let fuelAccessor: FuelAccess | undefined
+  const meter = (global: WebAssembly.Global): FuelAccess => (fuelAccessor ??= fuelAccess(global))
+
+  const prepare = (fn: string): Call<E> | undefined => {
+    const f = exports[fn]
+    if (typeof f !== "function") return undefined
+    const g = f as (...a: ReadonlyArray<WasmValue>) => unknown
+    // per call: no closure, no spread for up to 3 arguments, the counter set through `FuelAccess`
+    return (args, fuel) => {
+      if (!live) return terminated(fn)
+      const access = fuel !== undefined && fuelGlobal !== undefined ? meter(fuelGlobal) : undefined
+      if (access !== undefined) access.set(fuel!)
+      let result: unknown
+      try {
+        switch (args.length) {
+          case 0:
+            result = g()
+            break
+          case 1:
+            result = g(args[0]!)
+            break
+          case 2:
+            result = g(args[0]!, args[1]!)
+            break
+          case 3:
+            result = g(args[0]!, args[1]!, args[2]!)
+            break
+          default:
+            result = g(...args)
+        }
+      } catch (e) {
+        if (access !== undefined && access.get() < 0) return new FuelExhausted({ function: fn, fuel: fuel! })
+        return mapThrown?.(fn, e) ?? mapCallError(fn, e)
+      }
+      return {
+        results: results(result),
+        memoryBytes: memoryBytes(),
+        fuelRemaining: access !== undefined ? access.get() : undefined
+      }
+    }
+  }
+
+  const bounds = (op: string, offset: number, length: number): Trap | undefined => {
+    if (memory === undefined) return new Trap({ function: op, reason: "the instance has no linear memory" })
+    const size = memory.buffer.byteLength
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      return new Trap({ function: op, reason: `memory access out of bounds: [${offset}, ${offset + length}) of ${size} bytes` })
+    }
+    return undefined
+  }
+
+  const snapshot = (): EngineState | Trap => {
+    if (!live) return terminated("snapshot")
+    const pages: Array<{ index: number; data: Uint8Array }> = []
+    if (memory !== undefined) {
+      const buffer = memory.buffer
+      const words = new Uint32Array(buffer)
+      const count = buffer.byteLength / PAGE_BYTES
+      for (let p = 0; p < count; p++) {
+        if (!isZeroPage(words, p)) pages.push({ index: p, data: new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice() })
+      }
+    }
+    const values: Record<string, number | bigint> = {}
+    for (const [name, g] of globals()) {
+      const v: unknown = g.value
+      if (typeof v === "number" || typeof v === "bigint") values[name] = v
+    }
+    return { memoryBytes: linearBytes(), pages, globals: values }
+  }
+
+  const restore = (state: EngineState): Trap | MemoryExceeded | undefined => {
+    if (!live) return terminated("restore")
+    if (memory !== undefined) {
+      const current = memory.buffer.byteLength
+      if (state.memoryBytes > current) {
+        try {
+          memory.grow((state.memoryBytes - current) / PAGE_BYTES)
+        } catch {
+          return new MemoryExceeded({ agentId: "restore", used: state.memoryBytes, limit: current })
+        }
+      }
+      const view = new Uint8Array(memory.buffer)
+      view.fill(0)
+      for (const page of state.pages) view.set(page.data, page.index * PAGE_BYTES)
+    } else if (state.pages.length > 0) {
+      return new Trap({ function: "restore", reason: "snapshot has memory but the instance has none" })
+    }
+    for (const [name, value] of Object.entries(state.globals)) {
+      const g = exports[name]
+      if (!(g instanceof WebAssembly.Global)) {
+        return new Trap({ function: "restore", reason: `snapshot global ${name} is not exported by this module` })
+      }
+      try {
+        g.value = value
+      } catch (e) {
+        return new Trap({ function: "restore", reason: `cannot set global ${name}: ${message(e)}` })
+      }
+    }
+    return undefined
+  }
+
+  return {
+    exports,
+    memory,
+    fuel: fuelGlobal,
+    get globals() {
+      return globals()
+    },
+    memoryBytes,
+    linearBytes,
+    terminated: () => !live,
+    prepare,
+    call: (fn, args, fuel) => {
+      if (!live) return terminated(fn)
+      const call = prepare(fn)
+      return call === undefined ? new FunctionNotFound({ function: fn }) : call(args, fuel)
+    },
+    read: (offset, length) => bounds("readMemory", offset, length) ?? new Uint8Array(memory!.buffer, offset, length).slice(),
+    write: (offset, bytes) => {
+      const err = bounds("writeMemory", offset, bytes.byteLength)
+      if (err === undefined) new Uint8Array(memory!.buffer).set(bytes, offset)
+      return err
+    },
+    snapshot,
+    restore,
+    terminate: () => {
+      live = false
+    }
+  }
+}
+
+/**
+ * Runs the start function a fuel rewrite deferred (`START_EXPORT`, wasm-binary
+ * `FuelOptions.deferStart`) with the fuel the counter starts with: running
+ * out of it is `FuelExhausted { function: "(start)", fuel }`, another
+ * exception is mapped as a call of `(start)`; `undefined` when it returned
+ * (or the module has no deferred start).
+ */
+const runDeferredStart = <E extends Error>(live: LiveInstance<E>, config: InstanceConfig<E>): Trap | FuelExhausted | E | undefined => {
+  const start = live.exports[START_EXPORT]
+  if (typeof start !== "function") return undefined
+  const fuel = live.fuel === undefined ? undefined : Number(live.fuel.value as bigint)
+  try {
+    ;(start as () => unknown)()
+    return undefined
+  } catch (e) {
+    if (live.fuel !== undefined && (live.fuel.value as bigint) < 0n) {
+      return new FuelExhausted({ function: "(start)", fuel: fuel ?? 0 })
+    }
+    return config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
+  }
+}
+
+/**
+ * A probe module importing `t.t`, a table of `element` (0x70 funcref, 0x6f
+ * externref) with limits `{ min 0, max maxEntries }`: linking it with a
+ * table succeeds only when that table has a maximum ≤ `maxEntries` (core spec
+ * §4.5.4 import matching of limits) — what the JS API cannot read on V8 11.
+ */
+const tableProbe = (element: number, maxEntries: number): Uint8Array<ArrayBuffer> => {
+  const leb: Array<number> = []
+  let n = maxEntries >>> 0
+  do {
+    const b = n & 0x7f
+    n >>>= 7
+    leb.push(n === 0 ? b : b | 0x80)
+  } while (n !== 0)
+  const entry = [0x01, 0x01, 0x74, 0x01, 0x74, 0x01, element, 0x01, 0x00, ...leb] // one import "t" "t" (table element 0 max)
+  return Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x02, entry.length, ...entry])
+}
+
+/**
+ * Checks every caller-supplied `WebAssembly.Table` in `imports` against the
+ * agent's budget before instantiating (issue 12 item 1): its entries
+ * (`length × TABLE_ENTRY_BYTES`) must fit in `memoryLimit` bytes
+ * (`MemoryExceeded` otherwise), and it must have a maximum within the budget
+ * (split equally between the supplied tables), else the guest could grow it
+ * with `table.grow` outside any budget (`InstantiationError` naming the
+ * import). The maximum is checked by linking a probe module whose import
+ * declares that maximum; where the platform forbids runtime compilation the
+ * maximum cannot be checked and such a table is refused too.
+ */
+export const checkSuppliedTables = (
+  imports: WebAssembly.Imports,
+  memoryLimit: number | undefined,
+  agentId: string
+): MemoryExceeded | InstantiationError | undefined => {
+  if (memoryLimit === undefined) return undefined
+  const supplied: Array<readonly [string, WebAssembly.Table]> = []
+  for (const [module, ns] of Object.entries(imports)) {
+    if (ns === null || typeof ns !== "object") continue
+    for (const [name, v] of Object.entries(ns as Record<string, unknown>)) {
+      if (v instanceof WebAssembly.Table && !supplied.some(([, t]) => t === v)) supplied.push([`"${module}"."${name}"`, v])
+    }
+  }
+  if (supplied.length === 0) return undefined
+  const used = supplied.reduce((sum, [, t]) => sum + t.length * TABLE_ENTRY_BYTES, 0)
+  if (used > memoryLimit) return new MemoryExceeded({ agentId, used, limit: memoryLimit })
+  const maxEntries = Math.floor(memoryLimit / TABLE_ENTRY_BYTES / supplied.length)
+  for (const [what, table] of supplied) {
+    const fits = [0x70, 0x6f].some((element) => {
+      try {
+        new WebAssembly.Instance(new WebAssembly.Module(tableProbe(element, maxEntries)), { t: { t: table } })
+        return true
+      } catch {
+        return false // a LinkError (no maximum, too large, other element type), or no runtime compilation here
+      }
+    })
+    if (!fits) {
+      return new InstantiationError({
+        reason: `${what} (table): a caller-supplied table needs a maximum within the agent's budget ` +
+          `(≤ ${maxEntries} entries × ${TABLE_ENTRY_BYTES} bytes of ${memoryLimit}), else the guest can grow it past the budget`
+      })
+    }
+  }
+  return undefined
+}
+
+/**
+ * Instantiates `module` (a `WebAssembly.Module`: compiled here, precompiled
+ * in a bundle, or posted to a worker) with `imports`, creating the imported
+ * memory `config.memory` asks for, and checks the memory budget. Synchronous
+ * (`new WebAssembly.Instance` generates no code, so it also runs where
+ * runtime compilation is forbidden). A caller-supplied table is checked
+ * against the budget first (`checkSuppliedTables`). Never throws.
+ */
+export const instantiate = <E extends Error = never>(
+  module: unknown,
+  imports: WebAssembly.Imports | HostImports,
+  config: InstanceConfig<E> = {}
+): LiveInstance<E> | InstantiateError<E> => {
+  if (!(module instanceof WebAssembly.Module)) {
+    return new InstantiationError({ reason: config.notAModule ?? "not a WebAssembly.Module" })
+  }
+  let importObject = imports as WebAssembly.Imports
+  let instance: WebAssembly.Instance
+  const tables = checkSuppliedTables(importObject, config.memoryLimit, config.agentId ?? "instantiate")
+  if (tables !== undefined) return tables
+  try {
+    importObject = withMemory(importObject, config.memory)
+    instance = new WebAssembly.Instance(module, importObject)
+  } catch (e) {
+    return instantiationError(e) ?? config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
+  }
+  const live = fromInstance(instance, importObject, config)
+  const started = runDeferredStart(live, config)
+  if (started !== undefined) {
+    live.terminate()
+    return started
+  }
+  const bytes = live.memoryBytes()
+  if (config.memoryLimit !== undefined && bytes > config.memoryLimit) {
+    live.terminate()
+    return new MemoryExceeded({ agentId: config.agentId ?? "instantiate", used: bytes, limit: config.memoryLimit })
+  }
+  return live
+}
+
