@@ -88,6 +88,10 @@ describe("server commands stop with their parent", () => {
     await killParentFreesPort(["--filter", "@agent-runtime/browser-demo", "dev", "--port", "15173", "--strictPort", "--host", "127.0.0.1"], 15173)
   }, 120_000)
 
+  it("pnpm --filter @agent-runtime/server start (drains, then exits)", async () => {
+    await killParentFreesPort(["--filter", "@agent-runtime/server", "start", "--", "--port", "18080", "--host", "127.0.0.1", "--trust", "test-only"], 18080)
+  }, 120_000)
+
   it("pnpm --filter @agent-runtime/edge-worker serve (workerd)", async () => {
     // The same serve script and workerd binary, on a one-file Worker of its own: the edge-worker's
     // tests rebuild dist/worker while they run, which this test must not race.

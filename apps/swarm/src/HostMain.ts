@@ -8,9 +8,13 @@
  *
  * Config: the JSON in its first argument (`HostConfig`; visible in `ps`, no secret in it). Line protocol, one JSON
  * object per line:
- * - stdin, requests `{ id, op, agentId?, fn?, args? }`, `op` one of `spawn`
- *   (lease, then spawn a counter agent), `invoke` (activating the agent here
- *   from its last snapshot first when it is not live here), `held`;
+ * - stdin, requests `{ id, op, agentId?, type?, critical?, fn?, args?, offset?, bytes?, length? }`,
+ *   `op` one of `spawn` (lease, then spawn an agent of the swarm's fixture
+ *   `type`, memory per `Plan.memoryOf`), `invoke` (activating the agent here
+ *   from its last snapshot first when it is not live here; `args` and the
+ *   results in `toWire` form: an i64 as `{ "i64": "<decimal>" }`),
+ *   `writeMemory` (`bytes` base64 at `offset`) and `readMemory` (`length`
+ *   bytes at `offset`, the value base64), activating likewise, and `held`;
  * - stdout: `{ ready, hostId }` once loaded, then replies
  *   `{ id, ok: true, value }` / `{ id, ok: false, error: { _tag, message, owner? } }`
  *   and `{ event }` for each event this runtime published, as it comes back
@@ -28,6 +32,7 @@ import {
   ExecutionAuthorizers,
   makeMetadata,
   MemoryBudget,
+  type ModuleId,
   MetricsRepositories
 } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
@@ -47,6 +52,8 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as readline from "node:readline"
+import { fromWire, toWire } from "./MultiHost.js"
+import { agentTypes, type AgentType, memoryOf, POOL_OVERCOMMIT } from "./Plan.js"
 
 /** What a host is told through its first argument. */
 export interface HostConfig {
@@ -56,19 +63,24 @@ export interface HostConfig {
   readonly names: string
   /** Lease TTL, ms. */
   readonly ttlMs: number
-  /** Agents this host may hold at most (sizes its pool: 1 MiB each). */
+  /** Agents this host may hold at most (sizes its pool: one reservation, 1 MiB, each). */
   readonly capacity: number
 }
 
-/** Memory limit of each agent (the counter needs one 64 KiB page). */
-export const AGENT_MEMORY = 1 * MemoryBudget.MiB
+/** Pool reservation of each agent (`Plan.memoryOf`: 1 MiB for every type; the pool over-commits like the embedded swarm's). */
+export const AGENT_RESERVATION = 1 * MemoryBudget.MiB
 
 interface Request {
   readonly id: number
-  readonly op: "spawn" | "invoke" | "held"
+  readonly op: "spawn" | "invoke" | "writeMemory" | "readMemory" | "held"
   readonly agentId?: string
+  readonly type?: AgentType
+  readonly critical?: boolean
   readonly fn?: string
-  readonly args?: ReadonlyArray<number>
+  readonly args?: ReadonlyArray<unknown>
+  readonly offset?: number
+  readonly bytes?: string
+  readonly length?: number
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as HostConfig
@@ -84,7 +96,9 @@ const ports = Layer.mergeAll(
 const runtime = AgentRuntimes.layer({
   id: config.hostId,
   persistence: { snapshotAfterCalls: true },
-  pool: { totalMemory: Math.max(64, config.capacity + 16) * AGENT_MEMORY }
+  // no automatic pressure handling: nothing here is evicted (an eviction by pressure would delete saved state)
+  autoPressure: false,
+  pool: { totalMemory: Math.max(64, config.capacity + 16) * AGENT_RESERVATION, overcommit: POOL_OVERCOMMIT }
 }).pipe(
   Layer.provideMerge(Layer.mergeAll(ports, MetricsRepositories.layerMemory, ExecutionAuthorizers.layerAllowAll)),
   Layer.provide(Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() })))
@@ -97,30 +111,55 @@ const program = Effect.gen(function*() {
   yield* phase("runtime up")
   const leased = yield* LeasedRuntime.LeasedRuntime
   const { runtime } = leased
-  const moduleId = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
-  yield* phase("module loaded")
+  const moduleIds = new Map<string, ModuleId>()
+  for (const type of agentTypes) {
+    moduleIds.set(type, yield* runtime.loadModule(readAgent(type), makeMetadata({ name: type, version: "1.0.0" })))
+  }
+  yield* phase("modules loaded")
   const events = yield* runtime.events
   yield* Effect.forkScoped(Stream.runForEach(events, (e) => Effect.sync(() => write({ event: e.eventId }))))
 
   const handle = (req: Request): Effect.Effect<unknown, unknown> => {
     const agentId = toAgentId(req.agentId ?? "")
-    switch (req.op) {
-      case "spawn":
-        return Effect.asVoid(leased.spawnAgent(agentId, moduleId, { memoryLimit: AGENT_MEMORY }))
-      case "invoke":
-        return runtime.agent(agentId).pipe(
+    /** The agent live here: activated from its last snapshot first when it is not. */
+    const here = runtime.agent(agentId).pipe(
+      Effect.asVoid,
+      Effect.catchTag("AgentNotFound", () =>
+        leased.activate(agentId).pipe(
           Effect.asVoid,
-          Effect.catchTag("AgentNotFound", () =>
-            leased.activate(agentId).pipe(
-              Effect.asVoid,
-              // activated here by a concurrent call meanwhile: go on
-              Effect.catchIf(
-                (e) => e._tag === "AgentAlreadyExists" && "owner" in e && e.owner === config.hostId,
-                () => Effect.void
-              )
-            )
-          ),
-          Effect.andThen(runtime.invoke(agentId, req.fn ?? "get", req.args ?? []))
+          // activated here by a concurrent call meanwhile: go on
+          Effect.catchIf(
+            (e) => e._tag === "AgentAlreadyExists" && "owner" in e && e.owner === config.hostId,
+            () => Effect.void
+          )
+        )
+      )
+    )
+    switch (req.op) {
+      case "spawn": {
+        const type = req.type ?? "counter"
+        const memory = memoryOf(type)
+        return Effect.asVoid(
+          leased.spawnAgent(agentId, moduleIds.get(type)!, {
+            memoryLimit: memory.limit,
+            memoryReservation: memory.reservation,
+            critical: req.critical ?? false
+          })
+        )
+      }
+      case "invoke":
+        return here.pipe(
+          Effect.andThen(runtime.invoke(agentId, req.fn ?? "get", fromWire(req.args ?? []))),
+          Effect.map(toWire)
+        )
+      case "writeMemory":
+        return here.pipe(
+          Effect.andThen(runtime.writeMemory(agentId, req.offset ?? 0, Buffer.from(req.bytes ?? "", "base64")))
+        )
+      case "readMemory":
+        return here.pipe(
+          Effect.andThen(runtime.readMemory(agentId, req.offset ?? 0, req.length ?? 0)),
+          Effect.map((bytes) => Buffer.from(bytes).toString("base64"))
         )
       case "held":
         return Effect.sync(() => leased.held())

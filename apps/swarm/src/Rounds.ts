@@ -36,6 +36,7 @@ import {
   RESUME_ROUND,
   type SwarmAgent
 } from "./Plan.js"
+import type * as Prng from "./Prng.js"
 import { task } from "./Tasks.js"
 
 /** The live agents by id. */
@@ -70,12 +71,8 @@ export const runRound = Effect.fn("Swarm.runRound")(function*(run: Run, spawned:
 
   // the round's tasks: the leaks first, then everyone else's work (all live agents in leak rounds, ~80 % otherwise)
   const { leaking, leakKiB } = yield* leakSizes(run, spawned, live, round)
-  const sample = leaking ? 1 : 0.8
   const workers = spawned.filter((a) => !a.paused && isWorking(live.get(a.id)))
-  const ordered = [...workers.filter((a) => a.type === "leaky"), ...settings.prng.shuffle(workers.filter((a) => a.type !== "leaky"))]
-  const tasks = ordered
-    .filter((a) => a.type === "leaky" || settings.prng.chance(sample))
-    .map((agent) => task(run, agent, round, leakKiB.get(agent.id) ?? 0))
+  const tasks = roundWorkers(settings.prng, workers, leaking).map((agent) => task(run, agent, round, leakKiB.get(agent.id) ?? 0))
   settings.progress({ _tag: "Phase", name: `round ${round}/${settings.rounds}`, total: tasks.length })
   let done = 0
   yield* Effect.forEach(tasks, (t) => Effect.tap(t, () => Effect.sync(() => settings.progress({ _tag: "Advance", done: ++done }))), {
@@ -95,6 +92,18 @@ export const runRound = Effect.fn("Swarm.runRound")(function*(run: Run, spawned:
       `; ${stats.agents} live`
   )
 })
+
+/**
+ * The agents of `workers` that work in a round, in the order their tasks
+ * run: every leaky agent first, then the others shuffled, each kept with
+ * chance 0.8 (all of them in a leak round, `leaking`). Draws from `prng`
+ * (the shuffle, then one draw per non-leaky agent), before any task is built.
+ */
+export const roundWorkers = (prng: Prng.Prng, workers: ReadonlyArray<SwarmAgent>, leaking: boolean): Array<SwarmAgent> => {
+  const sample = leaking ? 1 : 0.8
+  const ordered = [...workers.filter((a) => a.type === "leaky"), ...prng.shuffle(workers.filter((a) => a.type !== "leaky"))]
+  return ordered.filter((a) => a.type === "leaky" || prng.chance(sample))
+}
 
 /** The supervisor's control loop: pressure, then health (a persistent run also samples the metrics). Returns the agents evicted under pressure. */
 const controlLoop = (run: Run): Effect.Effect<number> =>

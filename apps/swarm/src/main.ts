@@ -55,7 +55,7 @@ const usage = `usage: pnpm start [options]
   --ack-log <file>   append "<agentId> <value>" for every acknowledged state-changing call (and
                      "<agentId> evicted <reason>" when an eviction deletes saved state); a fresh --db run
                      starts it empty, --resume first compares it with what came back
-  --hosts <n>        run the agents (counters) across n host processes on a local nats-server -js,
+  --hosts <n>        run the swarm's agents and tasks across n host processes on a local nats-server -js,
                      SIGKILL one mid-run and report what moved and what was lost (n: 2..16)
   --quiet            no progress on stderr
   -h, --help         this text
@@ -127,7 +127,7 @@ for (const name of tamper) {
 if (parsed.hosts !== undefined) {
   const hosts = integer("hosts", parsed.hosts, 3, 2, 16)
   if (parsed.db !== undefined || parsed["ack-log"] !== undefined || platform !== "native" || tamper.length > 0) {
-    fail("--hosts runs counter agents on the native engine over NATS: it takes no --db, --resume, --ack-log, --platform node or --tamper")
+    fail("--hosts runs the agents on the native engine over NATS: it takes no --db, --resume, --ack-log, --platform node or --tamper")
   }
   const { runMultiHostCli } = await import("./MultiHost.js")
   process.exit(await runMultiHostCli({ hosts, agents, seed, rounds, json: parsed.json, quiet: parsed.quiet }))

@@ -1,9 +1,11 @@
 /**
  * `pnpm start --hosts 3 --json` end to end, as `./dev start --hosts 3 --json`
- * runs it (small: 24 agents): a real nats-server -js and three real host
- * processes, one SIGKILLed mid-run. The report must show the killed host's
- * agents moved to the survivors with no acknowledged call or event lost, and
- * the run must leave no child behind. SIGTERM to the CLI takes its
+ * runs it (small: 24 agents of the swarm's plan, every type): a real
+ * nats-server -js and three real host processes, one SIGKILLed mid-run. The
+ * report must show the swarm's mix (its per-type counts from `Plan.planCounts`)
+ * doing its tasks with every result right, the killed host's agents moved to
+ * the survivors with no acknowledged call or event lost, and the run must
+ * leave no child behind. SIGTERM to the CLI takes its
  * nats-server and hosts down.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -11,6 +13,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import type { MultiHostReport } from "../src/MultiHost.js"
+import { agentTypes, planCounts } from "../src/Plan.js"
 
 const root = fileURLToPath(new URL("../../../", import.meta.url))
 const live = new Set<ChildProcess>()
@@ -58,9 +61,26 @@ describe("swarm --hosts", () => {
     expect(report).toMatchObject({ mode: "hosts", hosts: 3, agents: 24, rounds: 12, killedHost: "host-b" })
     expect(report.agentsOnKilledHost).toBeGreaterThan(0)
     expect(report.agentsMoved).toBeGreaterThanOrEqual(report.agentsOnKilledHost)
-    expect(report.acknowledgedCalls).toBeGreaterThan(24 * 6)
+    // the swarm's mix: every type of the plan ran, spread over the hosts, and the state-keeping ones acknowledged calls
+    const counts = planCounts(24)
+    for (const type of agentTypes) {
+      expect(report.byType[type].agents, type).toBe(counts[type])
+      expect(report.byType[type].acknowledgedCallsLost, type).toBe(0)
+      expect(report.byType[type].moved, type).toBe(report.byType[type].onKilledHost)
+    }
+    for (const type of ["counter", "lifecycle", "leaky", "flaky"] as const) {
+      expect(report.byType[type].acknowledgedCalls, type).toBeGreaterThan(0)
+    }
+    expect(agentTypes.reduce((n, t) => n + report.byType[t].onKilledHost, 0)).toBe(report.agentsOnKilledHost)
+    // 12 rounds, about 80 % of the agents per round, at least one state change per counter/lifecycle/leaky/flaky task
+    expect(report.acknowledgedCalls).toBeGreaterThan(100)
     expect(report.acknowledgedCallsLost).toBe(0)
+    expect(report.acknowledgedCallsUnchecked).toBe(0)
     expect(report.callsFailed).toBe(0)
+    // text results (word counts, CRC-32, top word), trapper results and traps, every state, checked against JavaScript
+    expect(report.verification.checked).toBeGreaterThan(200)
+    expect(report.verification.mismatches).toBe(0)
+    expect(report.crashes, report.crashDetails.join("\n")).toBe(0)
     expect(report.acknowledgedEvents).toBeGreaterThan(24) // the spawns at least
     expect(report.acknowledgedEventsLost).toBe(0)
     expect(report.duplicates).toBe(0)

@@ -33,6 +33,10 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
     for (let i = 0; i < b; i++) consume(await call())
     return performance.now() - start
   }
+  // every contender's call path is warmed (JIT, worker spin budgets) before its rows, the same way for each:
+  // unwarmed, the first calls through a worker cost ~1 ms each on their own
+  const warmCalls = size(options, 3_000, 1_000, 10)
+  const warm = (call: () => Promise<unknown>) => timed(warmCalls, call)
   const names = {
     noop: "Extism in-thread: noop",
     echo: `Extism in-thread: echo ${ECHO_BYTES / 1024} KiB`,
@@ -44,6 +48,8 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
     try {
       const echoed = await plugin.call("echo", input)
       ExtismEcho.check(input, echoed?.bytes())
+      await warm(() => plugin.call("noop"))
+      await plugin.reset() // Extism keeps each call's blocks until reset (see the echo row)
       rows.push(await measure({ suite: SUITE, name: runInWorker ? names.wNoop : names.noop, batch: runInWorker ? workerBatch : batch, run: (b) => timed(b, () => plugin.call("noop")) }, options))
       rows.push(await measure({
         suite: SUITE,
@@ -76,6 +82,8 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
         return yield* runtime.readMemory(id, 0, ECHO_BYTES)
       })
       ExtismEcho.check(input, await run(echo))
+      await warm(() => run(runtime.invoke(id, "noop", [])))
+      await warm(() => run(echo))
       const b = worker ? workerBatch : batch
       rows.push(await measure({
         suite: SUITE,

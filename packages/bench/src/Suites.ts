@@ -1,5 +1,10 @@
 /**
  * Every suite, in run order, by name (`--suite=<name>` picks some).
+ * `adapter: true` marks the suites that build their runtimes with the
+ * default engine (`BenchRuntime.defaultEngine`), so `--adapter` runs them on
+ * the user's engine; the others measure engines of their own (workers, the
+ * Extism peer, Chromium, workerd, a child process per scale probe, the
+ * server) and are refused with `--adapter`.
  *
  * @since 0.1.0
  */
@@ -8,6 +13,7 @@ import { edgeSuite } from "./EdgeSuite.js"
 import { invokeSuite } from "./InvokeSuite.js"
 import { lifecycleSuite } from "./LifecycleSuite.js"
 import { loadSuite } from "./LoadSuite.js"
+import { multiHostScaleSuite } from "./MultiHostScaleSuite.js"
 import type { RunOptions, SuiteResult } from "./Measure.js"
 import { peerSuite } from "./PeerSuite.js"
 import { scaleSuite } from "./ScaleSuite.js"
@@ -15,15 +21,23 @@ import { serverSuite } from "./ServerSuite.js"
 import { spawnSuite } from "./SpawnSuite.js"
 import { workerSuite } from "./WorkerSuite.js"
 
-export const suites: ReadonlyArray<{ readonly name: string; readonly run: (options: RunOptions) => Promise<SuiteResult> }> = [
-  { name: "load", run: loadSuite },
-  { name: "spawn", run: spawnSuite },
-  { name: "invoke", run: invokeSuite },
-  { name: "worker", run: workerSuite },
-  { name: "peer", run: peerSuite },
-  { name: "lifecycle", run: lifecycleSuite },
-  { name: "scale", run: scaleSuite },
-  { name: "browser", run: browserSuite },
-  { name: "edge", run: edgeSuite },
-  { name: "server", run: serverSuite }
+/** One suite: its name, how to run it, and whether it runs on the engine given with `--adapter`. */
+export interface Suite {
+  readonly name: string
+  readonly run: (options: RunOptions) => Promise<SuiteResult>
+  readonly adapter: boolean
+}
+
+export const suites: ReadonlyArray<Suite> = [
+  { name: "load", run: loadSuite, adapter: true },
+  { name: "spawn", run: spawnSuite, adapter: true },
+  { name: "invoke", run: invokeSuite, adapter: true },
+  { name: "worker", run: workerSuite, adapter: false },
+  { name: "peer", run: peerSuite, adapter: false },
+  { name: "lifecycle", run: lifecycleSuite, adapter: true },
+  { name: "scale", run: scaleSuite, adapter: false },
+  { name: "multihost", run: multiHostScaleSuite, adapter: false },
+  { name: "browser", run: browserSuite, adapter: false },
+  { name: "edge", run: edgeSuite, adapter: false },
+  { name: "server", run: serverSuite, adapter: false }
 ]

@@ -7,7 +7,9 @@
  */
 export * from "./Measure.js"
 export * from "./Report.js"
-export { suites } from "./Suites.js"
+export { type Suite, suites } from "./Suites.js"
+export { withEngine } from "./BenchRuntime.js"
+export * from "./Adapter.js"
 export { loadSuite } from "./LoadSuite.js"
 export { spawnSuite, SWARM } from "./SpawnSuite.js"
 export { invokeSuite } from "./InvokeSuite.js"

@@ -16,7 +16,8 @@ describe("bench suites (smoke: each runs once with tiny counts)", () => {
       checkShape(result)
       if (suite.name === "invoke") expect(result.rows.some((r) => r.name.startsWith("prepared call handle"))).toBe(true)
       if (suite.name === "peer") expect(result.rows.some((r) => r.name.startsWith("Extism runInWorker"))).toBe(true)
-    }, 60_000)
+      if (suite.name === "multihost") expect(result.rows.some((r) => r.name.startsWith("live agents"))).toBe(true)
+    }, suite.name === "multihost" ? 180_000 : 60_000)
   }
 })
 

@@ -27,6 +27,7 @@ import type { EngineCapabilities, SettingsInput, WasmEngine } from "@agent-runti
 import { describe } from "@effect/vitest"
 import type * as Layer from "effect/Layer"
 import { cacheCases } from "./cases/CacheAndGc.js"
+import { crossEngineCases } from "./cases/CrossEngine.js"
 import type { SuiteContext } from "./cases/Context.js"
 import { diagnosticCases } from "./cases/Diagnostics.js"
 import { eventCases } from "./cases/Events.js"
@@ -91,6 +92,7 @@ export const suite = (name: string, engineLayer: Layer.Layer<WasmEngine>, option
     memoryPressureCases(ctx)
     cacheCases(ctx)
     snapshotCases(ctx)
+    crossEngineCases(ctx)
     eventCases(ctx)
     shutdownCases(ctx)
     factoryCases(ctx)

@@ -7,3 +7,10 @@
 export { suite, type SuiteOptions } from "./Suite.js"
 export { agentNames, type AgentName, defaultFixtures, type FixtureLoader } from "./Fixtures.js"
 export { type EngineSpy, MiB, PAGE, spyLayer, verifierLayer } from "./Harness.js"
+export {
+  type CrossEngineScenario,
+  crossEngineScenarios,
+  decodeVector,
+  encodeVector,
+  toBase64
+} from "./cases/CrossEngine.js"

@@ -168,6 +168,18 @@ const headerProblem = (header: Format.Header): string | undefined => {
   return undefined
 }
 
+/**
+ * Checks the pages of a state as `encode` does (64 KiB each, indexes
+ * increasing, inside `memoryBytes`), without encoding them: `SnapshotInvalid`
+ * with the same reasons. For stores that keep a snapshot in parts — the
+ * codec bytes of the snapshot without its pages (which `encode` checks) plus
+ * a row per page — and so never encode the pages themselves.
+ */
+export const validatePages = (state: InstanceSnapshot["state"]): Effect.Effect<void, SnapshotInvalid> => {
+  const problem = stateProblem({ ...state, globals: {} })
+  return problem === undefined ? Effect.void : Effect.fail(new SnapshotInvalid({ reason: problem }))
+}
+
 // --- encode ---
 
 /**

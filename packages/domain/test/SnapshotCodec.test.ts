@@ -13,7 +13,8 @@ import {
   SnapshotCorrupt,
   SnapshotInvalid,
   SnapshotMismatch,
-  type SnapshotCompression
+  type SnapshotCompression,
+  validatePages
 } from "../src/SnapshotCodec.js"
 
 const PAGE = 65_536
@@ -232,6 +233,11 @@ describe("SnapshotCodec", () => {
       expect((yield* invalid(make({ memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }))).reason).toBe(
         "page 1 is out of order or repeated (indexes must increase)"
       )
+      // validatePages refuses the same pages with the same reasons, and accepts what encode accepts
+      for (const state of [{ memoryBytes: PAGE, pages: [page(1, 3)] }, { memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }]) {
+        expect((yield* Effect.flip(validatePages(make(state).state))).reason).toBe((yield* invalid(make(state))).reason)
+      }
+      yield* validatePages(make({ memoryBytes: 3 * PAGE, pages: [page(0, 1), page(2, 3)] }).state)
       expect((yield* invalid(make({ globals: { big: 2n ** 63n } }))).reason).toMatch(/outside the i64 range/)
       expect((yield* invalid(make({ memoryBytes: 100 }))).reason).toMatch(/not a multiple of 64 KiB/)
       expect((yield* invalid({ ...make(), invocationCount: Number.NaN })).reason).toMatch(/invalid metadata/)

@@ -1,7 +1,7 @@
 /**
  * The call path between the host thread and one worker (DESIGN.md
- * "Platforms": Node and Browser — SharedArrayBuffer + Atomics, the host never
- * blocks). The one place the transport lives: both worker engines use it.
+ * "Platforms": Node and Browser — SharedArrayBuffer + Atomics; the host blocks
+ * only for bounded microseconds). The one place the transport lives: both worker engines use it.
  *
  * A channel carries one request at a time from the host to the worker
  * (`Protocol.Request`), the worker's synchronous *host calls* back to the
@@ -9,8 +9,9 @@
  * the host thread), and the reply. Layout: one `SharedArrayBuffer` — a
  * 32-byte header of `Int32` words ([0] state, [1] payload length in bytes or
  * -1 = "posted as a message", [2] the worker sleeps in `Atomics.wait` (1) or
- * not (0), [3] the host sleeps in `Atomics.waitAsync` (1) or not (0), [4]
- * how long the worker ran before its last answer, in µs, [5..7] reserved) and the
+ * not (0), [3] the host sleeps in `Atomics.wait`/`waitAsync` (1) or not (0), [4]
+ * how long the worker ran before its last answer, in µs, [5] the host's
+ * spins catch replies lately (1) or not (0), [6..7] reserved) and the
  * payload region (`channelBytes`, default 256 KiB) in the compact binary
  * codec (`Codec.ts`). Two transports, same behaviour:
  *
@@ -33,10 +34,18 @@
  *   and halves its budget on each longer gap; the host spins synchronously
  *   (its event loop blocked) only while the worker is awake and its last run
  *   (header word 4) was short — about twice that run, at most
- *   `HOST_SPIN_MAX_MS`, scaled down on misses and back up on hits. An idle
- *   runtime spins nowhere: after its last call the worker spins once, then
- *   sleeps;
- *   the host spins only inside a request. A payload the codec cannot
+ *   `HOST_SPIN_MAX_MS`, scaled down on misses and back up on hits. The
+ *   worker spins for requests only while the host's spins hit (header word
+ *   5; and on every 16th request, a probe): on busy cores a spinning worker
+ *   only takes CPU time from the host, so both sides then sleep. Between
+ *   spinning and sleeping asynchronously, the host waits for a worker whose
+ *   runs are short *synchronously*, at most `HOST_WAKE_MAX_MS` (adaptive:
+ *   twice the recent wake-ups): in `Atomics.wait` where its thread may block
+ *   (Node's main thread), else — only right after waking a sleeping worker —
+ *   spinning. A reply caught so (the usual hot and idle no-op) is taken in
+ *   the caller's own step (`begin`): no promise, no event-loop wake-up. An
+ *   idle runtime spins nowhere: after its last call the worker spins once,
+ *   then sleeps; the host spins only inside a request. A payload the codec cannot
  *   carry (a `WebAssembly.Module`) or that does not fit (large memory reads,
  *   snapshots) is posted (`postMessage`, structured clone) *before* the state
  *   word changes and the length word says so: the worker then leaves its
@@ -79,11 +88,15 @@ const HOSTRESULT = 3
 const RESPONSE = 4
 /** Length word value: the payload was posted. */
 const VIA_MESSAGE = -1
+/** What `drive` returns when the reply was posted (a state word is never negative). */
+const POSTED = -1
 /** Header words: the worker sleeps in `Atomics.wait` / the host sleeps in `Atomics.waitAsync` (1) or not (0). */
 const WORKER_SLEEPS = 2
 const HOST_SLEEPS = 3
 /** Header word: how long the worker ran (request or host result in → host call or reply out) before its last answer, µs. */
 const WORKER_RAN_US = 4
+/** Header word: the host's spins catch the worker's replies lately (1) or miss (0): the worker spins for requests only then. */
+const HOST_SPINS = 5
 
 /**
  * The most the worker spins waiting for the host, in ms (200 µs): for the
@@ -96,19 +109,36 @@ export const WORKER_SPIN_MAX_MS = 0.2
  * the worker, in ms (50 µs), before it yields to `Atomics.waitAsync`.
  */
 export const HOST_SPIN_MAX_MS = 0.05
+/**
+ * The most the host waits synchronously (its event loop blocked) for a
+ * worker it has just woken from `Atomics.wait`, in ms (500 µs): the worker's
+ * wake-up plus its short run, taken without a second wake-up of the host
+ * through its event loop. Where the host thread may block (Node's main
+ * thread, a worker) it sleeps in `Atomics.wait` meanwhile, else it spins.
+ */
+export const HOST_WAKE_MAX_MS = 0.5
 /** How long each side may spin at most, in ms (adaptive below that). */
 export interface SpinLimits {
   /** The worker's cap (`WORKER_SPIN_MAX_MS` by default). */
   readonly workerMaxMs: number
   /** The host's cap, its event loop blocked (`HOST_SPIN_MAX_MS` by default). */
   readonly hostMaxMs: number
+  /** The host's cap on a synchronous wait for a worker it has just woken (`HOST_WAKE_MAX_MS` by default; 0: none). */
+  readonly hostWakeMaxMs?: number | undefined
 }
 
-/** The default caps: 200 µs for the worker, 50 µs for the host. */
-export const DEFAULT_SPIN: SpinLimits = { workerMaxMs: WORKER_SPIN_MAX_MS, hostMaxMs: HOST_SPIN_MAX_MS }
+/** The default caps: 200 µs for the worker, 50 µs for the host, 500 µs for the host after waking the worker. */
+export const DEFAULT_SPIN: SpinLimits = {
+  workerMaxMs: WORKER_SPIN_MAX_MS,
+  hostMaxMs: HOST_SPIN_MAX_MS,
+  hostWakeMaxMs: HOST_WAKE_MAX_MS
+}
 
 /** The longest the host runs one request synchronously (spins and host calls) before it sleeps once, ms. */
 const MAX_SYNC_MS = 1
+
+/** The worker spins for the next request after a reply its host slept for on every this many requests (a power of 2). */
+const PROBE_EVERY = 16
 
 /** The smallest budget in ms (2 µs): below it a side does not spin. */
 const SPIN_FLOOR_MS = 0.002
@@ -153,26 +183,79 @@ class GapSpin {
  * The host's budget (ms) for a synchronous wait on the worker: none while
  * the worker sleeps (its wake-up alone costs more) or when its last run
  * took longer than `HOST_SPIN_MAX_MS`; else twice that run plus 5 µs
- * (capped), scaled by the recent success: a hit doubles the scale (at most
- * 1), a miss halves it; a scaled budget below `SPIN_FLOOR_MS` is a
- * `SPIN_FLOOR_MS` probe, so a scale can recover when replies get fast again.
+ * (capped), scaled by the recent success: a hit sets the scale to 1, a miss
+ * halves it (at least `SPIN_FLOOR_MS`). The host publishes whether its spins
+ * hit (header word 5: the scale is at least 1/4); while they miss, the worker
+ * spins only on its probes, and the host meets a probe with the full budget,
+ * so spinning resumes when replies get fast again.
  */
 class HostSpin {
   private scale = 1
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number, private readonly header: Int32Array) {
+    Atomics.store(header, HOST_SPINS, max > 0 ? 1 : 0)
+  }
   budget(header: Int32Array): number {
     const max = this.max
     if (max <= 0 || Atomics.load(header, WORKER_SLEEPS) !== 0) return 0
     const ran = Atomics.load(header, WORKER_RAN_US) / 1000
     if (ran > max) return 0
-    return Math.max(SPIN_FLOOR_MS, Math.min(max, 2 * ran + 0.005) * this.scale)
+    // the worker is awake although the host's spins missed: its probe, met with a full budget
+    const scale = Atomics.load(header, HOST_SPINS) === 0 ? 1 : this.scale
+    return Math.max(SPIN_FLOOR_MS, Math.min(max, 2 * ran + 0.005) * scale)
   }
   hit(): void {
-    this.scale = Math.min(1, this.scale * 2)
+    this.scale = 1
+    Atomics.store(this.header, HOST_SPINS, 1)
   }
   missed(): void {
     this.scale = Math.max(1 / 1024, this.scale / 2)
+    if (this.scale < 0.25) Atomics.store(this.header, HOST_SPINS, 0)
   }
+}
+
+/**
+ * The host's budget (ms) for a synchronous wait on a worker it has just
+ * woken: none when the worker's last run (header word 4) took longer than
+ * the cap; else twice the wake-ups it caught lately (a moving average, the
+ * cap to start with) plus that run, capped. A miss doubles the estimate (up
+ * to the cap), so a slow machine waits up to the cap, never more.
+ */
+class WakeWait {
+  private expected: number
+  constructor(private readonly max: number) {
+    this.expected = max / 2
+  }
+  budget(header: Int32Array): number {
+    const max = this.max
+    if (max <= 0) return 0
+    const ran = Atomics.load(header, WORKER_RAN_US) / 1000
+    if (ran > max) return 0
+    return Math.min(max, 2 * this.expected + ran)
+  }
+  caught(ms: number): void {
+    this.expected = this.expected * 0.75 + ms * 0.25
+  }
+  missed(): void {
+    this.expected = Math.min(this.max, this.expected * 2)
+  }
+}
+
+let blocking: boolean | undefined
+/**
+ * Whether this thread may block in `Atomics.wait` (ECMAScript
+ * AgentCanSuspend: Node's main thread and workers may, a page's main thread
+ * may not — it throws a `TypeError` even when the value differs).
+ */
+const canBlock = (): boolean => {
+  if (blocking === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0)
+      blocking = true
+    } catch {
+      blocking = false
+    }
+  }
+  return blocking
 }
 
 /** `performance.now()` where the realm has it (Node, browsers, workerd), else a counter: 64 polls ≈ 1 µs. */
@@ -285,6 +368,12 @@ const writeHostResult = (r: Region, result: HostReply, post: ((m: ChannelMessage
   r.header[1] = length
 }
 
+/** A request that could not finish synchronously (`HostChannel.begin`). */
+export interface PendingReply<A = Reply> {
+  /** Waits (never blocking) for the outcome; call it once, right away: the channel stays busy until it settles. */
+  readonly wait: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<A>>
+}
+
 /** The host's end of a channel. */
 export interface HostChannel {
   readonly kind: ChannelKind
@@ -292,6 +381,18 @@ export interface HostChannel {
   readonly init: ChannelInit
   /** Feed every message the worker posts here. */
   readonly onMessage: (message: ChannelMessage) => void
+  /**
+   * Sends `request` and takes its reply synchronously when the worker
+   * answers within the spin budgets (running host calls on the way): the
+   * outcome; otherwise a `PendingReply` to await. `deadline` is a
+   * `ChannelPort.now()` time in ms. The hot path of `request`: a reply
+   * caught here costs no promise, no abort listener and no `hold`.
+   */
+  readonly begin: <R extends Request>(
+    request: R,
+    onHostCall: HostCallHandler,
+    deadline: number | undefined
+  ) => ChannelOutcome<ReplyTo<R>> | PendingReply<ReplyTo<R>>
   /**
    * Sends `request` and waits (never blocking) for its reply, running host
    * calls on the way. `deadline` is a `ChannelPort.now()` time in ms.
@@ -363,52 +464,88 @@ export const openHost = (
     return undefined
   }
 
-  const hostSpin = new HostSpin(spin === false ? 0 : spin.hostMaxMs)
-  /** Tells the worker the state word changed, waking it only when it sleeps. */
-  const wakeWorker = () => {
-    if (Atomics.load(r.header, WORKER_SLEEPS) !== 0) Atomics.notify(r.header, 0)
+  const hostSpin = new HostSpin(spin === false ? 0 : spin.hostMaxMs, r.header)
+  const wakeWait = new WakeWait(spin === false ? 0 : spin.hostWakeMaxMs ?? HOST_WAKE_MAX_MS)
+  /** Tells the worker the state word changed, waking it only when it sleeps: `true` when it had to. */
+  const wakeWorker = (): boolean => {
+    if (Atomics.load(r.header, WORKER_SLEEPS) === 0) return false
+    Atomics.notify(r.header, 0)
+    return true
   }
 
-  const requestShared = async (
-    message: Request,
+  /**
+   * Waits for a worker whose runs are short synchronously for the `WakeWait`
+   * budget: in `Atomics.wait` where this thread may block (the sleep word
+   * raised, so the worker's answer wakes it directly — no wake-up through
+   * the event loop), else — only right after waking a sleeping worker
+   * (`woke`) — spinning. `true`: the state word changed.
+   */
+  const awaitShort = (state: number, woke: boolean, deadline: number | undefined): boolean => {
+    const block = canBlock()
+    if (!block && !woke) return false
+    const start = now()
+    const budget = Math.min(wakeWait.budget(r.header), deadline === undefined ? Infinity : deadline - start)
+    if (budget <= 0) return false
+    let changed: boolean
+    if (block) {
+      Atomics.store(r.header, HOST_SLEEPS, 1)
+      for (;;) {
+        if (Atomics.load(r.header, 0) !== state) {
+          changed = true
+          break
+        }
+        const left = budget - (now() - start)
+        if (left <= 0) {
+          changed = false
+          break
+        }
+        Atomics.wait(r.header, 0, state, left)
+      }
+      Atomics.store(r.header, HOST_SLEEPS, 0)
+    } else {
+      changed = spinWhile(r.header, state, budget, now)
+    }
+    if (changed) wakeWait.caught(now() - start)
+    else wakeWait.missed()
+    return changed
+  }
+
+  /**
+   * The synchronous part of a shared request: runs host calls and takes the
+   * reply while the worker answers within the spin budgets. Returns the
+   * outcome, or the state word to sleep on (`POSTED`: the reply was posted).
+   * `awake`: when this synchronous stretch began; `woke`: the worker was
+   * asleep and has just been notified.
+   */
+  const drive = (
     handler: HostCallHandler,
     deadline: number | undefined,
-    signal: AbortSignal | undefined
-  ): Promise<ChannelOutcome<unknown>> => {
-    send(r, post, "req", message)
-    Atomics.store(r.header, 0, REQUEST)
-    wakeWorker()
-    /** When this request last resumed from a sleep (or started): the start of its synchronous stretch. */
-    let awake = now()
+    signal: AbortSignal | undefined,
+    awake: number,
+    woke: boolean
+  ): ChannelOutcome<unknown> | number => {
     for (;;) {
       const state = Atomics.load(r.header, 0)
       if (state === HOSTCALL) {
         writeHostResult(r, handler(readPayload(r) as unknown as HostCall), postResult)
         Atomics.store(r.header, 0, HOSTRESULT)
-        wakeWorker()
+        woke = wakeWorker()
         continue
       }
       if (state === RESPONSE) {
-        if (r.header[1] === VIA_MESSAGE) {
-          hold()
-          while (inbox.length === 0) {
-            const end = ended(deadline, signal)
-            if (end !== undefined) return end
-            await nextPosted(deadline, signal)
-          }
-          Atomics.store(r.header, 0, IDLE)
-          return { kind: "response", value: inbox.shift() }
-        }
+        if (r.header[1] === VIA_MESSAGE) return POSTED
         const value = readPayload(r)
         Atomics.store(r.header, 0, IDLE)
         return { kind: "response", value }
       }
-      // the worker has not answered yet: spin while it is awake and answers fast, then sleep
+      // the worker has not answered yet: wait for it synchronously while that is cheap, then sleep
       const end = ended(deadline, signal)
       if (end !== undefined) return end
       // a guest calling host functions back to back must not hold the event loop: past
       // MAX_SYNC_MS without a sleep, the next wait sleeps (timers, I/O and other workers run)
-      const budget = now() - awake > MAX_SYNC_MS ? 0 : hostSpin.budget(r.header)
+      if (now() - awake > MAX_SYNC_MS) return state
+      // an awake worker that answers fast: spin; then wait for it synchronously, blocked (`awaitShort`)
+      const budget = woke ? 0 : hostSpin.budget(r.header)
       if (budget > 0) {
         if (spinWhile(r.header, state, budget, now)) {
           hostSpin.hit()
@@ -416,7 +553,34 @@ export const openHost = (
         }
         hostSpin.missed()
       }
-      hold()
+      if (!awaitShort(state, woke, deadline)) return state
+      woke = false
+    }
+  }
+
+  /** The asynchronous rest of a shared request that could not finish in `drive`. */
+  const waitShared = async (
+    handler: HostCallHandler,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+    first: number
+  ): Promise<ChannelOutcome<unknown>> => {
+    let state = first
+    /** When the request last resumed from a sleep (or started): the start of its synchronous stretch. */
+    let awake = now()
+    for (;;) {
+      hold(signal)
+      if (state === POSTED) {
+        while (inbox.length === 0) {
+          const end = ended(deadline, signal)
+          if (end !== undefined) return end
+          await nextPosted(deadline, signal)
+        }
+        Atomics.store(r.header, 0, IDLE)
+        return { kind: "response", value: inbox.shift() }
+      }
+      const end = ended(deadline, signal)
+      if (end !== undefined) return end
       Atomics.store(r.header, HOST_SLEEPS, 1)
       const waited = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(
         r.header,
@@ -429,19 +593,18 @@ export const openHost = (
         awake = now()
       }
       Atomics.store(r.header, HOST_SLEEPS, 0)
+      const next = drive(handler, deadline, signal, awake, false)
+      if (typeof next !== "number") return next
+      state = next
     }
   }
 
-  const requestMessage = async (
-    message: Request,
-    handler: HostCallHandler,
+  const waitMessage = async (
     deadline: number | undefined,
     signal: AbortSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
-    onHostCall = handler
-    hold()
+    hold(signal)
     try {
-      post(["req", message])
       while (inbox.length === 0) {
         const end = ended(deadline, signal)
         if (end !== undefined) return end
@@ -462,35 +625,61 @@ export const openHost = (
   /**
    * The request in flight is about to sleep (waitAsync, a posted message):
    * keep the process alive (`ChannelPort.hold`) and listen to its signal.
-   * Replies caught by a spin never pay for either.
+   * Replies caught synchronously never pay for either.
    */
-  const hold = () => {
+  const hold = (signal: AbortSignal | undefined) => {
     if (sleeping !== undefined) return
-    sleeping = { signal: currentSignal, abort }
+    sleeping = { signal, abort }
     port.hold?.(true)
-    currentSignal?.addEventListener("abort", abort)
+    signal?.addEventListener("abort", abort)
   }
-  let currentSignal: AbortSignal | undefined
+  const release = () => {
+    const slept = sleeping
+    if (slept !== undefined) {
+      sleeping = undefined
+      slept.signal?.removeEventListener("abort", slept.abort)
+      port.hold?.(false)
+    }
+  }
 
-  const request = async (
+  /** A request that went asynchronous: `wait` must be called once, at once. */
+  const pending = (run: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<unknown>>): PendingReply<unknown> => ({
+    wait: async (signal) => {
+      try {
+        return await run(signal)
+      } finally {
+        release()
+      }
+    }
+  })
+
+  const begin = (
+    message: Request,
+    handler: HostCallHandler,
+    deadline: number | undefined
+  ): ChannelOutcome<unknown> | PendingReply<unknown> => {
+    if (lost !== undefined) return { kind: "lost", reason: lost }
+    if (kind === "message") {
+      onHostCall = handler
+      post(["req", message])
+      return pending((signal) => waitMessage(deadline, signal))
+    }
+    send(r, post, "req", message)
+    Atomics.store(r.header, 0, REQUEST)
+    const first = drive(handler, deadline, undefined, now(), wakeWorker())
+    if (typeof first !== "number") return first
+    return pending((signal) => waitShared(handler, deadline, signal, first))
+  }
+
+  const request = (
     message: Request,
     handler: HostCallHandler,
     deadline: number | undefined,
     signal: AbortSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
-    if (lost !== undefined) return { kind: "lost", reason: lost }
-    currentSignal = signal
-    try {
-      return await (kind === "shared" ? requestShared : requestMessage)(message, handler, deadline, signal)
-    } finally {
-      currentSignal = undefined
-      const slept = sleeping
-      if (slept !== undefined) {
-        sleeping = undefined
-        slept.signal?.removeEventListener("abort", slept.abort)
-        port.hold?.(false)
-      }
-    }
+    if (signal?.aborted) return Promise.resolve({ kind: "aborted" })
+    const started = begin(message, handler, deadline)
+    return "wait" in started ? started.wait(signal) : Promise.resolve(started)
   }
 
   return {
@@ -498,6 +687,7 @@ export const openHost = (
     init: { kind, buffer, spin },
     onMessage,
     // the reply's type follows from the request's (`Protocol.ReplyTo`): the executor answers each request with it
+    begin: begin as HostChannel["begin"],
     request: request as HostChannel["request"],
     fail: (reason) => {
       lost ??= reason
@@ -546,6 +736,8 @@ export const openWorker = <W>(
   const wakeHost = () => {
     if (Atomics.load(header, HOST_SLEEPS) !== 0) Atomics.notify(header, 0)
   }
+  /** Counts requests taken while the host's spins missed (`HOST_SPINS` 0): every `PROBE_EVERY`th, the worker spins anyway. */
+  let probe = 0
 
   /** Sleeps in `Atomics.wait` until `done(state)`, with the sleep word raised. */
   const sleep = (done: (state: number) => boolean) => {
@@ -570,7 +762,12 @@ export const openWorker = <W>(
   const loop = () => {
     for (;;) {
       const since = now()
-      if (!spinUntil(header, REQUEST, requestSpin.budget, now)) sleep(isRequest)
+      // spin only while the host's spins catch replies (or to probe): when they miss, the cores are
+      // busy and a spinning worker only takes CPU time from the host; both sides then sleep
+      const budget = Atomics.load(header, HOST_SPINS) !== 0 || (++probe & (PROBE_EVERY - 1)) === 0
+        ? requestSpin.budget
+        : 0
+      if (!spinUntil(header, REQUEST, budget, now)) sleep(isRequest)
       running = now()
       requestSpin.observed(running - since)
       if (header[1] === VIA_MESSAGE) return // the posted request is waiting in the event loop

@@ -60,11 +60,13 @@ import { checkSuppliedTables } from "./internal/core.js"
 import {
   type ErrorWire,
   type ImportSpec,
+  type InvokeRequest,
   Op,
   type Request,
   stateFromWire,
   stateToWire,
   type Tracking,
+  type ValueOf,
   type ValueWire,
   WASI_MODULE as PROTOCOL_WASI_MODULE
 } from "./Protocol.js"
@@ -244,12 +246,24 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
   const recordOf = new WeakMap<WasmInstance, AgentRecord<W>>()
   let shutdown: Promise<void> | undefined
 
-  const call = <R extends Request<W>>(record: AgentRecord<W>, request: R, timeoutMs?: number) =>
-    Effect.promise((signal) => record.slot.call(record, request, inPage ? undefined : timeoutMs, signal))
+  /**
+   * Runs one request: its result at once when the worker answered within
+   * the channel's spin budgets (no promise, no abort signal, no fiber
+   * suspension: `WorkerSlot.begin`), else awaited.
+   */
+  const call = <R extends Request<W>>(
+    record: AgentRecord<W>,
+    request: R,
+    timeoutMs?: number
+  ): Effect.Effect<OpResult<ValueOf<R>>> =>
+    Effect.suspend(() => {
+      const started = record.slot.begin(record, request, inPage ? undefined : timeoutMs)
+      return "wait" in started ? Effect.promise((signal) => started.wait(signal)) : Effect.succeed(started)
+    })
 
   const makeInstance = (record: AgentRecord<W>): WasmInstance => {
     const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
         for (let i = 0; i < args.length; i++) {
           if (!wasmValueOk(args[i])) {
             return Effect.fail(
@@ -259,9 +273,9 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
         }
         const fuel = invokeOptions?.fuel
         const timeoutMs = invokeOptions?.timeoutMs
-        return Effect.flatMap(
-          call(record, [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null], timeoutMs),
-          (result): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
+        const settled = (
+          result: OpResult<ValueOf<InvokeRequest>>
+        ): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
             switch (result.kind) {
               case "ok": {
                 const results = result.value as ReadonlyArray<WasmValue>
@@ -281,8 +295,16 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
               default:
                 return trapFrom(fn, record.agentId, result)
             }
-          }
+        }
+        // the hot path: the reply taken synchronously is mapped in this same step
+        const started = record.slot.begin(
+          record,
+          [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null] as InvokeRequest,
+          inPage ? undefined : timeoutMs
         )
+        return "wait" in started
+          ? Effect.flatMap(Effect.promise((signal) => started.wait(signal)), settled)
+          : settled(started)
       })
 
     const instance: WasmInstance = {

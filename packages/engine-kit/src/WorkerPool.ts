@@ -45,6 +45,7 @@ import {
   DEFAULT_SPIN,
   type HostChannel,
   openHost,
+  type PendingReply,
   type SpinLimits
 } from "./CallChannel.js"
 import type { Wire } from "./Codec.js"
@@ -126,6 +127,12 @@ export type OpResult<V = unknown> =
   | { readonly kind: "lost"; readonly reason: string }
   | { readonly kind: "gone"; readonly reason: string }
   | { readonly kind: "interrupted" }
+
+/** A request that could not finish synchronously (`WorkerSlot.begin`): it runs on; `wait` follows it. */
+export interface PendingCall<V = unknown> {
+  /** Its result; `signal` aborting interrupts it (its worker is terminated, as for `call`). Call it at most once. */
+  readonly wait: (signal: AbortSignal | undefined) => Promise<OpResult<V>>
+}
 
 /** A snapshot of the pool for tests and dashboards. */
 export interface PoolStats {
@@ -231,6 +238,8 @@ export class WorkerSlot<W = unknown> {
   private tail: Promise<unknown> = Promise.resolve()
   private recovering: Promise<void> | undefined
   private inflight = false
+  /** Requests queued or running (the queue's and `begin`'s): `begin` takes its fast path only at 0. */
+  private busy = 0
   queued = 0
   replaced = 0
 
@@ -239,13 +248,17 @@ export class WorkerSlot<W = unknown> {
   /** Runs `task` after every earlier task of this slot and any pending recovery. */
   enqueue<A>(task: () => Promise<A>): Promise<A> {
     this.queued++
+    this.busy++
     const run = async (): Promise<A> => {
       while (this.recovering !== undefined) await this.recovering
       this.queued--
       return task()
     }
     const result = this.tail.then(run, run)
-    this.tail = result.catch(() => undefined)
+    const done = () => {
+      this.busy--
+    }
+    this.tail = result.then(done, done)
     return result
   }
 
@@ -361,22 +374,87 @@ export class WorkerSlot<W = unknown> {
     return this.enqueue(async (): Promise<OpResult<ValueTo<R>>> => {
       if (signal?.aborted) return { kind: "interrupted" }
       if (record.status !== "live") return { kind: "gone", reason: record.reason }
-      const outcome = await this.exec(request, timeoutMs, signal)
-      if (outcome.kind === "response") return this.pool.applyResponse(record, outcome.value as Reply<ValueTo<R>>)
-      const reason = outcome.kind === "timeout"
-        ? `timed out after ${timeoutMs} ms; its worker was terminated`
-        : outcome.kind === "aborted"
-        ? "the call was interrupted; its worker was terminated"
-        : `the worker running it was lost (${outcome.reason})`
-      this.pool.retire(record, "terminated", reason)
-      void this.discard(reason).then(() => release(record))
-      if (this.agents.size > 0) this.startRecovery(reason)
-      return outcome.kind === "timeout"
-        ? { kind: "timeout" }
-        : outcome.kind === "aborted"
-        ? { kind: "interrupted" }
-        : { kind: "lost", reason: outcome.reason }
+      return this.settle(record, await this.exec(request, timeoutMs, signal), timeoutMs)
     })
+  }
+
+  /**
+   * `call` without the queue's promises when nothing else is queued or
+   * running on this slot and its worker is up: sends the request now and
+   * returns its result when the worker answers within the channel's spin
+   * budgets (`HostChannel.begin`); otherwise — or when the slot is busy — a
+   * `PendingCall` (the request goes on in the background; later requests
+   * queue behind it).
+   */
+  begin<R extends Request<W>>(
+    record: AgentRecord<W>,
+    request: R,
+    timeoutMs: number | undefined
+  ): OpResult<ValueTo<R>> | PendingCall<ValueTo<R>> {
+    const channel = this.channel
+    if (
+      this.busy !== 0 || this.recovering !== undefined || channel === undefined || this.worker === undefined ||
+      record.status !== "live"
+    ) {
+      return { wait: (signal) => this.call(record, request, timeoutMs, signal) }
+    }
+    const deadline = timeoutMs === undefined ? undefined : this.pool.options.host.now() + timeoutMs
+    this.inflight = true
+    let started: ChannelOutcome<ReplyTo<R>> | PendingReply<ReplyTo<R>>
+    try {
+      started = channel.begin(request, this.pool.onHostCall, deadline)
+    } catch (e) {
+      started = { kind: "lost", reason: `call channel failure: ${message(e)}` }
+    }
+    if (!("wait" in started)) {
+      this.inflight = false
+      return this.settle(record, started, timeoutMs)
+    }
+    // asynchronous from here: it runs on whether or not anyone waits; the slot is busy until it settles
+    this.busy++
+    const controller = new AbortController()
+    const pending = started
+    const result = (async (): Promise<OpResult<ValueTo<R>>> => {
+      let outcome: ChannelOutcome<ReplyTo<R>>
+      try {
+        outcome = await pending.wait(controller.signal)
+      } catch (e) {
+        outcome = { kind: "lost", reason: `call channel failure: ${message(e)}` }
+      }
+      this.inflight = false
+      return this.settle(record, outcome, timeoutMs)
+    })()
+    const done = () => {
+      this.busy--
+    }
+    this.tail = result.then(done, done)
+    return {
+      wait: (signal) => {
+        if (signal !== undefined) {
+          if (signal.aborted) controller.abort()
+          else signal.addEventListener("abort", () => controller.abort(), { once: true })
+        }
+        return result
+      }
+    }
+  }
+
+  /** What a request's channel outcome means for `record`: its result, or the end of its worker. */
+  private settle<V>(record: AgentRecord<W>, outcome: ChannelOutcome<unknown>, timeoutMs: number | undefined): OpResult<V> {
+    if (outcome.kind === "response") return this.pool.applyResponse(record, outcome.value as Reply<V>)
+    const reason = outcome.kind === "timeout"
+      ? `timed out after ${timeoutMs} ms; its worker was terminated`
+      : outcome.kind === "aborted"
+      ? "the call was interrupted; its worker was terminated"
+      : `the worker running it was lost (${outcome.reason})`
+    this.pool.retire(record, "terminated", reason)
+    void this.discard(reason).then(() => release(record))
+    if (this.agents.size > 0) this.startRecovery(reason)
+    return outcome.kind === "timeout"
+      ? { kind: "timeout" }
+      : outcome.kind === "aborted"
+      ? { kind: "interrupted" }
+      : { kind: "lost", reason: outcome.reason }
   }
 
   private startRecovery(reason: string): void {

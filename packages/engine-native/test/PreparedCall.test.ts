@@ -3,8 +3,10 @@ import { AgentRuntime, AgentRuntimes, agentId, makeMetadata, MemoryBudget } from
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/testing/TestClock"
 import { NativeEngine } from "../src/index.js"
 
 const runtimeLayer = (settings: AgentRuntimes.SettingsInput = {}) =>
@@ -41,6 +43,23 @@ describe("prepared call handle on the native engine", () => {
       } catch (e) {
         expect((e as { _tag: string })._tag).toBe("AgentNotFound")
       }
+    }).pipe(Effect.provide(runtimeLayer())))
+
+  it.effect("fast calls record activity at the Clock's time of the task they ran in (coarse activity clock)", () =>
+    Effect.gen(function*() {
+      const runtime = yield* spawnCounter
+      const call = (yield* runtime.prepare(agentId("c"), "add")).call!
+      const nextTask = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
+      yield* TestClock.adjust("10 seconds")
+      const t1 = yield* Clock.currentTimeMillis
+      yield* nextTask
+      for (let k = 0; k < 1000; k++) call(1) // more than one reading's worth of calls in one task
+      expect((yield* runtime.agent(agentId("c"))).lastActivity).toBe(t1)
+      yield* TestClock.adjust("1 minute")
+      yield* nextTask
+      call(1)
+      expect((yield* runtime.agent(agentId("c"))).lastActivity).toBe(t1 + 60_000)
+      expect((yield* runtime.agent(agentId("c"))).invocationCount).toBe(1001)
     }).pipe(Effect.provide(runtimeLayer())))
 
   it.effect("fuel applies to the fast path too: a runaway loop is FuelExhausted, the agent keeps working", () =>

@@ -30,6 +30,8 @@ export interface RunningNatsServer {
   readonly port: number
   /** The JetStream store directory. */
   readonly storeDir: string
+  /** The server's process id while it runs (`undefined` when stopped). */
+  readonly pid: () => number | undefined
   /** Stops the server (SIGTERM, then SIGKILL after 5 s); the store stays for `start`. */
   readonly stop: () => Promise<void>
   /** Starts it again on the same port and store (after `stop`). */
@@ -158,6 +160,7 @@ export const startNatsServer = async (options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    pid: () => child?.pid,
     stop,
     start,
     dispose: async () => {

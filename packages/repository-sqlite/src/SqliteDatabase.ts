@@ -10,7 +10,10 @@
  * is refused, never modified. Migration 3 replaced the snapshot tables of
  * versions 1–2 (`snapshots` + `snapshot_pages`, a JSON header and a row per
  * page) with `instance_snapshots` (one `SnapshotCodec` BLOB per agent),
- * converting every old row in the migration's transaction (see
+ * converting every old row in the migration's transaction; migration 4
+ * pages it again — a header row plus `instance_snapshot_pages`, one row per
+ * non-zero page with its hash, so a save writes only the pages that changed
+ * (old rows are read as they are and paged by their next save; see
  * `SqliteInstanceRepository`).
  *
  * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or

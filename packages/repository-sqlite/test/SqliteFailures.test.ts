@@ -201,8 +201,8 @@ describe("SQLite repositories under failure", () => {
         raw.prepare("UPDATE instance_snapshots SET snapshot = ?").run(value)
         raw.close()
       }
-      // one flipped byte in the compressed payload, then in the header
-      for (const at of [blob.length - 1000, 40]) {
+      // one flipped byte in the header row's payload (the globals), then in its header
+      for (const at of [blob.length - 50, 40]) {
         const flipped = Buffer.from(blob)
         flipped[at] = flipped[at]! ^ 0x01
         setBlob(flipped)

@@ -254,6 +254,31 @@ export const instanceRepositoryContract = (adapter: string, make: MakeLayer<Inst
         })
       ))
 
+    it.effect("saves that change one page, drop one, add one, change nothing, or change only the header each round-trip exactly", () =>
+      run((repo) =>
+        Effect.gen(function*() {
+          const first = F.snapshot("delta", { seed: 3, pages: [0, 1, 2, 3] })
+          const edited = first.state.pages.flatMap((p) => {
+            if (p.index === 3) return [] // went zero
+            if (p.index !== 1) return [p]
+            const data = new Uint8Array(p.data)
+            data[12_345] = data[12_345]! ^ 0x5a
+            return [{ index: 1, data }]
+          })
+          const added = F.snapshot("delta", { seed: 4, pages: [6] }).state.pages
+          const second: InstanceSnapshot = {
+            ...first,
+            invocationCount: 43,
+            state: { ...first.state, memoryBytes: 7 * 65_536, pages: [...edited, ...added] }
+          }
+          const third: InstanceSnapshot = { ...second, invocationCount: 44, takenAt: second.takenAt + 1 }
+          for (const s of [first, second, second, third, first]) {
+            yield* repo.saveState(s.agentId, s)
+            expectSnapshotEqual(Option.getOrThrow(yield* repo.loadState(s.agentId)), s)
+          }
+        })
+      ))
+
     it.effect("deleteState removes a snapshot; deleting a missing one succeeds", () =>
       run((repo) =>
         Effect.gen(function*() {

@@ -12,7 +12,7 @@ import type { AgentConfig } from "../AgentConfig.js"
 import type { AgentId } from "../Ids.js"
 import * as MemoryBudget from "../MemoryBudget.js"
 import { type EngineInvokeError, InstantiationError, type Unauthorized } from "../RuntimeError.js"
-import type { HostImports, HostMemory, WasmInstance } from "../WasmEngine.js"
+import type { HostImports, HostMemory, InstantiateOptions, WasmInstance } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { importProblems, importsError } from "./Imports.js"
 import { compiledFor } from "./Modules.js"
@@ -101,6 +101,21 @@ export const startDeadline = (state: RuntimeState, config: AgentConfig): number 
     ? Math.min(state.settings.startTimeoutMs, config.timeoutMs ?? state.settings.startTimeoutMs)
     : undefined
 
+/** The engine's instantiate options for an agent: its budget, granted imports, start deadline and imported memory. */
+export const instantiateOptions = (
+  state: RuntimeState,
+  agentId: AgentId,
+  module: WasmModule,
+  config: AgentConfig,
+  imports: HostImports
+): InstantiateOptions => ({
+  agentId,
+  memoryLimit: config.memoryLimit,
+  imports,
+  timeoutMs: startDeadline(state, config),
+  memory: hostMemory(module, config)
+})
+
 /** Compiles the agent's variant of `module` and instantiates it with the granted imports. */
 export const instantiate = (
   state: RuntimeState,
@@ -111,12 +126,5 @@ export const instantiate = (
 ): Effect.Effect<WasmInstance, InstantiationError | EngineInvokeError> =>
   Effect.flatMap(
     Effect.mapError(compiledFor(state, module, config), (e) => new InstantiationError({ reason: e.message })),
-    (compiled) =>
-      state.engine.instantiate(compiled, {
-        agentId,
-        memoryLimit: config.memoryLimit,
-        imports,
-        timeoutMs: startDeadline(state, config),
-        memory: hostMemory(module, config)
-      })
+    (compiled) => state.engine.instantiate(compiled, instantiateOptions(state, agentId, module, config, imports))
   )

@@ -29,7 +29,7 @@ import { ModuleLoaded } from "../RuntimeEvent.js"
 import type { CompiledModule } from "../WasmEngine.js"
 import * as WasmModules from "../WasmModule.js"
 import type { WasmModule } from "../WasmModule.js"
-import { emit, ensureAccepting, type RuntimeState } from "./RuntimeState.js"
+import { ensureAccepting, envelope, type RuntimeState, trustedEvent } from "./RuntimeState.js"
 import * as Sha256 from "./Sha256.js"
 
 /**
@@ -56,6 +56,20 @@ export const compiledFor = (
         : compileErrorOf(rewritten.error, "rewrite failed: ")
     })
   })
+
+/**
+ * The agent's compiled variant of `module` when the compile cache holds it
+ * (touched at the `Clock`'s time and counted as a hit, like `compiledFor`),
+ * without an effect; `undefined` (no miss counted) when it must be compiled
+ * (then use `compiledFor`, which counts the miss).
+ */
+export const cachedVariant = (state: RuntimeState, module: WasmModule, config: AgentConfig): CompiledModule | undefined => {
+  const variant = rewriteFor(state, module, config)
+  const key = variant === undefined ? module.hash : variant.key
+  // peek first: a miss is counted once, by `compiledFor`, which the caller runs next
+  if (state.env.cache.peek(key) === undefined) return undefined
+  return state.env.cache.get(key, state.clock.currentTimeMillisUnsafe())?.compiled
+}
 
 /**
  * The cached compilation under `key`, or compiles `bytes` (made lazily)
@@ -112,23 +126,29 @@ const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig
 /** Export names per module, for `ModuleLoaded` (made once: a module may export tens of thousands of names). */
 const exportNames = new WeakMap<WasmModule, ReadonlyArray<string>>()
 
-/** Publishes `ModuleLoaded` for a module (`cacheHit`: no compile was needed). */
-const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cacheHit: boolean) => {
+/**
+ * Publishes `ModuleLoaded` for a module (`cacheHit`: no compile was needed),
+ * stamped with the runtime's `Clock`. The event is built from the module's
+ * typed fields (`trustedEvent`): its export names are not parsed again.
+ */
+const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cacheHit: boolean): Effect.Effect<void> => {
   let exports = exportNames.get(module)
   if (exports === undefined) {
-    exports = module.exports.map((x) => x.name)
+    // shared by every ModuleLoaded of the module: frozen so no subscriber can change another's
+    exports = Object.freeze(module.exports.map((x) => x.name))
     exportNames.set(module, exports)
   }
   const names = exports
-  return emit(state, (e) =>
-    new ModuleLoaded({
-      ...e,
+  return Effect.suspend(() =>
+    state.bus.publish(trustedEvent(ModuleLoaded, {
+      ...envelope(state, state.clock.currentTimeMillisUnsafe()),
       moduleId: module.id,
       moduleHash: module.hash,
       size,
       exports: names,
       cacheHit
     }))
+  )
 }
 
 /**

@@ -78,9 +78,14 @@ export const decodeHeader = Schema.decodeUnknownResult(Header)
 // --- a tiny growable writer / bounds-checked reader ---
 
 class Writer {
-  private buffer = new Uint8Array(1024)
-  private view = new DataView(this.buffer.buffer)
+  private buffer: Uint8Array<ArrayBuffer>
+  private view: DataView
   length = 0
+  /** `capacity`: bytes to allocate up front (exact when known: no growth, no copy but `finish`'s). */
+  constructor(capacity = 1024) {
+    this.buffer = new Uint8Array(capacity)
+    this.view = new DataView(this.buffer.buffer)
+  }
   private reserve(n: number): void {
     if (this.length + n <= this.buffer.length) return
     let size = this.buffer.length * 2
@@ -120,8 +125,12 @@ class Writer {
     this.buffer.set(b, this.length)
     this.length += b.length
   }
+  /** The bytes written so far (a view, not a copy). */
+  written(): Uint8Array {
+    return this.buffer.subarray(0, this.length)
+  }
   finish(): Uint8Array<ArrayBuffer> {
-    return this.buffer.slice(0, this.length)
+    return this.length === this.buffer.length ? this.buffer : this.buffer.slice(0, this.length)
   }
 }
 
@@ -176,17 +185,22 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true })
 
 /** The payload: pages (index, length, bytes), then globals (name, tag, 8 value bytes). */
 export const encodeBody = (state: EngineState): Uint8Array<ArrayBuffer> => {
-  const w = new Writer()
+  const globals = Object.entries(state.globals)
+  const names = globals.map(([name]) => utf8.encode(name))
+  // the exact size, so the body is written into one buffer with no growth or copy
+  let size = 8
+  for (const page of state.pages) size += 8 + page.data.length
+  for (const name of names) size += 4 + name.length + 9
+  const w = new Writer(size)
   w.u32(state.pages.length)
   for (const page of state.pages) {
     w.u32(page.index)
     w.u32(page.data.length)
     w.bytes(page.data)
   }
-  const globals = Object.entries(state.globals)
   w.u32(globals.length)
-  for (const [name, value] of globals) {
-    const encoded = utf8.encode(name)
+  for (const [i, [, value]] of globals.entries()) {
+    const encoded = names[i]!
     w.u32(encoded.length)
     w.bytes(encoded)
     if (typeof value === "bigint") {
@@ -203,7 +217,7 @@ export const encodeBody = (state: EngineState): Uint8Array<ArrayBuffer> => {
 /** The whole snapshot: prefix, header JSON, payload (as given, compressed or not), CRC-32 of every byte before it. */
 export const writeFrame = (header: Header, payload: Uint8Array): Uint8Array<ArrayBuffer> => {
   const headerBytes = utf8.encode(JSON.stringify(header))
-  const w = new Writer()
+  const w = new Writer(PREFIX + headerBytes.length + payload.length + CHECKSUM)
   for (const b of MAGIC) w.u8(b)
   w.u16(FORMAT_VERSION)
   w.u16(0)
@@ -211,8 +225,7 @@ export const writeFrame = (header: Header, payload: Uint8Array): Uint8Array<Arra
   w.u32(payload.length)
   w.bytes(headerBytes)
   w.bytes(payload)
-  const unsigned = w.finish()
-  w.u32(crc32(unsigned))
+  w.u32(crc32(w.written()))
   return w.finish()
 }
 

@@ -7,11 +7,11 @@
  * @since 0.1.0
  */
 import { TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 import * as AgentConfigs from "../AgentConfig.js"
 import type { AgentConfig } from "../AgentConfig.js"
+import type { AgentInstance } from "../AgentInstance.js"
 import type { AgentId, ModuleId } from "../Ids.js"
 import * as MemoryBudget from "../MemoryBudget.js"
 import {
@@ -23,20 +23,21 @@ import {
   InvalidConfig,
   type InvalidStateTransition,
   MemoryExceeded,
-  type ModuleNotFound,
+  ModuleNotFound,
   type ResourceExhausted,
   RuntimeUnavailable,
   type Unauthorized
 } from "../RuntimeError.js"
-import { AgentSpawned } from "../RuntimeEvent.js"
+import { AgentSpawned, AgentStateChanged } from "../RuntimeEvent.js"
+import type { HostImports } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
-import { instantiate, resolveImports } from "./Instantiation.js"
+import { instantiate, instantiateOptions, resolveImports } from "./Instantiation.js"
 import { startLocked } from "./Lifecycle.js"
-import { getModule } from "./Modules.js"
-import { schedulePressure } from "./Pressure.js"
+import { cachedVariant } from "./Modules.js"
+import { pressureDue, schedulePressure } from "./Pressure.js"
 import { type AgentInfo, toInfo } from "./ReadModels.js"
-import { emit, ensureAccepting, nextInstanceId, type RuntimeState } from "./RuntimeState.js"
+import { envelope, nextInstanceId, type RuntimeState, trustedEvent } from "./RuntimeState.js"
 
 /**
  * Errors of `spawnAgent` (`AgentNotFound`: the agent was evicted while it was being spawned;
@@ -113,64 +114,128 @@ export const initialFootprint = (module: WasmModule): number => {
   return module.memoryPages * MemoryBudget.PAGE_BYTES + entries * TABLE_ENTRY_BYTES
 }
 
-/** Creates, instantiates and (unless `autoStart: false`) starts an agent of a loaded module. */
+/**
+ * Creates, instantiates and (unless `autoStart: false`) starts an agent of a loaded module.
+ *
+ * The common case runs in few Effect steps: the checks in one synchronous
+ * step; the claim (id + memory reservation) taken synchronously when the
+ * aggregate lock is free (`RuntimeState.lockFree`: no structural change is in
+ * flight, and a synchronous step cannot be interleaved — invariants 1 and 4
+ * hold as under the lock), else under the lock; the agent's compiled variant
+ * read from the compile cache without an effect when it is there; and, after
+ * the engine's instantiate, one synchronous step that attaches the instance,
+ * records its memory and — when the module has no `_initialize` — starts it,
+ * with both events (`AgentSpawned`, `AgentStateChanged`) built without
+ * re-parsing their typed fields (`trustedEvent`) and published together.
+ */
 export const spawnAgent = (
   state: RuntimeState,
   agentId: AgentId,
   moduleId: ModuleId,
   input: AgentConfig
 ): Effect.Effect<AgentInfo, SpawnError> =>
-  Effect.gen(function*() {
+  Effect.suspend((): Effect.Effect<AgentInfo, SpawnError> => {
     const { env } = state
     const invalid = AgentConfigs.validate(input)
-    if (invalid !== undefined) return yield* invalid
-    yield* ensureAccepting(state)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    if (!acceptsWork(env.status)) return Effect.fail(new RuntimeUnavailable({ status: env.status }))
     const refused = unsupported(state, input)
-    if (refused !== undefined) return yield* refused
+    if (refused !== undefined) return Effect.fail(refused)
     const config = withDefaultFuel(state, input)
-    if (config instanceof InvalidConfig) return yield* config
-    const module = yield* getModule(state, moduleId)
+    if (config instanceof InvalidConfig) return Effect.fail(config)
+    const module = env.modules.get(moduleId)
+    if (module === undefined) return Effect.fail(new ModuleNotFound({ moduleId }))
     const initialBytes = initialFootprint(module)
     if (initialBytes > config.memoryLimit) {
-      return yield* new MemoryExceeded({ agentId, used: initialBytes, limit: config.memoryLimit })
+      return Effect.fail(new MemoryExceeded({ agentId, used: initialBytes, limit: config.memoryLimit }))
     }
-    yield* state.authorizer.authorize({ action: "spawn", agentId, moduleHash: module.hash, subject: module.metadata.name })
-    const imports = yield* resolveImports(state, agentId, module, config.imports)
-    const now = yield* Clock.currentTimeMillis
-    const instanceId = nextInstanceId(state, agentId)
-    const claimed = yield* state.locked(
-      Effect.suspend(() => {
-        const r = env.claim({ agentId, moduleId, instanceId, config, now, mailbox: Semaphore.makeUnsafe(1) })
-        return r instanceof Error ? Effect.fail(r) : Effect.succeed(r)
-      })
-    )
-    const instantiated = yield* Effect.exit(
-      claimed.exclusive(
-        Effect.gen(function*() {
-          const instance = yield* instantiate(state, agentId, module, config, imports)
-          if (env.instances.get(agentId) !== claimed) {
-            yield* instance.terminate
-            // evicted (or the runtime shut down) while instantiating
-            return yield* (acceptsWork(env.status)
-              ? new AgentNotFound({ agentId })
-              : new RuntimeUnavailable({ status: env.status }))
-          }
-          claimed.attach(instance)
-          env.recordMemory(claimed, yield* instance.memoryBytes)
-          env.counters.spawned++
-          yield* emit(state, (e) =>
-            new AgentSpawned({ ...e, agentId, moduleId, instanceId, memoryAllocated: config.memoryLimit })
-          )
-          if (config.autoStart !== false) yield* startLocked(state, claimed)
-        })
-      )
-    )
-    if (instantiated._tag === "Failure") {
-      const instance = claimed.detach()
-      if (instance !== undefined) yield* instance.terminate
-      yield* state.locked(Effect.sync(() => void (env.instances.get(agentId) === claimed && env.remove(agentId))))
-      return yield* Effect.failCause(instantiated.cause)
-    }
-    yield* schedulePressure(state)
-    return toInfo(claimed)
+    const authorized = state.authorizer.authorize({ action: "spawn", agentId, moduleHash: module.hash, subject: module.metadata.name })
+    return Effect.flatMap(authorized, () =>
+      Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) => {
+        const claimInput = {
+          agentId,
+          moduleId,
+          instanceId: nextInstanceId(state, agentId),
+          config,
+          now: state.clock.currentTimeMillisUnsafe(),
+          mailbox: Semaphore.makeUnsafe(1)
+        }
+        const claim = () => env.claim(claimInput)
+        if (state.lockFree()) {
+          // no structural change in flight: this synchronous claim is as atomic as one under the lock
+          const claimed = claim()
+          return claimed instanceof Error ? Effect.fail(claimed) : instantiateClaimed(state, claimed, module, config, imports)
+        }
+        return Effect.flatMap(
+          state.locked(Effect.suspend(() => {
+            const claimed = claim()
+            return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
+          })),
+          (claimed) => instantiateClaimed(state, claimed, module, config, imports)
+        )
+      }))
   })
+
+/**
+ * Instantiates a claimed agent under its mailbox and starts it; on failure
+ * the instance is terminated and the claim released (memory back to the pool).
+ */
+const instantiateClaimed = (
+  state: RuntimeState,
+  claimed: AgentInstance,
+  module: WasmModule,
+  config: AgentConfig,
+  imports: HostImports
+): Effect.Effect<AgentInfo, SpawnError> => {
+  const { env } = state
+  const { agentId } = claimed
+  const cached = cachedVariant(state, module, config)
+  const made = cached === undefined
+    ? instantiate(state, agentId, module, config, imports)
+    : state.engine.instantiate(cached, instantiateOptions(state, agentId, module, config, imports))
+  const body = Effect.flatMap(made, (instance) =>
+    Effect.flatMap(instance.memoryBytes, (bytes): Effect.Effect<void, SpawnError> => {
+      if (env.instances.get(agentId) !== claimed) {
+        // evicted (or the runtime shut down) while instantiating
+        return Effect.andThen(
+          instance.terminate,
+          Effect.fail(acceptsWork(env.status) ? new AgentNotFound({ agentId }) : new RuntimeUnavailable({ status: env.status }))
+        )
+      }
+      claimed.attach(instance)
+      env.recordMemory(claimed, bytes)
+      env.counters.spawned++
+      const now = state.clock.currentTimeMillisUnsafe()
+      const spawned = trustedEvent(AgentSpawned, {
+        ...envelope(state, now),
+        agentId,
+        moduleId: claimed.moduleId,
+        instanceId: claimed.id,
+        memoryAllocated: config.memoryLimit
+      })
+      if (config.autoStart === false) return state.bus.publish(spawned)
+      if (!module.functions.has("_initialize")) {
+        // nothing of the guest runs at start: the transition is synchronous
+        const change = claimed.start()
+        if ("_tag" in change) return Effect.andThen(state.bus.publish(spawned), Effect.fail(change))
+        const started = trustedEvent(AgentStateChanged, { ...envelope(state, now), agentId, from: change.from, to: change.to })
+        return Effect.andThen(state.bus.publish(spawned), state.bus.publish(started))
+      }
+      return Effect.andThen(state.bus.publish(spawned), startLocked(state, claimed))
+    }))
+  return claimed.exclusive(body).pipe(
+    Effect.onError(() =>
+      Effect.suspend(() => {
+        const instance = claimed.detach()
+        return Effect.andThen(
+          instance === undefined ? Effect.void : instance.terminate,
+          state.locked(Effect.sync(() => void (env.instances.get(agentId) === claimed && env.remove(agentId))))
+        )
+      })
+    ),
+    Effect.flatMap(() => {
+      const info = toInfo(claimed)
+      return pressureDue(state) ? Effect.as(schedulePressure(state), info) : Effect.succeed(info)
+    })
+  )
+}

@@ -168,9 +168,12 @@ const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefine
   return { ...imports, [request.module]: { ...(ns as WebAssembly.ModuleImports | undefined), [request.name]: memory } }
 }
 
+/** The results of a call that returned nothing: one frozen array shared by every such call (no allocation per call). */
+const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
+
 /** An export's return value as the port's results (`undefined` → none, an array → multi-value). */
 const results = (result: unknown): ReadonlyArray<WasmValue> =>
-  result === undefined ? [] : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
+  result === undefined ? NO_RESULTS : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
 
 /** Wraps an instance already made (`new WebAssembly.Instance(module, imports)` with these `imports`). */
 export const fromInstance = <E extends Error = never>(

@@ -111,6 +111,26 @@ export const migrations: ReadonlyArray<Migration> = [
       );
     `,
     run: snapshotsToCodecBlobs
+  },
+  {
+    version: 4,
+    description: "paged instance snapshots: a header row plus a row per non-zero page, so a save writes only changed pages",
+    // layout 0: `snapshot` is the whole SnapshotCodec BLOB (rows of version 3, read as they are; the next save pages them)
+    // layout 1: `snapshot` is the SnapshotCodec BLOB of the snapshot without its pages (metadata, memoryBytes, globals),
+    //           and `instance_snapshot_pages` holds its `page_count` pages; `generation` counts saves (a writer's cache check)
+    sql: `
+      ALTER TABLE instance_snapshots ADD COLUMN layout INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE instance_snapshots ADD COLUMN page_count INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE instance_snapshots ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE instance_snapshot_pages (
+        agent_id   TEXT NOT NULL,
+        page_index INTEGER NOT NULL,
+        hash       BLOB NOT NULL,
+        compressed INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (agent_id, page_index)
+      ) WITHOUT ROWID;
+    `
   }
 ]
 

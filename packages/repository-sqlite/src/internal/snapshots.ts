@@ -1,10 +1,9 @@
 /**
- * Snapshots as stored bytes: the domain's `SnapshotCodec` (versioned,
- * CRC-32-checked) with gzip through the platform's Compression Streams API
- * (`CompressionStream` / `DecompressionStream`, global in Node ≥ 18), plus
- * the checks that keep a save from writing bytes the codec would refuse to
- * read back. The repository knows no layout of its own: a row holds these
- * bytes as one BLOB.
+ * Snapshot rows as codec bytes: the domain's `SnapshotCodec` (versioned,
+ * CRC-32-checked), gzip through the platform's Compression Streams API
+ * (`CompressionStream` / `DecompressionStream`, global in Node ≥ 18) for the
+ * whole-snapshot rows of schema version 3 that were written compressed. The
+ * header rows of the paged layout (`pages.ts`) are uncompressed codec bytes.
  *
  * @internal
  */
@@ -25,14 +24,6 @@ export const gzip: SnapshotCodec.SnapshotCompression = {
   compress: (bytes) => through(new CompressionStream("gzip"), bytes),
   decompress: (bytes) => through(new DecompressionStream("gzip"), bytes)
 }
-
-/**
- * The codec bytes of `snapshot`, gzip-compressed when `compress`. Fails with
- * the reason (a string) when the codec refuses the snapshot
- * (`SnapshotInvalid`: it could not be read back as it is).
- */
-export const encode = (snapshot: InstanceSnapshot, compress: boolean): Effect.Effect<Uint8Array<ArrayBuffer>, string> =>
-  SnapshotCodec.encode(snapshot, compress ? { compression: gzip } : {}).pipe(Effect.mapError((e) => e.reason))
 
 /**
  * Decodes stored bytes (compressed or not); a corrupt or truncated snapshot
