@@ -13,7 +13,9 @@ import { chromiumArgs, chromiumPath, isolationHeaders } from "./test-support/src
 import { sourceCondition } from "./vitest.shared.ts"
 
 /** `@vitest/browser-playwright`'s `playwright` (structurally). */
-type Provider = (options: { readonly launchOptions: { readonly executablePath: string; readonly args: Array<string> } }) => any
+type Provider = (options: {
+  readonly launchOptions: { readonly executablePath: string; readonly args: Array<string> }
+}) => any
 
 export const browserConfig = (
   playwright: Provider,

@@ -19,7 +19,10 @@ const run = (cmd, args, stdio = "inherit") => {
 }
 try {
   run("pnpm", ["pack", "--pack-destination", dir], ["ignore", "ignore", "inherit"])
-  const tarball = join(dir, readdirSync(dir).find((f) => f.endsWith(".tgz")))
+  const tarball = join(
+    dir,
+    readdirSync(dir).find((f) => f.endsWith(".tgz"))
+  )
   run("publint", ["run", tarball, "--strict"])
   run("attw", [tarball, "--profile", "esm-only", "--no-emoji", "--no-color", "--format", "table-flipped"])
 } finally {

@@ -127,11 +127,14 @@ const published = () =>
     .map((dir) => ({ dir, json: JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) }))
     .filter(({ json }) => json.private !== true)
 
-const versionOf = (name) => JSON.parse(readFileSync(join(root, "node_modules", ...name.split("/"), "package.json"), "utf8")).version
+const versionOf = (name) =>
+  JSON.parse(readFileSync(join(root, "node_modules", ...name.split("/"), "package.json"), "utf8")).version
 const workspaceVersion = (name, dir = "packages/bench") => {
   // registry packages pinned in the workspace: read the version the workspace installed
   const path = join(root, dir, "node_modules", ...name.split("/"), "package.json")
-  return JSON.parse(readFileSync(existsSync(path) ? path : join(root, "node_modules", ...name.split("/"), "package.json"), "utf8")).version
+  return JSON.parse(
+    readFileSync(existsSync(path) ? path : join(root, "node_modules", ...name.split("/"), "package.json"), "utf8")
+  ).version
 }
 
 const main = async () => {
@@ -154,7 +157,7 @@ const main = async () => {
   // 1. pack
   const all = published()
   const wanted = new Set(used)
-  for (let grew = true; grew;) {
+  for (let grew = true; grew; ) {
     grew = false
     for (const p of all.filter((p) => wanted.has(p.json.name))) {
       for (const dep of Object.keys(p.json.dependencies ?? {})) {
@@ -168,12 +171,17 @@ const main = async () => {
   const packages = all.filter((p) => wanted.has(p.json.name))
   const pack = (dir) => run("pnpm", ["pack", "--pack-destination", tarballs], { cwd: dir })
   const queue = packages.map((p) => p.dir)
-  await Promise.all([0, 1, 2].map(async () => {
-    while (queue.length > 0) await pack(queue.shift())
-  }))
+  await Promise.all(
+    [0, 1, 2].map(async () => {
+      while (queue.length > 0) await pack(queue.shift())
+    })
+  )
   const files = readdirSync(tarballs)
   const fileOf = (name) => {
-    const f = files.find((file) => file === `${name.slice(1).replace("/", "-")}-${packages.find((p) => p.json.name === name).json.version}.tgz`)
+    const f = files.find(
+      (file) =>
+        file === `${name.slice(1).replace("/", "-")}-${packages.find((p) => p.json.name === name).json.version}.tgz`
+    )
     if (f === undefined) throw new Error(`no tarball for ${name} in ${files.join(", ")}`)
     return `file:${join(tarballs, f)}`
   }
@@ -212,7 +220,11 @@ const main = async () => {
     cwd: project,
     env: { ...process.env, npm_config_frozen_lockfile: "false", CI: "" }
   })
-  log(`installed the tarballs and ${Object.entries(registry).map(([n, v]) => `${n}@${v}`).join(", ")} into ${project}`)
+  log(
+    `installed the tarballs and ${Object.entries(registry)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(", ")} into ${project}`
+  )
   const bin = (name) => join(project, "node_modules", ".bin", name)
 
   // 3a. the README's examples on Node
@@ -229,10 +241,23 @@ const main = async () => {
   cpSync(join(project, "node_modules/@agent-runtime/agents/build/counter.wasm"), join(web, "public/counter.wasm"))
   await run(bin("vite"), ["build", "--logLevel", "warn"], { cwd: web })
   const webPort = await freePort()
-  const preview = await serve(bin("vite"), ["preview", "--port", String(webPort), "--strictPort", "--host", "127.0.0.1"], { cwd: web }, /127\.0\.0\.1:\d+/)
+  const preview = await serve(
+    bin("vite"),
+    ["preview", "--port", String(webPort), "--strictPort", "--host", "127.0.0.1"],
+    { cwd: web },
+    /127\.0\.0\.1:\d+/
+  )
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync"
+    ]
   })
   const page = await browser.newPage()
   const pageErrors = []
@@ -268,21 +293,25 @@ const main = async () => {
     }
   }
   stop(workerd)
-  if (edgeResult.status !== 200 || edgeResult.body.total !== 41) throw new Error(`(c) workerd answered ${JSON.stringify(edgeResult)}`)
+  if (edgeResult.status !== 200 || edgeResult.body.total !== 41)
+    throw new Error(`(c) workerd answered ${JSON.stringify(edgeResult)}`)
   log(`(c) Worker in workerd: ${JSON.stringify(edgeResult.body)}`)
 
   // 3d. the published conformance suite, on engine-native and on the third-party adapter
   const out = await run(bin("vitest"), ["run", "--reporter=dot"], { cwd: project, env: { ...process.env, CI: "1" } })
   // eslint-disable-next-line no-control-regex
-  const counts = out.replace(/\u001b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter((l) => /^\s*(Test Files|Tests)\s/.test(l)).map((l) => l.trim().replace(/\s+/g, " "))
+  const counts = out
+    .replace(/\u001b\[[0-9;]*[A-Za-z]/g, "")
+    .split("\n")
+    .filter((l) => /^\s*(Test Files|Tests)\s/.test(l))
+    .map((l) => l.trim().replace(/\s+/g, " "))
   log(`(d) conformance (native + third-party adapter): ${counts.join("; ")}`)
   for (const line of counts) console.log(line) // vitest's count lines, for the ./dev test summary
   log("all consumer checks passed")
 }
 
-main()
-  .then(cleanup, async (e) => {
-    await cleanup()
-    console.error(e instanceof Error ? e.stack ?? e.message : String(e))
-    process.exit(1)
-  })
+main().then(cleanup, async (e) => {
+  await cleanup()
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e))
+  process.exit(1)
+})

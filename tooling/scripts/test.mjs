@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `pnpm test` (and `./dev test`): every package's lint, typecheck and test, the API reference (docs),
-// Biome's lint and the release dry run, through turbo, with
+// Biome's lint and format check and the release dry run, through turbo, with
 // progress a person can follow and a summary at the end.
 //
 // - Runs everything even after a failure (`--continue`), two tasks at a time (2-core machines).
@@ -15,8 +15,21 @@ import { spawn } from "node:child_process"
 const started = Date.now()
 const seconds = (ms) => `${(ms / 1000).toFixed(0)} s`
 const args = [
-  "exec", "turbo", "run", "lint", "typecheck", "test", "docs", "lint:biome", "release:dry-run",
-  "--concurrency=2", "--continue", "--output-logs=full", "--log-order=grouped", "--log-prefix=task",
+  "exec",
+  "turbo",
+  "run",
+  "lint",
+  "typecheck",
+  "test",
+  "docs",
+  "lint:biome",
+  "format:check",
+  "release:dry-run",
+  "--concurrency=2",
+  "--continue",
+  "--output-logs=full",
+  "--log-order=grouped",
+  "--log-prefix=task",
   ...process.argv.slice(2)
 ]
 const child = spawn("pnpm", args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: process.env })
@@ -54,7 +67,14 @@ const onLine = (raw) => {
   const t = taskOf(name)
   t.lines.push(text)
   if (/cache hit, replaying/.test(text)) t.cached = true
-  if (/^\s*(Test Files|Tests)\s+\d/.test(text)) t.counts.push(text.trim().replace(/\s+/g, " ").replace(/\(\d+\)$/, "").trim())
+  if (/^\s*(Test Files|Tests)\s+\d/.test(text))
+    t.counts.push(
+      text
+        .trim()
+        .replace(/\s+/g, " ")
+        .replace(/\(\d+\)$/, "")
+        .trim()
+    )
 }
 
 const pipe = (stream) => {
@@ -110,5 +130,5 @@ child.on("exit", (code, signal) => {
       (bad.length > 0 ? `; FAILED: ${bad.map(([n]) => n).join(", ")}` : "") +
       ` in ${seconds(Date.now() - started)}\n`
   )
-  process.exit(signal !== null ? 1 : code ?? 1)
+  process.exit(signal !== null ? 1 : (code ?? 1))
 })

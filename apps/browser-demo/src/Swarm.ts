@@ -65,7 +65,11 @@ export const kinds = {
 
 export type Kind = keyof typeof kinds
 
-const urls = import.meta.glob<string>("../../../packages/agents/build/*.wasm", { query: "?url", import: "default", eager: true })
+const urls = import.meta.glob<string>("../../../packages/agents/build/*.wasm", {
+  query: "?url",
+  import: "default",
+  eager: true
+})
 
 const fetchAgent = async (name: string): Promise<Uint8Array> => {
   const url = urls[`../../../packages/agents/build/${name}.wasm`]
@@ -97,7 +101,12 @@ export interface DashboardStats {
   readonly evicted: number
   readonly snapshotFailures: number
   readonly agentsByState: Readonly<Record<string, number>>
-  readonly memory: { readonly total: number; readonly used: number; readonly reserved: number; readonly pressureLevel: string }
+  readonly memory: {
+    readonly total: number
+    readonly used: number
+    readonly reserved: number
+    readonly pressureLevel: string
+  }
 }
 
 export interface Swarm {
@@ -146,7 +155,8 @@ const facadeOf = <R, ER>(managed: ManagedRuntime.ManagedRuntime<R, ER>, rt: Agen
   for (const [key, value] of Object.entries(rt)) {
     if (key === "events") continue
     if (typeof value === "function") {
-      facade[key] = (...args: Array<unknown>) => run((value as (...a: Array<unknown>) => Effect.Effect<unknown>)(...args))
+      facade[key] = (...args: Array<unknown>) =>
+        run((value as (...a: Array<unknown>) => Effect.Effect<unknown>)(...args))
     } else if (Effect.isEffect(value)) {
       facade[key] = () => run(value)
     } else {
@@ -154,16 +164,22 @@ const facadeOf = <R, ER>(managed: ManagedRuntime.ManagedRuntime<R, ER>, rt: Agen
     }
   }
   facade["onEvent"] = async (listener: (event: RuntimeEvent) => void) => {
-    const fiber = await run(Effect.gen(function*() {
-      const started = yield* Latch.make()
-      const fiber = yield* Effect.forkDetach(Effect.scoped(Effect.gen(function*() {
-        const stream = yield* rt.events
-        yield* started.open
-        yield* Stream.runForEach(stream, (e) => Effect.sync(() => listener(e)))
-      })))
-      yield* started.await
-      return fiber
-    }))
+    const fiber = await run(
+      Effect.gen(function* () {
+        const started = yield* Latch.make()
+        const fiber = yield* Effect.forkDetach(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const stream = yield* rt.events
+              yield* started.open
+              yield* Stream.runForEach(stream, (e) => Effect.sync(() => listener(e)))
+            })
+          )
+        )
+        yield* started.await
+        return fiber
+      })
+    )
     return () => void managed.runFork(Fiber.interrupt(fiber))
   }
   facade["publish"] = () => Promise.reject(new Error("the durable runtime consumes no events"))
@@ -199,23 +215,27 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
     maintenance,
     persistence: { snapshotAfterCalls: true, restoreOnStart: true }
   }).pipe(
-    Layer.provideMerge(Layer.mergeAll(
-      options.storage === "memory"
-        ? memoryRepositories("?storage=memory in the page address: IndexedDB is not used")
-        : IndexedDbRepositories.layerOrMemory({ name: DATABASE }),
-      EventBuses.layerMemory,
-      ExecutionAuthorizers.layerAllowAll
-    )),
+    Layer.provideMerge(
+      Layer.mergeAll(
+        options.storage === "memory"
+          ? memoryRepositories("?storage=memory in the page address: IndexedDB is not used")
+          : IndexedDbRepositories.layerOrMemory({ name: DATABASE }),
+        EventBuses.layerMemory,
+        ExecutionAuthorizers.layerAllowAll
+      )
+    ),
     Layer.provide(Layer.mergeAll(engineLayer, verifier))
   )
   const managed = ManagedRuntime.make(durableLayer)
   // `restoreOnStart`: building the layer brings every saved agent back before this resolves
-  const [durableShape, status, saved] = await managed.runPromise(Effect.gen(function*() {
-    const rt = yield* AgentRuntime
-    const status = yield* IndexedDbRepositories.IndexedDbStatus
-    const saved = yield* Effect.orElseSucceed((yield* InstanceRepository).listSaved, () => [])
-    return [rt, status, saved] as const
-  }))
+  const [durableShape, status, saved] = await managed.runPromise(
+    Effect.gen(function* () {
+      const rt = yield* AgentRuntime
+      const status = yield* IndexedDbRepositories.IndexedDbStatus
+      const saved = yield* Effect.orElseSucceed((yield* InstanceRepository).listSaved, () => [])
+      return [rt, status, saved] as const
+    })
+  )
   const durable = facadeOf(managed, durableShape)
 
   const rt = await createRuntime({
@@ -231,14 +251,18 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
 
   const restoredAgents = (await durable.agents()).map((a) => a.agentId as string)
   // the count of each restored counter, read back through the agent
-  await Promise.all(restoredAgents.filter((id) => kindOf(id) === "counter").map(async (id) => {
-    try {
-      const [n] = await durable.invoke(agentId(id), "get", [])
-      if (typeof n === "number") counts.set(id, n)
-    } catch {
-      // a paused agent cannot be called: its count shows once it runs again
-    }
-  }))
+  await Promise.all(
+    restoredAgents
+      .filter((id) => kindOf(id) === "counter")
+      .map(async (id) => {
+        try {
+          const [n] = await durable.invoke(agentId(id), "get", [])
+          if (typeof n === "number") counts.set(id, n)
+        } catch {
+          // a paused agent cannot be called: its count shows once it runs again
+        }
+      })
+  )
   const restored: Restored = {
     restored: restoredAgents,
     failed: saved.filter((id) => !restoredAgents.includes(id))
@@ -273,21 +297,23 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
     const target = durableAgent ? durable : rt
     const moduleId = await moduleOf(kind, target)
     let spawned = 0
-    await Promise.all(Array.from({ length: count }, async () => {
-      const id = nextId(kind, durableAgent)
-      try {
-        // each agent reserves 1 MiB of the pool and may grow to its limit: growth shows as pressure
-        await target.spawnAgent(agentId(id), moduleId, {
-          memoryLimit: (kind === "leaky" ? 16 : 2) * MiB,
-          memoryReservation: MiB,
-          ...(kind === "looper" ? { timeoutMs: 1500 } : {})
-        })
-        if (kind === "counter") counts.set(id, 0)
-        spawned++
-      } catch {
-        // InsufficientMemory and friends show up in the events and the gauge
-      }
-    }))
+    await Promise.all(
+      Array.from({ length: count }, async () => {
+        const id = nextId(kind, durableAgent)
+        try {
+          // each agent reserves 1 MiB of the pool and may grow to its limit: growth shows as pressure
+          await target.spawnAgent(agentId(id), moduleId, {
+            memoryLimit: (kind === "leaky" ? 16 : 2) * MiB,
+            memoryReservation: MiB,
+            ...(kind === "looper" ? { timeoutMs: 1500 } : {})
+          })
+          if (kind === "counter") counts.set(id, 0)
+          spawned++
+        } catch {
+          // InsufficientMemory and friends show up in the events and the gauge
+        }
+      })
+    )
     return spawned
   }
 
@@ -302,7 +328,7 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
   const agents = async () => [...(await rt.agents()), ...(await durable.agents())]
   const LEVELS = ["Normal", "Warning", "High", "Critical"]
   const stats = async (): Promise<DashboardStats> => {
-    const [a, b] = await Promise.all([rt.stats(), durable.stats()]) as [RuntimeStats, RuntimeStats]
+    const [a, b] = (await Promise.all([rt.stats(), durable.stats()])) as [RuntimeStats, RuntimeStats]
     const agentsByState: Record<string, number> = { ...a.agentsByState }
     for (const [k, v] of Object.entries(b.agentsByState)) agentsByState[k] = (agentsByState[k] ?? 0) + v
     return {
@@ -316,7 +342,8 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
         total: a.memory.total + b.memory.total,
         used: a.memory.used + b.memory.used,
         reserved: a.memory.reserved + b.memory.reserved,
-        pressureLevel: LEVELS[Math.max(LEVELS.indexOf(a.memory.pressureLevel), LEVELS.indexOf(b.memory.pressureLevel))] ?? "Normal"
+        pressureLevel:
+          LEVELS[Math.max(LEVELS.indexOf(a.memory.pressureLevel), LEVELS.indexOf(b.memory.pressureLevel))] ?? "Normal"
       }
     }
   }
@@ -334,7 +361,10 @@ export const createSwarm = async (options: SwarmOptions = {}): Promise<Swarm> =>
     invokeAll: async () => {
       const running = (await agents()).filter((a) => a.state === "Running" && kindOf(a.agentId) !== "looper")
       const results = await Promise.allSettled(running.map((a) => invokeOne(a.agentId)))
-      return { ok: results.filter((r) => r.status === "fulfilled").length, failed: results.filter((r) => r.status === "rejected").length }
+      return {
+        ok: results.filter((r) => r.status === "fulfilled").length,
+        failed: results.filter((r) => r.status === "rejected").length
+      }
     },
     pause: (id) => runtimeOf(id).pause(agentId(id)),
     resume: (id) => runtimeOf(id).resume(agentId(id)),

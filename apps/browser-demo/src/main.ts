@@ -32,7 +32,12 @@ const STATE_COLORS: Record<string, string> = {
   Failed: "var(--bad)",
   Stopped: "var(--bad)"
 }
-const LEVEL_COLORS: Record<string, string> = { Normal: "var(--ok)", Warning: "var(--warn)", High: "var(--high)", Critical: "var(--bad)" }
+const LEVEL_COLORS: Record<string, string> = {
+  Normal: "var(--ok)",
+  Warning: "var(--warn)",
+  High: "var(--high)",
+  Critical: "var(--bad)"
+}
 
 let selected: string | undefined
 const series: Array<number> = []
@@ -99,7 +104,11 @@ const reportStorage = (swarm: Swarm) => {
     `restored ${restored.restored.length} agents from ${where}${counted.length > 0 ? ` (${counted.join(", ")})` : ""}`
   )
   if (restored.failed.length > 0) {
-    logLine("Restored", Date.now(), `could not restore ${restored.failed.length} saved agents: ${restored.failed.join(", ")}`)
+    logLine(
+      "Restored",
+      Date.now(),
+      `could not restore ${restored.failed.length} saved agents: ${restored.failed.join(", ")}`
+    )
   }
 }
 
@@ -119,11 +128,13 @@ const renderBadges = (swarm: Swarm) => {
     ]
   ] as const
   const root = $("badges")
-  root.replaceChildren(...badges.map(([k, v, on, why]) => {
-    const b = el("span", { class: `badge ${on ? "on" : "off"}`, title: why ?? k, "data-badge": k })
-    b.append(document.createTextNode(`${k} `), el("b", {}, v))
-    return b
-  }))
+  root.replaceChildren(
+    ...badges.map(([k, v, on, why]) => {
+      const b = el("span", { class: `badge ${on ? "on" : "off"}`, title: why ?? k, "data-badge": k })
+      b.append(document.createTextNode(`${k} `), el("b", {}, v))
+      return b
+    })
+  )
 }
 
 const renderStats = (stats: DashboardStats, swarm: Swarm) => {
@@ -154,17 +165,19 @@ const renderStats = (stats: DashboardStats, swarm: Swarm) => {
     `in use ${mib(stats.memory.used)} · reserved ${mib(stats.memory.reserved)} · pool ${mib(stats.memory.total)}`
 
   const max = Math.max(1, ...STATES.map((s) => stats.agentsByState[s] ?? 0))
-  $("states").replaceChildren(...STATES.map((s) => {
-    const n = stats.agentsByState[s] ?? 0
-    const row = el("div", { class: "state-row", "data-state": s })
-    const bar = el("div", { class: "bar" })
-    const fillBar = el("span")
-    fillBar.style.width = `${(n / max) * 100}%`
-    fillBar.style.background = STATE_COLORS[s] ?? "var(--muted)"
-    bar.append(fillBar)
-    row.append(el("span", {}, s), bar, el("span", { class: "n" }, String(n)))
-    return row
-  }))
+  $("states").replaceChildren(
+    ...STATES.map((s) => {
+      const n = stats.agentsByState[s] ?? 0
+      const row = el("div", { class: "state-row", "data-state": s })
+      const bar = el("div", { class: "bar" })
+      const fillBar = el("span")
+      fillBar.style.width = `${(n / max) * 100}%`
+      fillBar.style.background = STATE_COLORS[s] ?? "var(--muted)"
+      bar.append(fillBar)
+      row.append(el("span", {}, s), bar, el("span", { class: "n" }, String(n)))
+      return row
+    })
+  )
   const w = swarm.engine.stats().workers
   const b = document.querySelector("[data-badge=workers] b")
   if (b) b.textContent = `${w.filter((x) => x.running).length}/${w.length}`
@@ -174,36 +187,49 @@ const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
   const root = $("agents")
   const sorted = [...agents].sort((a, b) => a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
   if (selected !== undefined && !agents.some((a) => a.agentId === selected)) selected = undefined
-  root.replaceChildren(...sorted.map((a) => {
-    const durable = swarm.isDurable(a.agentId)
-    const card = el("div", {
-      class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}${durable ? " durable" : ""}`,
-      "data-agent": a.agentId,
-      "data-state": a.state,
-      "data-durable": String(durable)
+  root.replaceChildren(
+    ...sorted.map((a) => {
+      const durable = swarm.isDurable(a.agentId)
+      const card = el("div", {
+        class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}${durable ? " durable" : ""}`,
+        "data-agent": a.agentId,
+        "data-state": a.state,
+        "data-durable": String(durable)
+      })
+      const id = el("div", { class: "id" })
+      id.append(el("span", {}, a.agentId))
+      id.append(el("span", { class: `dot ${a.health}`, title: a.health }))
+      const meta = el("div", { class: "meta" })
+      meta.append(el("span", {}, `${a.invocationCount} calls`), el("span", {}, mib(a.budget.used)))
+      const state = el("div", { class: "meta" })
+      state.append(el("span", {}, a.state), el("span", {}, a.errorCount > 0 ? `${a.errorCount} err` : ""))
+      card.append(id, meta, state)
+      // a counter's value: the last count it acknowledged (after a reload: read back from the restored agent)
+      const count = swarm.counts.get(a.agentId)
+      if (count !== undefined || durable) {
+        const foot = el("div", { class: "meta foot" })
+        foot.append(
+          count === undefined
+            ? el("span")
+            : el("span", { class: "count", "data-count": String(count) }, `count ${count}`)
+        )
+        if (durable)
+          foot.append(
+            el(
+              "span",
+              { class: "durable-mark", title: "durable: saved after every call, restored after a reload" },
+              "durable"
+            )
+          )
+        card.append(foot)
+      }
+      card.addEventListener("click", () => {
+        selected = a.agentId
+        for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === card)
+      })
+      return card
     })
-    const id = el("div", { class: "id" })
-    id.append(el("span", {}, a.agentId))
-    id.append(el("span", { class: `dot ${a.health}`, title: a.health }))
-    const meta = el("div", { class: "meta" })
-    meta.append(el("span", {}, `${a.invocationCount} calls`), el("span", {}, mib(a.budget.used)))
-    const state = el("div", { class: "meta" })
-    state.append(el("span", {}, a.state), el("span", {}, a.errorCount > 0 ? `${a.errorCount} err` : ""))
-    card.append(id, meta, state)
-    // a counter's value: the last count it acknowledged (after a reload: read back from the restored agent)
-    const count = swarm.counts.get(a.agentId)
-    if (count !== undefined || durable) {
-      const foot = el("div", { class: "meta foot" })
-      foot.append(count === undefined ? el("span") : el("span", { class: "count", "data-count": String(count) }, `count ${count}`))
-      if (durable) foot.append(el("span", { class: "durable-mark", title: "durable: saved after every call, restored after a reload" }, "durable"))
-      card.append(foot)
-    }
-    card.addEventListener("click", () => {
-      selected = a.agentId
-      for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === card)
-    })
-    return card
-  }))
+  )
 }
 
 const drawSpark = () => {
@@ -239,13 +265,22 @@ const HEALTH_ORDER: Record<string, number> = { Unhealthy: 0, Degraded: 1, Unknow
 /** Health of the live agents (what the last checks found), the worst first. */
 const renderHealth = (agents: ReadonlyArray<AgentInfo>) => {
   const worst = [...agents]
-    .sort((a, b) => (HEALTH_ORDER[a.health] ?? 9) - (HEALTH_ORDER[b.health] ?? 9) || a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
+    .sort(
+      (a, b) =>
+        (HEALTH_ORDER[a.health] ?? 9) - (HEALTH_ORDER[b.health] ?? 9) ||
+        a.agentId.localeCompare(b.agentId, undefined, { numeric: true })
+    )
     .slice(0, 12)
   const rows = worst.map((a) => {
     const tr = el("tr", { "data-health": a.agentId })
     const status = el("td")
     status.append(el("span", { class: `dot ${a.health}` }), document.createTextNode(` ${a.health}`))
-    tr.append(el("td", {}, a.agentId), status, el("td", {}, String(a.consecutiveFailures)), el("td", {}, a.lastError ?? "ok"))
+    tr.append(
+      el("td", {}, a.agentId),
+      status,
+      el("td", {}, String(a.consecutiveFailures)),
+      el("td", {}, a.lastError ?? "ok")
+    )
     return tr
   })
   $("health-rows").replaceChildren(...(rows.length > 0 ? rows : [el("tr", {}, "no agents")]))

@@ -55,8 +55,12 @@ describe("browser demo dashboard", () => {
 
     await page.click("#invoke")
     await page.waitForFunction(() => /invoked 22 agents/.test(document.getElementById("status")!.textContent ?? ""))
-    await page.waitForFunction(() => Number(document.getElementById("kpi-invocations")!.textContent!.replace(/\D/g, "")) >= 22)
-    await page.waitForFunction(() => document.querySelector("[data-agent=counter-1]")?.textContent?.includes("1 calls") === true)
+    await page.waitForFunction(
+      () => Number(document.getElementById("kpi-invocations")!.textContent!.replace(/\D/g, "")) >= 22
+    )
+    await page.waitForFunction(
+      () => document.querySelector("[data-agent=counter-1]")?.textContent?.includes("1 calls") === true
+    )
   })
 
   it("pause and evict the selected agent: its state changes, then it leaves the swarm with an AgentEvicted event", async () => {
@@ -82,16 +86,23 @@ describe("browser demo dashboard", () => {
     const rendered = await page.waitForFunction((n) => {
       if (Number(document.getElementById("kpi-agents")!.textContent) < n + 3) return false
       // the runaway call has not ended yet: no Timeout in the status, no eviction for Timeout in the events
-      const ended = /runaway call: Timeout/.test(document.getElementById("status")!.textContent ?? "") ||
+      const ended =
+        /runaway call: Timeout/.test(document.getElementById("status")!.textContent ?? "") ||
         [...document.querySelectorAll("[data-event=AgentEvicted]")].some((e) => /Timeout/.test(e.textContent ?? ""))
       return { running: !ended }
     }, before)
     expect(await rendered.jsonValue()).toEqual({ running: true })
-    await page.waitForFunction(() => /runaway call: Timeout after \d+ ms/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 10_000 })
+    await page.waitForFunction(
+      () => /runaway call: Timeout after \d+ ms/.test(document.getElementById("status")!.textContent ?? ""),
+      undefined,
+      { timeout: 10_000 }
+    )
     const ms = Number(/after (\d+) ms/.exec(await text("#status"))![1])
     // not before the looper's 1,500 ms deadline; that the deadline ended it is the "Timeout" status and the eviction below
     expect(ms).toBeGreaterThanOrEqual(1450)
-    await page.waitForFunction(() => [...document.querySelectorAll("[data-event=AgentEvicted]")].some((e) => /Timeout/.test(e.textContent ?? "")))
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("[data-event=AgentEvicted]")].some((e) => /Timeout/.test(e.textContent ?? ""))
+    )
   })
 
   it("health check fills the health table; trigger pressure moves the gauge and evicts", async () => {
@@ -101,7 +112,11 @@ describe("browser demo dashboard", () => {
     await page.waitForFunction(() => document.querySelectorAll("#health-rows tr[data-health]").length > 0)
     expect(await text("#health-rows")).toMatch(/Healthy/)
     await page.click("#pressure")
-    await page.waitForFunction(() => /pressure handled/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 30_000 })
+    await page.waitForFunction(
+      () => /pressure handled/.test(document.getElementById("status")!.textContent ?? ""),
+      undefined,
+      { timeout: 30_000 }
+    )
     await page.waitForSelector("[data-event=MemoryPressure]")
   })
 

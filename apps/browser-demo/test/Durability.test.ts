@@ -39,13 +39,14 @@ const ready = (page: Page) => page.waitForSelector("body[data-ready=true]", { ti
 
 /** The counts the page shows, by agent id. */
 const counts = (page: Page) =>
-  page.evaluate(() =>
-    Object.fromEntries(
-      [...document.querySelectorAll<HTMLElement>(".agent")].flatMap((card) => {
-        const count = card.querySelector<HTMLElement>(".count")?.dataset["count"]
-        return count === undefined ? [] : [[card.dataset["agent"]!, Number(count)]]
-      })
-    ) as Record<string, number>
+  page.evaluate(
+    () =>
+      Object.fromEntries(
+        [...document.querySelectorAll<HTMLElement>(".agent")].flatMap((card) => {
+          const count = card.querySelector<HTMLElement>(".count")?.dataset["count"]
+          return count === undefined ? [] : [[card.dataset["agent"]!, Number(count)]]
+        })
+      ) as Record<string, number>
   )
 
 const waitForCount = (page: Page, id: string, n: number) =>
@@ -95,11 +96,18 @@ describe("durable agents across a page reload", () => {
     // known counts: everyone twice, then counter-d1 three more times and counter-d2 once more
     for (let round = 1; round <= 2; round++) {
       await page.click("#invoke")
-      for (const id of ["counter-d1", "counter-d2", "counter-d3", "counter-1", "counter-2"]) await waitForCount(page, id, round)
+      for (const id of ["counter-d1", "counter-d2", "counter-d3", "counter-1", "counter-2"])
+        await waitForCount(page, id, round)
     }
     await invokeSelected(page, "counter-d1", 3)
     await invokeSelected(page, "counter-d2", 1)
-    expect(await counts(page)).toEqual({ "counter-d1": 5, "counter-d2": 3, "counter-d3": 2, "counter-1": 2, "counter-2": 2 })
+    expect(await counts(page)).toEqual({
+      "counter-d1": 5,
+      "counter-d2": 3,
+      "counter-d3": 2,
+      "counter-1": 2,
+      "counter-2": 2
+    })
 
     // a runaway call is spinning in a worker when the page goes away
     await page.click("#runaway")
@@ -129,11 +137,13 @@ describe("durable agents across a page reload", () => {
     await waitForCount(page, "counter-d2", 4)
     await waitForCount(page, "counter-d3", 3)
     await spawn(page, "counter", 1, true)
-    await page.waitForSelector("[data-agent=counter-d4] .count[data-count=\"0\"]")
+    await page.waitForSelector('[data-agent=counter-d4] .count[data-count="0"]')
 
     // a reload under traffic: every count the page saw acknowledged comes back (calls in flight may add to it)
     await page.check("#traffic")
-    await page.waitForFunction(() => Number(document.querySelector("[data-agent=counter-d4] .count")?.getAttribute("data-count")) >= 5)
+    await page.waitForFunction(
+      () => Number(document.querySelector("[data-agent=counter-d4] .count")?.getAttribute("data-count")) >= 5
+    )
     const seen = await counts(page)
     await page.reload()
     await ready(page)

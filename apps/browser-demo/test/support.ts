@@ -69,6 +69,7 @@ export const watchProblems = async (page: Page): Promise<Problems> => {
   return {
     pageErrors,
     consoleErrors,
-    rejections: () => page.evaluate(() => JSON.parse(sessionStorage.getItem("unhandled-rejections") ?? "[]") as Array<string>)
+    rejections: () =>
+      page.evaluate(() => JSON.parse(sessionStorage.getItem("unhandled-rejections") ?? "[]") as Array<string>)
   }
 }

@@ -54,15 +54,21 @@ const readBytes = async (path: string): Promise<Uint8Array> => {
     return new Uint8Array(await readFile(path))
   } catch (e) {
     const code = (e as { code?: unknown }).code
-    return fail(`cannot read ${path}: ${code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`)
+    return fail(
+      `cannot read ${path}: ${code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`
+    )
   }
 }
 
 const record = (value: unknown, what: string): Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : fail(`${what} must be an object`)
+  typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : fail(`${what} must be an object`)
 
 const str = (r: Record<string, unknown>, key: string, what: string): string =>
-  typeof r[key] === "string" && (r[key] as string).length > 0 ? (r[key] as string) : fail(`${what}: "${key}" must be a non-empty string`)
+  typeof r[key] === "string" && (r[key] as string).length > 0
+    ? (r[key] as string)
+    : fail(`${what}: "${key}" must be a non-empty string`)
 
 const num = (r: Record<string, unknown>, key: string, what: string, optional = false): number | undefined => {
   const v = r[key]
@@ -152,13 +158,15 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
     const modules: Array<BundleBuilder.BundleModuleInput> = []
     const moduleList = list(config, "modules", false)
     // steps: read each module, then verify + rewrite them all (one step), then write the files
-    progress = io.progress === undefined
-      ? undefined
-      : Progress.make({ stream: io.progress, label: "bundle", total: moduleList.length + 2 })
+    progress =
+      io.progress === undefined
+        ? undefined
+        : Progress.make({ stream: io.progress, label: "bundle", total: moduleList.length + 2 })
     for (const [i, m] of moduleList.entries()) {
       const r = record(m, `modules[${i}]`)
       const what = `modules[${i}]`
-      const signature = r["signature"] === undefined ? undefined : await readBytes(resolve(base, str(r, "signature", what)))
+      const signature =
+        r["signature"] === undefined ? undefined : await readBytes(resolve(base, str(r, "signature", what)))
       modules.push({
         name: str(r, "name", what),
         version: str(r, "version", what),
@@ -171,7 +179,12 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
       const r = record(a, `agents[${i}]`)
       const what = `agents[${i}]`
       const fuel = num(r, "fuel", what, true)
-      return { type: str(r, "type", what), module: str(r, "module", what), memoryLimit: num(r, "memoryLimit", what)!, ...(fuel === undefined ? {} : { fuel }) }
+      return {
+        type: str(r, "type", what),
+        module: str(r, "module", what),
+        memoryLimit: num(r, "memoryLimit", what)!,
+        ...(fuel === undefined ? {} : { fuel })
+      }
     })
     const limitsOf = (value: unknown, what: string) => {
       if (value === undefined) return undefined
@@ -194,20 +207,26 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
       }
     })
     const trustPaths = [
-      ...list(config, "trust").map((p, i) => typeof p === "string" ? resolve(base, p) : fail(`trust[${i}] must be a path`)),
+      ...list(config, "trust").map((p, i) =>
+        typeof p === "string" ? resolve(base, p) : fail(`trust[${i}] must be a path`)
+      ),
       ...values.trust.map((p) => resolve(cwd, p))
     ]
     const allowUnsigned = values.allowUnsigned || config["allowUnsigned"] === true
-    if (trustPaths.length === 0 && !allowUnsigned) fail("no trust store: give --trust or \"trust\" in the config")
+    if (trustPaths.length === 0 && !allowUnsigned) fail('no trust store: give --trust or "trust" in the config')
     const trustStore = await readTrust(trustPaths)
-    const result = await Effect.runPromise(Effect.result(Builder.buildBundle({
-      modules,
-      agents,
-      variants,
-      limits: limitsOf(config["limits"], "limits"),
-      includeOriginal: config["includeOriginal"] !== false,
-      verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore, allowUnsigned }) }
-    })))
+    const result = await Effect.runPromise(
+      Effect.result(
+        Builder.buildBundle({
+          modules,
+          agents,
+          variants,
+          limits: limitsOf(config["limits"], "limits"),
+          includeOriginal: config["includeOriginal"] !== false,
+          verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore, allowUnsigned }) }
+        })
+      )
+    )
     progress?.advance("verified and rewritten")
     if (result._tag === "Failure") {
       progress?.stop()
@@ -232,10 +251,14 @@ export const bundleCommand = async (values: BundleInput, io: Io): Promise<number
     progress?.stop()
     for (const m of bundle.manifest.modules) {
       const signed = m.signature.status === "verified" ? `signed by ${m.signature.keyId}` : "unsigned (allowed)"
-      io.out(`${m.name}@${m.version} ${m.moduleHash.slice(0, 16)} ${signed}: ${m.variants.map((v) => v.key.slice(65) || "as loaded").join(", ")}`)
+      io.out(
+        `${m.name}@${m.version} ${m.moduleHash.slice(0, 16)} ${signed}: ${m.variants.map((v) => v.key.slice(65) || "as loaded").join(", ")}`
+      )
     }
     const variantCount = bundle.manifest.modules.reduce((n, m) => n + m.variants.length, 0)
-    io.out(`wrote ${values.out}: ${bundle.manifest.modules.length} modules, ${variantCount} variants, ${bundle.manifest.agents.length} agent types`)
+    io.out(
+      `wrote ${values.out}: ${bundle.manifest.modules.length} modules, ${variantCount} variants, ${bundle.manifest.agents.length} agent types`
+    )
     return 0
   } catch (e) {
     progress?.stop()

@@ -45,7 +45,8 @@ const signatureStatus = async (
   const lookup = await Effect.runPromise(Effect.result(readSignature(bytes, { detached })))
   if (lookup._tag === "Failure") return untrusted({ status: "invalid", reason: lookup.failure.reason })
   const found: SignatureLookup = lookup.success
-  if (found._tag === "Unsigned") return untrusted({ status: "unsigned", ...(trust === undefined ? {} : { reason: "unsigned" }) })
+  if (found._tag === "Unsigned")
+    return untrusted({ status: "unsigned", ...(trust === undefined ? {} : { reason: "unsigned" }) })
   const { keyId, name, version } = found.signature
   const base = { source: found.source, keyId, name, version } as const
   // The same wording as `verify` (`@agent-runtime/signing` verifyModule), checked with or without --trust.
@@ -67,10 +68,17 @@ const describeSignature = (s: SignatureStatus): string => {
   if (s.status === "unsigned") return s.trusted === undefined ? "unsigned" : "unsigned; NOT trusted"
   if (s.status === "invalid") return `invalid: ${s.reason}${head === "" ? "" : ` [${head}]`}`
   if (s.trusted === undefined) return `${head}; trust not checked (give --trust)`
-  return s.trusted ? `${head}; trusted${s.label === undefined ? "" : ` (${s.label})`}` : `${head}; NOT trusted: ${s.reason}`
+  return s.trusted
+    ? `${head}; trusted${s.label === undefined ? "" : ` (${s.label})`}`
+    : `${head}; NOT trusted: ${s.reason}`
 }
 
-const importJson = (i: ImportDesc) => ({ module: i.module, name: i.name, text: describeType(i.name, i.type), type: i.type })
+const importJson = (i: ImportDesc) => ({
+  module: i.module,
+  name: i.name,
+  text: describeType(i.name, i.type),
+  type: i.type
+})
 const exportJson = (e: ExportDesc) => ({ name: e.name, text: describeType(e.name, e.type), type: e.type })
 
 /** `inspect <file.wasm> [--json] [--trust FILE…] [--sig file.sig]`. */
@@ -130,4 +138,3 @@ export const inspect = async (options: InspectInput, io: Io, files: Files): Prom
   for (const c of customSections) io.out(`  ${c.name} (${formatBytes(c.size)})`)
   return report()
 }
-

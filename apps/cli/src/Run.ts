@@ -80,7 +80,18 @@ export interface RunInput {
 const AGENT = "cli"
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i
-const UNIT: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1 << 20, mb: 1e6, mib: 1 << 20, g: 1 << 30, gb: 1e9, gib: 1 << 30 }
+const UNIT: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1 << 20,
+  mb: 1e6,
+  mib: 1 << 20,
+  g: 1 << 30,
+  gb: 1e9,
+  gib: 1 << 30
+}
 
 /** `16MiB`, `512KiB`, `1GiB`, `1048576` (bytes; `k`/`m`/`g` are binary, `KB`/`MB`/`GB` decimal) → bytes, or `undefined`. */
 export const parseSize = (text: string): number | undefined => {
@@ -125,8 +136,10 @@ export const parseValue = (type: ValueType | undefined, text: string): WasmValue
   return text
 }
 
-const valueText = (v: unknown): string => (typeof v === "bigint" ? v.toString() : typeof v === "number" ? String(v) : JSON.stringify(v) ?? String(v))
-const valueJson = (v: unknown): unknown => (typeof v === "bigint" ? v.toString() : typeof v === "number" && !Number.isFinite(v) ? String(v) : v)
+const valueText = (v: unknown): string =>
+  typeof v === "bigint" ? v.toString() : typeof v === "number" ? String(v) : (JSON.stringify(v) ?? String(v))
+const valueJson = (v: unknown): unknown =>
+  typeof v === "bigint" ? v.toString() : typeof v === "number" && !Number.isFinite(v) ? String(v) : v
 
 /** The exit code of a typed runtime error (see the module doc). */
 export const exitCodeOf = (tag: string): number => {
@@ -164,7 +177,9 @@ interface Outcome {
   readonly results?: ReadonlyArray<unknown>
   readonly error?: { readonly _tag: string; readonly message: string } & Record<string, unknown>
   /** WASI only: what the guest wrote and its exit code. */
-  readonly wasi?: { readonly stdout: string; readonly stderr: string; readonly exitCode: number | undefined } | undefined
+  readonly wasi?:
+    | { readonly stdout: string; readonly stderr: string; readonly exitCode: number | undefined }
+    | undefined
 }
 
 const lines = (text: string): Array<string> => (text === "" ? [] : text.replace(/\n$/, "").split("\n"))
@@ -172,7 +187,8 @@ const lines = (text: string): Array<string> => (text === "" ? [] : text.replace(
 /** Runs `agent-runtime run` (see the module doc); resolves to the exit code. */
 export const runCommand = async (input: RunInput, io: Io, files: Files): Promise<number> => {
   const engineName = input.engine ?? (input.wasi ? "node" : "native")
-  if (input.wasi && engineName !== "node") throw new Failure("--wasi needs --engine node (the native engine has no WASI)")
+  if (input.wasi && engineName !== "node")
+    throw new Failure("--wasi needs --engine node (the native engine has no WASI)")
   if (!input.wasi && (input.dirs.length > 0 || input.env.length > 0)) throw new Failure("--dir and --env need --wasi")
   const fn = input.wasi ? "_start" : input.export
   if (fn === undefined) throw new Failure("missing <export>")
@@ -198,30 +214,35 @@ export const runCommand = async (input: RunInput, io: Io, files: Files): Promise
   const detached = input.sig === undefined ? undefined : await files.read(input.sig)
   // The signature names what the module is; verification then checks it (name, version, key, bytes).
   const found = await Effect.runPromise(Effect.result(readSignature(bytes, { detached, module: input.module })))
-  const claimed = found._tag === "Success" && found.success._tag === "Signed"
-    ? { name: found.success.signature.name, version: found.success.signature.version }
-    : { name: basename(input.module).replace(/\.wasm$/, ""), version: "0.0.0" }
+  const claimed =
+    found._tag === "Success" && found.success._tag === "Signed"
+      ? { name: found.success.signature.name, version: found.success.signature.version }
+      : { name: basename(input.module).replace(/\.wasm$/, ""), version: "0.0.0" }
   const metadata = makeMetadata({ ...claimed, ...(detached === undefined ? {} : { signature: detached }) })
 
   const type = info.exports.find((e) => e.name === fn && e.type.kind === "function")?.type as FuncType | undefined
-  const args = input.wasi ? [] : input.args.map((a, i) => parseValue(type?.params[i], a)) as Array<WasmValue>
+  const args = input.wasi ? [] : (input.args.map((a, i) => parseValue(type?.params[i], a)) as Array<WasmValue>)
 
-  const verifier = trust === undefined
-    ? noVerification
-    : Layer.succeed(ModuleVerifier, { verify: (b, m) => verifyModule(b, m, { trustStore: trust }) })
+  const verifier =
+    trust === undefined
+      ? noVerification
+      : Layer.succeed(ModuleVerifier, { verify: (b, m) => verifyModule(b, m, { trustStore: trust }) })
   let output: (() => Outcome["wasi"]) | undefined
-  const engine: Layer.Layer<WasmEngine> = engineName === "node"
-    ? await import("@agent-runtime/engine-node").then(({ NodeEngine }) => {
-      const options = input.wasi ? { wasi: { preopens: () => preopens, args: () => wasiArgs, env: () => env } } : {}
-      // Keeps a reader of the agent's WASI output; it must be read before the engine's scope ends (its files go with it).
-      const capture = Layer.effectDiscard(Effect.map(Effect.service(NodeEngine.NodeEngine), (e) => {
-        output = () => e.output(AGENT)
-      }))
-      return Layer.provideMerge(capture, NodeEngine.layerWith({ workers: 1, ...options }))
-    })
-    : await import("@agent-runtime/engine-native").then(({ NativeEngine }) => NativeEngine.layer)
+  const engine: Layer.Layer<WasmEngine> =
+    engineName === "node"
+      ? await import("@agent-runtime/engine-node").then(({ NodeEngine }) => {
+          const options = input.wasi ? { wasi: { preopens: () => preopens, args: () => wasiArgs, env: () => env } } : {}
+          // Keeps a reader of the agent's WASI output; it must be read before the engine's scope ends (its files go with it).
+          const capture = Layer.effectDiscard(
+            Effect.map(Effect.service(NodeEngine.NodeEngine), (e) => {
+              output = () => e.output(AGENT)
+            })
+          )
+          return Layer.provideMerge(capture, NodeEngine.layerWith({ workers: 1, ...options }))
+        })
+      : await import("@agent-runtime/engine-native").then(({ NativeEngine }) => NativeEngine.layer)
 
-  const program = Effect.gen(function*() {
+  const program = Effect.gen(function* () {
     const runtime = yield* AgentRuntime
     const moduleId = yield* runtime.loadModule(bytes, metadata)
     yield* runtime.spawnAgent(agentId(AGENT), moduleId, {
@@ -236,9 +257,11 @@ export const runCommand = async (input: RunInput, io: Io, files: Files): Promise
   })
   const exit = await Effect.runPromiseExit(
     program.pipe(
-      Effect.flatMap(({ called, wasi }) => Effect.map(called, (results) => ({ results, wasi })).pipe(
-        Effect.catch((error) => Effect.succeed({ error, wasi }))
-      )),
+      Effect.flatMap(({ called, wasi }) =>
+        Effect.map(called, (results) => ({ results, wasi })).pipe(
+          Effect.catch((error) => Effect.succeed({ error, wasi }))
+        )
+      ),
       Effect.provide(AgentRuntimes.layerMemory().pipe(Layer.provide(Layer.mergeAll(engine, verifier))))
     )
   )
@@ -248,10 +271,12 @@ export const runCommand = async (input: RunInput, io: Io, files: Files): Promise
   } else {
     const reason = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
     const failed: unknown = Exit.isSuccess(exit)
-      ? ("error" in exit.value ? exit.value.error : undefined)
+      ? "error" in exit.value
+        ? exit.value.error
+        : undefined
       : reason !== undefined && reason._tag === "Fail"
-      ? reason.error
-      : undefined
+        ? reason.error
+        : undefined
     if (failed === undefined) throw Exit.isFailure(exit) ? Cause.squash(exit.cause) : new Error("no outcome")
     const e = failed as unknown as { readonly _tag: string; readonly message: string }
     outcome = {
@@ -264,11 +289,12 @@ export const runCommand = async (input: RunInput, io: Io, files: Files): Promise
 
 const report = (input: RunInput, fn: string, type: FuncType | undefined, outcome: Outcome, io: Io): number => {
   const wasiCode = outcome.wasi?.exitCode
-  const code = input.wasi && wasiCode !== undefined
-    ? wasiCode
-    : outcome.error === undefined
-    ? ExitCode.ok
-    : exitCodeOf(outcome.error._tag)
+  const code =
+    input.wasi && wasiCode !== undefined
+      ? wasiCode
+      : outcome.error === undefined
+        ? ExitCode.ok
+        : exitCodeOf(outcome.error._tag)
   if (input.json) {
     const json = {
       ok: outcome.error === undefined,

@@ -34,41 +34,100 @@ describe("agent-runtime (main)", () => {
     expect(statSync(join(dir, "key.json")).mode & 0o077).toBe(0)
     expect(keygen.out).toContain(key.keyId)
 
-    const sign = await cli("sign", "rich.wasm", "--key", "key.json", "--name", "rich", "--version", "1.0.0", "--out", "rich.signed.wasm")
+    const sign = await cli(
+      "sign",
+      "rich.wasm",
+      "--key",
+      "key.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0",
+      "--out",
+      "rich.signed.wasm"
+    )
     expect(sign).toMatchObject({ code: 0, err: "" })
     const signed = new Uint8Array(readFileSync(join(dir, "rich.signed.wasm")))
     expect(wasm.validate(signed)).toBe(true)
 
-    const ok = await cli("verify", "rich.signed.wasm", "--trust", "key.pub.json", "--name", "rich", "--version", "1.0.0")
+    const ok = await cli(
+      "verify",
+      "rich.signed.wasm",
+      "--trust",
+      "key.pub.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0"
+    )
     expect(ok.code).toBe(0)
     expect(ok.out).toContain(`valid: rich@1.0.0 signed by ${key.keyId}`)
 
     // the secret key file works as a trust file too (only its public key is used), as does bare hex
     writeFileSync(join(dir, "pub.hex"), `${pub.publicKey}\n`)
     for (const trust of ["key.json", "pub.hex"]) {
-      expect((await cli("verify", "rich.signed.wasm", "--trust", trust, "--name", "rich", "--version", "1.0.0")).code).toBe(0)
+      expect(
+        (await cli("verify", "rich.signed.wasm", "--trust", trust, "--name", "rich", "--version", "1.0.0")).code
+      ).toBe(0)
     }
 
-    const wrongVersion = await cli("verify", "rich.signed.wasm", "--trust", "key.pub.json", "--name", "rich", "--version", "2.0.0")
+    const wrongVersion = await cli(
+      "verify",
+      "rich.signed.wasm",
+      "--trust",
+      "key.pub.json",
+      "--name",
+      "rich",
+      "--version",
+      "2.0.0"
+    )
     expect(wrongVersion.code).toBe(1)
     expect(wrongVersion.err).toMatch(/metadata mismatch/)
 
     const tampered = Uint8Array.from(signed)
     tampered[60] = tampered[60]! ^ 0x01 // inside the import section
     writeFileSync(join(dir, "rich.tampered.wasm"), tampered)
-    const bad = await cli("verify", "rich.tampered.wasm", "--trust", "key.pub.json", "--name", "rich", "--version", "1.0.0")
+    const bad = await cli(
+      "verify",
+      "rich.tampered.wasm",
+      "--trust",
+      "key.pub.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0"
+    )
     expect(bad.code).toBe(1)
     expect(bad.err).toMatch(/^invalid: rich\.tampered\.wasm: (tampered|malformed)/)
     expect(bad.err.split("\n")).toHaveLength(1)
 
     const unsigned = await cli("verify", "rich.wasm", "--trust", "key.pub.json", "--name", "rich", "--version", "1.0.0")
     expect(unsigned).toMatchObject({ code: 1, err: "invalid: rich.wasm: unsigned" })
-    const allowed = await cli("verify", "rich.wasm", "--trust", "key.pub.json", "--name", "rich", "--version", "1.0.0", "--allow-unsigned")
+    const allowed = await cli(
+      "verify",
+      "rich.wasm",
+      "--trust",
+      "key.pub.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0",
+      "--allow-unsigned"
+    )
     expect(allowed.code).toBe(0)
 
     const other = await cli("keygen", "--out", "other.json")
     expect(other.code).toBe(0)
-    const untrusted = await cli("verify", "rich.signed.wasm", "--trust", "other.pub.json", "--name", "rich", "--version", "1.0.0")
+    const untrusted = await cli(
+      "verify",
+      "rich.signed.wasm",
+      "--trust",
+      "other.pub.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0"
+    )
     expect(untrusted.code).toBe(1)
     expect(untrusted.err).toContain(`untrusted key ${key.keyId}`)
 
@@ -104,7 +163,11 @@ describe("agent-runtime (main)", () => {
       "memory 1..16 pages (64 KiB each)",
       "global mut i64"
     ])
-    expect(report.imports[0]).toMatchObject({ module: "env", name: "log", type: { kind: "function", params: ["i32"], results: [] } })
+    expect(report.imports[0]).toMatchObject({
+      module: "env",
+      name: "log",
+      type: { kind: "function", params: ["i32"], results: [] }
+    })
     expect(report.memories[0]).toMatchObject({ minPages: 1, maxPages: 16 })
     expect(report.signature).toMatchObject({ status: "signed", keyId: key.keyId, name: "rich", version: "1.0.0" })
     expect(report.customSections).toEqual([{ name: "agent-runtime.signature", size: expect.any(Number) }])
@@ -112,12 +175,34 @@ describe("agent-runtime (main)", () => {
 
   it("detached signatures: sign --detached, verify --sig, inspect --sig", async () => {
     expect((await cli("keygen", "--out", "det.json")).code).toBe(0)
-    const sign = await cli("sign", "rich.wasm", "--key", "det.json", "--name", "rich", "--version", "1.0.0", "--detached", "rich.sig")
+    const sign = await cli(
+      "sign",
+      "rich.wasm",
+      "--key",
+      "det.json",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0",
+      "--detached",
+      "rich.sig"
+    )
     expect(sign.code).toBe(0)
     expect(existsSync(join(dir, "rich.signed.wasm.sig"))).toBe(false)
     const sig = JSON.parse(readFileSync(join(dir, "rich.sig"), "utf8"))
     expect(sig).toMatchObject({ v: 1, alg: "ed25519", name: "rich", version: "1.0.0" })
-    const ok = await cli("verify", "rich.wasm", "--trust", "det.pub.json", "--sig", "rich.sig", "--name", "rich", "--version", "1.0.0")
+    const ok = await cli(
+      "verify",
+      "rich.wasm",
+      "--trust",
+      "det.pub.json",
+      "--sig",
+      "rich.sig",
+      "--name",
+      "rich",
+      "--version",
+      "1.0.0"
+    )
     expect(ok.code).toBe(0)
     const inspect = await cli("inspect", "rich.wasm", "--sig", "rich.sig", "--trust", "det.pub.json")
     expect(inspect.out).toContain("(detached); trusted")
@@ -128,7 +213,22 @@ describe("agent-runtime (main)", () => {
     writeFileSync(join(dir, "copy.wasm"), richModule())
     expect((await cli("sign", "copy.wasm", "--key", "k2.json", "--name", "c", "--version", "1")).code).toBe(0)
     expect(existsSync(join(dir, "copy.signed.wasm"))).toBe(true)
-    expect((await cli("sign", "copy.signed.wasm", "--key", "k2.json", "--name", "c", "--version", "2", "--out", "copy2.wasm")).code).toBe(0)
+    expect(
+      (
+        await cli(
+          "sign",
+          "copy.signed.wasm",
+          "--key",
+          "k2.json",
+          "--name",
+          "c",
+          "--version",
+          "2",
+          "--out",
+          "copy2.wasm"
+        )
+      ).code
+    ).toBe(0)
     const report = JSON.parse((await cli("inspect", "copy2.wasm", "--json")).out)
     expect(report.customSections).toHaveLength(1)
     expect(report.signature.version).toBe("2")
@@ -137,7 +237,20 @@ describe("agent-runtime (main)", () => {
   it("inspect: exit 0 for any well-formed module; with --trust, 1 unless a trusted key signed it (like verify)", async () => {
     expect((await cli("keygen", "--out", "ix.json")).code).toBe(0)
     expect((await cli("keygen", "--out", "iy.json")).code).toBe(0)
-    const sign = await cli("sign", "rich.wasm", "--key", "ix.json", "--name", "ix", "--version", "1", "--out", "ix.wasm", "--detached", "ix.sig")
+    const sign = await cli(
+      "sign",
+      "rich.wasm",
+      "--key",
+      "ix.json",
+      "--name",
+      "ix",
+      "--version",
+      "1",
+      "--out",
+      "ix.wasm",
+      "--detached",
+      "ix.sig"
+    )
     expect(sign.code).toBe(0)
     const signed = new Uint8Array(readFileSync(join(dir, "ix.wasm")))
     // tampered: i32.add → i32.sub in the code section (still a valid module, a different hash)
@@ -148,10 +261,16 @@ describe("agent-runtime (main)", () => {
     expect(wasm.validate(tampered)).toBe(true)
     writeFileSync(join(dir, "ix.tampered.wasm"), tampered)
     // malformed: an embedded signature section whose payload is not a signature
-    writeFileSync(join(dir, "ix.malformed.wasm"), withCustomSection(richModule(), "agent-runtime.signature", "not json"))
+    writeFileSync(
+      join(dir, "ix.malformed.wasm"),
+      withCustomSection(richModule(), "agent-runtime.signature", "not json")
+    )
     // bad signature: a well-formed detached signature whose first ed25519 byte is changed
     const sig = JSON.parse(readFileSync(join(dir, "ix.sig"), "utf8"))
-    writeFileSync(join(dir, "ix.bad.sig"), JSON.stringify({ ...sig, sig: `${sig.sig[0] === "A" ? "B" : "A"}${sig.sig.slice(1)}` }))
+    writeFileSync(
+      join(dir, "ix.bad.sig"),
+      JSON.stringify({ ...sig, sig: `${sig.sig[0] === "A" ? "B" : "A"}${sig.sig.slice(1)}` })
+    )
 
     type Case = { argv: Array<string>; code: number; status: string; reason?: RegExp }
     const cases: Array<Case> = [
@@ -165,10 +284,25 @@ describe("agent-runtime (main)", () => {
       { argv: ["ix.wasm", "--trust", "ix.pub.json"], code: 0, status: "signed" },
       { argv: ["rich.wasm", "--sig", "ix.sig", "--trust", "ix.pub.json"], code: 0, status: "signed" },
       { argv: ["rich.wasm", "--trust", "ix.pub.json"], code: 1, status: "unsigned", reason: /^unsigned$/ },
-      { argv: ["ix.wasm", "--trust", "iy.pub.json"], code: 1, status: "signed", reason: /^untrusted key [0-9a-f]{16}$/ },
+      {
+        argv: ["ix.wasm", "--trust", "iy.pub.json"],
+        code: 1,
+        status: "signed",
+        reason: /^untrusted key [0-9a-f]{16}$/
+      },
       { argv: ["ix.tampered.wasm", "--trust", "ix.pub.json"], code: 1, status: "invalid", reason: /^tampered: / },
-      { argv: ["ix.malformed.wasm", "--trust", "ix.pub.json"], code: 1, status: "invalid", reason: /^malformed signature: / },
-      { argv: ["rich.wasm", "--sig", "ix.bad.sig", "--trust", "ix.pub.json"], code: 1, status: "signed", reason: /^bad signature$/ }
+      {
+        argv: ["ix.malformed.wasm", "--trust", "ix.pub.json"],
+        code: 1,
+        status: "invalid",
+        reason: /^malformed signature: /
+      },
+      {
+        argv: ["rich.wasm", "--sig", "ix.bad.sig", "--trust", "ix.pub.json"],
+        code: 1,
+        status: "signed",
+        reason: /^bad signature$/
+      }
     ]
     for (const c of cases) {
       const label = c.argv.join(" ")
@@ -209,7 +343,11 @@ describe("agent-runtime (main)", () => {
     const first = readFileSync(join(dir, "sf.signed.wasm"))
 
     const again = await cli(...args, "--version", "2")
-    expect(again).toEqual({ code: 2, out: "", err: "error: sf.signed.wasm exists; not overwriting an output file (use --force)" })
+    expect(again).toEqual({
+      code: 2,
+      out: "",
+      err: "error: sf.signed.wasm exists; not overwriting an output file (use --force)"
+    })
     expect(readFileSync(join(dir, "sf.signed.wasm"))).toEqual(first)
 
     // signing in place is an overwrite too
@@ -220,7 +358,10 @@ describe("agent-runtime (main)", () => {
     // a detached .sig that exists: refused, and the (new) embedded output is not written either
     writeFileSync(join(dir, "sf.sig"), "keep me")
     const detached = await cli(...args, "--detached", "sf.sig", "--out", "sf.new.wasm")
-    expect(detached).toMatchObject({ code: 2, err: "error: sf.sig exists; not overwriting an output file (use --force)" })
+    expect(detached).toMatchObject({
+      code: 2,
+      err: "error: sf.sig exists; not overwriting an output file (use --force)"
+    })
     expect(readFileSync(join(dir, "sf.sig"), "utf8")).toBe("keep me")
     expect(existsSync(join(dir, "sf.new.wasm"))).toBe(false)
 
@@ -244,11 +385,20 @@ describe("agent-runtime (main)", () => {
       [["inspect", "truncated.wasm"], /^error: truncated\.wasm: not a valid WebAssembly module: .* at byte \d+$/],
       [["inspect", "rich.wasm", "--bogus"], /^error: Unknown option '--bogus'/],
       [["sign", "rich.wasm", "--key", "key.json", "--name", "x"], /^error: missing --version$/],
-      [["sign", "rich.wasm", "--key", "garbage.json", "--name", "x", "--version", "1"], /^error: garbage\.json: not valid JSON$/],
-      [["sign", "rich.wasm", "--key", "key.pub.json", "--name", "x", "--version", "1"], /^error: key\.pub\.json: secretKey/],
+      [
+        ["sign", "rich.wasm", "--key", "garbage.json", "--name", "x", "--version", "1"],
+        /^error: garbage\.json: not valid JSON$/
+      ],
+      [
+        ["sign", "rich.wasm", "--key", "key.pub.json", "--name", "x", "--version", "1"],
+        /^error: key\.pub\.json: secretKey/
+      ],
       [["sign", "text.wasm", "--key", "key.json", "--name", "x", "--version", "1"], /not a valid WebAssembly module/],
       [["verify", "rich.wasm", "--name", "x", "--version", "1"], /^error: missing --trust$/],
-      [["verify", "rich.wasm", "--trust", "garbage.json", "--name", "x", "--version", "1"], /^error: garbage\.json: not valid JSON$/],
+      [
+        ["verify", "rich.wasm", "--trust", "garbage.json", "--name", "x", "--version", "1"],
+        /^error: garbage\.json: not valid JSON$/
+      ],
       [["keygen", "--out", "key.json"], /^error: key\.json exists/]
     ]
     for (const [argv, pattern] of cases) {
@@ -266,7 +416,9 @@ describe("agent-runtime (subprocess)", () => {
     const bin = fileURLToPath(new URL("../bin/agent-runtime.mjs", import.meta.url))
     const run = (...args: Array<string>) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: "utf8" })
     expect(run("keygen", "--out", "proc.json").status).toBe(0)
-    expect(run("sign", "rich.wasm", "--key", "proc.json", "--name", "p", "--version", "1", "--out", "p.wasm").status).toBe(0)
+    expect(
+      run("sign", "rich.wasm", "--key", "proc.json", "--name", "p", "--version", "1", "--out", "p.wasm").status
+    ).toBe(0)
     const ok = run("verify", "p.wasm", "--trust", "proc.pub.json", "--name", "p", "--version", "1")
     expect(ok.status).toBe(0)
     expect(ok.stdout).toMatch(/^valid: p@1 signed by [0-9a-f]{16}/)

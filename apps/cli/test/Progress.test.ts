@@ -13,7 +13,11 @@ describe("Progress", () => {
 
   it("draws a bar in place on a terminal and ends it with a newline", () => {
     const out: Array<string> = []
-    const progress = Progress.make({ stream: { write: (s) => out.push(s), isTTY: true, columns: 100 }, label: "bench", total: 4 })
+    const progress = Progress.make({
+      stream: { write: (s) => out.push(s), isTTY: true, columns: 100 },
+      label: "bench",
+      total: 4
+    })
     for (const suite of ["load", "invoke", "spawn", "edge"]) progress.advance(suite)
     progress.stop()
     const text = out.join("")
@@ -24,7 +28,12 @@ describe("Progress", () => {
 
   it("shows nothing when silent", () => {
     const out: Array<string> = []
-    const progress = Progress.make({ stream: { write: (s) => out.push(s), isTTY: true }, label: "x", total: 1, mode: "silent" })
+    const progress = Progress.make({
+      stream: { write: (s) => out.push(s), isTTY: true },
+      label: "x",
+      total: 1,
+      mode: "silent"
+    })
     progress.advance()
     progress.stop()
     expect(out).toEqual([])

@@ -22,21 +22,21 @@ const cli = async (...argv: Array<string>) => {
 
 describe("agent-runtime run: parsing", () => {
   it("sizes, durations and values by type", () => {
-    expect([parseSize("16MiB"), parseSize("512KiB"), parseSize("1048576"), parseSize("2m"), parseSize("1MB"), parseSize("x")]).toEqual([
-      16 * 1_048_576,
-      512 * 1024,
-      1_048_576,
-      2 * 1_048_576,
-      1_000_000,
-      undefined
-    ])
-    expect([parseDuration("200ms"), parseDuration("2s"), parseDuration("150"), parseDuration("0"), parseDuration("fast")]).toEqual([
-      200,
-      2000,
-      150,
-      undefined,
-      undefined
-    ])
+    expect([
+      parseSize("16MiB"),
+      parseSize("512KiB"),
+      parseSize("1048576"),
+      parseSize("2m"),
+      parseSize("1MB"),
+      parseSize("x")
+    ]).toEqual([16 * 1_048_576, 512 * 1024, 1_048_576, 2 * 1_048_576, 1_000_000, undefined])
+    expect([
+      parseDuration("200ms"),
+      parseDuration("2s"),
+      parseDuration("150"),
+      parseDuration("0"),
+      parseDuration("fast")
+    ]).toEqual([200, 2000, 150, undefined, undefined])
     expect(parseValue("i32", "-5")).toBe(-5)
     expect(parseValue("i64", "9007199254740993")).toBe(9007199254740993n)
     expect(parseValue("f64", "-inf")).toBe(-Infinity)
@@ -162,7 +162,18 @@ describe("agent-runtime run (node engine)", () => {
   it("--wasi runs _start with argv, env and a preopened directory; prints its output; its proc_exit code is the exit code", async () => {
     writeFileSync(join(dir, "cmd.wasm"), await wat(WASI_COMMAND))
     rmSync(join(dir, "data"), { recursive: true, force: true })
-    const r0 = await cli("run", "cmd.wasm", "--wasi", "--dir", "data::/data", "--env", "MODE=test", "--", "hello", "--verbose")
+    const r0 = await cli(
+      "run",
+      "cmd.wasm",
+      "--wasi",
+      "--dir",
+      "data::/data",
+      "--env",
+      "MODE=test",
+      "--",
+      "hello",
+      "--verbose"
+    )
     expect(r0.err).toBe("bye")
     expect(r0.out.split("\n")).toEqual(["cmd.wasm", "hello", "--verbose", "MODE=test"])
     expect(r0.code).toBe(1) // proc_exit(1): one environment variable

@@ -51,7 +51,10 @@ const waitFor = async (check: () => Promise<boolean>, ms: number): Promise<boole
 /** Descendants of `pid` (from `ps`), so a survivor is named in the failure. */
 const descendants = (pid: number): Array<string> => {
   const ps = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" }).stdout
-  const rows = ps.split("\n").map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/)).filter((m) => m !== null)
+  const rows = ps
+    .split("\n")
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
+    .filter((m) => m !== null)
   const found: Array<string> = []
   const walk = (p: number) => {
     for (const m of rows) {
@@ -85,11 +88,28 @@ const killParentFreesPort = async (args: Array<string>, port: number) => {
 
 describe("server commands stop with their parent", () => {
   it("pnpm --filter @agent-runtime/browser-demo dev (Vite)", async () => {
-    await killParentFreesPort(["--filter", "@agent-runtime/browser-demo", "dev", "--port", "15173", "--strictPort", "--host", "127.0.0.1"], 15173)
+    await killParentFreesPort(
+      ["--filter", "@agent-runtime/browser-demo", "dev", "--port", "15173", "--strictPort", "--host", "127.0.0.1"],
+      15173
+    )
   }, 120_000)
 
   it("pnpm --filter @agent-runtime/server start (drains, then exits)", async () => {
-    await killParentFreesPort(["--filter", "@agent-runtime/server", "start", "--", "--port", "18080", "--host", "127.0.0.1", "--trust", "test-only"], 18080)
+    await killParentFreesPort(
+      [
+        "--filter",
+        "@agent-runtime/server",
+        "start",
+        "--",
+        "--port",
+        "18080",
+        "--host",
+        "127.0.0.1",
+        "--trust",
+        "test-only"
+      ],
+      18080
+    )
   }, 120_000)
 
   it("pnpm --filter @agent-runtime/edge-worker serve (workerd)", async () => {

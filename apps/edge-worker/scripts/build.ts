@@ -47,7 +47,12 @@ const runBundle = async (config: string, out: string) => {
 
 /** workerd config: one service on one socket (`--socket-addr http=…` overrides the address). */
 const capnp = (dir: string, name: string) => {
-  const files = (sub: string) => (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)).sort().map((f) => `${sub}/${f}`) : [])
+  const files = (sub: string) =>
+    existsSync(join(dir, sub))
+      ? readdirSync(join(dir, sub))
+          .sort()
+          .map((f) => `${sub}/${f}`)
+      : []
   const modules = [
     `(name = "worker.js", esModule = embed "worker.js")`,
     ...files("wasm").map((f) => `(name = "${f}", wasm = embed "${f}")`),
@@ -116,7 +121,11 @@ const buildConformance = async () => {
   mkdirSync(src, { recursive: true })
   // the modules the suite builds and signs at run time (the same bytes: ed25519 signatures are deterministic);
   // on the edge they must be in the bundle like every other module
-  const built = { "big-memory": memoryOnlyModule(17), "imported-memory": importedMemoryModule(), "table-bomb": tableBombModule() }
+  const built = {
+    "big-memory": memoryOnlyModule(17),
+    "imported-memory": importedMemoryModule(),
+    "table-bomb": tableBombModule()
+  }
   for (const [name, bytes] of Object.entries(built)) {
     const signed = await Effect.runPromise(signModule(bytes, { name, version: "1.0.0" }, testOnlyKeyPair.secretKey))
     writeFileSync(join(src, `${name}.wasm`), signed)

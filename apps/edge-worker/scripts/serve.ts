@@ -20,6 +20,10 @@ if (!existsSync(join(dir, "config.capnp"))) {
   process.exit(2)
 }
 const port = Number(process.argv[2] ?? "8787")
-const workerd = join(dirname(createRequire(join(app, "package.json")).resolve("workerd/package.json")), "bin", "workerd")
+const workerd = join(
+  dirname(createRequire(join(app, "package.json")).resolve("workerd/package.json")),
+  "bin",
+  "workerd"
+)
 console.log(`edge Worker on http://127.0.0.1:${port}`)
 runInGroup(workerd, ["serve", join(dir, "config.capnp"), "--socket-addr", `http=127.0.0.1:${port}`], { cwd: dir })

@@ -20,7 +20,12 @@ import {
   type SettingsInput
 } from "@agent-runtime/domain"
 import { EdgeEngine } from "@agent-runtime/engine-edge"
-import { type BundleContents, type BundleError, BundleRegistry, BundleVerifier } from "@agent-runtime/engine-edge/bundle"
+import {
+  type BundleContents,
+  type BundleError,
+  BundleRegistry,
+  BundleVerifier
+} from "@agent-runtime/engine-edge/bundle"
 import { type KeyValueStore, KvInstanceRepository } from "@agent-runtime/repository-kv"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -38,7 +43,7 @@ export interface StartOptions {
 
 /** Checks the bundle and starts a runtime over it; the runtime lives as long as the isolate. */
 export const start = (bundle: BundleContents, options: StartOptions = {}): Effect.Effect<ApiContext, BundleError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const registry = yield* BundleRegistry.make(bundle)
     const ports = Layer.mergeAll(
       EdgeEngine.layer(registry),
@@ -49,7 +54,11 @@ export const start = (bundle: BundleContents, options: StartOptions = {}): Effec
       EventBuses.layerMemory,
       ExecutionAuthorizers.layerAllowAll
     )
-    const layer = AgentRuntimes.layer({ name: "edge-worker", ...options.settings, limits: registry.manifest.limits }).pipe(
+    const layer = AgentRuntimes.layer({
+      name: "edge-worker",
+      ...options.settings,
+      limits: registry.manifest.limits
+    }).pipe(
       Layer.provide(ports),
       Layer.orDie // the edge engine has no threads: only a malformed pool.maxThreads in the settings can refuse the start
     )

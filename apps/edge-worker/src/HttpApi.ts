@@ -141,21 +141,30 @@ const errorBody = (error: { readonly _tag: string; readonly message?: string }) 
 export const errorResponse = (error: { readonly _tag: string; readonly message?: string }): Response =>
   new Response(toJson(errorBody(error)), { status: statusOf(error), headers: { "content-type": jsonType } })
 
-const httpError = (tag: string, message: string, fields: Record<string, unknown> = {}): HttpError => ({ _tag: tag, message, ...fields })
+const httpError = (tag: string, message: string, fields: Record<string, unknown> = {}): HttpError => ({
+  _tag: tag,
+  message,
+  ...fields
+})
 
 /** Reads a JSON body (≤ `MAX_BODY_BYTES`). */
-const readJson = Effect.gen(function*() {
+const readJson = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const declared = Number(request.headers["content-length"] ?? "0")
   if (declared > MAX_BODY_BYTES) {
-    return yield* Effect.fail(httpError("PayloadTooLarge", `request body of ${declared} bytes exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+    return yield* Effect.fail(
+      httpError("PayloadTooLarge", `request body of ${declared} bytes exceeds ${MAX_BODY_BYTES} bytes`, {
+        limit: MAX_BODY_BYTES
+      })
+    )
   }
-  const text = yield* Effect.mapError(
-    request.text,
-    (e) => httpError("BadRequest", `cannot read the request body: ${e.message}`)
+  const text = yield* Effect.mapError(request.text, (e) =>
+    httpError("BadRequest", `cannot read the request body: ${e.message}`)
   )
   if (text.length > MAX_BODY_BYTES) {
-    return yield* Effect.fail(httpError("PayloadTooLarge", `request body exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES }))
+    return yield* Effect.fail(
+      httpError("PayloadTooLarge", `request body exceeds ${MAX_BODY_BYTES} bytes`, { limit: MAX_BODY_BYTES })
+    )
   }
   if (text.trim() === "") return yield* Effect.fail(httpError("BadRequest", "the request body is empty; JSON expected"))
   return yield* Effect.try({
@@ -166,7 +175,8 @@ const readJson = Effect.gen(function*() {
 
 /** Converts a JSON argument to the export's parameter type (i64 from a decimal string or a safe integer). */
 const toWasmValue = (value: unknown, type: string, index: number): WasmValue | HttpError => {
-  const bad = (expected: string) => httpError("BadRequest", `argument ${index}: expected ${expected}, got ${toJson(value)}`, { index })
+  const bad = (expected: string) =>
+    httpError("BadRequest", `argument ${index}: expected ${expected}, got ${toJson(value)}`, { index })
   switch (type) {
     case "i64":
       if (typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value)
@@ -196,30 +206,50 @@ const loaded = new WeakMap<AgentRuntimeShape, Map<string, ModuleId>>()
 /** The route's `:id` parameter as an agent id. */
 const pathAgentId = Effect.map(HttpRouter.params, (p) => toAgentId(p.id ?? ""))
 
-type Handler = Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext>
+type Handler = Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  unknown,
+  HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext
+>
 
 const spawn = (ctx: ApiContext): Handler =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const id = yield* pathAgentId
     const body = yield* readJson
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return yield* Effect.fail(httpError("BadRequest", "body must be an object { type, memoryLimit?, fuel? }"))
     }
     const { type, memoryLimit, fuel } = body as Record<string, unknown>
-    if (typeof type !== "string") return yield* Effect.fail(httpError("BadRequest", "\"type\" must be a string"))
-    if (memoryLimit !== undefined && typeof memoryLimit !== "number") return yield* Effect.fail(httpError("BadRequest", "\"memoryLimit\" must be a number of bytes"))
-    if (fuel !== undefined && fuel !== null && typeof fuel !== "number") return yield* Effect.fail(httpError("BadRequest", "\"fuel\" must be a number of fuel units or null"))
+    if (typeof type !== "string") return yield* Effect.fail(httpError("BadRequest", '"type" must be a string'))
+    if (memoryLimit !== undefined && typeof memoryLimit !== "number")
+      return yield* Effect.fail(httpError("BadRequest", '"memoryLimit" must be a number of bytes'))
+    if (fuel !== undefined && fuel !== null && typeof fuel !== "number")
+      return yield* Effect.fail(httpError("BadRequest", '"fuel" must be a number of fuel units or null'))
     const agentType = ctx.registry.agent(type)
     if (agentType === undefined) {
-      return yield* Effect.fail(httpError("UnknownAgentType", `no agent type ${JSON.stringify(type)} in the bundle (types: ${ctx.registry.manifest.agents.map((a) => a.type).join(", ")})`, { type }))
+      return yield* Effect.fail(
+        httpError(
+          "UnknownAgentType",
+          `no agent type ${JSON.stringify(type)} in the bundle (types: ${ctx.registry.manifest.agents.map((a) => a.type).join(", ")})`,
+          { type }
+        )
+      )
     }
     const ids = loaded.get(ctx.runtime) ?? new Map<string, ModuleId>()
     loaded.set(ctx.runtime, ids)
     let moduleId = ids.get(type)
     if (moduleId === undefined) {
       const bytes = ctx.registry.originalBytes(agentType.moduleHash)
-      if (bytes === undefined) return yield* Effect.fail(httpError("ModuleNotFound", `the bundle carries no bytes for module ${agentType.moduleHash}`, { moduleId: agentType.moduleHash }))
-      moduleId = yield* ctx.runtime.loadModule(bytes, makeMetadata({ name: agentType.name, version: agentType.version }))
+      if (bytes === undefined)
+        return yield* Effect.fail(
+          httpError("ModuleNotFound", `the bundle carries no bytes for module ${agentType.moduleHash}`, {
+            moduleId: agentType.moduleHash
+          })
+        )
+      moduleId = yield* ctx.runtime.loadModule(
+        bytes,
+        makeMetadata({ name: agentType.name, version: agentType.version })
+      )
       ids.set(type, moduleId)
     }
     const chosenFuel = fuel === undefined ? agentType.fuel : fuel
@@ -231,11 +261,12 @@ const spawn = (ctx: ApiContext): Handler =>
   })
 
 const invoke = (ctx: ApiContext): Handler =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const id = yield* pathAgentId
     const fn = (yield* HttpRouter.params).fn ?? ""
     const body = yield* readJson
-    if (!Array.isArray(body)) return yield* Effect.fail(httpError("BadRequest", "body must be a JSON array of arguments"))
+    if (!Array.isArray(body))
+      return yield* Effect.fail(httpError("BadRequest", "body must be a JSON array of arguments"))
     const info: AgentInfo = yield* ctx.runtime.agent(id)
     const module = yield* ctx.runtime.getModule(info.moduleId)
     const signature = module.functions.get(fn)
@@ -245,11 +276,17 @@ const invoke = (ctx: ApiContext): Handler =>
       for (const v of body) if (typeof v === "number") args.push(v)
     } else {
       if (body.length !== signature.params.length) {
-        return yield* Effect.fail(httpError("SignatureMismatch", `${fn} takes ${signature.params.length} arguments, got ${body.length}`, { function: fn, index: -1 }))
+        return yield* Effect.fail(
+          httpError("SignatureMismatch", `${fn} takes ${signature.params.length} arguments, got ${body.length}`, {
+            function: fn,
+            index: -1
+          })
+        )
       }
       for (const [i, v] of body.entries()) {
         const converted = toWasmValue(v, signature.params[i]!, i)
-        if (typeof converted === "object" && converted !== null && "_tag" in converted) return yield* Effect.fail(converted)
+        if (typeof converted === "object" && converted !== null && "_tag" in converted)
+          return yield* Effect.fail(converted)
         args.push(converted as WasmValue)
       }
     }
@@ -258,10 +295,12 @@ const invoke = (ctx: ApiContext): Handler =>
   })
 
 const evict = (ctx: ApiContext): Handler =>
-  Effect.flatMap(pathAgentId, (id) => Effect.as(ctx.runtime.evictAgent(id, "Manual"), HttpServerResponse.empty({ status: 204 })))
+  Effect.flatMap(pathAgentId, (id) =>
+    Effect.as(ctx.runtime.evictAgent(id, "Manual"), HttpServerResponse.empty({ status: 204 }))
+  )
 
 const health = (ctx: ApiContext): Handler =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const id = yield* pathAgentId
     const agent = yield* ctx.runtime.agent(id)
     const check = yield* ctx.runtime.getHealth(id)
@@ -276,7 +315,7 @@ const health = (ctx: ApiContext): Handler =>
  * closes the stream after N events.
  */
 const events = (ctx: ApiContext): Handler =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const limitParam = new URL(request.url, "http://worker").searchParams.get("limit")
     const limit = limitParam === null ? Infinity : Number(limitParam)
@@ -284,7 +323,10 @@ const events = (ctx: ApiContext): Handler =>
     const scope = yield* Scope.make()
     const stream = yield* Effect.provideService(ctx.runtime.events, Scope.Scope, scope)
     const buffer: Array<RuntimeEvent> = []
-    yield* Effect.forkIn(Stream.runForEach(stream, (e) => Effect.sync(() => void buffer.push(e))), scope)
+    yield* Effect.forkIn(
+      Stream.runForEach(stream, (e) => Effect.sync(() => void buffer.push(e))),
+      scope
+    )
     const encoder = new TextEncoder()
     let sent = 0
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -314,15 +356,25 @@ const events = (ctx: ApiContext): Handler =>
         close()
       }
     })
-    return HttpServerResponse.raw(body, { status: 200, contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+    return HttpServerResponse.raw(body, {
+      status: 200,
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache" }
+    })
   })
 
 const index = (ctx: ApiContext): Handler =>
   Effect.map(ctx.runtime.stats, (stats) =>
     json(200, {
       runtime: stats,
-      agentTypes: ctx.registry.manifest.agents.map((a) => ({ type: a.type, module: `${a.name}@${a.version}`, memoryLimit: a.memoryLimit, fuel: a.fuel }))
-    }))
+      agentTypes: ctx.registry.manifest.agents.map((a) => ({
+        type: a.type,
+        module: `${a.name}@${a.version}`,
+        memoryLimit: a.memoryLimit,
+        fuel: a.fuel
+      }))
+    })
+  )
 
 /** Every error becomes a response: a typed failure by `statusOf`, anything else a 500 `Defect`. */
 const answered = (route: Handler) =>
@@ -344,7 +396,9 @@ type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
 const methods: ReadonlyArray<Method> = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 /** The routes: each path with its handlers by method (see the module doc). */
-export const routes = (ctx: ApiContext): ReadonlyArray<{ readonly path: HttpRouter.PathInput; readonly handlers: Partial<Record<Method, Handler>> }> => [
+export const routes = (
+  ctx: ApiContext
+): ReadonlyArray<{ readonly path: HttpRouter.PathInput; readonly handlers: Partial<Record<Method, Handler>> }> => [
   { path: "/", handlers: { GET: index(ctx) } },
   { path: "/events", handlers: { GET: events(ctx) } },
   { path: "/agents/:id", handlers: { POST: spawn(ctx), DELETE: evict(ctx) } },
@@ -355,17 +409,32 @@ export const routes = (ctx: ApiContext): ReadonlyArray<{ readonly path: HttpRout
 /** The router: `routes`, 405 for the other methods of a known path, 404 for any other path. */
 export const layer = (ctx: ApiContext): Layer.Layer<never, never, HttpRouter.HttpRouter> =>
   HttpRouter.use((router) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       for (const { path, handlers } of routes(ctx)) {
         const allowed = methods.filter((m) => handlers[m] !== undefined).join(", ")
         for (const method of methods) {
-          const handler = handlers[method] ?? Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-            Effect.fail(httpError("MethodNotAllowed", `${request.method} is not allowed on ${new URL(request.url, "http://worker").pathname} (allowed: ${allowed})`)))
+          const handler =
+            handlers[method] ??
+            Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+              Effect.fail(
+                httpError(
+                  "MethodNotAllowed",
+                  `${request.method} is not allowed on ${new URL(request.url, "http://worker").pathname} (allowed: ${allowed})`
+                )
+              )
+            )
           yield* router.add(method, path, answered(handler))
         }
       }
-      yield* router.add("*", "*", answered(Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-        Effect.fail(httpError("NotFound", `no route ${new URL(request.url, "http://worker").pathname}`)))))
+      yield* router.add(
+        "*",
+        "*",
+        answered(
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+            Effect.fail(httpError("NotFound", `no route ${new URL(request.url, "http://worker").pathname}`))
+          )
+        )
+      )
     })
   )
 
@@ -373,7 +442,7 @@ export const layer = (ctx: ApiContext): Layer.Layer<never, never, HttpRouter.Htt
 const handlers = new WeakMap<ApiContext, (request: Request) => Promise<Response>>()
 
 /** The Fetch handler of the API over `ctx` (`HttpRouter.toWebHandler`), made once per context. */
-export const handler = (ctx: ApiContext): (request: Request) => Promise<Response> => {
+export const handler = (ctx: ApiContext): ((request: Request) => Promise<Response>) => {
   let web = handlers.get(ctx)
   if (web === undefined) {
     // empty path segments are ignored, as they always were here (`/agents//c1/` is `/agents/c1`)

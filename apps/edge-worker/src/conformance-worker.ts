@@ -50,8 +50,13 @@ export default {
       registerSelfTest()
       return new Response(JSON.stringify({ results: await run() }), { headers: { "content-type": "application/json" } })
     }
-    results ??= runSuite().catch((e: unknown) => ({ error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ""}` : String(e) }))
+    results ??= runSuite().catch((e: unknown) => ({
+      error: e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ""}` : String(e)
+    }))
     const body = await results
-    return new Response(JSON.stringify(body), { status: "error" in body ? 500 : 200, headers: { "content-type": "application/json" } })
+    return new Response(JSON.stringify(body), {
+      status: "error" in body ? 500 : 200,
+      headers: { "content-type": "application/json" }
+    })
   }
 }

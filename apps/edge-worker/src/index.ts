@@ -4,5 +4,15 @@
  *
  * @since 0.1.0
  */
-export { type ApiContext, errorResponse, handle, handler, layer, MAX_BODY_BYTES, routes, statusOf, toJson } from "./HttpApi.js"
+export {
+  type ApiContext,
+  errorResponse,
+  handle,
+  handler,
+  layer,
+  MAX_BODY_BYTES,
+  routes,
+  statusOf,
+  toJson
+} from "./HttpApi.js"
 export { start, type StartOptions } from "./EdgeRuntime.js"

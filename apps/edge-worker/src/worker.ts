@@ -40,10 +40,13 @@ export default {
       if ("_tag" in ctx) return errorResponse(ctx)
       return await handler(ctx)(request)
     } catch (e) {
-      return new Response(JSON.stringify({ error: { _tag: "Defect", message: e instanceof Error ? e.message : String(e) } }), {
-        status: 500,
-        headers: { "content-type": "application/json" }
-      })
+      return new Response(
+        JSON.stringify({ error: { _tag: "Defect", message: e instanceof Error ? e.message : String(e) } }),
+        {
+          status: 500,
+          headers: { "content-type": "application/json" }
+        }
+      )
     }
   }
 }

@@ -49,7 +49,9 @@ describe("conformance suite inside workerd (engine-edge)", () => {
     expect(skipped.some((n) => /a caller-supplied table is checked against the budget/.test(n))).toBe(true)
     expect(skipped.some((n) => /preemption: an infinite loop is stopped at its deadline/.test(n))).toBe(true)
     expect(skipped.some((n) => /can neither preempt nor meter/.test(n))).toBe(true)
-    expect(skipped.some((n) => /start function that never returns is stopped at the agent's timeoutMs/.test(n))).toBe(true)
+    expect(skipped.some((n) => /start function that never returns is stopped at the agent's timeoutMs/.test(n))).toBe(
+      true
+    )
   })
 
   it("the fuel case ran (and passed) inside workerd", () => {

@@ -40,7 +40,13 @@ describe("edge Worker routes (workerd)", () => {
     const r = await call("GET", "/")
     expect(r.status).toBe(200)
     expect(r.json.runtime.platform).toBe("Edge")
-    expect(r.json.agentTypes.map((a: { type: string }) => a.type)).toEqual(["counter", "looper", "text", "trapper", "multi"])
+    expect(r.json.agentTypes.map((a: { type: string }) => a.type)).toEqual([
+      "counter",
+      "looper",
+      "text",
+      "trapper",
+      "multi"
+    ])
   })
 
   it("spawn, invoke (i64 as decimal strings), health, delete", async () => {
@@ -50,7 +56,9 @@ describe("edge Worker routes (workerd)", () => {
     expect((await call("POST", "/agents/c1/invoke/add", [40])).json).toEqual({ results: [40] })
     expect((await call("POST", "/agents/c1/invoke/increment", [])).json).toEqual({ results: [41] })
     // i64 beyond 2^53 survives both ways as a decimal string
-    expect((await call("POST", "/agents/c1/invoke/add_i64", ["9007199254740993", "1"])).json).toEqual({ results: ["9007199254740994"] })
+    expect((await call("POST", "/agents/c1/invoke/add_i64", ["9007199254740993", "1"])).json).toEqual({
+      results: ["9007199254740994"]
+    })
     const health = await call("GET", "/agents/c1/health")
     expect(health.status).toBe(200)
     expect(health.json.agent.invocationCount).toBe(3)
@@ -97,7 +105,14 @@ describe("edge Worker routes (workerd)", () => {
       ["POST", "/events", [], undefined, 405, "MethodNotAllowed"],
       ["GET", "/agents/dup/invoke", undefined, undefined, 404, "NotFound"],
       ["GET", "/agents//ghost/health/", undefined, undefined, 404, "AgentNotFound"], // empty segments are ignored
-      ["POST", "/agents/big", undefined, JSON.stringify({ type: "counter", pad: "x".repeat(1_100_000) }), 413, "PayloadTooLarge"]
+      [
+        "POST",
+        "/agents/big",
+        undefined,
+        JSON.stringify({ type: "counter", pad: "x".repeat(1_100_000) }),
+        413,
+        "PayloadTooLarge"
+      ]
     ]
     for (const [method, path, body, raw, status, tag] of cases) {
       const r = await call(method, path, body, raw)
@@ -146,7 +161,10 @@ describe("edge Worker routes (workerd)", () => {
     await new Promise((r) => setTimeout(r, 50))
     await call("POST", "/agents/ev", { type: "text" })
     const body = await text
-    const events = body.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)))
+    const events = body
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => JSON.parse(l.slice(6)))
     expect(events.map((e) => e._tag)).toEqual(["ModuleLoaded", "AgentSpawned"])
     expect(events[1]).toMatchObject({ agentId: "ev", memoryAllocated: 16 * 1_048_576 })
   })
@@ -163,7 +181,10 @@ describe("a bundle that does not match its manifest (workerd)", () => {
       writeFileSync(join(dir, counter), readFileSync(join(dir, looper)))
       const broken = await startWorkerd(dir, "/", () => true)
       try {
-        for (const [method, path] of [["GET", "/"], ["POST", "/agents/a"]] as const) {
+        for (const [method, path] of [
+          ["GET", "/"],
+          ["POST", "/agents/a"]
+        ] as const) {
           const r = await fetch(broken.url + path, { method, body: method === "POST" ? "{}" : null })
           expect(r.status).toBe(503)
           const json = (await r.json()) as { error: { _tag: string; file: string } }

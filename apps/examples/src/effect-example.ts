@@ -6,7 +6,7 @@ import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { Effect, Layer } from "effect"
 
-export const program = Effect.gen(function*() {
+export const program = Effect.gen(function* () {
   const runtime = yield* AgentRuntime
   const moduleId = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
   yield* runtime.spawnAgent(agentId("counter-1"), moduleId, { memoryLimit: 16 * MemoryBudget.MiB })

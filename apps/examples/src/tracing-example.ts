@@ -7,7 +7,12 @@ import { NativeEngine } from "@agent-runtime/engine-native"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor
+} from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
 
 /** One finished span, as the exporter saw it. */
@@ -31,13 +36,16 @@ const record = (span: ReadableSpan): SpanRecord => ({
 })
 
 /** Loads, spawns and invokes `counter` inside the caller's span `example.request`; returns the exported spans. */
-export const traceOneInvoke = Effect.gen(function*() {
+export const traceOneInvoke = Effect.gen(function* () {
   const exporter = new InMemorySpanExporter()
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
   const tracing = OtelTracer.layer.pipe(Layer.provide(Layer.succeed(OtelTracer.OtelTracerProvider, provider)))
-  const request = Effect.gen(function*() {
+  const request = Effect.gen(function* () {
     const runtime = yield* AgentRuntime
-    const moduleId = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+    const moduleId = yield* runtime.loadModule(
+      readAgent("counter"),
+      makeMetadata({ name: "counter", version: "1.0.0" })
+    )
     yield* runtime.spawnAgent(agentId("counter-1"), moduleId, { memoryLimit: 16 * MemoryBudget.MiB })
     yield* runtime.invoke(agentId("counter-1"), "add", [41])
     yield* Effect.flip(runtime.invoke(agentId("counter-1"), "add", [41n])) // SignatureMismatch: an error span
@@ -59,8 +67,12 @@ export const render = (spans: ReadonlyArray<SpanRecord>): string => {
   const lines: Array<string> = []
   const walk = (parent: string | undefined, depth: number) => {
     for (const span of spans.filter((s) => s.parentSpanId === parent)) {
-      const attributes = Object.entries(span.attributes).map(([k, v]) => `${k}=${String(v)}`).join(" ")
-      lines.push(`${"  ".repeat(depth)}${span.name}${attributes ? ` ${attributes}` : ""}${span.status === 2 ? " [error]" : ""}`)
+      const attributes = Object.entries(span.attributes)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(" ")
+      lines.push(
+        `${"  ".repeat(depth)}${span.name}${attributes ? ` ${attributes}` : ""}${span.status === 2 ? " [error]" : ""}`
+      )
       walk(span.spanId, depth + 1)
     }
   }

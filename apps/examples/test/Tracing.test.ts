@@ -4,7 +4,7 @@ import { traceOneInvoke } from "../src/tracing-example.js"
 
 describe("tracing with @effect/opentelemetry", () => {
   it.effect("one invoke's trace reaches an OpenTelemetry exporter", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const spans = yield* traceOneInvoke
       const request = spans.find((s) => s.name === "example.request")
       expect(request).toBeDefined()
@@ -23,12 +23,14 @@ describe("tracing with @effect/opentelemetry", () => {
       }
       expect(ok!.status).not.toBe(2)
       expect(failed!.status).toBe(2) // SignatureMismatch fails the span
-    }))
+    })
+  )
 
   it.effect("every runtime span of the request hangs under the caller's span; shutdown is the layer's own", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const spans = yield* traceOneInvoke
       const roots = spans.filter((s) => s.parentSpanId === undefined).map((s) => s.name)
       expect(roots).toEqual(["example.request", "AgentRuntime.shutdown"]) // the runtime layer's release
-    }))
+    })
+  )
 })

@@ -56,7 +56,11 @@ export interface AckComparison {
   /** Calls of agents that are back but cannot be read without changing them (flaky: no read-only getter; paused; a failed read). */
   readonly unchecked: number
   /** The first lost agents: the last value acknowledged and the one that came back (`null`: the agent is not back). */
-  readonly lostAgents: ReadonlyArray<{ readonly agentId: string; readonly acknowledged: number; readonly restored: number | null }>
+  readonly lostAgents: ReadonlyArray<{
+    readonly agentId: string
+    readonly acknowledged: number
+    readonly restored: number | null
+  }>
 }
 
 const MAX_LOST_AGENTS = 10
@@ -66,7 +70,11 @@ const MAX_LOST_AGENTS = 10
  * took over (a known `expected` is the value read from the agent when it
  * was taken over), `live` every agent id the runtime has.
  */
-export const compare = (entries: ReadonlyArray<AckEntry>, agents: ReadonlyArray<SwarmAgent>, live: ReadonlySet<string>): AckComparison => {
+export const compare = (
+  entries: ReadonlyArray<AckEntry>,
+  agents: ReadonlyArray<SwarmAgent>,
+  live: ReadonlySet<string>
+): AckComparison => {
   const last = new Map<string, AckEntry>()
   const calls = new Map<string, number>()
   for (const entry of entries) {
@@ -88,7 +96,8 @@ export const compare = (entries: ReadonlyArray<AckEntry>, agents: ReadonlyArray<
     else if (restored === undefined && live.has(agentId)) result.unchecked += n
     else {
       result.lost += n
-      if (lostAgents.length < MAX_LOST_AGENTS) lostAgents.push({ agentId, acknowledged: entry.value, restored: restored ?? null })
+      if (lostAgents.length < MAX_LOST_AGENTS)
+        lostAgents.push({ agentId, acknowledged: entry.value, restored: restored ?? null })
     }
   }
   return { ...result, lostAgents }

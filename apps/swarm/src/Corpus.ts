@@ -41,7 +41,7 @@ export interface TextFacts {
   readonly checksum: number
 }
 
-const isLetter = (c: number) => ((c | 32) >= 97 && (c | 32) <= 122)
+const isLetter = (c: number) => (c | 32) >= 97 && (c | 32) <= 122
 
 /** The oracle: the facts of `bytes` (UTF-8 text). */
 export const facts = (bytes: Uint8Array): TextFacts => {

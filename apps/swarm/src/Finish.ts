@@ -28,22 +28,29 @@ export interface Phases {
 }
 
 /** GC, shutdown, the invariants, and the report. */
-export const finish = Effect.fn("Swarm.finish")(function*(run: Run, phases: Phases) {
+export const finish = Effect.fn("Swarm.finish")(function* (run: Run, phases: Phases) {
   const { runtime, settings, ledger, tally } = run
   const gc = (yield* attempt(run, "runGc", runtime.runGc)).value
   const liveBeforeShutdown = (yield* runtime.agents).length
   settings.progress({ _tag: "Phase", name: "shutting down", total: liveBeforeShutdown })
   yield* attempt(run, "shutdown", runtime.shutdown)
   const final = yield* runtime.stats
-  if (final.status !== "Stopped" || final.agents !== 0) ledger.crash(`after shutdown: status ${final.status}, ${final.agents} agents left`)
+  if (final.status !== "Stopped" || final.agents !== 0)
+    ledger.crash(`after shutdown: status ${final.status}, ${final.agents} agents left`)
   settings.progress({ _tag: "Advance", done: liveBeforeShutdown })
 
   // wait until the event stream has delivered everything the runtime counted
   for (let spins = 0; spins < 100_000; spins++) {
-    if (tally.evictedTotal >= final.evicted && tally.pressureTotal >= final.pressureEvents && tally.health.cycles >= final.healthChecks) break
+    if (
+      tally.evictedTotal >= final.evicted &&
+      tally.pressureTotal >= final.pressureEvents &&
+      tally.health.cycles >= final.healthChecks
+    )
+      break
     yield* Effect.yieldNow
   }
-  if (tally.evictedTotal !== final.evicted) ledger.crash(`event stream: ${tally.evictedTotal} AgentEvicted events, runtime counted ${final.evicted}`)
+  if (tally.evictedTotal !== final.evicted)
+    ledger.crash(`event stream: ${tally.evictedTotal} AgentEvicted events, runtime counted ${final.evicted}`)
 
   // invariants
   const { spawned } = phases.population

@@ -107,7 +107,7 @@ const runtime = AgentRuntimes.layer({
 /** Start-up phases on stderr (the parent shows them when a host does not come up). */
 const phase = (what: string) => Effect.sync(() => process.stderr.write(`${config.hostId}: ${what}\n`))
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   yield* phase("runtime up")
   const leased = yield* LeasedRuntime.LeasedRuntime
   const { runtime } = leased

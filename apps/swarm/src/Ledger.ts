@@ -124,7 +124,7 @@ export interface Run {
 
 /** Starts a run: subscribes to the runtime's events first (for the scope's life), so every eviction, pressure event and health cycle is counted. */
 export const startRun = (runtime: AgentRuntimeShape, settings: RunSettings): Effect.Effect<Run, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const startedAt = yield* Clock.currentTimeMillis
     const tally = new EventTally(settings.evicted)
     const events = yield* runtime.events
@@ -162,7 +162,12 @@ export type Called =
   | { readonly ok: false; readonly tag: string }
 
 /** Invokes `agent.fn(args)`, counted in the ledger's invocations (by error tag when it fails). */
-export const call = (run: Run, agent: SwarmAgent, fn: string, args: ReadonlyArray<WasmValue> = []): Effect.Effect<Called> =>
+export const call = (
+  run: Run,
+  agent: SwarmAgent,
+  fn: string,
+  args: ReadonlyArray<WasmValue> = []
+): Effect.Effect<Called> =>
   Effect.map(attempt(run, `invoke ${agent.id}.${fn}`, run.runtime.invoke(agent.id, fn, args)), (r): Called => {
     const { invocations } = run.ledger
     invocations.total++
@@ -175,10 +180,17 @@ export const call = (run: Run, agent: SwarmAgent, fn: string, args: ReadonlyArra
   })
 
 /** The first result as an i32, when the call succeeded with one. */
-export const i32 = (c: Called): number | undefined => (c.ok && typeof c.results[0] === "number" ? c.results[0] : undefined)
+export const i32 = (c: Called): number | undefined =>
+  c.ok && typeof c.results[0] === "number" ? c.results[0] : undefined
 
 /** Checks a stateful result against the expected state `next(expected)`; a restored agent's first result sets it. */
-export const follow = (run: Run, agent: SwarmAgent, n: number, next: (expected: number) => number, what: string): void => {
+export const follow = (
+  run: Run,
+  agent: SwarmAgent,
+  n: number,
+  next: (expected: number) => number,
+  what: string
+): void => {
   if (!agent.known) {
     agent.expected = n
     agent.known = true

@@ -65,7 +65,15 @@ import { type AckComparison, type AckEntry, compare } from "./AckLog.js"
 import { EventTally } from "./EventTally.js"
 import type { HostConfig } from "./HostMain.js"
 import { Ledger, type Run, type RunSettings } from "./Ledger.js"
-import { agentTypes, type AgentType, leakRounds, planCounts, planWorkload, type SwarmAgent, toSwarmAgent } from "./Plan.js"
+import {
+  agentTypes,
+  type AgentType,
+  leakRounds,
+  planCounts,
+  planWorkload,
+  type SwarmAgent,
+  toSwarmAgent
+} from "./Plan.js"
 import { roundWorkers } from "./Rounds.js"
 import { task } from "./Tasks.js"
 
@@ -270,7 +278,7 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, task: (a: A) => P
 
 /** Reads the run's whole event stream through a durable consumer, de-duplicating by `eventId`. */
 const readEvents = (url: string, names: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const nats = yield* Nats.Nats
     const bus = yield* NatsEventBus.NatsEventBus
     const info = yield* Effect.promise(() => nats.manager.streams.info(`${names}_EVENTS`))
@@ -278,7 +286,7 @@ const readEvents = (url: string, names: string) =>
     const distinct = new Set<EventId>()
     let duplicates = 0
     yield* Stream.runForEach(Stream.take(deliveries, info.state.messages), (d) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         if (distinct.has(d.event.eventId)) duplicates++
         else distinct.add(d.event.eventId)
         yield* d.ack
@@ -365,7 +373,9 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
     // one host first: it creates the buckets and the stream the others then open
     hosts.push(await startHost({ url: server.url, hostId: ids[0]!, names, ttlMs, capacity }))
     hosts.push(
-      ...(await Promise.all(ids.slice(1).map((hostId) => startHost({ url: server.url, hostId, names, ttlMs, capacity }))))
+      ...(await Promise.all(
+        ids.slice(1).map((hostId) => startHost({ url: server.url, hostId, names, ttlMs, capacity }))
+      ))
     )
     const byId = new Map(hosts.map((h) => [h.hostId, h]))
     log(`${hosts.length} hosts ready: ${ids.join(", ")}`)
@@ -411,7 +421,12 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
           agent.known = false // the call may have been applied: its next result tells the state, as after a restore
           return reply
         }
-        if (_tag === "AgentAlreadyExists" && holder !== undefined && holder !== target.hostId && byId.get(holder)?.alive()) {
+        if (
+          _tag === "AgentAlreadyExists" &&
+          holder !== undefined &&
+          holder !== target.hostId &&
+          byId.get(holder)?.alive()
+        ) {
           owner.set(agentId, holder)
           continue
         }
@@ -422,7 +437,8 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
         // a trapper's traps are its task (checked by `Tasks.trapperTask`); anything else is a failed call
         if (!(_tag === "Trap" && agentOf.get(agentId)!.type === "trapper")) {
           callsFailed++
-          if (failures.length < 10) failures.push(`${agentId} ${op} on ${target.hostId}: ${_tag} ${reply.error.message}`)
+          if (failures.length < 10)
+            failures.push(`${agentId} ${op} on ${target.hostId}: ${_tag} ${reply.error.message}`)
         }
         return reply
       }
@@ -433,7 +449,10 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
       Effect.flatMap(
         Effect.promise(() =>
           broken.has(agentId)
-            ? Promise.resolve<Reply>({ ok: false, error: { _tag: "HostGone", message: "the agent's host died during this task" } })
+            ? Promise.resolve<Reply>({
+                ok: false,
+                error: { _tag: "HostGone", message: "the agent's host died during this task" }
+              })
             : send(agentId, op, params)
         ),
         (reply) => (reply.ok ? Effect.succeed(decode(reply.value)) : Effect.fail(reply.error))
@@ -482,7 +501,9 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
     // spawn round-robin; the first agents of each type one at a time (each host compiles a module on its first spawn)
     const spawnOne = async (agent: SwarmAgent) => {
       const hostId = ids[indexOf.get(agent.id)! % ids.length]!
-      const reply = await byId.get(hostId)!.request("spawn", { agentId: agent.id, type: agent.type, critical: agent.critical })
+      const reply = await byId
+        .get(hostId)!
+        .request("spawn", { agentId: agent.id, type: agent.type, critical: agent.critical })
       if (!reply.ok) throw new Error(`spawn of ${agent.id} on ${hostId}: ${reply.error._tag} ${reply.error.message}`)
       agent.spawned = true
       spawnedOn.set(agent.id, hostId)
@@ -490,7 +511,11 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
     }
     const firsts = agentTypes.flatMap((type) => agents.filter((a) => a.type === type).slice(0, ids.length))
     for (const agent of firsts) await spawnOne(agent)
-    await pool(agents.filter((a) => !a.spawned), CONCURRENCY, spawnOne)
+    await pool(
+      agents.filter((a) => !a.spawned),
+      CONCURRENCY,
+      spawnOne
+    )
     const counts = planCounts(workload.total)
     log(
       `${agents.length} agents spawned across ${hosts.length} hosts (${agentTypes.map((t) => `${counts[t]} ${t}`).join(", ")})`
@@ -519,7 +544,10 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
       const leakKiB = leakKiBOf(workload.rounds, round)
       const leaking = leakRounds(workload.rounds).some((l) => l.round === round)
       // built before any runs: a task draws its random choices from the run's PRNG when built
-      const tasks = roundWorkers(workload.prng, agents, leaking).map((agent) => ({ agent, work: task(run, agent, round, leakKiB) }))
+      const tasks = roundWorkers(workload.prng, agents, leaking).map((agent) => ({
+        agent,
+        work: task(run, agent, round, leakKiB)
+      }))
       const before = { ok: run.ledger.invocations.ok, total: run.ledger.invocations.total }
       let dispatched = 0
       await Effect.runPromise(
@@ -535,7 +563,9 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
         )
       )
       const { ok, total } = run.ledger.invocations
-      log(`round ${round}/${workload.rounds}: ${tasks.length} tasks, ${ok - before.ok} calls ok, ${total - ok - (before.total - before.ok)} failed`)
+      log(
+        `round ${round}/${workload.rounds}: ${tasks.length} tasks, ${ok - before.ok} calls ok, ${total - ok - (before.total - before.ok)} failed`
+      )
     }
     await victim.exited
     const recoverMs = recovery === undefined ? 0 : await recovery
@@ -571,7 +601,11 @@ export const runMultiHost = async (options: MultiHostOptions): Promise<MultiHost
       agentTypes.map((type) => {
         const ofType = agents.filter((a) => a.type === type)
         const ofTypeIds = new Set<string>(ofType.map((a) => a.id))
-        const c = compare(acknowledged.filter((e) => ofTypeIds.has(e.agentId)), ofType, answered)
+        const c = compare(
+          acknowledged.filter((e) => ofTypeIds.has(e.agentId)),
+          ofType,
+          answered
+        )
         return [
           type,
           {

@@ -129,7 +129,7 @@ export interface OpenedStore {
  * and reads the checkpoint.
  */
 export const openStore = (persistence: SwarmPersistence): Effect.Effect<OpenedStore, RepositoryError, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const resume = persistence.resume === true
     const repositories = yield* Layer.build(
       Layer.merge(persistence.repositories, persistence.checkpoints ?? Layer.succeed(Checkpoints, noCheckpoints))
@@ -141,7 +141,8 @@ export const openStore = (persistence: SwarmPersistence): Effect.Effect<OpenedSt
     if (resume) {
       for (const agentId of saved) {
         const snapshot = yield* instances.loadState(agentId)
-        if (Option.isSome(snapshot)) savedBytes += Math.max(snapshot.value.memoryReservation, snapshot.value.state.memoryBytes)
+        if (Option.isSome(snapshot))
+          savedBytes += Math.max(snapshot.value.memoryReservation, snapshot.value.state.memoryBytes)
       }
     } else {
       for (const agentId of saved) yield* instances.deleteState(agentId)
@@ -177,7 +178,10 @@ export interface Position {
  * workload at round 1 — when there is no checkpoint or the workload has no
  * round left.
  */
-export const resumePosition = (checkpoint: Option.Option<Checkpoint>, rounds: number | undefined): Option.Option<Position> => {
+export const resumePosition = (
+  checkpoint: Option.Option<Checkpoint>,
+  rounds: number | undefined
+): Option.Option<Position> => {
   if (Option.isNone(checkpoint)) return Option.none()
   const { seed, completed, prngState } = checkpoint.value
   const total = rounds === undefined ? checkpoint.value.rounds : Math.max(DEFAULT_ROUNDS, Math.floor(rounds))
@@ -186,11 +190,15 @@ export const resumePosition = (checkpoint: Option.Option<Checkpoint>, rounds: nu
 
 /** Saves the checkpoint "`completed` rounds done" of a persistent run with a checkpoint store (a failure is counted, not fatal). */
 export const saveCheckpoint = (run: Run, completed: number): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const checkpoints = run.settings.stored?.checkpoints
     if (checkpoints === undefined) return // a run in memory
     const { seed, rounds, prng } = run.settings
-    const saved = yield* attempt(run, "checkpoint", checkpoints.save({ seed, rounds, completed, prngState: prng.state() }))
+    const saved = yield* attempt(
+      run,
+      "checkpoint",
+      checkpoints.save({ seed, rounds, completed, prngState: prng.state() })
+    )
     if (Option.isNone(saved.value)) bump(run.ledger.persistenceFailures, `checkpoint:${saved.tag}`)
   })
 
@@ -207,7 +215,7 @@ export interface Restored {
  * skipped), each failure with its reason; a note says what came back (or
  * what a fresh run discarded).
  */
-export const restoreSaved = Effect.fn("Swarm.restoreSaved")(function*(run: Run) {
+export const restoreSaved = Effect.fn("Swarm.restoreSaved")(function* (run: Run) {
   const restoredAtStart = (yield* run.runtime.agents).map((i) => i.agentId)
   const failed: Array<RestoreFailure> = []
   let restoredLater: ReadonlyArray<AgentId> = []
@@ -225,7 +233,10 @@ export const restoreSaved = Effect.fn("Swarm.restoreSaved")(function*(run: Run) 
           (failed.length > 0 ? `; ${failed.length} failed (${failed[0]!.agentId}: ${failed[0]!.reason})` : "")
       )
     } else if (stored.discarded > 0) {
-      yield* note(run, `discarded ${stored.discarded} agents saved in ${stored.location} by an earlier run (a fresh run; --resume continues one)`)
+      yield* note(
+        run,
+        `discarded ${stored.discarded} agents saved in ${stored.location} by an earlier run (a fresh run; --resume continues one)`
+      )
     }
   }
   const restored: Restored = { agents: [...restoredAtStart, ...restoredLater], failed }

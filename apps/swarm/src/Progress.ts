@@ -37,8 +37,11 @@ export interface ProgressRenderer {
 }
 
 /** The mode for the options: silent with `quiet`, a bar only on a TTY without `json`, lines otherwise. */
-export const modeFor = (options: { readonly json: boolean; readonly quiet: boolean; readonly tty: boolean }): ProgressMode =>
-  options.quiet ? "silent" : options.tty && !options.json ? "bar" : "lines"
+export const modeFor = (options: {
+  readonly json: boolean
+  readonly quiet: boolean
+  readonly tty: boolean
+}): ProgressMode => (options.quiet ? "silent" : options.tty && !options.json ? "bar" : "lines")
 
 /** A renderer on `stream` in `mode`. */
 export const make = (stream: ProgressStream, mode: ProgressMode): ProgressRenderer => {

@@ -186,8 +186,10 @@ const persistenceLine = (p: SwarmReport["persistence"]): string => {
 /** The ack-log comparison: one line, then the first lost agents. */
 const ackLines = (a: AckComparison): Array<string> => [
   `acknowledged  ${n(a.calls)} calls of ${n(a.agents)} agents in the ack log: state came back for ${n(a.cameBack)}, lost ${n(a.lost)}` +
-  `, evicted since ${n(a.evicted)}, not readable ${n(a.unchecked)}`,
-  ...a.lostAgents.slice(0, 5).map((l) => `  lost ${l.agentId}: acknowledged ${l.acknowledged}, came back ${l.restored ?? "not at all"}`)
+    `, evicted since ${n(a.evicted)}, not readable ${n(a.unchecked)}`,
+  ...a.lostAgents
+    .slice(0, 5)
+    .map((l) => `  lost ${l.agentId}: acknowledged ${l.acknowledged}, came back ${l.restored ?? "not at all"}`)
 ]
 
 /** The report for people: one labelled line per subject. */

@@ -46,10 +46,11 @@ const liveInfo = (run: Run): Effect.Effect<Live> =>
   Effect.map(run.runtime.agents, (infos) => new Map(infos.map((i) => [i.agentId as string, i])))
 
 /** Running or Critical: an agent that takes work. */
-const isWorking = (info: AgentInfo | undefined) => info !== undefined && (info.state === "Running" || info.state === "Critical")
+const isWorking = (info: AgentInfo | undefined) =>
+  info !== undefined && (info.state === "Running" || info.state === "Critical")
 
 /** Works every round from `startRound` to `rounds` on the spawned (or taken-over) agents. */
-export const runRounds = Effect.fn("Swarm.runRounds")(function*(run: Run, spawned: ReadonlyArray<SwarmAgent>) {
+export const runRounds = Effect.fn("Swarm.runRounds")(function* (run: Run, spawned: ReadonlyArray<SwarmAgent>) {
   const { settings } = run
   const pausing = pauseCount(settings.stored?.resume === true ? spawned.length : settings.total)
   yield* saveCheckpoint(run, settings.startRound - 1)
@@ -60,7 +61,12 @@ export const runRounds = Effect.fn("Swarm.runRounds")(function*(run: Run, spawne
 })
 
 /** One round: its lifecycle step, the tasks, the control loop, and a progress note. */
-export const runRound = Effect.fn("Swarm.runRound")(function*(run: Run, spawned: ReadonlyArray<SwarmAgent>, round: number, pausing: number) {
+export const runRound = Effect.fn("Swarm.runRound")(function* (
+  run: Run,
+  spawned: ReadonlyArray<SwarmAgent>,
+  round: number,
+  pausing: number
+) {
   const { settings, ledger, runtime } = run
   const { invocations } = ledger
   const before = { ok: invocations.ok, failed: invocations.total - invocations.ok }
@@ -72,13 +78,19 @@ export const runRound = Effect.fn("Swarm.runRound")(function*(run: Run, spawned:
   // the round's tasks: the leaks first, then everyone else's work (all live agents in leak rounds, ~80 % otherwise)
   const { leaking, leakKiB } = yield* leakSizes(run, spawned, live, round)
   const workers = spawned.filter((a) => !a.paused && isWorking(live.get(a.id)))
-  const tasks = roundWorkers(settings.prng, workers, leaking).map((agent) => task(run, agent, round, leakKiB.get(agent.id) ?? 0))
+  const tasks = roundWorkers(settings.prng, workers, leaking).map((agent) =>
+    task(run, agent, round, leakKiB.get(agent.id) ?? 0)
+  )
   settings.progress({ _tag: "Phase", name: `round ${round}/${settings.rounds}`, total: tasks.length })
   let done = 0
-  yield* Effect.forEach(tasks, (t) => Effect.tap(t, () => Effect.sync(() => settings.progress({ _tag: "Advance", done: ++done }))), {
-    concurrency: settings.concurrency,
-    discard: true
-  })
+  yield* Effect.forEach(
+    tasks,
+    (t) => Effect.tap(t, () => Effect.sync(() => settings.progress({ _tag: "Advance", done: ++done }))),
+    {
+      concurrency: settings.concurrency,
+      discard: true
+    }
+  )
 
   ledger.samplePeak((yield* runtime.stats).memory.used)
   const pressured = yield* controlLoop(run)
@@ -99,17 +111,27 @@ export const runRound = Effect.fn("Swarm.runRound")(function*(run: Run, spawned:
  * chance 0.8 (all of them in a leak round, `leaking`). Draws from `prng`
  * (the shuffle, then one draw per non-leaky agent), before any task is built.
  */
-export const roundWorkers = (prng: Prng.Prng, workers: ReadonlyArray<SwarmAgent>, leaking: boolean): Array<SwarmAgent> => {
+export const roundWorkers = (
+  prng: Prng.Prng,
+  workers: ReadonlyArray<SwarmAgent>,
+  leaking: boolean
+): Array<SwarmAgent> => {
   const sample = leaking ? 1 : 0.8
-  const ordered = [...workers.filter((a) => a.type === "leaky"), ...prng.shuffle(workers.filter((a) => a.type !== "leaky"))]
+  const ordered = [
+    ...workers.filter((a) => a.type === "leaky"),
+    ...prng.shuffle(workers.filter((a) => a.type !== "leaky"))
+  ]
   return ordered.filter((a) => a.type === "leaky" || prng.chance(sample))
 }
 
 /** The supervisor's control loop: pressure, then health (a persistent run also samples the metrics). Returns the agents evicted under pressure. */
 const controlLoop = (run: Run): Effect.Effect<number> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { runtime, ledger } = run
-    const pressured = Option.getOrElse((yield* attempt(run, "handleMemoryPressure", runtime.handleMemoryPressure)).value, () => [])
+    const pressured = Option.getOrElse(
+      (yield* attempt(run, "handleMemoryPressure", runtime.handleMemoryPressure)).value,
+      () => []
+    )
     yield* attempt(run, "checkHealth", runtime.checkHealth)
     if (run.settings.stored !== undefined) {
       // a persistent run also keeps the runtime's metrics: one sample per round
@@ -122,10 +144,14 @@ const controlLoop = (run: Run): Effect.Effect<number> =>
 
 /** Pauses `count` random non-critical counter/text/lifecycle agents and invokes each once: it must be refused (`AgentNotRunning`). */
 const pauseSome = (run: Run, spawned: ReadonlyArray<SwarmAgent>, live: Live, count: number): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { lifecycle } = run.ledger
     const candidates = run.settings.prng
-      .shuffle(spawned.filter((a) => !a.critical && ["counter", "text", "lifecycle"].includes(a.type) && isWorking(live.get(a.id))))
+      .shuffle(
+        spawned.filter(
+          (a) => !a.critical && ["counter", "text", "lifecycle"].includes(a.type) && isWorking(live.get(a.id))
+        )
+      )
       .slice(0, count)
     for (const agent of candidates) {
       const paused = yield* attempt(run, `pause ${agent.id}`, run.runtime.pause(agent.id))
@@ -135,16 +161,24 @@ const pauseSome = (run: Run, spawned: ReadonlyArray<SwarmAgent>, live: Live, cou
       }
       agent.paused = true
       lifecycle.paused++
-      const refused = yield* call(run, agent, agent.type === "text" ? "word_count" : agent.type === "lifecycle" ? "state" : "get", agent.type === "text" ? [0, 0] : [])
+      const refused = yield* call(
+        run,
+        agent,
+        agent.type === "text" ? "word_count" : agent.type === "lifecycle" ? "state" : "get",
+        agent.type === "text" ? [0, 0] : []
+      )
       if (!refused.ok && refused.tag === "AgentNotRunning") lifecycle.refusedWhilePaused++
       else run.ledger.crash(`invoking paused agent ${agent.id} was not refused: ${JSON.stringify(refused)}`)
     }
-    yield* note(run, `paused ${lifecycle.paused} agents; ${lifecycle.refusedWhilePaused} invocations of them refused (AgentNotRunning)`)
+    yield* note(
+      run,
+      `paused ${lifecycle.paused} agents; ${lifecycle.refusedWhilePaused} invocations of them refused (AgentNotRunning)`
+    )
   })
 
 /** Resumes every paused agent. */
 const resumePaused = (run: Run, spawned: ReadonlyArray<SwarmAgent>): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { lifecycle } = run.ledger
     for (const agent of spawned.filter((a) => a.paused)) {
       const resumed = yield* attempt(run, `resume ${agent.id}`, run.runtime.resume(agent.id))
@@ -158,8 +192,9 @@ const resumePaused = (run: Run, spawned: ReadonlyArray<SwarmAgent>): Effect.Effe
 
 /** Evicts one live non-critical agent by hand (`Manual`): a random trapper, else the first unpaused one. */
 const evictOne = (run: Run, spawned: ReadonlyArray<SwarmAgent>, live: Live): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const victim = run.settings.prng.shuffle(spawned.filter((a) => !a.critical && a.type === "trapper" && live.has(a.id)))[0] ??
+  Effect.gen(function* () {
+    const victim =
+      run.settings.prng.shuffle(spawned.filter((a) => !a.critical && a.type === "trapper" && live.has(a.id)))[0] ??
       spawned.find((a) => !a.critical && !a.paused && live.has(a.id))
     if (victim === undefined) return
     const evicted = yield* attempt(run, `evict ${victim.id}`, run.runtime.evictAgent(victim.id, "Manual"))
@@ -173,7 +208,7 @@ const evictOne = (run: Run, spawned: ReadonlyArray<SwarmAgent>, live: Live): Eff
  * limit; at least 64 KiB); otherwise 32 KiB each.
  */
 const leakSizes = (run: Run, spawned: ReadonlyArray<SwarmAgent>, live: Live, round: number) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const leak = leakRounds(run.settings.rounds).find((l) => l.round === round)
     const leakKiB = new Map<string, number>()
     const leakers = spawned.filter((a) => a.type === "leaky" && isWorking(live.get(a.id)))

@@ -45,7 +45,7 @@ export interface Population {
 const resuming = (run: Run) => run.settings.stored?.resume === true
 
 /** Loads every planned type's module twice (a resumed run: every type, its restored agents' modules came back from the repository). */
-export const loadModules = Effect.fn("Swarm.loadModules")(function*(run: Run) {
+export const loadModules = Effect.fn("Swarm.loadModules")(function* (run: Run) {
   const { settings, runtime, ledger } = run
   const types = resuming(run) ? agentTypes : agentTypes.filter((t) => settings.plan.some((a) => a.type === t))
   settings.progress({ _tag: "Phase", name: "loading modules", total: types.length * 2 })
@@ -84,7 +84,7 @@ export const loadModules = Effect.fn("Swarm.loadModules")(function*(run: Run) {
 })
 
 /** Spawns the planned agents of the loaded types (resumed: takes over the restored agents instead). */
-export const populate = Effect.fn("Swarm.populate")(function*(run: Run, modules: LoadedModules) {
+export const populate = Effect.fn("Swarm.populate")(function* (run: Run, modules: LoadedModules) {
   const { settings, runtime, ledger } = run
   const agents: Array<SwarmAgent> = settings.plan.filter((a) => modules.moduleIds.has(a.type)).map(toSwarmAgent)
   const skipped = settings.plan.length - agents.length
@@ -93,10 +93,18 @@ export const populate = Effect.fn("Swarm.populate")(function*(run: Run, modules:
   if (!resuming(run)) settings.progress({ _tag: "Phase", name: "spawning agents", total: fresh.length })
   let spawnedCount = 0
   const spawnOne = (agent: SwarmAgent) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const memory = memoryOf(agent.type)
-      const config: AgentConfigShape = { memoryLimit: memory.limit, memoryReservation: memory.reservation, critical: agent.critical }
-      const r = yield* attempt(run, `spawn ${agent.id}`, runtime.spawnAgent(agent.id, modules.moduleIds.get(agent.type)!, config))
+      const config: AgentConfigShape = {
+        memoryLimit: memory.limit,
+        memoryReservation: memory.reservation,
+        critical: agent.critical
+      }
+      const r = yield* attempt(
+        run,
+        `spawn ${agent.id}`,
+        runtime.spawnAgent(agent.id, modules.moduleIds.get(agent.type)!, config)
+      )
       if (Option.isSome(r.value)) {
         agent.spawned = true
         if (agent.type === "flaky") yield* call(run, agent, "configure", [agent.flakyAfter])
@@ -108,7 +116,11 @@ export const populate = Effect.fn("Swarm.populate")(function*(run: Run, modules:
   // concurrent first spawns would each miss the compile cache and compile it again.
   const firsts = modules.types.flatMap((t) => fresh.find((a) => a.type === t) ?? [])
   yield* Effect.forEach(firsts, spawnOne, { discard: true })
-  yield* Effect.forEach(fresh.filter((a) => !firsts.includes(a)), spawnOne, { concurrency: settings.concurrency, discard: true })
+  yield* Effect.forEach(
+    fresh.filter((a) => !firsts.includes(a)),
+    spawnOne,
+    { concurrency: settings.concurrency, discard: true }
+  )
   const spawned = agents.filter((a) => a.spawned)
   const byType: Record<string, number> = {}
   for (const a of spawned) bump(byType, a.type)
@@ -138,22 +150,26 @@ export const stateGetter = (type: string): string | undefined =>
  * count is learned from its first `work`.
  */
 export const takeOver = (run: Run): Effect.Effect<Array<SwarmAgent>> =>
-  Effect.gen(function*() {
-    const infos = [...(yield* run.runtime.agents)].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0))
+  Effect.gen(function* () {
+    const infos = [...(yield* run.runtime.agents)].sort((a, b) =>
+      a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0
+    )
     const taken = infos.flatMap((info): Array<SwarmAgent> => {
       const type = typeOf(info.agentId)
       if (!isAgentType(type)) return []
-      return [{
-        id: info.agentId,
-        type,
-        critical: info.state === "Critical",
-        flakyAfter: 0,
-        breaksHealth: false,
-        spawned: true,
-        paused: info.state === "Paused",
-        expected: 0,
-        known: false
-      }]
+      return [
+        {
+          id: info.agentId,
+          type,
+          critical: info.state === "Critical",
+          flakyAfter: 0,
+          breaksHealth: false,
+          spawned: true,
+          paused: info.state === "Paused",
+          expected: 0,
+          known: false
+        }
+      ]
     })
     yield* Effect.forEach(
       taken.filter((a) => !a.paused && stateGetter(a.type) !== undefined),
@@ -171,12 +187,21 @@ export const takeOver = (run: Run): Effect.Effect<Array<SwarmAgent>> =>
   })
 
 /** Contract probes on one non-critical agent: a string for an i32 is `SignatureMismatch`, an unknown export `FunctionNotFound`. */
-export const probeContracts = Effect.fn("Swarm.probeContracts")(function*(run: Run, spawned: ReadonlyArray<SwarmAgent>) {
+export const probeContracts = Effect.fn("Swarm.probeContracts")(function* (
+  run: Run,
+  spawned: ReadonlyArray<SwarmAgent>
+) {
   const { ledger } = run
   const probe = spawned.find((a) => a.type === "counter" && !a.critical) ?? spawned.find((a) => !a.critical)
   if (probe === undefined) return
-  const bad = yield* call(run, probe, probe.type === "counter" ? "add" : "_health_check", ["abc" as unknown as WasmValue])
-  if (probe.type === "counter") ledger.check(!bad.ok && bad.tag === "SignatureMismatch", () => `${probe.id}.add("abc") → ${JSON.stringify(bad)}`)
+  const bad = yield* call(run, probe, probe.type === "counter" ? "add" : "_health_check", [
+    "abc" as unknown as WasmValue
+  ])
+  if (probe.type === "counter")
+    ledger.check(!bad.ok && bad.tag === "SignatureMismatch", () => `${probe.id}.add("abc") → ${JSON.stringify(bad)}`)
   const missing = yield* call(run, probe, "no_such_export")
-  ledger.check(!missing.ok && missing.tag === "FunctionNotFound", () => `${probe.id}.no_such_export → ${JSON.stringify(missing)}`)
+  ledger.check(
+    !missing.ok && missing.tag === "FunctionNotFound",
+    () => `${probe.id}.no_such_export → ${JSON.stringify(missing)}`
+  )
 })

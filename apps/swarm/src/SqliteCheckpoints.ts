@@ -42,7 +42,7 @@ const attempt = <A>(operation: string, f: () => A): Effect.Effect<A, RepositoryE
 /** `Checkpoints` on the shared `SqliteDatabase` (give the repositories the same one: one connection, one file). */
 export const layerFromDatabase: Layer.Layer<Checkpoints, RepositoryError, SqliteDatabase.SqliteDatabase> = Layer.effect(
   Checkpoints,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { db } = yield* SqliteDatabase.SqliteDatabase
     const { select, upsert } = yield* attempt("checkpoint.open", () => {
       db.exec(SCHEMA)
@@ -60,9 +60,15 @@ export const layerFromDatabase: Layer.Layer<Checkpoints, RepositoryError, Sqlite
         const row = select.get()
         return row === undefined
           ? Option.none<Checkpoint>()
-          : Option.some<Checkpoint>({ seed: row.seed, rounds: row.rounds, completed: row.completed, prngState: row.prng_state })
+          : Option.some<Checkpoint>({
+              seed: row.seed,
+              rounds: row.rounds,
+              completed: row.completed,
+              prngState: row.prng_state
+            })
       }),
-      save: (c: Checkpoint) => attempt("checkpoint.save", () => void upsert.run(c.seed, c.rounds, c.completed, c.prngState))
+      save: (c: Checkpoint) =>
+        attempt("checkpoint.save", () => void upsert.run(c.seed, c.rounds, c.completed, c.prngState))
     }
   })
 )

@@ -57,15 +57,38 @@ import * as Option from "effect/Option"
 import { type AckEntry, compare } from "./AckLog.js"
 import { finish } from "./Finish.js"
 import { note, type RunSettings, startRun } from "./Ledger.js"
-import { openStore, type Position, restoreSaved, resumePosition, type StoredState, type SwarmPersistence } from "./Persistence.js"
-import { type AgentType, DEFAULT_CONCURRENCY, planWorkload, POOL_OVERCOMMIT, poolFor, reservedBytes, type Workload } from "./Plan.js"
+import {
+  openStore,
+  type Position,
+  restoreSaved,
+  resumePosition,
+  type StoredState,
+  type SwarmPersistence
+} from "./Persistence.js"
+import {
+  type AgentType,
+  DEFAULT_CONCURRENCY,
+  planWorkload,
+  POOL_OVERCOMMIT,
+  poolFor,
+  reservedBytes,
+  type Workload
+} from "./Plan.js"
 import * as Prng from "./Prng.js"
 import type { ProgressEvent } from "./Progress.js"
 import type { SwarmReport } from "./Report.js"
 import { runRounds } from "./Rounds.js"
 import { loadModules, populate, probeContracts } from "./Setup.js"
 
-export { type AgentType, agentTypes, DEFAULT_AGENTS, DEFAULT_ROUNDS, DEFAULT_SEED, MIN_AGENTS, planCounts } from "./Plan.js"
+export {
+  type AgentType,
+  agentTypes,
+  DEFAULT_AGENTS,
+  DEFAULT_ROUNDS,
+  DEFAULT_SEED,
+  MIN_AGENTS,
+  planCounts
+} from "./Plan.js"
 export type { SwarmPersistence } from "./Persistence.js"
 
 export interface SwarmOptions {
@@ -132,7 +155,7 @@ export interface SwarmOptions {
 export const runSwarm = (
   options: SwarmOptions = {}
 ): Effect.Effect<SwarmReport, RepositoryError | AgentRuntimes.StartError, WasmEngine | ModuleVerifier> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const workload = planWorkload(options)
     // count the engine's compiles: one per distinct module, however often it is loaded
     const engine = yield* WasmEngine
@@ -142,10 +165,11 @@ export const runSwarm = (
       compile: (bytes, hash) => Effect.tap(engine.compile(bytes, hash), () => Effect.sync(() => void compiles++))
     } satisfies WasmEngineShape)
     return yield* Effect.scoped(
-      Effect.gen(function*() {
-        const started = options.persistence === undefined
-          ? yield* memoryRuntime(options, workload, counting)
-          : yield* persistentRuntime(options, options.persistence, workload, counting)
+      Effect.gen(function* () {
+        const started =
+          options.persistence === undefined
+            ? yield* memoryRuntime(options, workload, counting)
+            : yield* persistentRuntime(options, options.persistence, workload, counting)
         return yield* swarm(started.runtime, settingsFor(options, workload, { ...started, compiles: () => compiles }))
       })
     )
@@ -168,12 +192,19 @@ const pool = (options: SwarmOptions, totalMemory: number) => ({
 
 /** The runtime on the embedded in-memory defaults, its pool sized for the plan. */
 const memoryRuntime = (options: SwarmOptions, workload: Workload, engine: Layer.Layer<WasmEngine>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const poolBytes = poolFor(reservedBytes(workload.plan))
-    const runtimeLayer = AgentRuntimes.layerMemory({ name: "swarm", pool: pool(options, poolBytes), autoPressure: false }).pipe(
-      Layer.provide(engine)
-    )
-    const started: Started = { runtime: Context.get(yield* Layer.build(runtimeLayer), AgentRuntime), poolBytes, stored: undefined, position: Option.none() }
+    const runtimeLayer = AgentRuntimes.layerMemory({
+      name: "swarm",
+      pool: pool(options, poolBytes),
+      autoPressure: false
+    }).pipe(Layer.provide(engine))
+    const started: Started = {
+      runtime: Context.get(yield* Layer.build(runtimeLayer), AgentRuntime),
+      poolBytes,
+      stored: undefined,
+      position: Option.none()
+    }
     return started
   })
 
@@ -182,17 +213,31 @@ const memoryRuntime = (options: SwarmOptions, workload: Workload, engine: Layer.
  * resumed one sizes its pool by it and reads its checkpoint); building the runtime restores every saved agent
  * (`restoreOnStart`).
  */
-const persistentRuntime = (options: SwarmOptions, persistence: SwarmPersistence, workload: Workload, engine: Layer.Layer<WasmEngine>) =>
-  Effect.gen(function*() {
+const persistentRuntime = (
+  options: SwarmOptions,
+  persistence: SwarmPersistence,
+  workload: Workload,
+  engine: Layer.Layer<WasmEngine>
+) =>
+  Effect.gen(function* () {
     const store = yield* openStore(persistence)
-    const poolBytes = poolFor(store.stored.resume && store.savedBytes > 0 ? store.savedBytes : reservedBytes(workload.plan))
+    const poolBytes = poolFor(
+      store.stored.resume && store.savedBytes > 0 ? store.savedBytes : reservedBytes(workload.plan)
+    )
     const runtimeLayer = AgentRuntimes.layer({
       name: "swarm",
       pool: pool(options, poolBytes),
       autoPressure: false,
       persistence: { snapshotAfterCalls: true, restoreOnStart: true }
     }).pipe(
-      Layer.provide(Layer.mergeAll(engine, Layer.succeedContext(store.repositories), EventBuses.layerMemory, ExecutionAuthorizers.layerAllowAll))
+      Layer.provide(
+        Layer.mergeAll(
+          engine,
+          Layer.succeedContext(store.repositories),
+          EventBuses.layerMemory,
+          ExecutionAuthorizers.layerAllowAll
+        )
+      )
     )
     const started: Started = {
       runtime: Context.get(yield* Layer.build(runtimeLayer), AgentRuntime),
@@ -233,17 +278,21 @@ const settingsFor = (
 }
 
 /** One run on `runtime`, phase after phase. */
-const swarm = Effect.fn("Swarm.run")(function*(runtime: AgentRuntimeShape, settings: RunSettings) {
+const swarm = Effect.fn("Swarm.run")(function* (runtime: AgentRuntimeShape, settings: RunSettings) {
   const run = yield* startRun(runtime, settings)
   const restored = yield* restoreSaved(run)
   if (settings.startRound > 1) {
-    yield* note(run, `continuing the stopped workload at round ${settings.startRound} of ${settings.rounds} (seed ${settings.seed})`)
+    yield* note(
+      run,
+      `continuing the stopped workload at round ${settings.startRound} of ${settings.rounds} (seed ${settings.seed})`
+    )
   }
   const modules = yield* loadModules(run)
   const population = yield* populate(run, modules)
-  const ackLog = settings.stored?.resume === true && settings.acknowledged !== undefined
-    ? compare(settings.acknowledged, population.spawned, new Set((yield* runtime.agents).map((i) => i.agentId)))
-    : null
+  const ackLog =
+    settings.stored?.resume === true && settings.acknowledged !== undefined
+      ? compare(settings.acknowledged, population.spawned, new Set((yield* runtime.agents).map((i) => i.agentId)))
+      : null
   if (ackLog !== null) {
     yield* note(
       run,

@@ -29,7 +29,13 @@ export const task = (run: Run, agent: SwarmAgent, round: number, leakKiB: number
   const { prng } = run.settings
   switch (agent.type) {
     case "counter":
-      return counterTask(run, agent, prng.int(0, 3), prng.int(1, 100), BigInt(prng.int(-1_000_000, 1_000_000)) * 1_000_003n)
+      return counterTask(
+        run,
+        agent,
+        prng.int(0, 3),
+        prng.int(1, 100),
+        BigInt(prng.int(-1_000_000, 1_000_000)) * 1_000_003n
+      )
     case "text": {
       const parts = prng.int(1, 3)
       const text = Array.from({ length: parts }, () => prng.pick(sentences)).join(" ")
@@ -47,7 +53,14 @@ export const task = (run: Run, agent: SwarmAgent, round: number, leakKiB: number
 }
 
 /** Calls a state-changing export; a result is acknowledged, then checked against `next(expected)`. */
-const changeState = (run: Run, agent: SwarmAgent, fn: string, args: ReadonlyArray<WasmValue>, next: (expected: number) => number, what: string) =>
+const changeState = (
+  run: Run,
+  agent: SwarmAgent,
+  fn: string,
+  args: ReadonlyArray<WasmValue>,
+  next: (expected: number) => number,
+  what: string
+) =>
   Effect.map(call(run, agent, fn, args), (called) => {
     const n = i32(called)
     if (n === undefined) return
@@ -57,12 +70,16 @@ const changeState = (run: Run, agent: SwarmAgent, fn: string, args: ReadonlyArra
 
 /** op 0: increment; 1: increment and add(k); 2: add(k); 3: add_i64(big, 3·big) then get. */
 export const counterTask = (run: Run, agent: SwarmAgent, op: number, k: number, big: bigint): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (op === 0 || op === 1) yield* changeState(run, agent, "increment", [], (e) => e + 1, "increment()")
     if (op === 1 || op === 2) yield* changeState(run, agent, "add", [k], (e) => e + k, `add(${k})`)
     if (op === 3) {
       const r = yield* call(run, agent, "add_i64", [big, big * 3n])
-      if (r.ok) run.ledger.check(r.results[0] === BigInt.asIntN(64, big * 4n), () => `${agent.id}.add_i64 → ${String(r.results[0])}`)
+      if (r.ok)
+        run.ledger.check(
+          r.results[0] === BigInt.asIntN(64, big * 4n),
+          () => `${agent.id}.add_i64 → ${String(r.results[0])}`
+        )
       const n = i32(yield* call(run, agent, "get"))
       if (n !== undefined) follow(run, agent, n, (e) => e, "get()")
     }
@@ -70,10 +87,11 @@ export const counterTask = (run: Run, agent: SwarmAgent, op: number, k: number, 
 
 /** bump, then `initialized()` must be 1; `breakHealth`: `break_health` (the health checker then recovers it). */
 export const lifecycleTask = (run: Run, agent: SwarmAgent, breakHealth: boolean): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     yield* changeState(run, agent, "bump", [], (e) => e + 1, "bump()")
     const initialized = i32(yield* call(run, agent, "initialized"))
-    if (initialized !== undefined) run.ledger.check(initialized === 1, () => `${agent.id}.initialized() → ${initialized}`)
+    if (initialized !== undefined)
+      run.ledger.check(initialized === 1, () => `${agent.id}.initialized() → ${initialized}`)
     if (breakHealth) yield* call(run, agent, "break_health")
   })
 
@@ -83,7 +101,7 @@ export const lifecycleTask = (run: Run, agent: SwarmAgent, breakHealth: boolean)
  * agent's whole memory, tens of MiB for a leaky agent late in the run.
  */
 export const leakyTask = (run: Run, agent: SwarmAgent, leakKiB: number): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (!agent.known) {
       const leaked = i32(yield* call(run, agent, "leaked"))
       if (leaked !== undefined) follow(run, agent, leaked, (e) => e, "leaked()")
@@ -92,11 +110,12 @@ export const leakyTask = (run: Run, agent: SwarmAgent, leakKiB: number): Effect.
   })
 
 /** work(): the calls made so far. */
-export const flakyTask = (run: Run, agent: SwarmAgent): Effect.Effect<void> => changeState(run, agent, "work", [], (e) => e + 1, "work()")
+export const flakyTask = (run: Run, agent: SwarmAgent): Effect.Effect<void> =>
+  changeState(run, agent, "work", [], (e) => e + 1, "work()")
 
 /** ok() and divide(a, b) checked, one trap (`trapKind` 0..3: divide by zero, unreachable, out of bounds, overflow), ok() again. */
 export const trapperTask = (run: Run, agent: SwarmAgent, a: number, b: number, trapKind: number): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { ledger } = run
     const ok = i32(yield* call(run, agent, "ok"))
     if (ok !== undefined) ledger.check(ok === 42, () => `${agent.id}.ok() → ${ok}`)
@@ -104,16 +123,25 @@ export const trapperTask = (run: Run, agent: SwarmAgent, a: number, b: number, t
     if (q !== undefined) ledger.check(q === Math.trunc(a / b), () => `${agent.id}.divide(${a}, ${b}) → ${q}`)
     // one trap per task: counted as a failed invocation (Trap), the agent stays usable
     const [fn, args]: [string, Array<WasmValue>] =
-      trapKind === 0 ? ["divide", [a, 0]] : trapKind === 1 ? ["crash", []] : trapKind === 2 ? ["oob", []] : ["divide", [-2_147_483_648, -1]]
+      trapKind === 0
+        ? ["divide", [a, 0]]
+        : trapKind === 1
+          ? ["crash", []]
+          : trapKind === 2
+            ? ["oob", []]
+            : ["divide", [-2_147_483_648, -1]]
     const trapped = yield* call(run, agent, fn, args)
-    ledger.check(!trapped.ok && trapped.tag !== "Defect", () => `${agent.id}.${fn} did not trap: ${JSON.stringify(trapped)}`)
+    ledger.check(
+      !trapped.ok && trapped.tag !== "Defect",
+      () => `${agent.id}.${fn} did not trap: ${JSON.stringify(trapped)}`
+    )
     const after = i32(yield* call(run, agent, "ok"))
     if (after !== undefined) ledger.check(after === 42, () => `${agent.id}.ok() after a trap → ${after}`)
   })
 
 /** The text written into the agent's memory (alloc + writeMemory), every result checked against `facts`, then dealloc. */
 export const textTask = (run: Run, agent: SwarmAgent, text: string): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { ledger, runtime } = run
     const bytes = encoder.encode(text)
     const expected = facts(bytes)
@@ -123,11 +151,23 @@ export const textTask = (run: Run, agent: SwarmAgent, text: string): Effect.Effe
     if (Option.isNone(written.value)) return
     const args = [ptr, bytes.length]
     const words = i32(yield* call(run, agent, "word_count", args))
-    if (words !== undefined) ledger.check(words === expected.wordCount, () => `${agent.id}.word_count → ${words}, expected ${expected.wordCount}`)
+    if (words !== undefined)
+      ledger.check(
+        words === expected.wordCount,
+        () => `${agent.id}.word_count → ${words}, expected ${expected.wordCount}`
+      )
     const unique = i32(yield* call(run, agent, "unique_words", args))
-    if (unique !== undefined) ledger.check(unique === expected.uniqueWords, () => `${agent.id}.unique_words → ${unique}, expected ${expected.uniqueWords}`)
+    if (unique !== undefined)
+      ledger.check(
+        unique === expected.uniqueWords,
+        () => `${agent.id}.unique_words → ${unique}, expected ${expected.uniqueWords}`
+      )
     const crc = i32(yield* call(run, agent, "checksum", args))
-    if (crc !== undefined) ledger.check(crc >>> 0 === expected.checksum, () => `${agent.id}.checksum → ${crc >>> 0}, expected ${expected.checksum}`)
+    if (crc !== undefined)
+      ledger.check(
+        crc >>> 0 === expected.checksum,
+        () => `${agent.id}.checksum → ${crc >>> 0}, expected ${expected.checksum}`
+      )
     const pair = i32(yield* call(run, agent, "top_word", args))
     if (pair !== undefined) {
       const word = yield* attempt(
@@ -137,7 +177,9 @@ export const textTask = (run: Run, agent: SwarmAgent, text: string): Effect.Effe
           const view = new DataView(raw.buffer, raw.byteOffset, 8)
           const at = view.getUint32(0, true)
           const length = view.getUint32(4, true)
-          return length === 0 ? Effect.succeed("") : Effect.map(runtime.readMemory(agent.id, at, length), (w) => decoder.decode(w))
+          return length === 0
+            ? Effect.succeed("")
+            : Effect.map(runtime.readMemory(agent.id, at, length), (w) => decoder.decode(w))
         })
       )
       if (Option.isSome(word.value)) {

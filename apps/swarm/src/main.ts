@@ -35,8 +35,15 @@ import * as AckLog from "./AckLog.js"
 import * as Progress from "./Progress.js"
 import { formatText, toJson } from "./Report.js"
 import * as SqliteCheckpoints from "./SqliteCheckpoints.js"
-import { agentTypes, DEFAULT_AGENTS, DEFAULT_ROUNDS, DEFAULT_SEED, MIN_AGENTS, runSwarm, type SwarmOptions } from "./Swarm.js"
-
+import {
+  agentTypes,
+  DEFAULT_AGENTS,
+  DEFAULT_ROUNDS,
+  DEFAULT_SEED,
+  MIN_AGENTS,
+  runSwarm,
+  type SwarmOptions
+} from "./Swarm.js"
 
 /** More agents than this would not fit one process (V8 reserves address space per linear memory). */
 const MAX_AGENTS = 10_000
@@ -66,7 +73,13 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
-const integer = (name: string, value: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+const integer = (
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER
+): number => {
   if (value === undefined) return fallback
   const n = Number(value)
   if (!Number.isSafeInteger(n) || n < min || n > max) {
@@ -112,7 +125,8 @@ const rounds = integer("rounds", parsed.rounds, DEFAULT_ROUNDS, DEFAULT_ROUNDS)
 const platform = parsed.platform
 if (platform !== "native" && platform !== "node") fail(`--platform must be native or node, got "${platform}"`)
 if (parsed.db === "") fail("--db needs a file path")
-if (parsed.resume && parsed.db === undefined) fail("--resume needs --db <path.sqlite> (the agents to resume are saved there)")
+if (parsed.resume && parsed.db === undefined)
+  fail("--resume needs --db <path.sqlite> (the agents to resume are saved there)")
 // checked before anything opens the file: opening a SQLite database would create it
 if (parsed.resume && parsed.db !== undefined && !existsSync(parsed.db)) {
   process.stderr.write(`swarm: nothing to resume: ${parsed.db} does not exist\n`)
@@ -120,14 +134,17 @@ if (parsed.resume && parsed.db !== undefined && !existsSync(parsed.db)) {
 }
 const tamper = parsed.tamper ?? []
 for (const name of tamper) {
-  if (!(agentTypes as ReadonlyArray<string>).includes(name)) fail(`--tamper: unknown agent "${name}" (one of ${agentTypes.join(", ")})`)
+  if (!(agentTypes as ReadonlyArray<string>).includes(name))
+    fail(`--tamper: unknown agent "${name}" (one of ${agentTypes.join(", ")})`)
 }
 
 // --hosts: the multi-host mode (MultiHost.ts), its own run and report
 if (parsed.hosts !== undefined) {
   const hosts = integer("hosts", parsed.hosts, 3, 2, 16)
   if (parsed.db !== undefined || parsed["ack-log"] !== undefined || platform !== "native" || tamper.length > 0) {
-    fail("--hosts runs the agents on the native engine over NATS: it takes no --db, --resume, --ack-log, --platform node or --tamper")
+    fail(
+      "--hosts runs the agents on the native engine over NATS: it takes no --db, --resume, --ack-log, --platform node or --tamper"
+    )
   }
   const { runMultiHostCli } = await import("./MultiHost.js")
   process.exit(await runMultiHostCli({ hosts, agents, seed, rounds, json: parsed.json, quiet: parsed.quiet }))
@@ -152,21 +169,25 @@ const PlatformLive = Layer.mergeAll(
 
 const ackLogPath = parsed["ack-log"]
 /** `--ack-log` with `--resume`: what the stopped run acknowledged (read before this run appends to it). */
-const acknowledged = ackLogPath !== undefined && parsed.resume && existsSync(ackLogPath)
-  ? AckLog.parse(readFileSync(ackLogPath, "utf8"))
-  : undefined
+const acknowledged =
+  ackLogPath !== undefined && parsed.resume && existsSync(ackLogPath)
+    ? AckLog.parse(readFileSync(ackLogPath, "utf8"))
+    : undefined
 /**
  * `--ack-log`: one line per acknowledged call or state-deleting eviction, appended with a plain write
  * (no fsync: it survives the process, not the machine). A fresh `--db` run discards the saved agents,
  * so it starts the log empty too.
  */
-const ackFd = ackLogPath === undefined ? undefined : (() => {
-  try {
-    return openSync(ackLogPath, parsed.db !== undefined && !parsed.resume ? "w" : "a")
-  } catch (e) {
-    return fail(`--ack-log: cannot open "${ackLogPath}": ${e instanceof Error ? e.message : String(e)}`)
-  }
-})()
+const ackFd =
+  ackLogPath === undefined
+    ? undefined
+    : (() => {
+        try {
+          return openSync(ackLogPath, parsed.db !== undefined && !parsed.resume ? "w" : "a")
+        } catch (e) {
+          return fail(`--ack-log: cannot open "${ackLogPath}": ${e instanceof Error ? e.message : String(e)}`)
+        }
+      })()
 
 /** `--db`: the repositories and the workload's checkpoint on one connection to the file. */
 const persistence = (path: string): SwarmOptions["persistence"] => {
@@ -188,7 +209,8 @@ const options: SwarmOptions = {
   onProgress: progress.onProgress,
   persistence: parsed.db === undefined ? undefined : persistence(parsed.db),
   onAck: ackFd === undefined ? undefined : (agentId, value) => void writeSync(ackFd, AckLog.ackLine(agentId, value)),
-  onEvicted: ackFd === undefined ? undefined : (agentId, reason) => void writeSync(ackFd, AckLog.evictedLine(agentId, reason)),
+  onEvicted:
+    ackFd === undefined ? undefined : (agentId, reason) => void writeSync(ackFd, AckLog.evictedLine(agentId, reason)),
   acknowledged
 }
 

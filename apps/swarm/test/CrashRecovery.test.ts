@@ -73,11 +73,14 @@ const readLog = (file: string): Array<AckLog.AckEntry> => {
   if (!existsSync(file)) return []
   const text = readFileSync(file, "utf8")
   const complete = text.slice(0, text.lastIndexOf("\n") + 1)
-  return complete.split("\n").filter((l) => l.length > 0).map((line) => {
-    const [entry] = AckLog.parse(`${line}\n`)
-    if (entry === undefined) throw new Error(`malformed ack log line: ${JSON.stringify(line)}`)
-    return entry
-  })
+  return complete
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((line) => {
+      const [entry] = AckLog.parse(`${line}\n`)
+      if (entry === undefined) throw new Error(`malformed ack log line: ${JSON.stringify(line)}`)
+      return entry
+    })
 }
 
 /** The acknowledged calls of the log. */
@@ -86,23 +89,30 @@ const readAcks = (file: string): Array<{ readonly agentId: string; readonly valu
 
 const exited = (child: ChildProcess) =>
   new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode })
     else child.once("exit", (code, signal) => resolve({ code, signal }))
   })
 
 /** Starts the swarm, waits for enough acknowledged calls, kills it with SIGKILL; returns the last acknowledged value per agent. */
 const runAndKill = async (platform: Platform, db: string, ackLog: string) => {
-  const child = spawn(process.execPath, swarmArgs(platform, db, ["--ack-log", ackLog, "--rounds", ENDLESS_ROUNDS, "--quiet"]), {
-    cwd: root,
-    stdio: ["ignore", "ignore", "pipe"]
-  })
+  const child = spawn(
+    process.execPath,
+    swarmArgs(platform, db, ["--ack-log", ackLog, "--rounds", ENDLESS_ROUNDS, "--quiet"]),
+    {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"]
+    }
+  )
   let stderr = ""
   child.stderr!.on("data", (chunk: Buffer) => void (stderr += chunk.toString()))
   const deadline = Date.now() + ACK_TIMEOUT_MS
   try {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`the swarm ended before it was killed (exit ${child.exitCode}, ${child.signalCode}):\n${stderr}`)
+        throw new Error(
+          `the swarm ended before it was killed (exit ${child.exitCode}, ${child.signalCode}):\n${stderr}`
+        )
       }
       const acks = readAcks(ackLog)
       if (acks.length >= MIN_ACKS && new Set(acks.map((a) => a.agentId)).size >= MIN_AGENTS_ACKED) break
@@ -123,7 +133,8 @@ const runAndKill = async (platform: Platform, db: string, ackLog: string) => {
   return last
 }
 
-const engineOf = (platform: Platform): Layer.Layer<WasmEngine> => platform === "node" ? NodeEngine.layer : NativeEngine.layer
+const engineOf = (platform: Platform): Layer.Layer<WasmEngine> =>
+  platform === "node" ? NodeEngine.layer : NativeEngine.layer
 
 /**
  * The database opened again in this process with `restoreOnStart`: every
@@ -133,7 +144,7 @@ const engineOf = (platform: Platform): Layer.Layer<WasmEngine> => platform === "
  */
 const reopen = (platform: Platform, db: string) =>
   Effect.scoped(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const repositories = yield* Layer.build(SqliteRepositories.layer({ path: db }))
       const checkpoint = yield* Context.get(yield* Layer.build(SqliteCheckpoints.layer({ path: db })), Checkpoints).load
       const instances = Context.get(repositories, InstanceRepository)
@@ -153,13 +164,19 @@ const reopen = (platform: Platform, db: string) =>
           )
         )
       )
-      return yield* Effect.gen(function*() {
+      return yield* Effect.gen(function* () {
         const runtime = yield* AgentRuntime
         const live = new Map((yield* runtime.agents).map((i) => [i.agentId as string, i]))
         const failed = (yield* runtime.restoreAll).failed
         const values = new Map<string, number>()
         for (const [agentId, info] of live) {
-          const getter = agentId.startsWith("counter-") ? "get" : agentId.startsWith("lifecycle-") ? "state" : agentId.startsWith("leaky-") ? "leaked" : undefined
+          const getter = agentId.startsWith("counter-")
+            ? "get"
+            : agentId.startsWith("lifecycle-")
+              ? "state"
+              : agentId.startsWith("leaky-")
+                ? "leaked"
+                : undefined
           if (getter === undefined) continue
           if (info.state === "Paused") yield* runtime.resume(agentId as AgentId)
           const [value] = yield* runtime.invoke(agentId as AgentId, getter)
@@ -178,75 +195,91 @@ const oneCallAhead: Readonly<Record<string, number>> = {
 }
 
 const crashTest = (platform: Platform) =>
-  it.live(`${platform}: a swarm killed mid-workload comes back with every acknowledged state, and --resume continues it`, () =>
-    Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), `swarm-crash-${platform}-`))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-      const db = join(dir, "s.sqlite")
-      const ackLog = join(dir, "acks")
-      const acked = yield* Effect.promise(() => runAndKill(platform, db, ackLog))
-      expect(acked.size).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
+  it.live(
+    `${platform}: a swarm killed mid-workload comes back with every acknowledged state, and --resume continues it`,
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(tmpdir(), `swarm-crash-${platform}-`))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const db = join(dir, "s.sqlite")
+        const ackLog = join(dir, "acks")
+        const acked = yield* Effect.promise(() => runAndKill(platform, db, ackLog))
+        expect(acked.size).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
 
-      const { stored, live, failed, values, checkpoint } = yield* reopen(platform, db)
-      expect(failed).toEqual([])
-      // the killed run's checkpoint: its seed and endless rounds, and how many it finished (≥ 1: 200 acks take more than a round)
-      const { completed } = Option.getOrThrow(checkpoint)
-      expect(Option.getOrThrow(checkpoint)).toMatchObject({ seed: 17, rounds: Number(ENDLESS_ROUNDS) })
-      expect(completed).toBeGreaterThanOrEqual(1)
-      let checked = 0
-      for (const [agentId, last] of acked) {
-        const type = agentId.replace(/-\d+$/, "")
-        const ahead = oneCallAhead[type]
-        // flaky agents may have been evicted (HealthFailure deletes their saved state) and have no getter
-        if (ahead === undefined) continue
-        expect(live.has(agentId), `${agentId} (last acknowledged value ${last}) did not come back`).toBe(true)
-        const value = values.get(agentId)!
-        expect(value, `${agentId}: restored ${value}, last acknowledged ${last}`).toBeGreaterThanOrEqual(last)
-        expect(value - last, `${agentId}: restored ${value}, more than one call past the last acknowledged ${last}`)
-          .toBeLessThanOrEqual(ahead)
-        // the value the agent answers with is the one in the database (a global of its stored snapshot)
-        expect(Object.values(stored.get(agentId)!.state.globals), `${agentId}: ${value} is not in its stored snapshot`).toContain(value)
-        checked++
-      }
-      expect(checked).toBeGreaterThanOrEqual(10)
+        const { stored, live, failed, values, checkpoint } = yield* reopen(platform, db)
+        expect(failed).toEqual([])
+        // the killed run's checkpoint: its seed and endless rounds, and how many it finished (≥ 1: 200 acks take more than a round)
+        const { completed } = Option.getOrThrow(checkpoint)
+        expect(Option.getOrThrow(checkpoint)).toMatchObject({ seed: 17, rounds: Number(ENDLESS_ROUNDS) })
+        expect(completed).toBeGreaterThanOrEqual(1)
+        let checked = 0
+        for (const [agentId, last] of acked) {
+          const type = agentId.replace(/-\d+$/, "")
+          const ahead = oneCallAhead[type]
+          // flaky agents may have been evicted (HealthFailure deletes their saved state) and have no getter
+          if (ahead === undefined) continue
+          expect(live.has(agentId), `${agentId} (last acknowledged value ${last}) did not come back`).toBe(true)
+          const value = values.get(agentId)!
+          expect(value, `${agentId}: restored ${value}, last acknowledged ${last}`).toBeGreaterThanOrEqual(last)
+          expect(
+            value - last,
+            `${agentId}: restored ${value}, more than one call past the last acknowledged ${last}`
+          ).toBeLessThanOrEqual(ahead)
+          // the value the agent answers with is the one in the database (a global of its stored snapshot)
+          expect(
+            Object.values(stored.get(agentId)!.state.globals),
+            `${agentId}: ${value} is not in its stored snapshot`
+          ).toContain(value)
+          checked++
+        }
+        expect(checked).toBeGreaterThanOrEqual(10)
 
-      const ackedCalls = readAcks(ackLog).length
-      const flakyCalls = readAcks(ackLog).filter((a) => a.agentId.startsWith("flaky-")).length
-      // the CLI on the same database: restores every saved agent and continues the workload (up to round 12) where the
-      // killed run was, every result checked, and compares the ack log with what came back
-      const resumed = yield* Effect.promise(() =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, swarmArgs(platform, db, ["--resume", "--rounds", "12", "--ack-log", ackLog, "--json"]), {
-            cwd: root
-          })
-          let stdout = ""
-          let stderr = ""
-          child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()))
-          child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()))
-          child.on("exit", (code) => resolve({ code, stdout, stderr }))
-        })
-      )
-      expect(resumed.code, resumed.stderr).toBe(0)
-      const report = JSON.parse(resumed.stdout) as SwarmReport
-      expect(report.persistence).toMatchObject({ store: db, resumed: true, restoreFailed: [], snapshotFailures: 0 })
-      expect(report.persistence.restored).toBe(stored.size)
-      expect(report.agents.spawned).toBe(0)
-      expect(report.crashes, report.crashDetails.join("\n")).toBe(0)
-      expect(report.verification.mismatches).toBe(0)
-      expect(report.verification.checked).toBeGreaterThan(100)
-      expect(report.run.platform).toBe(platform === "node" ? "Node" : "Native")
-      // continued at the round the killed run was in (a run past round 12 would start a new 12-round workload)
-      expect(report.persistence.startRound).toBe(completed < 12 ? completed + 1 : 1)
-      expect(report.run).toMatchObject({ seed: 17, rounds: 12 })
-      const comparison = report.persistence.ackLog!
-      expect(comparison.calls).toBe(ackedCalls) // the log as the killed run left it, read before the resumed run appended to it
-      // nothing lost — but a kill can land between a health eviction (which deletes the flaky agent's saved state) and its
-      // `evicted` log line, written when the event stream delivers the event: such an agent is reported lost, not back at all
-      expect(comparison.lostAgents.filter((l) => !(l.agentId.startsWith("flaky-") && l.restored === null))).toEqual([])
-      expect(comparison.lost).toBeLessThanOrEqual(flakyCalls)
-      expect(comparison.cameBack).toBeGreaterThanOrEqual(MIN_ACKS / 2)
-      expect(comparison.agents).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
-    }).pipe(Effect.scoped), 240_000)
+        const ackedCalls = readAcks(ackLog).length
+        const flakyCalls = readAcks(ackLog).filter((a) => a.agentId.startsWith("flaky-")).length
+        // the CLI on the same database: restores every saved agent and continues the workload (up to round 12) where the
+        // killed run was, every result checked, and compares the ack log with what came back
+        const resumed = yield* Effect.promise(
+          () =>
+            new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+              const child = spawn(
+                process.execPath,
+                swarmArgs(platform, db, ["--resume", "--rounds", "12", "--ack-log", ackLog, "--json"]),
+                {
+                  cwd: root
+                }
+              )
+              let stdout = ""
+              let stderr = ""
+              child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()))
+              child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()))
+              child.on("exit", (code) => resolve({ code, stdout, stderr }))
+            })
+        )
+        expect(resumed.code, resumed.stderr).toBe(0)
+        const report = JSON.parse(resumed.stdout) as SwarmReport
+        expect(report.persistence).toMatchObject({ store: db, resumed: true, restoreFailed: [], snapshotFailures: 0 })
+        expect(report.persistence.restored).toBe(stored.size)
+        expect(report.agents.spawned).toBe(0)
+        expect(report.crashes, report.crashDetails.join("\n")).toBe(0)
+        expect(report.verification.mismatches).toBe(0)
+        expect(report.verification.checked).toBeGreaterThan(100)
+        expect(report.run.platform).toBe(platform === "node" ? "Node" : "Native")
+        // continued at the round the killed run was in (a run past round 12 would start a new 12-round workload)
+        expect(report.persistence.startRound).toBe(completed < 12 ? completed + 1 : 1)
+        expect(report.run).toMatchObject({ seed: 17, rounds: 12 })
+        const comparison = report.persistence.ackLog!
+        expect(comparison.calls).toBe(ackedCalls) // the log as the killed run left it, read before the resumed run appended to it
+        // nothing lost — but a kill can land between a health eviction (which deletes the flaky agent's saved state) and its
+        // `evicted` log line, written when the event stream delivers the event: such an agent is reported lost, not back at all
+        expect(comparison.lostAgents.filter((l) => !(l.agentId.startsWith("flaky-") && l.restored === null))).toEqual(
+          []
+        )
+        expect(comparison.lost).toBeLessThanOrEqual(flakyCalls)
+        expect(comparison.cameBack).toBeGreaterThanOrEqual(MIN_ACKS / 2)
+        expect(comparison.agents).toBeGreaterThanOrEqual(MIN_AGENTS_ACKED)
+      }).pipe(Effect.scoped),
+    240_000
+  )
 
 describe("crash recovery (SIGKILL mid-workload, --db, then --resume)", () => {
   crashTest("native")

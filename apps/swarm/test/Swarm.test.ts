@@ -26,7 +26,7 @@ const sum = (r: Readonly<Record<string, number>>) => Object.values(r).reduce((a,
 
 describe("runSwarm", () => {
   it.live("120 agents: pressure and health evictions, cache hits, no crashes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const events: Array<Progress.ProgressEvent> = []
       const report = yield* runSwarm({ agents: 120, seed: 7, onProgress: (e) => events.push(e) })
       expect(report.crashes, report.crashDetails.join("\n")).toBe(0)
@@ -63,30 +63,39 @@ describe("runSwarm", () => {
       expect(events.some((e) => e._tag === "Phase" && e.name === "spawning agents" && e.total === 120)).toBe(true)
       // the load note says what is true then (no compile has happened yet: agents compile at first spawn)
       const loadNote = events.find((e) => e._tag === "Note" && e.message.startsWith("loaded "))
-      expect(loadNote).toEqual({ _tag: "Note", message: "loaded 6 modules (validated; agents compile at first spawn; 6 re-loads)" })
+      expect(loadNote).toEqual({
+        _tag: "Note",
+        message: "loaded 6 modules (validated; agents compile at first spawn; 6 re-loads)"
+      })
       expect(report.memory.peakUsed).toBeGreaterThanOrEqual(report.memory.usedAfterSpawn)
       // the pressure demo over-commits explicitly (issue 12 item 9): reservations stay within the pool, the
       // resident peak is labelled as such (it may pass 100 %: growth above reservations, evicted under pressure)
       expect(report.memory.overcommit).toBe(true)
-      expect(report.memory.reservedAfterSpawn).toBe(agentTypes.reduce((n, type) => n + planCounts(120)[type] * memoryOf(type).reservation, 0))
+      expect(report.memory.reservedAfterSpawn).toBe(
+        agentTypes.reduce((n, type) => n + planCounts(120)[type] * memoryOf(type).reservation, 0)
+      )
       expect(report.memory.reservedAfterSpawn).toBeLessThanOrEqual(report.memory.poolBytes)
       expect(report.memory.usedAfterSpawn).toBeGreaterThanOrEqual(report.memory.reservedAfterSpawn)
-      expect(formatText(report)).toMatch(/pool [\d.]+ MiB, over-committed: reserved [\d.]+ %, used [\d.]+ % after spawn; resident peak [\d.]+ %/)
+      expect(formatText(report)).toMatch(
+        /pool [\d.]+ MiB, over-committed: reserved [\d.]+ %, used [\d.]+ % after spawn; resident peak [\d.]+ %/
+      )
       // the text and JSON renderings
       expect(formatText(report)).toMatch(/spawned 120 /)
       expect(JSON.parse(toJson(report))).toEqual(JSON.parse(JSON.stringify(report)))
-    }).pipe(Effect.provide(PlatformLive)))
+    }).pipe(Effect.provide(PlatformLive))
+  )
 
   it.live("the same seed drives the same run", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const strip = ({ durationMs: _, ...rest }: SwarmReport) => rest
       const a = yield* runSwarm({ agents: 40, seed: 11 })
       const b = yield* runSwarm({ agents: 40, seed: 11 })
       expect(strip(a)).toEqual(strip(b))
-    }).pipe(Effect.provide(PlatformLive)))
+    }).pipe(Effect.provide(PlatformLive))
+  )
 
   it.live("a tampered module is refused with InvalidSignature and the swarm goes on", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const report = yield* runSwarm({ agents: 120, seed: 7, tamper: ["counter"] })
       expect(report.crashes, report.crashDetails.join("\n")).toBe(0)
       expect(report.refusedModules).toHaveLength(1)
@@ -100,7 +109,8 @@ describe("runSwarm", () => {
       expect(report.cache.compiles).toBeLessThanOrEqual(10)
       expect(report.agents.evicted.MemoryPressure).toBeGreaterThan(0)
       expect(report.agents.evicted.HealthFailure).toBeGreaterThan(0)
-    }).pipe(Effect.provide(PlatformLive)))
+    }).pipe(Effect.provide(PlatformLive))
+  )
 })
 
 describe("pnpm start", () => {

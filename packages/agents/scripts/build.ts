@@ -43,7 +43,13 @@ const ascFlags = [
 ]
 
 /** WebAssembly features the WAT sources may use (all standardised, on in every engine we target). */
-const watFeatures = { multi_value: true, mutable_globals: true, sign_extension: true, sat_float_to_int: true, bulk_memory: true }
+const watFeatures = {
+  multi_value: true,
+  mutable_globals: true,
+  sign_extension: true,
+  sat_float_to_int: true,
+  bulk_memory: true
+}
 
 interface Compiled {
   readonly agent: AgentSource

@@ -64,8 +64,12 @@ describe("catalog and manifest", () => {
 
   it("names the build command when build/ is missing", () => {
     const missing = fixturesIn("/nonexistent/agent-runtime/build/")
-    expect(() => missing.manifest()).toThrow(/build\/manifest\.json is missing.*pnpm --filter @agent-runtime\/agents fixtures/)
-    expect(() => missing.readAgent("counter")).toThrow(/build\/counter\.wasm is missing.*pnpm --filter @agent-runtime\/agents fixtures/)
+    expect(() => missing.manifest()).toThrow(
+      /build\/manifest\.json is missing.*pnpm --filter @agent-runtime\/agents fixtures/
+    )
+    expect(() => missing.readAgent("counter")).toThrow(
+      /build\/counter\.wasm is missing.*pnpm --filter @agent-runtime\/agents fixtures/
+    )
     expect(() => missing.readUnsignedAgent("text")).toThrow(/pnpm --filter @agent-runtime\/agents fixtures/)
     expect(missing.agentPath("counter")).toBe("/nonexistent/agent-runtime/build/counter.wasm")
   })
@@ -77,7 +81,9 @@ describe("catalog and manifest", () => {
 
   it("exposes the lifecycle exports the runtime looks for", () => {
     const exportsOf = (name: string) => manifestEntry(name).exports
-    expect(exportsOf("lifecycle")).toEqual(expect.arrayContaining(["_initialize", "_cleanup", "_health_check", "_recover"]))
+    expect(exportsOf("lifecycle")).toEqual(
+      expect.arrayContaining(["_initialize", "_cleanup", "_health_check", "_recover"])
+    )
     expect(exportsOf("flaky")).toEqual(expect.arrayContaining(["_health_check", "_recover"]))
     expect(exportsOf("text")).toEqual(expect.arrayContaining(["alloc", "dealloc", "memory"]))
     expect(exportsOf("trapper")).not.toContain("_health_check")
@@ -119,7 +125,9 @@ describe("signatures", () => {
         expect(verified.keyId).toBe(testOnlyKeyPair.keyId)
         expect(verified.hash).toBe(manifestEntry(name).hash)
       }
-      const wrongName = yield* Effect.flip(verifyModule(readAgent("counter"), { name: "text", version: "1.0.0" }, options))
+      const wrongName = yield* Effect.flip(
+        verifyModule(readAgent("counter"), { name: "text", version: "1.0.0" }, options)
+      )
       expect(wrongName.reason).toMatch(/metadata mismatch/)
       const unsigned = yield* Effect.flip(
         verifyModule(readUnsignedAgent("counter"), { name: "counter", version: "1.0.0" }, options)

@@ -23,7 +23,11 @@ export interface Allocator extends WithMemory {
  * block and returns f's result. The buffer is read after `alloc`, which may
  * have grown (and so detached) the previous one.
  */
-export const withBytes = <A extends Allocator, R>(agent: A, bytes: Uint8Array, f: (ptr: number, len: number) => R): R => {
+export const withBytes = <A extends Allocator, R>(
+  agent: A,
+  bytes: Uint8Array,
+  f: (ptr: number, len: number) => R
+): R => {
   const ptr = agent.alloc(bytes.length)
   new Uint8Array(agent.memory.buffer, ptr, bytes.length).set(bytes)
   try {

@@ -67,15 +67,20 @@ export const browserSuite = async (options: RunOptions): Promise<SuiteResult> =>
   try {
     await server.listen()
     const address = server.httpServer?.address()
-    if (address === null || address === undefined || typeof address === "string") throw new Error("vite: no server address")
+    if (address === null || address === undefined || typeof address === "string")
+      throw new Error("vite: no server address")
     browser = await chromium.launch({ executablePath, args: chromiumArgs })
     const page = await browser.newPage()
     const errors: Array<string> = []
     page.on("pageerror", (e) => errors.push(String(e)))
     await page.goto(`http://127.0.0.1:${address.port}/`)
-    await page.waitForFunction(() => typeof window.agentRuntimeBench === "function", undefined, { timeout: 60_000 }).catch((e: unknown) => {
-      throw new Error(`the bench page did not start: ${String(e)}${errors.length > 0 ? `; page errors: ${errors.join("; ")}` : ""}`)
-    })
+    await page
+      .waitForFunction(() => typeof window.agentRuntimeBench === "function", undefined, { timeout: 60_000 })
+      .catch((e: unknown) => {
+        throw new Error(
+          `the bench page did not start: ${String(e)}${errors.length > 0 ? `; page errors: ${errors.join("; ")}` : ""}`
+        )
+      })
     const out = await page.evaluate((i) => window.agentRuntimeBench!(i), input)
     const version = browser.version()
     return {

@@ -43,7 +43,11 @@ export const COMPATIBILITY_DATE = "2026-01-01"
 /** The npm `workerd` package's binary, or `undefined` when it is not installed. */
 export const workerdBinary = (): string | undefined => {
   try {
-    const bin = join(dirname(createRequire(join(pkg, "package.json")).resolve("workerd/package.json")), "bin", "workerd")
+    const bin = join(
+      dirname(createRequire(join(pkg, "package.json")).resolve("workerd/package.json")),
+      "bin",
+      "workerd"
+    )
     return existsSync(bin) ? bin : undefined
   } catch {
     return undefined
@@ -56,22 +60,35 @@ const freePort = () =>
     server.once("error", reject)
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
+      server.close(() =>
+        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
+      )
     })
   })
 
 /** Bundles the agent and the Worker into `dir` and writes its `config.capnp`. */
 const buildWorker = async (dir: string): Promise<void> => {
   const config = join(dir, "bundle.json")
-  writeFileSync(config, JSON.stringify({
-    modules: [{ name: "no-memory", version: "1.0.0", file: agentPath("no-memory") }],
-    agents: [{ type: "no-memory", module: "no-memory", memoryLimit: 1_048_576 }],
-    includeOriginal: true,
-    trust: [TRUST]
-  }, null, 2))
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        modules: [{ name: "no-memory", version: "1.0.0", file: agentPath("no-memory") }],
+        agents: [{ type: "no-memory", module: "no-memory", memoryLimit: 1_048_576 }],
+        includeOriginal: true,
+        trust: [TRUST]
+      },
+      null,
+      2
+    )
+  )
   const { main } = await import("@agent-runtime/cli")
   const log: Array<string> = []
-  const code = await main(["bundle", config, "--out", dir], { out: (l) => log.push(l), err: (l) => log.push(l), cwd: dir })
+  const code = await main(["bundle", config, "--out", dir], {
+    out: (l) => log.push(l),
+    err: (l) => log.push(l),
+    cwd: dir
+  })
   if (code !== 0) throw new Error(`agent-runtime bundle failed with exit code ${code}:\n${log.join("\n")}`)
   const { build } = await import("esbuild")
   await build({
@@ -88,13 +105,20 @@ const buildWorker = async (dir: string): Promise<void> => {
     logLevel: "warning",
     legalComments: "none"
   })
-  const files = (sub: string) => (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)).sort().map((f) => `${sub}/${f}`) : [])
+  const files = (sub: string) =>
+    existsSync(join(dir, sub))
+      ? readdirSync(join(dir, sub))
+          .sort()
+          .map((f) => `${sub}/${f}`)
+      : []
   const modules = [
     `(name = "worker.js", esModule = embed "worker.js")`,
     ...files("wasm").map((f) => `(name = "${f}", wasm = embed "${f}")`),
     ...files("modules").map((f) => `(name = "${f}", data = embed "${f}")`)
   ]
-  writeFileSync(join(dir, "config.capnp"), `using Workerd = import "/workerd/workerd.capnp";
+  writeFileSync(
+    join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [ (name = "bench", worker = .worker) ],
@@ -107,16 +131,21 @@ const worker :Workerd.Worker = (
   ],
   compatibilityDate = "${COMPATIBILITY_DATE}",
 );
-`)
+`
+  )
 }
 
 /** Starts workerd on `dir/config.capnp` and waits until `/bench?op=none` answers 200. */
 const startWorkerd = async (binary: string, dir: string) => {
   const port = await freePort()
-  const child: ChildProcess = spawn(binary, ["serve", join(dir, "config.capnp"), "--socket-addr", `http=127.0.0.1:${port}`], {
-    cwd: dir,
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+  const child: ChildProcess = spawn(
+    binary,
+    ["serve", join(dir, "config.capnp"), "--socket-addr", `http=127.0.0.1:${port}`],
+    {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"]
+    }
+  )
   let output = ""
   child.stdout?.on("data", (d) => (output += String(d)))
   child.stderr?.on("data", (d) => (output += String(d)))
@@ -157,15 +186,21 @@ const timed = async (url: string, op: string, n: number): Promise<number> => {
   const body = (await r.json()) as { result?: number; error?: string }
   const elapsed = performance.now() - start
   if (r.status !== 200) throw new Error(`workerd /bench?op=${op}: HTTP ${r.status}: ${body.error ?? ""}`)
-  if (op !== "none" && n > 0 && body.result !== 20 + ((n - 1) & 1)) throw new Error(`workerd /bench?op=${op}: wrong result ${String(body.result)}`)
+  if (op !== "none" && n > 0 && body.result !== 20 + ((n - 1) & 1))
+    throw new Error(`workerd /bench?op=${op}: wrong result ${String(body.result)}`)
   return elapsed
 }
 
 export const edgeSuite = async (options: RunOptions): Promise<SuiteResult> => {
   const binary = workerdBinary()
-  if (binary === undefined) return { suite: SUITE, rows: [], notes: ["skipped: the npm workerd binary is not installed"] }
+  if (binary === undefined)
+    return { suite: SUITE, rows: [], notes: ["skipped: the npm workerd binary is not installed"] }
   if (!existsSync(agentPath("no-memory"))) {
-    return { suite: SUITE, rows: [], notes: ["skipped: the fixture agents are not built (pnpm --filter @agent-runtime/agents fixtures)"] }
+    return {
+      suite: SUITE,
+      rows: [],
+      notes: ["skipped: the fixture agents are not built (pnpm --filter @agent-runtime/agents fixtures)"]
+    }
   }
   const dir = mkdtempSync(join(tmpdir(), "agent-runtime-bench-edge-"))
   const notes: Array<string> = []
@@ -175,8 +210,16 @@ export const edgeSuite = async (options: RunOptions): Promise<SuiteResult> => {
     try {
       const samples = size(options, 30, 10, 2)
       const ops = [
-        { op: "raw", name: "raw direct export call in workerd: add(i32,i32)", n: size(options, 20_000_000, 5_000_000, 20_000) },
-        { op: "invoke", name: "runtime.invoke in workerd (engine-edge): add(i32,i32)", n: size(options, 20_000, 5_000, 100) }
+        {
+          op: "raw",
+          name: "raw direct export call in workerd: add(i32,i32)",
+          n: size(options, 20_000_000, 5_000_000, 20_000)
+        },
+        {
+          op: "invoke",
+          name: "runtime.invoke in workerd (engine-edge): add(i32,i32)",
+          n: size(options, 20_000, 5_000, 100)
+        }
       ] as const
       for (const o of ops) await timed(workerd.url, o.op, o.n) // warm-up (JIT tiers, the runtime's first calls)
       const empty: Array<number> = []
@@ -188,7 +231,12 @@ export const edgeSuite = async (options: RunOptions): Promise<SuiteResult> => {
       }
       const overhead = quantile(empty, 0.5)
       const rows: Array<Row> = [
-        rowFromSamples({ suite: SUITE, name: "HTTP round trip to workerd, empty request (subtracted)", samples: empty, batch: 1 })
+        rowFromSamples({
+          suite: SUITE,
+          name: "HTTP round trip to workerd, empty request (subtracted)",
+          samples: empty,
+          batch: 1
+        })
       ]
       for (const o of ops) {
         let clamped = 0
@@ -197,18 +245,26 @@ export const edgeSuite = async (options: RunOptions): Promise<SuiteResult> => {
           if (d < 0) clamped++
           perOp[o.op]!.push(Math.max(0, d) / o.n)
         }
-        if (clamped > 0) notes.push(`${o.name}: ${clamped} of ${samples} samples were below the empty request's median and count as 0`)
-        rows.push(rowFromSamples({
-          suite: SUITE,
-          name: o.name,
-          samples: perOp[o.op]!,
-          batch: o.n,
-          ...(o.op === "invoke"
-            ? { baseline: ops[0].name, target: { text: "≤ 1 µs median", met: (_r: number, median: number) => median <= 0.001 } }
-            : {})
-        }))
+        if (clamped > 0)
+          notes.push(`${o.name}: ${clamped} of ${samples} samples were below the empty request's median and count as 0`)
+        rows.push(
+          rowFromSamples({
+            suite: SUITE,
+            name: o.name,
+            samples: perOp[o.op]!,
+            batch: o.n,
+            ...(o.op === "invoke"
+              ? {
+                  baseline: ops[0].name,
+                  target: { text: "≤ 1 µs median", met: (_r: number, median: number) => median <= 0.001 }
+                }
+              : {})
+          })
+        )
       }
-      notes.push(`npm workerd (${binary}): timed from Node per request of n calls, minus the median empty request (${overhead.toFixed(2)} ms)`)
+      notes.push(
+        `npm workerd (${binary}): timed from Node per request of n calls, minus the median empty request (${overhead.toFixed(2)} ms)`
+      )
       return { suite: SUITE, rows, notes }
     } finally {
       await workerd.stop()

@@ -7,7 +7,9 @@
 export const ExtismEcho = {
   check: (input: Uint8Array, output: Uint8Array | undefined): void => {
     if (output === undefined || output.byteLength !== input.byteLength || output.some((b, i) => b !== input[i])) {
-      throw new Error(`echo returned ${output === undefined ? "nothing" : `${output.byteLength} different bytes`}, expected the ${input.byteLength} input bytes`)
+      throw new Error(
+        `echo returned ${output === undefined ? "nothing" : `${output.byteLength} different bytes`}, expected the ${input.byteLength} input bytes`
+      )
     }
   }
 }

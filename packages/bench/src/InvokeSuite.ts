@@ -11,7 +11,13 @@
  * @since 0.1.0
  */
 import { readAgent } from "@agent-runtime/agents"
-import { agentId, type AgentRuntimeShape, makeMetadata, type PromiseRuntime, type WasmValue } from "@agent-runtime/domain"
+import {
+  agentId,
+  type AgentRuntimeShape,
+  makeMetadata,
+  type PromiseRuntime,
+  type WasmValue
+} from "@agent-runtime/domain"
 import * as Effect from "effect/Effect"
 import { makePromiseRuntime, makeRuntime, MiB } from "./BenchRuntime.js"
 import { consume, measure, type Row, type RunOptions, type SuiteResult, timeSync, size } from "./Measure.js"
@@ -19,7 +25,6 @@ import * as WasmBinary from "@agent-runtime/wasm-binary"
 import { assemble, callsWat, computeWat } from "./Modules.js"
 
 const SUITE = "invoke"
-
 
 interface Case {
   readonly label: string
@@ -34,8 +39,18 @@ const payload = new Uint8Array(4096).map((_, i) => (i * 31) & 0xff)
 
 const cases: ReadonlyArray<Case> = [
   { label: "no-op", module: async () => ({ name: "calls", bytes: await assemble(callsWat(1)) }), fn: "noop", args: [] },
-  { label: "add(i32,i32)", module: async () => ({ name: "no-memory", bytes: readAgent("no-memory") }), fn: "add", args: [20, 22] },
-  { label: "add_i64(i64,i64)", module: async () => ({ name: "counter", bytes: readAgent("counter") }), fn: "add_i64", args: [1n << 40n, 2n] },
+  {
+    label: "add(i32,i32)",
+    module: async () => ({ name: "no-memory", bytes: readAgent("no-memory") }),
+    fn: "add",
+    args: [20, 22]
+  },
+  {
+    label: "add_i64(i64,i64)",
+    module: async () => ({ name: "counter", bytes: readAgent("counter") }),
+    fn: "add_i64",
+    args: [1n << 40n, 2n]
+  },
   {
     label: "4 KiB via memory",
     module: async () => ({ name: "calls", bytes: await assemble(callsWat(1)) }),
@@ -62,96 +77,132 @@ export const invokeSuite = async (options: RunOptions): Promise<SuiteResult> => 
       const memory = instance.exports.memory as WebAssembly.Memory | undefined
       const raw = `direct export call: ${c.label}`
       const p = c.payload
-      rows.push(await measure({
-        suite: SUITE,
-        name: raw,
-        batch: rawBatch,
-        run: (batch) =>
-          p === undefined || memory === undefined
-            ? timeSync(batch, () => consume(f(...c.args)))
-            : timeSync(batch, () => {
-              new Uint8Array(memory.buffer).set(p, 0)
-              consume(f(...c.args))
-            })
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            batch: rawBatch,
+            run: (batch) =>
+              p === undefined || memory === undefined
+                ? timeSync(batch, () => consume(f(...c.args)))
+                : timeSync(batch, () => {
+                    new Uint8Array(memory.buffer).set(p, 0)
+                    consume(f(...c.args))
+                  })
+          },
+          options
+        )
+      )
       const id = agentId(`invoke-${c.fn}`)
       const metadata = makeMetadata({ name, version: "1.0.0" })
       const moduleId = await run(runtime.loadModule(bytes, metadata))
       await run(runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }))
       const once = (rt: AgentRuntimeShape) =>
-        p === undefined ? rt.invoke(id, c.fn, c.args) : Effect.andThen(rt.writeMemory(id, 0, p), rt.invoke(id, c.fn, c.args))
+        p === undefined
+          ? rt.invoke(id, c.fn, c.args)
+          : Effect.andThen(rt.writeMemory(id, 0, p), rt.invoke(id, c.fn, c.args))
       const check = await run(once(runtime))
       if (check.length > 0) consume(check)
-      rows.push(await measure({
-        suite: SUITE,
-        name: `Effect runtime.invoke: ${c.label}`,
-        baseline: raw,
-        batch: effectBatch,
-        ...(p === undefined ? { target: { text: "≤ 0.5 µs median", met: (_r: number, median: number) => median <= 0.0005 } } : {}),
-        run: async (batch) => {
-          const start = performance.now()
-          await run(Effect.gen(function*() {
-            for (let i = 0; i < batch; i++) consume(yield* once(runtime))
-          }))
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `Effect runtime.invoke: ${c.label}`,
+            baseline: raw,
+            batch: effectBatch,
+            ...(p === undefined
+              ? { target: { text: "≤ 0.5 µs median", met: (_r: number, median: number) => median <= 0.0005 } }
+              : {}),
+            run: async (batch) => {
+              const start = performance.now()
+              await run(
+                Effect.gen(function* () {
+                  for (let i = 0; i < batch; i++) consume(yield* once(runtime))
+                })
+              )
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
       if (p === undefined) {
         const handle = await run(runtime.prepare(id, c.fn))
         const call = handle.call
         if (call === undefined) notes.push(`prepared call handle: ${c.label}: no synchronous path on this engine`)
         else {
-          rows.push(await measure({
-            suite: SUITE,
-            name: `prepared call handle: ${c.label}`,
-            baseline: raw,
-            batch: rawBatch,
-            target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
-            run: (batch) => timeSync(batch, () => consume(call(...c.args)))
-          }, options))
+          rows.push(
+            await measure(
+              {
+                suite: SUITE,
+                name: `prepared call handle: ${c.label}`,
+                baseline: raw,
+                batch: rawBatch,
+                target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
+                run: (batch) => timeSync(batch, () => consume(call(...c.args)))
+              },
+              options
+            )
+          )
           // the agent runs the fuel-rewritten export (limits.defaultFuel): the same rewrite called directly,
           // the counter set before each call as the engine does, is the floor of a metered call
           const fueled = await fuelRewrittenExport(bytes, c.fn)
           if (fueled !== undefined) {
             const rawFuel = `direct export call, fuel-rewritten (counter set per call): ${c.label}`
-            rows.push(await measure({
-              suite: SUITE,
-              name: rawFuel,
-              baseline: raw,
-              batch: rawBatch,
-              run: (batch) =>
-                timeSync(batch, () => {
-                  fueled.fuel.value = DEFAULT_FUEL
-                  consume(fueled.f(...c.args))
-                })
-            }, options))
-            rows.push(await measure({
-              suite: SUITE,
-              name: `prepared call handle vs fuel-rewritten direct: ${c.label}`,
-              baseline: rawFuel,
-              batch: rawBatch,
-              target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
-              run: (batch) => timeSync(batch, () => consume(call(...c.args)))
-            }, options))
+            rows.push(
+              await measure(
+                {
+                  suite: SUITE,
+                  name: rawFuel,
+                  baseline: raw,
+                  batch: rawBatch,
+                  run: (batch) =>
+                    timeSync(batch, () => {
+                      fueled.fuel.value = DEFAULT_FUEL
+                      consume(fueled.f(...c.args))
+                    })
+                },
+                options
+              )
+            )
+            rows.push(
+              await measure(
+                {
+                  suite: SUITE,
+                  name: `prepared call handle vs fuel-rewritten direct: ${c.label}`,
+                  baseline: rawFuel,
+                  batch: rawBatch,
+                  target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
+                  run: (batch) => timeSync(batch, () => consume(call(...c.args)))
+                },
+                options
+              )
+            )
           }
         }
       }
       const moduleIdP = await facade.loadModule(bytes, metadata)
       await facade.spawnAgent(id, moduleIdP, { memoryLimit: MiB })
-      rows.push(await measure({
-        suite: SUITE,
-        name: `Promise facade invoke: ${c.label}`,
-        baseline: raw,
-        batch: promiseBatch,
-        run: async (batch) => {
-          const start = performance.now()
-          for (let i = 0; i < batch; i++) {
-            if (p !== undefined) await facade.writeMemory(id, 0, p)
-            consume(await facade.invoke(id, c.fn, c.args))
-          }
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `Promise facade invoke: ${c.label}`,
+            baseline: raw,
+            batch: promiseBatch,
+            run: async (batch) => {
+              const start = performance.now()
+              for (let i = 0; i < batch; i++) {
+                if (p !== undefined) await facade.writeMemory(id, 0, p)
+                consume(await facade.invoke(id, c.fn, c.args))
+              }
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
     }
     notes.push(...(await fuelRows(options, bench, rows)))
   } finally {
@@ -180,7 +231,10 @@ const fuelRewrittenExport = async (
     : undefined
 }
 
-type InstrumentFuel = (bytes: Uint8Array, options?: { initialFuel?: bigint }) => { ok: boolean; value?: Uint8Array; error?: unknown }
+type InstrumentFuel = (
+  bytes: Uint8Array,
+  options?: { initialFuel?: bigint }
+) => { ok: boolean; value?: Uint8Array; error?: unknown }
 
 /** Iterations of the compute loop per call. */
 const COMPUTE_N = 10_000
@@ -198,7 +252,8 @@ const fuelRows = async (
   rows: Array<Row>
 ): Promise<Array<string>> => {
   const instrument = (WasmBinary as Record<string, unknown>)["instrumentFuel"]
-  if (typeof instrument !== "function") return ["instrumentFuel not in @agent-runtime/wasm-binary yet: fuel-metered compute not measurable"]
+  if (typeof instrument !== "function")
+    return ["instrumentFuel not in @agent-runtime/wasm-binary yet: fuel-metered compute not measurable"]
   const bytes = await assemble(computeWat)
   const r = (instrument as InstrumentFuel)(bytes)
   if (!r.ok || r.value === undefined) throw new Error(`instrumentFuel refused the compute module: ${String(r.error)}`)
@@ -210,37 +265,54 @@ const fuelRows = async (
   const fuel = fueled.exports[WasmBinary.FUEL_EXPORT] as WebAssembly.Global
   const batch = size(options, 100, 20)
   const raw = `direct call, unmetered: sum(${COMPUTE_N})`
-  rows.push(await measure({ suite: SUITE, name: raw, batch, run: (b) => timeSync(b, () => consume(sumPlain(COMPUTE_N))) }, options))
-  rows.push(await measure({
-    suite: SUITE,
-    name: `direct call, fuel-metered: sum(${COMPUTE_N})`,
-    baseline: raw,
-    batch,
-    target: { text: "≤ 1.5× unmetered", met: (x) => x <= 1.5 },
-    run: (b) =>
-      timeSync(b, () => {
-        fuel.value = 1_000_000_000n
-        consume(sumFueled(COMPUTE_N))
-      })
-  }, options))
+  rows.push(
+    await measure(
+      { suite: SUITE, name: raw, batch, run: (b) => timeSync(b, () => consume(sumPlain(COMPUTE_N))) },
+      options
+    )
+  )
+  rows.push(
+    await measure(
+      {
+        suite: SUITE,
+        name: `direct call, fuel-metered: sum(${COMPUTE_N})`,
+        baseline: raw,
+        batch,
+        target: { text: "≤ 1.5× unmetered", met: (x) => x <= 1.5 },
+        run: (b) =>
+          timeSync(b, () => {
+            fuel.value = 1_000_000_000n
+            consume(sumFueled(COMPUTE_N))
+          })
+      },
+      options
+    )
+  )
   const { runtime, run } = bench
   const id = agentId("invoke-fuel")
   // the runtime instruments the module itself for an agent spawned with `fuel` (a rewritten variant)
   const moduleId = await run(runtime.loadModule(bytes, makeMetadata({ name: "compute-fuel", version: "1.0.0" })))
   await run(runtime.spawnAgent(id, moduleId, { memoryLimit: MiB, fuel: 1_000_000_000 }))
-  rows.push(await measure({
-    suite: SUITE,
-    name: `Effect runtime.invoke, fuel-metered: sum(${COMPUTE_N})`,
-    baseline: raw,
-    batch,
-    target: { text: "≤ 1.5× unmetered", met: (x) => x <= 1.5 },
-    run: async (b) => {
-      const start = performance.now()
-      await run(Effect.gen(function*() {
-        for (let i = 0; i < b; i++) consume(yield* runtime.invoke(id, "sum", [COMPUTE_N]))
-      }))
-      return performance.now() - start
-    }
-  }, options))
+  rows.push(
+    await measure(
+      {
+        suite: SUITE,
+        name: `Effect runtime.invoke, fuel-metered: sum(${COMPUTE_N})`,
+        baseline: raw,
+        batch,
+        target: { text: "≤ 1.5× unmetered", met: (x) => x <= 1.5 },
+        run: async (b) => {
+          const start = performance.now()
+          await run(
+            Effect.gen(function* () {
+              for (let i = 0; i < b; i++) consume(yield* runtime.invoke(id, "sum", [COMPUTE_N]))
+            })
+          )
+          return performance.now() - start
+        }
+      },
+      options
+    )
+  )
   return []
 }

@@ -46,22 +46,49 @@ export const lifecycleSuite = async (options: RunOptions): Promise<SuiteResult> 
     const { runtime, run } = bench
     try {
       const moduleId = await run(runtime.loadModule(callsBytes, makeMetadata({ name: "health", version: "1.0.0" })))
-      await run(Effect.forEach(Array.from({ length: swarm }, (_, i) => agentId(`h${i}`)), (id) => runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }), { discard: true }))
-      const raws = Array.from({ length: swarm }, () => new WebAssembly.Instance(callsModule, {}).exports._health_check as () => number)
+      await run(
+        Effect.forEach(
+          Array.from({ length: swarm }, (_, i) => agentId(`h${i}`)),
+          (id) => runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }),
+          { discard: true }
+        )
+      )
+      const raws = Array.from(
+        { length: swarm },
+        () => new WebAssembly.Instance(callsModule, {}).exports._health_check as () => number
+      )
       const raw = `raw _health_check × ${swarm}`
-      rows.push(await measure({ suite: SUITE, name: raw, run: () => timeSync(1, () => { for (const f of raws) consume(f()) }) }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: `checkHealth over ${swarm} agents`,
-        baseline: raw,
-        run: async () => {
-          const start = performance.now()
-          const checks = await run(runtime.checkHealth)
-          const elapsed = performance.now() - start
-          if (checks.length !== swarm) throw new Error(`checkHealth checked ${checks.length} agents, expected ${swarm}`)
-          return elapsed
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            run: () =>
+              timeSync(1, () => {
+                for (const f of raws) consume(f())
+              })
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `checkHealth over ${swarm} agents`,
+            baseline: raw,
+            run: async () => {
+              const start = performance.now()
+              const checks = await run(runtime.checkHealth)
+              const elapsed = performance.now() - start
+              if (checks.length !== swarm)
+                throw new Error(`checkHealth checked ${checks.length} agents, expected ${swarm}`)
+              return elapsed
+            }
+          },
+          options
+        )
+      )
     } finally {
       await bench.dispose()
     }
@@ -78,47 +105,66 @@ export const lifecycleSuite = async (options: RunOptions): Promise<SuiteResult> 
       let seq = 0
       const live = new Set<AgentId>()
       const refill = () =>
-        run(Effect.gen(function*() {
-          while (live.size < pressureAgents) {
-            const id = agentId(`p${++seq}`)
-            yield* runtime.spawnAgent(id, moduleId, { memoryLimit: MiB, memoryReservation: reservation })
-            live.add(id)
-          }
-        }))
+        run(
+          Effect.gen(function* () {
+            while (live.size < pressureAgents) {
+              const id = agentId(`p${++seq}`)
+              yield* runtime.spawnAgent(id, moduleId, { memoryLimit: MiB, memoryReservation: reservation })
+              live.add(id)
+            }
+          })
+        )
       const raw = `raw order + drop over ${pressureAgents} records`
       let evictedLast = 0
-      rows.push(await measure({
-        suite: SUITE,
-        name: `handleMemoryPressure over ${pressureAgents} agents`,
-        baseline: raw,
-        ...heavy,
-        run: async () => {
-          await refill()
-          const start = performance.now()
-          const evicted = await run(runtime.handleMemoryPressure)
-          const elapsed = performance.now() - start
-          if (evicted.length === 0) throw new Error("the pressure pass evicted nobody: the pool is not under pressure")
-          for (const id of evicted) live.delete(id)
-          evictedLast = evicted.length
-          return elapsed
-        }
-      }, options))
-      const records = Array.from({ length: pressureAgents }, (_, i) => ({ id: `r${i}`, lastActivity: (i * 7919) % pressureAgents, bytes: PAGE }))
-      rows.unshift(await measure({
-        suite: SUITE,
-        name: raw,
-        ...heavy,
-        run: () => {
-          const map = new Map(records.map((r) => [r.id, r]))
-          const start = performance.now()
-          const order = [...map.values()].sort((a, b) => a.lastActivity - b.lastActivity || b.bytes - a.bytes)
-          for (let i = 0; i < evictedLast; i++) map.delete(order[i]!.id)
-          const elapsed = performance.now() - start
-          consume(map)
-          return elapsed
-        }
-      }, options))
-      notes.push(`pressure pass: pool ${(totalMemory / MiB).toFixed(0)} MiB, ${pressureAgents} agents × 64 KiB reserved (90 %), each pass evicted ${evictedLast} agents`)
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `handleMemoryPressure over ${pressureAgents} agents`,
+            baseline: raw,
+            ...heavy,
+            run: async () => {
+              await refill()
+              const start = performance.now()
+              const evicted = await run(runtime.handleMemoryPressure)
+              const elapsed = performance.now() - start
+              if (evicted.length === 0)
+                throw new Error("the pressure pass evicted nobody: the pool is not under pressure")
+              for (const id of evicted) live.delete(id)
+              evictedLast = evicted.length
+              return elapsed
+            }
+          },
+          options
+        )
+      )
+      const records = Array.from({ length: pressureAgents }, (_, i) => ({
+        id: `r${i}`,
+        lastActivity: (i * 7919) % pressureAgents,
+        bytes: PAGE
+      }))
+      rows.unshift(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            ...heavy,
+            run: () => {
+              const map = new Map(records.map((r) => [r.id, r]))
+              const start = performance.now()
+              const order = [...map.values()].sort((a, b) => a.lastActivity - b.lastActivity || b.bytes - a.bytes)
+              for (let i = 0; i < evictedLast; i++) map.delete(order[i]!.id)
+              const elapsed = performance.now() - start
+              consume(map)
+              return elapsed
+            }
+          },
+          options
+        )
+      )
+      notes.push(
+        `pressure pass: pool ${(totalMemory / MiB).toFixed(0)} MiB, ${pressureAgents} agents × 64 KiB reserved (90 %), each pass evicted ${evictedLast} agents`
+      )
     } finally {
       await bench.dispose()
     }
@@ -142,32 +188,66 @@ export const lifecycleSuite = async (options: RunOptions): Promise<SuiteResult> 
         let copy = new Uint8Array(memory.buffer).slice()
         const rawSnap = `raw copy out ${mib} MiB (slice)`
         const rawRestore = `raw copy in ${mib} MiB (set)`
-        rows.push(await measure({ suite: SUITE, name: rawSnap, ...heavy, run: () => timeSync(1, () => { copy = new Uint8Array(memory.buffer).slice() }) }, options))
-        rows.push(await measure({
-          suite: SUITE,
-          name: `snapshot ${mib} MiB agent`,
-          baseline: rawSnap,
-          ...heavy,
-          run: async () => {
-            const start = performance.now()
-            const snap = await run(runtime.snapshot(id))
-            const elapsed = performance.now() - start
-            if (snap.state.pages.length !== pages) throw new Error(`snapshot saved ${snap.state.pages.length} pages, expected ${pages}`)
-            return elapsed
-          }
-        }, options))
-        rows.push(await measure({ suite: SUITE, name: rawRestore, ...heavy, run: () => timeSync(1, () => new Uint8Array(memory.buffer).set(copy)) }, options))
-        rows.push(await measure({
-          suite: SUITE,
-          name: `restore ${mib} MiB agent`,
-          baseline: rawRestore,
-          ...heavy,
-          run: async () => {
-            const start = performance.now()
-            await run(runtime.restore(id))
-            return performance.now() - start
-          }
-        }, options))
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: rawSnap,
+              ...heavy,
+              run: () =>
+                timeSync(1, () => {
+                  copy = new Uint8Array(memory.buffer).slice()
+                })
+            },
+            options
+          )
+        )
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: `snapshot ${mib} MiB agent`,
+              baseline: rawSnap,
+              ...heavy,
+              run: async () => {
+                const start = performance.now()
+                const snap = await run(runtime.snapshot(id))
+                const elapsed = performance.now() - start
+                if (snap.state.pages.length !== pages)
+                  throw new Error(`snapshot saved ${snap.state.pages.length} pages, expected ${pages}`)
+                return elapsed
+              }
+            },
+            options
+          )
+        )
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: rawRestore,
+              ...heavy,
+              run: () => timeSync(1, () => new Uint8Array(memory.buffer).set(copy))
+            },
+            options
+          )
+        )
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: `restore ${mib} MiB agent`,
+              baseline: rawRestore,
+              ...heavy,
+              run: async () => {
+                const start = performance.now()
+                await run(runtime.restore(id))
+                return performance.now() - start
+              }
+            },
+            options
+          )
+        )
         await run(runtime.evictAgent(id, "Manual"))
       }
     } finally {
@@ -182,53 +262,72 @@ export const lifecycleSuite = async (options: RunOptions): Promise<SuiteResult> 
     try {
       const bytes = await assemble(stateWat(16))
       const compiled = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
-      const moduleId: ModuleId = await run(runtime.loadModule(bytes, makeMetadata({ name: "passivate", version: "1.0.0" })))
+      const moduleId: ModuleId = await run(
+        runtime.loadModule(bytes, makeMetadata({ name: "passivate", version: "1.0.0" }))
+      )
       const id = agentId("passivate")
       await run(runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }))
       await run(runtime.invoke(id, "fill", [7]))
       let instance = new WebAssembly.Instance(compiled, {})
       ;(instance.exports.fill as (s: number) => void)(7)
       const raw = "raw slice + new Instance + set (1 MiB)"
-      rows.push(await measure({
-        suite: SUITE,
-        name: raw,
-        ...heavy,
-        run: () =>
-          timeSync(1, () => {
-            const saved = new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer).slice()
-            instance = new WebAssembly.Instance(compiled, {})
-            new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer).set(saved)
-          })
-      }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: "passivate: runGc with 1 idle 1 MiB agent",
-        baseline: raw,
-        ...heavy,
-        run: async () => {
-          await sleep(3)
-          const start = performance.now()
-          const gc = await run(runtime.runGc)
-          const elapsed = performance.now() - start
-          if (gc.compactedInstances !== 1) throw new Error(`runGc passivated ${gc.compactedInstances} agents, expected 1`)
-          consume(await run(runtime.invoke(id, "calls", []))) // rehydrates, outside the window
-          return elapsed
-        }
-      }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: "rehydrate: first invoke of a passivated 1 MiB agent",
-        baseline: raw,
-        ...heavy,
-        run: async () => {
-          await sleep(3)
-          const gc = await run(runtime.runGc)
-          if (gc.compactedInstances !== 1) throw new Error(`runGc passivated ${gc.compactedInstances} agents, expected 1`)
-          const start = performance.now()
-          consume(await run(runtime.invoke(id, "calls", [])))
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            ...heavy,
+            run: () =>
+              timeSync(1, () => {
+                const saved = new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer).slice()
+                instance = new WebAssembly.Instance(compiled, {})
+                new Uint8Array((instance.exports.memory as WebAssembly.Memory).buffer).set(saved)
+              })
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: "passivate: runGc with 1 idle 1 MiB agent",
+            baseline: raw,
+            ...heavy,
+            run: async () => {
+              await sleep(3)
+              const start = performance.now()
+              const gc = await run(runtime.runGc)
+              const elapsed = performance.now() - start
+              if (gc.compactedInstances !== 1)
+                throw new Error(`runGc passivated ${gc.compactedInstances} agents, expected 1`)
+              consume(await run(runtime.invoke(id, "calls", []))) // rehydrates, outside the window
+              return elapsed
+            }
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: "rehydrate: first invoke of a passivated 1 MiB agent",
+            baseline: raw,
+            ...heavy,
+            run: async () => {
+              await sleep(3)
+              const gc = await run(runtime.runGc)
+              if (gc.compactedInstances !== 1)
+                throw new Error(`runGc passivated ${gc.compactedInstances} agents, expected 1`)
+              const start = performance.now()
+              consume(await run(runtime.invoke(id, "calls", [])))
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
     } finally {
       await bench.dispose()
     }

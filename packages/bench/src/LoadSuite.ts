@@ -32,7 +32,10 @@ import { assemble, nextNonce, tinyWat, uniqueBytes } from "./Modules.js"
 
 const SUITE = "load"
 
-type RewriteFn = (bytes: Uint8Array, options: Record<string, unknown>) => { ok: boolean; value?: { bytes: Uint8Array }; error?: unknown }
+type RewriteFn = (
+  bytes: Uint8Array,
+  options: Record<string, unknown>
+) => { ok: boolean; value?: { bytes: Uint8Array }; error?: unknown }
 
 /** `rewriteModule` of wasm-binary when it exists (another engineer's work may not have landed). */
 const findRewrite = (): RewriteFn | undefined => {
@@ -60,86 +63,118 @@ export const loadSuite = async (options: RunOptions): Promise<SuiteResult> => {
       const heavy = bytes.byteLength > 100_000
       const sampleOpts = heavy ? { minSamples: size(options, 10, 3) } : {}
       const raw = `raw WebAssembly.compile (${label})`
-      rows.push(await measure({
-        suite: SUITE,
-        name: raw,
-        ...sampleOpts,
-        run: async () => {
-          const fresh = uniqueBytes(bytes, nextNonce())
-          const start = performance.now()
-          await compileRaw(fresh)
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            ...sampleOpts,
+            run: async () => {
+              const fresh = uniqueBytes(bytes, nextNonce())
+              const start = performance.now()
+              await compileRaw(fresh)
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
       const cold = `loadModule cold (${label})`
-      rows.push(await measure({
-        suite: SUITE,
-        name: cold,
-        baseline: raw,
-        ...sampleOpts,
-        target: { text: "≤ 1.25× raw compile", met: (r) => r <= 1.25 },
-        run: async () => {
-          const n = nextNonce()
-          const fresh = uniqueBytes(bytes, n)
-          const metadata = makeMetadata({ name: `load-${n}`, version: "1.0.0" })
-          const start = performance.now()
-          await run(runtime.loadModule(fresh, metadata))
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: cold,
+            baseline: raw,
+            ...sampleOpts,
+            target: { text: "≤ 1.25× raw compile", met: (r) => r <= 1.25 },
+            run: async () => {
+              const n = nextNonce()
+              const fresh = uniqueBytes(bytes, n)
+              const metadata = makeMetadata({ name: `load-${n}`, version: "1.0.0" })
+              const start = performance.now()
+              await run(runtime.loadModule(fresh, metadata))
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
       const sha = `SHA-256 of the bytes (${label})`
-      rows.push(await measure({
-        suite: SUITE,
-        name: sha,
-        batch: heavy ? 1 : 100,
-        note: "crypto.subtle.digest(\"SHA-256\"): the floor of a content-addressed cache check",
-        run: async (batch) => {
-          const start = performance.now()
-          for (let i = 0; i < batch; i++) await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)
-          return performance.now() - start
-        }
-      }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: `SHA-256, node:crypto createHash (${label})`,
-        batch: heavy ? 1 : 100,
-        note: "synchronous native SHA-256 on the calling thread (Node only; the platform-free runtime hashes with JavaScript below 8 KiB and crypto.subtle above)",
-        run: (batch) => timeSync(batch, () => createHash("sha256").update(bytes).digest("hex"))
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: sha,
+            batch: heavy ? 1 : 100,
+            note: 'crypto.subtle.digest("SHA-256"): the floor of a content-addressed cache check',
+            run: async (batch) => {
+              const start = performance.now()
+              for (let i = 0; i < batch; i++) await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `SHA-256, node:crypto createHash (${label})`,
+            batch: heavy ? 1 : 100,
+            note: "synchronous native SHA-256 on the calling thread (Node only; the platform-free runtime hashes with JavaScript below 8 KiB and crypto.subtle above)",
+            run: (batch) => timeSync(batch, () => createHash("sha256").update(bytes).digest("hex"))
+          },
+          options
+        )
+      )
       const metadata = makeMetadata({ name: `hit-${label}`, version: "1.0.0" })
       await run(runtime.loadModule(bytes, metadata))
-      rows.push(await measure({
-        suite: SUITE,
-        name: `loadModule cache hit (${label})`,
-        baseline: sha,
-        batch: heavy ? 1 : 100,
-        target: { text: "≤ 1.2× SHA-256 of the bytes", met: (r) => r <= 1.2 },
-        note: "hashes the bytes, finds the verified, parsed entry: no signature check, parse or compile (through ManagedRuntime.runPromise)",
-        run: async (batch) => {
-          const start = performance.now()
-          for (let i = 0; i < batch; i++) await run(runtime.loadModule(bytes, metadata))
-          return performance.now() - start
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `loadModule cache hit (${label})`,
+            baseline: sha,
+            batch: heavy ? 1 : 100,
+            target: { text: "≤ 1.2× SHA-256 of the bytes", met: (r) => r <= 1.2 },
+            note: "hashes the bytes, finds the verified, parsed entry: no signature check, parse or compile (through ManagedRuntime.runPromise)",
+            run: async (batch) => {
+              const start = performance.now()
+              for (let i = 0; i < batch; i++) await run(runtime.loadModule(bytes, metadata))
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
       if (!heavy) {
-        rows.push(await measure({
-          suite: SUITE,
-          name: `loadModule + first spawnAgent, cold (${label})`,
-          baseline: raw,
-          note: "the first spawn compiles the agent's variant (cap + state exports)",
-          run: async () => {
-            const n = nextNonce()
-            const fresh = uniqueBytes(bytes, n)
-            const start = performance.now()
-            await run(Effect.gen(function*() {
-              const id = yield* runtime.loadModule(fresh, makeMetadata({ name: `first-${n}`, version: "1.0.0" }))
-              yield* runtime.spawnAgent(agentId(`first-${n}`), id, { memoryLimit: MiB })
-            }))
-            const elapsed = performance.now() - start
-            await run(runtime.evictAgent(agentId(`first-${n}`), "Manual"))
-            return elapsed
-          }
-        }, options))
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: `loadModule + first spawnAgent, cold (${label})`,
+              baseline: raw,
+              note: "the first spawn compiles the agent's variant (cap + state exports)",
+              run: async () => {
+                const n = nextNonce()
+                const fresh = uniqueBytes(bytes, n)
+                const start = performance.now()
+                await run(
+                  Effect.gen(function* () {
+                    const id = yield* runtime.loadModule(fresh, makeMetadata({ name: `first-${n}`, version: "1.0.0" }))
+                    yield* runtime.spawnAgent(agentId(`first-${n}`), id, { memoryLimit: MiB })
+                  })
+                )
+                const elapsed = performance.now() - start
+                await run(runtime.evictAgent(agentId(`first-${n}`), "Manual"))
+                return elapsed
+              }
+            },
+            options
+          )
+        )
       }
       if (rewrite !== undefined) {
         for (const [what, opts, atLoad] of [
@@ -147,38 +182,53 @@ export const loadSuite = async (options: RunOptions): Promise<SuiteResult> => {
           ["fuel", { fuel: true }, false],
           ["fuel, input validated at load", { fuel: true }, true],
           ["memory cap + fuel + state exports", { maxMemoryPages: 256, fuel: true, exportState: true }, false],
-          ["memory cap + fuel + state exports, input validated at load", { maxMemoryPages: 256, fuel: true, exportState: true }, true]
+          [
+            "memory cap + fuel + state exports, input validated at load",
+            { maxMemoryPages: 256, fuel: true, exportState: true },
+            true
+          ]
         ] as const) {
           const fuelOnly = what.startsWith("fuel")
-          rows.push(await measure({
-            suite: SUITE,
-            name: `rewrite (${what}) + compile (${label})`,
-            baseline: raw,
-            ...sampleOpts,
-            ...(fuelOnly && heavy ? { target: { text: "≤ 2× raw compile", met: (r: number) => r <= 2 } } : {}),
-            ...(atLoad
-              ? {
-                note:
-                  "what an agent's first spawn does: rewriteModule given the ModuleInfo loadModule read and validated (`validated`: no second read with body decoding, no WebAssembly.validate of input or output; the compile validates the output)"
-              }
-              : {}),
-            run: async () => {
-              const fresh = uniqueBytes(bytes, nextNonce())
-              // read at load in the runtime (not timed here either)
-              const validated = atLoad ? WasmBinary.readModule(fresh, { bodies: false }) : undefined
-              if (validated !== undefined && !validated.ok) throw new Error(`readModule refused ${label}`)
-              const start = performance.now()
-              const r = rewrite(fresh, validated === undefined ? opts : { ...opts, validated: validated.value })
-              if (!r.ok || r.value === undefined) throw new Error(`rewriteModule refused ${label}: ${String(r.error)}`)
-              await compileRaw(r.value.bytes)
-              return performance.now() - start
-            }
-          }, options))
+          rows.push(
+            await measure(
+              {
+                suite: SUITE,
+                name: `rewrite (${what}) + compile (${label})`,
+                baseline: raw,
+                ...sampleOpts,
+                ...(fuelOnly && heavy ? { target: { text: "≤ 2× raw compile", met: (r: number) => r <= 2 } } : {}),
+                ...(atLoad
+                  ? {
+                      note: "what an agent's first spawn does: rewriteModule given the ModuleInfo loadModule read and validated (`validated`: no second read with body decoding, no WebAssembly.validate of input or output; the compile validates the output)"
+                    }
+                  : {}),
+                run: async () => {
+                  const fresh = uniqueBytes(bytes, nextNonce())
+                  // read at load in the runtime (not timed here either)
+                  const validated = atLoad ? WasmBinary.readModule(fresh, { bodies: false }) : undefined
+                  if (validated !== undefined && !validated.ok) throw new Error(`readModule refused ${label}`)
+                  const start = performance.now()
+                  const r = rewrite(fresh, validated === undefined ? opts : { ...opts, validated: validated.value })
+                  if (!r.ok || r.value === undefined)
+                    throw new Error(`rewriteModule refused ${label}: ${String(r.error)}`)
+                  await compileRaw(r.value.bytes)
+                  return performance.now() - start
+                }
+              },
+              options
+            )
+          )
         }
       }
     }
-    if (rewrite === undefined) notes.push("rewriteModule (memory cap / fuel) not in @agent-runtime/wasm-binary yet: load with rewriting not measurable")
-    else notes.push("rewrite rows time @agent-runtime/wasm-binary's rewriteModule + WebAssembly.compile directly; the runtime applies the rewrites when it compiles an agent's variant at its first spawn (\"loadModule + first spawnAgent\")")
+    if (rewrite === undefined)
+      notes.push(
+        "rewriteModule (memory cap / fuel) not in @agent-runtime/wasm-binary yet: load with rewriting not measurable"
+      )
+    else
+      notes.push(
+        "rewrite rows time @agent-runtime/wasm-binary's rewriteModule + WebAssembly.compile directly; the runtime applies the rewrites when it compiles an agent's variant at its first spawn (\"loadModule + first spawnAgent\")"
+      )
   } finally {
     await bench.dispose()
   }

@@ -25,8 +25,12 @@ export interface RunOptions {
 }
 
 /** A count for the mode: `full`, `quick`, or (smoke test) `smoke` (default: quick / 100, at least 1). */
-export const size = (options: RunOptions, full: number, quick: number, smoke = Math.max(1, Math.ceil(quick / 100))): number =>
-  options.smoke === true ? smoke : options.quick ? quick : full
+export const size = (
+  options: RunOptions,
+  full: number,
+  quick: number,
+  smoke = Math.max(1, Math.ceil(quick / 100))
+): number => (options.smoke === true ? smoke : options.quick ? quick : full)
 
 /** A target from the issue, reported next to the ratio and never asserted. */
 export interface Target {
@@ -86,8 +90,8 @@ export const measure = async (m: Measurement, options: RunOptions): Promise<Row>
   const smoke = options.smoke === true
   const bench = new Bench({
     name: m.name,
-    time: smoke ? 0 : m.timeMs ?? (options.quick ? 150 : 1000),
-    iterations: smoke ? 2 : m.minSamples ?? (options.quick ? 5 : 20),
+    time: smoke ? 0 : (m.timeMs ?? (options.quick ? 150 : 1000)),
+    iterations: smoke ? 2 : (m.minSamples ?? (options.quick ? 5 : 20)),
     warmup: !smoke,
     warmupTime: options.quick ? 30 : 200,
     warmupIterations: options.quick ? 1 : 3,

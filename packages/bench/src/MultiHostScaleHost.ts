@@ -21,15 +21,16 @@
  * @since 0.1.0
  */
 import { readAgent } from "@agent-runtime/agents"
-import {
-  AgentRuntimes,
-  agentId,
-  ExecutionAuthorizers,
-  makeMetadata,
-  MetricsRepositories
-} from "@agent-runtime/domain"
+import { AgentRuntimes, agentId, ExecutionAuthorizers, makeMetadata, MetricsRepositories } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
-import { LeasedRuntime, Leases, Nats, NatsEventBus, NatsInstanceRepository, NatsModuleRepository } from "@agent-runtime/nats"
+import {
+  LeasedRuntime,
+  Leases,
+  Nats,
+  NatsEventBus,
+  NatsInstanceRepository,
+  NatsModuleRepository
+} from "@agent-runtime/nats"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
@@ -93,8 +94,9 @@ const describeError = (e: unknown): string =>
   (e !== null && typeof e === "object" && "_tag" in e
     ? `${String((e as { _tag: unknown })._tag)}: ${(e as { message?: unknown }).message ?? JSON.stringify(e)}`
     : e instanceof Error
-    ? `${e.name}: ${e.message}`
-    : String(e)).slice(0, 400)
+      ? `${e.name}: ${e.message}`
+      : String(e)
+  ).slice(0, 400)
 
 const nats = Nats.layer({ servers: config.url, name: config.hostId, connectTimeoutMs: 10_000 })
 const ports = Layer.mergeAll(
@@ -115,14 +117,15 @@ const runtime = AgentRuntimes.layer({
   Layer.provide(Layer.mergeAll(NativeEngine.layer, Signing.layer({ trustStore: testOnlyTrustStore() })))
 )
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const leased = yield* LeasedRuntime.LeasedRuntime
   const rt = leased.runtime
   const moduleId = yield* rt.loadModule(readAgent("grower"), makeMetadata({ name: "grower", version: "1.0.0" }))
   const spawnChunk = (first: number, n: number) =>
     Effect.forEach(
       Array.from({ length: n }, (_, i) => first + i),
-      (i) => leased.spawnAgent(agentId(`${config.hostId}-a${i}`), moduleId, { memoryLimit: MiB, memoryReservation: PAGE }),
+      (i) =>
+        leased.spawnAgent(agentId(`${config.hostId}-a${i}`), moduleId, { memoryLimit: MiB, memoryReservation: PAGE }),
       { concurrency: 16, discard: true }
     )
 

@@ -63,7 +63,9 @@ const onSignal = (signal: NodeJS.Signals) => {
 }
 
 const waitExit = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()))
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once("exit", () => r()))
 
 /** Runs one host until its report (then stops it with SIGTERM). */
 const runHost = (config: HostScaleConfig, timeoutMs: number): Promise<HostScaleReport> =>
@@ -77,7 +79,10 @@ const runHost = (config: HostScaleConfig, timeoutMs: number): Promise<HostScaleR
     let out = ""
     let err = ""
     let done = false
-    const timer = setTimeout(() => finish(new Error(`host ${config.hostId} gave no report within ${timeoutMs} ms`)), timeoutMs)
+    const timer = setTimeout(
+      () => finish(new Error(`host ${config.hostId} gave no report within ${timeoutMs} ms`)),
+      timeoutMs
+    )
     const finish = (result: HostScaleReport | Error) => {
       if (done) return
       done = true
@@ -113,7 +118,9 @@ export const multiHostScaleSuite = async (options: RunOptions): Promise<SuiteRes
   const notes: Array<string> = []
   const binary = natsServerBinary()
   if (binary === undefined) {
-    notes.push("nats-server not found; install it (apt-get install -y nats-server) or set $NATS_SERVER to measure the multihost suite")
+    notes.push(
+      "nats-server not found; install it (apt-get install -y nats-server) or set $NATS_SERVER to measure the multihost suite"
+    )
     return { suite: SUITE, rows, notes }
   }
   // the bench smoke test: 2 hosts × 10 live + 10 passivated agents (the host processes' start-up is most of its ~15 s)
@@ -140,54 +147,69 @@ export const multiHostScaleSuite = async (options: RunOptions): Promise<SuiteRes
     const registered = reports.reduce((s, r) => s + r.registered, 0)
     const rss = reports.reduce((s, r) => s + r.after.rss, 0)
     const growth = reports.reduce((s, r) => s + (r.after.rss - r.before.rss), 0)
-    const stops = reports.map((r) =>
-      `${r.hostId}: ${r.live} live (${r.stoppedBy === "cap" ? "cap" : r.stoppedBy === "time" ? `time limit ${limitMs} ms` : r.error}, ${(r.elapsedMs / 1000).toFixed(1)} s)`
+    const stops = reports.map(
+      (r) =>
+        `${r.hostId}: ${r.live} live (${r.stoppedBy === "cap" ? "cap" : r.stoppedBy === "time" ? `time limit ${limitMs} ms` : r.error}, ${(r.elapsedMs / 1000).toFixed(1)} s)`
     )
-    rows.push(valueRow({
-      suite: SUITE,
-      name: `live agents per machine (${hosts} host processes, one nats-server)`,
-      value: live,
-      unit: "count",
-      target: { text: `${format(LIVE_GOAL)} live agents per machine`, met: () => live >= LIVE_GOAL },
-      note: `cap ${format(cap)} per host; ${stops.join("; ")}`
-    }))
+    rows.push(
+      valueRow({
+        suite: SUITE,
+        name: `live agents per machine (${hosts} host processes, one nats-server)`,
+        value: live,
+        unit: "count",
+        target: { text: `${format(LIVE_GOAL)} live agents per machine`, met: () => live >= LIVE_GOAL },
+        note: `cap ${format(cap)} per host; ${stops.join("; ")}`
+      })
+    )
     if (live > 0) {
-      rows.push(valueRow({
-        suite: SUITE,
-        name: "host RSS per live agent (RSS of the hosts / live agents)",
-        value: rss / live,
-        unit: "bytes",
-        note: `${hosts} hosts, ${format(rss / 1_048_576)} MiB RSS in all after a full GC, each host's runtime + NATS client included`
-      }))
-      rows.push(valueRow({
-        suite: SUITE,
-        name: "host RSS growth per live agent ((RSS after − RSS before the first spawn) / live agents)",
-        value: growth / live,
-        unit: "bytes",
-        note: "a 1-page memory that was never written is not resident: this is the runtime's, the engine's and the lease's overhead"
-      }))
+      rows.push(
+        valueRow({
+          suite: SUITE,
+          name: "host RSS per live agent (RSS of the hosts / live agents)",
+          value: rss / live,
+          unit: "bytes",
+          note: `${hosts} hosts, ${format(rss / 1_048_576)} MiB RSS in all after a full GC, each host's runtime + NATS client included`
+        })
+      )
+      rows.push(
+        valueRow({
+          suite: SUITE,
+          name: "host RSS growth per live agent ((RSS after − RSS before the first spawn) / live agents)",
+          value: growth / live,
+          unit: "bytes",
+          note: "a 1-page memory that was never written is not resident: this is the runtime's, the engine's and the lease's overhead"
+        })
+      )
     }
     if (natsRss !== undefined) {
-      rows.push(valueRow({
-        suite: SUITE,
-        name: "nats-server RSS (leases, snapshots, events of the run)",
-        value: natsRss,
-        unit: "bytes"
-      }))
+      rows.push(
+        valueRow({
+          suite: SUITE,
+          name: "nats-server RSS (leases, snapshots, events of the run)",
+          value: natsRss,
+          unit: "bytes"
+        })
+      )
     }
     const passivated = reports.reduce((s, r) => s + r.passivated, 0)
     const passivationMs = Math.max(...reports.map((r) => r.passivationMs))
-    const pErrors = reports.flatMap((r) => (r.passivationError === undefined ? [] : [`${r.hostId}: ${r.passivationError}`]))
-    rows.push(valueRow({
-      suite: SUITE,
-      name: `agents registered per machine through passivation (live + passivated, ${hosts} hosts)`,
-      value: registered,
-      unit: "count",
-      target: { text: `${format(REGISTERED_GOAL)} registered`, met: () => registered >= REGISTERED_GOAL },
-      note: `${format(passivated)} passivated (snapshots in KV), ${format(registered - passivated)} live at the end; ${format(live + hosts * passivate)} asked for this run; passivation phase ${
-        (passivationMs / 1000).toFixed(1)
-      } s (${format(passivationMs > 0 ? (registered - live) / (passivationMs / 1000) : 0)} agents/s added per machine)${pErrors.length > 0 ? `; stopped: ${pErrors.join("; ")}` : ""}`
-    }))
+    const pErrors = reports.flatMap((r) =>
+      r.passivationError === undefined ? [] : [`${r.hostId}: ${r.passivationError}`]
+    )
+    rows.push(
+      valueRow({
+        suite: SUITE,
+        name: `agents registered per machine through passivation (live + passivated, ${hosts} hosts)`,
+        value: registered,
+        unit: "count",
+        target: { text: `${format(REGISTERED_GOAL)} registered`, met: () => registered >= REGISTERED_GOAL },
+        note: `${format(passivated)} passivated (snapshots in KV), ${format(registered - passivated)} live at the end; ${format(live + hosts * passivate)} asked for this run; passivation phase ${(
+          passivationMs / 1000
+        ).toFixed(
+          1
+        )} s (${format(passivationMs > 0 ? (registered - live) / (passivationMs / 1000) : 0)} agents/s added per machine)${pErrors.length > 0 ? `; stopped: ${pErrors.join("; ")}` : ""}`
+      })
+    )
     notes.push(
       `${hosts} host processes (native engine, signed 1-page grower agents: 1 MiB limit, 64 KiB reserved, each spawn leased in KV and announced on JetStream) on one nats-server; memory after a full GC in each host`
     )

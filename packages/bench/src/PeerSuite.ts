@@ -50,33 +50,53 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
       ExtismEcho.check(input, echoed?.bytes())
       await warm(() => plugin.call("noop"))
       await plugin.reset() // Extism keeps each call's blocks until reset (see the echo row)
-      rows.push(await measure({ suite: SUITE, name: runInWorker ? names.wNoop : names.noop, batch: runInWorker ? workerBatch : batch, run: (b) => timed(b, () => plugin.call("noop")) }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: runInWorker ? names.wEcho : names.echo,
-        batch: runInWorker ? workerBatch : batch,
-        run: async (b) => {
-          const elapsed = await timed(b, () => plugin.call("echo", input))
-          // Extism 1.0.3 keeps every call's input/output block until reset(); past 32 768 blocks the
-          // block index overflows its i64 address and output_set throws: reset outside the window.
-          await plugin.reset()
-          return elapsed
-        }
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: runInWorker ? names.wNoop : names.noop,
+            batch: runInWorker ? workerBatch : batch,
+            run: (b) => timed(b, () => plugin.call("noop"))
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: runInWorker ? names.wEcho : names.echo,
+            batch: runInWorker ? workerBatch : batch,
+            run: async (b) => {
+              const elapsed = await timed(b, () => plugin.call("echo", input))
+              // Extism 1.0.3 keeps every call's input/output block until reset(); past 32 768 blocks the
+              // block index overflows its i64 address and output_set throws: reset outside the window.
+              await plugin.reset()
+              return elapsed
+            }
+          },
+          options
+        )
+      )
     } finally {
       await plugin.close()
     }
   }
 
   const bytes = await assemble(callsWat(1))
-  const ours = async (label: string, engineLayer: Parameters<typeof makeRuntime>[1], baselines: { noop: string; echo: string }, worker: boolean) => {
+  const ours = async (
+    label: string,
+    engineLayer: Parameters<typeof makeRuntime>[1],
+    baselines: { noop: string; echo: string },
+    worker: boolean
+  ) => {
     const bench = await makeRuntime(undefined, engineLayer)
     const { runtime, run } = bench
     try {
       const moduleId = await run(runtime.loadModule(bytes, makeMetadata({ name: "peer-calls", version: "1.0.0" })))
       const id = agentId("peer")
       await run(runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }))
-      const echo = Effect.gen(function*() {
+      const echo = Effect.gen(function* () {
         yield* runtime.writeMemory(id, 0, input)
         yield* runtime.invoke(id, "last_byte", [0, ECHO_BYTES])
         return yield* runtime.readMemory(id, 0, ECHO_BYTES)
@@ -85,21 +105,38 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
       await warm(() => run(runtime.invoke(id, "noop", [])))
       await warm(() => run(echo))
       const b = worker ? workerBatch : batch
-      rows.push(await measure({
-        suite: SUITE,
-        name: `${label} invoke: noop`,
-        baseline: baselines.noop,
-        batch: b,
-        ...(worker ? { target: { text: "hot: ≥ 10× faster than Extism runInWorker (ratio ≤ 0.1)", met: (r: number) => r <= 0.1 } } : {}),
-        run: (n) => timed(n, () => run(runtime.invoke(id, "noop", [])))
-      }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: `${label}: write + invoke + read ${ECHO_BYTES / 1024} KiB`,
-        baseline: baselines.echo,
-        batch: b,
-        run: (n) => timed(n, () => run(echo))
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `${label} invoke: noop`,
+            baseline: baselines.noop,
+            batch: b,
+            ...(worker
+              ? {
+                  target: {
+                    text: "hot: ≥ 10× faster than Extism runInWorker (ratio ≤ 0.1)",
+                    met: (r: number) => r <= 0.1
+                  }
+                }
+              : {}),
+            run: (n) => timed(n, () => run(runtime.invoke(id, "noop", [])))
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `${label}: write + invoke + read ${ECHO_BYTES / 1024} KiB`,
+            baseline: baselines.echo,
+            batch: b,
+            run: (n) => timed(n, () => run(echo))
+          },
+          options
+        )
+      )
     } finally {
       await bench.dispose()
     }
@@ -108,6 +145,8 @@ export const peerSuite = async (options: RunOptions): Promise<SuiteResult> => {
   const engine = await findNodeEngine()
   if ("missing" in engine) notes.push(`worker engine vs Extism runInWorker not yet measurable: ${engine.missing}`)
   else await ours("Effect runtime (engine-node)", engine.layer, { noop: names.wNoop, echo: names.wEcho }, true)
-  notes.push("our rows here run each call as its own runPromise (like a caller awaiting one call), unlike the invoke suite's batched Effect loop")
+  notes.push(
+    "our rows here run each call as its own runPromise (like a caller awaiting one call), unlike the invoke suite's batched Effect loop"
+  )
   return { suite: SUITE, rows, notes }
 }

@@ -91,7 +91,8 @@ export const formatMs = (ms: number): string => {
 const formatValue = (row: ResultRow, v: number): string =>
   row.unit === "ms" ? formatMs(v) : row.unit === "bytes" ? `${(v / 1024).toFixed(1)} KiB` : v.toLocaleString("en-US")
 
-const formatRatio = (r: number | null): string => (r === null ? "baseline" : r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`)
+const formatRatio = (r: number | null): string =>
+  r === null ? "baseline" : r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`
 
 /** The rows as a Markdown table (what the console and BENCHMARKS.md show). */
 export const table = (rows: ReadonlyArray<ResultRow>): string => {
@@ -107,7 +108,8 @@ export const table = (rows: ReadonlyArray<ResultRow>): string => {
   ])
   const all = [header, ...lines]
   const widths = header.map((_, i) => Math.max(...all.map((l) => [...(l[i] ?? "")].length)))
-  const fmt = (l: ReadonlyArray<string>) => `| ${l.map((c, i) => c + " ".repeat((widths[i] ?? 0) - [...c].length)).join(" | ")} |`
+  const fmt = (l: ReadonlyArray<string>) =>
+    `| ${l.map((c, i) => c + " ".repeat((widths[i] ?? 0) - [...c].length)).join(" | ")} |`
   return [fmt(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...lines.map(fmt)].join("\n")
 }
 

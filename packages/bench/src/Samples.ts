@@ -30,7 +30,8 @@ export const rowFromSamples = (input: {
   readonly note?: string | undefined
 }): Row => {
   if (input.samples.length === 0) throw new Error(`${input.suite} / ${input.name}: no samples`)
-  if (!input.samples.every((s) => Number.isFinite(s) && s >= 0)) throw new Error(`${input.suite} / ${input.name}: a sample is not a finite non-negative time`)
+  if (!input.samples.every((s) => Number.isFinite(s) && s >= 0))
+    throw new Error(`${input.suite} / ${input.name}: a sample is not a finite non-negative time`)
   return {
     suite: input.suite,
     name: input.name,

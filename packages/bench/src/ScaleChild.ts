@@ -44,20 +44,28 @@ const memory = () => {
 const describe = (e: unknown): string =>
   e !== null && typeof e === "object" && "_tag" in e
     ? `${String((e as { _tag: unknown })._tag)}: ${JSON.stringify(e)}`
-    : e instanceof Error ? `${e.name}: ${e.message}` : String(e)
+    : e instanceof Error
+      ? `${e.name}: ${e.message}`
+      : String(e)
 
 const main = async () => {
   const [mode, capText, limitText] = process.argv.slice(2)
   if (mode !== "raw" && mode !== "runtime") throw new Error(`mode must be raw or runtime, got ${mode}`)
   const cap = Number(capText ?? 100_000)
   const limitMs = Number(limitText ?? 60_000)
-  const trapHandler = !process.execArgv.some((a) => a === "--no-wasm-trap-handler" || a === "--disable-wasm-trap-handler")
+  const trapHandler = !process.execArgv.some(
+    (a) => a === "--no-wasm-trap-handler" || a === "--disable-wasm-trap-handler"
+  )
   const bytes = await assemble(callsWat(1))
   const compiled = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
-  const bench = mode === "runtime"
-    ? await makeRuntime(benchSettings({ pool: { totalMemory: (cap + 16) * MiB }, autoPressure: false }))
-    : undefined
-  const moduleId = bench === undefined ? undefined : await bench.run(bench.runtime.loadModule(bytes, makeMetadata({ name: "scale", version: "1.0.0" })))
+  const bench =
+    mode === "runtime"
+      ? await makeRuntime(benchSettings({ pool: { totalMemory: (cap + 16) * MiB }, autoPressure: false }))
+      : undefined
+  const moduleId =
+    bench === undefined
+      ? undefined
+      : await bench.run(bench.runtime.loadModule(bytes, makeMetadata({ name: "scale", version: "1.0.0" })))
   const keep: Array<WebAssembly.Instance> = []
   const before = memory()
   const start = performance.now()
@@ -84,12 +92,17 @@ const main = async () => {
       } else {
         const { runtime } = bench
         const first = live
-        await bench.run(Effect.gen(function*() {
-          for (let i = 0; i < n; i++) {
-            yield* runtime.spawnAgent(agentId(`s${first + i}`), moduleId, { memoryLimit: MiB, memoryReservation: PAGE })
-            live++
-          }
-        }))
+        await bench.run(
+          Effect.gen(function* () {
+            for (let i = 0; i < n; i++) {
+              yield* runtime.spawnAgent(agentId(`s${first + i}`), moduleId, {
+                memoryLimit: MiB,
+                memoryReservation: PAGE
+              })
+              live++
+            }
+          })
+        )
       }
     } catch (e) {
       stoppedBy = "error"
@@ -100,11 +113,24 @@ const main = async () => {
     if (liveBefore === 0) firstChunkMsPerAgent = perAgent
     lastChunkMsPerAgent = perAgent
     // progress, so a probe whose process dies (V8 aborts on some mmap failures) still tells how far it got
-    process.stdout.write(`${JSON.stringify({ progress: live, elapsedMs: performance.now() - start, firstChunkMsPerAgent, lastChunkMsPerAgent })}\n`)
+    process.stdout.write(
+      `${JSON.stringify({ progress: live, elapsedMs: performance.now() - start, firstChunkMsPerAgent, lastChunkMsPerAgent })}\n`
+    )
   }
   const elapsedMs = performance.now() - start
   const after = memory()
-  const report: ScaleReport = { mode, trapHandler, live, stoppedBy, error, elapsedMs, firstChunkMsPerAgent, lastChunkMsPerAgent, before, after }
+  const report: ScaleReport = {
+    mode,
+    trapHandler,
+    live,
+    stoppedBy,
+    error,
+    elapsedMs,
+    firstChunkMsPerAgent,
+    lastChunkMsPerAgent,
+    before,
+    after
+  }
   process.stdout.write(`${JSON.stringify(report)}\n`)
   process.exit(0)
 }

@@ -32,7 +32,12 @@ export const noTrapHandlerFlag = process.allowedNodeEnvironmentFlags.has("--disa
   : "--no-wasm-trap-handler"
 
 /** Runs one probe in a child process and parses its report. */
-export const probe = (mode: "raw" | "runtime", trapHandler: boolean, cap: number, limitMs: number): Promise<ScaleReport> =>
+export const probe = (
+  mode: "raw" | "runtime",
+  trapHandler: boolean,
+  cap: number,
+  limitMs: number
+): Promise<ScaleReport> =>
   new Promise((resolve, reject) => {
     const args = [
       ...(trapHandler ? [] : [noTrapHandlerFlag]),
@@ -45,18 +50,28 @@ export const probe = (mode: "raw" | "runtime", trapHandler: boolean, cap: number
       String(limitMs)
     ]
     execFile(process.execPath, args, { timeout: limitMs + 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const lines = stdout.trim().split("\n").flatMap((l) => {
-        try {
-          return [JSON.parse(l) as ScaleReport | { progress: number; elapsedMs: number; firstChunkMsPerAgent: number; lastChunkMsPerAgent: number }]
-        } catch {
-          return []
-        }
-      })
+      const lines = stdout
+        .trim()
+        .split("\n")
+        .flatMap((l) => {
+          try {
+            return [
+              JSON.parse(l) as
+                | ScaleReport
+                | { progress: number; elapsedMs: number; firstChunkMsPerAgent: number; lastChunkMsPerAgent: number }
+            ]
+          } catch {
+            return []
+          }
+        })
       const last = lines.at(-1)
       if (last !== undefined && "mode" in last) return resolve(last)
       if (last !== undefined && "progress" in last) {
         // the process died (e.g. V8's fatal "Check failed: 0 == munmap") after `progress` live agents
-        const fatal = stderr.split("\n").find((l) => /Check failed|Fatal|out of memory/i.test(l))?.trim()
+        const fatal = stderr
+          .split("\n")
+          .find((l) => /Check failed|Fatal|out of memory/i.test(l))
+          ?.trim()
         const zero = { rss: 0, heapUsed: 0, external: 0 }
         return resolve({
           mode,
@@ -71,11 +86,16 @@ export const probe = (mode: "raw" | "runtime", trapHandler: boolean, cap: number
           after: zero
         })
       }
-      reject(new Error(`scale probe ${mode} (trap handler ${trapHandler ? "on" : "off"}) failed: ${err?.message ?? ""} ${stderr.slice(-400)}`))
+      reject(
+        new Error(
+          `scale probe ${mode} (trap handler ${trapHandler ? "on" : "off"}) failed: ${err?.message ?? ""} ${stderr.slice(-400)}`
+        )
+      )
     })
   })
 
-const perAgent = (r: ScaleReport, key: "rss" | "heapUsed" | "external") => (r.live === 0 ? 0 : (r.after[key] - r.before[key]) / r.live)
+const perAgent = (r: ScaleReport, key: "rss" | "heapUsed" | "external") =>
+  r.live === 0 ? 0 : (r.after[key] - r.before[key]) / r.live
 
 export const scaleSuite = async (options: RunOptions): Promise<SuiteResult> => {
   const cap = size(options, 100_000, 15_000, 300)
@@ -88,25 +108,51 @@ export const scaleSuite = async (options: RunOptions): Promise<SuiteResult> => {
     const ours = await probe("runtime", trapHandler, cap, limitMs)
     const rawName = `raw live 1-page instances (${flag})`
     const stop = (r: ScaleReport) =>
-      r.stoppedBy === "cap" ? `reached the cap (${cap})` : r.stoppedBy === "time" ? `time limit (${limitMs} ms)` : r.stoppedBy === "crash" ? (r.error ?? "process died") : `failed: ${r.error ?? "?"}`
+      r.stoppedBy === "cap"
+        ? `reached the cap (${cap})`
+        : r.stoppedBy === "time"
+          ? `time limit (${limitMs} ms)`
+          : r.stoppedBy === "crash"
+            ? (r.error ?? "process died")
+            : `failed: ${r.error ?? "?"}`
     rows.push(valueRow({ suite: SUITE, name: rawName, value: raw.live, unit: "count", note: stop(raw) }))
-    rows.push(valueRow({
-      suite: SUITE,
-      name: `live agents per process (${flag})`,
-      value: ours.live,
-      unit: "count",
-      baseline: rawName,
-      target: { text: "100 000 live agents", met: () => ours.live >= 100_000 },
-      note: `${stop(ours)}; ${(ours.elapsedMs / 1000).toFixed(1)} s; spawn cost ${(ours.firstChunkMsPerAgent * 1000).toFixed(0)} µs/agent for the first 500, ${(ours.lastChunkMsPerAgent * 1000).toFixed(0)} µs/agent for the last 500`
-    }))
+    rows.push(
+      valueRow({
+        suite: SUITE,
+        name: `live agents per process (${flag})`,
+        value: ours.live,
+        unit: "count",
+        baseline: rawName,
+        target: { text: "100 000 live agents", met: () => ours.live >= 100_000 },
+        note: `${stop(ours)}; ${(ours.elapsedMs / 1000).toFixed(1)} s; spawn cost ${(ours.firstChunkMsPerAgent * 1000).toFixed(0)} µs/agent for the first 500, ${(ours.lastChunkMsPerAgent * 1000).toFixed(0)} µs/agent for the last 500`
+      })
+    )
     if (trapHandler && raw.stoppedBy !== "crash" && ours.stoppedBy !== "crash") {
       const rawRss = "raw RSS per instance"
       const rawHeap = "raw V8 heap per instance"
       rows.push(valueRow({ suite: SUITE, name: rawRss, value: perAgent(raw, "rss"), unit: "bytes" }))
-      rows.push(valueRow({ suite: SUITE, name: "runtime RSS per agent", value: perAgent(ours, "rss"), unit: "bytes", baseline: rawRss }))
+      rows.push(
+        valueRow({
+          suite: SUITE,
+          name: "runtime RSS per agent",
+          value: perAgent(ours, "rss"),
+          unit: "bytes",
+          baseline: rawRss
+        })
+      )
       rows.push(valueRow({ suite: SUITE, name: rawHeap, value: perAgent(raw, "heapUsed"), unit: "bytes" }))
-      rows.push(valueRow({ suite: SUITE, name: "runtime V8 heap per agent", value: perAgent(ours, "heapUsed"), unit: "bytes", baseline: rawHeap }))
-      notes.push(`per-agent memory from ${ours.live} runtime agents / ${raw.live} raw instances (trap handler on), deltas after a full GC; linear memory (64 KiB each, never written) is not resident`)
+      rows.push(
+        valueRow({
+          suite: SUITE,
+          name: "runtime V8 heap per agent",
+          value: perAgent(ours, "heapUsed"),
+          unit: "bytes",
+          baseline: rawHeap
+        })
+      )
+      notes.push(
+        `per-agent memory from ${ours.live} runtime agents / ${raw.live} raw instances (trap handler on), deltas after a full GC; linear memory (64 KiB each, never written) is not resident`
+      )
     }
   }
   return { suite: SUITE, rows, notes }

@@ -29,9 +29,11 @@ export const spawnSuite = async (options: RunOptions): Promise<SuiteResult> => {
     const ids: Array<AgentId> = []
     for (let i = 0; i < n; i++) ids.push(agentId(`spawn-${++seq}`))
     const start = performance.now()
-    await run(Effect.gen(function*() {
-      for (const id of ids) yield* runtime.spawnAgent(id, moduleId, { memoryLimit: MiB })
-    }))
+    await run(
+      Effect.gen(function* () {
+        for (const id of ids) yield* runtime.spawnAgent(id, moduleId, { memoryLimit: MiB })
+      })
+    )
     const elapsed = performance.now() - start
     await run(Effect.forEach(ids, (id) => runtime.evictAgent(id, "Manual"), { discard: true }))
     return elapsed
@@ -42,47 +44,67 @@ export const spawnSuite = async (options: RunOptions): Promise<SuiteResult> => {
       const compiled = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
       const moduleId = await run(runtime.loadModule(bytes, makeMetadata({ name: `spawn-${pages}p`, version: "1.0.0" })))
       const raw = `raw new WebAssembly.Instance (${pages} page${pages > 1 ? "s" : ""})`
-      rows.push(await measure({
-        suite: SUITE,
-        name: raw,
-        batch: batchSize,
-        run: (batch) => {
-          const keep: Array<WebAssembly.Instance> = []
-          const start = performance.now()
-          for (let i = 0; i < batch; i++) keep.push(new WebAssembly.Instance(compiled, {}))
-          const elapsed = performance.now() - start
-          consume(keep)
-          return elapsed
-        }
-      }, options))
-      rows.push(await measure({
-        suite: SUITE,
-        name: `spawnAgent (${pages} page${pages > 1 ? "s" : ""})`,
-        baseline: raw,
-        batch: batchSize,
-        target: { text: "rate ≥ 50% of raw (ratio ≤ 2)", met: (r) => r <= 2 },
-        run: (batch) => spawnBatch(moduleId, batch)
-      }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: raw,
+            batch: batchSize,
+            run: (batch) => {
+              const keep: Array<WebAssembly.Instance> = []
+              const start = performance.now()
+              for (let i = 0; i < batch; i++) keep.push(new WebAssembly.Instance(compiled, {}))
+              const elapsed = performance.now() - start
+              consume(keep)
+              return elapsed
+            }
+          },
+          options
+        )
+      )
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: `spawnAgent (${pages} page${pages > 1 ? "s" : ""})`,
+            baseline: raw,
+            batch: batchSize,
+            target: { text: "rate ≥ 50% of raw (ratio ≤ 2)", met: (r) => r <= 2 },
+            run: (batch) => spawnBatch(moduleId, batch)
+          },
+          options
+        )
+      )
       if (pages === 1) {
         const rawSwarm = `raw ${swarm} × new WebAssembly.Instance`
-        rows.push(await measure({
-          suite: SUITE,
-          name: rawSwarm,
-          run: () => {
-            const keep: Array<WebAssembly.Instance> = []
-            const start = performance.now()
-            for (let i = 0; i < swarm; i++) keep.push(new WebAssembly.Instance(compiled, {}))
-            const elapsed = performance.now() - start
-            consume(keep)
-            return elapsed
-          }
-        }, options))
-        rows.push(await measure({
-          suite: SUITE,
-          name: `spawn ${swarm} agents (1 page)`,
-          baseline: rawSwarm,
-          run: () => spawnBatch(moduleId, swarm)
-        }, options))
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: rawSwarm,
+              run: () => {
+                const keep: Array<WebAssembly.Instance> = []
+                const start = performance.now()
+                for (let i = 0; i < swarm; i++) keep.push(new WebAssembly.Instance(compiled, {}))
+                const elapsed = performance.now() - start
+                consume(keep)
+                return elapsed
+              }
+            },
+            options
+          )
+        )
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: `spawn ${swarm} agents (1 page)`,
+              baseline: rawSwarm,
+              run: () => spawnBatch(moduleId, swarm)
+            },
+            options
+          )
+        )
       }
     }
   } finally {

@@ -71,7 +71,8 @@ const startSpinningWorker = () => {
     Atomics.store(i32, 0, n)
     const since = performance.now()
     for (let i = 1; Atomics.load(i32, 1) !== n; i++) {
-      if ((i & 0xffff) === 0 && performance.now() - since > 10_000) throw new Error("the spinning worker does not answer")
+      if ((i & 0xffff) === 0 && performance.now() - since > 10_000)
+        throw new Error("the spinning worker does not answer")
     }
   }
   const stop = async () => {
@@ -144,30 +145,70 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
     const rawAtomicsHot = "raw SAB+Atomics round trip (hot)"
     const rawAtomicsIdle = "raw SAB+Atomics round trip (idle)"
     const rawSpinning = "raw SAB round trip, both sides spinning (the limit)"
-    rows.push(await measure({ suite: SUITE, name: "raw postMessage round trip (hot)", batch: hotBatch, run: async (b) => {
-      const start = performance.now()
-      for (let i = 0; i < b; i++) await raw.messageRoundTrip()
-      return performance.now() - start
-    } }, options))
-    rows.push(await measure({ suite: SUITE, name: rawAtomicsHot, batch: hotBatch, run: (b) => {
-      const start = performance.now()
-      for (let i = 0; i < b; i++) raw.atomicsRoundTrip()
-      return performance.now() - start
-    } }, options))
-    rows.push(await measure({ suite: SUITE, name: rawAtomicsIdle, ...idleSamples, run: async () => {
-      await sleep(IDLE_PAUSE_MS)
-      const start = performance.now()
-      raw.atomicsRoundTrip()
-      return performance.now() - start
-    } }, options))
+    rows.push(
+      await measure(
+        {
+          suite: SUITE,
+          name: "raw postMessage round trip (hot)",
+          batch: hotBatch,
+          run: async (b) => {
+            const start = performance.now()
+            for (let i = 0; i < b; i++) await raw.messageRoundTrip()
+            return performance.now() - start
+          }
+        },
+        options
+      )
+    )
+    rows.push(
+      await measure(
+        {
+          suite: SUITE,
+          name: rawAtomicsHot,
+          batch: hotBatch,
+          run: (b) => {
+            const start = performance.now()
+            for (let i = 0; i < b; i++) raw.atomicsRoundTrip()
+            return performance.now() - start
+          }
+        },
+        options
+      )
+    )
+    rows.push(
+      await measure(
+        {
+          suite: SUITE,
+          name: rawAtomicsIdle,
+          ...idleSamples,
+          run: async () => {
+            await sleep(IDLE_PAUSE_MS)
+            const start = performance.now()
+            raw.atomicsRoundTrip()
+            return performance.now() - start
+          }
+        },
+        options
+      )
+    )
     const spinning = startSpinningWorker()
     try {
       spinning.roundTrip() // waits for the worker to start
-      rows.push(await measure({ suite: SUITE, name: rawSpinning, batch: hotBatch * 10, run: (b) => {
-        const start = performance.now()
-        for (let i = 0; i < b; i++) spinning.roundTrip()
-        return performance.now() - start
-      } }, options))
+      rows.push(
+        await measure(
+          {
+            suite: SUITE,
+            name: rawSpinning,
+            batch: hotBatch * 10,
+            run: (b) => {
+              const start = performance.now()
+              for (let i = 0; i < b; i++) spinning.roundTrip()
+              return performance.now() - start
+            }
+          },
+          options
+        )
+      )
     } finally {
       await spinning.stop()
     }
@@ -185,19 +226,24 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
         // warm the host's call path (JIT) first: "idle" is an agent not called for a while, not cold code —
         // unwarmed, the first calls through Effect + domain + pool + codec cost ~1 ms each on their own
         for (let i = 0; i < size(options, 5_000, 2_000, 10); i++) consume(await run(runtime.invoke(id, "noop", [])))
-        rows.push(await measure({
-          suite: SUITE,
-          name: "engine-node invoke no-op (idle agent)",
-          baseline: rawAtomicsIdle,
-          ...idleSamples,
-          target: { text: "≤ 1.3× raw Atomics round trip", met: (r) => r <= 1.3 },
-          run: async () => {
-            await sleep(IDLE_PAUSE_MS)
-            const start = performance.now()
-            consume(await run(runtime.invoke(id, "noop", [])))
-            return performance.now() - start
-          }
-        }, options))
+        rows.push(
+          await measure(
+            {
+              suite: SUITE,
+              name: "engine-node invoke no-op (idle agent)",
+              baseline: rawAtomicsIdle,
+              ...idleSamples,
+              target: { text: "≤ 1.3× raw Atomics round trip", met: (r) => r <= 1.3 },
+              run: async () => {
+                await sleep(IDLE_PAUSE_MS)
+                const start = performance.now()
+                consume(await run(runtime.invoke(id, "noop", [])))
+                return performance.now() - start
+              }
+            },
+            options
+          )
+        )
         const hot = {
           suite: SUITE,
           batch: hotBatch,
@@ -207,33 +253,45 @@ export const workerSuite = async (options: RunOptions): Promise<SuiteResult> => 
             return performance.now() - start
           }
         }
-        rows.push(await measure({
-          ...hot,
-          name: "engine-node invoke no-op (hot agent)",
-          baseline: rawSpinning,
-          target: { text: "≤ 5× raw spinning SAB round trip", met: (r) => r <= 5 },
-          note: "peer target (≥ 10× faster than Extism runInWorker) in the peer suite",
-        }, options))
-        rows.push(await measure({
-          ...hot,
-          name: "engine-node invoke no-op (hot agent) vs sleeping raw",
-          baseline: rawAtomicsHot,
-          note: "the same calls against the raw round trip that sleeps in Atomics.wait on both sides"
-        }, options))
+        rows.push(
+          await measure(
+            {
+              ...hot,
+              name: "engine-node invoke no-op (hot agent)",
+              baseline: rawSpinning,
+              target: { text: "≤ 5× raw spinning SAB round trip", met: (r) => r <= 5 },
+              note: "peer target (≥ 10× faster than Extism runInWorker) in the peer suite"
+            },
+            options
+          )
+        )
+        rows.push(
+          await measure(
+            {
+              ...hot,
+              name: "engine-node invoke no-op (hot agent) vs sleeping raw",
+              baseline: rawAtomicsHot,
+              note: "the same calls against the raw round trip that sleeps in Atomics.wait on both sides"
+            },
+            options
+          )
+        )
         // warm workers: one agent per worker of the pool, each called hot, then nothing for a while
         const warm = Array.from({ length: 4 }, (_, i) => agentId(`worker-warm-${i}`))
         for (const w of warm) await run(runtime.spawnAgent(w, moduleId, { memoryLimit: MiB }))
         for (let i = 0; i < 200; i++) for (const w of [id, ...warm]) consume(await run(runtime.invoke(w, "noop", [])))
         const idleMs = size(options, 2_000, 1_000, 200)
         await sleep(5) // the workers' last spins end within WORKER_SPIN_MAX_MS
-        rows.push(valueRow({
-          suite: SUITE,
-          name: `idle CPU, % of one core (runtime with ${warm.length + 1} warm agents on its workers, no calls, ${idleMs} ms)`,
-          value: Math.round((await idleCpuPercent(idleMs)) * 100) / 100,
-          unit: "count",
-          target: { text: "≈ 0 % of a core (≤ 1 %)", met: (_r, median) => median <= 1 },
-          note: "process.cpuUsage: host and worker threads together"
-        }))
+        rows.push(
+          valueRow({
+            suite: SUITE,
+            name: `idle CPU, % of one core (runtime with ${warm.length + 1} warm agents on its workers, no calls, ${idleMs} ms)`,
+            value: Math.round((await idleCpuPercent(idleMs)) * 100) / 100,
+            unit: "count",
+            target: { text: "≈ 0 % of a core (≤ 1 %)", met: (_r, median) => median <= 1 },
+            note: "process.cpuUsage: host and worker threads together"
+          })
+        )
       } finally {
         await bench.dispose()
       }

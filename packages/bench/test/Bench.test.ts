@@ -10,14 +10,19 @@ const external = new Set(["browser", "edge"])
 
 describe("bench suites (smoke: each runs once with tiny counts)", () => {
   for (const suite of suites.filter((s) => !external.has(s.name))) {
-    it(suite.name, async () => {
-      const result = await suite.run(smoke)
-      expect(result.suite).toBe(suite.name)
-      checkShape(result)
-      if (suite.name === "invoke") expect(result.rows.some((r) => r.name.startsWith("prepared call handle"))).toBe(true)
-      if (suite.name === "peer") expect(result.rows.some((r) => r.name.startsWith("Extism runInWorker"))).toBe(true)
-      if (suite.name === "multihost") expect(result.rows.some((r) => r.name.startsWith("live agents"))).toBe(true)
-    }, suite.name === "multihost" ? 180_000 : 60_000)
+    it(
+      suite.name,
+      async () => {
+        const result = await suite.run(smoke)
+        expect(result.suite).toBe(suite.name)
+        checkShape(result)
+        if (suite.name === "invoke")
+          expect(result.rows.some((r) => r.name.startsWith("prepared call handle"))).toBe(true)
+        if (suite.name === "peer") expect(result.rows.some((r) => r.name.startsWith("Extism runInWorker"))).toBe(true)
+        if (suite.name === "multihost") expect(result.rows.some((r) => r.name.startsWith("live agents"))).toBe(true)
+      },
+      suite.name === "multihost" ? 180_000 : 60_000
+    )
   }
 })
 
@@ -46,6 +51,11 @@ describe("Report", () => {
   })
 
   it("formats durations in the unit that reads best", () => {
-    expect([formatMs(0.0000046), formatMs(0.0021), formatMs(12.5), formatMs(2500)]).toEqual(["4.6 ns", "2.10 µs", "12.50 ms", "2.50 s"])
+    expect([formatMs(0.0000046), formatMs(0.0021), formatMs(12.5), formatMs(2500)]).toEqual([
+      "4.6 ns",
+      "2.10 µs",
+      "12.50 ms",
+      "2.50 s"
+    ])
   })
 })

@@ -5,20 +5,24 @@ import { checkShape } from "./support.js"
 const smoke = { quick: true, smoke: true }
 
 describe("edge suite (workerd, smoke counts)", () => {
-  it.skipIf(workerdBinary() === undefined)("builds its Worker with agent-runtime bundle + esbuild and measures raw vs runtime.invoke inside workerd", async () => {
-    const result = await edgeSuite(smoke)
-    checkShape(result)
-    expect(result.rows.map((r) => r.name)).toEqual([
-      "HTTP round trip to workerd, empty request (subtracted)",
-      "raw direct export call in workerd: add(i32,i32)",
-      "runtime.invoke in workerd (engine-edge): add(i32,i32)"
-    ])
-    const invoke = resolve([result]).find((r) => r.name.startsWith("runtime.invoke"))
-    expect(invoke?.baseline).toBe("raw direct export call in workerd: add(i32,i32)")
-    expect(invoke?.target?.text).toBe("≤ 1 µs median")
-    // the empty request is a real HTTP round trip: well above zero
-    expect(result.rows[0]!.median).toBeGreaterThan(0)
-  }, 60_000)
+  it.skipIf(workerdBinary() === undefined)(
+    "builds its Worker with agent-runtime bundle + esbuild and measures raw vs runtime.invoke inside workerd",
+    async () => {
+      const result = await edgeSuite(smoke)
+      checkShape(result)
+      expect(result.rows.map((r) => r.name)).toEqual([
+        "HTTP round trip to workerd, empty request (subtracted)",
+        "raw direct export call in workerd: add(i32,i32)",
+        "runtime.invoke in workerd (engine-edge): add(i32,i32)"
+      ])
+      const invoke = resolve([result]).find((r) => r.name.startsWith("runtime.invoke"))
+      expect(invoke?.baseline).toBe("raw direct export call in workerd: add(i32,i32)")
+      expect(invoke?.target?.text).toBe("≤ 1 µs median")
+      // the empty request is a real HTTP round trip: well above zero
+      expect(result.rows[0]!.median).toBeGreaterThan(0)
+    },
+    60_000
+  )
 })
 
 describe("Samples", () => {

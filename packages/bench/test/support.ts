@@ -25,4 +25,3 @@ export const checkShape = (result: SuiteResult) => {
     if (r.target !== null) expect(typeof r.target.met).toBe("boolean")
   }
 }
-

@@ -62,7 +62,12 @@ export interface EngineSpy {
    * Results of probe calls made right after a lifecycle call succeeded (see
    * `probeAfter`), e.g. `cleanups_count` right after `_cleanup`.
    */
-  readonly probes: Array<{ readonly agentId: string; readonly after: string; readonly fn: string; readonly results: ReadonlyArray<WasmValue> }>
+  readonly probes: Array<{
+    readonly agentId: string
+    readonly after: string
+    readonly fn: string
+    readonly results: ReadonlyArray<WasmValue>
+  }>
   /**
    * Per agent id, an effect the spy runs before each engine call of that
    * agent (e.g. `Deferred.await`): holds a call in flight — and the agent's
@@ -87,19 +92,27 @@ export const makeSpy = (): EngineSpy => ({
 })
 
 /** The calls of one agent's function the spy saw. */
-export const callsOf = (spy: EngineSpy, agent: string, fn: string) => spy.calls.filter((c) => c.agentId === agent && c.fn === fn)
+export const callsOf = (spy: EngineSpy, agent: string, fn: string) =>
+  spy.calls.filter((c) => c.agentId === agent && c.fn === fn)
 
 const wrapInstance = (spy: EngineSpy, agent: string, inst: WasmInstance): WasmInstance => ({
   invoke: (fn, args, options) =>
-    Effect.onExit(Effect.andThen(Effect.suspend(() => spy.holds.get(agent) ?? Effect.void), inst.invoke(fn, args, options)), (exit) =>
-      Effect.gen(function*() {
-        spy.calls.push({ agentId: agent, fn, ok: exit._tag === "Success" })
-        if (exit._tag !== "Success") return
-        for (const probe of probeAfter[fn] ?? []) {
-          const r = yield* Effect.result(inst.invoke(probe, []))
-          if (r._tag === "Success") spy.probes.push({ agentId: agent, after: fn, fn: probe, results: r.success.results })
-        }
-      })),
+    Effect.onExit(
+      Effect.andThen(
+        Effect.suspend(() => spy.holds.get(agent) ?? Effect.void),
+        inst.invoke(fn, args, options)
+      ),
+      (exit) =>
+        Effect.gen(function* () {
+          spy.calls.push({ agentId: agent, fn, ok: exit._tag === "Success" })
+          if (exit._tag !== "Success") return
+          for (const probe of probeAfter[fn] ?? []) {
+            const r = yield* Effect.result(inst.invoke(probe, []))
+            if (r._tag === "Success")
+              spy.probes.push({ agentId: agent, after: fn, fn: probe, results: r.success.results })
+          }
+        })
+    ),
   get memoryBytes() {
     return inst.memoryBytes
   },
@@ -118,16 +131,21 @@ const wrapInstance = (spy: EngineSpy, agent: string, inst: WasmInstance): WasmIn
 export const spyLayer = (engineLayer: Layer.Layer<WasmEngine>, spy: EngineSpy): Layer.Layer<WasmEngine> =>
   Layer.effect(
     WasmEngine,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const engine = yield* WasmEngine
       const wrapped: WasmEngineShape = {
         platform: engine.platform,
         capabilities: engine.capabilities,
         threads: engine.threads,
-        validate: engine.validate === undefined
-          ? undefined
-          : (bytes) => Effect.tap(engine.validate!(bytes), () => Effect.sync(() => void spy.validations.push(bytes.byteLength))),
-        compile: (bytes, hash) => Effect.tap(engine.compile(bytes, hash), () => Effect.sync(() => void spy.compiles.push(hash))),
+        validate:
+          engine.validate === undefined
+            ? undefined
+            : (bytes) =>
+                Effect.tap(engine.validate!(bytes), () =>
+                  Effect.sync(() => void spy.validations.push(bytes.byteLength))
+                ),
+        compile: (bytes, hash) =>
+          Effect.tap(engine.compile(bytes, hash), () => Effect.sync(() => void spy.compiles.push(hash))),
         instantiate: (module, options) =>
           Effect.map(engine.instantiate(module, options), (inst) => {
             const w = wrapInstance(spy, options.agentId, inst)
@@ -157,7 +175,10 @@ export const mergeSettings = (base: SettingsInput, over: SettingsInput): Setting
 
 /** The verifier: the TEST-ONLY trust store, unsigned modules refused unless asked. */
 export const verifierLayer = (options: Partial<Signing.VerifierOptions> = {}): Layer.Layer<ModuleVerifier> =>
-  Signing.layer({ trustStore: options.trustStore ?? testOnlyTrustStore(), allowUnsigned: options.allowUnsigned ?? false })
+  Signing.layer({
+    trustStore: options.trustStore ?? testOnlyTrustStore(),
+    allowUnsigned: options.allowUnsigned ?? false
+  })
 
 /** The services a case body may use. */
 export type CaseServices = AgentRuntime | EventBus | InstanceRepository | MetricsRepository | Scope.Scope
@@ -182,7 +203,11 @@ export interface TestRuntime {
     id: string,
     name: AgentName,
     config?: Partial<AgentConfigShape>
-  ) => Effect.Effect<AgentInfo, Effect.Error<ReturnType<AgentRuntimeShape["loadModule"]>> | Effect.Error<ReturnType<AgentRuntimeShape["spawnAgent"]>>>
+  ) => Effect.Effect<
+    AgentInfo,
+    | Effect.Error<ReturnType<AgentRuntimeShape["loadModule"]>>
+    | Effect.Error<ReturnType<AgentRuntimeShape["spawnAgent"]>>
+  >
   /** `rt.invoke` with a string id. */
   readonly call: (id: string, fn: string, args?: ReadonlyArray<WasmValue>) => ReturnType<AgentRuntimeShape["invoke"]>
   /** `rt.agent` with a string id. */
@@ -199,7 +224,7 @@ export interface RunOptions {
 }
 
 /** Lets other fibers run: a few scheduler turns. */
-export const settle: Effect.Effect<void> = Effect.gen(function*() {
+export const settle: Effect.Effect<void> = Effect.gen(function* () {
   for (let i = 0; i < 10; i++) yield* Effect.yieldNow
 })
 
@@ -210,7 +235,7 @@ export const settle: Effect.Effect<void> = Effect.gen(function*() {
  * after ~2 s of real time.
  */
 export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>): Effect.Effect<void, E, R> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let i = 0; i < 2000; i++) {
       yield* settle
       if (yield* check) return
@@ -220,62 +245,63 @@ export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, 
   })
 
 /** Builds the runtime of one case and runs `body` with it; everything is released when the body ends. */
-export const makeRunner = (input: {
-  readonly engineLayer: Layer.Layer<WasmEngine>
-  readonly caps: () => EngineCapabilities
-  readonly fixtures: Fixtures
-  readonly settings: SettingsInput
-}) =>
-<A, E>(
-  body: (t: TestRuntime) => Effect.Effect<A, E, CaseServices>,
-  options: RunOptions = {}
-): Effect.Effect<A, E> => {
-  const spy = makeSpy()
-  const settings = mergeSettings(mergeSettings({ id: "rt-conformance" }, input.settings), options.settings ?? {})
-  const layer = AgentRuntimes.layerMemory(settings).pipe(
-    Layer.provide(Layer.mergeAll(spyLayer(input.engineLayer, spy), verifierLayer(options.verifier))),
-    Layer.orDie // a runtime that cannot start (more engine threads than its pool allows) is a broken harness
-  )
-  return Effect.scoped(
-    Effect.gen(function*() {
-      const rt = yield* AgentRuntime
-      const modules = new Map<AgentName, ModuleId>()
-      const load: TestRuntime["load"] = (name) =>
-        Effect.gen(function*() {
-          const bytes = yield* input.fixtures.bytes(name)
-          const id = yield* rt.loadModule(bytes, makeMetadata({ name, version: input.fixtures.version(name) }))
-          modules.set(name, id)
-          return id
-        })
-      const t: TestRuntime = {
-        rt,
-        spy,
-        caps: input.caps(),
-        load,
-        spawn: (id, name, config = {}) =>
-          Effect.gen(function*() {
-            const moduleId = modules.get(name) ?? (yield* load(name))
-            return yield* rt.spawnAgent(agentId(id), moduleId, { memoryLimit: 16 * MiB, ...config })
+export const makeRunner =
+  (input: {
+    readonly engineLayer: Layer.Layer<WasmEngine>
+    readonly caps: () => EngineCapabilities
+    readonly fixtures: Fixtures
+    readonly settings: SettingsInput
+  }) =>
+  <A, E>(
+    body: (t: TestRuntime) => Effect.Effect<A, E, CaseServices>,
+    options: RunOptions = {}
+  ): Effect.Effect<A, E> => {
+    const spy = makeSpy()
+    const settings = mergeSettings(mergeSettings({ id: "rt-conformance" }, input.settings), options.settings ?? {})
+    const layer = AgentRuntimes.layerMemory(settings).pipe(
+      Layer.provide(Layer.mergeAll(spyLayer(input.engineLayer, spy), verifierLayer(options.verifier))),
+      Layer.orDie // a runtime that cannot start (more engine threads than its pool allows) is a broken harness
+    )
+    return Effect.scoped(
+      Effect.gen(function* () {
+        const rt = yield* AgentRuntime
+        const modules = new Map<AgentName, ModuleId>()
+        const load: TestRuntime["load"] = (name) =>
+          Effect.gen(function* () {
+            const bytes = yield* input.fixtures.bytes(name)
+            const id = yield* rt.loadModule(bytes, makeMetadata({ name, version: input.fixtures.version(name) }))
+            modules.set(name, id)
+            return id
+          })
+        const t: TestRuntime = {
+          rt,
+          spy,
+          caps: input.caps(),
+          load,
+          spawn: (id, name, config = {}) =>
+            Effect.gen(function* () {
+              const moduleId = modules.get(name) ?? (yield* load(name))
+              return yield* rt.spawnAgent(agentId(id), moduleId, { memoryLimit: 16 * MiB, ...config })
+            }),
+          call: (id, fn, args = []) => rt.invoke(agentId(id), fn, args),
+          info: (id) => rt.agent(agentId(id)),
+          collect: Effect.gen(function* () {
+            const events: Array<RuntimeEvent> = []
+            const stream = yield* rt.events
+            yield* Effect.forkScoped(Stream.runForEach(stream, (e) => Effect.sync(() => void events.push(e))))
+            yield* settle
+            return {
+              all: () => events,
+              of: <T extends RuntimeEvent["_tag"]>(tag: T) =>
+                events.filter((e): e is Extract<RuntimeEvent, { readonly _tag: T }> => e._tag === tag)
+            }
           }),
-        call: (id, fn, args = []) => rt.invoke(agentId(id), fn, args),
-        info: (id) => rt.agent(agentId(id)),
-        collect: Effect.gen(function*() {
-          const events: Array<RuntimeEvent> = []
-          const stream = yield* rt.events
-          yield* Effect.forkScoped(Stream.runForEach(stream, (e) => Effect.sync(() => void events.push(e))))
-          yield* settle
-          return {
-            all: () => events,
-            of: <T extends RuntimeEvent["_tag"]>(tag: T) =>
-              events.filter((e): e is Extract<RuntimeEvent, { readonly _tag: T }> => e._tag === tag)
-          }
-        }),
-        settle
-      }
-      return yield* body(t)
-    })
-  ).pipe(Effect.provide(layer))
-}
+          settle
+        }
+        return yield* body(t)
+      })
+    ).pipe(Effect.provide(layer))
+  }
 
 /** The runner type. */
 export type Runner = ReturnType<typeof makeRunner>

@@ -63,7 +63,8 @@ const settings: SettingsInput = {
 }
 
 const envSeed = (): number | undefined => {
-  const v = (globalThis as { readonly process?: { readonly env?: Record<string, string | undefined> } }).process?.env?.PROPERTY_SEED
+  const v = (globalThis as { readonly process?: { readonly env?: Record<string, string | undefined> } }).process?.env
+    ?.PROPERTY_SEED
   return v === undefined || v === "" ? undefined : Number(v)
 }
 
@@ -75,13 +76,23 @@ const id = fc.constantFrom(...M.ids)
 /** The command arbitraries (weights by repetition). */
 const commandArbs = (): Array<fc.Arbitrary<fc.AsyncCommand<M.Model, M.Real>>> => {
   const cmd = <A>(arb: fc.Arbitrary<A>, show: (a: A) => string, body: (m: M.Model, r: M.Real, a: A) => Promise<void>) =>
-    arb.map((a): fc.AsyncCommand<M.Model, M.Real> => ({ check: () => true, run: (m, r) => body(m, r, a), toString: () => show(a) }))
+    arb.map(
+      (a): fc.AsyncCommand<M.Model, M.Real> => ({
+        check: () => true,
+        run: (m, r) => body(m, r, a),
+        toString: () => show(a)
+      })
+    )
   const spawn = cmd(
     fc.tuple(id, fc.constantFrom(...M.kinds), fc.integer({ min: 1, max: 8 })),
     ([i, k, l]) => `spawn(${i}, ${k}, ${l} MiB)`,
     (m, r, [i, k, l]) => M.spawn(m, r, i, k, l)
   )
-  const invoke = cmd(fc.tuple(id, fc.integer({ min: 0, max: 50 })), ([i, n]) => `invoke(${i}, ${n})`, (m, r, [i, n]) => M.invoke(m, r, i, n))
+  const invoke = cmd(
+    fc.tuple(id, fc.integer({ min: 0, max: 50 })),
+    ([i, n]) => `invoke(${i}, ${n})`,
+    (m, r, [i, n]) => M.invoke(m, r, i, n)
+  )
   return [
     spawn,
     spawn,
@@ -89,19 +100,55 @@ const commandArbs = (): Array<fc.Arbitrary<fc.AsyncCommand<M.Model, M.Real>>> =>
     invoke,
     invoke,
     invoke,
-    cmd(id, (i) => `pause(${i})`, (m, r, i) => M.lifecycle(m, r, i, "pause")),
-    cmd(id, (i) => `resume(${i})`, (m, r, i) => M.lifecycle(m, r, i, "resume")),
-    cmd(id, (i) => `evict(${i})`, (m, r, i) => M.evict(m, r, i)),
-    cmd(fc.constant(0), () => "pressure", (m, r) => M.pressure(m, r)),
-    cmd(fc.constant(0), () => "health", (m, r) => M.health(m, r)),
-    cmd(fc.constant(0), () => "passivate", (m, r) => (r.caps.snapshots ? M.passivate(m, r) : M.health(m, r))),
-    cmd(id, (i) => `snapshot(${i})`, (m, r, i) => (r.caps.snapshots ? M.snapshot(m, r, i) : M.health(m, r))),
-    cmd(id, (i) => `restore(${i})`, (m, r, i) => (r.caps.snapshots ? M.restore(m, r, i) : M.health(m, r))),
-    cmd(fc.nat(), (n) => `loadTampered(${n})`, (m, r, n) => M.loadTampered(m, r, n))
+    cmd(
+      id,
+      (i) => `pause(${i})`,
+      (m, r, i) => M.lifecycle(m, r, i, "pause")
+    ),
+    cmd(
+      id,
+      (i) => `resume(${i})`,
+      (m, r, i) => M.lifecycle(m, r, i, "resume")
+    ),
+    cmd(
+      id,
+      (i) => `evict(${i})`,
+      (m, r, i) => M.evict(m, r, i)
+    ),
+    cmd(
+      fc.constant(0),
+      () => "pressure",
+      (m, r) => M.pressure(m, r)
+    ),
+    cmd(
+      fc.constant(0),
+      () => "health",
+      (m, r) => M.health(m, r)
+    ),
+    cmd(
+      fc.constant(0),
+      () => "passivate",
+      (m, r) => (r.caps.snapshots ? M.passivate(m, r) : M.health(m, r))
+    ),
+    cmd(
+      id,
+      (i) => `snapshot(${i})`,
+      (m, r, i) => (r.caps.snapshots ? M.snapshot(m, r, i) : M.health(m, r))
+    ),
+    cmd(
+      id,
+      (i) => `restore(${i})`,
+      (m, r, i) => (r.caps.snapshots ? M.restore(m, r, i) : M.health(m, r))
+    ),
+    cmd(
+      fc.nat(),
+      (n) => `loadTampered(${n})`,
+      (m, r, n) => M.loadTampered(m, r, n)
+    )
   ]
 }
 
-const settle = Effect.gen(function*() {
+const settle = Effect.gen(function* () {
   for (let i = 0; i < 20; i++) yield* Effect.yieldNow
 })
 
@@ -119,9 +166,12 @@ const makeReal = async (
   const rt = Context.get(context, AgentRuntime)
   const events: Array<RuntimeEvent> = []
   await Effect.runPromise(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const stream = yield* rt.events
-      yield* Effect.forkIn(Stream.runForEach(stream, (e) => Effect.sync(() => void events.push(e))), scope)
+      yield* Effect.forkIn(
+        Stream.runForEach(stream, (e) => Effect.sync(() => void events.push(e))),
+        scope
+      )
     }).pipe(Scope.provide(scope))
   )
   const cache = new Map<AgentName, Uint8Array>()
@@ -160,35 +210,49 @@ const makeReal = async (
 export const properties = (name: string, engineLayer: Layer.Layer<WasmEngine>, options: PropertyOptions = {}): void => {
   const operations = options.operations ?? 5_000
   const budget = options.timeBudgetMs ?? 80_000
-  it(`${name}: random operation sequences keep the five invariants and the pool's accounting (≥ ${operations} ops)`, async () => {
-    const seed = options.seed ?? envSeed() ?? (now() ^ 0x5eed) >>> 0
-    const counter = { ops: 0 }
-    const engineScope = Scope.makeUnsafe()
-    const engine = await Effect.runPromise(Layer.buildWithScope(engineLayer, engineScope))
-    const started = now()
-    let runs = 0
-    try {
-      for (let round = 0; counter.ops < operations; round++) {
-        if (now() - started > budget) {
-          throw new Error(`time budget of ${budget} ms spent after ${counter.ops} of ${operations} operations (seed ${seed})`)
+  it(
+    `${name}: random operation sequences keep the five invariants and the pool's accounting (≥ ${operations} ops)`,
+    async () => {
+      const seed = options.seed ?? envSeed() ?? (now() ^ 0x5eed) >>> 0
+      const counter = { ops: 0 }
+      const engineScope = Scope.makeUnsafe()
+      const engine = await Effect.runPromise(Layer.buildWithScope(engineLayer, engineScope))
+      const started = now()
+      let runs = 0
+      try {
+        for (let round = 0; counter.ops < operations; round++) {
+          if (now() - started > budget) {
+            throw new Error(
+              `time budget of ${budget} ms spent after ${counter.ops} of ${operations} operations (seed ${seed})`
+            )
+          }
+          await fc.assert(
+            fc.asyncProperty(
+              fc.commands(commandArbs(), { maxCommands: options.maxCommands ?? 60, size: "max" }),
+              async (cmds) => {
+                runs++
+                const { real, close } = await makeReal(engine, options.fixtures ?? defaultFixtures, counter)
+                try {
+                  await fc.asyncModelRun(
+                    () => ({ model: { agents: new Map(), gone: new Map(), modules: 0 }, real }),
+                    cmds
+                  )
+                } finally {
+                  await close()
+                }
+              }
+            ),
+            { seed: (seed + round) | 0, numRuns: 10, endOnFailure: false }
+          )
         }
-        await fc.assert(
-          fc.asyncProperty(fc.commands(commandArbs(), { maxCommands: options.maxCommands ?? 60, size: "max" }), async (cmds) => {
-            runs++
-            const { real, close } = await makeReal(engine, options.fixtures ?? defaultFixtures, counter)
-            try {
-              await fc.asyncModelRun(() => ({ model: { agents: new Map(), gone: new Map(), modules: 0 }, real }), cmds)
-            } finally {
-              await close()
-            }
-          }),
-          { seed: (seed + round) | 0, numRuns: 10, endOnFailure: false }
+      } finally {
+        await Effect.runPromise(Scope.close(engineScope, Exit.void))
+        console.log(
+          `properties ${name}: seed ${seed}, ${counter.ops} operations in ${runs} runs, ${now() - started} ms`
         )
       }
-    } finally {
-      await Effect.runPromise(Scope.close(engineScope, Exit.void))
-      console.log(`properties ${name}: seed ${seed}, ${counter.ops} operations in ${runs} runs, ${now() - started} ms`)
-    }
-    expect(counter.ops).toBeGreaterThanOrEqual(operations)
-  }, budget + 30_000)
+      expect(counter.ops).toBeGreaterThanOrEqual(operations)
+    },
+    budget + 30_000
+  )
 }

@@ -12,7 +12,11 @@ describe("oracles", () => {
   })
 
   it("wordStats follows the text agent's rules", () => {
-    expect(wordStats(new TextEncoder().encode("The cat, the CAT; a dog42dog"))).toEqual({ count: 7, unique: 4, top: "the" })
+    expect(wordStats(new TextEncoder().encode("The cat, the CAT; a dog42dog"))).toEqual({
+      count: 7,
+      unique: 4,
+      top: "the"
+    })
     expect(wordStats(new TextEncoder().encode("b a a b"))).toEqual({ count: 4, unique: 2, top: "b" })
     expect(prose(100, 1)).toBe(prose(100, 1))
     expect(prose(100, 1)).toHaveLength(100)

@@ -23,9 +23,16 @@ export interface AgentFactoryShape {
    * The agent id is `<type>-<random 8 hex>` unless one is given.
    * Errors: `ModuleNotFound` (unknown type) and every `SpawnError`.
    */
-  readonly createDefault: (agentType: AgentType, agentId?: AgentId) => Effect.Effect<AgentInfo, SpawnError | ModuleNotFound>
+  readonly createDefault: (
+    agentType: AgentType,
+    agentId?: AgentId
+  ) => Effect.Effect<AgentInfo, SpawnError | ModuleNotFound>
   /** Validates a config (1 MiB ≤ memoryLimit ≤ 512 MiB → else `InvalidConfig`) and spawns (spec `create_custom`). */
-  readonly createCustom: (agentId: AgentId, moduleId: ModuleId, config: AgentConfig) => Effect.Effect<AgentInfo, SpawnError>
+  readonly createCustom: (
+    agentId: AgentId,
+    moduleId: ModuleId,
+    config: AgentConfig
+  ) => Effect.Effect<AgentInfo, SpawnError>
 }
 
 /** The `AgentFactory` service key. */
@@ -35,7 +42,7 @@ export class AgentFactory extends Context.Service<AgentFactory, AgentFactoryShap
 
 /** Builds the factory over `AgentRuntime`, `ModuleRegistry` and `ConfigProvider`. */
 export const make: Effect.Effect<AgentFactoryShape, never, AgentRuntime | ModuleRegistry | ConfigProvider> = Effect.gen(
-  function*() {
+  function* () {
     const runtime = yield* AgentRuntime
     const registry = yield* ModuleRegistry
     const configs = yield* ConfigProvider
@@ -47,10 +54,12 @@ export const make: Effect.Effect<AgentFactoryShape, never, AgentRuntime | Module
     return {
       createCustom,
       createDefault: (agentType, agentId) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const moduleId = yield* registry.getModuleForType(agentType)
           const config = yield* configs.getDefaultConfig(agentType)
-          const id = agentId ?? (`${agentType}-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}` as AgentId)
+          const id =
+            agentId ??
+            (`${agentType}-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}` as AgentId)
           return yield* createCustom(id, moduleId, config)
         })
     }

@@ -237,7 +237,8 @@ export class AgentInstance {
   }
   /** Any state but Stopped → Stopping (before `_cleanup`). */
   stopping(): StateChange | InvalidStateTransition {
-    if (this._state === "Stopped") return new InvalidStateTransition({ agentId: this.agentId, from: "Stopped", to: "Stopping" })
+    if (this._state === "Stopped")
+      return new InvalidStateTransition({ agentId: this.agentId, from: "Stopped", to: "Stopping" })
     return this.move("stop", "Stopping")
   }
   /** Stopping → Stopped (after `_cleanup`). */
@@ -349,7 +350,10 @@ export class AgentInstance {
   private markBusy<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
       this._busy++
-      return Effect.ensuring(effect, Effect.sync(() => void this._busy--))
+      return Effect.ensuring(
+        effect,
+        Effect.sync(() => void this._busy--)
+      )
     })
   }
 

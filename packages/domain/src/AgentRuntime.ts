@@ -56,7 +56,16 @@ import { getModule, loadModule } from "./internal/Modules.js"
 import { saveAll } from "./internal/Persistence.js"
 import { type PreparedCall, prepare } from "./internal/PreparedCalls.js"
 import { handleMemoryPressure } from "./internal/Pressure.js"
-import { type AgentInfo, agents, type RestoreResult, recordMetrics, type RuntimeStats, stats, status, toInfo } from "./internal/ReadModels.js"
+import {
+  type AgentInfo,
+  agents,
+  type RestoreResult,
+  recordMetrics,
+  type RuntimeStats,
+  stats,
+  status,
+  toInfo
+} from "./internal/ReadModels.js"
 import { makeState, type RuntimePorts, type StartError } from "./internal/RuntimeState.js"
 import { invokeSpan, op, tracing } from "./internal/Spans.js"
 import { shutdown } from "./internal/Shutdown.js"
@@ -64,7 +73,16 @@ import { type RestoreError, restore, restoreAll, snapshot } from "./internal/Sna
 import { type SpawnError, spawnAgent } from "./internal/Spawning.js"
 
 export { defaultSettings, resolveSettings, type RuntimeSettings, type SettingsInput } from "./RuntimeSettings.js"
-export type { AgentInfo, LifecycleError, PreparedCall, RestoreResult, RuntimePorts, RuntimeStats, SpawnError, StartError }
+export type {
+  AgentInfo,
+  LifecycleError,
+  PreparedCall,
+  RestoreResult,
+  RuntimePorts,
+  RuntimeStats,
+  SpawnError,
+  StartError
+}
 
 /** The operations of one runtime (spec "Services Exposed"). */
 export interface AgentRuntimeShape {
@@ -82,7 +100,12 @@ export interface AgentRuntimeShape {
     metadata: ModuleMetadata
   ) => Effect.Effect<
     ModuleId,
-    E.InvalidSignature | E.CompileError | E.ModuleTooLarge | E.RepositoryError | E.RuntimeUnavailable | E.InvalidArgument
+    | E.InvalidSignature
+    | E.CompileError
+    | E.ModuleTooLarge
+    | E.RepositoryError
+    | E.RuntimeUnavailable
+    | E.InvalidArgument
   >
   /** A loaded module. */
   readonly getModule: (moduleId: ModuleId) => Effect.Effect<WasmModule, E.ModuleNotFound>
@@ -92,7 +115,11 @@ export interface AgentRuntimeShape {
    * reserves memory atomically, resolves imports (each one authorised),
    * instantiates, and — unless `autoStart: false` — starts it (`_initialize`).
    */
-  readonly spawnAgent: (agentId: AgentId, moduleId: ModuleId, config: AgentConfig) => Effect.Effect<AgentInfo, SpawnError>
+  readonly spawnAgent: (
+    agentId: AgentId,
+    moduleId: ModuleId,
+    config: AgentConfig
+  ) => Effect.Effect<AgentInfo, SpawnError>
   /** Starting/Paused → Running; runs `_initialize` on the first start (spec `AgentInstance::start`). */
   readonly start: (agentId: AgentId) => Effect.Effect<void, LifecycleError>
   /** Running → Paused. */
@@ -131,11 +158,22 @@ export interface AgentRuntimeShape {
    */
   readonly revokeImport: (agentId: AgentId, capability: string) => Effect.Effect<void, E.AgentNotFound>
   /** Copies bytes out of an agent's linear memory (under its mailbox). */
-  readonly readMemory: (agentId: AgentId, offset: number, length: number) => Effect.Effect<Uint8Array, E.AgentNotFound | E.AgentNotRunning | E.Trap>
+  readonly readMemory: (
+    agentId: AgentId,
+    offset: number,
+    length: number
+  ) => Effect.Effect<Uint8Array, E.AgentNotFound | E.AgentNotRunning | E.Trap>
   /** Copies bytes into an agent's linear memory (under its mailbox). */
-  readonly writeMemory: (agentId: AgentId, offset: number, bytes: Uint8Array) => Effect.Effect<void, E.AgentNotFound | E.AgentNotRunning | E.Trap>
+  readonly writeMemory: (
+    agentId: AgentId,
+    offset: number,
+    bytes: Uint8Array
+  ) => Effect.Effect<void, E.AgentNotFound | E.AgentNotRunning | E.Trap>
   /** Removes an agent and releases its memory (spec `evict_agent`); a reason not in `EvictionReason` → `InvalidArgument`. */
-  readonly evictAgent: (agentId: AgentId, reason: EvictionReason) => Effect.Effect<void, E.AgentNotFound | E.InvalidArgument>
+  readonly evictAgent: (
+    agentId: AgentId,
+    reason: EvictionReason
+  ) => Effect.Effect<void, E.AgentNotFound | E.InvalidArgument>
   /**
    * When the pool is above its warning threshold, evicts agents — unhealthy
    * first, then least recently active, then largest; never `Critical` — until
@@ -157,7 +195,12 @@ export interface AgentRuntimeShape {
   /** Whether a GC is due (spec `MemoryManager::needs_gc`). */
   readonly needsGc: Effect.Effect<boolean>
   /** Saves an agent's complete state to the `InstanceRepository`. */
-  readonly snapshot: (agentId: AgentId) => Effect.Effect<InstanceRepositories.InstanceSnapshot, E.AgentNotFound | E.AgentNotRunning | E.Trap | E.RepositoryError>
+  readonly snapshot: (
+    agentId: AgentId
+  ) => Effect.Effect<
+    InstanceRepositories.InstanceSnapshot,
+    E.AgentNotFound | E.AgentNotRunning | E.Trap | E.RepositoryError
+  >
   /**
    * Brings an agent back from its saved state: into its live instance, or —
    * when it is not live — into a new instance of the same module.
@@ -202,7 +245,7 @@ export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShap
 export const make = (
   input: SettingsInput = {}
 ): Effect.Effect<AgentRuntimeShape, StartError, RuntimePorts | Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const state = yield* makeState(input)
     yield* consumeEvents(state)
     yield* startMaintenance(state)
@@ -211,10 +254,20 @@ export const make = (
       platform: state.engine.platform,
       settings: state.settings,
       loadModule: (bytes, metadata) =>
-        op.loadModule(checked(() => badModuleInput(bytes, metadata), () => loadModule(state, bytes, metadata))),
+        op.loadModule(
+          checked(
+            () => badModuleInput(bytes, metadata),
+            () => loadModule(state, bytes, metadata)
+          )
+        ),
       getModule: (moduleId) => getModule(state, moduleId),
       spawnAgent: (agentId, moduleId, config) =>
-        op.spawnAgent(checked(() => badSpawnInput(agentId, moduleId, config), () => spawnAgent(state, agentId, moduleId, config))),
+        op.spawnAgent(
+          checked(
+            () => badSpawnInput(agentId, moduleId, config),
+            () => spawnAgent(state, agentId, moduleId, config)
+          )
+        ),
       start: (agentId) => op.start(withAgentId(agentId, () => Lifecycle.start(state, agentId))),
       pause: (agentId) => op.pause(withAgentId(agentId, () => Lifecycle.pause(state, agentId))),
       resume: (agentId) => op.resume(withAgentId(agentId, () => Lifecycle.resume(state, agentId))),
@@ -222,21 +275,37 @@ export const make = (
       setCritical: (agentId, critical) =>
         op.setCritical(withAgentId(agentId, () => Lifecycle.setCritical(state, agentId, critical === true))),
       invoke: (agentId, fn, args = []) =>
-        Effect.withFiber((fiber) => { // the checks run now, in the fiber's step: no extra effect per call
+        Effect.withFiber((fiber) => {
+          // the checks run now, in the fiber's step: no extra effect per call
           const call = invokeNow(state, agentId, fn, args)
           return tracing(fiber) ? invokeSpan(agentId, fn)(call) : call
         }),
       prepare: (agentId, fn) => op.prepare(withAgentId(agentId, () => prepare(state, agentId, fn))),
       revokeImport: (agentId, capability) =>
-        op.revokeImport(withAgentId(agentId, () => Effect.map(Lifecycle.live(state, agentId), (i) => i.revoke(String(capability))))),
+        op.revokeImport(
+          withAgentId(agentId, () => Effect.map(Lifecycle.live(state, agentId), (i) => i.revoke(String(capability))))
+        ),
       readMemory: (agentId, offset, length) =>
-        op.readMemory(withAgentId(agentId, () =>
-          Lifecycle.whileRunning(state, agentId, (_, instance) => instance.readMemory(offset, length)))),
+        op.readMemory(
+          withAgentId(agentId, () =>
+            Lifecycle.whileRunning(state, agentId, (_, instance) => instance.readMemory(offset, length))
+          )
+        ),
       writeMemory: (agentId, offset, bytes) =>
-        op.writeMemory(withAgentId(agentId, () =>
-          Lifecycle.whileRunning(state, agentId, (_, instance) => instance.writeMemory(offset, bytes)))),
+        op.writeMemory(
+          withAgentId(agentId, () =>
+            Lifecycle.whileRunning(state, agentId, (_, instance) => instance.writeMemory(offset, bytes))
+          )
+        ),
       evictAgent: (agentId, reason) =>
-        op.evictAgent(withAgentId(agentId, () => checked(() => badEvictionReason(reason), () => evictAgent(state, agentId, reason)))),
+        op.evictAgent(
+          withAgentId(agentId, () =>
+            checked(
+              () => badEvictionReason(reason),
+              () => evictAgent(state, agentId, reason)
+            )
+          )
+        ),
       handleMemoryPressure: op.handleMemoryPressure(handleMemoryPressure(state)),
       checkHealth: op.checkHealth(checkHealth(state)),
       getHealth: (agentId) => withAgentId(agentId, () => getHealth(state, agentId)),
@@ -264,7 +333,7 @@ export const make = (
 export const layer = (settings: SettingsInput = {}): Layer.Layer<AgentRuntime, StartError, RuntimePorts> =>
   Layer.effect(
     AgentRuntime,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* make(settings)
       yield* Effect.addFinalizer(() => runtime.shutdown)
       return runtime
@@ -293,7 +362,8 @@ export const layerMemoryPorts: Layer.Layer<MemoryPorts> = Layer.mergeAll(
  */
 export const layerMemory = (
   settings: SettingsInput = {}
-): Layer.Layer<AgentRuntime | MemoryPorts, StartError, WasmEngine | ModuleVerifier> => Layer.provideMerge(layer(settings), layerMemoryPorts)
+): Layer.Layer<AgentRuntime | MemoryPorts, StartError, WasmEngine | ModuleVerifier> =>
+  Layer.provideMerge(layer(settings), layerMemoryPorts)
 
 /** Re-exported for callers that pattern-match on lifecycle errors. */
 export type { FuelExhausted, Timeout, Trap } from "./RuntimeError.js"

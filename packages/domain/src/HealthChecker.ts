@@ -93,7 +93,8 @@ export const evaluate = (
   const errorRateOk =
     input.windowInvocations < settings.minInvocationsForErrorRate ||
     input.windowErrors / input.windowInvocations <= settings.maxErrorRate
-  if (!memoryOk && lastError === undefined) lastError = `memory utilization ${(input.memoryUtilization * 100).toFixed(1)} %`
+  if (!memoryOk && lastError === undefined)
+    lastError = `memory utilization ${(input.memoryUtilization * 100).toFixed(1)} %`
   if (!errorRateOk && lastError === undefined) lastError = `error rate ${input.windowErrors}/${input.windowInvocations}`
   const ok = Health.passed({ memoryOk, responseOk, errorRateOk })
   const details: Health.HealthDetails = {

@@ -44,7 +44,8 @@ export const AGENT_ID_MAX_LENGTH = 256
 export const MESSAGE_VALUE_MAX_LENGTH = 64
 
 // C0 controls, DEL, C1 controls, line/paragraph separators, lone surrogates
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const UNPRINTABLE =
+  /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 /**
  * Why `id` is not an acceptable agent id, or `undefined`. An agent id is a
@@ -70,9 +71,10 @@ export const agentIdProblem = (id: unknown): string | undefined => {
  */
 export const forMessage = (value: unknown): string => {
   if (typeof value === "string") {
-    const cut = value.length > MESSAGE_VALUE_MAX_LENGTH
-      ? `${JSON.stringify(value.slice(0, MESSAGE_VALUE_MAX_LENGTH))}… (${value.length} UTF-16 code units)`
-      : JSON.stringify(value)
+    const cut =
+      value.length > MESSAGE_VALUE_MAX_LENGTH
+        ? `${JSON.stringify(value.slice(0, MESSAGE_VALUE_MAX_LENGTH))}… (${value.length} UTF-16 code units)`
+        : JSON.stringify(value)
     return cut
   }
   if (value === null) return "null"

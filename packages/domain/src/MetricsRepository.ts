@@ -56,7 +56,10 @@ export interface MetricsRepositoryShape {
   /** Samples with `from ≤ timestamp < to`, oldest first. */
   readonly query: (range: TimeRange) => Effect.Effect<ReadonlyArray<RuntimeMetrics>, RepositoryError>
   /** Buckets of `granularity` ms aligned to multiples of it; empty buckets are omitted. */
-  readonly aggregate: (range: TimeRange, granularity: number) => Effect.Effect<ReadonlyArray<AggregatedMetrics>, RepositoryError>
+  readonly aggregate: (
+    range: TimeRange,
+    granularity: number
+  ) => Effect.Effect<ReadonlyArray<AggregatedMetrics>, RepositoryError>
 }
 
 /** The `MetricsRepository` service key. */

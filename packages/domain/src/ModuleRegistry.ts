@@ -31,7 +31,9 @@ export const makeMemory = (): ModuleRegistryShape => {
     getModuleForType: (agentType) =>
       Effect.suspend(() => {
         const id = byType.get(agentType)
-        return id === undefined ? Effect.fail(new ModuleNotFound({ moduleId: `agent type ${agentType}` })) : Effect.succeed(id)
+        return id === undefined
+          ? Effect.fail(new ModuleNotFound({ moduleId: `agent type ${agentType}` }))
+          : Effect.succeed(id)
       }),
     register: (agentType, moduleId) => Effect.sync(() => void byType.set(agentType, moduleId)),
     types: Effect.sync(() => [...byType.keys()])

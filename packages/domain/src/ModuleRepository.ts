@@ -32,7 +32,10 @@ export interface ModuleRepositoryShape {
   /** The id of a module with this hash, if stored (spec `find_by_hash`). */
   readonly findByHash: (hash: ModuleHash) => Effect.Effect<Option.Option<ModuleId>, RepositoryError>
   /** Metadata of every stored module (spec `list`). */
-  readonly list: Effect.Effect<ReadonlyArray<{ readonly id: ModuleId; readonly metadata: ModuleMetadata }>, RepositoryError>
+  readonly list: Effect.Effect<
+    ReadonlyArray<{ readonly id: ModuleId; readonly metadata: ModuleMetadata }>,
+    RepositoryError
+  >
   /** Deletes a module; deleting a missing one fails with `ModuleNotFound` (spec `delete`). */
   readonly delete: (id: ModuleId) => Effect.Effect<void, ModuleNotFound | RepositoryError>
 }
@@ -59,9 +62,7 @@ export const makeMemory = (): ModuleRepositoryShape => {
       }),
     list: Effect.sync(() => [...modules.values()].map((m) => ({ id: m.id, metadata: m.metadata }))),
     delete: (id) =>
-      Effect.suspend(() =>
-        modules.delete(id) ? Effect.void : Effect.fail(new ModuleNotFound({ moduleId: id }))
-      )
+      Effect.suspend(() => (modules.delete(id) ? Effect.void : Effect.fail(new ModuleNotFound({ moduleId: id }))))
   }
 }
 

@@ -40,21 +40,20 @@ import type { WasmEngine } from "./WasmEngine.js"
 type Promisified<T> = {
   readonly [K in keyof T]: T[K] extends (...args: infer A) => Effect.Effect<infer R, any, any>
     ? (...args: A) => Promise<R>
-    : T[K] extends Effect.Effect<infer R, any, any> ? () => Promise<R>
-    : T[K]
+    : T[K] extends Effect.Effect<infer R, any, any>
+      ? () => Promise<R>
+      : T[K]
 }
 
 /** The facade: `AgentRuntime`'s operations as async functions, plus events and disposal. */
-export type PromiseRuntime =
-  & Omit<Promisified<AgentRuntimeShape>, "events">
-  & {
-    /** Calls `listener` for every runtime event until the returned function is called. */
-    readonly onEvent: (listener: (event: RuntimeEvent) => void) => Promise<() => void>
-    /** Publishes a consumed event (`AgentJoined` / `AgentLeft`) on the runtime's bus. */
-    readonly publish: (event: DomainEvent) => Promise<void>
-    /** Shuts the runtime down and releases everything. */
-    readonly dispose: () => Promise<void>
-  }
+export type PromiseRuntime = Omit<Promisified<AgentRuntimeShape>, "events"> & {
+  /** Calls `listener` for every runtime event until the returned function is called. */
+  readonly onEvent: (listener: (event: RuntimeEvent) => void) => Promise<() => void>
+  /** Publishes a consumed event (`AgentJoined` / `AgentLeft`) on the runtime's bus. */
+  readonly publish: (event: DomainEvent) => Promise<void>
+  /** Shuts the runtime down and releases everything. */
+  readonly dispose: () => Promise<void>
+}
 
 /** Options of `createRuntime`: the engine and verifier layers, and settings. */
 export interface CreateRuntimeOptions {
@@ -71,7 +70,10 @@ export interface CreateRuntimeOptions {
 
 const isDomainEvent = Schema.is(DomainEvent)
 
-const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, any>, effect: Effect.Effect<A, E, any>): Promise<A> => {
+const run = async <A, E>(
+  runtime: ManagedRuntime.ManagedRuntime<any, any>,
+  effect: Effect.Effect<A, E, any>
+): Promise<A> => {
   const exit = await runtime.runPromiseExit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const error = Cause.findError(exit.cause)
@@ -85,21 +87,24 @@ const run = async <A, E>(runtime: ManagedRuntime.ManagedRuntime<any, any>, effec
  */
 export const createRuntime = async (options: CreateRuntimeOptions): Promise<PromiseRuntime> => {
   // the given ports override the in-memory defaults (later services win in a merge)
-  const base = options.ports === undefined
-    ? layerMemoryPorts
-    : Layer.merge(layerMemoryPorts, options.ports as Layer.Layer<never>)
+  const base =
+    options.ports === undefined ? layerMemoryPorts : Layer.merge(layerMemoryPorts, options.ports as Layer.Layer<never>)
   const layer = AgentRuntimes.layer(options.settings).pipe(
     Layer.provideMerge(Layer.mergeAll(base, options.engine, options.verifier))
   )
   const managed = ManagedRuntime.make(layer)
-  const rt: AgentRuntimeShape = await run(managed, Effect.gen(function*() {
-    return yield* AgentRuntime
-  }))
+  const rt: AgentRuntimeShape = await run(
+    managed,
+    Effect.gen(function* () {
+      return yield* AgentRuntime
+    })
+  )
   const facade: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(rt)) {
     if (key === "events") continue
     if (typeof value === "function") {
-      facade[key] = (...args: Array<unknown>) => run(managed, (value as (...a: Array<unknown>) => Effect.Effect<unknown>)(...args))
+      facade[key] = (...args: Array<unknown>) =>
+        run(managed, (value as (...a: Array<unknown>) => Effect.Effect<unknown>)(...args))
     } else if (Effect.isEffect(value)) {
       facade[key] = () => run(managed, value)
     } else {
@@ -108,15 +113,19 @@ export const createRuntime = async (options: CreateRuntimeOptions): Promise<Prom
   }
   facade.onEvent = async (listener: (event: RuntimeEvent) => void) => {
     if (typeof listener !== "function") {
-      throw new InvalidArgument({ operation: "onEvent", argument: "listener", reason: `expected a function, got ${forMessage(listener)}` })
+      throw new InvalidArgument({
+        operation: "onEvent",
+        argument: "listener",
+        reason: `expected a function, got ${forMessage(listener)}`
+      })
     }
     const fiber = await run(
       managed,
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const started = yield* Latch.make()
         const fiber = yield* Effect.forkDetach(
           Effect.scoped(
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               const stream = yield* rt.events
               yield* started.open
               yield* Stream.runForEach(stream, (e) => Effect.sync(() => listener(e)))
@@ -131,11 +140,20 @@ export const createRuntime = async (options: CreateRuntimeOptions): Promise<Prom
   }
   facade.publish = (event: DomainEvent) =>
     !isDomainEvent(event)
-      ? Promise.reject(new InvalidArgument({ operation: "publish", argument: "event", reason: `expected a DomainEvent, got ${forMessage(event)}` }))
-      : run(managed, Effect.gen(function*() {
-      const bus = yield* EventBus
-      yield* bus.publish(event)
-    }))
+      ? Promise.reject(
+          new InvalidArgument({
+            operation: "publish",
+            argument: "event",
+            reason: `expected a DomainEvent, got ${forMessage(event)}`
+          })
+        )
+      : run(
+          managed,
+          Effect.gen(function* () {
+            const bus = yield* EventBus
+            yield* bus.publish(event)
+          })
+        )
   facade.dispose = () => managed.dispose()
   return facade as PromiseRuntime
 }

@@ -252,7 +252,11 @@ export class ResourcePool {
    */
   admitInstance(live: number): void | ResourceExhausted {
     if (live >= this.maxInstances) {
-      return new ResourceExhausted({ resource: "instances", requested: 1, available: Math.max(0, this.maxInstances - live) })
+      return new ResourceExhausted({
+        resource: "instances",
+        requested: 1,
+        available: Math.max(0, this.maxInstances - live)
+      })
     }
   }
 

@@ -167,7 +167,12 @@ export class RuntimeEnvironment {
   }
 
   /** Reserves memory for an agent that is about to join (consumed `AgentJoined`). */
-  prepare(agentId: AgentId, moduleId: ModuleId, bytes: number, now: number): PreparedAgent | InsufficientMemory | AgentAlreadyExists {
+  prepare(
+    agentId: AgentId,
+    moduleId: ModuleId,
+    bytes: number,
+    now: number
+  ): PreparedAgent | InsufficientMemory | AgentAlreadyExists {
     if (this.instances.has(agentId)) return new AgentAlreadyExists({ agentId })
     const allocation = this.pool.allocateMemory(agentId, bytes, now)
     if (allocation instanceof InsufficientMemory) return allocation
@@ -202,12 +207,7 @@ export class RuntimeEnvironment {
     }
     return [...this.instances.values()]
       .filter((i) => i.state !== "Critical" && i.instance !== undefined)
-      .sort(
-        (a, b) =>
-          rank(a) - rank(b) ||
-          a.lastActivity - b.lastActivity ||
-          charge(b) - charge(a)
-      )
+      .sort((a, b) => rank(a) - rank(b) || a.lastActivity - b.lastActivity || charge(b) - charge(a))
   }
 
   /**
@@ -215,7 +215,8 @@ export class RuntimeEnvironment {
    * Degraded). O(agents): called when the status is read, never on a hot path.
    */
   refreshStatus(): RuntimeStatus {
-    if (this.status === "ShuttingDown" || this.status === "Stopped" || this.status === "Initializing") return this.status
+    if (this.status === "ShuttingDown" || this.status === "Stopped" || this.status === "Initializing")
+      return this.status
     if (this.instances.size === 0) {
       this.status = "Ready"
       return this.status

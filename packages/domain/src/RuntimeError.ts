@@ -38,20 +38,24 @@ export class CompileError extends Schema.TaggedError<CompileError>()("CompileErr
   feature: Schema.optional(Schema.String)
 }) {
   override get message() {
-    const what = this.kind === "unsupported" && this.feature !== undefined
-      ? `unsupported: ${this.feature} (${this.reason})`
-      : this.reason
+    const what =
+      this.kind === "unsupported" && this.feature !== undefined
+        ? `unsupported: ${this.feature} (${this.reason})`
+        : this.reason
     return this.offset === undefined ? `compile error: ${what}` : `compile error at byte ${this.offset}: ${what}`
   }
 }
 
 /** A `CompileError` from a `@agent-runtime/wasm-binary` error (reader or rewrite): reason, offset, kind, feature. */
-export const compileErrorOf = (e: {
-  readonly reason: string
-  readonly offset: number
-  readonly kind?: "malformed" | "invalid" | "unsupported" | undefined
-  readonly feature?: string | undefined
-}, prefix = ""): CompileError =>
+export const compileErrorOf = (
+  e: {
+    readonly reason: string
+    readonly offset: number
+    readonly kind?: "malformed" | "invalid" | "unsupported" | undefined
+    readonly feature?: string | undefined
+  },
+  prefix = ""
+): CompileError =>
   new CompileError({
     reason: prefix + e.reason,
     offset: e.offset,

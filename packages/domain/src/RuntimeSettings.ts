@@ -11,7 +11,6 @@ import * as MemoryBudget from "./MemoryBudget.js"
 import * as MemoryManager from "./MemoryManager.js"
 import { defaultPoolConfig, type ResourcePoolConfig } from "./ResourcePool.js"
 
-
 /** Runtime settings; every field has a default (`defaultSettings`). */
 export interface RuntimeSettings {
   /** Human-readable runtime name (spec `RuntimeEnvironment.name`). */
@@ -137,7 +136,10 @@ export interface SettingsInput {
  * program's `ResourcePoolConfig`, when the runtime's layer passes it;
  * default `defaultSettings.pool`).
  */
-export const resolveSettings = (input: SettingsInput = {}, pool: ResourcePoolConfig = defaultSettings.pool): RuntimeSettings => ({
+export const resolveSettings = (
+  input: SettingsInput = {},
+  pool: ResourcePoolConfig = defaultSettings.pool
+): RuntimeSettings => ({
   ...defaultSettings,
   ...input,
   pool: { ...pool, ...input.pool },

@@ -9,7 +9,14 @@
  */
 import * as Schema from "effect/Schema"
 
-export const RuntimeStatus = Schema.Literals(["Initializing", "Ready", "Running", "Degraded", "ShuttingDown", "Stopped"])
+export const RuntimeStatus = Schema.Literals([
+  "Initializing",
+  "Ready",
+  "Running",
+  "Degraded",
+  "ShuttingDown",
+  "Stopped"
+])
 export type RuntimeStatus = typeof RuntimeStatus.Type
 
 /** Whether the runtime accepts new work (loads, spawns, invokes) in this status. */

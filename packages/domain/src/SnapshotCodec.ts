@@ -127,8 +127,10 @@ const stateProblem = (state: InstanceSnapshot["state"]): string | undefined => {
   for (const p of state.pages) {
     if (!Number.isInteger(p.index) || p.index < 0) return `page index must be a non-negative integer, got ${p.index}`
     if (p.index <= previous) return `page ${p.index} is out of order or repeated (indexes must increase)`
-    if (!(p.data instanceof Uint8Array) || p.data.byteLength !== PAGE) return `page ${p.index} must be a Uint8Array of ${PAGE} bytes`
-    if ((p.index + 1) * PAGE > state.memoryBytes) return `page ${p.index} lies outside state.memoryBytes (${state.memoryBytes} bytes)`
+    if (!(p.data instanceof Uint8Array) || p.data.byteLength !== PAGE)
+      return `page ${p.index} must be a Uint8Array of ${PAGE} bytes`
+    if ((p.index + 1) * PAGE > state.memoryBytes)
+      return `page ${p.index} lies outside state.memoryBytes (${state.memoryBytes} bytes)`
     previous = p.index
   }
   for (const [name, v] of Object.entries(state.globals)) {
@@ -233,15 +235,19 @@ export const decode = (
     if (Result.isFailure(frame)) return yield* corrupt(frame.failure)
     const { header, payload } = frame.success
     if (options.expectedModuleHash !== undefined && header.moduleHash !== options.expectedModuleHash) {
-      return yield* Effect.fail(new SnapshotMismatch({ expected: options.expectedModuleHash, actual: header.moduleHash }))
+      return yield* Effect.fail(
+        new SnapshotMismatch({ expected: options.expectedModuleHash, actual: header.moduleHash })
+      )
     }
     let body: Uint8Array = payload
     if (header.compressed) {
       const compression = options.compression
-      if (compression === undefined) return yield* corrupt("the payload is compressed and no decompress function was given")
+      if (compression === undefined)
+        return yield* corrupt("the payload is compressed and no decompress function was given")
       body = yield* Effect.tryPromise({
         try: () => compression.decompress(payload.slice()),
-        catch: (e) => new SnapshotCorrupt({ reason: `decompression failed: ${e instanceof Error ? e.message : String(e)}` })
+        catch: (e) =>
+          new SnapshotCorrupt({ reason: `decompression failed: ${e instanceof Error ? e.message : String(e)}` })
       })
     }
     const state = Format.readBody(header, body)

@@ -145,9 +145,7 @@ export interface WasmInstance {
    * outcome, or the typed error as a value (it never throws). `undefined`
    * when the export is not a function. Arguments are already checked.
    */
-  readonly prepare?:
-    | ((fn: string) => PreparedInvoke | undefined)
-    | undefined
+  readonly prepare?: ((fn: string) => PreparedInvoke | undefined) | undefined
   /** Current linear memory size in bytes. */
   readonly memoryBytes: Effect.Effect<number>
   /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */

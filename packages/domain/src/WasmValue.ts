@@ -42,7 +42,9 @@ export const checkValue = (type: ValueType, value: unknown): string | undefined 
     case "v128":
       return "v128 values cannot cross the JavaScript boundary (WebAssembly JS API)"
     case "funcref":
-      return value === null || typeof value === "function" ? undefined : `expected funcref (function or null), got ${describe(value)}`
+      return value === null || typeof value === "function"
+        ? undefined
+        : `expected funcref (function or null), got ${describe(value)}`
     case "externref":
       return undefined
   }

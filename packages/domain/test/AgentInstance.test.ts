@@ -42,8 +42,9 @@ describe("AgentInstance lifecycle", () => {
     expect(failed.fail()).toEqual({ from: "Starting", to: "Failed" })
     expect(failed.resume()).toEqual(refused("Running"))
     const back = make()
-    expect(back.rehydrate("Paused", { invocationCount: 7, errorCount: 2, health: "Degraded", lastActivity: 5_000 }))
-      .toEqual({ from: "Starting", to: "Paused" })
+    expect(
+      back.rehydrate("Paused", { invocationCount: 7, errorCount: 2, health: "Degraded", lastActivity: 5_000 })
+    ).toEqual({ from: "Starting", to: "Paused" })
     expect([back.invocationCount, back.errorCount, back.health, back.lastActivity]).toEqual([7, 2, "Degraded", 5_000])
     expect(back.rehydrate("Running", { invocationCount: 0 })).toEqual(refused("Running"))
   })
@@ -55,7 +56,13 @@ describe("AgentInstance lifecycle", () => {
     i.recordCallStarted()
     i.recordCallCompleted(2_000, 40)
     i.recordMemory(128 * 1024)
-    expect([i.invocationCount, i.errorCount, i.windowInvocations, i.windowErrors, i.lastError]).toEqual([2, 1, 2, 1, "trap"])
+    expect([i.invocationCount, i.errorCount, i.windowInvocations, i.windowErrors, i.lastError]).toEqual([
+      2,
+      1,
+      2,
+      1,
+      "trap"
+    ])
     expect([i.lastActivity, i.fuelRemaining, i.budget.used]).toEqual([2_000, 40, 128 * 1024])
     i.recordHealthCheck({
       agentId: "a",
@@ -63,7 +70,13 @@ describe("AgentInstance lifecycle", () => {
       checkedAt: 3_000,
       details: { memoryOk: true, responseOk: false, errorRateOk: true, lastError: "probe", consecutiveFailures: 1 }
     })
-    expect([i.health, i.consecutiveFailures, i.windowInvocations, i.windowErrors, i.lastError]).toEqual(["Degraded", 1, 0, 0, "probe"])
+    expect([i.health, i.consecutiveFailures, i.windowInvocations, i.windowErrors, i.lastError]).toEqual([
+      "Degraded",
+      1,
+      0,
+      0,
+      "probe"
+    ])
     expect(() => {
       // @ts-expect-error the state is read-only from outside: it moves through the transitions
       i.state = "Running"

@@ -28,19 +28,20 @@ const counterFns = {
 }
 const counterBehaviour = {
   increment: (ctx: { state: Record<string, number> }) => [(ctx.state.n = (ctx.state.n ?? 0) + 1)],
-  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [(ctx.state.n = (ctx.state.n ?? 0) + (x as number))],
+  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [
+    (ctx.state.n = (ctx.state.n ?? 0) + (x as number))
+  ],
   add64: (_: unknown, [a, b]: ReadonlyArray<unknown>) => [(a as bigint) + (b as bigint)],
   mix: () => [1.5]
 }
 
-
 describe("AgentRuntime", () => {
   it.effect("loads, spawns and invokes; loading the same bytes again is a cache hit with the same id", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const [ids, events] = yield* collecting(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const m1 = yield* loadWith(t, "counter", counterFns, counterBehaviour)
           const m2 = yield* loadWith(t, "counter", counterFns, counterBehaviour)
           return [m1, m2]
@@ -63,13 +64,14 @@ describe("AgentRuntime", () => {
     }).pipe(Effect.provide(runtimeLayer(t)))
   })
 
-  it.effect("checks arguments against the export's signature: \"abc\" for an i32 is SignatureMismatch, not 0", () => {
+  it.effect('checks arguments against the export\'s signature: "abc" for an i32 is SignatureMismatch, not 0', () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       yield* runtime.spawnAgent(agentId("a"), m, config())
-      const bad = (fn: string, args: ReadonlyArray<unknown>) => Effect.flip(runtime.invoke(agentId("a"), fn, args as never))
+      const bad = (fn: string, args: ReadonlyArray<unknown>) =>
+        Effect.flip(runtime.invoke(agentId("a"), fn, args as never))
       const e1 = yield* bad("add", ["abc"])
       expect(e1._tag).toBe("SignatureMismatch")
       expect(e1.message).toMatch(/argument 0: expected i32 \(number\), got string "abc"/)
@@ -87,7 +89,7 @@ describe("AgentRuntime", () => {
 
   it.effect("refuses modules the verifier rejects, and malformed bytes with the byte offset", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* Effect.promise(() => wat(watModule(counterFns)))
       const e = yield* Effect.flip(runtime.loadModule(bytes, makeMetadata({ name: "evil", version: "1" })))
@@ -105,7 +107,7 @@ describe("AgentRuntime", () => {
 
   it.effect("validates the config: 1 MiB ≤ memory limit ≤ 512 MiB, capabilities", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       const low = yield* Effect.flip(runtime.spawnAgent(agentId("a"), m, config(MiB - 1)))
@@ -122,7 +124,7 @@ describe("AgentRuntime", () => {
 
   it.effect("racing spawns of one agent id give exactly one instance (Invariant 4)", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       const results = yield* Effect.forEach(
@@ -133,19 +135,23 @@ describe("AgentRuntime", () => {
       const ok = results.filter((r) => r._tag === "Success")
       expect(ok).toHaveLength(1)
       expect(results.filter((r) => r._tag === "Failure" && r.failure._tag === "AgentAlreadyExists")).toHaveLength(24)
-      expect((yield* runtime.agents)).toHaveLength(1)
+      expect(yield* runtime.agents).toHaveLength(1)
       expect((yield* runtime.stats).memory.reserved).toBe(MiB)
     }).pipe(Effect.provide(runtimeLayer(t)))
   })
 
   it.effect("concurrent spawns of one module variant compile it once; another budget is another variant", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
-      yield* Effect.forEach(Array.from({ length: 16 }, (_, i) => i), (i) => runtime.spawnAgent(agentId(`a${i}`), m, config()), {
-        concurrency: "unbounded"
-      })
+      yield* Effect.forEach(
+        Array.from({ length: 16 }, (_, i) => i),
+        (i) => runtime.spawnAgent(agentId(`a${i}`), m, config()),
+        {
+          concurrency: "unbounded"
+        }
+      )
       expect(t.compiles).toBe(1)
       yield* runtime.spawnAgent(agentId("big"), m, config(4 * MiB))
       expect(t.compiles).toBe(2)
@@ -155,7 +161,7 @@ describe("AgentRuntime", () => {
 
   it.effect("concurrent spawns never over-commit the pool (DESIGN.md defect 4)", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       const results = yield* Effect.forEach(
@@ -174,13 +180,18 @@ describe("AgentRuntime", () => {
 
   it.effect("one invocation at a time per agent; different agents do not wait on each other", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const gate = yield* Deferred.make<void>()
-      const m = yield* loadWith(t, "slow", { block: { results: ["i32"] }, quick: { results: ["i32"] } }, {
-        block: () => Effect.as(Deferred.await(gate), [1]),
-        quick: () => [2]
-      })
+      const m = yield* loadWith(
+        t,
+        "slow",
+        { block: { results: ["i32"] }, quick: { results: ["i32"] } },
+        {
+          block: () => Effect.as(Deferred.await(gate), [1]),
+          quick: () => [2]
+        }
+      )
       yield* runtime.spawnAgent(agentId("a"), m, config())
       yield* runtime.spawnAgent(agentId("b"), m, config())
       const blocked = yield* Effect.forkChild(
@@ -197,7 +208,7 @@ describe("AgentRuntime", () => {
 
   it.effect("lifecycle: _initialize once, pause/resume, stop runs _cleanup, invalid transitions are typed", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(
         t,
@@ -210,7 +221,7 @@ describe("AgentRuntime", () => {
         }
       )
       const [, events] = yield* collecting(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const info = yield* runtime.spawnAgent(agentId("l"), m, config(MiB, { autoStart: false }))
           expect(info.state).toBe("Starting")
           expect((yield* Effect.flip(runtime.invoke(agentId("l"), "get")))._tag).toBe("AgentNotRunning")
@@ -244,11 +255,16 @@ describe("AgentRuntime", () => {
 
   it.effect("a failing _initialize fails the spawn and leaves nothing behind", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "bad-init", { _initialize: {} }, {
-        _initialize: () => Effect.fail(new Trap({ function: "_initialize", reason: "unreachable" }))
-      })
+      const m = yield* loadWith(
+        t,
+        "bad-init",
+        { _initialize: {} },
+        {
+          _initialize: () => Effect.fail(new Trap({ function: "_initialize", reason: "unreachable" }))
+        }
+      )
       const e = yield* Effect.flip(runtime.spawnAgent(agentId("x"), m, config()))
       expect(e._tag).toBe("Trap")
       expect(yield* runtime.agents).toHaveLength(0)
@@ -258,7 +274,7 @@ describe("AgentRuntime", () => {
 
   it.effect("Critical agents: invocable, never evicted under pressure", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       yield* runtime.spawnAgent(agentId("crit"), m, config(4 * MiB, { critical: true }))
@@ -274,59 +290,77 @@ describe("AgentRuntime", () => {
     }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 10 * MiB }, autoPressure: false })))
   })
 
-  it.effect("memory pressure evicts unhealthy, then least recently active, then largest; the event has the real before/after (defect 1)", () => {
+  it.effect(
+    "memory pressure evicts unhealthy, then least recently active, then largest; the event has the real before/after (defect 1)",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(
+          t,
+          "leaky",
+          { leak: { params: ["i32"], results: ["i32"] }, _health_check: { results: ["i32"] }, break: {} },
+          {
+            leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [ctx.memoryBytes]),
+            _health_check: (ctx) => [ctx.state.broken ?? 0],
+            break: (ctx) => ((ctx.state.broken = 1), [])
+          }
+        )
+        // 8 agents reserving 1 MiB each of a 16 MiB pool, limits 8 MiB (over-commit)
+        for (let i = 0; i < 8; i++) {
+          yield* runtime.spawnAgent(agentId(`a${i}`), m, config(8 * MiB, { memoryReservation: MiB }))
+          yield* TestClock.adjust(1000)
+        }
+        // a3 becomes unhealthy; a5 grows the most; a0 is the least recently active
+        yield* runtime.invoke(agentId("a3"), "break")
+        for (let k = 0; k < 4; k++) yield* runtime.checkHealth
+        expect((yield* runtime.getHealth(agentId("a3"))).status).toBe("Unhealthy")
+        for (const [id, mib] of [
+          ["a1", 1],
+          ["a2", 1],
+          ["a4", 1],
+          ["a6", 1],
+          ["a7", 1],
+          ["a5", 6],
+          ["a3", 1]
+        ] as const) {
+          yield* TestClock.adjust(1000)
+          yield* runtime.invoke(agentId(id), "leak", [mib])
+        }
+        const before = (yield* runtime.stats).memory.used
+        expect(before / (16 * MiB)).toBeGreaterThan(0.7)
+        const [evicted, events] = yield* collecting(runtime.handleMemoryPressure)
+        // unhealthy a3 first, then the least recently active a0, then a1 …
+        expect(evicted.slice(0, 3)).toEqual(["a3", "a0", "a1"])
+        const pressure = events.find((e) => e._tag === "MemoryPressure")
+        expect(pressure?._tag).toBe("MemoryPressure")
+        if (pressure?._tag === "MemoryPressure") {
+          expect(pressure.memoryBefore).toBe(before)
+          expect(pressure.memoryAfter).toBeLessThan(pressure.memoryBefore)
+          expect(pressure.memoryAfter / pressure.totalMemory).toBeLessThanOrEqual(0.7)
+          expect(pressure.evictedAgents).toEqual(evicted)
+          expect(["Warning", "High", "Critical"]).toContain(pressure.pressureLevel)
+        }
+        const evictions = events.filter((e) => e._tag === "AgentEvicted")
+        expect(evictions.every((e) => e._tag === "AgentEvicted" && e.reason === "MemoryPressure")).toBe(true)
+      }).pipe(
+        Effect.provide(runtimeLayer(t, { pool: { totalMemory: 16 * MiB, overcommit: true }, autoPressure: false }))
+      )
+    }
+  )
+
+  it.effect("a call that pushes the pool over the warning threshold triggers pressure handling on its own", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(
         t,
         "leaky",
-        { leak: { params: ["i32"], results: ["i32"] }, _health_check: { results: ["i32"] }, break: {} },
+        { leak: { params: ["i32"], results: ["i32"] } },
         {
-          leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [ctx.memoryBytes]),
-          _health_check: (ctx) => [ctx.state.broken ?? 0],
-          break: (ctx) => ((ctx.state.broken = 1), [])
+          leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [0])
         }
       )
-      // 8 agents reserving 1 MiB each of a 16 MiB pool, limits 8 MiB (over-commit)
-      for (let i = 0; i < 8; i++) {
-        yield* runtime.spawnAgent(agentId(`a${i}`), m, config(8 * MiB, { memoryReservation: MiB }))
-        yield* TestClock.adjust(1000)
-      }
-      // a3 becomes unhealthy; a5 grows the most; a0 is the least recently active
-      yield* runtime.invoke(agentId("a3"), "break")
-      for (let k = 0; k < 4; k++) yield* runtime.checkHealth
-      expect((yield* runtime.getHealth(agentId("a3"))).status).toBe("Unhealthy")
-      for (const [id, mib] of [["a1", 1], ["a2", 1], ["a4", 1], ["a6", 1], ["a7", 1], ["a5", 6], ["a3", 1]] as const) {
-        yield* TestClock.adjust(1000)
-        yield* runtime.invoke(agentId(id), "leak", [mib])
-      }
-      const before = (yield* runtime.stats).memory.used
-      expect(before / (16 * MiB)).toBeGreaterThan(0.7)
-      const [evicted, events] = yield* collecting(runtime.handleMemoryPressure)
-      // unhealthy a3 first, then the least recently active a0, then a1 …
-      expect(evicted.slice(0, 3)).toEqual(["a3", "a0", "a1"])
-      const pressure = events.find((e) => e._tag === "MemoryPressure")
-      expect(pressure?._tag).toBe("MemoryPressure")
-      if (pressure?._tag === "MemoryPressure") {
-        expect(pressure.memoryBefore).toBe(before)
-        expect(pressure.memoryAfter).toBeLessThan(pressure.memoryBefore)
-        expect(pressure.memoryAfter / pressure.totalMemory).toBeLessThanOrEqual(0.7)
-        expect(pressure.evictedAgents).toEqual(evicted)
-        expect(["Warning", "High", "Critical"]).toContain(pressure.pressureLevel)
-      }
-      const evictions = events.filter((e) => e._tag === "AgentEvicted")
-      expect(evictions.every((e) => e._tag === "AgentEvicted" && e.reason === "MemoryPressure")).toBe(true)
-    }).pipe(Effect.provide(runtimeLayer(t, { pool: { totalMemory: 16 * MiB, overcommit: true }, autoPressure: false })))
-  })
-
-  it.effect("a call that pushes the pool over the warning threshold triggers pressure handling on its own", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "leaky", { leak: { params: ["i32"], results: ["i32"] } }, {
-        leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [0])
-      })
       yield* runtime.spawnAgent(agentId("old"), m, config(8 * MiB, { memoryReservation: MiB }))
       yield* TestClock.adjust(10)
       yield* runtime.spawnAgent(agentId("new"), m, config(8 * MiB, { memoryReservation: MiB }))
@@ -340,11 +374,16 @@ describe("AgentRuntime", () => {
 
   it.effect("MemoryExceeded: an agent above its budget is refused further calls", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "leaky", { leak: { params: ["i32"], results: ["i32"] } }, {
-        leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [0])
-      })
+      const m = yield* loadWith(
+        t,
+        "leaky",
+        { leak: { params: ["i32"], results: ["i32"] } },
+        {
+          leak: (ctx, [mib]) => ((ctx.memoryBytes += (mib as number) * MiB), [0])
+        }
+      )
       yield* runtime.spawnAgent(agentId("a"), m, config(2 * MiB))
       yield* runtime.invoke(agentId("a"), "leak", [3])
       const e = yield* Effect.flip(runtime.invoke(agentId("a"), "leak", [1]))
@@ -353,47 +392,69 @@ describe("AgentRuntime", () => {
     }).pipe(Effect.provide(runtimeLayer(t, { autoPressure: false })))
   })
 
-  it.effect("health: consecutive failures accumulate across checks (defect 2) → Unhealthy → _recover → Failed → evicted with HealthFailure", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "flaky", { _health_check: { results: ["i32"] }, _recover: {} }, {
-        _health_check: () => [1]
-      })
-      const ok = yield* loadWith(t, "fine", { _health_check: { results: ["i32"] } }, { _health_check: () => [0] })
-      yield* runtime.spawnAgent(agentId("f"), m, config())
-      yield* runtime.spawnAgent(agentId("ok"), ok, config())
-      const statuses: Array<string> = []
-      const [, events] = yield* collecting(
-        Effect.gen(function*() {
-          for (let k = 1; k <= 6; k++) {
-            const checks = yield* runtime.checkHealth
-            const c = checks.find((x) => x.agentId === "f")
-            statuses.push(`${c?.status}:${c?.details.consecutiveFailures}`)
+  it.effect(
+    "health: consecutive failures accumulate across checks (defect 2) → Unhealthy → _recover → Failed → evicted with HealthFailure",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(
+          t,
+          "flaky",
+          { _health_check: { results: ["i32"] }, _recover: {} },
+          {
+            _health_check: () => [1]
           }
-        })
-      )
-      expect(statuses).toEqual(["Degraded:1", "Degraded:2", "Degraded:3", "Unhealthy:4", "Unhealthy:5", "Unhealthy:6"])
-      expect(t.calls.filter((c) => c === "f._recover")).toHaveLength(2)
-      expect((yield* Effect.flip(runtime.agent(agentId("f"))))._tag).toBe("AgentNotFound")
-      const evicted = events.find((e) => e._tag === "AgentEvicted")
-      expect(evicted?._tag === "AgentEvicted" && evicted.reason).toBe("HealthFailure")
-      const completed = events.filter((e) => e._tag === "HealthCheckCompleted")
-      expect(completed).toHaveLength(6)
-      const last = completed[5]
-      expect(last?._tag === "HealthCheckCompleted" && [last.totalChecked, last.healthyCount, last.unhealthyCount]).toEqual([2, 1, 1])
-      expect((yield* runtime.getHealth(agentId("ok"))).status).toBe("Healthy")
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+        )
+        const ok = yield* loadWith(t, "fine", { _health_check: { results: ["i32"] } }, { _health_check: () => [0] })
+        yield* runtime.spawnAgent(agentId("f"), m, config())
+        yield* runtime.spawnAgent(agentId("ok"), ok, config())
+        const statuses: Array<string> = []
+        const [, events] = yield* collecting(
+          Effect.gen(function* () {
+            for (let k = 1; k <= 6; k++) {
+              const checks = yield* runtime.checkHealth
+              const c = checks.find((x) => x.agentId === "f")
+              statuses.push(`${c?.status}:${c?.details.consecutiveFailures}`)
+            }
+          })
+        )
+        expect(statuses).toEqual([
+          "Degraded:1",
+          "Degraded:2",
+          "Degraded:3",
+          "Unhealthy:4",
+          "Unhealthy:5",
+          "Unhealthy:6"
+        ])
+        expect(t.calls.filter((c) => c === "f._recover")).toHaveLength(2)
+        expect((yield* Effect.flip(runtime.agent(agentId("f"))))._tag).toBe("AgentNotFound")
+        const evicted = events.find((e) => e._tag === "AgentEvicted")
+        expect(evicted?._tag === "AgentEvicted" && evicted.reason).toBe("HealthFailure")
+        const completed = events.filter((e) => e._tag === "HealthCheckCompleted")
+        expect(completed).toHaveLength(6)
+        const last = completed[5]
+        expect(
+          last?._tag === "HealthCheckCompleted" && [last.totalChecked, last.healthyCount, last.unhealthyCount]
+        ).toEqual([2, 1, 1])
+        expect((yield* runtime.getHealth(agentId("ok"))).status).toBe("Healthy")
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
   it.effect("a health check that returns after its deadline is a failed response (defect 3)", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "slow", { _health_check: { results: ["i32"] } }, {
-        // a synchronous call that takes 5 s of (test) time and then says "healthy"
-        _health_check: () => Effect.as(TestClock.adjust(5_000), [0])
-      })
+      const m = yield* loadWith(
+        t,
+        "slow",
+        { _health_check: { results: ["i32"] } },
+        {
+          // a synchronous call that takes 5 s of (test) time and then says "healthy"
+          _health_check: () => Effect.as(TestClock.adjust(5_000), [0])
+        }
+      )
       yield* runtime.spawnAgent(agentId("s"), m, config())
       const [check] = yield* runtime.checkHealth
       expect(check?.details.responseOk).toBe(false)
@@ -403,11 +464,16 @@ describe("AgentRuntime", () => {
 
   it.effect("an engine Timeout fails the call and evicts the agent with reason Timeout", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "loop", { spin: {} }, {
-        spin: () => Effect.fail(new Timeout({ function: "spin", timeoutMs: 50 }))
-      })
+      const m = yield* loadWith(
+        t,
+        "loop",
+        { spin: {} },
+        {
+          spin: () => Effect.fail(new Timeout({ function: "spin", timeoutMs: 50 }))
+        }
+      )
       yield* runtime.spawnAgent(agentId("l"), m, config())
       const [err, events] = yield* collecting(Effect.flip(runtime.invoke(agentId("l"), "spin")))
       expect(err._tag).toBe("Timeout")
@@ -415,39 +481,42 @@ describe("AgentRuntime", () => {
     }).pipe(Effect.provide(runtimeLayer(t)))
   })
 
-  it.effect("GC drops cache entries idle longer than 1 h, reading last access from CacheEntry (defect 6) and never touching instances (defect 5)", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
-      yield* runtime.spawnAgent(agentId("a"), m, config())
-      yield* runtime.invoke(agentId("a"), "add", [5])
-      yield* TestClock.adjust("50 minutes")
-      yield* loadWith(t, "counter", counterFns, counterBehaviour) // a cache hit refreshes last access
-      yield* TestClock.adjust("20 minutes")
-      expect(yield* runtime.needsGc).toBe(true)
-      const first = yield* runtime.runGc
-      expect(first.evictedModules).toBe(0)
-      yield* TestClock.adjust("61 minutes")
-      const second = yield* runtime.runGc
-      expect(second.evictedModules).toBe(1)
-      expect(second.compactedInstances).toBe(0)
-      expect(second.memoryAfter).toBe(second.memoryBefore)
-      // the instance kept its state, and a new spawn recompiles from the module's bytes
-      expect(yield* runtime.invoke(agentId("a"), "add", [1])).toEqual([6])
-      yield* runtime.spawnAgent(agentId("b"), m, config())
-      expect(t.compiles).toBe(2)
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    "GC drops cache entries idle longer than 1 h, reading last access from CacheEntry (defect 6) and never touching instances (defect 5)",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
+        yield* runtime.spawnAgent(agentId("a"), m, config())
+        yield* runtime.invoke(agentId("a"), "add", [5])
+        yield* TestClock.adjust("50 minutes")
+        yield* loadWith(t, "counter", counterFns, counterBehaviour) // a cache hit refreshes last access
+        yield* TestClock.adjust("20 minutes")
+        expect(yield* runtime.needsGc).toBe(true)
+        const first = yield* runtime.runGc
+        expect(first.evictedModules).toBe(0)
+        yield* TestClock.adjust("61 minutes")
+        const second = yield* runtime.runGc
+        expect(second.evictedModules).toBe(1)
+        expect(second.compactedInstances).toBe(0)
+        expect(second.memoryAfter).toBe(second.memoryBefore)
+        // the instance kept its state, and a new spawn recompiles from the module's bytes
+        expect(yield* runtime.invoke(agentId("a"), "add", [1])).toEqual([6])
+        yield* runtime.spawnAgent(agentId("b"), m, config())
+        expect(t.compiles).toBe(2)
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
   it.effect("events carry eventId, timestamp from the Clock, runtimeId; AgentEvicted has the uptime", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       yield* TestClock.setTime(1_000_000)
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       const [, events] = yield* collecting(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* runtime.spawnAgent(agentId("a"), m, config(2 * MiB))
           yield* TestClock.adjust(2500)
           yield* runtime.evictAgent(agentId("a"), "Manual")
@@ -470,7 +539,7 @@ describe("AgentRuntime", () => {
 
   it.effect("consumes AgentJoined (compile + reserve) and AgentLeft (release)", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bus = yield* EventBus
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
@@ -493,7 +562,7 @@ describe("AgentRuntime", () => {
 
   it.effect("snapshot saves to the InstanceRepository; restore brings an evicted agent back", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const repo = yield* InstanceRepository
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
@@ -512,7 +581,7 @@ describe("AgentRuntime", () => {
 
   it.effect("shutdown stops every agent (_cleanup), evicts with Shutdown, and refuses new work", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       for (let i = 0; i < 5; i++) yield* runtime.spawnAgent(agentId(`a${i}`), m, config())
@@ -527,7 +596,7 @@ describe("AgentRuntime", () => {
 
   it.effect("records metrics samples into the MetricsRepository", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", counterFns, counterBehaviour)
       yield* runtime.spawnAgent(agentId("a"), m, config())
@@ -541,7 +610,7 @@ describe("AgentRuntime", () => {
 
   it.effect("maintenance loops run on the Clock: health checks every interval", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "fine", { _health_check: { results: ["i32"] } }, { _health_check: () => [0] })
       yield* runtime.spawnAgent(agentId("a"), m, config())

@@ -13,7 +13,14 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { TestClock } from "effect/testing"
-import { collecting, makeTestEngine, runtimeLayer, type TestEngine, testVerifierFor, watModule } from "./support/TestEngine.js"
+import {
+  collecting,
+  makeTestEngine,
+  runtimeLayer,
+  type TestEngine,
+  testVerifierFor,
+  watModule
+} from "./support/TestEngine.js"
 
 const fns = { add: { params: ["i32"], results: ["i32"] } }
 const moduleBytes = Effect.promise(() => wat(watModule(fns)))
@@ -39,11 +46,36 @@ const wasmValidate = (bytes: Uint8Array): boolean =>
 const withBody = (bad: ReadonlyArray<number>) => {
   const body = [0x00, 0x01, ...bad, 0x0b] // no locals, nop, <bad>, end
   const bytes = new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
-    0x03, 0x02, 0x01, 0x00, // function 0: type 0
-    0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // export "f" func 0
-    0x0a, body.length + 2, 0x01, body.length, ...body // code
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
+    0x04,
+    0x01,
+    0x60,
+    0x00,
+    0x00, // type: () -> ()
+    0x03,
+    0x02,
+    0x01,
+    0x00, // function 0: type 0
+    0x07,
+    0x05,
+    0x01,
+    0x01,
+    0x66,
+    0x00,
+    0x00, // export "f" func 0
+    0x0a,
+    body.length + 2,
+    0x01,
+    body.length,
+    ...body // code
   ])
   return { bytes, badAt: bytes.length - 1 - bad.length }
 }
@@ -64,21 +96,24 @@ const realValidate = (t: TestEngine) =>
 describe("loadModule: the load cache (bytes identified by their SHA-256)", () => {
   it.effect("a second load of the same bytes calls neither the verifier nor the engine, and is a cache hit", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* moduleBytes
-      const [ids, events] = yield* collecting(Effect.gen(function*() {
-        const a = yield* runtime.loadModule(bytes, meta("m"))
-        const b = yield* runtime.loadModule(bytes, meta("m"))
-        const c = yield* runtime.loadModule(Uint8Array.from(bytes), meta("m")) // equal bytes, another array
-        return [a, b, c]
-      }))
+      const [ids, events] = yield* collecting(
+        Effect.gen(function* () {
+          const a = yield* runtime.loadModule(bytes, meta("m"))
+          const b = yield* runtime.loadModule(bytes, meta("m"))
+          const c = yield* runtime.loadModule(Uint8Array.from(bytes), meta("m")) // equal bytes, another array
+          return [a, b, c]
+        })
+      )
       expect(new Set(ids).size).toBe(1)
       expect(t.verifies).toBe(1)
       expect(t.validates).toBe(1)
       expect(t.compiles).toBe(0)
-      expect(events.filter((e) => e._tag === "ModuleLoaded").map((e) => e._tag === "ModuleLoaded" && e.cacheHit))
-        .toEqual([false, true, true])
+      expect(
+        events.filter((e) => e._tag === "ModuleLoaded").map((e) => e._tag === "ModuleLoaded" && e.cacheHit)
+      ).toEqual([false, true, true])
       const stats = yield* runtime.stats
       expect(stats.cache.loads).toBe(1)
       expect(stats.modules).toBe(1)
@@ -87,7 +122,7 @@ describe("loadModule: the load cache (bytes identified by their SHA-256)", () =>
 
   it.effect("on an engine without validate, the second load does not compile again", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* moduleBytes
       yield* runtime.loadModule(bytes, meta("m"))
@@ -97,33 +132,36 @@ describe("loadModule: the load cache (bytes identified by their SHA-256)", () =>
     }).pipe(Effect.provide(compilingLayer(t)))
   })
 
-  it.effect("the same bytes under other metadata are verified again (the signature covers name + version), not parsed or validated", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const bytes = yield* moduleBytes
-      const v1 = yield* runtime.loadModule(bytes, meta("m", "1.0.0"))
-      const v2 = yield* runtime.loadModule(bytes, meta("m", "2.0.0"))
-      expect(v2).not.toBe(v1)
-      expect(t.verifies).toBe(2)
-      expect(t.validates).toBe(1)
-      // a name the verifier refuses stays refused although these bytes are cached
-      const evil = yield* Effect.flip(runtime.loadModule(bytes, meta("evil")))
-      expect(evil._tag).toBe("InvalidSignature")
-      expect(t.verifies).toBe(3)
-      // a detached signature is part of what was verified: another one is checked again
-      yield* runtime.loadModule(bytes, meta("m", "1.0.0", { signature: new Uint8Array([1, 2, 3]) }))
-      expect(t.verifies).toBe(4)
-      yield* runtime.loadModule(bytes, meta("m", "1.0.0", { signature: new Uint8Array([1, 2, 3]) }))
-      yield* runtime.loadModule(bytes, meta("m", "2.0.0"))
-      expect(t.verifies).toBe(4)
-      expect((yield* runtime.getModule(v2)).exports.map((e) => e.name)).toEqual(["memory", "add"])
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    "the same bytes under other metadata are verified again (the signature covers name + version), not parsed or validated",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const bytes = yield* moduleBytes
+        const v1 = yield* runtime.loadModule(bytes, meta("m", "1.0.0"))
+        const v2 = yield* runtime.loadModule(bytes, meta("m", "2.0.0"))
+        expect(v2).not.toBe(v1)
+        expect(t.verifies).toBe(2)
+        expect(t.validates).toBe(1)
+        // a name the verifier refuses stays refused although these bytes are cached
+        const evil = yield* Effect.flip(runtime.loadModule(bytes, meta("evil")))
+        expect(evil._tag).toBe("InvalidSignature")
+        expect(t.verifies).toBe(3)
+        // a detached signature is part of what was verified: another one is checked again
+        yield* runtime.loadModule(bytes, meta("m", "1.0.0", { signature: new Uint8Array([1, 2, 3]) }))
+        expect(t.verifies).toBe(4)
+        yield* runtime.loadModule(bytes, meta("m", "1.0.0", { signature: new Uint8Array([1, 2, 3]) }))
+        yield* runtime.loadModule(bytes, meta("m", "2.0.0"))
+        expect(t.verifies).toBe(4)
+        expect((yield* runtime.getModule(v2)).exports.map((e) => e.name)).toEqual(["memory", "add"])
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
   it.effect("a key the verifier no longer trusts is not served from the cache", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* moduleBytes
       yield* runtime.loadModule(bytes, meta("m", "1.0.0", { author: "k1" }))
@@ -141,7 +179,7 @@ describe("loadModule: the load cache (bytes identified by their SHA-256)", () =>
 
   it.effect("the cache GC drops a load entry with its verifications: the next load verifies again", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* moduleBytes
       const id = yield* runtime.loadModule(bytes, meta("m"))
@@ -163,7 +201,7 @@ describe("loadModule: the load cache (bytes identified by their SHA-256)", () =>
 
   it.effect("refused loads are not cached: a tampered module fails every time", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const bytes = yield* moduleBytes
       for (let i = 0; i < 2; i++) {
@@ -177,11 +215,13 @@ describe("loadModule: the load cache (bytes identified by their SHA-256)", () =>
 
 describe("loadModule: cold loads let the engine check function bodies", () => {
   const layer = (t: TestEngine) =>
-    AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(Layer.provide(Layer.mergeAll(realValidate(t), testVerifierFor(t))))
+    AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(
+      Layer.provide(Layer.mergeAll(realValidate(t), testVerifierFor(t)))
+    )
 
   it.effect("a body the engine refuses comes out as the reader's CompileError with its byte offset", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const { bytes, badAt } = withBody([0xff]) // not an opcode
       const e = yield* Effect.flip(runtime.loadModule(bytes, meta("bad")))
@@ -196,7 +236,7 @@ describe("loadModule: cold loads let the engine check function bodies", () => {
 
   it.effect("a body only the engine can refuse (ill-typed) is the engine's CompileError; a valid one loads", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const { bytes } = withBody([0x6a]) // i32.add on an empty stack: decodes, does not type-check
       const e = yield* Effect.flip(runtime.loadModule(bytes, meta("ill-typed")))
@@ -210,7 +250,20 @@ describe("loadModule: cold loads let the engine check function bodies", () => {
 })
 
 describe("ModuleCache load entries", () => {
-  const info = { types: [], imports: [], exports: [], functions: [], tables: [], memories: [], globals: [], tags: [], start: undefined, dataCount: undefined, sections: [], customSections: [] }
+  const info = {
+    types: [],
+    imports: [],
+    exports: [],
+    functions: [],
+    tables: [],
+    memories: [],
+    globals: [],
+    tags: [],
+    start: undefined,
+    dataCount: undefined,
+    sections: [],
+    customSections: []
+  }
   const load = (bytesHash: string, size: number, name = "m", signature?: Uint8Array) => ({
     bytesHash,
     moduleHash: moduleHash(bytesHash),

@@ -20,67 +20,72 @@ import { config, loadWith, makeTestEngine, testVerifier } from "./support/TestEn
 
 const fns = { add: { params: ["i32"], results: ["i32"] } }
 const behaviour = {
-  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [(ctx.state.n = (ctx.state.n ?? 0) + (x as number))]
+  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [
+    (ctx.state.n = (ctx.state.n ?? 0) + (x as number))
+  ]
 }
 
 describe("Persistence (crash recovery)", () => {
-  it.effect("snapshotAfterCalls makes every acknowledged call durable; restoreOnStart brings agents back on a new runtime", () => {
-    const t = makeTestEngine()
-    const modules = ModuleRepositories.makeMemory()
-    const instances = InstanceRepositories.makeMemory()
-    const runtimeOn = (persistence: AgentRuntimes.RuntimeSettings["persistence"]) =>
-      AgentRuntimes.layer({ id: "rt", persistence }).pipe(
-        Layer.provide(
-          Layer.mergeAll(
-            Layer.succeed(WasmEngine, t.engine),
-            testVerifier,
-            Layer.succeed(ModuleRepository, modules),
-            Layer.succeed(InstanceRepository, instances),
-            MetricsRepositories.layerMemory,
-            EventBuses.layerMemory,
-            ExecutionAuthorizers.layerAllowAll
+  it.effect(
+    "snapshotAfterCalls makes every acknowledged call durable; restoreOnStart brings agents back on a new runtime",
+    () => {
+      const t = makeTestEngine()
+      const modules = ModuleRepositories.makeMemory()
+      const instances = InstanceRepositories.makeMemory()
+      const runtimeOn = (persistence: AgentRuntimes.RuntimeSettings["persistence"]) =>
+        AgentRuntimes.layer({ id: "rt", persistence }).pipe(
+          Layer.provide(
+            Layer.mergeAll(
+              Layer.succeed(WasmEngine, t.engine),
+              testVerifier,
+              Layer.succeed(ModuleRepository, modules),
+              Layer.succeed(InstanceRepository, instances),
+              MetricsRepositories.layerMemory,
+              EventBuses.layerMemory,
+              ExecutionAuthorizers.layerAllowAll
+            )
           )
         )
-      )
-    return Effect.gen(function*() {
-      // first process: two agents, some acknowledged calls, one evicted agent
-      yield* Effect.scoped(
-        Effect.gen(function*() {
-          const ctx = yield* Layer.build(runtimeOn({ snapshotAfterCalls: true }))
-          const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
-          const m = yield* Effect.provideService(loadWith(t, "counter", fns, behaviour), AgentRuntime, runtime)
-          yield* runtime.spawnAgent(agentId("a"), m, config())
-          yield* runtime.spawnAgent(agentId("b"), m, config(2 * 1024 * 1024, { critical: true }))
-          yield* runtime.spawnAgent(agentId("gone"), m, config())
-          yield* runtime.invoke(agentId("a"), "add", [40])
-          yield* runtime.invoke(agentId("a"), "add", [2])
-          yield* runtime.invoke(agentId("b"), "add", [7])
-          yield* runtime.invoke(agentId("gone"), "add", [1])
-          yield* runtime.evictAgent(agentId("gone"), "Manual")
-          expect(Option.isNone(yield* instances.loadState(agentId("gone")))).toBe(true)
-        })
-      )
-      // second process on the same repositories
-      yield* Effect.scoped(
-        Effect.gen(function*() {
-          const ctx = yield* Layer.build(runtimeOn({ restoreOnStart: true }))
-          const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
-          const ids = (yield* runtime.agents).map((a) => a.agentId).sort()
-          expect(ids).toEqual(["a", "b"])
-          expect((yield* runtime.startRestore)?.restored.slice().sort()).toEqual(["a", "b"])
-          expect((yield* runtime.startRestore)?.failed).toEqual([])
-          expect((yield* runtime.agent(agentId("a"))).invocationCount).toBe(2) // counters come back too
-          expect(yield* runtime.invoke(agentId("a"), "add", [0])).toEqual([42])
-          expect(yield* runtime.invoke(agentId("b"), "add", [0])).toEqual([7])
-          expect((yield* runtime.agent(agentId("b"))).state).toBe("Critical")
-        })
-      )
-    })
-  })
+      return Effect.gen(function* () {
+        // first process: two agents, some acknowledged calls, one evicted agent
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const ctx = yield* Layer.build(runtimeOn({ snapshotAfterCalls: true }))
+            const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
+            const m = yield* Effect.provideService(loadWith(t, "counter", fns, behaviour), AgentRuntime, runtime)
+            yield* runtime.spawnAgent(agentId("a"), m, config())
+            yield* runtime.spawnAgent(agentId("b"), m, config(2 * 1024 * 1024, { critical: true }))
+            yield* runtime.spawnAgent(agentId("gone"), m, config())
+            yield* runtime.invoke(agentId("a"), "add", [40])
+            yield* runtime.invoke(agentId("a"), "add", [2])
+            yield* runtime.invoke(agentId("b"), "add", [7])
+            yield* runtime.invoke(agentId("gone"), "add", [1])
+            yield* runtime.evictAgent(agentId("gone"), "Manual")
+            expect(Option.isNone(yield* instances.loadState(agentId("gone")))).toBe(true)
+          })
+        )
+        // second process on the same repositories
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const ctx = yield* Layer.build(runtimeOn({ restoreOnStart: true }))
+            const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
+            const ids = (yield* runtime.agents).map((a) => a.agentId).sort()
+            expect(ids).toEqual(["a", "b"])
+            expect((yield* runtime.startRestore)?.restored.slice().sort()).toEqual(["a", "b"])
+            expect((yield* runtime.startRestore)?.failed).toEqual([])
+            expect((yield* runtime.agent(agentId("a"))).invocationCount).toBe(2) // counters come back too
+            expect(yield* runtime.invoke(agentId("a"), "add", [0])).toEqual([42])
+            expect(yield* runtime.invoke(agentId("b"), "add", [0])).toEqual([7])
+            expect((yield* runtime.agent(agentId("b"))).state).toBe("Critical")
+          })
+        )
+      })
+    }
+  )
 
   it.effect("a failing snapshot is counted and recorded, never silently dropped", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", fns, behaviour)
       yield* runtime.spawnAgent(agentId("a"), m, config())

@@ -2,7 +2,6 @@ import {
   AgentFactories,
   AgentFactory,
   AgentRuntime,
-
   AgentSpawned,
   AgentNotFound,
   agentId,
@@ -10,7 +9,6 @@ import {
   ConfigProviders,
   createRuntime,
   DomainEvent,
-
   EventBuses,
   makeMetadata,
   MetricsRepositories,
@@ -51,9 +49,14 @@ const sample = (timestamp: number, invocations: number, memoryUsed = 10): Runtim
 
 describe("MetricsRepository (memory)", () => {
   it.effect("records, queries a half-open range, aggregates by granularity", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const repo = MetricsRepositories.makeMemory(100)
-      for (const [t, n, m] of [[1000, 1, 10], [1500, 5, 30], [2100, 9, 20], [500, 0, 5]] as const) {
+      for (const [t, n, m] of [
+        [1000, 1, 10],
+        [1500, 5, 30],
+        [2100, 9, 20],
+        [500, 0, 5]
+      ] as const) {
         yield* repo.record(sample(t, n, m))
       }
       expect((yield* repo.query({ from: 1000, to: 2100 })).map((m) => m.timestamp)).toEqual([1000, 1500])
@@ -63,21 +66,28 @@ describe("MetricsRepository (memory)", () => {
         [1000, 2, 4, 30, 20],
         [2000, 1, 0, 20, 20]
       ])
-    }))
+    })
+  )
 
   it.effect("keeps at most its capacity, dropping the oldest", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const repo = MetricsRepositories.makeMemory(3)
       for (let i = 0; i < 5; i++) yield* repo.record(sample(i, i))
       expect((yield* repo.query({ from: 0, to: 100 })).map((m) => m.timestamp)).toEqual([2, 3, 4])
-    }))
+    })
+  )
 })
 
 describe("ModuleRepository (memory)", () => {
   it.effect("saves, loads, finds by hash, lists, deletes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const repo = ModuleRepositories.makeMemory()
-      const stored = { id: moduleId("m"), hash: moduleHash("h"), bytes: new Uint8Array([1, 2]), metadata: makeMetadata({ name: "n", version: "1" }) }
+      const stored = {
+        id: moduleId("m"),
+        hash: moduleHash("h"),
+        bytes: new Uint8Array([1, 2]),
+        metadata: makeMetadata({ name: "n", version: "1" })
+      }
       yield* repo.save(stored)
       expect((yield* repo.load(moduleId("m"))).bytes).toEqual(new Uint8Array([1, 2]))
       expect(yield* repo.findByHash(moduleHash("h"))).toEqual(Option.some("m"))
@@ -85,7 +95,8 @@ describe("ModuleRepository (memory)", () => {
       yield* repo.delete(moduleId("m"))
       expect((yield* Effect.flip(repo.load(moduleId("m"))))._tag).toBe("ModuleNotFound")
       expect((yield* Effect.flip(repo.delete(moduleId("m"))))._tag).toBe("ModuleNotFound")
-    }))
+    })
+  )
 })
 
 describe("Domain events", () => {
@@ -107,28 +118,31 @@ describe("Domain events", () => {
 
   it.effect("the in-memory bus delivers to subscribers that subscribed before publishing", () =>
     Effect.scoped(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const bus = yield* EventBuses.makeMemory
         const stream = yield* bus.subscribe
-        yield* bus.publish(new AgentSpawned({
-          eventId: "e" as never,
-          timestamp: 1,
-          runtimeId: "r" as never,
-          agentId: agentId("a"),
-          moduleId: moduleId("m"),
-          instanceId: "a#1" as never,
-          memoryAllocated: 1
-        }))
+        yield* bus.publish(
+          new AgentSpawned({
+            eventId: "e" as never,
+            timestamp: 1,
+            runtimeId: "r" as never,
+            agentId: agentId("a"),
+            moduleId: moduleId("m"),
+            instanceId: "a#1" as never,
+            memoryAllocated: 1
+          })
+        )
         const got = yield* Stream.runCollect(Stream.take(stream, 1))
         expect(got.map((e) => e._tag)).toEqual(["AgentSpawned"])
       })
-    ))
+    )
+  )
 })
 
 describe("AgentFactory", () => {
   it.effect("creates agents by type through ModuleRegistry and ConfigProvider, and validates custom configs", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const registry = yield* ModuleRegistry
       const factory = yield* AgentFactory
       const runtime = yield* AgentRuntime
@@ -147,7 +161,9 @@ describe("AgentFactory", () => {
     }).pipe(
       Effect.provide(
         AgentFactories.layer.pipe(
-          Layer.provideMerge(Layer.mergeAll(ModuleRegistries.layerMemory, ConfigProviders.layer({ counter: { memoryLimit: 2 * MiB } }))),
+          Layer.provideMerge(
+            Layer.mergeAll(ModuleRegistries.layerMemory, ConfigProviders.layer({ counter: { memoryLimit: 2 * MiB } }))
+          ),
           Layer.provideMerge(runtimeLayer(t))
         )
       )
@@ -183,7 +199,6 @@ describe("Promise facade", () => {
     await runtime.dispose()
   })
 })
-
 
 describe("Promise facade with other ports", () => {
   it("uses the repositories given in `ports` instead of the in-memory defaults", async () => {

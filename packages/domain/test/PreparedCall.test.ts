@@ -5,13 +5,15 @@ import { config, loadWith, makeTestEngine, runtimeLayer } from "./support/TestEn
 
 const fns = { add: { params: ["i32"], results: ["i32"] } }
 const behaviour = {
-  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [(ctx.state.n = (ctx.state.n ?? 0) + (x as number))]
+  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [
+    (ctx.state.n = (ctx.state.n ?? 0) + (x as number))
+  ]
 }
 
 describe("prepared call handle", () => {
   it.effect("resolves the export once; invoke keeps invoke's semantics", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", fns, behaviour)
       yield* runtime.spawnAgent(agentId("a"), m, config())
@@ -30,7 +32,7 @@ describe("prepared call handle", () => {
 describe("restore", () => {
   it.effect("refuses a snapshot of another module hash with SnapshotMismatch", () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m1 = yield* loadWith(t, "one", fns, behaviour)
       const m2 = yield* loadWith(t, "two", fns, behaviour)

@@ -18,7 +18,8 @@ const fns = { _initialize: {}, boom: {}, get: { results: ["i32"] }, bump: { resu
 const behaviours = (inits: number) => {
   let initialized = 0
   return {
-    _initialize: () => (++initialized > inits ? Effect.fail(new Trap({ function: "_initialize", reason: "broken" })) : []),
+    _initialize: () =>
+      ++initialized > inits ? Effect.fail(new Trap({ function: "_initialize", reason: "broken" })) : [],
     bump: (ctx: { state: Record<string, number> }) => [(ctx.state.n = (ctx.state.n ?? 0) + 1)],
     get: (ctx: { state: Record<string, number> }) => [ctx.state.n ?? 0],
     boom: (ctx: { state: Record<string, number> }) => {
@@ -29,48 +30,62 @@ const behaviours = (inits: number) => {
 }
 
 describe("recovery after a trap", () => {
-  it.effect("an agent whose replacement fails (its _initialize traps now) goes Failed and is evicted with HealthFailure", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "fragile", fns, behaviours(1))
-      const [, events] = yield* collecting(Effect.gen(function*() {
-        yield* runtime.spawnAgent(agentId("f"), m, config())
-        expect(yield* runtime.invoke(agentId("f"), "bump", [])).toEqual([1])
-        expect(yield* Effect.flip(runtime.invoke(agentId("f"), "boom", []))).toBeInstanceOf(Trap)
-      }))
-      expect(events.filter((e) => e._tag === "AgentRecovered")).toHaveLength(0)
-      const changes = events.flatMap((e) => (e._tag === "AgentStateChanged" ? [[e.from, e.to]] : []))
-      expect(changes).toContainEqual(["Running", "Failed"])
-      expect(events.flatMap((e) => (e._tag === "AgentEvicted" ? [[e.agentId, e.reason]] : []))).toEqual([["f", "HealthFailure"]])
-      expect(yield* runtime.agents).toHaveLength(0)
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    "an agent whose replacement fails (its _initialize traps now) goes Failed and is evicted with HealthFailure",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "fragile", fns, behaviours(1))
+        const [, events] = yield* collecting(
+          Effect.gen(function* () {
+            yield* runtime.spawnAgent(agentId("f"), m, config())
+            expect(yield* runtime.invoke(agentId("f"), "bump", [])).toEqual([1])
+            expect(yield* Effect.flip(runtime.invoke(agentId("f"), "boom", []))).toBeInstanceOf(Trap)
+          })
+        )
+        expect(events.filter((e) => e._tag === "AgentRecovered")).toHaveLength(0)
+        const changes = events.flatMap((e) => (e._tag === "AgentStateChanged" ? [[e.from, e.to]] : []))
+        expect(changes).toContainEqual(["Running", "Failed"])
+        expect(events.flatMap((e) => (e._tag === "AgentEvicted" ? [[e.agentId, e.reason]] : []))).toEqual([
+          ["f", "HealthFailure"]
+        ])
+        expect(yield* runtime.agents).toHaveLength(0)
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
-  it.effect("RuntimeSettings.onTrap \"keep\" keeps the instance as the trap left it; an agent's own onTrap overrides it", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "kept", fns, behaviours(10))
-      const [, events] = yield* collecting(Effect.gen(function*() {
-        yield* runtime.spawnAgent(agentId("k"), m, config())
-        yield* runtime.spawnAgent(agentId("r"), m, config(undefined, { onTrap: "restore" }))
-        for (const id of ["k", "r"]) {
-          yield* runtime.invoke(agentId(id), "bump", [])
-          yield* Effect.flip(runtime.invoke(agentId(id), "boom", []))
-        }
-        expect(yield* runtime.invoke(agentId("k"), "get", [])).toEqual([99])
-        expect(yield* runtime.invoke(agentId("r"), "get", [])).toEqual([0])
-        expect((yield* runtime.agent(agentId("k"))).errorCount).toBe(1)
-        expect((yield* runtime.agent(agentId("r"))).errorCount).toBe(1)
-      }))
-      expect(events.flatMap((e) => (e._tag === "AgentRecovered" ? [[e.agentId, e.from]] : []))).toEqual([["r", "Fresh"]])
-    }).pipe(Effect.provide(runtimeLayer(t, { onTrap: "keep" })))
-  })
+  it.effect(
+    'RuntimeSettings.onTrap "keep" keeps the instance as the trap left it; an agent\'s own onTrap overrides it',
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "kept", fns, behaviours(10))
+        const [, events] = yield* collecting(
+          Effect.gen(function* () {
+            yield* runtime.spawnAgent(agentId("k"), m, config())
+            yield* runtime.spawnAgent(agentId("r"), m, config(undefined, { onTrap: "restore" }))
+            for (const id of ["k", "r"]) {
+              yield* runtime.invoke(agentId(id), "bump", [])
+              yield* Effect.flip(runtime.invoke(agentId(id), "boom", []))
+            }
+            expect(yield* runtime.invoke(agentId("k"), "get", [])).toEqual([99])
+            expect(yield* runtime.invoke(agentId("r"), "get", [])).toEqual([0])
+            expect((yield* runtime.agent(agentId("k"))).errorCount).toBe(1)
+            expect((yield* runtime.agent(agentId("r"))).errorCount).toBe(1)
+          })
+        )
+        expect(events.flatMap((e) => (e._tag === "AgentRecovered" ? [[e.agentId, e.from]] : []))).toEqual([
+          ["r", "Fresh"]
+        ])
+      }).pipe(Effect.provide(runtimeLayer(t, { onTrap: "keep" })))
+    }
+  )
 
-  it.effect("onTrap must be \"restore\" or \"keep\" (InvalidConfig)", () => {
+  it.effect('onTrap must be "restore" or "keep" (InvalidConfig)', () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "cfg", fns, behaviours(10))
       const e = yield* Effect.flip(runtime.spawnAgent(agentId("c"), m, config(undefined, { onTrap: "reset" as never })))
@@ -96,85 +111,108 @@ const probing = (gate?: Deferred.Deferred<void>) => ({
       return Effect.fail(new Trap({ function: "block", reason: "unreachable" }))
     })
 })
-const probingFns = { _initialize: {}, _health_check: { results: ["i32"] }, bump: { results: ["i32"] }, get: { results: ["i32"] }, sicken: {}, block: {} }
-const recoveredOf = (events: ReadonlyArray<RuntimeEvent>) => events.flatMap((e) => (e._tag === "AgentRecovered" ? [[e.agentId, e.from, e.cause]] : []))
+const probingFns = {
+  _initialize: {},
+  _health_check: { results: ["i32"] },
+  bump: { results: ["i32"] },
+  get: { results: ["i32"] },
+  sicken: {},
+  block: {}
+}
+const recoveredOf = (events: ReadonlyArray<RuntimeEvent>) =>
+  events.flatMap((e) => (e._tag === "AgentRecovered" ? [[e.agentId, e.from, e.cause]] : []))
 
 describe("recovery gaps (issue 12 item 7): a trapped _health_check, a snapshot racing a trapped call", () => {
-  it.effect("a _health_check that traps replaces the instance (onTrap \"restore\", AgentRecovered); the failed probe counts", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "probe", probingFns, probing())
-      const [checks, events] = yield* collecting(Effect.gen(function*() {
-        yield* runtime.spawnAgent(agentId("p"), m, config())
-        expect(yield* runtime.invoke(agentId("p"), "bump", [])).toEqual([1])
-        yield* runtime.invoke(agentId("p"), "sicken", [])
-        return yield* runtime.checkHealth
-      }))
-      expect(checks.map((c) => [c.agentId, c.details.responseOk])).toEqual([["p", false]])
-      expect(recoveredOf(events)).toEqual([["p", "Fresh", expect.stringMatching(/unreachable/)]])
-      // the probe's partial write (n = 99) is gone with the trapped instance: a fresh one, not sick
-      expect(yield* runtime.invoke(agentId("p"), "get", [])).toEqual([0])
-      expect((yield* runtime.checkHealth).map((c) => c.details.responseOk)).toEqual([true])
-      expect((yield* runtime.agent(agentId("p"))).state).toBe("Running")
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    'a _health_check that traps replaces the instance (onTrap "restore", AgentRecovered); the failed probe counts',
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "probe", probingFns, probing())
+        const [checks, events] = yield* collecting(
+          Effect.gen(function* () {
+            yield* runtime.spawnAgent(agentId("p"), m, config())
+            expect(yield* runtime.invoke(agentId("p"), "bump", [])).toEqual([1])
+            yield* runtime.invoke(agentId("p"), "sicken", [])
+            return yield* runtime.checkHealth
+          })
+        )
+        expect(checks.map((c) => [c.agentId, c.details.responseOk])).toEqual([["p", false]])
+        expect(recoveredOf(events)).toEqual([["p", "Fresh", expect.stringMatching(/unreachable/)]])
+        // the probe's partial write (n = 99) is gone with the trapped instance: a fresh one, not sick
+        expect(yield* runtime.invoke(agentId("p"), "get", [])).toEqual([0])
+        expect((yield* runtime.checkHealth).map((c) => c.details.responseOk)).toEqual([true])
+        expect((yield* runtime.agent(agentId("p"))).state).toBe("Running")
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
-  it.effect("with onTrap \"keep\" a trapped _health_check leaves the instance as it is (no AgentRecovered)", () => {
+  it.effect('with onTrap "keep" a trapped _health_check leaves the instance as it is (no AgentRecovered)', () => {
     const t = makeTestEngine()
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "probe-keep", probingFns, probing())
-      const [, events] = yield* collecting(Effect.gen(function*() {
-        yield* runtime.spawnAgent(agentId("k"), m, config(undefined, { onTrap: "keep" }))
-        yield* runtime.invoke(agentId("k"), "sicken", [])
-        yield* runtime.checkHealth
-      }))
+      const [, events] = yield* collecting(
+        Effect.gen(function* () {
+          yield* runtime.spawnAgent(agentId("k"), m, config(undefined, { onTrap: "keep" }))
+          yield* runtime.invoke(agentId("k"), "sicken", [])
+          yield* runtime.checkHealth
+        })
+      )
       expect(recoveredOf(events)).toEqual([])
       expect(yield* runtime.invoke(agentId("k"), "get", [])).toEqual([99])
     }).pipe(Effect.provide(runtimeLayer(t)))
   })
 
-  it.effect("a snapshot after a trapped _health_check saves the replacement's state, never the probe's partial writes", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* loadWith(t, "probe-snap", probingFns, probing())
-      yield* runtime.spawnAgent(agentId("s"), m, config())
-      expect(yield* runtime.invoke(agentId("s"), "bump", [])).toEqual([1])
-      yield* runtime.snapshot(agentId("s")) // n = 1
-      yield* runtime.invoke(agentId("s"), "sicken", [])
-      yield* runtime.checkHealth // traps after writing n = 99: restored from the snapshot (n = 1)
-      const snap = yield* runtime.snapshot(agentId("s"))
-      expect(snap.state.globals.n).toBe(1)
-      expect(snap.state.globals.sick).toBeUndefined()
-      expect(yield* runtime.invoke(agentId("s"), "get", [])).toEqual([1])
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    "a snapshot after a trapped _health_check saves the replacement's state, never the probe's partial writes",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "probe-snap", probingFns, probing())
+        yield* runtime.spawnAgent(agentId("s"), m, config())
+        expect(yield* runtime.invoke(agentId("s"), "bump", [])).toEqual([1])
+        yield* runtime.snapshot(agentId("s")) // n = 1
+        yield* runtime.invoke(agentId("s"), "sicken", [])
+        yield* runtime.checkHealth // traps after writing n = 99: restored from the snapshot (n = 1)
+        const snap = yield* runtime.snapshot(agentId("s"))
+        expect(snap.state.globals.n).toBe(1)
+        expect(snap.state.globals.sick).toBeUndefined()
+        expect(yield* runtime.invoke(agentId("s"), "get", [])).toEqual([1])
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 
-  it.effect("a snapshot racing a trapped call waits for the recovery and never persists the trapped call's writes", () => {
-    const t = makeTestEngine()
-    return Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const gate = yield* Deferred.make<void>()
-      const m = yield* loadWith(t, "race", probingFns, probing(gate))
-      const [, events] = yield* collecting(Effect.gen(function*() {
-        yield* runtime.spawnAgent(agentId("r"), m, config())
-        expect(yield* runtime.invoke(agentId("r"), "bump", [])).toEqual([1])
-        const call = yield* Effect.forkChild(Effect.flip(runtime.invoke(agentId("r"), "block", [])))
-        yield* Effect.yieldNow
-        const snap = yield* Effect.forkChild(runtime.snapshot(agentId("r")))
-        yield* Effect.yieldNow
-        yield* Deferred.succeed(gate, undefined)
-        expect(yield* Fiber.join(call)).toBeInstanceOf(Trap)
-        const saved = yield* Fiber.join(snap)
-        // never n = 99: the snapshot is of the fresh replacement (no earlier snapshot to restore from)
-        expect(saved.state.globals.n).toBeUndefined()
-        const repo = yield* InstanceRepository
-        const stored = yield* repo.loadState(agentId("r"))
-        expect(Option.map(stored, (s) => s.state.globals.n)).toEqual(Option.some(undefined))
-      }))
-      expect(recoveredOf(events).map(([id, from]) => [id, from])).toEqual([["r", "Fresh"]])
-    }).pipe(Effect.provide(runtimeLayer(t)))
-  })
+  it.effect(
+    "a snapshot racing a trapped call waits for the recovery and never persists the trapped call's writes",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const gate = yield* Deferred.make<void>()
+        const m = yield* loadWith(t, "race", probingFns, probing(gate))
+        const [, events] = yield* collecting(
+          Effect.gen(function* () {
+            yield* runtime.spawnAgent(agentId("r"), m, config())
+            expect(yield* runtime.invoke(agentId("r"), "bump", [])).toEqual([1])
+            const call = yield* Effect.forkChild(Effect.flip(runtime.invoke(agentId("r"), "block", [])))
+            yield* Effect.yieldNow
+            const snap = yield* Effect.forkChild(runtime.snapshot(agentId("r")))
+            yield* Effect.yieldNow
+            yield* Deferred.succeed(gate, undefined)
+            expect(yield* Fiber.join(call)).toBeInstanceOf(Trap)
+            const saved = yield* Fiber.join(snap)
+            // never n = 99: the snapshot is of the fresh replacement (no earlier snapshot to restore from)
+            expect(saved.state.globals.n).toBeUndefined()
+            const repo = yield* InstanceRepository
+            const stored = yield* repo.loadState(agentId("r"))
+            expect(Option.map(stored, (s) => s.state.globals.n)).toEqual(Option.some(undefined))
+          })
+        )
+        expect(recoveredOf(events).map(([id, from]) => [id, from])).toEqual([["r", "Fresh"]])
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    }
+  )
 })

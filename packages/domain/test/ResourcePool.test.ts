@@ -51,29 +51,42 @@ describe("ResourcePool admission (issue 12 item 9)", () => {
   for (const overcommit of [true, false]) {
     it.effect(
       `leaky agents (reservation 1 MiB, limit 8 MiB) growing together to their caps: ${
-        overcommit ? "over-committed, the pool overshoots (the swarm's 105.9 %)" : "by default, used ≤ total after every step"
+        overcommit
+          ? "over-committed, the pool overshoots (the swarm's 105.9 %)"
+          : "by default, used ≤ total after every step"
       }`,
       () => {
         const t = makeTestEngine()
-        return Effect.gen(function*() {
+        return Effect.gen(function* () {
           const runtime = yield* AgentRuntime
           // the engine's cap: memory.grow past the budget returns -1, so growth stops at the limit
-          const m = yield* loadWith(t, "leaky", { leak: { params: ["i32"], results: ["i32"] } }, {
-            leak: (ctx, [mib]) => ((ctx.memoryBytes = Math.min(LIMIT, ctx.memoryBytes + (mib as number) * MiB)), [ctx.memoryBytes])
-          })
+          const m = yield* loadWith(
+            t,
+            "leaky",
+            { leak: { params: ["i32"], results: ["i32"] } },
+            {
+              leak: (ctx, [mib]) => (
+                (ctx.memoryBytes = Math.min(LIMIT, ctx.memoryBytes + (mib as number) * MiB)), [ctx.memoryBytes]
+              )
+            }
+          )
           const peaks: Array<number> = []
           const sample = Effect.tap(runtime.stats, (s) => Effect.sync(() => peaks.push(s.memory.used)))
           const admitted: Array<string> = []
           const refused: Array<string> = []
           for (let i = 0; i < AGENTS; i++) {
-            const r = yield* Effect.result(runtime.spawnAgent(agentId(`leaky-${i}`), m, config(LIMIT, { memoryReservation: MiB })))
+            const r = yield* Effect.result(
+              runtime.spawnAgent(agentId(`leaky-${i}`), m, config(LIMIT, { memoryReservation: MiB }))
+            )
             if (r._tag === "Success") admitted.push(r.success.agentId)
             else refused.push(r.failure._tag)
             yield* sample
           }
           // every admitted agent leaks concurrently, a MiB at a time, until its cap
           for (let step = 0; step < LIMIT / MiB; step++) {
-            yield* Effect.forEach(admitted, (id) => runtime.invoke(agentId(id), "leak", [1]), { concurrency: "unbounded" })
+            yield* Effect.forEach(admitted, (id) => runtime.invoke(agentId(id), "leak", [1]), {
+              concurrency: "unbounded"
+            })
             yield* sample
           }
           const stats = yield* runtime.stats

@@ -15,11 +15,11 @@ const fns = { increment: { results: ["i32"] } }
 const behaviour = { increment: () => [1] }
 
 /** Builds a runtime with id "rt-test", spawns and evicts one agent, returns its events. */
-const run = Effect.gen(function*() {
+const run = Effect.gen(function* () {
   const t = makeTestEngine()
   const ctx = yield* Layer.build(runtimeLayer(t))
   return yield* collecting(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", fns, behaviour)
       yield* runtime.spawnAgent(agentId("a"), m, config(MiB))
@@ -33,7 +33,7 @@ const run = Effect.gen(function*() {
 
 describe("RuntimeState", () => {
   it.effect("event ids are <runtimeId>:<nonce>:<n>; two runtimes with one id never share an event id", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const first: ReadonlyArray<RuntimeEvent> = yield* Effect.scoped(run)
       const second: ReadonlyArray<RuntimeEvent> = yield* Effect.scoped(run)
       expect(first.length).toBeGreaterThan(2)

@@ -66,7 +66,11 @@ const page = (index: number, seed: number): { index: number; data: Uint8Array } 
 
 const bigSnapshot = make({
   memoryBytes: 200 * PAGE,
-  pages: [page(0, 3), ...Array.from({ length: 40 }, (_, i) => ({ index: 5 + i * 4, data: noise(i + 1, PAGE) })), page(199, 7)],
+  pages: [
+    page(0, 3),
+    ...Array.from({ length: 40 }, (_, i) => ({ index: 5 + i * 4, data: noise(i + 1, PAGE) })),
+    page(199, 7)
+  ],
   globals: {
     "agent-runtime:global:0": 42,
     "agent-runtime:global:1": -(2n ** 63n),
@@ -91,7 +95,10 @@ const reasonOf = (e: SnapshotCorrupt | SnapshotMismatch): string => {
 /** A snapshot with page contents replaced by their SHA-256: fast to compare (deep equality of typed arrays is slow). */
 const digest = (s: InstanceSnapshot) => ({
   ...s,
-  state: { ...s.state, pages: s.state.pages.map((p) => `${p.index}:${p.data.length}:${createHash("sha256").update(p.data).digest("hex")}`) }
+  state: {
+    ...s.state,
+    pages: s.state.pages.map((p) => `${p.index}:${p.data.length}:${createHash("sha256").update(p.data).digest("hex")}`)
+  }
 })
 
 /** Re-frames `bytes` after `edit`, with a valid checksum: tests the checks behind the CRC. */
@@ -105,7 +112,13 @@ const reframe = (bytes: Uint8Array, edit: (b: Uint8Array) => Uint8Array): Uint8A
 
 describe("SnapshotCodec", () => {
   it("crc32 agrees with zlib's", () => {
-    for (const [seed, length] of [[1, 0], [2, 1], [3, 7], [4, 1000], [5, 65_536]] as const) {
+    for (const [seed, length] of [
+      [1, 0],
+      [2, 1],
+      [3, 7],
+      [4, 1000],
+      [5, 65_536]
+    ] as const) {
       const bytes = noise(seed, length)
       expect(crc32(bytes)).toBe(zlib.crc32(bytes))
     }
@@ -123,16 +136,25 @@ describe("SnapshotCodec", () => {
       expect(typeof back.state.globals["agent-runtime:global:3"]).toBe("bigint")
       expect(typeof back.state.globals["agent-runtime:global:0"]).toBe("number")
       expect(back.state.pages.map((p) => p.index)).toEqual(bigSnapshot.state.pages.map((p) => p.index))
-    }))
+    })
+  )
 
   it.effect("compresses the payload through the injected functions; the header records it", () =>
     Effect.gen(function* () {
-      const compressible = make({ memoryBytes: 64 * PAGE, pages: Array.from({ length: 30 }, (_, i) => page(i * 2, i + 2)), globals: { g: 1n } })
+      const compressible = make({
+        memoryBytes: 64 * PAGE,
+        pages: Array.from({ length: 30 }, (_, i) => page(i * 2, i + 2)),
+        globals: { g: 1n }
+      })
       const plain = yield* encode(compressible)
       const packed = yield* encode(compressible, { compression: gzip })
       expect(packed.length).toBeLessThan(plain.length / 10)
-      expect(digest(yield* decode(packed, { compression: gzip, expectedModuleHash: HASH }))).toEqual(digest(compressible))
-      const header = JSON.parse(new TextDecoder().decode(packed.subarray(16, 16 + new DataView(packed.buffer).getUint32(8, true))))
+      expect(digest(yield* decode(packed, { compression: gzip, expectedModuleHash: HASH }))).toEqual(
+        digest(compressible)
+      )
+      const header = JSON.parse(
+        new TextDecoder().decode(packed.subarray(16, 16 + new DataView(packed.buffer).getUint32(8, true)))
+      )
       expect(header).toMatchObject({ compressed: true, moduleHash: HASH, pageCount: 30, globalCount: 1 })
       // Without the decompressor the snapshot cannot be read.
       const e = yield* Effect.flip(decode(packed))
@@ -143,8 +165,11 @@ describe("SnapshotCodec", () => {
       const e2 = yield* Effect.flip(decode(packed, { compression: failing }))
       expect(e2).toEqual(new SnapshotCorrupt({ reason: "decompression failed: bad gzip" }))
       // The big random snapshot round-trips compressed too.
-      expect(digest(yield* decode(yield* encode(bigSnapshot, { compression: gzip }), { compression: gzip }))).toEqual(digest(bigSnapshot))
-    }))
+      expect(digest(yield* decode(yield* encode(bigSnapshot, { compression: gzip }), { compression: gzip }))).toEqual(
+        digest(bigSnapshot)
+      )
+    })
+  )
 
   it.effect("refuses a snapshot of another module hash", () =>
     Effect.gen(function* () {
@@ -154,12 +179,15 @@ describe("SnapshotCodec", () => {
       expect(e).toEqual(new SnapshotMismatch({ expected: other, actual: HASH }))
       expect((yield* decode(bytes, { expectedModuleHash: HASH })).moduleHash).toBe(HASH)
       expect((yield* decode(bytes)).moduleHash).toBe(HASH)
-    }))
+    })
+  )
 
   it.effect("detects every single-byte corruption of a small snapshot (and of a compressed one with a page)", () =>
     Effect.gen(function* () {
       const small = yield* encode(smallSnapshot)
-      const compressed = yield* encode(make({ memoryBytes: 2 * PAGE, pages: [page(1, 5)], globals: { a: 1, b: 2n } }), { compression: gzip })
+      const compressed = yield* encode(make({ memoryBytes: 2 * PAGE, pages: [page(1, 5)], globals: { a: 1, b: 2n } }), {
+        compression: gzip
+      })
       expect(compressed.length).toBeLessThan(2000)
       let checked = 0
       for (const bytes of [small, compressed]) {
@@ -174,7 +202,8 @@ describe("SnapshotCodec", () => {
         }
       }
       expect(checked).toBe(3 * (small.length + compressed.length))
-    }))
+    })
+  )
 
   it.effect("detects corruption inside page data (sampled positions of a large snapshot)", () =>
     Effect.gen(function* () {
@@ -185,7 +214,8 @@ describe("SnapshotCodec", () => {
         copy[i] = (copy[i] as number) ^ 0x10
         expect(yield* Effect.flip(decode(copy)), `byte ${i}`).toBeInstanceOf(SnapshotCorrupt)
       }
-    }))
+    })
+  )
 
   it.effect("detects every truncation and trailing garbage", () =>
     Effect.gen(function* () {
@@ -200,13 +230,16 @@ describe("SnapshotCodec", () => {
         expect(yield* Effect.flip(decode(longer))).toBeInstanceOf(SnapshotCorrupt)
       }
       expect(reasonOf(yield* Effect.flip(decode(new Uint8Array(0))))).toMatch(/shorter/)
-    }))
+    })
+  )
 
   it.effect("refuses other format versions, bad magic and invalid headers even with a valid checksum", () =>
     Effect.gen(function* () {
       const bytes = yield* encode(smallSnapshot)
       const v2 = reframe(bytes, (b) => ((b[4] = 2), b))
-      expect(reasonOf(yield* Effect.flip(decode(v2)))).toBe("unsupported snapshot format version 2 (this build reads 1)")
+      expect(reasonOf(yield* Effect.flip(decode(v2)))).toBe(
+        "unsupported snapshot format version 2 (this build reads 1)"
+      )
       const magic = reframe(bytes, (b) => ((b[0] = 0), b))
       expect(reasonOf(yield* Effect.flip(decode(magic)))).toBe("not a snapshot (bad magic)")
       // A header whose lifecycle is not a state: rewrite "Running" to "Rxnning" (same length).
@@ -219,37 +252,46 @@ describe("SnapshotCodec", () => {
       const e = yield* Effect.flip(decode(badHeader))
       expect(e).toBeInstanceOf(SnapshotCorrupt)
       expect(reasonOf(e)).toMatch(/^invalid header/)
-    }))
+    })
+  )
 
-  it.effect("encode refuses what decode could not give back (SnapshotInvalid); decode refuses an inconsistent payload", () =>
-    Effect.gen(function* () {
-      const invalid = (snapshot: InstanceSnapshot) => Effect.flip(encode(snapshot))
-      const outside = yield* invalid(make({ memoryBytes: PAGE, pages: [page(1, 3)] }))
-      expect(outside).toBeInstanceOf(SnapshotInvalid)
-      expect(outside.reason).toBe(`page 1 lies outside state.memoryBytes (${PAGE} bytes)`)
-      expect((yield* invalid(make({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(10) }] }))).reason).toBe(
-        "page 0 must be a Uint8Array of 65536 bytes"
-      )
-      expect((yield* invalid(make({ memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }))).reason).toBe(
-        "page 1 is out of order or repeated (indexes must increase)"
-      )
-      // validatePages refuses the same pages with the same reasons, and accepts what encode accepts
-      for (const state of [{ memoryBytes: PAGE, pages: [page(1, 3)] }, { memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }]) {
-        expect((yield* Effect.flip(validatePages(make(state).state))).reason).toBe((yield* invalid(make(state))).reason)
-      }
-      yield* validatePages(make({ memoryBytes: 3 * PAGE, pages: [page(0, 1), page(2, 3)] }).state)
-      expect((yield* invalid(make({ globals: { big: 2n ** 63n } }))).reason).toMatch(/outside the i64 range/)
-      expect((yield* invalid(make({ memoryBytes: 100 }))).reason).toMatch(/not a multiple of 64 KiB/)
-      expect((yield* invalid({ ...make(), invocationCount: Number.NaN })).reason).toMatch(/invalid metadata/)
-      // a payload inconsistent with its (checksummed) header is refused by decode:
-      // 3 pages of memory with page 2, then the header says 2 pages (same digit count)
-      const bytes = yield* encode(make({ memoryBytes: 3 * PAGE, pages: [page(2, 3)] }))
-      const shrunk = reframe(bytes, (b) => {
-        const at = Buffer.from(b).indexOf('"memoryBytes":196608')
-        expect(at).toBeGreaterThan(16)
-        b.set(new TextEncoder().encode('"memoryBytes":131072'), at)
-        return b
+  it.effect(
+    "encode refuses what decode could not give back (SnapshotInvalid); decode refuses an inconsistent payload",
+    () =>
+      Effect.gen(function* () {
+        const invalid = (snapshot: InstanceSnapshot) => Effect.flip(encode(snapshot))
+        const outside = yield* invalid(make({ memoryBytes: PAGE, pages: [page(1, 3)] }))
+        expect(outside).toBeInstanceOf(SnapshotInvalid)
+        expect(outside.reason).toBe(`page 1 lies outside state.memoryBytes (${PAGE} bytes)`)
+        expect(
+          (yield* invalid(make({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(10) }] }))).reason
+        ).toBe("page 0 must be a Uint8Array of 65536 bytes")
+        expect((yield* invalid(make({ memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }))).reason).toBe(
+          "page 1 is out of order or repeated (indexes must increase)"
+        )
+        // validatePages refuses the same pages with the same reasons, and accepts what encode accepts
+        for (const state of [
+          { memoryBytes: PAGE, pages: [page(1, 3)] },
+          { memoryBytes: 4 * PAGE, pages: [page(2, 3), page(1, 3)] }
+        ]) {
+          expect((yield* Effect.flip(validatePages(make(state).state))).reason).toBe(
+            (yield* invalid(make(state))).reason
+          )
+        }
+        yield* validatePages(make({ memoryBytes: 3 * PAGE, pages: [page(0, 1), page(2, 3)] }).state)
+        expect((yield* invalid(make({ globals: { big: 2n ** 63n } }))).reason).toMatch(/outside the i64 range/)
+        expect((yield* invalid(make({ memoryBytes: 100 }))).reason).toMatch(/not a multiple of 64 KiB/)
+        expect((yield* invalid({ ...make(), invocationCount: Number.NaN })).reason).toMatch(/invalid metadata/)
+        // a payload inconsistent with its (checksummed) header is refused by decode:
+        // 3 pages of memory with page 2, then the header says 2 pages (same digit count)
+        const bytes = yield* encode(make({ memoryBytes: 3 * PAGE, pages: [page(2, 3)] }))
+        const shrunk = reframe(bytes, (b) => {
+          const at = Buffer.from(b).indexOf('"memoryBytes":196608')
+          expect(at).toBeGreaterThan(16)
+          b.set(new TextEncoder().encode('"memoryBytes":131072'), at)
+          return b
+        })
+        expect(reasonOf(yield* Effect.flip(decode(shrunk)))).toBe(`page 2 lies outside ${2 * PAGE} bytes of memory`)
       })
-      expect(reasonOf(yield* Effect.flip(decode(shrunk)))).toBe(`page 2 lies outside ${2 * PAGE} bytes of memory`)
-    }))
+  )
 })

@@ -6,7 +6,9 @@ import { config, loadWith, makeTestEngine, runtimeLayer } from "./support/TestEn
 
 const fns = { add: { params: ["i32"], results: ["i32"] } }
 const behaviour = {
-  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [(ctx.state.n = (ctx.state.n ?? 0) + (x as number))]
+  add: (ctx: { state: Record<string, number> }, [x]: ReadonlyArray<unknown>) => [
+    (ctx.state.n = (ctx.state.n ?? 0) + (x as number))
+  ]
 }
 
 describe("tracing", () => {
@@ -19,7 +21,7 @@ describe("tracing", () => {
         return new Tracer.NativeSpan(options)
       }
     })
-    return Effect.gen(function*() {
+    return Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* loadWith(t, "counter", fns, behaviour)
       // Effect's native tracer: no backend can see a span, none is made
@@ -27,7 +29,7 @@ describe("tracing", () => {
       expect(yield* runtime.invoke(agentId("a"), "add", [1])).toEqual([1])
       expect(names.filter((n) => n.startsWith("AgentRuntime."))).toEqual([])
       yield* Effect.withTracer(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           expect(yield* runtime.invoke(agentId("a"), "add", [2])).toEqual([3])
           yield* runtime.pause(agentId("a"))
           yield* runtime.resume(agentId("a"))

@@ -141,7 +141,13 @@ describe("Health", () => {
       "Unhealthy/fail"
     ])
     const ok = HealthChecker.evaluate(
-      { memoryUtilization: 0.1, windowInvocations: 0, windowErrors: 0, previousFailures: 5, probe: { _tag: "NoProbe" } },
+      {
+        memoryUtilization: 0.1,
+        windowInvocations: 0,
+        windowErrors: 0,
+        previousFailures: 5,
+        probe: { _tag: "NoProbe" }
+      },
       s
     )
     expect(ok.details.consecutiveFailures).toBe(0)
@@ -151,7 +157,13 @@ describe("Health", () => {
   it("judges memory utilization and error rate", () => {
     const s = HealthChecker.defaultSettings
     const mem = HealthChecker.evaluate(
-      { memoryUtilization: 0.96, windowInvocations: 0, windowErrors: 0, previousFailures: 0, probe: { _tag: "NoProbe" } },
+      {
+        memoryUtilization: 0.96,
+        windowInvocations: 0,
+        windowErrors: 0,
+        previousFailures: 0,
+        probe: { _tag: "NoProbe" }
+      },
       s
     )
     expect(mem.details.memoryOk).toBe(false)

@@ -143,20 +143,23 @@ export const explain = (env: BrowserEnvironment): Readonly<Record<keyof EngineCa
   const why = !env.workers
     ? "this realm has no Worker constructor"
     : !env.crossOriginIsolated
-    ? `the page is not cross-origin isolated: ${isolationHint}`
-    : !env.sharedArrayBuffer
-    ? "SharedArrayBuffer is missing although the page is isolated"
-    : "the page is cross-origin isolated"
+      ? `the page is not cross-origin isolated: ${isolationHint}`
+      : !env.sharedArrayBuffer
+        ? "SharedArrayBuffer is missing although the page is isolated"
+        : "the page is cross-origin isolated"
   return {
-    workers: isolated ? "agents run in module Web Workers (the page is cross-origin isolated)" : `agents run in-page: ${why}`,
+    workers: isolated
+      ? "agents run in module Web Workers (the page is cross-origin isolated)"
+      : `agents run in-page: ${why}`,
     preemptiveTimeout: isolated
       ? "a call past its deadline is reported as Timeout and its worker terminated"
       : `no preemption in-page (${why}); fuel stops runaway calls`,
     fuel: "modules instrumented with the agent-runtime:fuel global are metered",
     wasi: "WASI preview1 through @bjorn3/browser_wasi_shim",
-    sharedMemory: env.sharedArrayBuffer && env.crossOriginIsolated
-      ? "shared linear memories can be created (SharedArrayBuffer)"
-      : `no shared memories: ${why}`,
+    sharedMemory:
+      env.sharedArrayBuffer && env.crossOriginIsolated
+        ? "shared linear memories can be created (SharedArrayBuffer)"
+        : `no shared memories: ${why}`,
     runtimeCompile: "WebAssembly.compile is available",
     snapshots: "linear memory and exported mutable globals are captured and restored"
   }
@@ -240,24 +243,28 @@ export const make = (options: BrowserEngineOptions = {}): Effect.Effect<BrowserE
     const wanted = options.mode ?? "auto"
     if (wanted === "workers" && !canWork) {
       return Effect.fail(
-        new BrowserUnsupported({ requirement: "mode \"workers\"", reason: explain(environment).workers })
+        new BrowserUnsupported({ requirement: 'mode "workers"', reason: explain(environment).workers })
       )
     }
     const mode: BrowserMode = wanted === "auto" ? (canWork ? "workers" : "inPage") : wanted
     if (mode === "workers" && options.channel === "shared" && !environment.waitAsync) {
       return Effect.fail(
         new BrowserUnsupported({
-          requirement: "channel \"shared\"",
-          reason: "Atomics.waitAsync is missing in this browser, and the page must never block: use channel \"message\""
+          requirement: 'channel "shared"',
+          reason: 'Atomics.waitAsync is missing in this browser, and the page must never block: use channel "message"'
         })
       )
     }
     return Effect.succeed(build(options, environment, mode))
   })
 
-const build = (options: BrowserEngineOptions, environment: BrowserEnvironment, mode: BrowserMode): BrowserEngineShape => {
+const build = (
+  options: BrowserEngineOptions,
+  environment: BrowserEnvironment,
+  mode: BrowserMode
+): BrowserEngineShape => {
   const wasi = BrowserWasi.makeHost(options.wasi)
-  const transport = mode === "inPage" ? "inPage" : options.channel ?? (environment.waitAsync ? "shared" : "message")
+  const transport = mode === "inPage" ? "inPage" : (options.channel ?? (environment.waitAsync ? "shared" : "message"))
   const engine = WorkerEngine.make<BrowserWasi.WasiSpec>({
     ...options,
     maxThreads: options.maxThreads ?? options.workers,
@@ -287,14 +294,17 @@ const build = (options: BrowserEngineOptions, environment: BrowserEnvironment, m
  * `ResourcePoolConfig.maxThreads` (default 4) — the same setting the
  * runtime's pool takes them from.
  */
-export const layerWith = (options: BrowserEngineOptions = {}): Layer.Layer<WasmEngine | BrowserEngine, BrowserUnsupported> => {
+export const layerWith = (
+  options: BrowserEngineOptions = {}
+): Layer.Layer<WasmEngine | BrowserEngine, BrowserUnsupported> => {
   const browser = Layer.effect(
     BrowserEngine,
     Effect.acquireRelease(Effect.flatMap(WorkerEngine.withPoolThreads(options), make), (engine) => engine.shutdown)
   )
-  return Layer.effect(WasmEngine, Effect.map(Effect.service(BrowserEngine), (engine): WasmEngineShape => engine)).pipe(
-    Layer.provideMerge(browser)
-  )
+  return Layer.effect(
+    WasmEngine,
+    Effect.map(Effect.service(BrowserEngine), (engine): WasmEngineShape => engine)
+  ).pipe(Layer.provideMerge(browser))
 }
 
 /** The browser `WasmEngine` layer, mode `"auto"` (never fails: in-page when the page is not isolated). */

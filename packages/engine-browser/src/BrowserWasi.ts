@@ -25,7 +25,17 @@
  *
  * @since 0.1.0
  */
-import { ConsoleStdout, Directory, type Fd, File, type Inode, OpenFile, PreopenDirectory, WASI, WASIProcExit } from "@bjorn3/browser_wasi_shim"
+import {
+  ConsoleStdout,
+  Directory,
+  type Fd,
+  File,
+  type Inode,
+  OpenFile,
+  PreopenDirectory,
+  WASI,
+  WASIProcExit
+} from "@bjorn3/browser_wasi_shim"
 import { type ExecutorPlatform, Protocol, type WasiHost, type WasiSession } from "@agent-runtime/engine-kit"
 
 /** The WASI import namespace (WASI preview1). */
@@ -141,7 +151,10 @@ export const createWasi = (spec: WasiSpec): WasiSession => {
 
 /** The page's record of every WASI agent's output (latest instance per agent id). */
 export class WasiOutputStore {
-  private readonly outputs = new Map<string, { stdout: Array<Uint8Array>; stderr: Array<Uint8Array>; exitCode: number | undefined }>()
+  private readonly outputs = new Map<
+    string,
+    { stdout: Array<Uint8Array>; stderr: Array<Uint8Array>; exitCode: number | undefined }
+  >()
   private readonly decoder = new TextDecoder()
 
   /** Starts a fresh record for an agent (a new instance). */

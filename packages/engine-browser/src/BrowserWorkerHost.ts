@@ -30,7 +30,10 @@ export interface WorkerLike {
 
 /** The default worker: the module worker script beside this file. */
 export const defaultWorker = (): WorkerLike =>
-  new Worker(new URL("./BrowserWorker.js", import.meta.url), { type: "module", name: "agent-runtime" }) as unknown as WorkerLike
+  new Worker(new URL("./BrowserWorker.js", import.meta.url), {
+    type: "module",
+    name: "agent-runtime"
+  }) as unknown as WorkerLike
 
 /** A `WorkerHost` on Web Workers; `createWorker` starts one running `BrowserWorker` (default `defaultWorker`). */
 export const make = (createWorker: () => WorkerLike = defaultWorker): WorkerHost => ({

@@ -20,21 +20,21 @@ const withEngine = <A, E>(
   body: (engine: BrowserEngine.BrowserEngineShape) => Effect.Effect<A, E>
 ) =>
   Effect.scoped(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const context = yield* Layer.build(Layer.orDie(BrowserEngine.layerWith(options)))
       return yield* body(Context.get(context, BrowserEngine.BrowserEngine))
     })
   )
 
 const spawn = (engine: BrowserEngine.BrowserEngineShape, name: string, bytes: Uint8Array, imports = {}) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const compiled = yield* engine.compile(bytes, hash)
     return yield* engine.instantiate(compiled, { agentId: agentId(name), memoryLimit: 16 * MiB, imports })
   })
 
 /** Counts timer ticks on the page while `effect` runs: proof the page's event loop is not blocked. */
 const ticksDuring = <A, E>(effect: Effect.Effect<A, E>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     let ticks = 0
     const timer = setInterval(() => ticks++, 10)
     const started = performance.now()
@@ -61,7 +61,9 @@ describe("BrowserEngine: capabilities", () => {
           snapshots: true
         })
         expect(engine.reasons.workers).toMatch(/cross-origin isolated/)
-      })))
+      })
+    )
+  )
 
   it.effect("in-page mode: no workers, no preemption, and the reasons say why", () =>
     withEngine({ mode: "inPage" }, (engine) =>
@@ -70,45 +72,52 @@ describe("BrowserEngine: capabilities", () => {
         expect(engine.capabilities.workers).toBe(false)
         expect(engine.capabilities.preemptiveTimeout).toBe(false)
         expect(engine.capabilities.fuel).toBe(true)
-      })))
+      })
+    )
+  )
 
-  it.effect("asking for workers on a page that is not isolated fails with BrowserUnsupported naming the COOP/COEP headers", () =>
-    Effect.gen(function*() {
-      const notIsolated = { ...BrowserEngine.detect(), crossOriginIsolated: false }
-      const reasons = BrowserEngine.explain(notIsolated)
-      expect(reasons.workers).toMatch(/Cross-Origin-Opener-Policy: same-origin/)
-      expect(reasons.workers).toMatch(/Cross-Origin-Embedder-Policy: require-corp/)
-      const caps = BrowserEngine.capabilitiesFor(notIsolated, "inPage")
-      const e = yield* Effect.flip(BrowserEngine.requireCapabilities(caps, { preemptiveTimeout: true }, notIsolated))
-      expect(e._tag).toBe("BrowserUnsupported")
-      expect(e.message).toMatch(/capability preemptiveTimeout is not available on this page/)
-      expect(e.message).toMatch(/Cross-Origin-Embedder-Policy: require-corp/)
-      // what the page can do passes
-      yield* BrowserEngine.requireCapabilities(caps, { fuel: true, snapshots: true }, notIsolated)
-      const made = yield* Effect.flip(BrowserEngine.make({ mode: "workers", environment: notIsolated }))
-      expect(made.requirement).toBe("mode \"workers\"")
-      expect(made.message).toMatch(/Cross-Origin-Opener-Policy/)
-    }))
+  it.effect(
+    "asking for workers on a page that is not isolated fails with BrowserUnsupported naming the COOP/COEP headers",
+    () =>
+      Effect.gen(function* () {
+        const notIsolated = { ...BrowserEngine.detect(), crossOriginIsolated: false }
+        const reasons = BrowserEngine.explain(notIsolated)
+        expect(reasons.workers).toMatch(/Cross-Origin-Opener-Policy: same-origin/)
+        expect(reasons.workers).toMatch(/Cross-Origin-Embedder-Policy: require-corp/)
+        const caps = BrowserEngine.capabilitiesFor(notIsolated, "inPage")
+        const e = yield* Effect.flip(BrowserEngine.requireCapabilities(caps, { preemptiveTimeout: true }, notIsolated))
+        expect(e._tag).toBe("BrowserUnsupported")
+        expect(e.message).toMatch(/capability preemptiveTimeout is not available on this page/)
+        expect(e.message).toMatch(/Cross-Origin-Embedder-Policy: require-corp/)
+        // what the page can do passes
+        yield* BrowserEngine.requireCapabilities(caps, { fuel: true, snapshots: true }, notIsolated)
+        const made = yield* Effect.flip(BrowserEngine.make({ mode: "workers", environment: notIsolated }))
+        expect(made.requirement).toBe('mode "workers"')
+        expect(made.message).toMatch(/Cross-Origin-Opener-Policy/)
+      })
+  )
 
-  it.effect("channel \"shared\" without Atomics.waitAsync is refused; the default falls back to postMessage", () =>
-    Effect.gen(function*() {
+  it.effect('channel "shared" without Atomics.waitAsync is refused; the default falls back to postMessage', () =>
+    Effect.gen(function* () {
       const noWaitAsync = { ...BrowserEngine.detect(), waitAsync: false }
       const e = yield* Effect.flip(BrowserEngine.make({ channel: "shared", environment: noWaitAsync }))
       expect(e.message).toMatch(/Atomics\.waitAsync/)
       const engine = yield* BrowserEngine.make({ environment: noWaitAsync })
       expect(engine.transport).toBe("message")
       yield* engine.shutdown
-    }))
+    })
+  )
 })
 
 describe("BrowserEngine: timeouts and fuel", () => {
   it.live("a runaway call is reported as Timeout at its deadline; the page keeps running meanwhile", () =>
     withEngine({ workers: 1 }, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const looper = yield* spawn(engine, "looper", yield* Effect.promise(() => agentBytes("looper")))
         const { result, ticks, elapsed } = yield* ticksDuring(looper.invoke("spin", [], { timeoutMs: 300 }))
         expect(result._tag).toBe("Failure")
-        if (result._tag === "Failure") expect(result.failure).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 300 })
+        if (result._tag === "Failure")
+          expect(result.failure).toMatchObject({ _tag: "Timeout", function: "spin", timeoutMs: 300 })
         // not before its deadline; which deadline ended it is in the typed error above (timeoutMs: 300)
         expect(elapsed).toBeGreaterThanOrEqual(295)
         // a 10 ms interval kept firing during the 300 ms call
@@ -116,11 +125,13 @@ describe("BrowserEngine: timeouts and fuel", () => {
         // the agent is left terminated
         const after = yield* Effect.flip(looper.invoke("iterations", []))
         expect(after.message).toMatch(/instance terminated/)
-      })))
+      })
+    )
+  )
 
   it.live("the other agents of a timed-out worker come back on a fresh worker with their state", () =>
     withEngine({ workers: 1 }, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         // exportState: the counter's internal count becomes an exported global, so its state is complete
         const rewritten = rewriteModule(yield* Effect.promise(() => agentBytes("counter")), { exportState: true })
         if (!rewritten.ok) return expect.unreachable("rewrite failed")
@@ -133,80 +144,107 @@ describe("BrowserEngine: timeouts and fuel", () => {
         // the counter continues where its last call left it, on a fresh worker
         expect((yield* counter.invoke("increment", [])).results).toEqual([3])
         expect(engine.stats().workers[0]!.replaced).toBe(1)
-      })))
+      })
+    )
+  )
 
-  it.effect("fuel stops a runaway call exactly (FuelExhausted) in a worker and in-page; bounded work reports what is left", () =>
-    Effect.gen(function*() {
-      const bytes = yield* Effect.promise(() => agentBytes("looper"))
-      const metered = instrumentFuel(bytes)
-      expect(metered.ok).toBe(true)
-      if (!metered.ok) return
-      for (const mode of ["workers", "inPage"] as const) {
-        yield* withEngine({ mode, workers: 1 }, (engine) =>
-          Effect.gen(function*() {
-            const looper = yield* spawn(engine, `looper-${mode}`, metered.value)
-            const e = yield* Effect.flip(looper.invoke("spin", [], { fuel: 50_000 }))
-            expect(e).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 50_000 })
-            const ok = yield* looper.invoke("spin_n", [10], { fuel: 1_000_000_000 })
-            expect(ok.results).toEqual([10])
-            expect(ok.fuelRemaining).toBeGreaterThan(0)
-            expect(ok.fuelRemaining).toBeLessThan(1_000_000_000)
-          }))
-      }
-    }))
+  it.effect(
+    "fuel stops a runaway call exactly (FuelExhausted) in a worker and in-page; bounded work reports what is left",
+    () =>
+      Effect.gen(function* () {
+        const bytes = yield* Effect.promise(() => agentBytes("looper"))
+        const metered = instrumentFuel(bytes)
+        expect(metered.ok).toBe(true)
+        if (!metered.ok) return
+        for (const mode of ["workers", "inPage"] as const) {
+          yield* withEngine({ mode, workers: 1 }, (engine) =>
+            Effect.gen(function* () {
+              const looper = yield* spawn(engine, `looper-${mode}`, metered.value)
+              const e = yield* Effect.flip(looper.invoke("spin", [], { fuel: 50_000 }))
+              expect(e).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 50_000 })
+              const ok = yield* looper.invoke("spin_n", [10], { fuel: 1_000_000_000 })
+              expect(ok.results).toEqual([10])
+              expect(ok.fuelRemaining).toBeGreaterThan(0)
+              expect(ok.fuelRemaining).toBeLessThan(1_000_000_000)
+            })
+          )
+        }
+      })
+  )
 })
 
 describe("BrowserEngine: failures never escape", () => {
   it.effect("bytes that are not WebAssembly → CompileError", () =>
     withEngine({}, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const e = yield* Effect.flip(engine.compile(new Uint8Array([0, 97, 115, 109, 2, 0, 0, 0]), hash))
         expect(e._tag).toBe("CompileError")
-      })))
+      })
+    )
+  )
 
-  it.effect("a worker that dies: the call in flight fails with Trap (lost), the worker's other agents are recovered", () =>
-    withEngine({ workers: 1 }, (engine) =>
-      Effect.gen(function*() {
-        const bytes = yield* Effect.promise(() => agentBytes("looper"))
-        const a = yield* spawn(engine, "a", bytes)
-        const b = yield* spawn(engine, "b", bytes)
-        yield* a.invoke("spin_n", [7], {})
-        yield* engine.crashWorker(b)
-        // the worker was replaced; both agents live on the new one with their state (internal global kept? exported only)
-        expect(engine.stats().workers[0]!.replaced).toBeGreaterThanOrEqual(1)
-        const r = yield* a.invoke("spin_n", [3], {})
-        expect(r.results).toEqual([3])
-        const rb = yield* b.invoke("spin_n", [1], {})
-        expect(rb.results).toEqual([1])
-      })))
+  it.effect(
+    "a worker that dies: the call in flight fails with Trap (lost), the worker's other agents are recovered",
+    () =>
+      withEngine({ workers: 1 }, (engine) =>
+        Effect.gen(function* () {
+          const bytes = yield* Effect.promise(() => agentBytes("looper"))
+          const a = yield* spawn(engine, "a", bytes)
+          const b = yield* spawn(engine, "b", bytes)
+          yield* a.invoke("spin_n", [7], {})
+          yield* engine.crashWorker(b)
+          // the worker was replaced; both agents live on the new one with their state (internal global kept? exported only)
+          expect(engine.stats().workers[0]!.replaced).toBeGreaterThanOrEqual(1)
+          const r = yield* a.invoke("spin_n", [3], {})
+          expect(r.results).toEqual([3])
+          const rb = yield* b.invoke("spin_n", [1], {})
+          expect(rb.results).toEqual([1])
+        })
+      )
+  )
 
   it.effect("a worker script that fails to load → InstantiationError (worker lost), not an unhandled rejection", () =>
-    withEngine({ workers: 1, createWorker: () => new Worker("data:text/javascript,throw new Error('boom')", { type: "module" }) as never }, (engine) =>
-      Effect.gen(function*() {
-        const bytes = yield* Effect.promise(() => agentBytes("counter"))
-        const e = yield* Effect.flip(spawn(engine, "c", bytes))
-        expect(e._tag).toBe("InstantiationError")
-        expect(e.message).toMatch(/worker/)
-      })))
+    withEngine(
+      {
+        workers: 1,
+        createWorker: () => new Worker("data:text/javascript,throw new Error('boom')", { type: "module" }) as never
+      },
+      (engine) =>
+        Effect.gen(function* () {
+          const bytes = yield* Effect.promise(() => agentBytes("counter"))
+          const e = yield* Effect.flip(spawn(engine, "c", bytes))
+          expect(e._tag).toBe("InstantiationError")
+          expect(e.message).toMatch(/worker/)
+        })
+    )
+  )
 
   it.effect("a non-shared memory import cannot cross to a worker → InstantiationError naming the import", () =>
     withEngine({}, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         // (module (import "env" "mem" (memory 1)))
-        const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 2, 12, 1, 3, 101, 110, 118, 3, 109, 101, 109, 2, 0, 1])
-        const e = yield* Effect.flip(spawn(engine, "m", bytes, { env: { mem: new WebAssembly.Memory({ initial: 1 }) } }))
+        const bytes = new Uint8Array([
+          0, 97, 115, 109, 1, 0, 0, 0, 2, 12, 1, 3, 101, 110, 118, 3, 109, 101, 109, 2, 0, 1
+        ])
+        const e = yield* Effect.flip(
+          spawn(engine, "m", bytes, { env: { mem: new WebAssembly.Memory({ initial: 1 }) } })
+        )
         expect(e._tag).toBe("InstantiationError")
         expect(e.message).toMatch(/env\.mem: a non-shared WebAssembly\.Memory/)
         // a shared memory is fine
         const shared = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })
-        const bytesShared = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 2, 13, 1, 3, 101, 110, 118, 3, 109, 101, 109, 2, 3, 1, 1])
+        const bytesShared = new Uint8Array([
+          0, 97, 115, 109, 1, 0, 0, 0, 2, 13, 1, 3, 101, 110, 118, 3, 109, 101, 109, 2, 3, 1, 1
+        ])
         const ok = yield* spawn(engine, "s", bytesShared, { env: { mem: shared } })
         expect(yield* ok.memoryBytes).toBe(65_536)
-      })))
+      })
+    )
+  )
 
   it.effect("a host function that throws becomes a Trap of the calling export; the agent keeps working", () =>
     withEngine({}, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const logged: Array<number> = []
         let fail = true
         const env = {
@@ -224,5 +262,7 @@ describe("BrowserEngine: failures never escape", () => {
         expect((yield* agent.invoke("log_n", [3])).results).toEqual([3])
         expect(logged).toEqual([0, 1, 2])
         expect((yield* agent.invoke("call_now", [])).results).toEqual([1234.5])
-      })))
+      })
+    )
+  )
 })

@@ -44,42 +44,67 @@ const program = wat(`
     (i32.load (i32.const 40))))
 `)
 
-const withEngine = <A, E>(options: BrowserEngine.BrowserEngineOptions, body: (engine: BrowserEngine.BrowserEngineShape) => Effect.Effect<A, E>) =>
-  Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(Layer.orDie(BrowserEngine.layerWith(options)))
-    return yield* body(Context.get(context, BrowserEngine.BrowserEngine))
-  }))
+const withEngine = <A, E>(
+  options: BrowserEngine.BrowserEngineOptions,
+  body: (engine: BrowserEngine.BrowserEngineShape) => Effect.Effect<A, E>
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const context = yield* Layer.build(Layer.orDie(BrowserEngine.layerWith(options)))
+      return yield* body(Context.get(context, BrowserEngine.BrowserEngine))
+    })
+  )
 
 describe("BrowserWasi", () => {
   for (const mode of ["workers", "inPage"] as const) {
-    it.effect(`${mode}: stdout and stderr per agent, proc_exit(0) returns, proc_exit(3) is a Trap with the code kept`, () =>
-      withEngine({ mode, wasi: { files: () => ({ "greeting.txt": new TextEncoder().encode("hi from a file") }) } }, (engine) =>
-        Effect.gen(function*() {
-          const compiled = yield* engine.compile(yield* Effect.promise(() => program), moduleHash("1".repeat(64)))
-          const a = yield* engine.instantiate(compiled, { agentId: agentId("wa"), memoryLimit: 1 << 24, imports: {} })
-          const b = yield* engine.instantiate(compiled, { agentId: agentId("wb"), memoryLimit: 1 << 24, imports: {} })
-          expect((yield* a.invoke("greet", [])).results).toEqual([0])
-          expect((yield* a.invoke("greet", [])).results).toEqual([0])
-          expect(engine.output("wa")).toEqual({ stdout: "hello\nhello\n", stderr: "oops\noops\n", exitCode: undefined })
-          expect(engine.output("wb")).toEqual({ stdout: "", stderr: "", exitCode: undefined })
-          expect((yield* b.invoke("exit", [0])).results).toEqual([])
-          expect(engine.output("wb")?.exitCode).toBe(0)
-          const e = yield* Effect.flip(b.invoke("exit", [3]))
-          expect(e).toMatchObject({ _tag: "Trap", function: "exit" })
-          expect(e.message).toMatch(/proc_exit\(3\)/)
-          expect(engine.output("wb")?.exitCode).toBe(3)
-          // the preopened in-memory directory
-          expect((yield* a.invoke("cat", [])).results).toEqual([14])
-          expect(engine.output("wa")?.stdout).toBe("hello\nhello\nhi from a file")
-        })))
+    it.effect(
+      `${mode}: stdout and stderr per agent, proc_exit(0) returns, proc_exit(3) is a Trap with the code kept`,
+      () =>
+        withEngine(
+          { mode, wasi: { files: () => ({ "greeting.txt": new TextEncoder().encode("hi from a file") }) } },
+          (engine) =>
+            Effect.gen(function* () {
+              const compiled = yield* engine.compile(yield* Effect.promise(() => program), moduleHash("1".repeat(64)))
+              const a = yield* engine.instantiate(compiled, {
+                agentId: agentId("wa"),
+                memoryLimit: 1 << 24,
+                imports: {}
+              })
+              const b = yield* engine.instantiate(compiled, {
+                agentId: agentId("wb"),
+                memoryLimit: 1 << 24,
+                imports: {}
+              })
+              expect((yield* a.invoke("greet", [])).results).toEqual([0])
+              expect((yield* a.invoke("greet", [])).results).toEqual([0])
+              expect(engine.output("wa")).toEqual({
+                stdout: "hello\nhello\n",
+                stderr: "oops\noops\n",
+                exitCode: undefined
+              })
+              expect(engine.output("wb")).toEqual({ stdout: "", stderr: "", exitCode: undefined })
+              expect((yield* b.invoke("exit", [0])).results).toEqual([])
+              expect(engine.output("wb")?.exitCode).toBe(0)
+              const e = yield* Effect.flip(b.invoke("exit", [3]))
+              expect(e).toMatchObject({ _tag: "Trap", function: "exit" })
+              expect(e.message).toMatch(/proc_exit\(3\)/)
+              expect(engine.output("wb")?.exitCode).toBe(3)
+              // the preopened in-memory directory
+              expect((yield* a.invoke("cat", [])).results).toEqual([14])
+              expect(engine.output("wa")?.stdout).toBe("hello\nhello\nhi from a file")
+            })
+        )
+    )
   }
 
   it.effect("without files granted there is no filesystem: path_open fails with a WASI errno", () =>
     withEngine({}, (engine) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const compiled = yield* engine.compile(yield* Effect.promise(() => program), moduleHash("1".repeat(64)))
         const a = yield* engine.instantiate(compiled, { agentId: agentId("nofs"), memoryLimit: 1 << 24, imports: {} })
         const [r] = (yield* a.invoke("cat", [])).results as [number]
         expect(r).toBeLessThan(0) // -EBADF: no fd 3
-      })))
+      })
+    )
+  )
 })

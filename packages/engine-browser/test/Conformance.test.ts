@@ -10,5 +10,7 @@ import { BrowserEngine } from "../src/index.js"
 import { browserFixtures } from "./fixtures.js"
 
 suite("browser", BrowserEngine.layer, { fixtures: browserFixtures })
-suite("browser (postMessage channel)", Layer.orDie(BrowserEngine.layerWith({ channel: "message" })), { fixtures: browserFixtures })
+suite("browser (postMessage channel)", Layer.orDie(BrowserEngine.layerWith({ channel: "message" })), {
+  fixtures: browserFixtures
+})
 suite("browser (in-page)", Layer.orDie(BrowserEngine.layerWith({ mode: "inPage" })), { fixtures: browserFixtures })

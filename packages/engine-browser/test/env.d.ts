@@ -1,4 +1,7 @@
 // Vite's `import.meta.glob` (only the form the tests use).
 interface ImportMeta {
-  glob<T = unknown>(pattern: string, options: { readonly query?: string; readonly import?: string; readonly eager: true }): Record<string, T>
+  glob<T = unknown>(
+    pattern: string,
+    options: { readonly query?: string; readonly import?: string; readonly eager: true }
+  ): Record<string, T>
 }

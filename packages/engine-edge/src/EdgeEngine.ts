@@ -37,7 +37,13 @@
  *
  * @since 0.1.0
  */
-import { CompileError, type CompiledModule, type EngineCapabilities, WasmEngine, type WasmEngineShape } from "@agent-runtime/domain"
+import {
+  CompileError,
+  type CompiledModule,
+  type EngineCapabilities,
+  WasmEngine,
+  type WasmEngineShape
+} from "@agent-runtime/domain"
 import { Instance } from "@agent-runtime/engine-kit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -60,7 +66,8 @@ export const capabilities: EngineCapabilities = {
 export const PLATFORM_RULE =
   "runtime compilation is forbidden on the edge (Wasm code generation is disallowed by the embedder); bundle the module with `agent-runtime bundle`"
 
-const notBundled = (what: string) => new CompileError({ reason: `[edge:not-bundled] ${what} is not in the bundle: ${PLATFORM_RULE}` })
+const notBundled = (what: string) =>
+  new CompileError({ reason: `[edge:not-bundled] ${what} is not in the bundle: ${PLATFORM_RULE}` })
 
 /** Builds the edge engine over a checked bundle registry. */
 export const make = (registry: BundleRegistry): WasmEngineShape => ({
@@ -68,16 +75,18 @@ export const make = (registry: BundleRegistry): WasmEngineShape => ({
   capabilities,
   validate: (bytes) =>
     Effect.flatMap(codeDigest(bytes), (hash) =>
-      registry.module(hash) === undefined ? Effect.fail(notBundled(`module ${hash}`)) : Effect.void),
+      registry.module(hash) === undefined ? Effect.fail(notBundled(`module ${hash}`)) : Effect.void
+    ),
   compile: (bytes, hash) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const module = registry.module(hash)
       if (module === undefined) return yield* notBundled(`module ${hash}`)
       const digest = yield* codeDigest(bytes)
       const found = registry.variant(digest)
       if (found === undefined) {
         return yield* new CompileError({
-          reason: `[edge:no-variant] ${module.name}@${module.version}: the bytes to compile (digest ${digest}) match no bundled variant ` +
+          reason:
+            `[edge:no-variant] ${module.name}@${module.version}: the bytes to compile (digest ${digest}) match no bundled variant ` +
             `(bundled: ${module.variants.flatMap((v) => [v.key, ...v.aliases]).join(", ")}). The runtime's memory cap, fuel or state-export settings ` +
             `differ from the bundle's, or the bytes were changed; add this agent config to the bundle and re-run \`agent-runtime bundle\``
         })
@@ -90,7 +99,8 @@ export const make = (registry: BundleRegistry): WasmEngineShape => ({
       const compiled: CompiledModule = { hash, byteLength: bytes.byteLength, handle: found.compiled }
       return compiled
     }),
-  instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, "not a module of the edge engine's bundle")
+  instantiate: (compiled, options) =>
+    Instance.instantiateWasm(compiled, options, "not a module of the edge engine's bundle")
 })
 
 /** The edge `WasmEngine` layer over a registry already made. */

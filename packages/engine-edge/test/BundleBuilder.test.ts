@@ -13,14 +13,18 @@ const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 
 describe("buildBundle", () => {
   it.effect("records each module's hash, signature status, typed exports, and one variant per distinct rewrite", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { manifest, files } = yield* standardBundle()
       expect(manifest.format).toBe("agent-runtime/edge-bundle")
       expect(manifest.limits).toEqual({ memoryCap: true, exportState: true })
       const counter = manifest.modules.find((m) => m.name === "counter")!
       expect(counter.moduleHash).toBe(manifestEntry("counter").hash)
       expect(counter.signature).toEqual({ status: "verified", keyId: testOnlyKeyPair.keyId })
-      expect(counter.exports.find((e) => e.name === "add")?.type).toEqual({ kind: "function", params: ["i32"], results: ["i32"] })
+      expect(counter.exports.find((e) => e.name === "add")?.type).toEqual({
+        kind: "function",
+        params: ["i32"],
+        results: ["i32"]
+      })
       // the module as loaded, 1 MiB (16 pages) for the agent type, 2 MiB (32 pages) as an extra variant
       expect(counter.variants.map((v) => v.key)).toEqual([
         counter.moduleHash,
@@ -34,7 +38,11 @@ describe("buildBundle", () => {
       expect(looper.memory).toBeNull()
       expect(looper.variants[1]!.rewrite).toEqual({ maxMemoryPages: null, fuel: 1_000_000, exportState: true })
       expect(looper.variants[1]!.exports.map((e) => e.name)).toContain(FUEL_EXPORT)
-      expect(manifest.agents.find((a) => a.type === "looper")).toMatchObject({ moduleHash: looper.moduleHash, fuel: 1_000_000, memoryLimit: MiB })
+      expect(manifest.agents.find((a) => a.type === "looper")).toMatchObject({
+        moduleHash: looper.moduleHash,
+        fuel: 1_000_000,
+        memoryLimit: MiB
+      })
       // every listed file is produced, with the recorded sizes and digests
       for (const m of manifest.modules) {
         const original = files.find((f) => f.path === m.file)!
@@ -48,24 +56,28 @@ describe("buildBundle", () => {
           expect(v.file).toBe(`wasm/${v.digest}.wasm`)
         }
       }
-    }))
+    })
+  )
 
-  it.effect("a variant's bytes are exactly what the domain's rewrite produces at spawn (so its digest is found at run time)", () =>
-    Effect.gen(function*() {
-      const { manifest, files } = yield* standardBundle()
-      const text = manifest.modules.find((m) => m.name === "text")!
-      const variant = text.variants.find((v) => v.rewrite !== null)!
-      expect(variant.rewrite).toEqual({ maxMemoryPages: 256, fuel: null, exportState: true })
-      const domainSide = rewriteModule(readAgent("text"), { maxMemoryPages: 256, exportState: true })
-      if (!domainSide.ok) throw new Error(domainSide.error.reason)
-      expect(files.find((f) => f.path === variant.file)!.bytes).toEqual(domainSide.value.bytes)
-      const info = readModule(domainSide.value.bytes)
-      if (!info.ok) throw new Error(info.error.reason)
-      expect(info.value.memories[0]!.maxPages).toBe(256)
-    }))
+  it.effect(
+    "a variant's bytes are exactly what the domain's rewrite produces at spawn (so its digest is found at run time)",
+    () =>
+      Effect.gen(function* () {
+        const { manifest, files } = yield* standardBundle()
+        const text = manifest.modules.find((m) => m.name === "text")!
+        const variant = text.variants.find((v) => v.rewrite !== null)!
+        expect(variant.rewrite).toEqual({ maxMemoryPages: 256, fuel: null, exportState: true })
+        const domainSide = rewriteModule(readAgent("text"), { maxMemoryPages: 256, exportState: true })
+        if (!domainSide.ok) throw new Error(domainSide.error.reason)
+        expect(files.find((f) => f.path === variant.file)!.bytes).toEqual(domainSide.value.bytes)
+        const info = readModule(domainSide.value.bytes)
+        if (!info.ok) throw new Error(info.error.reason)
+        expect(info.value.memories[0]!.maxPages).toBe(256)
+      })
+  )
 
   it.effect("the digest ignores the signature section: the unsigned module's rewrite has the signed one's digest", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const signed = yield* standardBundle()
       const unsigned = yield* BundleBuilder.buildBundle({
         modules: [{ name: "counter", version: "1.0.0", bytes: readUnsignedAgent("counter") }],
@@ -78,35 +90,43 @@ describe("buildBundle", () => {
       expect(b.moduleHash).toBe(a.moduleHash)
       expect(b.variants.map((v) => v.digest)).toEqual(a.variants.slice(0, 2).map((v) => v.digest))
       expect(b.variants[1]!.sha256).not.toBe(a.variants[1]!.sha256) // the files differ by the signature section
-    }))
+    })
+  )
 
   it.effect("unsigned or tampered modules are refused with InvalidSignature", () =>
-    Effect.gen(function*() {
-      const unsigned = yield* Effect.flip(BundleBuilder.buildBundle({
-        modules: [{ name: "counter", version: "1.0.0", bytes: readUnsignedAgent("counter") }],
-        agents: [],
-        verifier: verifier()
-      }))
+    Effect.gen(function* () {
+      const unsigned = yield* Effect.flip(
+        BundleBuilder.buildBundle({
+          modules: [{ name: "counter", version: "1.0.0", bytes: readUnsignedAgent("counter") }],
+          agents: [],
+          verifier: verifier()
+        })
+      )
       expect(unsigned).toBeInstanceOf(InvalidSignature)
       expect(unsigned.message).toMatch(/unsigned/)
       const tampered = readAgent("counter")
       tampered[40] = tampered[40]! ^ 0x01
-      const e = yield* Effect.flip(BundleBuilder.buildBundle({
-        modules: [{ name: "counter", version: "1.0.0", bytes: tampered }],
-        agents: [],
-        verifier: verifier()
-      }))
+      const e = yield* Effect.flip(
+        BundleBuilder.buildBundle({
+          modules: [{ name: "counter", version: "1.0.0", bytes: tampered }],
+          agents: [],
+          verifier: verifier()
+        })
+      )
       expect(e).toBeInstanceOf(InvalidSignature)
-      const wrongVersion = yield* Effect.flip(BundleBuilder.buildBundle({
-        modules: [{ name: "counter", version: "2.0.0", bytes: readAgent("counter") }],
-        agents: [],
-        verifier: verifier()
-      }))
+      const wrongVersion = yield* Effect.flip(
+        BundleBuilder.buildBundle({
+          modules: [{ name: "counter", version: "2.0.0", bytes: readAgent("counter") }],
+          agents: [],
+          verifier: verifier()
+        })
+      )
       expect(wrongVersion.message).toMatch(/metadata mismatch/)
-    }))
+    })
+  )
 
   it.effect("invalid agent configs and dangling references are BundleBuildError", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const build = (agents: BundleBuilder.BuildBundleOptions["agents"]) =>
         Effect.flip(BundleBuilder.buildBundle({ modules: [input("counter")], agents, verifier: verifier() }))
       const low = yield* build([{ type: "c", module: "counter", memoryLimit: 1000 }])
@@ -121,32 +141,37 @@ describe("buildBundle", () => {
         { type: "c", module: "counter", memoryLimit: 2 * MiB }
       ])
       expect(twice.message).toMatch(/declared twice/)
-    }))
+    })
+  )
 
   it.effect("a rewrite the module refuses (initial memory above the cap) is BundleBuildError naming the variant", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       // 40 initial pages (2.5 MiB) cannot be capped to a 1 MiB budget (16 pages)
       const bytes = yield* Effect.promise(() => wat(`(module (memory (export "memory") 40))`))
-      const e = yield* Effect.flip(BundleBuilder.buildBundle({
-        modules: [{ name: "big", version: "1.0.0", bytes }],
-        agents: [{ type: "big", module: "big", memoryLimit: MiB }],
-        verifier: verifier(true)
-      }))
+      const e = yield* Effect.flip(
+        BundleBuilder.buildBundle({
+          modules: [{ name: "big", version: "1.0.0", bytes }],
+          agents: [{ type: "big", module: "big", memoryLimit: MiB }],
+          verifier: verifier(true)
+        })
+      )
       expect(e).toBeInstanceOf(BundleBuildError)
       expect(e.message).toMatch(/cap=16/)
-    }))
+    })
+  )
 })
 
 describe("decodeManifest", () => {
   it.effect("reads back a built manifest from JSON text", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { manifest } = yield* standardBundle()
       const decoded = yield* BundleManifests.decodeManifest(JSON.stringify(manifest))
       expect(decoded).toEqual(JSON.parse(JSON.stringify(manifest)))
-    }))
+    })
+  )
 
   it.effect("refuses malformed JSON, another format, bad digests, duplicates and dangling agents", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { manifest } = yield* standardBundle()
       const json = JSON.parse(JSON.stringify(manifest))
       const fail = (v: unknown) => Effect.flip(BundleManifests.decodeManifest(v))
@@ -161,5 +186,6 @@ describe("decodeManifest", () => {
       const dangling = structuredClone(json)
       dangling.agents[0].moduleHash = "0".repeat(64)
       expect((yield* fail(dangling)).message).toMatch(/not bundled/)
-    }))
+    })
+  )
 })

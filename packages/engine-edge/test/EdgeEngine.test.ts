@@ -35,11 +35,14 @@ const runtime = (verifier: "bundle" | "signing" = "bundle") =>
   Layer.unwrap(
     Effect.map(Effect.orDie(BundleRegistry.make(contents)), (registry) =>
       AgentRuntimes.layerMemory({ id: "rt-edge-test" }).pipe(
-        Layer.provide(Layer.mergeAll(
-          EdgeEngine.layer(registry),
-          verifier === "bundle" ? BundleVerifier.layer(registry) : Signing.layer({ trustStore: testOnlyTrustStore() })
-        ))
-      ))
+        Layer.provide(
+          Layer.mergeAll(
+            EdgeEngine.layer(registry),
+            verifier === "bundle" ? BundleVerifier.layer(registry) : Signing.layer({ trustStore: testOnlyTrustStore() })
+          )
+        )
+      )
+    )
   )
 
 const load = (name: "counter" | "looper" | "text" | "grower" | "trapper") =>
@@ -61,7 +64,7 @@ describe("EdgeEngine", () => {
   })
 
   it.effect("a bundled agent loads, spawns with the bundled config and runs (no code generation)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const rt = yield* AgentRuntime
       const id = yield* load("counter")
       expect((yield* rt.getModule(id)).signedBy).toBe("8031f4ca87ca532b")
@@ -72,10 +75,11 @@ describe("EdgeEngine", () => {
       // a second agent of another bundled size shares nothing with the first
       yield* rt.spawnAgent(agentId("c2"), id, { memoryLimit: 2 * MiB })
       expect(yield* rt.invoke(agentId("c2"), "get")).toEqual([0])
-    }).pipe(Effect.provide(runtime())))
+    }).pipe(Effect.provide(runtime()))
+  )
 
   it.effect("the memory cap comes from the bundled rewrite: text's memory cannot grow past 16 MiB", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const rt = yield* AgentRuntime
       const id = yield* load("grower")
       yield* rt.spawnAgent(agentId("g"), id, { memoryLimit: MiB })
@@ -85,10 +89,11 @@ describe("EdgeEngine", () => {
       yield* rt.spawnAgent(agentId("t"), text, { memoryLimit: 16 * MiB })
       const module = yield* rt.getModule(text)
       expect(module.exports.some((e) => e.name === "memory")).toBe(true)
-    }).pipe(Effect.provide(runtime())))
+    }).pipe(Effect.provide(runtime()))
+  )
 
   it.effect("an infinite loop stops with FuelExhausted; bounded work within the fuel succeeds afterwards", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const rt = yield* AgentRuntime
       const id = yield* load("looper")
       yield* rt.spawnAgent(agentId("l"), id, { memoryLimit: MiB, fuel: 1_000_000 })
@@ -96,33 +101,40 @@ describe("EdgeEngine", () => {
       expect(e).toBeInstanceOf(FuelExhausted)
       expect(e).toMatchObject({ function: "spin", fuel: 1_000_000 })
       expect(yield* rt.invoke(agentId("l"), "spin_n", [1000])).toEqual([1000])
-    }).pipe(Effect.provide(runtime())))
+    }).pipe(Effect.provide(runtime()))
+  )
 
   it.effect("a config the bundle does not declare → the engine refuses with [edge:no-variant] (no compile)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const rt = yield* AgentRuntime
       const id = yield* load("counter")
       const e = yield* Effect.flip(rt.spawnAgent(agentId("c3"), id, { memoryLimit: 3 * MiB }))
       expect(e).toBeInstanceOf(InstantiationError)
       expect(edgeReasonOf(e.message)).toBe("edge:no-variant")
       expect(e.message).toMatch(/cap=16\|fuel=-\|state/) // lists what is bundled
-      const unmetered = yield* Effect.flip(rt.spawnAgent(agentId("l"), yield* load("looper"), { memoryLimit: MiB, fuel: 5 }))
+      const unmetered = yield* Effect.flip(
+        rt.spawnAgent(agentId("l"), yield* load("looper"), { memoryLimit: MiB, fuel: 5 })
+      )
       expect(edgeReasonOf(unmetered.message)).toBe("edge:no-variant")
-    }).pipe(Effect.provide(runtime())))
+    }).pipe(Effect.provide(runtime()))
+  )
 
-  it.effect("a module that is not in the bundle: InvalidSignature with the bundle verifier, CompileError [edge:not-bundled] with ed25519", () =>
-    Effect.gen(function*() {
-      const viaBundle = yield* Effect.flip(load("trapper").pipe(Effect.provide(runtime("bundle"))))
-      expect(viaBundle).toBeInstanceOf(InvalidSignature)
-      expect(viaBundle.message).toMatch(/not in the bundle/)
-      const viaSigning = yield* Effect.flip(load("trapper").pipe(Effect.provide(runtime("signing"))))
-      expect(viaSigning).toBeInstanceOf(CompileError)
-      expect(edgeReasonOf(viaSigning.message)).toBe("edge:not-bundled")
-      expect(viaSigning.message).toContain(EdgeEngine.PLATFORM_RULE)
-    }))
+  it.effect(
+    "a module that is not in the bundle: InvalidSignature with the bundle verifier, CompileError [edge:not-bundled] with ed25519",
+    () =>
+      Effect.gen(function* () {
+        const viaBundle = yield* Effect.flip(load("trapper").pipe(Effect.provide(runtime("bundle"))))
+        expect(viaBundle).toBeInstanceOf(InvalidSignature)
+        expect(viaBundle.message).toMatch(/not in the bundle/)
+        const viaSigning = yield* Effect.flip(load("trapper").pipe(Effect.provide(runtime("signing"))))
+        expect(viaSigning).toBeInstanceOf(CompileError)
+        expect(edgeReasonOf(viaSigning.message)).toBe("edge:not-bundled")
+        expect(viaSigning.message).toContain(EdgeEngine.PLATFORM_RULE)
+      })
+  )
 
   it.effect("engine.compile: raw bytes, changed bytes and another module's variant are typed CompileErrors", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const registry = yield* BundleRegistry.make(contents)
       const engine = EdgeEngine.make(registry)
       const trapper = readAgent("trapper")
@@ -138,13 +150,18 @@ describe("EdgeEngine", () => {
       const changed = counter.slice()
       changed[40] = changed[40]! ^ 1
       expect(edgeReasonOf((yield* Effect.flip(engine.compile(changed, hash))).message)).toBe("edge:no-variant")
-      const looper = bundle.files.find((f) => f.path === bundle.manifest.modules.find((m) => m.name === "looper")!.variants[1]!.file)!
-      expect(edgeReasonOf((yield* Effect.flip(engine.compile(looper.bytes, hash))).message)).toBe("edge:foreign-variant")
+      const looper = bundle.files.find(
+        (f) => f.path === bundle.manifest.modules.find((m) => m.name === "looper")!.variants[1]!.file
+      )!
+      expect(edgeReasonOf((yield* Effect.flip(engine.compile(looper.bytes, hash))).message)).toBe(
+        "edge:foreign-variant"
+      )
       expect(moduleHash).toBeTypeOf("function")
-    }))
+    })
+  )
 
   it.effect("snapshot → evict → restore brings the agent back with its state", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const rt = yield* AgentRuntime
       const id = yield* load("counter")
       yield* rt.spawnAgent(agentId("s"), id, { memoryLimit: MiB })
@@ -153,11 +170,13 @@ describe("EdgeEngine", () => {
       yield* rt.evictAgent(agentId("s"), "Manual")
       yield* rt.restore(agentId("s"))
       expect(yield* rt.invoke(agentId("s"), "increment")).toEqual([8])
-    }).pipe(Effect.provide(runtime())))
+    }).pipe(Effect.provide(runtime()))
+  )
 
   it.effect("the engine layer is the WasmEngine service with platform Edge", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const engine = yield* WasmEngine
       expect(engine.platform).toBe("Edge")
-    }).pipe(Effect.provide(EdgeEngine.layerFromBundle(contents))))
+    }).pipe(Effect.provide(EdgeEngine.layerFromBundle(contents)))
+  )
 })

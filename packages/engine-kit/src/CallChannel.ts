@@ -147,7 +147,7 @@ const SPIN_FLOOR_MS = 0.002
 const spinWhile = (header: Int32Array, from: number, budget: number, now: () => number): boolean => {
   if (budget <= 0) return Atomics.load(header, 0) !== from
   const start = now()
-  for (let i = 1;; i++) {
+  for (let i = 1; ; i++) {
     if (Atomics.load(header, 0) !== from) return true
     if ((i & 63) === 0 && now() - start >= budget) return false
   }
@@ -157,7 +157,7 @@ const spinWhile = (header: Int32Array, from: number, budget: number, now: () => 
 const spinUntil = (header: Int32Array, to: number, budget: number, now: () => number): boolean => {
   if (budget <= 0) return Atomics.load(header, 0) === to
   const start = now()
-  for (let i = 1;; i++) {
+  for (let i = 1; ; i++) {
     if (Atomics.load(header, 0) === to) return true
     if ((i & 63) === 0 && now() - start >= budget) return false
   }
@@ -191,7 +191,10 @@ class GapSpin {
  */
 class HostSpin {
   private scale = 1
-  constructor(private readonly max: number, private readonly header: Int32Array) {
+  constructor(
+    private readonly max: number,
+    private readonly header: Int32Array
+  ) {
     Atomics.store(header, HOST_SPINS, max > 0 ? 1 : 0)
   }
   budget(header: Int32Array): number {
@@ -445,9 +448,8 @@ export const openHost = (
   const onMessage = (message: ChannelMessage) => {
     if (message[0] === "call") {
       // message transport: a host call posted by the blocked worker
-      const result: HostReply = onHostCall === undefined
-        ? [0, "host function threw: no request in flight"]
-        : onHostCall(message[1] as HostCall)
+      const result: HostReply =
+        onHostCall === undefined ? [0, "host function threw: no request in flight"] : onHostCall(message[1] as HostCall)
       writeHostResult(r, result, undefined)
       Atomics.store(r.header, 0, HOSTRESULT)
       Atomics.notify(r.header, 0)
@@ -465,7 +467,7 @@ export const openHost = (
   }
 
   const hostSpin = new HostSpin(spin === false ? 0 : spin.hostMaxMs, r.header)
-  const wakeWait = new WakeWait(spin === false ? 0 : spin.hostWakeMaxMs ?? HOST_WAKE_MAX_MS)
+  const wakeWait = new WakeWait(spin === false ? 0 : (spin.hostWakeMaxMs ?? HOST_WAKE_MAX_MS))
   /** Tells the worker the state word changed, waking it only when it sleeps: `true` when it had to. */
   const wakeWorker = (): boolean => {
     if (Atomics.load(r.header, WORKER_SLEEPS) === 0) return false
@@ -643,7 +645,9 @@ export const openHost = (
   }
 
   /** A request that went asynchronous: `wait` must be called once, at once. */
-  const pending = (run: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<unknown>>): PendingReply<unknown> => ({
+  const pending = (
+    run: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<unknown>>
+  ): PendingReply<unknown> => ({
     wait: async (signal) => {
       try {
         return await run(signal)
@@ -764,9 +768,8 @@ export const openWorker = <W>(
       const since = now()
       // spin only while the host's spins catch replies (or to probe): when they miss, the cores are
       // busy and a spinning worker only takes CPU time from the host; both sides then sleep
-      const budget = Atomics.load(header, HOST_SPINS) !== 0 || (++probe & (PROBE_EVERY - 1)) === 0
-        ? requestSpin.budget
-        : 0
+      const budget =
+        Atomics.load(header, HOST_SPINS) !== 0 || (++probe & (PROBE_EVERY - 1)) === 0 ? requestSpin.budget : 0
       if (!spinUntil(header, REQUEST, budget, now)) sleep(isRequest)
       running = now()
       requestSpin.observed(running - since)
@@ -792,9 +795,14 @@ export const openWorker = <W>(
     },
     hostCall: (call) => {
       if (init.kind === "shared") {
-        send(r, () => {
-          throw new Overflow()
-        }, "req", call)
+        send(
+          r,
+          () => {
+            throw new Overflow()
+          },
+          "req",
+          call
+        )
         ran()
         Atomics.store(header, 0, HOSTCALL)
         wakeHost()

@@ -24,15 +24,7 @@
  */
 
 /** A value the codec can carry. */
-export type Wire =
-  | undefined
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | ReadonlyArray<Wire>
+export type Wire = undefined | null | boolean | number | bigint | string | Uint8Array | ReadonlyArray<Wire>
 
 const T_UNDEFINED = 0
 const T_NULL = 1

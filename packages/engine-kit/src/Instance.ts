@@ -103,7 +103,9 @@ export {
  * The domain's error class for an error of the synchronous core (its plain
  * tagged errors, `internal/errors.ts`: same `_tag`, fields and message).
  */
-export const toDomainError = (e: CoreError): Trap | FunctionNotFound | FuelExhausted | MemoryExceeded | InstantiationError => {
+export const toDomainError = (
+  e: CoreError
+): Trap | FunctionNotFound | FuelExhausted | MemoryExceeded | InstantiationError => {
   switch (e._tag) {
     case "Trap":
       return new Trap({ function: e.function, reason: e.reason })
@@ -133,13 +135,14 @@ const lift = <A, Err extends Error>(value: A | CoreError): Effect.Effect<A, Err>
  * `prepare`); its errors are the domain's classes (`toDomainError`).
  */
 export const toWasmInstance = (live: Core.LiveInstance): WasmInstance => ({
-  invoke: (fn, args, options) => Effect.suspend(() => lift<InvokeOutcome, EngineInvokeError>(live.call(fn, args, options?.fuel))),
+  invoke: (fn, args, options) =>
+    Effect.suspend(() => lift<InvokeOutcome, EngineInvokeError>(live.call(fn, args, options?.fuel))),
   prepare: (fn) => {
     const call = live.prepare(fn)
     if (call === undefined) return undefined
     const prepared: PreparedInvoke = (args, fuel) => {
       const outcome = call(args, fuel)
-      return outcome instanceof Error ? toDomainError(outcome) as EngineInvokeError : outcome
+      return outcome instanceof Error ? (toDomainError(outcome) as EngineInvokeError) : outcome
     }
     return prepared
   },

@@ -147,10 +147,13 @@ export type Reply<V = unknown> =
   | readonly [ok: 0, error: ErrorWire, memoryBytes: number, diff: Diff, output: OutputWire]
 
 /** The success value of each request. */
-export type ValueOf<R> = R extends InvokeRequest ? ReadonlyArray<ValueWire>
-  : R extends ReadRequest ? Uint8Array
-  : R extends SnapshotRequest ? StateWire
-  : null
+export type ValueOf<R> = R extends InvokeRequest
+  ? ReadonlyArray<ValueWire>
+  : R extends ReadRequest
+    ? Uint8Array
+    : R extends SnapshotRequest
+      ? StateWire
+      : null
 
 /** The reply type of request `R`. */
 export type ReplyTo<R> = Reply<ValueOf<R>>

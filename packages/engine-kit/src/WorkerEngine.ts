@@ -72,7 +72,14 @@ import {
 } from "./Protocol.js"
 import type { ExecutorPlatform } from "./WorkerExecutor.js"
 import type { WorkerHost } from "./WorkerHost.js"
-import { type AgentRecord, type HostFn, type OpResult, type PoolStats, type WasiHandle, WorkerPool } from "./WorkerPool.js"
+import {
+  type AgentRecord,
+  type HostFn,
+  type OpResult,
+  type PoolStats,
+  type WasiHandle,
+  WorkerPool
+} from "./WorkerPool.js"
 
 /**
  * What happens to the other agents of a worker that is terminated (timeout)
@@ -186,7 +193,10 @@ const errorFrom = (agentId: string, error: ErrorWire): Trap | FunctionNotFound |
     case "FuelExhausted":
       return new FuelExhausted({ function: error[1], fuel: error[2] })
     case "Exit":
-      return new Trap({ function: error[1], reason: `proc_exit(${error[2]}): the program exited with code ${error[2]}` })
+      return new Trap({
+        function: error[1],
+        reason: `proc_exit(${error[2]}): the program exited with code ${error[2]}`
+      })
     case "MemoryExceeded":
       return new MemoryExceeded({ agentId, used: error[1], limit: error[2] })
     case "InstantiationError":
@@ -195,7 +205,11 @@ const errorFrom = (agentId: string, error: ErrorWire): Trap | FunctionNotFound |
 }
 
 /** An `OpResult` that is not `ok`, as a `Trap` of `fn` (operations without timeouts or fuel). */
-const trapFrom = (fn: string, agentId: string, result: Exclude<OpResult, { kind: "ok" }>): Effect.Effect<never, Trap> => {
+const trapFrom = (
+  fn: string,
+  agentId: string,
+  result: Exclude<OpResult, { kind: "ok" }>
+): Effect.Effect<never, Trap> => {
   switch (result.kind) {
     case "error": {
       const e = errorFrom(agentId, result.error)
@@ -204,7 +218,9 @@ const trapFrom = (fn: string, agentId: string, result: Exclude<OpResult, { kind:
     case "gone":
       return Effect.fail(new Trap({ function: fn, reason: `instance terminated (${result.reason})` }))
     case "lost":
-      return Effect.fail(new Trap({ function: fn, reason: `the worker running the instance was lost: ${result.reason}` }))
+      return Effect.fail(
+        new Trap({ function: fn, reason: `the worker running the instance was lost: ${result.reason}` })
+      )
     case "timeout":
       return Effect.fail(new Trap({ function: fn, reason: "timed out" }))
     case "interrupted":
@@ -216,18 +232,24 @@ const wasmValueOk = (v: unknown): boolean => v === null || typeof v === "number"
 
 /** An import value a worker can receive (structured clone keeps it meaningful). */
 const shareable = (value: unknown): boolean =>
-  value === undefined || value === null || typeof value === "number" || typeof value === "bigint" ||
-  typeof value === "string" || typeof value === "boolean" ||
-  (value instanceof WebAssembly.Memory && typeof SharedArrayBuffer === "function" && value.buffer instanceof SharedArrayBuffer)
+  value === undefined ||
+  value === null ||
+  typeof value === "number" ||
+  typeof value === "bigint" ||
+  typeof value === "string" ||
+  typeof value === "boolean" ||
+  (value instanceof WebAssembly.Memory &&
+    typeof SharedArrayBuffer === "function" &&
+    value.buffer instanceof SharedArrayBuffer)
 
 const unshareable = (value: unknown): string =>
   value instanceof WebAssembly.Memory
     ? "a non-shared WebAssembly.Memory"
     : value instanceof WebAssembly.Table
-    ? "a WebAssembly.Table"
-    : value instanceof WebAssembly.Global
-    ? "a WebAssembly.Global (pass its value instead)"
-    : `a ${typeof value}`
+      ? "a WebAssembly.Table"
+      : value instanceof WebAssembly.Global
+        ? "a WebAssembly.Global (pass its value instead)"
+        : `a ${typeof value}`
 
 // -- the engine -----------------------------------------------------------------
 
@@ -263,25 +285,30 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
 
   const makeInstance = (record: AgentRecord<W>): WasmInstance => {
     const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
-      Effect.suspend((): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
-        for (let i = 0; i < args.length; i++) {
-          if (!wasmValueOk(args[i])) {
-            return Effect.fail(
-              new Trap({ function: fn, reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker` })
-            )
+      Effect.suspend(
+        (): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
+          for (let i = 0; i < args.length; i++) {
+            if (!wasmValueOk(args[i])) {
+              return Effect.fail(
+                new Trap({
+                  function: fn,
+                  reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
+                })
+              )
+            }
           }
-        }
-        const fuel = invokeOptions?.fuel
-        const timeoutMs = invokeOptions?.timeoutMs
-        const settled = (
-          result: OpResult<ValueOf<InvokeRequest>>
-        ): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
+          const fuel = invokeOptions?.fuel
+          const timeoutMs = invokeOptions?.timeoutMs
+          const settled = (
+            result: OpResult<ValueOf<InvokeRequest>>
+          ): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
             switch (result.kind) {
               case "ok": {
                 const results = result.value as ReadonlyArray<WasmValue>
-                const outcome: InvokeOutcome = result.fuelRemaining === null
-                  ? { results, memoryBytes: result.memoryBytes }
-                  : { results, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
+                const outcome: InvokeOutcome =
+                  result.fuelRemaining === null
+                    ? { results, memoryBytes: result.memoryBytes }
+                    : { results, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
                 return Effect.succeed(outcome)
               }
               case "error":
@@ -295,29 +322,36 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
               default:
                 return trapFrom(fn, record.agentId, result)
             }
+          }
+          // the hot path: the reply taken synchronously is mapped in this same step
+          const started = record.slot.begin(
+            record,
+            [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null] as InvokeRequest,
+            inPage ? undefined : timeoutMs
+          )
+          return "wait" in started
+            ? Effect.flatMap(
+                Effect.promise((signal) => started.wait(signal)),
+                settled
+              )
+            : settled(started)
         }
-        // the hot path: the reply taken synchronously is mapped in this same step
-        const started = record.slot.begin(
-          record,
-          [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null] as InvokeRequest,
-          inPage ? undefined : timeoutMs
-        )
-        return "wait" in started
-          ? Effect.flatMap(Effect.promise((signal) => started.wait(signal)), settled)
-          : settled(started)
-      })
+      )
 
     const instance: WasmInstance = {
       invoke,
       memoryBytes: Effect.sync(() => record.memoryBytes),
       readMemory: (offset, length) =>
         Effect.flatMap(call(record, [Op.Read, record.id, offset, length]), (r) =>
-          r.kind === "ok" ? Effect.succeed(r.value) : trapFrom("readMemory", record.agentId, r)),
+          r.kind === "ok" ? Effect.succeed(r.value) : trapFrom("readMemory", record.agentId, r)
+        ),
       writeMemory: (offset, bytes) =>
         Effect.flatMap(call(record, [Op.Write, record.id, offset, bytes]), (r) =>
-          r.kind === "ok" ? Effect.void : trapFrom("writeMemory", record.agentId, r)),
+          r.kind === "ok" ? Effect.void : trapFrom("writeMemory", record.agentId, r)
+        ),
       snapshot: Effect.flatMap(call(record, [Op.Snapshot, record.id]), (r) =>
-        r.kind === "ok" ? Effect.succeed(stateFromWire(r.value)) : trapFrom("snapshot", record.agentId, r)),
+        r.kind === "ok" ? Effect.succeed(stateFromWire(r.value)) : trapFrom("snapshot", record.agentId, r)
+      ),
       restore: (state) =>
         Effect.flatMap(
           call(record, [Op.Restore, record.id, stateToWire(state)]),

@@ -101,7 +101,10 @@ export class InjectedFault extends Error {}
 
 /** A WASI `proc_exit` out of export `fn`. */
 class Exited extends Error {
-  constructor(readonly fn: string, readonly code: number) {
+  constructor(
+    readonly fn: string,
+    readonly code: number
+  ) {
     super(`proc_exit(${code})`)
   }
 }
@@ -331,7 +334,10 @@ export const serve = <W>(scope: WorkerScope, platform: ExecutorPlatform<W>): voi
       if (tag !== "init") return
       const executor = make<W>({
         platform,
-        hostFunction: (id, index) => (...args) => hostResult(channel!.hostCall([id, index, args as Array<ValueWire>]))
+        hostFunction:
+          (id, index) =>
+          (...args) =>
+            hostResult(channel!.hostCall([id, index, args as Array<ValueWire>]))
       })
       channel = openWorker<W>(init, executor, scope.post, scope.receive)
       channel.serve()

@@ -224,9 +224,13 @@ const release = (record: AgentRecord<any>): void => record.wasi?.release()
 /** The kept state as a restore request's payload. */
 const keptToWire = (kept: KeptState): StateWire => {
   const indexes = [...kept.pages.keys()].sort((a, b) => a - b)
-  return [kept.memoryBytes, indexes, indexes.map((i) => kept.pages.get(i)!), [...kept.globals.keys()], [
-    ...kept.globals.values()
-  ]]
+  return [
+    kept.memoryBytes,
+    indexes,
+    indexes.map((i) => kept.pages.get(i)!),
+    [...kept.globals.keys()],
+    [...kept.globals.values()]
+  ]
 }
 
 /** One worker of the pool (or the host thread itself in in-page mode), replaced when it is lost. */
@@ -243,7 +247,10 @@ export class WorkerSlot<W = unknown> {
   queued = 0
   replaced = 0
 
-  constructor(readonly index: number, private readonly pool: WorkerPool<W>) {}
+  constructor(
+    readonly index: number,
+    private readonly pool: WorkerPool<W>
+  ) {}
 
   /** Runs `task` after every earlier task of this slot and any pending recovery. */
   enqueue<A>(task: () => Promise<A>): Promise<A> {
@@ -269,13 +276,18 @@ export class WorkerSlot<W = unknown> {
       onMessage: (m) => channel?.onMessage(m as ChannelMessage),
       onDeath: (reason) => this.onDeath(worker, reason)
     })
-    channel = openHost(transport as ChannelKind, {
-      post: worker.post,
-      now: host.now,
-      setTimer: host.setTimer,
-      syncReceive: host.syncReceive,
-      hold: worker.hold // only while a request sleeps: a reply caught spinning costs no ref/unref
-    }, channelBytes, this.pool.options.spin ?? DEFAULT_SPIN)
+    channel = openHost(
+      transport as ChannelKind,
+      {
+        post: worker.post,
+        now: host.now,
+        setTimer: host.setTimer,
+        syncReceive: host.syncReceive,
+        hold: worker.hold // only while a request sleeps: a reply caught spinning costs no ref/unref
+      },
+      channelBytes,
+      this.pool.options.spin ?? DEFAULT_SPIN
+    )
     worker.post(["init", channel.init])
     this.worker = worker
     this.channel = channel
@@ -336,10 +348,17 @@ export class WorkerSlot<W = unknown> {
     if (fresh) {
       // the worker's start-up is not the request's: its deadline starts once the worker answers
       const booted = await this.send(worker, channel, [Op.Ping], options.host.now() + BOOT_TIMEOUT_MS, signal)
-      if (booted.kind === "timeout") return { kind: "lost", reason: `the worker did not start within ${BOOT_TIMEOUT_MS} ms` }
+      if (booted.kind === "timeout")
+        return { kind: "lost", reason: `the worker did not start within ${BOOT_TIMEOUT_MS} ms` }
       if (booted.kind !== "response") return booted
     }
-    return this.send(worker, channel, request, timeoutMs === undefined ? undefined : options.host.now() + timeoutMs, signal)
+    return this.send(
+      worker,
+      channel,
+      request,
+      timeoutMs === undefined ? undefined : options.host.now() + timeoutMs,
+      signal
+    )
   }
 
   /** Sends one request on the worker's channel and waits for its outcome (never rejects). */
@@ -393,7 +412,10 @@ export class WorkerSlot<W = unknown> {
   ): OpResult<ValueTo<R>> | PendingCall<ValueTo<R>> {
     const channel = this.channel
     if (
-      this.busy !== 0 || this.recovering !== undefined || channel === undefined || this.worker === undefined ||
+      this.busy !== 0 ||
+      this.recovering !== undefined ||
+      channel === undefined ||
+      this.worker === undefined ||
       record.status !== "live"
     ) {
       return { wait: (signal) => this.call(record, request, timeoutMs, signal) }
@@ -440,21 +462,26 @@ export class WorkerSlot<W = unknown> {
   }
 
   /** What a request's channel outcome means for `record`: its result, or the end of its worker. */
-  private settle<V>(record: AgentRecord<W>, outcome: ChannelOutcome<unknown>, timeoutMs: number | undefined): OpResult<V> {
+  private settle<V>(
+    record: AgentRecord<W>,
+    outcome: ChannelOutcome<unknown>,
+    timeoutMs: number | undefined
+  ): OpResult<V> {
     if (outcome.kind === "response") return this.pool.applyResponse(record, outcome.value as Reply<V>)
-    const reason = outcome.kind === "timeout"
-      ? `timed out after ${timeoutMs} ms; its worker was terminated`
-      : outcome.kind === "aborted"
-      ? "the call was interrupted; its worker was terminated"
-      : `the worker running it was lost (${outcome.reason})`
+    const reason =
+      outcome.kind === "timeout"
+        ? `timed out after ${timeoutMs} ms; its worker was terminated`
+        : outcome.kind === "aborted"
+          ? "the call was interrupted; its worker was terminated"
+          : `the worker running it was lost (${outcome.reason})`
     this.pool.retire(record, "terminated", reason)
     void this.discard(reason).then(() => release(record))
     if (this.agents.size > 0) this.startRecovery(reason)
     return outcome.kind === "timeout"
       ? { kind: "timeout" }
       : outcome.kind === "aborted"
-      ? { kind: "interrupted" }
-      : { kind: "lost", reason: outcome.reason }
+        ? { kind: "interrupted" }
+        : { kind: "lost", reason: outcome.reason }
   }
 
   private startRecovery(reason: string): void {
@@ -566,11 +593,13 @@ export class WorkerPool<W = unknown> {
   drop(record: AgentRecord<W>, reason: string): void {
     if (record.status !== "live") return
     this.retire(record, "terminated", reason)
-    void record.slot.enqueue(async () => {
-      if (record.slot.worker !== undefined || this.options.transport === "inPage") {
-        await record.slot.exec([Op.Drop, record.id], undefined, undefined)
-      }
-    }).finally(() => release(record))
+    void record.slot
+      .enqueue(async () => {
+        if (record.slot.worker !== undefined || this.options.transport === "inPage") {
+          await record.slot.exec([Op.Drop, record.id], undefined, undefined)
+        }
+      })
+      .finally(() => release(record))
   }
 
   /** The executor of in-page mode: host functions are called directly, their exceptions mapped as in a worker. */
@@ -579,15 +608,18 @@ export class WorkerPool<W = unknown> {
     if (platform === undefined) throw new Error("in-page mode needs an executor platform")
     return WorkerExecutor.make<W>({
       platform,
-      hostFunction: (id, index) => (...args: Array<unknown>): unknown => {
-        const fn = this.records.get(id)?.hostFunctions[index]
-        if (fn === undefined) throw new WorkerExecutor.HostCallError("host function threw: the agent is no longer live")
-        try {
-          return fn(...args)
-        } catch (e) {
-          throw new WorkerExecutor.HostCallError(callErrorReason(e))
+      hostFunction:
+        (id, index) =>
+        (...args: Array<unknown>): unknown => {
+          const fn = this.records.get(id)?.hostFunctions[index]
+          if (fn === undefined)
+            throw new WorkerExecutor.HostCallError("host function threw: the agent is no longer live")
+          try {
+            return fn(...args)
+          } catch (e) {
+            throw new WorkerExecutor.HostCallError(callErrorReason(e))
+          }
         }
-      }
     })
   }
 

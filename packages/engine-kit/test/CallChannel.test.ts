@@ -18,21 +18,29 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()))
 })
 
-const start = (kind: ChannelKind, channelBytes?: number, spin: SpinLimits | false = DEFAULT_SPIN): { channel: HostChannel; worker: Worker } => {
-  const worker = new Worker(
-    `require(${JSON.stringify(tsxApi)}).register(); import(${JSON.stringify(workerUrl)})`,
-    { eval: true }
-  )
+const start = (
+  kind: ChannelKind,
+  channelBytes?: number,
+  spin: SpinLimits | false = DEFAULT_SPIN
+): { channel: HostChannel; worker: Worker } => {
+  const worker = new Worker(`require(${JSON.stringify(tsxApi)}).register(); import(${JSON.stringify(workerUrl)})`, {
+    eval: true
+  })
   workers.push(worker)
-  const channel = openHost(kind, {
-    post: (m) => worker.postMessage(m),
-    now: () => performance.now(),
-    setTimer: (ms, f) => {
-      const t = setTimeout(f, ms)
-      return () => clearTimeout(t)
+  const channel = openHost(
+    kind,
+    {
+      post: (m) => worker.postMessage(m),
+      now: () => performance.now(),
+      setTimer: (ms, f) => {
+        const t = setTimeout(f, ms)
+        return () => clearTimeout(t)
+      },
+      syncReceive: true
     },
-    syncReceive: true
-  }, channelBytes, spin)
+    channelBytes,
+    spin
+  )
   worker.on("message", (m) => channel.onMessage(m))
   worker.postMessage(["init", channel.init])
   return { channel, worker }
@@ -40,7 +48,11 @@ const start = (kind: ChannelKind, channelBytes?: number, spin: SpinLimits | fals
 
 const noHostCalls = () => [0, "no host calls expected"] as const
 
-for (const [kind, bytes] of [["shared", undefined], ["shared", 64], ["message", undefined]] as const) {
+for (const [kind, bytes] of [
+  ["shared", undefined],
+  ["shared", 64],
+  ["message", undefined]
+] as const) {
   describe(`CallChannel: ${kind}${bytes === undefined ? "" : `, ${bytes}-byte buffer`}`, () => {
     it("a request gets the reply its type names", async () => {
       const { channel } = start(kind, bytes)
@@ -56,10 +68,15 @@ for (const [kind, bytes] of [["shared", undefined], ["shared", 64], ["message", 
     it("host calls run on the host thread, in order, and their results reach the worker", async () => {
       const { channel } = start(kind, bytes)
       const seen: Array<unknown> = []
-      const outcome = await channel.request([Op.Invoke, 1, "sum_host", [200], null], (call) => {
-        seen.push(call[2][0])
-        return [1, (call[2][0] as number) * 2]
-      }, undefined, undefined)
+      const outcome = await channel.request(
+        [Op.Invoke, 1, "sum_host", [200], null],
+        (call) => {
+          seen.push(call[2][0])
+          return [1, (call[2][0] as number) * 2]
+        },
+        undefined,
+        undefined
+      )
       expect((outcome as { value: Reply }).value[1]).toEqual([199 * 200])
       expect(seen).toEqual(Array.from({ length: 200 }, (_, i) => i))
     })
@@ -67,30 +84,46 @@ for (const [kind, bytes] of [["shared", undefined], ["shared", 64], ["message", 
     it("a large request and reply cross (posted when they do not fit)", async () => {
       const { channel } = start(kind, bytes)
       const big = "ü".repeat(100_000)
-      const outcome = await channel.request([Op.Invoke, 1, "echo", [big as never], null], noHostCalls, undefined, undefined)
+      const outcome = await channel.request(
+        [Op.Invoke, 1, "echo", [big as never], null],
+        noHostCalls,
+        undefined,
+        undefined
+      )
       expect((outcome as { value: Reply }).value[1]).toEqual([big])
       const reason = "x".repeat(1000)
-      const failed = await channel.request([Op.Invoke, 1, "sum_host", [1], null], () => [0, reason], undefined, undefined)
+      const failed = await channel.request(
+        [Op.Invoke, 1, "sum_host", [1], null],
+        () => [0, reason],
+        undefined,
+        undefined
+      )
       expect((failed as { value: Reply }).value[1]).toEqual(["Trap", "sum_host", reason])
     })
 
     it("a deadline ends the request with timeout; fail() ends it and every later one with lost", async () => {
       const { channel } = start(kind, bytes)
       const t0 = performance.now()
-      const outcome = await channel.request([Op.Invoke, 1, "spin", [], null], noHostCalls, performance.now() + 100, undefined)
+      const outcome = await channel.request(
+        [Op.Invoke, 1, "spin", [], null],
+        noHostCalls,
+        performance.now() + 100,
+        undefined
+      )
       expect(outcome.kind).toBe("timeout")
       expect(performance.now() - t0).toBeGreaterThanOrEqual(99)
       channel.fail("gone")
-      expect(await channel.request([Op.Drop, 1], noHostCalls, undefined, undefined)).toEqual({ kind: "lost", reason: "gone" })
+      expect(await channel.request([Op.Drop, 1], noHostCalls, undefined, undefined)).toEqual({
+        kind: "lost",
+        reason: "gone"
+      })
     })
   })
 }
 
 /** A pause between calls: none, a microtask, a macrotask, or a sleep long enough for any spin to run out. */
 const pause = (i: number): Promise<void> =>
-  i % 4 === 0
-    ? Promise.resolve()
-    : new Promise((resolve) => setTimeout(resolve, i % 4 === 1 ? 0 : i % 4 === 2 ? 1 : 3))
+  i % 4 === 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, i % 4 === 1 ? 0 : i % 4 === 2 ? 1 : 3))
 
 /** Blocks the host thread for `ms` (a slow host function: the worker must fall asleep waiting for it). */
 const busy = (ms: number) => {
@@ -110,7 +143,12 @@ for (const [mode, spin] of spinModes) {
       const { channel } = start("shared", undefined, spin)
       for (let i = 0; i < 400; i++) {
         // a lost wake-up would leave the request waiting: the deadline turns it into a failure instead of a hang
-        const outcome = await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, performance.now() + 10_000, undefined)
+        const outcome = await channel.request(
+          [Op.Invoke, 1, "echo", [i], null],
+          noHostCalls,
+          performance.now() + 10_000,
+          undefined
+        )
         expect(outcome.kind).toBe("response")
         expect((outcome as { value: Reply }).value[1]).toEqual([i])
         if (i % 3 !== 0) await pause(i)
@@ -123,7 +161,12 @@ for (const [mode, spin] of spinModes) {
       let seed = 7
       const wrong: Array<unknown> = []
       for (let i = 0; i < 2000; i++) {
-        const outcome = await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, performance.now() + 10_000, undefined)
+        const outcome = await channel.request(
+          [Op.Invoke, 1, "echo", [i], null],
+          noHostCalls,
+          performance.now() + 10_000,
+          undefined
+        )
         const value = outcome.kind === "response" ? (outcome.value as Reply)[1] : outcome.kind
         if (!Array.isArray(value) || value[0] !== i) wrong.push([i, value])
         seed = (seed * 1103515245 + 12345) % 2147483648
@@ -136,12 +179,17 @@ for (const [mode, spin] of spinModes) {
       const { channel } = start("shared", undefined, spin)
       for (let round = 0; round < 6; round++) {
         const seen: Array<unknown> = []
-        const outcome = await channel.request([Op.Invoke, 1, "sum_host", [60], null], (call) => {
-          const n = call[2][0] as number
-          seen.push(n)
-          if (n % 7 === round % 7) busy(1) // slower than any spin budget: the worker sleeps for this one
-          return [1, n]
-        }, performance.now() + 10_000, undefined)
+        const outcome = await channel.request(
+          [Op.Invoke, 1, "sum_host", [60], null],
+          (call) => {
+            const n = call[2][0] as number
+            seen.push(n)
+            if (n % 7 === round % 7) busy(1) // slower than any spin budget: the worker sleeps for this one
+            return [1, n]
+          },
+          performance.now() + 10_000,
+          undefined
+        )
         expect(outcome.kind).toBe("response")
         expect((outcome as { value: Reply }).value[1]).toEqual([(59 * 60) / 2])
         expect(seen).toEqual(Array.from({ length: 60 }, (_, i) => i))
@@ -151,7 +199,8 @@ for (const [mode, spin] of spinModes) {
 
     it("an idle channel sleeps on both sides: the worker's sleep word is raised once calls stop", async () => {
       const { channel } = start("shared", undefined, spin)
-      for (let i = 0; i < 200; i++) await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, undefined, undefined)
+      for (let i = 0; i < 200; i++)
+        await channel.request([Op.Invoke, 1, "echo", [i], null], noHostCalls, undefined, undefined)
       const header = new Int32Array(channel.init.buffer, 0, 8)
       // the worker spins at most WORKER_SPIN_MAX_MS after its last reply; then it must sleep (no CPU burnt while idle)
       const since = performance.now()
@@ -161,7 +210,12 @@ for (const [mode, spin] of spinModes) {
       expect(Atomics.load(header, 2)).toBe(1)
       expect(Atomics.load(header, 3)).toBe(0) // and the host is not waiting on it
       // it still wakes for the next request
-      const outcome = await channel.request([Op.Invoke, 1, "echo", [4242], null], noHostCalls, performance.now() + 10_000, undefined)
+      const outcome = await channel.request(
+        [Op.Invoke, 1, "echo", [4242], null],
+        noHostCalls,
+        performance.now() + 10_000,
+        undefined
+      )
       expect((outcome as { value: Reply }).value[1]).toEqual([4242])
     })
 
@@ -174,9 +228,13 @@ for (const [mode, spin] of spinModes) {
       expect(aborted.kind).toBe("aborted")
       const other = start("shared", undefined, spin).channel
       await other.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
-      const timedOut = await other.request([Op.Invoke, 1, "spin", [], null], noHostCalls, performance.now() + 50, undefined)
+      const timedOut = await other.request(
+        [Op.Invoke, 1, "spin", [], null],
+        noHostCalls,
+        performance.now() + 50,
+        undefined
+      )
       expect(timedOut.kind).toBe("timeout")
     })
   })
 }
-

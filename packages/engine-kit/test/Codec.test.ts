@@ -12,9 +12,30 @@ const roundTrip = (value: unknown, size = 4096, shared = true) => {
 describe("Codec", () => {
   it("round-trips every wire value through a SharedArrayBuffer", () => {
     const value = [
-      undefined, null, true, false, 0, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 1.5, -0, NaN, Infinity,
-      0n, -1n, 2n ** 63n - 1n, -(2n ** 63n), "", "ascii", "héllo wörld ✓ 🎉", "x".repeat(200),
-      new Uint8Array([1, 2, 3]), [], [[1, [2n]], "nested"]
+      undefined,
+      null,
+      true,
+      false,
+      0,
+      -1,
+      2 ** 31 - 1,
+      -(2 ** 31),
+      2 ** 31,
+      1.5,
+      -0,
+      NaN,
+      Infinity,
+      0n,
+      -1n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+      "",
+      "ascii",
+      "héllo wörld ✓ 🎉",
+      "x".repeat(200),
+      new Uint8Array([1, 2, 3]),
+      [],
+      [[1, [2n]], "nested"]
     ]
     const out = roundTrip(value).value as Array<unknown>
     expect(out).toHaveLength(value.length)

@@ -40,7 +40,8 @@ const LOOP = `(module
       (br $l)))
     local.get $i))`
 
-const module = (text: string) => Effect.promise(async () => new WebAssembly.Module((await wat(text)) as Uint8Array<ArrayBuffer>))
+const module = (text: string) =>
+  Effect.promise(async () => new WebAssembly.Module((await wat(text)) as Uint8Array<ArrayBuffer>))
 
 /** Instantiates or fails the test with the error. */
 const live = <E extends Error>(result: LiveInstance<E> | Error): LiveInstance<E> => {
@@ -50,7 +51,7 @@ const live = <E extends Error>(result: LiveInstance<E> | Error): LiveInstance<E>
 
 describe("Instance (synchronous core)", () => {
   it.effect("calls exports with typed values: one result, multi-value, none; memory usage after each call", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
       expect(i.call("add", [2, 3])).toEqual({ results: [5], memoryBytes: PAGE, fuelRemaining: undefined })
       expect(i.call("swap", [1, 9n])).toMatchObject({ results: [9n, 1] })
@@ -62,154 +63,223 @@ describe("Instance (synchronous core)", () => {
       expect(i.prepare("nope")).toBeUndefined()
       const add = i.prepare("add")!
       expect(add([40, 2])).toMatchObject({ results: [42] })
-    }))
+    })
+  )
 
   it.effect("maps traps, stack exhaustion and host exceptions to Trap (WebAssembly JS API §Error Objects)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
       const div = i.call("div", [1, 0])
       expect(div).toMatchObject({ _tag: "Trap", function: "div" })
       expect((div as Error).message).toMatch(/divide by zero/)
-      expect(i.call("recurse", [1])).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/^call stack exhausted/) })
-      const h = live(Instance.instantiate(yield* module(HOST), {
-        env: { log: () => { throw new Error("boom") }, pair: () => [1, 2n], now: () => 1, ref: () => null }
-      }))
+      expect(i.call("recurse", [1])).toMatchObject({
+        _tag: "Trap",
+        reason: expect.stringMatching(/^call stack exhausted/)
+      })
+      const h = live(
+        Instance.instantiate(yield* module(HOST), {
+          env: {
+            log: () => {
+              throw new Error("boom")
+            },
+            pair: () => [1, 2n],
+            now: () => 1,
+            ref: () => null
+          }
+        })
+      )
       expect(h.call("log", [1])).toMatchObject({ _tag: "Trap", function: "log", reason: "host function threw: boom" })
       expect(Instance.callErrorReason(new TypeError("x"))).toBe("type error at the JS boundary: x")
       expect(Instance.callErrorReason("plain")).toBe("host function threw: plain")
-    }))
+    })
+  )
 
   it.effect("mapThrown is asked first; undefined falls back to the default mapping", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       class Exit extends Error {}
-      const h = live(Instance.instantiate<Exit>(yield* module(HOST), {
-        env: {
-          log: (x: number) => {
-            throw x === 0 ? new Exit("exit 0") : new Error("other")
+      const h = live(
+        Instance.instantiate<Exit>(
+          yield* module(HOST),
+          {
+            env: {
+              log: (x: number) => {
+                throw x === 0 ? new Exit("exit 0") : new Error("other")
+              },
+              pair: () => [1, 2n],
+              now: () => 1,
+              ref: () => null
+            }
           },
-          pair: () => [1, 2n],
-          now: () => 1,
-          ref: () => null
-        }
-      }, { mapThrown: (_fn, e) => (e instanceof Exit ? e : undefined) }))
+          { mapThrown: (_fn, e) => (e instanceof Exit ? e : undefined) }
+        )
+      )
       expect(h.call("log", [0])).toBeInstanceOf(Exit)
       expect(h.call("log", [1])).toMatchObject({ _tag: "Trap", reason: "host function threw: other" })
-    }))
+    })
+  )
 
   it.effect("host results follow the JS API: void results ignored, arrays for multi-value, ToNumber, externref", () =>
-    Effect.gen(function*() {
-      const h = live(Instance.instantiate(yield* module(HOST), {
-        env: { log: () => ({ ignored: true }), pair: () => [7, 8n], now: () => "2.5", ref: () => ({ any: "object" }) }
-      }))
+    Effect.gen(function* () {
+      const h = live(
+        Instance.instantiate(yield* module(HOST), {
+          env: { log: () => ({ ignored: true }), pair: () => [7, 8n], now: () => "2.5", ref: () => ({ any: "object" }) }
+        })
+      )
       expect(h.call("log", [1])).toMatchObject({ results: [] })
       expect(h.call("pair", [])).toMatchObject({ results: [7, 8n] })
       expect(h.call("now", [])).toMatchObject({ results: [2.5] })
       expect(h.call("ref_is_null", [])).toMatchObject({ results: [0] })
-    }))
+    })
+  )
 
   it.effect("instantiation errors: not a module, missing import, start trap, memory above the limit", () =>
-    Effect.gen(function*() {
-      expect(Instance.instantiate("bytes", {}, { notAModule: "not ours" })).toMatchObject({ _tag: "InstantiationError", reason: "not ours" })
+    Effect.gen(function* () {
+      expect(Instance.instantiate("bytes", {}, { notAModule: "not ours" })).toMatchObject({
+        _tag: "InstantiationError",
+        reason: "not ours"
+      })
       const missing = Instance.instantiate(yield* module(HOST), {})
       expect(missing).toMatchObject({ _tag: "InstantiationError" })
       const start = Instance.instantiate(yield* module(`(module (func $s unreachable) (start $s))`), {})
       expect(start).toMatchObject({ _tag: "Trap", function: "(start)" })
-      const big = Instance.instantiate(yield* module(`(module (memory (export "m") 2))`), {}, { memoryLimit: PAGE, agentId: "a1" })
+      const big = Instance.instantiate(
+        yield* module(`(module (memory (export "m") 2))`),
+        {},
+        { memoryLimit: PAGE, agentId: "a1" }
+      )
       expect(big).toMatchObject({ _tag: "MemoryExceeded", agentId: "a1", used: 2 * PAGE, limit: PAGE })
-    }))
+    })
+  )
 
-  it.effect("creates the imported memory the runtime asks for, capped at its maximum; memory found through the imports", () =>
-    Effect.gen(function*() {
-      const text = `(module (import "env" "mem" (memory 1)) (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))`
-      const i = live(Instance.instantiate(yield* module(text), {}, {
-        memory: { module: "env", name: "mem", minPages: 1, maxPages: 2, shared: false }
-      }))
-      expect(i.memory).toBeInstanceOf(WebAssembly.Memory)
-      expect(i.call("grow", [1])).toMatchObject({ results: [1], memoryBytes: 2 * PAGE })
-      expect(i.call("grow", [1])).toMatchObject({ results: [-1] })
-      const refused = Instance.instantiate(yield* module(text), {}, {
-        memory: { module: "env", name: "mem", minPages: 1, maxPages: 70_000, shared: false }
+  it.effect(
+    "creates the imported memory the runtime asks for, capped at its maximum; memory found through the imports",
+    () =>
+      Effect.gen(function* () {
+        const text = `(module (import "env" "mem" (memory 1)) (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))`
+        const i = live(
+          Instance.instantiate(
+            yield* module(text),
+            {},
+            {
+              memory: { module: "env", name: "mem", minPages: 1, maxPages: 2, shared: false }
+            }
+          )
+        )
+        expect(i.memory).toBeInstanceOf(WebAssembly.Memory)
+        expect(i.call("grow", [1])).toMatchObject({ results: [1], memoryBytes: 2 * PAGE })
+        expect(i.call("grow", [1])).toMatchObject({ results: [-1] })
+        const refused = Instance.instantiate(
+          yield* module(text),
+          {},
+          {
+            memory: { module: "env", name: "mem", minPages: 1, maxPages: 70_000, shared: false }
+          }
+        )
+        expect(refused).toMatchObject({ _tag: "InstantiationError" })
       })
-      expect(refused).toMatchObject({ _tag: "InstantiationError" })
-    }))
+  )
 
-  it.effect("fuel: sets the counter, reports what is left, FuelExhausted when it runs out; ignored without the global", () =>
-    Effect.gen(function*() {
-      const bytes = yield* Effect.promise(() => wat(LOOP))
-      const rewritten = rewriteModule(bytes, { fuel: true })
-      if (!rewritten.ok) throw new Error("rewrite failed")
-      const i = live(Instance.instantiate(new WebAssembly.Module(rewritten.value.bytes), {}))
-      expect(i.fuel).toBeInstanceOf(WebAssembly.Global)
-      const ok = i.call("work", [10], 10_000)
-      expect(ok).toMatchObject({ results: [10] })
-      const left = (ok as { fuelRemaining: number }).fuelRemaining
-      expect(left).toBeGreaterThan(0)
-      expect(left).toBeLessThan(10_000)
-      expect(i.call("spin", [], 1_000)).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 1_000 })
-      // the counter is set again by the next metered call
-      expect(i.call("work", [3], 10_000)).toMatchObject({ results: [3] })
-      const plain = live(Instance.instantiate(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {}))
-      expect(plain.call("work", [3], 1)).toMatchObject({ results: [3], fuelRemaining: undefined })
-    }))
+  it.effect(
+    "fuel: sets the counter, reports what is left, FuelExhausted when it runs out; ignored without the global",
+    () =>
+      Effect.gen(function* () {
+        const bytes = yield* Effect.promise(() => wat(LOOP))
+        const rewritten = rewriteModule(bytes, { fuel: true })
+        if (!rewritten.ok) throw new Error("rewrite failed")
+        const i = live(Instance.instantiate(new WebAssembly.Module(rewritten.value.bytes), {}))
+        expect(i.fuel).toBeInstanceOf(WebAssembly.Global)
+        const ok = i.call("work", [10], 10_000)
+        expect(ok).toMatchObject({ results: [10] })
+        const left = (ok as { fuelRemaining: number }).fuelRemaining
+        expect(left).toBeGreaterThan(0)
+        expect(left).toBeLessThan(10_000)
+        expect(i.call("spin", [], 1_000)).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 1_000 })
+        // the counter is set again by the next metered call
+        expect(i.call("work", [3], 10_000)).toMatchObject({ results: [3] })
+        const plain = live(Instance.instantiate(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {}))
+        expect(plain.call("work", [3], 1)).toMatchObject({ results: [3], fuelRemaining: undefined })
+      })
+  )
 
-  it.effect("a start function deferred by the fuel rewrite: run after instantiation; out of fuel → FuelExhausted (start), a trap → Trap (start)", () =>
-    Effect.gen(function*() {
-      const text = `(module (global $n (mut i32) (i32.const 0))
+  it.effect(
+    "a start function deferred by the fuel rewrite: run after instantiation; out of fuel → FuelExhausted (start), a trap → Trap (start)",
+    () =>
+      Effect.gen(function* () {
+        const text = `(module (global $n (mut i32) (i32.const 0))
         (func $s (loop $l (global.set $n (i32.add (global.get $n) (i32.const 1))) (br_if $l (i32.lt_u (global.get $n) (i32.const 100)))))
         (start $s)
         (func (export "n") (result i32) global.get $n))`
-      const bytes = yield* Effect.promise(() => wat(text))
-      const compiled = (fuel: bigint) => {
-        const r = rewriteModule(bytes, { fuel: { initialFuel: fuel, deferStart: true } })
+        const bytes = yield* Effect.promise(() => wat(text))
+        const compiled = (fuel: bigint) => {
+          const r = rewriteModule(bytes, { fuel: { initialFuel: fuel, deferStart: true } })
+          if (!r.ok) throw r.error
+          return new WebAssembly.Module(r.value.bytes)
+        }
+        expect(Instance.instantiate(compiled(50n), {})).toMatchObject({
+          _tag: "FuelExhausted",
+          function: "(start)",
+          fuel: 50
+        })
+        const ok = live(Instance.instantiate(compiled(100_000n), {}))
+        expect(ok.call("n", [])).toMatchObject({ results: [100] }) // the start function ran, once
+        const trapping = yield* Effect.promise(() => wat(`(module (func $s unreachable) (start $s))`))
+        const r = rewriteModule(trapping, { fuel: { initialFuel: 1_000n, deferStart: true } })
         if (!r.ok) throw r.error
-        return new WebAssembly.Module(r.value.bytes)
-      }
-      expect(Instance.instantiate(compiled(50n), {})).toMatchObject({ _tag: "FuelExhausted", function: "(start)", fuel: 50 })
-      const ok = live(Instance.instantiate(compiled(100_000n), {}))
-      expect(ok.call("n", [])).toMatchObject({ results: [100] }) // the start function ran, once
-      const trapping = yield* Effect.promise(() => wat(`(module (func $s unreachable) (start $s))`))
-      const r = rewriteModule(trapping, { fuel: { initialFuel: 1_000n, deferStart: true } })
-      if (!r.ok) throw r.error
-      expect(Instance.instantiate(new WebAssembly.Module(r.value.bytes), {})).toMatchObject({ _tag: "Trap", function: "(start)", reason: "unreachable" })
-    }))
+        expect(Instance.instantiate(new WebAssembly.Module(r.value.bytes), {})).toMatchObject({
+          _tag: "Trap",
+          function: "(start)",
+          reason: "unreachable"
+        })
+      })
+  )
 
-  it.effect("snapshot: non-zero pages and mutable globals (not the fuel counter, not immutable ones); restore grows and overwrites", () =>
-    Effect.gen(function*() {
-      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
-      i.call("store", [PAGE - 4, 42])
-      i.call("bump", [])
-      const state = i.snapshot()
-      if (state instanceof Error) throw state
-      expect(state.memoryBytes).toBe(PAGE)
-      expect(state.pages.map((p) => p.index)).toEqual([0])
-      expect(state.globals).toEqual({ g: 8, big: 5n })
+  it.effect(
+    "snapshot: non-zero pages and mutable globals (not the fuel counter, not immutable ones); restore grows and overwrites",
+    () =>
+      Effect.gen(function* () {
+        const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+        i.call("store", [PAGE - 4, 42])
+        i.call("bump", [])
+        const state = i.snapshot()
+        if (state instanceof Error) throw state
+        expect(state.memoryBytes).toBe(PAGE)
+        expect(state.pages.map((p) => p.index)).toEqual([0])
+        expect(state.globals).toEqual({ g: 8, big: 5n })
 
-      const j = live(Instance.instantiate(yield* module(SAMPLE), {}))
-      j.call("store", [0, 9])
-      expect(j.restore(state)).toBeUndefined()
-      expect(j.call("load", [PAGE - 4])).toMatchObject({ results: [42] })
-      expect(j.call("load", [0])).toMatchObject({ results: [0] })
-      expect(j.globals.map(([n]) => n)).toEqual(["g", "big"])
+        const j = live(Instance.instantiate(yield* module(SAMPLE), {}))
+        j.call("store", [0, 9])
+        expect(j.restore(state)).toBeUndefined()
+        expect(j.call("load", [PAGE - 4])).toMatchObject({ results: [42] })
+        expect(j.call("load", [0])).toMatchObject({ results: [0] })
+        expect(j.globals.map(([n]) => n)).toEqual(["g", "big"])
 
-      const grown = { ...state, memoryBytes: 3 * PAGE, pages: [{ index: 2, data: new Uint8Array(PAGE).fill(1) }] }
-      expect(j.restore(grown)).toBeUndefined()
-      expect(j.memoryBytes()).toBe(3 * PAGE)
-      expect(j.restore({ ...state, memoryBytes: 8 * PAGE })).toMatchObject({ _tag: "MemoryExceeded" })
-      expect(j.restore({ ...state, globals: { c: 2 } })).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/cannot set global c/) })
-      expect(j.restore({ ...state, globals: { zz: 2 } })).toMatchObject({ _tag: "Trap", reason: expect.stringMatching(/not exported/) })
+        const grown = { ...state, memoryBytes: 3 * PAGE, pages: [{ index: 2, data: new Uint8Array(PAGE).fill(1) }] }
+        expect(j.restore(grown)).toBeUndefined()
+        expect(j.memoryBytes()).toBe(3 * PAGE)
+        expect(j.restore({ ...state, memoryBytes: 8 * PAGE })).toMatchObject({ _tag: "MemoryExceeded" })
+        expect(j.restore({ ...state, globals: { c: 2 } })).toMatchObject({
+          _tag: "Trap",
+          reason: expect.stringMatching(/cannot set global c/)
+        })
+        expect(j.restore({ ...state, globals: { zz: 2 } })).toMatchObject({
+          _tag: "Trap",
+          reason: expect.stringMatching(/not exported/)
+        })
 
-      const bytes = yield* Effect.promise(() => wat(LOOP))
-      const fueled = rewriteModule(bytes, { fuel: true })
-      if (!fueled.ok) throw new Error("rewrite failed")
-      const f = live(Instance.instantiate(new WebAssembly.Module(fueled.value.bytes), {}))
-      expect(f.snapshot()).toEqual({ memoryBytes: 0, pages: [], globals: {} })
-      expect(FUEL_EXPORT in f.exports).toBe(true)
-      expect(f.restore({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(PAGE) }], globals: {} }))
-        .toMatchObject({ _tag: "Trap", reason: "snapshot has memory but the instance has none" })
-    }))
+        const bytes = yield* Effect.promise(() => wat(LOOP))
+        const fueled = rewriteModule(bytes, { fuel: true })
+        if (!fueled.ok) throw new Error("rewrite failed")
+        const f = live(Instance.instantiate(new WebAssembly.Module(fueled.value.bytes), {}))
+        expect(f.snapshot()).toEqual({ memoryBytes: 0, pages: [], globals: {} })
+        expect(FUEL_EXPORT in f.exports).toBe(true)
+        expect(
+          f.restore({ memoryBytes: PAGE, pages: [{ index: 0, data: new Uint8Array(PAGE) }], globals: {} })
+        ).toMatchObject({ _tag: "Trap", reason: "snapshot has memory but the instance has none" })
+      })
+  )
 
   it.effect("read/write are bounds-checked; terminate makes calls, prepared calls and snapshots fail", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
       expect(i.write(8, new Uint8Array([1, 2, 3]))).toBeUndefined()
       expect(i.read(8, 3)).toEqual(new Uint8Array([1, 2, 3]))
@@ -226,12 +296,13 @@ describe("Instance (synchronous core)", () => {
       const none = live(Instance.instantiate(yield* module(`(module (func (export "f")))`), {}))
       expect(none.read(0, 0)).toMatchObject({ _tag: "Trap", reason: "the instance has no linear memory" })
       expect(none.memoryBytes()).toBe(0)
-    }))
+    })
+  )
 })
 
 describe("Instance (Effect wrappers)", () => {
   it.effect("validate / compile / instantiateWasm / toWasmInstance", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const bytes = yield* Effect.promise(() => wat(SAMPLE))
       yield* Instance.validate(bytes)
       const bad = yield* Effect.flip(Instance.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99])))
@@ -254,9 +325,12 @@ describe("Instance (Effect wrappers)", () => {
       expect(yield* w.memoryBytes).toBe(PAGE)
       yield* w.terminate
       expect((yield* Effect.flip(w.invoke("add", [1, 2]))).message).toMatch(/instance terminated/)
-      const foreign = yield* Effect.flip(Instance.instantiateWasm({ ...compiled, handle: {} }, options, "not a module of this engine"))
+      const foreign = yield* Effect.flip(
+        Instance.instantiateWasm({ ...compiled, handle: {} }, options, "not a module of this engine")
+      )
       expect(foreign).toMatchObject({ _tag: "InstantiationError", reason: "not a module of this engine" })
       const small = yield* Effect.flip(Instance.instantiateWasm(compiled, { ...options, memoryLimit: 1 }))
       expect(small).toMatchObject({ _tag: "MemoryExceeded", agentId: "a", used: PAGE, limit: 1 })
-    }))
+    })
+  )
 })

@@ -24,7 +24,8 @@ const slowStartHost = (bootMs: number): WorkerHost => ({
     const pending: Array<ChannelMessage> = []
     const handle = (request: Request): Reply =>
       request[0] === Op.Invoke ? [1, request[3], 65536, null, null, null] : [1, null, 0, null, null, null]
-    const hangs = (m: ChannelMessage) => m[0] === "req" && (m[1] as Request)[0] === Op.Invoke && (m[1] as Request)[2] === "hang"
+    const hangs = (m: ChannelMessage) =>
+      m[0] === "req" && (m[1] as Request)[0] === Op.Invoke && (m[1] as Request)[2] === "hang"
     const deliver = (m: ChannelMessage) => setTimeout(() => hangs(m) || channel!.onMessage(m), 0)
     return {
       threadId: undefined,

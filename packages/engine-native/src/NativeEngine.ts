@@ -48,7 +48,8 @@ export const make = (): WasmEngineShape => ({
   capabilities,
   validate: Instance.validate,
   compile: Instance.compile,
-  instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, "not a module compiled by the native engine")
+  instantiate: (compiled, options) =>
+    Instance.instantiateWasm(compiled, options, "not a module compiled by the native engine")
 })
 
 /** The native `WasmEngine` layer. */

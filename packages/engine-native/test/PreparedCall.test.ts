@@ -14,7 +14,7 @@ const runtimeLayer = (settings: AgentRuntimes.SettingsInput = {}) =>
     Layer.provide(Layer.mergeAll(NativeEngine.layer, Signing.layer({ trustStore: testOnlyTrustStore() })))
   )
 
-const spawnCounter = Effect.gen(function*() {
+const spawnCounter = Effect.gen(function* () {
   const runtime = yield* AgentRuntime
   const m = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
   yield* runtime.spawnAgent(agentId("c"), m, { memoryLimit: 2 * MemoryBudget.MiB })
@@ -23,7 +23,7 @@ const spawnCounter = Effect.gen(function*() {
 
 describe("prepared call handle on the native engine", () => {
   it.effect("call() is a synchronous fast path with invoke's checks, counters and errors", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* spawnCounter
       const add = yield* runtime.prepare(agentId("c"), "add")
       expect(add.call).toBeDefined()
@@ -43,10 +43,11 @@ describe("prepared call handle on the native engine", () => {
       } catch (e) {
         expect((e as { _tag: string })._tag).toBe("AgentNotFound")
       }
-    }).pipe(Effect.provide(runtimeLayer())))
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
 
   it.effect("fast calls record activity at the Clock's time of the task they ran in (coarse activity clock)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* spawnCounter
       const call = (yield* runtime.prepare(agentId("c"), "add")).call!
       const nextTask = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 0)))
@@ -60,10 +61,11 @@ describe("prepared call handle on the native engine", () => {
       call(1)
       expect((yield* runtime.agent(agentId("c"))).lastActivity).toBe(t1 + 60_000)
       expect((yield* runtime.agent(agentId("c"))).invocationCount).toBe(1001)
-    }).pipe(Effect.provide(runtimeLayer())))
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
 
   it.effect("fuel applies to the fast path too: a runaway loop is FuelExhausted, the agent keeps working", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
       yield* runtime.spawnAgent(agentId("l"), m, { memoryLimit: MemoryBudget.MiB, fuel: 100_000 })
@@ -77,15 +79,19 @@ describe("prepared call handle on the native engine", () => {
       expect(yield* runtime.invoke(agentId("l"), "spin_n", [10])).toEqual([10])
       // the fuel left after each call is reported: spin_n(10) costs 13 × 10 + 5 units (Wasmtime costs)
       expect((yield* runtime.agent(agentId("l"))).fuelRemaining).toBe(100_000 - 135)
-    }).pipe(Effect.provide(runtimeLayer())))
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
 })
 
 describe("host capabilities", () => {
   it.effect("a call to a revoked capability fails with Unauthorized and evicts the agent with PolicyViolation", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const logged: Array<number> = []
-      const m = yield* runtime.loadModule(readAgent("host-caller"), makeMetadata({ name: "host-caller", version: "1.0.0" }))
+      const m = yield* runtime.loadModule(
+        readAgent("host-caller"),
+        makeMetadata({ name: "host-caller", version: "1.0.0" })
+      )
       const imports = { env: { log: (x: number) => void logged.push(x), now: () => 42 } }
       yield* runtime.spawnAgent(agentId("h"), m, { memoryLimit: MemoryBudget.MiB, imports })
       yield* runtime.spawnAgent(agentId("other"), m, { memoryLimit: MemoryBudget.MiB, imports })
@@ -102,21 +108,29 @@ describe("host capabilities", () => {
       // other agents keep their grant
       yield* runtime.invoke(agentId("other"), "call_log", [9])
       expect(logged).toEqual([7, 9])
-    }).pipe(Effect.provide(runtimeLayer())))
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
 })
 
 describe("config checks against the native engine's capabilities", () => {
-  it.effect("timeoutMs without fuel is refused (a native call cannot be preempted); huge fuel is refused with the bound", () =>
-    Effect.gen(function*() {
-      const runtime = yield* AgentRuntime
-      const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
-      const e = yield* Effect.flip(runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200 }))
-      expect(e._tag).toBe("InvalidConfig")
-      expect(e.message).toMatch(/set fuel to bound it/)
-      const huge = yield* Effect.flip(runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, fuel: 1e300 }))
-      expect(huge.message).toMatch(/fuel must be a positive integer ≤ 9007199254740991/)
-      // with fuel, a deadline is accepted: fuel bounds the call
-      yield* runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200, fuel: 1_000_000 })
-      expect((yield* Effect.flip(runtime.invoke(agentId("t"), "spin")))._tag).toBe("FuelExhausted")
-    }).pipe(Effect.provide(runtimeLayer())))
+  it.effect(
+    "timeoutMs without fuel is refused (a native call cannot be preempted); huge fuel is refused with the bound",
+    () =>
+      Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
+        const e = yield* Effect.flip(
+          runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200 })
+        )
+        expect(e._tag).toBe("InvalidConfig")
+        expect(e.message).toMatch(/set fuel to bound it/)
+        const huge = yield* Effect.flip(
+          runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, fuel: 1e300 })
+        )
+        expect(huge.message).toMatch(/fuel must be a positive integer ≤ 9007199254740991/)
+        // with fuel, a deadline is accepted: fuel bounds the call
+        yield* runtime.spawnAgent(agentId("t"), m, { memoryLimit: MemoryBudget.MiB, timeoutMs: 200, fuel: 1_000_000 })
+        expect((yield* Effect.flip(runtime.invoke(agentId("t"), "spin")))._tag).toBe("FuelExhausted")
+      }).pipe(Effect.provide(runtimeLayer()))
+  )
 })

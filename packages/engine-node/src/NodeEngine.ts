@@ -79,7 +79,9 @@ export interface NodeEngineShape extends WorkerEngineShape {
 }
 
 /** The Node engine's own service (the layer provides it next to `WasmEngine`). */
-export class NodeEngine extends Context.Service<NodeEngine, NodeEngineShape>()("@agent-runtime/engine-node/NodeEngine") {}
+export class NodeEngine extends Context.Service<NodeEngine, NodeEngineShape>()(
+  "@agent-runtime/engine-node/NodeEngine"
+) {}
 
 /** What the Node engine can do. */
 export const capabilities: EngineCapabilities = {
@@ -125,9 +127,10 @@ export const layerWith = (options: NodeEngineOptions = {}): Layer.Layer<WasmEngi
     NodeEngine,
     Effect.acquireRelease(Effect.map(WorkerEngine.withPoolThreads(options), make), (engine) => engine.shutdown)
   )
-  return Layer.effect(WasmEngine, Effect.map(Effect.service(NodeEngine), (engine): WasmEngineShape => engine)).pipe(
-    Layer.provideMerge(node)
-  )
+  return Layer.effect(
+    WasmEngine,
+    Effect.map(Effect.service(NodeEngine), (engine): WasmEngineShape => engine)
+  ).pipe(Layer.provideMerge(node))
 }
 
 /** The Node `WasmEngine` layer with default options: `ResourcePoolConfig.maxThreads` workers (scoped: they end with the scope). */

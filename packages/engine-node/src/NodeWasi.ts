@@ -87,16 +87,17 @@ export class ProcExit extends Error {
 /** Drops Node's "WASI is an experimental feature" warning in this thread; every other warning passes. */
 export const suppressWasiWarning = (): void => {
   const original = process.emitWarning
-  const filtered = function(this: unknown, warning: string | Error, ...rest: Array<unknown>): void {
+  const filtered = function (this: unknown, warning: string | Error, ...rest: Array<unknown>): void {
     const text = typeof warning === "string" ? warning : warning.message
     const first = rest[0]
-    const type = typeof first === "string"
-      ? first
-      : typeof first === "object" && first !== null && "type" in first
-      ? String((first as { type: unknown }).type)
-      : typeof warning === "string"
-      ? undefined
-      : warning.name
+    const type =
+      typeof first === "string"
+        ? first
+        : typeof first === "object" && first !== null && "type" in first
+          ? String((first as { type: unknown }).type)
+          : typeof warning === "string"
+            ? undefined
+            : warning.name
     if (type === "ExperimentalWarning" && /\bWASI\b/.test(text)) return
     return (original as (...args: Array<unknown>) => void).call(process, warning, ...rest)
   }

@@ -30,7 +30,9 @@ export interface WorkerEntry {
 
 /** The structural part of esbuild's API this file uses (source mode only). */
 interface Esbuild {
-  readonly buildSync: (options: Record<string, unknown>) => { readonly outputFiles: ReadonlyArray<{ readonly text: string }> }
+  readonly buildSync: (options: Record<string, unknown>) => {
+    readonly outputFiles: ReadonlyArray<{ readonly text: string }>
+  }
 }
 
 let bundled: string | undefined

@@ -19,13 +19,17 @@ const MANY = `(module
     local.get $n)
   (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))`
 
-for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["message", undefined]] as const) {
+for (const [channel, channelBytes] of [
+  ["shared", undefined],
+  ["shared", 64],
+  ["message", undefined]
+] as const) {
   describe(`call channel: ${channel}${channelBytes === undefined ? "" : `, ${channelBytes}-byte buffer (messages go through the port)`}`, () => {
     const engine = NodeEngine.make({ workers: 2, channel, channelBytes })
     afterAll(() => Effect.runPromise(engine.shutdown))
 
     it.effect("host calls carry every value type both ways (i64 as bigint, multi-value results)", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const seen: Array<unknown> = []
         const i = yield* instantiateWat(engine, MANY, {
           imports: {
@@ -40,10 +44,11 @@ for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["
         })
         expect(yield* call(i, "many", -5, 2n ** 40n, 1.5, 3.0)).toEqual([2n ** 41n, 1.5, -4])
         expect(seen).toEqual([[-5, 2n ** 40n, 1.5, 3]])
-      }))
+      })
+    )
 
     it.effect("tens of thousands of host calls in a row all arrive, in order (no lost or early wake-up)", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         let expected = 0
         let outOfOrder = 0
         const h = yield* instantiateAgent(engine, "host-caller", {
@@ -55,15 +60,21 @@ for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["
           expect(expected).toBe(30_000)
         }
         expect(outOfOrder).toBe(0)
-      }))
+      })
+    )
 
     it.effect("the host's event loop runs while a guest computes and while it waits for host calls", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         let ticks = 0
         let started: number | undefined
         const timer = setInterval(() => ticks++, 5)
         const i = yield* instantiateWat(engine, MANY, {
-          imports: { env: { many: () => [0n, 0, 0], tick: () => (performance.now() - (started ??= performance.now()) < 300 ? 1 : 0) } }
+          imports: {
+            env: {
+              many: () => [0n, 0, 0],
+              tick: () => (performance.now() - (started ??= performance.now()) < 300 ? 1 : 0)
+            }
+          }
         })
         const looper = yield* instantiateAgent(engine, "looper")
         const busy = yield* Effect.forkChild(call(i, "busy", 0))
@@ -74,10 +85,11 @@ for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["
         expect(n).toBeGreaterThan(0) // host calls completed during the window (throughput is not asserted: shared CI machine)
         expect(iterations).toBe(30_000_000)
         expect(ticks).toBeGreaterThan(5)
-      }))
+      })
+    )
 
     it.effect("large payloads: a multi-page snapshot, restore and a 512 KiB read", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, MANY, { imports: { env: { many: () => [0n, 0, 0], tick: () => 0 } } })
         yield* call(i, "grow", 7)
         const pattern = new Uint8Array(8 * PAGE).map((_, k) => (k % 251) + 1)
@@ -88,10 +100,11 @@ for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["
         yield* i.restore(snap)
         const back = yield* i.readMemory(0, 8 * PAGE)
         expect(Buffer.from(back).equals(Buffer.from(pattern))).toBe(true)
-      }))
+      })
+    )
 
     it.effect("a long error message and a non-ASCII export name cross intact", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const reason = "ü".repeat(500)
         const i = yield* instantiateWat(
           engine,
@@ -108,6 +121,7 @@ for (const [channel, channelBytes] of [["shared", undefined], ["shared", 64], ["
         )
         const e = yield* Effect.flip(i.invoke("名前", []))
         expect(e.message).toBe(`名前 trapped: host function threw: ${reason}`)
-      }))
+      })
+    )
   })
 }

@@ -57,7 +57,7 @@ for (const channel of ["shared", "message"] as const) {
     })
 
     it.effect("invokes with typed values: i32, i64 as bigint, f32/f64, multi-value; memoryBytes after each call", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         expect(yield* call(i, "add", 2, 3)).toEqual([5])
         expect(yield* call(i, "add", -1, 0xffffffff)).toEqual([-2])
@@ -65,15 +65,21 @@ for (const channel of ["shared", "message"] as const) {
         expect(yield* call(i, "add64", 2n ** 63n - 1n, 1n)).toEqual([-(2n ** 63n)])
         expect(yield* call(i, "swap", 1, 9n)).toEqual([9n, 1])
         expect(yield* call(i, "fl", 1.5, 0.25)).toEqual([1.75])
-        expect(yield* call(i, "crash").pipe(Effect.flip, Effect.map((e) => e._tag))).toBe("Trap")
+        expect(
+          yield* call(i, "crash").pipe(
+            Effect.flip,
+            Effect.map((e) => e._tag)
+          )
+        ).toBe("Trap")
         const outcome = yield* i.invoke("add", [1, 1])
         expect(outcome.memoryBytes).toBe(PAGE)
         expect(outcome.fuelRemaining).toBeUndefined()
         expect(yield* i.memoryBytes).toBe(PAGE)
-      }))
+      })
+    )
 
     it.effect("maps traps, stack exhaustion and host exceptions to Trap, like the native engine", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         const div = yield* Effect.flip(i.invoke("div", [1, 0]))
         expect(div._tag).toBe("Trap")
@@ -110,19 +116,21 @@ for (const channel of ["shared", "message"] as const) {
         // a bigint for an i32 is a TypeError at the JS boundary
         expect(yield* call(host, "bad")).toEqual([0])
         expect((yield* Effect.flip(host.invoke("big", []))).message).toMatch(/type error at the JS boundary/)
-      }))
+      })
+    )
 
     it.effect("FunctionNotFound for a missing export; a non-number argument is refused", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         expect((yield* Effect.flip(i.invoke("nope", [])))._tag).toBe("FunctionNotFound")
         expect((yield* Effect.flip(i.invoke("g", [])))._tag).toBe("FunctionNotFound")
         const refused = yield* Effect.flip(i.invoke("add", [{} as never, 1]))
         expect(refused.message).toMatch(/cannot cross to a worker/)
-      }))
+      })
+    )
 
     it.effect("compile errors, link errors and unshareable imports are typed", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const bad = yield* Effect.flip(engine.compile(new Uint8Array([0, 97, 115, 109, 2, 0, 0, 0]), "x" as never))
         expect(bad._tag).toBe("CompileError")
         const link = yield* Effect.flip(instantiateWat(engine, `(module (import "env" "f" (func)))`))
@@ -141,10 +149,11 @@ for (const channel of ["shared", "message"] as const) {
         const start = yield* Effect.flip(instantiateWat(engine, `(module (func $s unreachable) (start $s))`))
         expect(start._tag).toBe("Trap")
         expect(start.message).toMatch(/\(start\) trapped: unreachable/)
-      }))
+      })
+    )
 
     it.effect("imports values and a shared memory, which host and guest then both see", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const shared = new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true })
         const i = yield* instantiateWat(
           engine,
@@ -157,17 +166,21 @@ for (const channel of ["shared", "message"] as const) {
         yield* i.invoke("put", [8, 0x01020304])
         expect(new DataView(shared.buffer).getInt32(8, true)).toBe(0x01020304)
         expect(yield* i.memoryBytes).toBe(PAGE)
-      }))
+      })
+    )
 
     it.effect("refuses an instance whose initial memory is above the budget", () =>
-      Effect.gen(function*() {
-        const err = yield* Effect.flip(instantiateWat(engine, `(module (memory (export "memory") 32))`, { memoryLimit: MiB }))
+      Effect.gen(function* () {
+        const err = yield* Effect.flip(
+          instantiateWat(engine, `(module (memory (export "memory") 32))`, { memoryLimit: MiB })
+        )
         expect(err._tag).toBe("MemoryExceeded")
         expect(err).toMatchObject({ used: 32 * PAGE, limit: MiB })
-      }))
+      })
+    )
 
     it.effect("memory.grow to the cap: -1 past the maximum, usage follows growth, the agent keeps working", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         expect(yield* call(i, "grow", 2)).toEqual([1])
         const o = yield* i.invoke("grow", [5])
@@ -177,10 +190,11 @@ for (const channel of ["shared", "message"] as const) {
         expect(yield* call(i, "grow", 1)).toEqual([-1])
         expect(yield* i.memoryBytes).toBe(4 * PAGE)
         expect(yield* call(i, "add", 1, 1)).toEqual([2])
-      }))
+      })
+    )
 
     it.effect("reads and writes linear memory with bounds checks, also payloads larger than the channel", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         yield* i.writeMemory(100, new Uint8Array([1, 2, 3, 4]))
         expect(yield* call(i, "load", 100)).toEqual([0x04030201])
@@ -194,10 +208,11 @@ for (const channel of ["shared", "message"] as const) {
         const all = yield* i.readMemory(0, 4 * PAGE)
         expect(all.byteLength).toBe(4 * PAGE)
         expect(Buffer.from(all.subarray(PAGE)).equals(Buffer.from(big))).toBe(true)
-      }))
+      })
+    )
 
     it.effect("snapshot skips zero pages and captures mutable globals; restore brings the state back", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         yield* i.invoke("grow", [2])
         yield* i.invoke("store", [2 * PAGE + 8, 42])
@@ -218,10 +233,11 @@ for (const channel of ["shared", "message"] as const) {
         const small = yield* instantiateWat(engine, `(module (memory (export "memory") 1 1))`)
         const tooBig = yield* Effect.flip(small.restore(snap))
         expect(tooBig._tag).toBe("MemoryExceeded")
-      }))
+      })
+    )
 
     it.effect("terminate makes later calls fail with 'instance terminated' and is idempotent", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, SAMPLE)
         yield* i.terminate
         yield* i.terminate
@@ -229,10 +245,11 @@ for (const channel of ["shared", "message"] as const) {
         expect(err._tag).toBe("Trap")
         expect(err.message).toMatch(/instance terminated/)
         expect((yield* Effect.flip(i.snapshot)).message).toMatch(/terminated/)
-      }))
+      })
+    )
 
     it.effect("fuel: set before the call, reported after; running out is FuelExhausted", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, FUELED)
         const o = yield* i.invoke("work", [10], { fuel: 100 })
         expect(o.results).toEqual([10])
@@ -247,21 +264,23 @@ for (const channel of ["shared", "message"] as const) {
         // a module without the fuel global ignores the option
         const plain = yield* instantiateWat(engine, SAMPLE)
         expect((yield* plain.invoke("add", [1, 1], { fuel: 10 })).fuelRemaining).toBeUndefined()
-      }))
+      })
+    )
 
     it.effect("an interrupted call is preempted: its worker is terminated and the instance ends", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const i = yield* instantiateWat(engine, `(module (func (export "spin") (loop br 0)))`)
         const fiber = yield* Effect.forkChild(i.invoke("spin", []))
         yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
         yield* Fiber.interrupt(fiber)
         expect(Exit.hasInterrupts(yield* Fiber.await(fiber))).toBe(true)
         expect((yield* Effect.flip(i.invoke("spin", []))).message).toMatch(/instance terminated/)
-      }))
+      })
+    )
 
     describe("real agents", () => {
       it.effect("counter: state across calls, i64", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const c = yield* instantiateAgent(engine, "counter")
           expect(yield* call(c, "increment")).toEqual([1])
           expect(yield* call(c, "add", 41)).toEqual([42])
@@ -269,10 +288,11 @@ for (const channel of ["shared", "message"] as const) {
           expect(yield* call(c, "add_i64", 2n ** 62n, 2n ** 62n)).toEqual([-(2n ** 63n)])
           yield* c.invoke("reset", [])
           expect(yield* call(c, "get")).toEqual([0])
-        }))
+        })
+      )
 
       it.effect("text: bytes through linear memory (alloc, write, word_count, checksum, top_word)", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const t = yield* instantiateAgent(engine, "text")
           const input = new TextEncoder().encode("The cat and the hat and THE bat")
           const [ptr] = (yield* call(t, "alloc", input.length)) as [number]
@@ -285,10 +305,11 @@ for (const channel of ["shared", "message"] as const) {
           const pairBytes = new DataView((yield* t.readMemory(pair, 8)).buffer)
           const word = yield* t.readMemory(pairBytes.getUint32(0, true), pairBytes.getUint32(4, true))
           expect(new TextDecoder().decode(word)).toBe("the")
-        }))
+        })
+      )
 
       it.effect("multi: multi-value results and floats", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const m = yield* instantiateAgent(engine, "multi")
           expect(yield* call(m, "swap", 3, 4n)).toEqual([4n, 3])
           expect(yield* call(m, "divmod", 7, 2)).toEqual([3, 1])
@@ -296,10 +317,11 @@ for (const channel of ["shared", "message"] as const) {
           expect(yield* call(m, "add_f32", 0.1, 0.2)).toEqual([Math.fround(Math.fround(0.1) + Math.fround(0.2))])
           expect((yield* call(m, "sqrt_f64", -1))[0]).toBeNaN()
           expect((yield* Effect.flip(m.invoke("divmod", [1, 0]))).message).toMatch(/divide by zero/)
-        }))
+        })
+      )
 
       it.effect("trapper: every kind of trap, and the instance stays usable", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const t = yield* instantiateAgent(engine, "trapper")
           expect((yield* Effect.flip(t.invoke("divide", [1, 0]))).message).toMatch(/divide by zero/)
           expect((yield* Effect.flip(t.invoke("divide", [-(2 ** 31), -1]))).message).toMatch(/unrepresentable/)
@@ -310,10 +332,11 @@ for (const channel of ["shared", "message"] as const) {
           expect(deep._tag).toBe("Trap")
           expect(deep.message).toMatch(/call stack exhausted/)
           expect(yield* call(t, "ok")).toEqual([42])
-        }))
+        })
+      )
 
       it.effect("host-caller: host imports run on the host thread, synchronously for the guest", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const logged: Array<number> = []
           const h = yield* instantiateAgent(engine, "host-caller", {
             env: { log: (x: number) => void logged.push(x), now: () => 1234.5 }
@@ -324,10 +347,11 @@ for (const channel of ["shared", "message"] as const) {
           expect(yield* call(h, "call_now")).toEqual([1234.5])
           expect(yield* call(h, "elapsed_since", 1000)).toEqual([234.5])
           expect(yield* call(h, "log_calls")).toEqual([6])
-        }))
+        })
+      )
 
       it.effect("lifecycle: _initialize, state, health", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const l = yield* instantiateAgent(engine, "lifecycle")
           expect(yield* call(l, "state")).toEqual([0])
           yield* l.invoke("_initialize", [])
@@ -337,22 +361,28 @@ for (const channel of ["shared", "message"] as const) {
           expect(yield* call(l, "_health_check")).toEqual([2])
           expect(yield* call(l, "_recover")).toEqual([0])
           expect(yield* call(l, "_health_check")).toEqual([0])
-        }))
+        })
+      )
 
       it.effect("agents are spread over the pool (least loaded first)", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const local = NodeEngine.make({ workers: 3, channel })
           const compiled = yield* compileWat(local, `(module (func (export "f")))`)
           const instances = yield* Effect.forEach([1, 2, 3, 4, 5, 6], (n) =>
-            local.instantiate(compiled, { agentId: `spread-${n}` as never, memoryLimit: MiB, imports: {} }))
+            local.instantiate(compiled, { agentId: `spread-${n}` as never, memoryLimit: MiB, imports: {} })
+          )
           yield* Effect.forEach(instances, (i) => i.invoke("f", []))
           expect(local.stats().workers.map((w) => w.agents)).toEqual([2, 2, 2])
           expect(new Set(instances.map((i) => local.threadOf(i))).size).toBe(3)
           yield* local.shutdown
           expect((yield* Effect.flip(instances[0]!.invoke("f", []))).message).toMatch(/terminated/)
-          expect((yield* Effect.flip(local.instantiate(compiled, { agentId: "late" as never, memoryLimit: MiB, imports: {} })))._tag)
-            .toBe("InstantiationError")
-        }))
+          expect(
+            (yield* Effect.flip(
+              local.instantiate(compiled, { agentId: "late" as never, memoryLimit: MiB, imports: {} })
+            ))._tag
+          ).toBe("InstantiationError")
+        })
+      )
     })
   })
 }

@@ -86,28 +86,31 @@ for (const channel of ["shared", "message"] as const) {
       rmSync(dir, { recursive: true, force: true })
     })
 
-    it.effect("a command's _start runs main; stdout/stderr are captured per agent; proc_exit(3) is a typed outcome", () =>
-      Effect.gen(function*() {
-        const a = yield* instantiateWat(engine, COMMAND, { id: `cmd-a-${channel}` })
-        const b = yield* instantiateWat(engine, COMMAND, { id: `cmd-b-${channel}` })
-        const exit = yield* Effect.flip(a.invoke("_start", []))
-        expect(exit._tag).toBe("Trap")
-        expect(exit.message).toMatch(/proc_exit\(3\)/)
-        expect(engine.output(`cmd-a-${channel}`)).toEqual({ stdout: "hello, out\n", stderr: "oops\n", exitCode: 3 })
-        // b has not run: nothing written, no exit
-        expect(engine.output(`cmd-b-${channel}`)).toEqual({ stdout: "", stderr: "", exitCode: undefined })
-        // the worker is alive and the instance still answers
-        expect(yield* call(a, "argc")).toEqual([1])
-        // proc_exit(0) is a normal return
-        yield* b.invoke("set_code", [0])
-        const ok = yield* b.invoke("_start", [])
-        expect(ok.results).toEqual([])
-        expect(engine.output(`cmd-b-${channel}`)?.exitCode).toBe(0)
-        expect(engine.output("nobody")).toBeUndefined()
-      }))
+    it.effect(
+      "a command's _start runs main; stdout/stderr are captured per agent; proc_exit(3) is a typed outcome",
+      () =>
+        Effect.gen(function* () {
+          const a = yield* instantiateWat(engine, COMMAND, { id: `cmd-a-${channel}` })
+          const b = yield* instantiateWat(engine, COMMAND, { id: `cmd-b-${channel}` })
+          const exit = yield* Effect.flip(a.invoke("_start", []))
+          expect(exit._tag).toBe("Trap")
+          expect(exit.message).toMatch(/proc_exit\(3\)/)
+          expect(engine.output(`cmd-a-${channel}`)).toEqual({ stdout: "hello, out\n", stderr: "oops\n", exitCode: 3 })
+          // b has not run: nothing written, no exit
+          expect(engine.output(`cmd-b-${channel}`)).toEqual({ stdout: "", stderr: "", exitCode: undefined })
+          // the worker is alive and the instance still answers
+          expect(yield* call(a, "argc")).toEqual([1])
+          // proc_exit(0) is a normal return
+          yield* b.invoke("set_code", [0])
+          const ok = yield* b.invoke("_start", [])
+          expect(ok.results).toEqual([])
+          expect(engine.output(`cmd-b-${channel}`)?.exitCode).toBe(0)
+          expect(engine.output("nobody")).toBeUndefined()
+        })
+    )
 
     it.effect("no arguments or environment from the host: args = [agentId], env = {}; stdin is empty", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const id = `args-${channel}`
         const a = yield* instantiateWat(engine, COMMAND, { id })
         expect(yield* call(a, "argc")).toEqual([1])
@@ -115,10 +118,11 @@ for (const channel of ["shared", "message"] as const) {
         expect(text(yield* a.readMemory(ptr, len))).toBe(id)
         expect(yield* call(a, "envc")).toEqual([0, 0])
         expect(yield* call(a, "read_stdin")).toEqual([0, 0])
-      }))
+      })
+    )
 
     it.effect("a preopened directory only when granted", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const denied = yield* instantiateWat(engine, COMMAND, { id: `denied-${channel}` })
         expect(yield* call(denied, "prestat3")).toEqual([ERRNO_BADF])
         const [errno] = (yield* call(denied, "read_note")) as [number, number]
@@ -129,19 +133,21 @@ for (const channel of ["shared", "message"] as const) {
         const [e, n] = (yield* call(granted, "read_note")) as [number, number]
         expect(e).toBe(0)
         expect(text(yield* granted.readMemory(2048, n))).toBe("secret notes")
-      }))
+      })
+    )
 
     it.effect("a reactor is initialised by invoking _initialize; its exports use WASI", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const id = `reactor-${channel}`
         const r = yield* instantiateWat(engine, REACTOR, { id })
         yield* r.invoke("_initialize", [])
         expect(yield* call(r, "greet")).toEqual([1])
         expect(engine.output(id)?.stdout).toBe("ready\nhi\n")
-      }))
+      })
+    )
 
     it.effect("host-provided wasi_snapshot_preview1 imports win over the engine's", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const writes: Array<number> = []
         const r = yield* instantiateWat(engine, REACTOR, {
           id: `own-wasi-${channel}`,
@@ -150,7 +156,8 @@ for (const channel of ["shared", "message"] as const) {
         yield* r.invoke("greet", [])
         expect(writes).toEqual([1])
         expect(engine.output(`own-wasi-${channel}`)).toBeUndefined()
-      }))
+      })
+    )
   })
 }
 

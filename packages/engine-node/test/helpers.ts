@@ -33,12 +33,20 @@ export const wat = async (text: string): Promise<Uint8Array> => {
 }
 
 export const compileWat = (engine: WasmEngineShape, text: string) =>
-  Effect.flatMap(Effect.promise(() => wat(text)), (bytes) => engine.compile(bytes, moduleHash(`wat-${bytes.byteLength}`)))
+  Effect.flatMap(
+    Effect.promise(() => wat(text)),
+    (bytes) => engine.compile(bytes, moduleHash(`wat-${bytes.byteLength}`))
+  )
 
 export const instantiateWat = (
   engine: WasmEngineShape,
   text: string,
-  options: { imports?: Record<string, Record<string, unknown>>; memoryLimit?: number; timeoutMs?: number; id?: string } = {}
+  options: {
+    imports?: Record<string, Record<string, unknown>>
+    memoryLimit?: number
+    timeoutMs?: number
+    id?: string
+  } = {}
 ): Effect.Effect<WasmInstance, any> =>
   Effect.flatMap(compileWat(engine, text), (compiled) =>
     engine.instantiate(compiled, {
@@ -46,7 +54,8 @@ export const instantiateWat = (
       memoryLimit: options.memoryLimit ?? 16 * MiB,
       imports: (options.imports ?? {}) as HostImports,
       timeoutMs: options.timeoutMs
-    }))
+    })
+  )
 
 export const instantiateAgent = (
   engine: WasmEngineShape,
@@ -59,7 +68,8 @@ export const instantiateAgent = (
       agentId: id === undefined ? nextId(name) : agentId(id),
       memoryLimit: 16 * MiB,
       imports: imports as HostImports
-    }))
+    })
+  )
 
 /** Calls `fn` and returns its results. */
 export const call = (instance: WasmInstance, fn: string, ...args: Array<number | bigint>) =>

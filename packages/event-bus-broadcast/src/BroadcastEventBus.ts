@@ -53,9 +53,11 @@ const encode = Schema.encodeSync(DomainEvent)
 const decode = Schema.decodeUnknownExit(DomainEvent)
 
 /** Opens a bus on a `BroadcastChannel`; the channel closes with the scope. Dies when `BroadcastChannel` is missing. */
-export const make = (options: BroadcastEventBusOptions = {}): Effect.Effect<BroadcastEventBusShape, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const Channel = (globalThis as { BroadcastChannel?: new(name: string) => ChannelLike }).BroadcastChannel
+export const make = (
+  options: BroadcastEventBusOptions = {}
+): Effect.Effect<BroadcastEventBusShape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const Channel = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel
     if (Channel === undefined) return yield* Effect.die(new Error("BroadcastChannel is not available in this context"))
     const pubsub = yield* PubSub.unbounded<DomainEvent>()
     let rejected = 0
@@ -89,4 +91,5 @@ export const make = (options: BroadcastEventBusOptions = {}): Effect.Effect<Broa
   })
 
 /** The `EventBus` layer on a `BroadcastChannel` (scoped). */
-export const layer = (options: BroadcastEventBusOptions = {}): Layer.Layer<EventBus> => Layer.effect(EventBus, make(options))
+export const layer = (options: BroadcastEventBusOptions = {}): Layer.Layer<EventBus> =>
+  Layer.effect(EventBus, make(options))

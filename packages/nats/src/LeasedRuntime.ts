@@ -89,79 +89,85 @@ export interface LeasedRuntimeShape {
 }
 
 /** The `LeasedRuntime` service key. */
-export class LeasedRuntime extends Context.Service<LeasedRuntime, LeasedRuntimeShape>()("@agent-runtime/nats/LeasedRuntime") {}
+export class LeasedRuntime extends Context.Service<LeasedRuntime, LeasedRuntimeShape>()(
+  "@agent-runtime/nats/LeasedRuntime"
+) {}
 
 /** Builds the wrapper (inside the caller's scope: leases are released when it closes). */
-export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Leases | Scope.Scope> = Effect.gen(function*() {
-  const runtime = yield* AgentRuntime
-  const leases = yield* Leases
-  const outer = yield* Effect.scope
-  /** One scope per held lease; closing it stops the renewals and releases. */
-  const scopes = new Map<AgentId, Scope.Closeable>()
+export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Leases | Scope.Scope> = Effect.gen(
+  function* () {
+    const runtime = yield* AgentRuntime
+    const leases = yield* Leases
+    const outer = yield* Effect.scope
+    /** One scope per held lease; closing it stops the renewals and releases. */
+    const scopes = new Map<AgentId, Scope.Closeable>()
 
-  const releaseLease = (agentId: AgentId) =>
-    Effect.suspend(() => {
-      const scope = scopes.get(agentId)
-      if (scope === undefined) return Effect.void
-      scopes.delete(agentId)
-      return Scope.close(scope, Exit.void)
-    })
+    const releaseLease = (agentId: AgentId) =>
+      Effect.suspend(() => {
+        const scope = scopes.get(agentId)
+        if (scope === undefined) return Effect.void
+        scopes.delete(agentId)
+        return Scope.close(scope, Exit.void)
+      })
 
-  // spawns and activations through this wrapper are serialised on this host (the runtime serialises
-  // them anyway), so two local calls for one agent cannot both take the lease and one release it
-  const lock = Semaphore.makeUnsafe(1)
+    // spawns and activations through this wrapper are serialised on this host (the runtime serialises
+    // them anyway), so two local calls for one agent cannot both take the lease and one release it
+    const lock = Semaphore.makeUnsafe(1)
 
-  const guarded = <A, E>(
-    agentId: AgentId,
-    create: Effect.Effect<A, E>,
-    mustTake = false
-  ): Effect.Effect<A, E | AgentAlreadyExists | LeaseError> =>
-    Effect.gen(function*() {
-      const took = !scopes.has(agentId)
-      if (!took && mustTake) return yield* new AgentAlreadyExists({ agentId, owner: leases.hostId })
-      if (took) {
-        const scope = yield* Scope.fork(outer)
-        const lease = yield* Scope.provide(leases.hold(agentId), scope).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
-        scopes.set(agentId, scope)
-        // lost on renewal: another host has it now — the local instance must go
-        yield* lease.lost.pipe(
-          Effect.flatMap((lost) =>
-            Effect.logWarning(`${lost.message}: evicting the local instance`).pipe(
-              Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Shutdown"))),
-              Effect.andThen(releaseLease(agentId))
-            )
-          ),
-          Effect.forkIn(scope)
-        )
-      }
-      // a lease taken for this call goes back if the runtime refuses; one held before stays
-      return yield* create.pipe(Effect.onError(() => (took ? releaseLease(agentId) : Effect.void)))
-    }).pipe(lock.withPermits(1))
+    const guarded = <A, E>(
+      agentId: AgentId,
+      create: Effect.Effect<A, E>,
+      mustTake = false
+    ): Effect.Effect<A, E | AgentAlreadyExists | LeaseError> =>
+      Effect.gen(function* () {
+        const took = !scopes.has(agentId)
+        if (!took && mustTake) return yield* new AgentAlreadyExists({ agentId, owner: leases.hostId })
+        if (took) {
+          const scope = yield* Scope.fork(outer)
+          const lease = yield* Scope.provide(leases.hold(agentId), scope).pipe(
+            Effect.onError(() => Scope.close(scope, Exit.void))
+          )
+          scopes.set(agentId, scope)
+          // lost on renewal: another host has it now — the local instance must go
+          yield* lease.lost.pipe(
+            Effect.flatMap((lost) =>
+              Effect.logWarning(`${lost.message}: evicting the local instance`).pipe(
+                Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Shutdown"))),
+                Effect.andThen(releaseLease(agentId))
+              )
+            ),
+            Effect.forkIn(scope)
+          )
+        }
+        // a lease taken for this call goes back if the runtime refuses; one held before stays
+        return yield* create.pipe(Effect.onError(() => (took ? releaseLease(agentId) : Effect.void)))
+      }).pipe(lock.withPermits(1))
 
-  // evictions the runtime decides itself (pressure, health, shutdown) give the lease back
-  const events = yield* runtime.events
-  yield* Effect.forkScoped(
-    Stream.runForEach(events, (event) => (event._tag === "AgentEvicted" ? releaseLease(event.agentId) : Effect.void))
-  )
-  yield* Effect.addFinalizer(() => Effect.forEach([...scopes.keys()], releaseLease, { discard: true }))
+    // evictions the runtime decides itself (pressure, health, shutdown) give the lease back
+    const events = yield* runtime.events
+    yield* Effect.forkScoped(
+      Stream.runForEach(events, (event) => (event._tag === "AgentEvicted" ? releaseLease(event.agentId) : Effect.void))
+    )
+    yield* Effect.addFinalizer(() => Effect.forEach([...scopes.keys()], releaseLease, { discard: true }))
 
-  return {
-    runtime,
-    spawnAgent: (agentId, moduleId, config) => guarded(agentId, runtime.spawnAgent(agentId, moduleId, config)),
-    restore: (agentId) => guarded(agentId, runtime.restore(agentId)),
-    activate: (agentId) => guarded(agentId, runtime.restore(agentId), true),
-    migrate: (agentId) =>
-      runtime.snapshot(agentId).pipe(
-        // passivated (its state was saved when it was released) or not running: what is saved stays
-        Effect.catchTag("AgentNotRunning", () => Effect.void),
-        Effect.andThen(runtime.evictAgent(agentId, "Shutdown")),
-        Effect.andThen(releaseLease(agentId)),
-        lock.withPermits(1)
-      ),
-    evictAgent: (agentId, reason) => Effect.andThen(runtime.evictAgent(agentId, reason), releaseLease(agentId)),
-    held: () => [...scopes.keys()]
-  } satisfies LeasedRuntimeShape
-})
+    return {
+      runtime,
+      spawnAgent: (agentId, moduleId, config) => guarded(agentId, runtime.spawnAgent(agentId, moduleId, config)),
+      restore: (agentId) => guarded(agentId, runtime.restore(agentId)),
+      activate: (agentId) => guarded(agentId, runtime.restore(agentId), true),
+      migrate: (agentId) =>
+        runtime.snapshot(agentId).pipe(
+          // passivated (its state was saved when it was released) or not running: what is saved stays
+          Effect.catchTag("AgentNotRunning", () => Effect.void),
+          Effect.andThen(runtime.evictAgent(agentId, "Shutdown")),
+          Effect.andThen(releaseLease(agentId)),
+          lock.withPermits(1)
+        ),
+      evictAgent: (agentId, reason) => Effect.andThen(runtime.evictAgent(agentId, reason), releaseLease(agentId)),
+      held: () => [...scopes.keys()]
+    } satisfies LeasedRuntimeShape
+  }
+)
 
 /** The `LeasedRuntime` layer (needs `AgentRuntime` and `Leases`). */
 export const layer: Layer.Layer<LeasedRuntime, never, AgentRuntime | Leases> = Layer.effect(LeasedRuntime, make)

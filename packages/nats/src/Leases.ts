@@ -149,7 +149,7 @@ const readValue = (bytes: Uint8Array): LeaseValue | undefined => {
 
 /** Builds the lease table on the shared connection (bucket created if missing). */
 export const make = (options: Options): Effect.Effect<LeasesShape, LeaseError, Nats | Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const nats = yield* Nats
     const ttlMs = options.ttlMs ?? 10_000
     const renewEveryMs = options.renewEveryMs ?? Math.max(1, Math.floor(ttlMs / 3))
@@ -162,28 +162,37 @@ export const make = (options: Options): Effect.Effect<LeasesShape, LeaseError, N
     const held = new Map<string, number>()
 
     /** Runs a KV call; a revision mismatch is `"conflict"`, anything else a `LeaseError`. */
-    const call = <A>(operation: string, agentId: AgentId, f: () => Promise<A>): Effect.Effect<A, LeaseError | "conflict"> =>
+    const call = <A>(
+      operation: string,
+      agentId: AgentId,
+      f: () => Promise<A>
+    ): Effect.Effect<A, LeaseError | "conflict"> =>
       Effect.tryPromise({
         try: f,
         catch: (e): LeaseError | "conflict" =>
           isWrongSequence(e) ? "conflict" : new LeaseError({ operation, agentId, reason: describe(e) })
       })
 
-    const value = Effect.map(Clock.currentTimeMillis, (at) => new TextEncoder().encode(JSON.stringify({ owner: hostId, at })))
+    const value = Effect.map(Clock.currentTimeMillis, (at) =>
+      new TextEncoder().encode(JSON.stringify({ owner: hostId, at }))
+    )
 
     const owner = (agentId: AgentId): Effect.Effect<Option.Option<LeaseOwner>, LeaseError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const entry = yield* call("owner", agentId, () => kv.get(keyOf(agentId))).pipe(
-          Effect.mapError((e) => (e === "conflict" ? new LeaseError({ operation: "owner", agentId, reason: "conflict" }) : e))
+          Effect.mapError((e) =>
+            e === "conflict" ? new LeaseError({ operation: "owner", agentId, reason: "conflict" }) : e
+          )
         )
         if (entry === null || entry.operation !== "PUT") return Option.none()
         const v = readValue(entry.value)
-        if (v === undefined) return yield* new LeaseError({ operation: "owner", agentId, reason: "unreadable lease value" })
+        if (v === undefined)
+          return yield* new LeaseError({ operation: "owner", agentId, reason: "unreadable lease value" })
         return Option.some({ owner: v.owner, revision: entry.revision })
       })
 
     const renew = (agentId: AgentId): Effect.Effect<void, LeaseLost | LeaseError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const revision = held.get(agentId)
         if (revision === undefined) return yield* new LeaseLost({ agentId })
         const bytes = yield* value
@@ -195,11 +204,13 @@ export const make = (options: Options): Effect.Effect<LeasesShape, LeaseError, N
         if (next.failure !== "conflict") return yield* next.failure
         held.delete(agentId)
         const now = yield* Effect.orElseSucceed(owner(agentId), () => Option.none<LeaseOwner>())
-        return yield* (Option.isSome(now) ? new LeaseLost({ agentId, owner: now.value.owner }) : new LeaseLost({ agentId }))
+        return yield* Option.isSome(now)
+          ? new LeaseLost({ agentId, owner: now.value.owner })
+          : new LeaseLost({ agentId })
       })
 
     const acquire = (agentId: AgentId): Effect.Effect<void, AgentAlreadyExists | LeaseError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const bytes = yield* value
         const created = yield* Effect.result(call("acquire", agentId, () => kv.create(keyOf(agentId), bytes)))
         if (Result.isSuccess(created)) {
@@ -214,22 +225,26 @@ export const make = (options: Options): Effect.Effect<LeasesShape, LeaseError, N
         // ours (e.g. after a restart of this host with the same id): take it at its current revision
         held.set(agentId, now.value.revision)
         yield* renew(agentId).pipe(
-          Effect.catchTag("LeaseLost", (lost) => Effect.fail(new AgentAlreadyExists({ agentId, owner: lost.owner ?? "unknown" })))
+          Effect.catchTag("LeaseLost", (lost) =>
+            Effect.fail(new AgentAlreadyExists({ agentId, owner: lost.owner ?? "unknown" }))
+          )
         )
       })
 
     const release = (agentId: AgentId): Effect.Effect<void, LeaseError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const revision = held.get(agentId)
         if (revision === undefined) return
         held.delete(agentId)
-        const done = yield* Effect.result(call("release", agentId, () => kv.delete(keyOf(agentId), { previousSeq: revision })))
+        const done = yield* Effect.result(
+          call("release", agentId, () => kv.delete(keyOf(agentId), { previousSeq: revision }))
+        )
         // a conflict: the lease expired and another host took it — not ours to delete
         if (Result.isFailure(done) && done.failure !== "conflict") return yield* done.failure
       })
 
     const hold = (agentId: AgentId): Effect.Effect<HeldLease, AgentAlreadyExists | LeaseError, Scope.Scope> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         yield* Effect.acquireRelease(acquire(agentId), () => Effect.ignore(release(agentId)))
         const lost = yield* Deferred.make<LeaseLost>()
         yield* renew(agentId).pipe(

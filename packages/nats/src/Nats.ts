@@ -78,7 +78,7 @@ export class Nats extends Context.Service<Nats, NatsShape>()("@agent-runtime/nat
  * no JetStream.
  */
 export const make = (options: Options): Effect.Effect<NatsShape, NatsUnavailable, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const servers = typeof options.servers === "string" ? [options.servers] : [...options.servers]
     const url = servers.join(",")
     const connection = yield* Effect.acquireRelease(
@@ -94,13 +94,22 @@ export const make = (options: Options): Effect.Effect<NatsShape, NatsUnavailable
           }),
         catch: (e) => new NatsUnavailable({ url, reason: describe(e) })
       }),
-      (nc) => Effect.promise(() => nc.drain().catch(() => nc.close()).catch(() => undefined))
+      (nc) =>
+        Effect.promise(() =>
+          nc
+            .drain()
+            .catch(() => nc.close())
+            .catch(() => undefined)
+        )
     )
     const timeout = options.requestTimeoutMs ?? 5_000
     const manager = yield* Effect.tryPromise({
       try: () => jetstreamManager(connection, { timeout }),
       catch: (e) =>
-        new NatsUnavailable({ url, reason: `JetStream is not available (start the server with \`nats-server -js\`): ${describe(e)}` })
+        new NatsUnavailable({
+          url,
+          reason: `JetStream is not available (start the server with \`nats-server -js\`): ${describe(e)}`
+        })
     })
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024
     yield* Effect.forkScoped(

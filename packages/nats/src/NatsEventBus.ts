@@ -119,7 +119,9 @@ export interface NatsEventBusShape extends EventBuses.EventBusShape {
   /** Messages on the subscription that did not decode as a `DomainEvent` (skipped, logged). */
   readonly rejected: () => number
   /** A durable, acknowledged consumer (Coordination's side); it stops with the scope. */
-  readonly consume: (options: ConsumeOptions) => Effect.Effect<Stream.Stream<Delivery, NatsUnavailable>, NatsUnavailable, Scope.Scope>
+  readonly consume: (
+    options: ConsumeOptions
+  ) => Effect.Effect<Stream.Stream<Delivery, NatsUnavailable>, NatsUnavailable, Scope.Scope>
   /**
    * Publishes `AgentJoined` / `AgentLeft` to the runtime `runtimeId`
    * (Coordination's side) and waits for the server's acknowledgement;
@@ -134,7 +136,9 @@ export interface NatsEventBusShape extends EventBuses.EventBusShape {
 }
 
 /** The `NatsEventBus` service key (the same bus as `EventBus`, with the extra API). */
-export class NatsEventBus extends Context.Service<NatsEventBus, NatsEventBusShape>()("@agent-runtime/nats/NatsEventBus") {}
+export class NatsEventBus extends Context.Service<NatsEventBus, NatsEventBusShape>()(
+  "@agent-runtime/nats/NatsEventBus"
+) {}
 
 const Json = Schema.toCodecJson(DomainEvent)
 const encodeEvent = Schema.encodeSync(Json)
@@ -145,7 +149,8 @@ const nanos = (ms: number) => ms * 1_000_000
 const isCoordination = (e: DomainEvent) => e._tag === "AgentJoined" || e._tag === "AgentLeft"
 
 /** A runtime id as one subject token. */
-export const subjectToken = (id: string): string => (NAME.test(id) ? id : "~" + Buffer.from(id, "utf8").toString("base64url"))
+export const subjectToken = (id: string): string =>
+  NAME.test(id) ? id : "~" + Buffer.from(id, "utf8").toString("base64url")
 
 const decodeMessage = (data: Uint8Array): DomainEvent | undefined => {
   try {
@@ -166,7 +171,7 @@ const pump = <A, E>(
   onError: (e: unknown) => E,
   select: (m: JsMsg) => Result.Result<A, undefined>
 ): Effect.Effect<Stream.Stream<A, E>, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const queue = yield* Queue.unbounded<A, E | Cause.Done>()
     yield* Stream.fromAsyncIterable(messages, onError).pipe(
       Stream.runForEach((m) => {
@@ -180,14 +185,25 @@ const pump = <A, E>(
   })
 
 /** Opens the bus (inside the caller's scope): ensures the stream, starts the outbox. */
-export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUnavailable | NatsConfigInvalid, Nats | Scope.Scope> =>
-  Effect.gen(function*() {
+export const make = (
+  options: Options
+): Effect.Effect<NatsEventBusShape, NatsUnavailable | NatsConfigInvalid, Nats | Scope.Scope> =>
+  Effect.gen(function* () {
     const nats = yield* Nats
     const prefix = options.subjectPrefix ?? "agent-runtime"
     const streamName = options.stream ?? "AGENT_RUNTIME"
-    if (!NAME.test(prefix)) return yield* new NatsConfigInvalid({ option: "subjectPrefix", reason: `${JSON.stringify(prefix)} is not [A-Za-z0-9_-]+` })
-    if (!NAME.test(streamName)) return yield* new NatsConfigInvalid({ option: "stream", reason: `${JSON.stringify(streamName)} is not [A-Za-z0-9_-]+` })
-    const unavailable = (what: string) => (e: unknown) => new NatsUnavailable({ url: nats.url, reason: `${what}: ${describe(e)}` })
+    if (!NAME.test(prefix))
+      return yield* new NatsConfigInvalid({
+        option: "subjectPrefix",
+        reason: `${JSON.stringify(prefix)} is not [A-Za-z0-9_-]+`
+      })
+    if (!NAME.test(streamName))
+      return yield* new NatsConfigInvalid({
+        option: "stream",
+        reason: `${JSON.stringify(streamName)} is not [A-Za-z0-9_-]+`
+      })
+    const unavailable = (what: string) => (e: unknown) =>
+      new NatsUnavailable({ url: nats.url, reason: `${what}: ${describe(e)}` })
 
     // --- the stream, created or updated idempotently ---
     const config: Partial<StreamConfig> & { name: string } = {
@@ -206,7 +222,10 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
             throw e
           })
         } else if (!existing.config.subjects.includes(`${prefix}.>`)) {
-          await nats.manager.streams.update(streamName, { ...existing.config, subjects: [...existing.config.subjects, `${prefix}.>`] })
+          await nats.manager.streams.update(streamName, {
+            ...existing.config,
+            subjects: [...existing.config.subjects, `${prefix}.>`]
+          })
         }
       },
       catch: unavailable(`stream ${streamName} cannot be created`)
@@ -222,10 +241,10 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
         catch: unavailable(`publish of ${event._tag} ${event.eventId}`)
       })
     const sendTo = (runtimeId: string, event: CoordinationEvent) =>
-      Effect.map(
-        send(`${prefix}.${subjectToken(runtimeId)}.coordination.${event._tag}`, event),
-        (ack) => ({ seq: ack.seq, duplicate: ack.duplicate })
-      )
+      Effect.map(send(`${prefix}.${subjectToken(runtimeId)}.coordination.${event._tag}`, event), (ack) => ({
+        seq: ack.seq,
+        duplicate: ack.duplicate
+      }))
 
     // --- the outbox: publish in order, retry until acknowledged ---
     const outbox = yield* Queue.unbounded<DomainEvent>()
@@ -238,22 +257,24 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
         Effect.retry(Schedule.spaced("250 millis"))
       )
     const publisher = Effect.forever(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const event = yield* Queue.take(outbox)
         yield* publishOne(event)
         inFlight--
       })
     )
     yield* Effect.forkScoped(publisher)
-    const flush = Effect.gen(function*() {
+    const flush = Effect.gen(function* () {
       while (inFlight > 0) yield* Effect.sleep("5 millis")
     })
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const done = yield* Effect.timeoutOption(flush, Duration.millis(options.closeTimeoutMs ?? 5_000))
         if (done._tag === "None" && inFlight > 0) {
           unpublished += inFlight
-          yield* Effect.logError(`${inFlight} event(s) were not acknowledged by NATS (${nats.url}) before the bus closed; they were not published`)
+          yield* Effect.logError(
+            `${inFlight} event(s) were not acknowledged by NATS (${nats.url}) before the bus closed; they were not published`
+          )
         }
       })
     )
@@ -266,7 +287,7 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
 
     // --- subscribe: an ordered consumer from the stream's current end ---
     const ownSubjects = `${prefix}.${subjectToken(options.runtimeId)}.>`
-    const subscribe: NatsEventBusShape["subscribe"] = Effect.gen(function*() {
+    const subscribe: NatsEventBusShape["subscribe"] = Effect.gen(function* () {
       const info = yield* Effect.orDie(Effect.tryPromise(() => nats.manager.streams.info(streamName)))
       const consumer = yield* Effect.orDie(
         Effect.tryPromise(() =>
@@ -277,23 +298,29 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
           })
         )
       )
-      const messages = yield* Effect.acquireRelease(
-        Effect.orDie(Effect.tryPromise(() => consumer.consume())),
-        (m) => Effect.promise(() => m.close().catch(() => undefined))
+      const messages = yield* Effect.acquireRelease(Effect.orDie(Effect.tryPromise(() => consumer.consume())), (m) =>
+        Effect.promise(() => m.close().catch(() => undefined))
       )
       // a subscription that ends (the bus closed) ends the stream
-      return yield* pump(messages, () => undefined, (m) => {
-        const event = decodeMessage(m.data)
-        if (event === undefined) rejected++
-        return event === undefined ? Result.fail(undefined) : Result.succeed(event)
-      }).pipe(Effect.map(Stream.catchCause(() => Stream.empty)))
+      return yield* pump(
+        messages,
+        () => undefined,
+        (m) => {
+          const event = decodeMessage(m.data)
+          if (event === undefined) rejected++
+          return event === undefined ? Result.fail(undefined) : Result.succeed(event)
+        }
+      ).pipe(Effect.map(Stream.catchCause(() => Stream.empty)))
     })
 
     // --- consume: a durable, acknowledged consumer (Coordination) ---
     const consume = (o: ConsumeOptions) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         if (!NAME.test(o.durable)) {
-          return yield* new NatsUnavailable({ url: nats.url, reason: `durable name ${JSON.stringify(o.durable)} is not [A-Za-z0-9_-]+` })
+          return yield* new NatsUnavailable({
+            url: nats.url,
+            reason: `durable name ${JSON.stringify(o.durable)} is not [A-Za-z0-9_-]+`
+          })
         }
         const fail = unavailable(`durable consumer ${o.durable}`)
         yield* Effect.tryPromise({
@@ -310,7 +337,10 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
           },
           catch: fail
         })
-        const consumer = yield* Effect.tryPromise({ try: () => nats.jetstream.consumers.get(streamName, o.durable), catch: fail })
+        const consumer = yield* Effect.tryPromise({
+          try: () => nats.jetstream.consumers.get(streamName, o.durable),
+          catch: fail
+        })
         const messages = yield* Effect.acquireRelease(
           Effect.tryPromise({ try: () => consumer.consume(), catch: fail }),
           (m) => Effect.promise(() => m.close().catch(() => undefined))
@@ -348,7 +378,9 @@ export const make = (options: Options): Effect.Effect<NatsEventBusShape, NatsUna
   })
 
 /** `EventBus` and `NatsEventBus` (the same bus) on JetStream (needs `Nats`). */
-export const layer = (options: Options): Layer.Layer<EventBus | NatsEventBus, NatsUnavailable | NatsConfigInvalid, Nats> =>
+export const layer = (
+  options: Options
+): Layer.Layer<EventBus | NatsEventBus, NatsUnavailable | NatsConfigInvalid, Nats> =>
   Layer.effectContext(
     Effect.map(make(options), (bus) => Context.make(NatsEventBus, bus).pipe(Context.add(EventBus, bus)))
   )

@@ -94,11 +94,17 @@ const decodePointer = (bytes: Uint8Array): Pointer | undefined => {
  * Opens (creating if missing) the bucket and the object store on the shared
  * connection. Fails with `RepositoryError { operation: "open" }`.
  */
-export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.InstanceRepositoryShape, RepositoryError, Nats> =>
-  Effect.gen(function*() {
+export const make = (
+  options: Options = {}
+): Effect.Effect<InstanceRepositories.InstanceRepositoryShape, RepositoryError, Nats> =>
+  Effect.gen(function* () {
     const nats = yield* Nats
-    const kv = yield* attempt("open", () => new Kvm(nats.jetstream).create(options.bucket ?? "agent-runtime-instances", { history: 1 }))
-    const store = yield* attempt("open", () => new Objm(nats.jetstream).create(options.objectStore ?? "agent-runtime-snapshots"))
+    const kv = yield* attempt("open", () =>
+      new Kvm(nats.jetstream).create(options.bucket ?? "agent-runtime-instances", { history: 1 })
+    )
+    const store = yield* attempt("open", () =>
+      new Objm(nats.jetstream).create(options.objectStore ?? "agent-runtime-snapshots")
+    )
     const compress = options.compressSnapshots ?? true
     const inlineLimit = options.inlineLimit ?? nats.maxPayload - 8 * 1024
 
@@ -114,11 +120,11 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
       pointer === undefined || pointer.object === keep
         ? Effect.void
         : attempt("instance.cleanup", () => store.delete(pointer.object)).pipe(
-          Effect.catch((e) => Effect.logWarning(`orphan snapshot object ${pointer.object} left: ${e.reason}`))
-        )
+            Effect.catch((e) => Effect.logWarning(`orphan snapshot object ${pointer.object} left: ${e.reason}`))
+          )
 
     const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const operation = "instance.saveState"
         if (snapshot.agentId !== agentId) {
           return yield* new RepositoryError({
@@ -137,7 +143,11 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
           yield* dropObject(previous)
           return
         }
-        const pointer: Pointer = { object: `${key}/${sha256Hex(bytes)}`, size: bytes.byteLength, sha256: sha256Hex(bytes) }
+        const pointer: Pointer = {
+          object: `${key}/${sha256Hex(bytes)}`,
+          size: bytes.byteLength,
+          sha256: sha256Hex(bytes)
+        }
         yield* attempt(operation, () => store.putBlob({ name: pointer.object }, bytes))
         yield* attempt(operation, () => kv.put(key, encodePointer(pointer)))
         yield* dropObject(previous, pointer.object)
@@ -150,7 +160,7 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
       })
 
     const loadState = (agentId: AgentId): Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const operation = "instance.loadState"
         const entry = yield* attempt(operation, () => kv.get(keyOf(agentId)))
         if (entry === null || entry.operation !== "PUT") return Option.none()
@@ -161,7 +171,10 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
           const object = yield* attempt(operation, () => store.getBlob(pointer.object))
           if (object === null) return yield* corrupt(agentId, `object ${pointer.object} is missing`)
           if (object.byteLength !== pointer.size || sha256Hex(object) !== pointer.sha256) {
-            return yield* corrupt(agentId, `object ${pointer.object} has ${object.byteLength} bytes / a SHA-256 other than its pointer's`)
+            return yield* corrupt(
+              agentId,
+              `object ${pointer.object} has ${object.byteLength} bytes / a SHA-256 other than its pointer's`
+            )
           }
           bytes = object
         } else if (!startsWith(bytes, SNAPSHOT_MAGIC)) {
@@ -175,7 +188,7 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
       })
 
     const deleteState = (agentId: AgentId): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = keyOf(agentId)
         const previous = yield* currentPointer(key)
         const entry = yield* attempt("instance.deleteState", () => kv.get(key))
@@ -184,14 +197,17 @@ export const make = (options: Options = {}): Effect.Effect<InstanceRepositories.
         yield* dropObject(previous)
       })
 
-    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt("instance.listSaved", async () => {
-      const ids: Array<AgentId> = []
-      for await (const key of await kv.keys()) {
-        const id = idOf(key)
-        if (id !== undefined) ids.push(id as AgentId)
+    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt(
+      "instance.listSaved",
+      async () => {
+        const ids: Array<AgentId> = []
+        for await (const key of await kv.keys()) {
+          const id = idOf(key)
+          if (id !== undefined) ids.push(id as AgentId)
+        }
+        return ids
       }
-      return ids
-    })
+    )
 
     return { saveState, loadState, deleteState, listSaved } satisfies InstanceRepositories.InstanceRepositoryShape
   })

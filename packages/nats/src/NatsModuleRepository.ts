@@ -73,7 +73,7 @@ const encodeRecord = Schema.encodeExit(RecordJson)
 
 /** Every record in the bucket (skipping deleted keys). */
 const allRecords = (kv: KV, operation: string): Effect.Effect<ReadonlyArray<Record>, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const keys = yield* attempt(operation, async () => {
       const out: Array<string> = []
       for await (const key of await kv.keys()) out.push(key)
@@ -88,34 +88,47 @@ const allRecords = (kv: KV, operation: string): Effect.Effect<ReadonlyArray<Reco
   })
 
 const readRecord = (kv: KV, key: string, operation: string): Effect.Effect<Record | undefined, RepositoryError> =>
-  Effect.flatMap(attempt(operation, () => kv.get(key)), (entry) => {
-    if (entry === null || entry.operation !== "PUT") return Effect.succeed(undefined)
-    const decoded = decodeRecord(new TextDecoder().decode(entry.value))
-    return Exit.isSuccess(decoded)
-      ? Effect.succeed(decoded.value)
-      : Effect.fail(new RepositoryError({ operation, reason: `module record ${key} is corrupt` }))
-  })
+  Effect.flatMap(
+    attempt(operation, () => kv.get(key)),
+    (entry) => {
+      if (entry === null || entry.operation !== "PUT") return Effect.succeed(undefined)
+      const decoded = decodeRecord(new TextDecoder().decode(entry.value))
+      return Exit.isSuccess(decoded)
+        ? Effect.succeed(decoded.value)
+        : Effect.fail(new RepositoryError({ operation, reason: `module record ${key} is corrupt` }))
+    }
+  )
 
 /**
  * Opens (creating if missing) the bucket and the object store on the shared
  * connection. Fails with `RepositoryError { operation: "open" }`.
  */
-export const make = (options: Options = {}): Effect.Effect<ModuleRepositories.ModuleRepositoryShape, RepositoryError, Nats> =>
-  Effect.gen(function*() {
+export const make = (
+  options: Options = {}
+): Effect.Effect<ModuleRepositories.ModuleRepositoryShape, RepositoryError, Nats> =>
+  Effect.gen(function* () {
     const nats = yield* Nats
-    const kv = yield* attempt("open", () => new Kvm(nats.jetstream).create(options.bucket ?? "agent-runtime-modules", { history: 1 }))
-    const store = yield* attempt("open", () => new Objm(nats.jetstream).create(options.objectStore ?? "agent-runtime-modules"))
+    const kv = yield* attempt("open", () =>
+      new Kvm(nats.jetstream).create(options.bucket ?? "agent-runtime-modules", { history: 1 })
+    )
+    const store = yield* attempt("open", () =>
+      new Objm(nats.jetstream).create(options.objectStore ?? "agent-runtime-modules")
+    )
 
     const load = (id: ModuleId): Effect.Effect<StoredModule, ModuleNotFound | RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const operation = "module.load"
         const record = yield* readRecord(kv, keyOf(id), operation)
         if (record === undefined) return yield* new ModuleNotFound({ moduleId: id })
         if (record.id !== id) {
-          return yield* new RepositoryError({ operation, reason: `module record of ${JSON.stringify(id)} holds id ${JSON.stringify(record.id)}` })
+          return yield* new RepositoryError({
+            operation,
+            reason: `module record of ${JSON.stringify(id)} holds id ${JSON.stringify(record.id)}`
+          })
         }
         const bytes = yield* attempt(operation, () => store.getBlob(record.object))
-        if (bytes === null) return yield* new RepositoryError({ operation, reason: `module object ${record.object} is missing` })
+        if (bytes === null)
+          return yield* new RepositoryError({ operation, reason: `module object ${record.object} is missing` })
         const digest = sha256Hex(bytes)
         if (bytes.byteLength !== record.size || digest !== record.sha256) {
           return yield* new RepositoryError({
@@ -127,7 +140,7 @@ export const make = (options: Options = {}): Effect.Effect<ModuleRepositories.Mo
       })
 
     const save = (module: StoredModule): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const operation = "module.save"
         const bytes = module.bytes.slice()
         const sha256 = sha256Hex(bytes)
@@ -136,8 +149,17 @@ export const make = (options: Options = {}): Effect.Effect<ModuleRepositories.Mo
         if (existing === null || existing.deleted || existing.size !== bytes.byteLength) {
           yield* attempt(operation, () => store.putBlob({ name: object }, bytes))
         }
-        const encoded = encodeRecord({ format: 1, id: module.id, hash: module.hash, object, size: bytes.byteLength, sha256, metadata: module.metadata })
-        if (Exit.isFailure(encoded)) return yield* new RepositoryError({ operation, reason: "module metadata cannot be encoded" })
+        const encoded = encodeRecord({
+          format: 1,
+          id: module.id,
+          hash: module.hash,
+          object,
+          size: bytes.byteLength,
+          sha256,
+          metadata: module.metadata
+        })
+        if (Exit.isFailure(encoded))
+          return yield* new RepositoryError({ operation, reason: "module metadata cannot be encoded" })
         const previous = yield* readRecord(kv, keyOf(module.id), operation).pipe(Effect.orElseSucceed(() => undefined))
         yield* attempt(operation, () => kv.put(keyOf(module.id), new TextEncoder().encode(encoded.value)))
         if (previous !== undefined && previous.object !== object) yield* dropIfUnused(previous.object)
@@ -145,7 +167,7 @@ export const make = (options: Options = {}): Effect.Effect<ModuleRepositories.Mo
 
     /** Deletes an object no record names any more (a failure is logged: the object is an orphan, not an error). */
     const dropIfUnused = (object: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const records = yield* allRecords(kv, "module.delete")
         if (records.some((r) => r.object === object)) return
         yield* attempt("module.delete", () => store.delete(object))
@@ -163,7 +185,7 @@ export const make = (options: Options = {}): Effect.Effect<ModuleRepositories.Mo
     )
 
     const remove = (id: ModuleId): Effect.Effect<void, ModuleNotFound | RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const record = yield* readRecord(kv, keyOf(id), "module.delete").pipe(
           // a corrupt record is still removable
           Effect.catch(() => Effect.succeed("corrupt" as const))

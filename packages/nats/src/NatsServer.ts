@@ -121,9 +121,13 @@ export const startNatsServer = async (options: NatsServerOptions = {}): Promise<
 
   const start = async () => {
     output = ""
-    const proc = spawn(binary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir, ...(options.args ?? [])], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+    const proc = spawn(
+      binary,
+      ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir, ...(options.args ?? [])],
+      {
+        stdio: ["ignore", "pipe", "pipe"]
+      }
+    )
     child = proc
     live.add(proc)
     const keep = (d: Buffer) => (output = (output + d.toString()).slice(-8_000))

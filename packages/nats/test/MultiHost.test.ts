@@ -202,7 +202,7 @@ describe("several hosts on one nats-server", () => {
 
 /** Reads the whole event stream through a durable consumer (acking each), de-duplicating by `eventId`. */
 const consumeAll = () =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const nats = yield* Nats.Nats
     const bus = yield* NatsEventBus.NatsEventBus
     const info = yield* Effect.promise(() => nats.manager.streams.info(n.stream))
@@ -211,7 +211,7 @@ const consumeAll = () =>
     const distinct = new Set<EventId>()
     let count = 0
     yield* Stream.runForEach(Stream.take(deliveries, stored), (d) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         count++
         distinct.add(d.event.eventId)
         yield* d.ack

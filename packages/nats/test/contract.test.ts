@@ -18,11 +18,15 @@ afterAll(() => server?.dispose())
 
 moduleRepositoryContract("nats (Object Store + KV records)", () => {
   const n = names()
-  return NatsModuleRepository.layer({ bucket: n.modules, objectStore: n.modules }).pipe(Layer.provide(connection(server.url)))
+  return NatsModuleRepository.layer({ bucket: n.modules, objectStore: n.modules }).pipe(
+    Layer.provide(connection(server.url))
+  )
 })
 instanceRepositoryContract("nats (KV, large snapshots through the Object Store)", () => {
   const n = names()
-  return NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots }).pipe(Layer.provide(connection(server.url)))
+  return NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots }).pipe(
+    Layer.provide(connection(server.url))
+  )
 })
 instanceRepositoryContract("nats (KV, uncompressed)", () => {
   const n = names()

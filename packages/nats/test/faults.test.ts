@@ -4,7 +4,15 @@
  * after the reconnect; repository calls fail with a typed error instead of
  * hanging, and work again after the reconnect.
  */
-import { AgentSpawned, agentId, InstanceRepository, moduleId, type EventId, type InstanceId, type RuntimeId } from "@agent-runtime/domain"
+import {
+  AgentSpawned,
+  agentId,
+  InstanceRepository,
+  moduleId,
+  type EventId,
+  type InstanceId,
+  type RuntimeId
+} from "@agent-runtime/domain"
 import { Fixtures } from "@agent-runtime/repository-contract"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
@@ -46,44 +54,51 @@ const spawned = (i: number) =>
 
 describe("faults", () => {
   it.live("NATS down at start: NatsUnavailable naming the URL", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const url = `nats://127.0.0.1:${yield* Effect.promise(closedPort)}`
       const error = yield* Effect.flip(Effect.scoped(Nats.make({ servers: url, connectTimeoutMs: 1_000 })))
       expect(error._tag).toBe("NatsUnavailable")
       expect(error.url).toBe(url)
       expect(error.message).toContain(url)
-    }))
+    })
+  )
 
-  it.live("NATS lost mid-run: events published meanwhile are kept and delivered after the reconnect; KV calls fail typed, then work again", () =>
-    Effect.gen(function*() {
-      const n = names()
-      const nats = yield* Layer.build(Nats.layer({ servers: server.url, requestTimeoutMs: 1_000, reconnectWaitMs: 100 }))
-      const ctx = yield* Layer.build(
-        Layer.mergeAll(
-          NatsEventBus.layer({ runtimeId: "host-f", stream: n.stream, subjectPrefix: n.prefix }),
-          NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots })
-        ).pipe(Layer.provide(Layer.succeedContext(nats)))
-      )
-      const bus = Context.get(ctx, NatsEventBus.NatsEventBus)
-      const repo = Context.get(ctx, InstanceRepository)
-      yield* bus.publish(spawned(0))
-      yield* bus.flush
+  it.live(
+    "NATS lost mid-run: events published meanwhile are kept and delivered after the reconnect; KV calls fail typed, then work again",
+    () =>
+      Effect.gen(function* () {
+        const n = names()
+        const nats = yield* Layer.build(
+          Nats.layer({ servers: server.url, requestTimeoutMs: 1_000, reconnectWaitMs: 100 })
+        )
+        const ctx = yield* Layer.build(
+          Layer.mergeAll(
+            NatsEventBus.layer({ runtimeId: "host-f", stream: n.stream, subjectPrefix: n.prefix }),
+            NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots })
+          ).pipe(Layer.provide(Layer.succeedContext(nats)))
+        )
+        const bus = Context.get(ctx, NatsEventBus.NatsEventBus)
+        const repo = Context.get(ctx, InstanceRepository)
+        yield* bus.publish(spawned(0))
+        yield* bus.flush
 
-      yield* Effect.promise(() => server.stop())
-      for (let i = 1; i <= 20; i++) yield* bus.publish(spawned(i))
-      const s = Fixtures.snapshot("during-outage", { seed: 5, pages: [0] })
-      const failed = yield* Effect.flip(repo.saveState(s.agentId, s))
-      expect(failed._tag).toBe("RepositoryError")
-      expect(bus.pending()).toBeGreaterThan(0)
+        yield* Effect.promise(() => server.stop())
+        for (let i = 1; i <= 20; i++) yield* bus.publish(spawned(i))
+        const s = Fixtures.snapshot("during-outage", { seed: 5, pages: [0] })
+        const failed = yield* Effect.flip(repo.saveState(s.agentId, s))
+        expect(failed._tag).toBe("RepositoryError")
+        expect(bus.pending()).toBeGreaterThan(0)
 
-      yield* Effect.promise(() => server.start())
-      yield* bus.flush
-      expect(bus.pending()).toBe(0)
-      yield* repo.saveState(s.agentId, s)
-      expect(Option.isSome(yield* repo.loadState(s.agentId))).toBe(true)
+        yield* Effect.promise(() => server.start())
+        yield* bus.flush
+        expect(bus.pending()).toBe(0)
+        yield* repo.saveState(s.agentId, s)
+        expect(Option.isSome(yield* repo.loadState(s.agentId))).toBe(true)
 
-      const deliveries = yield* bus.consume({ durable: "after-outage" })
-      const got = yield* Stream.runCollect(Stream.take(deliveries, 21))
-      expect([...got].map((d) => d.event.eventId)).toEqual(Array.from({ length: 21 }, (_, i) => `host-f:${i}`))
-    }).pipe(Effect.scoped), 90_000)
+        const deliveries = yield* bus.consume({ durable: "after-outage" })
+        const got = yield* Stream.runCollect(Stream.take(deliveries, 21))
+        expect([...got].map((d) => d.event.eventId)).toEqual(Array.from({ length: 21 }, (_, i) => `host-f:${i}`))
+      }).pipe(Effect.scoped),
+    90_000
+  )
 })

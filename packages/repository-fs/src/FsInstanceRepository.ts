@@ -44,7 +44,16 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { attempt, Corrupt, ensureDirectory, keyOf, readIfExists, removeIfExists, TEMP_PREFIX, writeAtomic } from "./internal/files.js"
+import {
+  attempt,
+  Corrupt,
+  ensureDirectory,
+  keyOf,
+  readIfExists,
+  removeIfExists,
+  TEMP_PREFIX,
+  writeAtomic
+} from "./internal/files.js"
 import * as Snapshots from "./internal/snapshots.js"
 
 /** Options of the file-system instance repository. */
@@ -84,32 +93,38 @@ const readHeaderBytes = async (file: string): Promise<Uint8Array> => {
  * be created or is not readable and writable.
  */
 export const make = (options: Options): Effect.Effect<InstanceRepositories.InstanceRepositoryShape, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const directory = path.resolve(options.directory)
     const compress = options.compressSnapshots ?? true
     yield* ensureDirectory(directory)
     const fileOf = (agentId: AgentId) => path.join(directory, keyOf(agentId) + SUFFIX)
 
     const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const refuse = (reason: string) => new RepositoryError({ operation: "instance.saveState", reason })
         if (snapshot.agentId !== agentId) {
           return yield* refuse(
             `a snapshot of agent ${JSON.stringify(snapshot.agentId)} cannot be saved under ${JSON.stringify(agentId)}: files are keyed by the snapshot's own agent id`
           )
         }
-        const bytes = yield* Effect.mapError(Snapshots.encode(snapshot, compress), (reason) => refuse(`snapshot cannot be stored: ${reason}`))
+        const bytes = yield* Effect.mapError(Snapshots.encode(snapshot, compress), (reason) =>
+          refuse(`snapshot cannot be stored: ${reason}`)
+        )
         yield* attempt("instance.saveState", () => writeAtomic(directory, keyOf(agentId) + SUFFIX, [bytes]))
       })
 
     const loadState = (agentId: AgentId): Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const file = fileOf(agentId)
         const bytes = yield* attempt("instance.loadState", () => readIfExists(file))
         if (bytes === undefined) return Option.none()
         const snapshot = yield* Effect.mapError(
           Snapshots.decode(bytes),
-          (reason) => new RepositoryError({ operation: "instance.loadState", reason: `snapshot file ${file} is corrupt: ${reason}` })
+          (reason) =>
+            new RepositoryError({
+              operation: "instance.loadState",
+              reason: `snapshot file ${file} is corrupt: ${reason}`
+            })
         )
         if (snapshot.agentId !== agentId) {
           return yield* new RepositoryError({
@@ -125,27 +140,35 @@ export const make = (options: Options): Effect.Effect<InstanceRepositories.Insta
         await removeIfExists(fileOf(agentId))
       })
 
-    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt("instance.listSaved", async () => {
-      const names = (await fs.readdir(directory)).filter((n) => n.endsWith(SUFFIX) && !n.startsWith(TEMP_PREFIX)).sort()
-      const ids: Array<AgentId> = []
-      for (const name of names) {
-        const file = path.join(directory, name)
-        let header: Uint8Array
-        try {
-          header = await readHeaderBytes(file)
-        } catch (e) {
-          // deleted between readdir and open
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") continue
-          throw e
+    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt(
+      "instance.listSaved",
+      async () => {
+        const names = (await fs.readdir(directory))
+          .filter((n) => n.endsWith(SUFFIX) && !n.startsWith(TEMP_PREFIX))
+          .sort()
+        const ids: Array<AgentId> = []
+        for (const name of names) {
+          const file = path.join(directory, name)
+          let header: Uint8Array
+          try {
+            header = await readHeaderBytes(file)
+          } catch (e) {
+            // deleted between readdir and open
+            if ((e as NodeJS.ErrnoException).code === "ENOENT") continue
+            throw e
+          }
+          const read = Snapshots.headerAgentId(header)
+          if ("problem" in read) throw new Corrupt(`snapshot file ${file} is corrupt: ${read.problem}`)
+          const id = read.agentId as AgentId
+          if (keyOf(id) + SUFFIX !== name)
+            throw new Corrupt(
+              `snapshot file ${file} was saved for agent ${JSON.stringify(id)}, whose file is ${keyOf(id)}${SUFFIX}`
+            )
+          ids.push(id)
         }
-        const read = Snapshots.headerAgentId(header)
-        if ("problem" in read) throw new Corrupt(`snapshot file ${file} is corrupt: ${read.problem}`)
-        const id = read.agentId as AgentId
-        if (keyOf(id) + SUFFIX !== name) throw new Corrupt(`snapshot file ${file} was saved for agent ${JSON.stringify(id)}, whose file is ${keyOf(id)}${SUFFIX}`)
-        ids.push(id)
+        return ids
       }
-      return ids
-    })
+    )
 
     return { saveState, loadState, deleteState, listSaved } satisfies InstanceRepositories.InstanceRepositoryShape
   })

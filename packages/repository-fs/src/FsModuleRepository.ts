@@ -81,7 +81,7 @@ const encodeRecord = Schema.encodeExit(RecordJson)
  * be created or is not readable and writable.
  */
 export const make = (options: Options): Effect.Effect<ModuleRepositories.ModuleRepositoryShape, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const directory = path.resolve(options.directory)
     yield* ensureDirectory(directory)
     const locked = makeKeyedLock()
@@ -107,12 +107,15 @@ export const make = (options: Options): Effect.Effect<ModuleRepositories.ModuleR
           const file = recordPath(keyOf(id))
           const record = await readRecord(file)
           if (record === undefined) return undefined
-          if (record.id !== id) throw new Corrupt(`module record ${file} holds id ${JSON.stringify(record.id)}, not ${JSON.stringify(id)}`)
+          if (record.id !== id)
+            throw new Corrupt(`module record ${file} holds id ${JSON.stringify(record.id)}, not ${JSON.stringify(id)}`)
           const wasm = path.join(directory, record.file)
           const bytes = await readIfExists(wasm)
           if (bytes === undefined) throw new Corrupt(`module file ${wasm} is missing`)
           if (bytes.byteLength !== record.size || sha256Hex(bytes) !== record.sha256) {
-            throw new Corrupt(`module file ${wasm} is truncated or corrupt (${bytes.byteLength} bytes, expected ${record.size})`)
+            throw new Corrupt(
+              `module file ${wasm} is truncated or corrupt (${bytes.byteLength} bytes, expected ${record.size})`
+            )
           }
           const stored: StoredModule = {
             id: record.id as ModuleId,
@@ -142,11 +145,13 @@ export const make = (options: Options): Effect.Effect<ModuleRepositories.ModuleR
             metadata: module.metadata
           }
           const encoded = encodeRecord(record)
-          if (encoded._tag === "Failure") throw new Corrupt(`module metadata cannot be encoded: ${String(encoded.cause)}`)
+          if (encoded._tag === "Failure")
+            throw new Corrupt(`module metadata cannot be encoded: ${String(encoded.cause)}`)
           const previous = await readRecord(recordPath(key)).catch(() => undefined)
           await writeAtomic(directory, record.file, [bytes])
           await writeAtomic(directory, `${key}.json`, [Buffer.from(encoded.value, "utf8")])
-          if (previous !== undefined && previous.file !== record.file) await removeIfExists(path.join(directory, previous.file))
+          if (previous !== undefined && previous.file !== record.file)
+            await removeIfExists(path.join(directory, previous.file))
         })
       })
 

@@ -75,7 +75,10 @@ export const repositoryError = (operation: string, e: unknown): RepositoryError 
   if (e instanceof RepositoryError) return e
   const name = typeof e === "object" && e !== null && "name" in e ? String((e as { name: unknown }).name) : ""
   if (name === "QuotaExceededError") {
-    return new RepositoryError({ operation, reason: `quota exceeded: the browser refused to store more data (${message(e)})` })
+    return new RepositoryError({
+      operation,
+      reason: `quota exceeded: the browser refused to store more data (${message(e)})`
+    })
   }
   return new RepositoryError({ operation, reason: message(e) })
 }
@@ -89,7 +92,10 @@ export const open = (options: IndexedDbOptions = {}): Effect.Effect<Database, Re
     const factory = (globalThis as { indexedDB?: unknown }).indexedDB
     if (factory === undefined || factory === null) {
       return Effect.fail(
-        new RepositoryError({ operation: "open", reason: "IndexedDB is not available in this context (private mode, sandboxed iframe or a non-browser host)" })
+        new RepositoryError({
+          operation: "open",
+          reason: "IndexedDB is not available in this context (private mode, sandboxed iframe or a non-browser host)"
+        })
       )
     }
     return attempt("open", () =>
@@ -102,43 +108,66 @@ export const open = (options: IndexedDbOptions = {}): Effect.Effect<Database, Re
           metrics.createIndex("timestamp", "timestamp")
         },
         blocked: () => undefined
-      }))
+      })
+    )
   })
 
 /** Deletes a database (tests, "forget everything"). */
 export const deleteDatabase = (name = "agent-runtime"): Effect.Effect<void, RepositoryError> =>
-  attempt("deleteDatabase", () => new Promise<void>((resolve, reject) => {
-    const request = indexedDB.deleteDatabase(name)
-    request.onsuccess = () => resolve()
-    request.onerror = () => reject(request.error)
-    request.onblocked = () => resolve()
-  }))
+  attempt(
+    "deleteDatabase",
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const request = indexedDB.deleteDatabase(name)
+        request.onsuccess = () => resolve()
+        request.onerror = () => reject(request.error)
+        request.onblocked = () => resolve()
+      })
+  )
 
 const metadataOf = (id: string, fields: Record<string, unknown>): ModuleMetadata => {
   try {
     return new ModuleMetadata(fields as ConstructorParameters<typeof ModuleMetadata>[0])
   } catch (e) {
-    throw new RepositoryError({ operation: "load", reason: `metadata of module ${JSON.stringify(id)} is corrupt: ${message(e)}` })
+    throw new RepositoryError({
+      operation: "load",
+      reason: `metadata of module ${JSON.stringify(id)} is corrupt: ${message(e)}`
+    })
   }
 }
 
 /** A `ModuleRepository` on an open database. */
 export const makeModuleRepository = (db: Database): ModuleRepositoryShape => ({
   load: (id) =>
-    Effect.flatMap(attempt("load", () => db.get("modules", id)), (row): Effect.Effect<StoredModule, ModuleNotFound | RepositoryError> =>
-      row === undefined
-        ? Effect.fail(new ModuleNotFound({ moduleId: id }))
-        : Effect.try({
-          try: () => ({ id: row.id as ModuleId, hash: row.hash as StoredModule["hash"], bytes: row.bytes, metadata: metadataOf(row.id, row.metadata) }),
-          catch: (e) => repositoryError("load", e)
-        })),
+    Effect.flatMap(
+      attempt("load", () => db.get("modules", id)),
+      (row): Effect.Effect<StoredModule, ModuleNotFound | RepositoryError> =>
+        row === undefined
+          ? Effect.fail(new ModuleNotFound({ moduleId: id }))
+          : Effect.try({
+              try: () => ({
+                id: row.id as ModuleId,
+                hash: row.hash as StoredModule["hash"],
+                bytes: row.bytes,
+                metadata: metadataOf(row.id, row.metadata)
+              }),
+              catch: (e) => repositoryError("load", e)
+            })
+    ),
   save: (module) =>
     attempt("save", async () => {
-      await db.put("modules", { id: module.id, hash: module.hash, bytes: module.bytes.slice(), metadata: { ...module.metadata } })
+      await db.put("modules", {
+        id: module.id,
+        hash: module.hash,
+        bytes: module.bytes.slice(),
+        metadata: { ...module.metadata }
+      })
     }),
   findByHash: (hash) =>
-    Effect.map(attempt("findByHash", () => db.getKeyFromIndex("modules", "hash", hash)), (key) =>
-      key === undefined ? Option.none() : Option.some(key as ModuleId)),
+    Effect.map(
+      attempt("findByHash", () => db.getKeyFromIndex("modules", "hash", hash)),
+      (key) => (key === undefined ? Option.none() : Option.some(key as ModuleId))
+    ),
   list: attempt("list", async () => {
     const rows = await db.getAll("modules")
     return rows.map((r) => ({ id: r.id as ModuleId, metadata: metadataOf(r.id, r.metadata) }))
@@ -158,8 +187,13 @@ export const makeModuleRepository = (db: Database): ModuleRepositoryShape => ({
 
 /** An `InstanceRepository` on an open database. A snapshot write is one transaction. */
 export const makeInstanceRepository = (db: Database): InstanceRepositoryShape => ({
-  saveState: (agentId, snapshot) => attempt("saveState", async () => void (await db.put("instances", snapshot, agentId))),
-  loadState: (agentId) => Effect.map(attempt("loadState", () => db.get("instances", agentId)), Option.fromUndefinedOr),
+  saveState: (agentId, snapshot) =>
+    attempt("saveState", async () => void (await db.put("instances", snapshot, agentId))),
+  loadState: (agentId) =>
+    Effect.map(
+      attempt("loadState", () => db.get("instances", agentId)),
+      Option.fromUndefinedOr
+    ),
   deleteState: (agentId) => attempt("deleteState", () => db.delete("instances", agentId)),
   listSaved: attempt("listSaved", async () => (await db.getAllKeys("instances")) as Array<AgentId>)
 })
@@ -167,7 +201,9 @@ export const makeInstanceRepository = (db: Database): InstanceRepositoryShape =>
 /** A `MetricsRepository` on an open database (samples kept until deleted; `maxSamples` prunes the oldest). */
 export const makeMetricsRepository = (db: Database, maxSamples = 100_000): MetricsRepositoryShape => {
   const inRange = (from: number, to: number) =>
-    from >= to ? Promise.resolve([]) : db.getAllFromIndex("metrics", "timestamp", IDBKeyRange.bound(from, to, false, true))
+    from >= to
+      ? Promise.resolve([])
+      : db.getAllFromIndex("metrics", "timestamp", IDBKeyRange.bound(from, to, false, true))
   return {
     record: (metrics) =>
       attempt("record", async () => {
@@ -184,7 +220,8 @@ export const makeMetricsRepository = (db: Database, maxSamples = 100_000): Metri
         await tx.done
       }),
     query: (range) => attempt("query", () => inRange(range.from, range.to)),
-    aggregate: (range, granularity) => attempt("aggregate", async () => aggregateSamples(await inRange(range.from, range.to), granularity))
+    aggregate: (range, granularity) =>
+      attempt("aggregate", async () => aggregateSamples(await inRange(range.from, range.to), granularity))
   }
 }
 
@@ -211,7 +248,12 @@ const layerOf = (db: Database): Layer.Layer<Repositories> =>
 
 /** The three repositories on IndexedDB (scoped: the database closes with the scope). Fails when IndexedDB cannot be opened. */
 export const layer = (options: IndexedDbOptions = {}): Layer.Layer<Repositories, RepositoryError> =>
-  Layer.unwrap(Effect.map(Effect.acquireRelease(open(options), (db) => Effect.sync(() => db.close())), layerOf))
+  Layer.unwrap(
+    Effect.map(
+      Effect.acquireRelease(open(options), (db) => Effect.sync(() => db.close())),
+      layerOf
+    )
+  )
 
 /**
  * IndexedDB when it can be opened, otherwise the domain's in-memory
@@ -220,14 +262,18 @@ export const layer = (options: IndexedDbOptions = {}): Layer.Layer<Repositories,
  */
 export const layerOrMemory = (options: IndexedDbOptions = {}): Layer.Layer<Repositories | IndexedDbStatus> =>
   Layer.unwrap(
-    Effect.match(Effect.acquireRelease(open(options), (db) => Effect.sync(() => db.close())), {
-      onSuccess: (db) => Layer.merge(layerOf(db), Layer.succeed(IndexedDbStatus, { backend: "indexedDB", reason: undefined })),
-      onFailure: (e) =>
-        Layer.mergeAll(
-          ModuleRepositories.layerMemory,
-          InstanceRepositories.layerMemory,
-          MetricsRepositories.layerMemory,
-          Layer.succeed(IndexedDbStatus, { backend: "memory", reason: e.message })
-        )
-    })
+    Effect.match(
+      Effect.acquireRelease(open(options), (db) => Effect.sync(() => db.close())),
+      {
+        onSuccess: (db) =>
+          Layer.merge(layerOf(db), Layer.succeed(IndexedDbStatus, { backend: "indexedDB", reason: undefined })),
+        onFailure: (e) =>
+          Layer.mergeAll(
+            ModuleRepositories.layerMemory,
+            InstanceRepositories.layerMemory,
+            MetricsRepositories.layerMemory,
+            Layer.succeed(IndexedDbStatus, { backend: "memory", reason: e.message })
+          )
+      }
+    )
   )

@@ -20,7 +20,13 @@
  *
  * @since 0.1.0
  */
-import { type AgentId, InstanceRepositories, InstanceRepository, type InstanceSnapshot, RepositoryError } from "@agent-runtime/domain"
+import {
+  type AgentId,
+  InstanceRepositories,
+  InstanceRepository,
+  type InstanceSnapshot,
+  RepositoryError
+} from "@agent-runtime/domain"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -45,7 +51,10 @@ export interface KeyValueStore {
   readonly get: (key: string) => Promise<unknown>
   readonly put: (key: string, value: string) => Promise<unknown>
   readonly delete: (key: string) => Promise<unknown>
-  readonly list: (options: { readonly prefix: string; readonly cursor?: string }) => Promise<KvListResult | ReadonlyMap<string, unknown>>
+  readonly list: (options: {
+    readonly prefix: string
+    readonly cursor?: string
+  }) => Promise<KvListResult | ReadonlyMap<string, unknown>>
 }
 
 /** Options of the repository. */
@@ -122,7 +131,12 @@ export const decodeSnapshot = (text: string): InstanceSnapshot | string => {
   }
   const state = stored.state
   const snapshot = stored.snapshot
-  if (state === undefined || snapshot === undefined || !Array.isArray(state.pages) || typeof state.memoryBytes !== "number") {
+  if (
+    state === undefined ||
+    snapshot === undefined ||
+    !Array.isArray(state.pages) ||
+    typeof state.memoryBytes !== "number"
+  ) {
     return "missing fields"
   }
   const pages: Array<{ index: number; data: Uint8Array }> = []
@@ -149,18 +163,26 @@ export const make = (store: KeyValueStore, options: KvRepositoryOptions = {}): I
       catch: (e) => new RepositoryError({ operation, reason: e instanceof Error ? e.message : String(e) })
     })
   return {
-    saveState: (agentId, snapshot) => Effect.asVoid(attempt("saveState", () => store.put(prefix + agentId, encodeSnapshot(snapshot)))),
+    saveState: (agentId, snapshot) =>
+      Effect.asVoid(attempt("saveState", () => store.put(prefix + agentId, encodeSnapshot(snapshot)))),
     loadState: (agentId) =>
-      Effect.flatMap(attempt("loadState", () => store.get(prefix + agentId)), (value) => {
-        if (value === null || value === undefined) return Effect.succeed(Option.none())
-        if (typeof value !== "string") {
-          return Effect.fail(new RepositoryError({ operation: "loadState", reason: `value of ${agentId} is not a string` }))
+      Effect.flatMap(
+        attempt("loadState", () => store.get(prefix + agentId)),
+        (value) => {
+          if (value === null || value === undefined) return Effect.succeed(Option.none())
+          if (typeof value !== "string") {
+            return Effect.fail(
+              new RepositoryError({ operation: "loadState", reason: `value of ${agentId} is not a string` })
+            )
+          }
+          const decoded = decodeSnapshot(value)
+          return typeof decoded === "string"
+            ? Effect.fail(
+                new RepositoryError({ operation: "loadState", reason: `value of ${agentId} is corrupt: ${decoded}` })
+              )
+            : Effect.succeed(Option.some(decoded))
         }
-        const decoded = decodeSnapshot(value)
-        return typeof decoded === "string"
-          ? Effect.fail(new RepositoryError({ operation: "loadState", reason: `value of ${agentId} is corrupt: ${decoded}` }))
-          : Effect.succeed(Option.some(decoded))
-      }),
+      ),
     deleteState: (agentId) => Effect.asVoid(attempt("deleteState", () => store.delete(prefix + agentId))),
     listSaved: attempt("listSaved", async () => {
       const ids: Array<AgentId> = []

@@ -20,6 +20,8 @@ const durableObjectStorage = (): KeyValueStore => {
 
 // the shared contract, on a Workers KV-shaped store with tiny list pages, and on a Durable Object-shaped one
 instanceRepositoryContract("kv (Workers KV shape, 2 keys per list page)", () =>
-  Layer.suspend(() => KvInstanceRepository.layer(KvInstanceRepository.memoryStore(2))))
+  Layer.suspend(() => KvInstanceRepository.layer(KvInstanceRepository.memoryStore(2)))
+)
 instanceRepositoryContract("kv (Durable Object storage shape)", () =>
-  Layer.suspend(() => KvInstanceRepository.layer(durableObjectStorage())))
+  Layer.suspend(() => KvInstanceRepository.layer(durableObjectStorage()))
+)

@@ -91,7 +91,8 @@ const configure = (db: Database.Database, options: Options): number => {
     return version
   }
   const mode = db.pragma("journal_mode = WAL", { simple: true })
-  if (mode !== "wal" && !db.memory) throw new Invalid(`cannot switch the database to WAL mode (journal_mode is ${String(mode)})`)
+  if (mode !== "wal" && !db.memory)
+    throw new Invalid(`cannot switch the database to WAL mode (journal_mode is ${String(mode)})`)
   db.pragma(`synchronous = ${options.synchronous ?? "NORMAL"}`)
   db.pragma("foreign_keys = ON")
   if (options.maxPages !== undefined) {
@@ -112,7 +113,8 @@ export const open = (options: Options): Effect.Effect<SqliteDatabaseShape, Repos
     Effect.try({
       try: () => {
         const busyTimeout = options.busyTimeout ?? 5000
-        if (!Number.isFinite(busyTimeout) || busyTimeout < 0) throw new Invalid(`busyTimeout must be ≥ 0 ms, got ${busyTimeout}`)
+        if (!Number.isFinite(busyTimeout) || busyTimeout < 0)
+          throw new Invalid(`busyTimeout must be ≥ 0 ms, got ${busyTimeout}`)
         const db = new Database(options.path, {
           readonly: options.readonly === true,
           fileMustExist: options.readonly === true,
@@ -132,4 +134,5 @@ export const open = (options: Options): Effect.Effect<SqliteDatabaseShape, Repos
   )
 
 /** The `SqliteDatabase` layer: opens the database, closes it when the layer's scope closes. */
-export const layer = (options: Options): Layer.Layer<SqliteDatabase, RepositoryError> => Layer.effect(SqliteDatabase, open(options))
+export const layer = (options: Options): Layer.Layer<SqliteDatabase, RepositoryError> =>
+  Layer.effect(SqliteDatabase, open(options))

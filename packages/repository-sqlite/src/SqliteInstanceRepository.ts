@@ -86,8 +86,7 @@ interface Saved {
 
 const PAGED = 1
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 
 /** Builds the repository on an open database (statements are prepared once). */
 export const make = (
@@ -106,7 +105,9 @@ export const make = (
       `INSERT INTO instance_snapshot_pages (agent_id, page_index, hash, compressed, data) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (agent_id, page_index) DO UPDATE SET hash = excluded.hash, compressed = excluded.compressed, data = excluded.data`
     )
-    const deletePage = db.prepare<[string, number]>("DELETE FROM instance_snapshot_pages WHERE agent_id = ? AND page_index = ?")
+    const deletePage = db.prepare<[string, number]>(
+      "DELETE FROM instance_snapshot_pages WHERE agent_id = ? AND page_index = ?"
+    )
     const deletePages = db.prepare<[string]>("DELETE FROM instance_snapshot_pages WHERE agent_id = ?")
     const remove = db.prepare<[string]>("DELETE FROM instance_snapshots WHERE agent_id = ?")
     const selectGeneration = db.prepare<[string], { layout: number; generation: number }>(
@@ -124,38 +125,41 @@ export const make = (
     const selectIds = db.prepare<[], { agent_id: string }>("SELECT agent_id FROM instance_snapshots ORDER BY rowid")
 
     /** The write of a save: changed pages, deleted pages and the header row, in one transaction (prepared once). */
-    const saveTransaction = db.transaction((
-      agentId: AgentId,
-      pages: InstanceSnapshot["state"]["pages"],
-      hashes: ReadonlyArray<Buffer>,
-      prepared: ReadonlyMap<number, Pages.PageWrite>,
-      known: Saved | undefined,
-      header: Uint8Array
-    ): Saved => {
-      const row = selectGeneration.get(agentId)
-      let previous: ReadonlyMap<number, Buffer>
-      if (row !== undefined && row.layout === PAGED) {
-        previous = known !== undefined && known.generation === row.generation
-          ? known.hashes
-          : new Map(selectHashes.all(agentId).map((r) => [r.page_index, Buffer.from(r.hash)]))
-      } else {
-        previous = new Map()
-        deletePages.run(agentId) // no paged row: no page row may survive from an earlier one
+    const saveTransaction = db.transaction(
+      (
+        agentId: AgentId,
+        pages: InstanceSnapshot["state"]["pages"],
+        hashes: ReadonlyArray<Buffer>,
+        prepared: ReadonlyMap<number, Pages.PageWrite>,
+        known: Saved | undefined,
+        header: Uint8Array
+      ): Saved => {
+        const row = selectGeneration.get(agentId)
+        let previous: ReadonlyMap<number, Buffer>
+        if (row !== undefined && row.layout === PAGED) {
+          previous =
+            known !== undefined && known.generation === row.generation
+              ? known.hashes
+              : new Map(selectHashes.all(agentId).map((r) => [r.page_index, Buffer.from(r.hash)]))
+        } else {
+          previous = new Map()
+          deletePages.run(agentId) // no paged row: no page row may survive from an earlier one
+        }
+        const hashesNow = new Map<number, Buffer>()
+        for (const [i, p] of pages.entries()) {
+          const hash = hashes[i]!
+          hashesNow.set(p.index, hash)
+          const old = previous.get(p.index)
+          if (old !== undefined && old.equals(hash)) continue
+          const page = prepared.get(p.index) ?? Pages.storedPage(p.index, hash, p.data, compress)
+          upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
+        }
+        for (const index of previous.keys()) if (!hashesNow.has(index)) deletePage.run(agentId, index)
+        const generation = (row?.generation ?? 0) + 1
+        upsertHeader.run(agentId, header, pages.length, generation)
+        return { generation, header, hashes: hashesNow }
       }
-      const hashesNow = new Map<number, Buffer>()
-      for (const [i, p] of pages.entries()) {
-        const hash = hashes[i]!
-        hashesNow.set(p.index, hash)
-        const old = previous.get(p.index)
-        if (old !== undefined && old.equals(hash)) continue
-        const page = prepared.get(p.index) ?? Pages.storedPage(p.index, hash, p.data, compress)
-        upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
-      }
-      for (const index of previous.keys()) if (!hashesNow.has(index)) deletePage.run(agentId, index)
-      const generation = (row?.generation ?? 0) + 1
-      upsertHeader.run(agentId, header, pages.length, generation)
-      return { generation, header, hashes: hashesNow }
-    })
+    )
 
     /** Per agent: what this repository last saved or loaded (dropped on any failed save and on delete). */
     const saved = new Map<AgentId, Saved>()
@@ -164,9 +168,11 @@ export const make = (
       new RepositoryError({ operation: "instance.saveState", reason: `snapshot cannot be stored: ${reason}` })
 
     const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         yield* Effect.mapError(SnapshotCodec.validatePages(snapshot.state), (e) => refused(e.reason))
-        const header = yield* Effect.mapError(SnapshotCodec.encode(Pages.withoutPages(snapshot)), (e) => refused(e.reason))
+        const header = yield* Effect.mapError(SnapshotCodec.encode(Pages.withoutPages(snapshot)), (e) =>
+          refused(e.reason)
+        )
         const pages = snapshot.state.pages
         const hashes = pages.map((p) => Pages.pageHash(p.data))
         const known = saved.get(agentId)
@@ -174,23 +180,32 @@ export const make = (
         const prepared = new Map<number, Pages.PageWrite>()
         for (const [i, p] of pages.entries()) {
           const old = known?.hashes.get(p.index)
-          if (old === undefined || !old.equals(hashes[i]!)) prepared.set(p.index, Pages.storedPage(p.index, hashes[i]!, p.data, compress))
+          if (old === undefined || !old.equals(hashes[i]!))
+            prepared.set(p.index, Pages.storedPage(p.index, hashes[i]!, p.data, compress))
         }
         if (
-          known !== undefined && prepared.size === 0 && known.hashes.size === pages.length && sameBytes(header, known.header)
+          known !== undefined &&
+          prepared.size === 0 &&
+          known.hashes.size === pages.length &&
+          sameBytes(header, known.header)
         ) {
           const row = yield* attempt("instance.saveState", () => selectGeneration.get(agentId))
           if (row !== undefined && row.layout === PAGED && row.generation === known.generation) return // nothing changed
         }
-        const next = yield* attempt("instance.saveState", () => saveTransaction.immediate(agentId, pages, hashes, prepared, known, header))
+        const next = yield* attempt("instance.saveState", () =>
+          saveTransaction.immediate(agentId, pages, hashes, prepared, known, header)
+        )
         saved.set(agentId, next)
       }).pipe(Effect.onError(() => Effect.sync(() => void saved.delete(agentId))))
 
     const corrupt = (agentId: AgentId, reason: string) =>
-      new RepositoryError({ operation: "instance.loadState", reason: `snapshot of agent ${JSON.stringify(agentId)} is corrupt: ${reason}` })
+      new RepositoryError({
+        operation: "instance.loadState",
+        reason: `snapshot of agent ${JSON.stringify(agentId)} is corrupt: ${reason}`
+      })
 
     const loadState = (agentId: AgentId): Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const found = yield* read(db, "instance.loadState", () => {
           const row = selectHeader.get(agentId)
           return row === undefined ? undefined : { row, pages: row.layout === PAGED ? selectPages.all(agentId) : [] }
@@ -202,7 +217,8 @@ export const make = (
         }
         const decoded = yield* Effect.mapError(Snapshots.decode(row.snapshot), (reason) => corrupt(agentId, reason))
         if (row.layout !== PAGED) return Option.some(decoded) // a whole-snapshot row of schema version 3
-        if (decoded.state.pages.length !== 0) return yield* corrupt(agentId, "the header row of a paged snapshot holds pages")
+        if (decoded.state.pages.length !== 0)
+          return yield* corrupt(agentId, "the header row of a paged snapshot holds pages")
         const pages = yield* Effect.try({
           try: () => Pages.readPages(found.pages, row.page_count, decoded.state.memoryBytes),
           catch: (reason) => corrupt(agentId, String(reason))
@@ -233,16 +249,20 @@ export const make = (
   })
 
 /** `InstanceRepository` on the shared `SqliteDatabase`, snapshots compressed. */
-export const layerFromDatabase: Layer.Layer<InstanceRepository, RepositoryError, SqliteDatabase.SqliteDatabase> = Layer.effect(
-  InstanceRepository,
-  SqliteDatabase.SqliteDatabase.use((database) => make(database))
-)
+export const layerFromDatabase: Layer.Layer<InstanceRepository, RepositoryError, SqliteDatabase.SqliteDatabase> =
+  Layer.effect(
+    InstanceRepository,
+    SqliteDatabase.SqliteDatabase.use((database) => make(database))
+  )
 
 /** `InstanceRepository` on the shared `SqliteDatabase`, with options. */
 export const layerFromDatabaseWith = (
   options: Options
 ): Layer.Layer<InstanceRepository, RepositoryError, SqliteDatabase.SqliteDatabase> =>
-  Layer.effect(InstanceRepository, SqliteDatabase.SqliteDatabase.use((database) => make(database, options)))
+  Layer.effect(
+    InstanceRepository,
+    SqliteDatabase.SqliteDatabase.use((database) => make(database, options))
+  )
 
 /** `InstanceRepository` on its own connection to the database at `options.path` (closed with the layer). */
 export const layer = (options: SqliteDatabase.Options & Options): Layer.Layer<InstanceRepository, RepositoryError> =>

@@ -131,7 +131,8 @@ export const make = (
     const query = (range: TimeRange): Effect.Effect<ReadonlyArray<RuntimeMetrics>, RepositoryError> =>
       read(db, "metrics.query", () =>
         select.all({ from: range.from, to: range.to }).map((r): RuntimeMetrics => {
-          if (!isPressureLevel(r.pressure_level)) throw new Invalid(`stored pressure level ${JSON.stringify(r.pressure_level)} is not one`)
+          if (!isPressureLevel(r.pressure_level))
+            throw new Invalid(`stored pressure level ${JSON.stringify(r.pressure_level)} is not one`)
           return {
             timestamp: r.timestamp,
             agents: r.agents,
@@ -147,36 +148,37 @@ export const make = (
         })
       )
 
-    const aggregate = (range: TimeRange, granularity: number): Effect.Effect<ReadonlyArray<AggregatedMetrics>, RepositoryError> =>
+    const aggregate = (
+      range: TimeRange,
+      granularity: number
+    ): Effect.Effect<ReadonlyArray<AggregatedMetrics>, RepositoryError> =>
       !(granularity > 0)
         ? Effect.succeed([])
         : read(db, "metrics.aggregate", () =>
-          aggregateStatement.all({ from: range.from, to: range.to, g: granularity }).map((r): AggregatedMetrics => {
-            // SQLite turns NaN into NULL (an infinite granularity): the reference gives NaN
-            const bucketStart = r.bucket ?? Number.NaN
-            return {
-              bucketStart,
-              bucketEnd: bucketStart + granularity,
-              samples: r.samples,
-              agentsAvg: r.agents_avg,
-              agentsMax: r.agents_max,
-              memoryUsedAvg: r.memory_used_avg,
-              memoryUsedMax: r.memory_used_max,
-              invocations: r.invocations,
-              invocationErrors: r.invocation_errors,
-              evictions: r.evictions
-            }
-          })
-        )
+            aggregateStatement.all({ from: range.from, to: range.to, g: granularity }).map((r): AggregatedMetrics => {
+              // SQLite turns NaN into NULL (an infinite granularity): the reference gives NaN
+              const bucketStart = r.bucket ?? Number.NaN
+              return {
+                bucketStart,
+                bucketEnd: bucketStart + granularity,
+                samples: r.samples,
+                agentsAvg: r.agents_avg,
+                agentsMax: r.agents_max,
+                memoryUsedAvg: r.memory_used_avg,
+                memoryUsedMax: r.memory_used_max,
+                invocations: r.invocations,
+                invocationErrors: r.invocation_errors,
+                evictions: r.evictions
+              }
+            })
+          )
 
     return { record, query, aggregate } satisfies MetricsRepositories.MetricsRepositoryShape
   })
 
 /** `MetricsRepository` on the shared `SqliteDatabase`. */
-export const layerFromDatabase: Layer.Layer<MetricsRepository, RepositoryError, SqliteDatabase.SqliteDatabase> = Layer.effect(
-  MetricsRepository,
-  SqliteDatabase.SqliteDatabase.use(make)
-)
+export const layerFromDatabase: Layer.Layer<MetricsRepository, RepositoryError, SqliteDatabase.SqliteDatabase> =
+  Layer.effect(MetricsRepository, SqliteDatabase.SqliteDatabase.use(make))
 
 /** `MetricsRepository` on its own connection to the database at `options.path` (closed with the layer). */
 export const layer = (options: SqliteDatabase.Options): Layer.Layer<MetricsRepository, RepositoryError> =>

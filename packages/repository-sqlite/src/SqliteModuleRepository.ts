@@ -51,7 +51,9 @@ interface Row {
 }
 
 /** Builds the repository on an open database (statements are prepared once). */
-export const make = (database: SqliteDatabase.SqliteDatabaseShape): Effect.Effect<ModuleRepositories.ModuleRepositoryShape, RepositoryError> =>
+export const make = (
+  database: SqliteDatabase.SqliteDatabaseShape
+): Effect.Effect<ModuleRepositories.ModuleRepositoryShape, RepositoryError> =>
   attempt("open", () => {
     const { db } = database
     const selectOne = db.prepare<[string], Row>("SELECT id, hash, bytes, metadata FROM modules WHERE id = ?")
@@ -59,8 +61,12 @@ export const make = (database: SqliteDatabase.SqliteDatabaseShape): Effect.Effec
       `INSERT INTO modules (id, hash, bytes, metadata) VALUES (?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, bytes = excluded.bytes, metadata = excluded.metadata`
     )
-    const selectByHash = db.prepare<[string], { id: string }>("SELECT id FROM modules WHERE hash = ? ORDER BY rowid LIMIT 1")
-    const selectAll = db.prepare<[], { id: string; metadata: string }>("SELECT id, metadata FROM modules ORDER BY rowid")
+    const selectByHash = db.prepare<[string], { id: string }>(
+      "SELECT id FROM modules WHERE hash = ? ORDER BY rowid LIMIT 1"
+    )
+    const selectAll = db.prepare<[], { id: string; metadata: string }>(
+      "SELECT id, metadata FROM modules ORDER BY rowid"
+    )
     const deleteOne = db.prepare("DELETE FROM modules WHERE id = ?")
 
     const load = (id: ModuleId): Effect.Effect<StoredModule, ModuleNotFound | RepositoryError> =>
@@ -74,18 +80,23 @@ export const make = (database: SqliteDatabase.SqliteDatabaseShape): Effect.Effec
           metadata: metadataOf(row.id, row.metadata)
         }
         return stored
-      }).pipe(Effect.flatMap((m) => (m === undefined ? Effect.fail(new ModuleNotFound({ moduleId: id })) : Effect.succeed(m))))
+      }).pipe(
+        Effect.flatMap((m) => (m === undefined ? Effect.fail(new ModuleNotFound({ moduleId: id })) : Effect.succeed(m)))
+      )
 
     const save = (module: StoredModule): Effect.Effect<void, RepositoryError> =>
       write(db, "module.save", () => {
         const metadata = encodeMetadata(module.metadata)
-        if (metadata._tag === "Failure") throw new Invalid(`module metadata cannot be encoded: ${String(metadata.cause)}`)
+        if (metadata._tag === "Failure")
+          throw new Invalid(`module metadata cannot be encoded: ${String(metadata.cause)}`)
         // better-sqlite3 copies the bytes into SQLite: the caller may reuse its buffer
         upsert.run(module.id, module.hash, module.bytes, metadata.value)
       })
 
     const findByHash = (hash: ModuleHash): Effect.Effect<Option.Option<ModuleId>, RepositoryError> =>
-      attempt("module.findByHash", () => Option.map(Option.fromUndefinedOr(selectByHash.get(hash)), (r) => r.id as ModuleId))
+      attempt("module.findByHash", () =>
+        Option.map(Option.fromUndefinedOr(selectByHash.get(hash)), (r) => r.id as ModuleId)
+      )
 
     const list: ModuleRepositories.ModuleRepositoryShape["list"] = attempt("module.list", () =>
       selectAll.all().map((r) => ({ id: r.id as ModuleId, metadata: metadataOf(r.id, r.metadata) }))
@@ -100,10 +111,8 @@ export const make = (database: SqliteDatabase.SqliteDatabaseShape): Effect.Effec
   })
 
 /** `ModuleRepository` on the shared `SqliteDatabase`. */
-export const layerFromDatabase: Layer.Layer<ModuleRepository, RepositoryError, SqliteDatabase.SqliteDatabase> = Layer.effect(
-  ModuleRepository,
-  SqliteDatabase.SqliteDatabase.use(make)
-)
+export const layerFromDatabase: Layer.Layer<ModuleRepository, RepositoryError, SqliteDatabase.SqliteDatabase> =
+  Layer.effect(ModuleRepository, SqliteDatabase.SqliteDatabase.use(make))
 
 /** `ModuleRepository` on its own connection to the database at `options.path` (closed with the layer). */
 export const layer = (options: SqliteDatabase.Options): Layer.Layer<ModuleRepository, RepositoryError> =>

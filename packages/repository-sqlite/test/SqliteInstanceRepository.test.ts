@@ -46,18 +46,31 @@ const withRaw = <A>(file: string, f: (raw: Database.Database) => A): A => {
 }
 
 const headerRowOf = (file: string, id: string): HeaderRow =>
-  withRaw(file, (raw) => raw.prepare("SELECT snapshot, layout, page_count, generation FROM instance_snapshots WHERE agent_id = ?").get(id) as HeaderRow)
+  withRaw(
+    file,
+    (raw) =>
+      raw
+        .prepare("SELECT snapshot, layout, page_count, generation FROM instance_snapshots WHERE agent_id = ?")
+        .get(id) as HeaderRow
+  )
 
 const pageRowsOf = (file: string, id: string): Array<PageRow> =>
-  withRaw(file, (raw) =>
-    raw.prepare("SELECT page_index, hash, compressed, data FROM instance_snapshot_pages WHERE agent_id = ? ORDER BY page_index").all(id) as Array<PageRow>)
+  withRaw(
+    file,
+    (raw) =>
+      raw
+        .prepare(
+          "SELECT page_index, hash, compressed, data FROM instance_snapshot_pages WHERE agent_id = ? ORDER BY page_index"
+        )
+        .all(id) as Array<PageRow>
+  )
 
 /** A page row's raw 64 KiB, read independently of the adapter: 0 raw, 1 raw DEFLATE, 2 non-zero runs (u32 offset, u32 length, bytes). */
 const rawOf = (row: PageRow): Buffer => {
   if (row.compressed === 0) return row.data
   if (row.compressed === 1) return zlib.inflateRawSync(row.data)
   const page = Buffer.alloc(65_536)
-  for (let at = 0; at < row.data.length;) {
+  for (let at = 0; at < row.data.length; ) {
     const from = row.data.readUInt32LE(at)
     const length = row.data.readUInt32LE(at + 4)
     row.data.copy(page, from, at + 8, at + 8 + length)
@@ -66,7 +79,8 @@ const rawOf = (row: PageRow): Buffer => {
   return page
 }
 
-const headerOf = (bytes: Buffer): Record<string, unknown> => JSON.parse(bytes.subarray(16, 16 + bytes.readUInt32LE(8)).toString("utf8"))
+const headerOf = (bytes: Buffer): Record<string, unknown> =>
+  JSON.parse(bytes.subarray(16, 16 + bytes.readUInt32LE(8)).toString("utf8"))
 
 /** Every write to the page table from now on, as `op:index` (a trigger on the real database). */
 const auditPageWrites = (file: string): (() => Array<string>) => {
@@ -76,10 +90,14 @@ const auditPageWrites = (file: string): (() => Array<string>) => {
       CREATE TRIGGER IF NOT EXISTS page_ins AFTER INSERT ON instance_snapshot_pages BEGIN INSERT INTO page_audit (op, page_index) VALUES ('write', NEW.page_index); END;
       CREATE TRIGGER IF NOT EXISTS page_upd AFTER UPDATE ON instance_snapshot_pages BEGIN INSERT INTO page_audit (op, page_index) VALUES ('write', NEW.page_index); END;
       CREATE TRIGGER IF NOT EXISTS page_del AFTER DELETE ON instance_snapshot_pages BEGIN INSERT INTO page_audit (op, page_index) VALUES ('delete', OLD.page_index); END;
-    `))
+    `)
+  )
   return () =>
     withRaw(file, (raw) => {
-      const rows = raw.prepare("SELECT op, page_index FROM page_audit ORDER BY seq").all() as Array<{ op: string; page_index: number }>
+      const rows = raw.prepare("SELECT op, page_index FROM page_audit ORDER BY seq").all() as Array<{
+        op: string
+        page_index: number
+      }>
       raw.exec("DELETE FROM page_audit")
       return rows.map((r) => `${r.op}:${r.page_index}`)
     })
@@ -105,156 +123,219 @@ const withByte = (s: InstanceSnapshot, index: number, at: number, value: number)
 })
 
 describe("SqliteInstanceRepository", () => {
-  it.effect("a header row holds the SnapshotCodec bytes without the pages; each non-zero page is a row with its SHA-1, stored compactly", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const s = Fixtures.snapshot("codec", { seed: 3 })
-      yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
-      const header = headerRowOf(file, "codec")
-      expect(header).toMatchObject({ layout: 1, page_count: s.state.pages.length, generation: 1 })
-      expect(headerOf(header.snapshot)).toMatchObject({ compressed: false, agentId: "codec", pageCount: 0, memoryBytes: s.state.memoryBytes })
-      const decoded = yield* SnapshotCodec.decode(header.snapshot, { expectedModuleHash: s.moduleHash })
-      expectSnapshotEqual(decoded, { ...s, state: { ...s.state, pages: [] } })
-      const rows = pageRowsOf(file, "codec")
-      expect(rows.map((r) => r.page_index)).toEqual(s.state.pages.map((p) => p.index))
-      for (const [i, row] of rows.entries()) {
-        const raw = rawOf(row)
-        expect(Buffer.compare(raw, s.state.pages[i]!.data)).toBe(0)
-        expect(Buffer.compare(row.hash, crypto.createHash("sha1").update(raw).digest())).toBe(0)
-      }
-    }))
+  it.effect(
+    "a header row holds the SnapshotCodec bytes without the pages; each non-zero page is a row with its SHA-1, stored compactly",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const s = Fixtures.snapshot("codec", { seed: 3 })
+        yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
+        const header = headerRowOf(file, "codec")
+        expect(header).toMatchObject({ layout: 1, page_count: s.state.pages.length, generation: 1 })
+        expect(headerOf(header.snapshot)).toMatchObject({
+          compressed: false,
+          agentId: "codec",
+          pageCount: 0,
+          memoryBytes: s.state.memoryBytes
+        })
+        const decoded = yield* SnapshotCodec.decode(header.snapshot, { expectedModuleHash: s.moduleHash })
+        expectSnapshotEqual(decoded, { ...s, state: { ...s.state, pages: [] } })
+        const rows = pageRowsOf(file, "codec")
+        expect(rows.map((r) => r.page_index)).toEqual(s.state.pages.map((p) => p.index))
+        for (const [i, row] of rows.entries()) {
+          const raw = rawOf(row)
+          expect(Buffer.compare(raw, s.state.pages[i]!.data)).toBe(0)
+          expect(Buffer.compare(row.hash, crypto.createHash("sha1").update(raw).digest())).toBe(0)
+        }
+      })
+  )
 
-  it.effect("compression really happens: compressible pages are stored in fewer bytes than raw; off, they are raw; either is read by either setting", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const s = Fixtures.sparseSnapshot("sparse", 20)
-      const rawPageBytes = s.state.pages.reduce((n, p) => n + p.data.byteLength, 0)
-      const stored = () => pageRowsOf(file, "sparse").reduce((n, r) => n + r.data.length, 0)
-      yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
-      expect(stored()).toBeLessThan(rawPageBytes / 20)
-      expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file, compressSnapshots: false }, (r) => r.loadState(s.agentId))), s)
-      yield* withInstances({ path: file, compressSnapshots: false }, (r) =>
-        Effect.gen(function*() {
-          yield* r.deleteState(s.agentId)
-          yield* r.saveState(s.agentId, s)
-        }))
-      expect(stored()).toBe(rawPageBytes)
-      expect(pageRowsOf(file, "sparse").every((r) => r.compressed === 0)).toBe(true)
-      expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), s)
-    }))
+  it.effect(
+    "compression really happens: compressible pages are stored in fewer bytes than raw; off, they are raw; either is read by either setting",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const s = Fixtures.sparseSnapshot("sparse", 20)
+        const rawPageBytes = s.state.pages.reduce((n, p) => n + p.data.byteLength, 0)
+        const stored = () => pageRowsOf(file, "sparse").reduce((n, r) => n + r.data.length, 0)
+        yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
+        expect(stored()).toBeLessThan(rawPageBytes / 20)
+        expectSnapshotEqual(
+          Option.getOrThrow(
+            yield* withInstances({ path: file, compressSnapshots: false }, (r) => r.loadState(s.agentId))
+          ),
+          s
+        )
+        yield* withInstances({ path: file, compressSnapshots: false }, (r) =>
+          Effect.gen(function* () {
+            yield* r.deleteState(s.agentId)
+            yield* r.saveState(s.agentId, s)
+          })
+        )
+        expect(stored()).toBe(rawPageBytes)
+        expect(pageRowsOf(file, "sparse").every((r) => r.compressed === 0)).toBe(true)
+        expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), s)
+      })
+  )
 
-  it.effect("a mostly-zero page is stored as its non-zero runs, a compressible dense one deflated, an incompressible one raw", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const base = Fixtures.snapshot("forms", { pages: [0, 1, 2] })
-      const sparse = new Uint8Array(65_536)
-      sparse.set([1, 2, 3], 10)
-      sparse.set([9], 40_000)
-      sparse[65_535] = 7
-      const dense = new Uint8Array(65_536).map((_, i) => (i % 7) + 1)
-      const random = new Uint8Array(crypto.randomBytes(65_536))
-      const s: InstanceSnapshot = { ...base, state: { ...base.state, pages: [{ index: 0, data: sparse }, { index: 1, data: dense }, { index: 2, data: random }] } }
-      yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
-      const rows = pageRowsOf(file, "forms")
-      expect(rows.map((r) => r.compressed)).toEqual([2, 1, 0])
-      expect(rows[0]!.data.length).toBe(3 * 8 + 8 + 4 + 4) // three runs: bytes 10..12 (words 2–3), word 10000, word 16383
-      for (const [i, row] of rows.entries()) expect(Buffer.compare(rawOf(row), s.state.pages[i]!.data)).toBe(0)
-      expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), s)
-    }))
+  it.effect(
+    "a mostly-zero page is stored as its non-zero runs, a compressible dense one deflated, an incompressible one raw",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const base = Fixtures.snapshot("forms", { pages: [0, 1, 2] })
+        const sparse = new Uint8Array(65_536)
+        sparse.set([1, 2, 3], 10)
+        sparse.set([9], 40_000)
+        sparse[65_535] = 7
+        const dense = new Uint8Array(65_536).map((_, i) => (i % 7) + 1)
+        const random = new Uint8Array(crypto.randomBytes(65_536))
+        const s: InstanceSnapshot = {
+          ...base,
+          state: {
+            ...base.state,
+            pages: [
+              { index: 0, data: sparse },
+              { index: 1, data: dense },
+              { index: 2, data: random }
+            ]
+          }
+        }
+        yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
+        const rows = pageRowsOf(file, "forms")
+        expect(rows.map((r) => r.compressed)).toEqual([2, 1, 0])
+        expect(rows[0]!.data.length).toBe(3 * 8 + 8 + 4 + 4) // three runs: bytes 10..12 (words 2–3), word 10000, word 16383
+        for (const [i, row] of rows.entries()) expect(Buffer.compare(rawOf(row), s.state.pages[i]!.data)).toBe(0)
+        expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), s)
+      })
+  )
 
-  it.effect("a save writes only the pages that changed, deletes those that went zero, and writes nothing when nothing changed", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const first = Fixtures.snapshot("delta", { seed: 4, pages: [0, 1, 2, 3] })
-      yield* withInstances({ path: file }, (r) => r.saveState(first.agentId, first))
-      const writes = auditPageWrites(file)
-      const changed = withByte(first, 2, 100, first.state.pages[2]!.data[100]! ^ 0xff)
-      const second: InstanceSnapshot = {
-        ...changed,
-        invocationCount: 43,
-        state: { ...changed.state, pages: changed.state.pages.filter((p) => p.index !== 3) }
-      }
-      yield* withInstances({ path: file }, (r) =>
-        Effect.gen(function*() {
-          yield* r.saveState(second.agentId, second) // a new connection: the hashes come from the page rows
-          expect(writes()).toEqual(["write:2", "delete:3"])
-          expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(second.agentId)), second)
-          const generation = headerRowOf(file, "delta").generation
-          yield* r.saveState(second.agentId, second)
-          expect(writes()).toEqual([])
-          expect(headerRowOf(file, "delta").generation).toBe(generation) // nothing written at all
-          const third = { ...second, invocationCount: 44 }
-          yield* r.saveState(third.agentId, third)
-          expect(writes()).toEqual([]) // only the header row
-          expect(headerRowOf(file, "delta").generation).toBe(generation + 1)
-          expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(third.agentId)), third)
-        }))
-    }))
+  it.effect(
+    "a save writes only the pages that changed, deletes those that went zero, and writes nothing when nothing changed",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const first = Fixtures.snapshot("delta", { seed: 4, pages: [0, 1, 2, 3] })
+        yield* withInstances({ path: file }, (r) => r.saveState(first.agentId, first))
+        const writes = auditPageWrites(file)
+        const changed = withByte(first, 2, 100, first.state.pages[2]!.data[100]! ^ 0xff)
+        const second: InstanceSnapshot = {
+          ...changed,
+          invocationCount: 43,
+          state: { ...changed.state, pages: changed.state.pages.filter((p) => p.index !== 3) }
+        }
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* r.saveState(second.agentId, second) // a new connection: the hashes come from the page rows
+            expect(writes()).toEqual(["write:2", "delete:3"])
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(second.agentId)), second)
+            const generation = headerRowOf(file, "delta").generation
+            yield* r.saveState(second.agentId, second)
+            expect(writes()).toEqual([])
+            expect(headerRowOf(file, "delta").generation).toBe(generation) // nothing written at all
+            const third = { ...second, invocationCount: 44 }
+            yield* r.saveState(third.agentId, third)
+            expect(writes()).toEqual([]) // only the header row
+            expect(headerRowOf(file, "delta").generation).toBe(generation + 1)
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(third.agentId)), third)
+          })
+        )
+      })
+  )
 
-  it.effect("a save after another connection saved the same agent writes against what is stored, not what this one last wrote", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const a = Fixtures.snapshot("shared", { seed: 5, pages: [0, 1, 2] })
-      const b = Fixtures.snapshot("shared", { seed: 6, pages: [0, 4] })
-      yield* withInstances({ path: file }, (one) =>
-        Effect.gen(function*() {
-          yield* one.saveState(a.agentId, a)
-          yield* withInstances({ path: file }, (other) => other.saveState(b.agentId, b))
-          yield* one.saveState(a.agentId, a) // its cache says "unchanged"; the stored generation says otherwise
-          expectSnapshotEqual(Option.getOrThrow(yield* one.loadState(a.agentId)), a)
-        }))
-      expect(pageRowsOf(file, "shared").map((r) => r.page_index)).toEqual([0, 1, 2])
-    }))
+  it.effect(
+    "a save after another connection saved the same agent writes against what is stored, not what this one last wrote",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const a = Fixtures.snapshot("shared", { seed: 5, pages: [0, 1, 2] })
+        const b = Fixtures.snapshot("shared", { seed: 6, pages: [0, 4] })
+        yield* withInstances({ path: file }, (one) =>
+          Effect.gen(function* () {
+            yield* one.saveState(a.agentId, a)
+            yield* withInstances({ path: file }, (other) => other.saveState(b.agentId, b))
+            yield* one.saveState(a.agentId, a) // its cache says "unchanged"; the stored generation says otherwise
+            expectSnapshotEqual(Option.getOrThrow(yield* one.loadState(a.agentId)), a)
+          })
+        )
+        expect(pageRowsOf(file, "shared").map((r) => r.page_index)).toEqual([0, 1, 2])
+      })
+  )
 
   it.effect("a whole-snapshot row of schema version 3 (gzip) is read, and paged by its next save", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const file = yield* tempDb
       const s = Fixtures.snapshot("v3", { seed: 8 })
       yield* withInstances({ path: file }, () => Effect.void)
       const blob = yield* SnapshotCodec.encode(s, { compression: zlibGzip })
-      withRaw(file, (raw) => raw.prepare("INSERT INTO instance_snapshots (agent_id, snapshot) VALUES (?, ?)").run("v3", blob))
+      withRaw(file, (raw) =>
+        raw.prepare("INSERT INTO instance_snapshots (agent_id, snapshot) VALUES (?, ?)").run("v3", blob)
+      )
       yield* withInstances({ path: file }, (r) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(s.agentId)), s)
           yield* r.saveState(s.agentId, { ...s, invocationCount: 50 })
-        }))
+        })
+      )
       expect(headerRowOf(file, "v3")).toMatchObject({ layout: 1, page_count: s.state.pages.length })
-      expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), { ...s, invocationCount: 50 })
-    }))
+      expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), {
+        ...s,
+        invocationCount: 50
+      })
+    })
+  )
 
-  it.effect("a page row that is missing, does not inflate or does not match its hash fails the load with RepositoryError", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const s = Fixtures.snapshot("bad-page", { seed: 9, pages: [0, 1, 2] })
-      const load = () => Effect.flip(withInstances({ path: file }, (r) => r.loadState(s.agentId)))
-      const reset = () => withInstances({ path: file }, (r) => Effect.andThen(r.deleteState(s.agentId), r.saveState(s.agentId, s)))
-      yield* reset()
-      const rows = pageRowsOf(file, "bad-page")
-      withRaw(file, (raw) => raw.prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 1 WHERE page_index = 1").run(Buffer.from("garbage")))
-      expect((yield* load()).reason).toMatch(/snapshot of agent "bad-page" is corrupt: page 1 does not inflate/)
-      yield* reset()
-      const flipped = zlib.deflateRawSync(withByte(s, 0, 7, s.state.pages[0]!.data[7]! ^ 1).state.pages[0]!.data)
-      withRaw(file, (raw) => raw.prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 1 WHERE page_index = 0").run(flipped))
-      expect((yield* load()).reason).toMatch(/page 0 does not match its hash/)
-      yield* reset()
-      withRaw(file, (raw) => raw.prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 2 WHERE page_index = 1").run(Buffer.from([0, 0, 1, 0, 0xff, 0xff, 0, 0])))
-      expect((yield* load()).reason).toMatch(/page 1: a run lies outside the page/)
-      yield* reset()
-      withRaw(file, (raw) => raw.prepare("DELETE FROM instance_snapshot_pages WHERE page_index = 2").run())
-      expect((yield* load()).reason).toMatch(/says 3 pages, 2 page rows found/)
-      expect(rows.length).toBe(3)
-    }))
+  it.effect(
+    "a page row that is missing, does not inflate or does not match its hash fails the load with RepositoryError",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const s = Fixtures.snapshot("bad-page", { seed: 9, pages: [0, 1, 2] })
+        const load = () => Effect.flip(withInstances({ path: file }, (r) => r.loadState(s.agentId)))
+        const reset = () =>
+          withInstances({ path: file }, (r) => Effect.andThen(r.deleteState(s.agentId), r.saveState(s.agentId, s)))
+        yield* reset()
+        const rows = pageRowsOf(file, "bad-page")
+        withRaw(file, (raw) =>
+          raw
+            .prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 1 WHERE page_index = 1")
+            .run(Buffer.from("garbage"))
+        )
+        expect((yield* load()).reason).toMatch(/snapshot of agent "bad-page" is corrupt: page 1 does not inflate/)
+        yield* reset()
+        const flipped = zlib.deflateRawSync(withByte(s, 0, 7, s.state.pages[0]!.data[7]! ^ 1).state.pages[0]!.data)
+        withRaw(file, (raw) =>
+          raw.prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 1 WHERE page_index = 0").run(flipped)
+        )
+        expect((yield* load()).reason).toMatch(/page 0 does not match its hash/)
+        yield* reset()
+        withRaw(file, (raw) =>
+          raw
+            .prepare("UPDATE instance_snapshot_pages SET data = ?, compressed = 2 WHERE page_index = 1")
+            .run(Buffer.from([0, 0, 1, 0, 0xff, 0xff, 0, 0]))
+        )
+        expect((yield* load()).reason).toMatch(/page 1: a run lies outside the page/)
+        yield* reset()
+        withRaw(file, (raw) => raw.prepare("DELETE FROM instance_snapshot_pages WHERE page_index = 2").run())
+        expect((yield* load()).reason).toMatch(/says 3 pages, 2 page rows found/)
+        expect(rows.length).toBe(3)
+      })
+  )
 
-  it.effect("a snapshot saved under another key is kept under that key with its own agentId (as the in-memory adapter does)", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      const s = Fixtures.snapshot("inner-id")
-      yield* withInstances({ path: file }, (r) =>
-        Effect.gen(function*() {
-          yield* r.saveState(agentId("outer-key"), s)
-          expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(agentId("outer-key"))), s)
-          expect(yield* r.listSaved).toEqual(["outer-key"])
-          expect(yield* r.loadState(agentId("inner-id"))).toEqual(Option.none())
-        }))
-    }))
+  it.effect(
+    "a snapshot saved under another key is kept under that key with its own agentId (as the in-memory adapter does)",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const s = Fixtures.snapshot("inner-id")
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* r.saveState(agentId("outer-key"), s)
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(agentId("outer-key"))), s)
+            expect(yield* r.listSaved).toEqual(["outer-key"])
+            expect(yield* r.loadState(agentId("inner-id"))).toEqual(Option.none())
+          })
+        )
+      })
+  )
 })

@@ -96,7 +96,9 @@ export const decodePublicKey = (json: unknown): Effect.Effect<{ keyId: string; p
   if (typeof publicKey === "string") return Effect.fail(new InvalidKey({ reason: publicKey }))
   const keyId = keyIdOf(publicKey)
   if (record["keyId"] !== undefined && record["keyId"] !== keyId) {
-    return Effect.fail(new InvalidKey({ reason: `keyId ${String(record["keyId"])} does not match the public key (${keyId})` }))
+    return Effect.fail(
+      new InvalidKey({ reason: `keyId ${String(record["keyId"])} does not match the public key (${keyId})` })
+    )
   }
   return Effect.succeed({ keyId, publicKey })
 }
@@ -116,7 +118,9 @@ export const decodeKeyPair = (json: unknown): Effect.Effect<KeyPair, InvalidKey>
     return Effect.fail(new InvalidKey({ reason: "publicKey does not match the secret key" }))
   }
   if (record["keyId"] !== undefined && record["keyId"] !== keyPair.keyId) {
-    return Effect.fail(new InvalidKey({ reason: `keyId ${String(record["keyId"])} does not match the key (${keyPair.keyId})` }))
+    return Effect.fail(
+      new InvalidKey({ reason: `keyId ${String(record["keyId"])} does not match the key (${keyPair.keyId})` })
+    )
   }
   return Effect.succeed(keyPair)
 }

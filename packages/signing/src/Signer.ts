@@ -30,7 +30,9 @@ export class SigningError extends Data.TaggedError("SigningError")<{
   readonly offset?: number | undefined
 }> {
   override get message() {
-    return this.offset === undefined ? `cannot sign: ${this.reason}` : `cannot sign: ${this.reason} at byte ${this.offset}`
+    return this.offset === undefined
+      ? `cannot sign: ${this.reason}`
+      : `cannot sign: ${this.reason} at byte ${this.offset}`
   }
 }
 
@@ -64,7 +66,9 @@ export const createSignature = (
     if (problem !== undefined) return yield* new SigningError({ reason: problem })
     const publicKey = publicKeyOf(secretKey)
     if (publicKey === undefined) {
-      return yield* new SigningError({ reason: `secret key must be ${SECRET_KEY_LENGTH} bytes, got ${secretKey.length}` })
+      return yield* new SigningError({
+        reason: `secret key must be ${SECRET_KEY_LENGTH} bytes, got ${secretKey.length}`
+      })
     }
     const stripped = yield* stripSignatures(bytes)
     const hash = yield* sha256Hex(stripped)
@@ -104,7 +108,10 @@ export const signModule = (
     const stripped = yield* stripSignatures(bytes)
     const signed = appendCustomSection(stripped, SIGNATURE_SECTION, encodeSignature(signature))
     if (!signed.ok) {
-      return yield* new SigningError({ reason: `malformed module: ${signed.error.reason}`, offset: signed.error.offset })
+      return yield* new SigningError({
+        reason: `malformed module: ${signed.error.reason}`,
+        offset: signed.error.offset
+      })
     }
     return signed.value
   })

@@ -76,7 +76,7 @@ export class TrustStore {
       const record = value as Record<string, unknown>
       const items: ReadonlyArray<unknown> = Array.isArray(record["keys"]) ? record["keys"] : [record]
       if (!Array.isArray(record["keys"]) && record["publicKey"] === undefined) {
-        return yield* new InvalidKey({ reason: "trust store has neither \"keys\" nor \"publicKey\"" })
+        return yield* new InvalidKey({ reason: 'trust store has neither "keys" nor "publicKey"' })
       }
       let store = TrustStore.empty
       for (const [index, item] of items.entries()) {

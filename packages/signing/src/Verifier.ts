@@ -20,7 +20,13 @@
  *
  * @since 0.1.0
  */
-import { type ModuleHash, ModuleVerifier, type Verification, type VerifyHints, InvalidSignature } from "@agent-runtime/domain"
+import {
+  type ModuleHash,
+  ModuleVerifier,
+  type Verification,
+  type VerifyHints,
+  InvalidSignature
+} from "@agent-runtime/domain"
 import { type CustomSection, customSections, removeCustomSections } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -92,7 +98,9 @@ export const readSignature = (
  * otherwise a copy without them (`removeCustomSections`). Only section
  * headers are walked; fails on malformed framing like `customSections`.
  */
-const withoutSignatures = (bytes: Uint8Array): ReturnType<typeof removeCustomSections> | { readonly ok: true; readonly value: Uint8Array } => {
+const withoutSignatures = (
+  bytes: Uint8Array
+): ReturnType<typeof removeCustomSections> | { readonly ok: true; readonly value: Uint8Array } => {
   const sections = customSections(bytes)
   if (!sections.ok) return sections
   const signatures: Array<CustomSection> = sections.value.filter((s) => s.name === SIGNATURE_SECTION)
@@ -130,9 +138,9 @@ export const verifyModule = (
     const lookup = yield* readSignature(bytes, { detached: subject.signature, module })
     const stripped = withoutSignatures(bytes)
     if (!stripped.ok) return yield* fail(`malformed module at byte ${stripped.error.offset}: ${stripped.error.reason}`)
-    const hash = (stripped.value === bytes && hints?.sha256 !== undefined
-      ? hints.sha256
-      : yield* sha256Hex(stripped.value)) as ModuleHash
+    const hash = (
+      stripped.value === bytes && hints?.sha256 !== undefined ? hints.sha256 : yield* sha256Hex(stripped.value)
+    ) as ModuleHash
     if (lookup._tag === "Unsigned") {
       if (options.allowUnsigned === true) return { hash, keyId: undefined }
       return yield* fail("unsigned")

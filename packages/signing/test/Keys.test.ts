@@ -32,7 +32,8 @@ describe("KeyPair", () => {
     Effect.gen(function* () {
       const kp = generateKeyPair()
       expect((yield* sha256Hex(kp.publicKey)).slice(0, 16)).toBe(kp.keyId)
-    }))
+    })
+  )
 
   it.effect("key pair JSON round trips and is checked", () =>
     Effect.gen(function* () {
@@ -49,7 +50,8 @@ describe("KeyPair", () => {
       expect((yield* Effect.flip(decodeKeyPair("nope"))).reason).toMatch(/object/)
       expect(yield* decodePublicKey(encodePublicKey(kp))).toEqual({ keyId: kp.keyId, publicKey: kp.publicKey })
       expect((yield* Effect.flip(decodePublicKey({ publicKey: json.publicKey.slice(2) }))).reason).toMatch(/64 hex/)
-    }))
+    })
+  )
 
   it("keyPairFromSecretKey throws a RangeError on a wrong length", () => {
     expect(() => keyPairFromSecretKey(new Uint8Array(16))).toThrow(RangeError)
@@ -86,7 +88,8 @@ describe("TrustStore", () => {
       expect(back.toJson()).toEqual(json)
       const fromObject = yield* TrustStore.fromJson(json)
       expect(fromObject.keys).toEqual(store.keys)
-    }))
+    })
+  )
 
   it.effect("fromJson accepts a single key file and rejects bad input", () =>
     Effect.gen(function* () {
@@ -104,7 +107,8 @@ describe("TrustStore", () => {
         const error = yield* Effect.flip(TrustStore.fromJson(input))
         expect(error._tag).toBe("InvalidKey")
       }
-    }))
+    })
+  )
 })
 
 describe("moduleHash", () => {
@@ -116,12 +120,14 @@ describe("moduleHash", () => {
       const { sha256 } = yield* Effect.promise(() => import("@noble/hashes/sha2.js"))
       const noble = [...sha256(addModule())].map((x) => x.toString(16).padStart(2, "0")).join("")
       expect(hash).toBe(noble)
-    }))
+    })
+  )
 
   it.effect("hashes unparseable bytes as they are (never fails)", () =>
     Effect.gen(function* () {
       expect(yield* moduleHash(utf8("abc"))).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    }))
+    })
+  )
 })
 
 describe("test-keys", () => {
@@ -138,5 +144,6 @@ describe("test-keys", () => {
       const v = yield* verifyModule(signed, subject, { trustStore: testOnlyTrustStore() })
       expect(v.keyId).toBe(testOnlyKeyPair.keyId)
       expect(testOnlyTrustStore().get(testOnlyKeyPair.keyId)?.label).toBe("test-only")
-    }))
+    })
+  )
 })

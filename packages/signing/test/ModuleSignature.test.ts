@@ -1,5 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { decodeSignature, encodeSignature, type ModuleSignature, SIGNATURE_CONTEXT, signedMessage } from "../src/index.js"
+import {
+  decodeSignature,
+  encodeSignature,
+  type ModuleSignature,
+  SIGNATURE_CONTEXT,
+  signedMessage
+} from "../src/index.js"
 import { fromBase64, toBase64 } from "../src/internal/encoding.js"
 import { fromUtf8 } from "./fixtures.js"
 

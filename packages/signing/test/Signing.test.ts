@@ -20,13 +20,20 @@ const trustStore = TrustStore.empty.add(key.publicKey, "test")
 const subject = { name: "adder", version: "1.0.0" } as const
 
 /** The failure reason of a verification, or "valid". */
-const reasonOf = (bytes: Uint8Array, meta: { name: string; version: string; signature?: Uint8Array }, store = trustStore) =>
+const reasonOf = (
+  bytes: Uint8Array,
+  meta: { name: string; version: string; signature?: Uint8Array },
+  store = trustStore
+) =>
   verifyModule(bytes, meta, { trustStore: store }).pipe(
     Effect.map(() => "valid"),
     Effect.catchTag("InvalidSignature", (e) => Effect.succeed(e.reason))
   )
-const outcome = (bytes: Uint8Array, meta: { name: string; version: string; signature?: Uint8Array }, store = trustStore) =>
-  Effect.runPromise(reasonOf(bytes, meta, store))
+const outcome = (
+  bytes: Uint8Array,
+  meta: { name: string; version: string; signature?: Uint8Array },
+  store = trustStore
+) => Effect.runPromise(reasonOf(bytes, meta, store))
 
 const sigSection = (bytes: Uint8Array) => {
   const sections = customSections(bytes)
@@ -44,7 +51,8 @@ describe("signModule (embedded)", () => {
       expect(verification.hash).toBe(yield* moduleHash(bytes))
       expect(yield* moduleHash(signed)).toBe(yield* moduleHash(bytes))
       expect(verification.hash).toMatch(/^[0-9a-f]{64}$/)
-    }))
+    })
+  )
 
   it.effect("the signed module is still valid WebAssembly and runs", () =>
     Effect.gen(function* () {
@@ -52,7 +60,8 @@ describe("signModule (embedded)", () => {
       expect(wasm.validate(signed)).toBe(true)
       const instance = new wasm.Instance(new wasm.Module(signed))
       expect((instance.exports["add"] as (a: number, b: number) => number)(2, 40)).toBe(42)
-    }))
+    })
+  )
 
   it.effect("the embedded payload is the documented JSON", () =>
     Effect.gen(function* () {
@@ -63,7 +72,8 @@ describe("signModule (embedded)", () => {
       expect(json).toMatchObject({ v: 1, alg: "ed25519", keyId: key.keyId, name: "adder", version: "1.0.0" })
       expect(json.hash).toBe(yield* moduleHash(addModule()))
       expect(json.sig).toMatch(/^[A-Za-z0-9+/]{86}==$/)
-    }))
+    })
+  )
 
   it.effect("re-signing replaces the signature section instead of adding one", () =>
     Effect.gen(function* () {
@@ -75,14 +85,16 @@ describe("signModule (embedded)", () => {
       expect(lookup._tag === "Signed" && lookup.signature.keyId).toBe(other.keyId)
       expect(yield* reasonOf(twice, { name: "adder", version: "2.0.0" }, trustStore.add(other.publicKey))).toBe("valid")
       expect(yield* reasonOf(twice, subject, trustStore.add(other.publicKey))).toMatch(/^metadata mismatch/)
-    }))
+    })
+  )
 
   it.effect("signing is deterministic (RFC 8032) and independent of an embedded signature", () =>
     Effect.gen(function* () {
       const a = yield* signModule(addModule(), subject, key.secretKey)
       const b = yield* signModule(a, subject, key.secretKey)
       expect(b).toEqual(a)
-    }))
+    })
+  )
 
   it.effect("malformed module bytes fail with SigningError naming the byte offset", () =>
     Effect.gen(function* () {
@@ -93,7 +105,8 @@ describe("signModule (embedded)", () => {
       expect(error.message).toMatch(/at byte \d+/)
       const notWasm = yield* Effect.flip(signModule(utf8("hello world"), subject, key.secretKey))
       expect(notWasm._tag).toBe("SigningError")
-    }))
+    })
+  )
 
   it.effect("refuses a secret key of the wrong length and names with newlines", () =>
     Effect.gen(function* () {
@@ -103,7 +116,8 @@ describe("signModule (embedded)", () => {
       expect(newline.reason).toMatch(/newline/)
       const empty = yield* Effect.flip(signModule(addModule(), { name: "a", version: "" }, key.secretKey))
       expect(empty.reason).toMatch(/empty/)
-    }))
+    })
+  )
 })
 
 describe("signDetached", () => {
@@ -114,7 +128,8 @@ describe("signDetached", () => {
       expect(JSON.parse(fromUtf8(sig))).toMatchObject({ v: 1, alg: "ed25519", keyId: key.keyId })
       const verification = yield* verifyModule(bytes, { ...subject, signature: sig }, { trustStore })
       expect(verification).toEqual({ hash: yield* moduleHash(bytes), keyId: key.keyId })
-    }))
+    })
+  )
 
   it.effect("a detached signature takes precedence over an embedded one", () =>
     Effect.gen(function* () {
@@ -123,7 +138,8 @@ describe("signDetached", () => {
       const detached = yield* signDetached(addModule(), subject, key.secretKey)
       expect(yield* reasonOf(signedByOther, subject)).toBe(`untrusted key ${other.keyId}`)
       expect(yield* reasonOf(signedByOther, { ...subject, signature: detached })).toBe("valid")
-    }))
+    })
+  )
 
   it("a detached signature of another module is refused as tampered", async () => {
     const sig = await Effect.runPromise(signDetached(addModule(), subject, key.secretKey))
@@ -175,7 +191,7 @@ describe("verifyModule refuses", () => {
     expect(accepted).toEqual([])
   })
 
-  it("an unsigned module with reason \"unsigned\"", async () => {
+  it('an unsigned module with reason "unsigned"', async () => {
     expect(await outcome(addModule(), subject)).toBe("unsigned")
   })
 
@@ -276,7 +292,8 @@ describe("layer (ModuleVerifier)", () => {
       const error = yield* Effect.flip(verifier.verify(addModule(), makeMetadata(subject)))
       expect(error).toBeInstanceOf(InvalidSignature)
       expect(error).toMatchObject({ _tag: "InvalidSignature", module: "adder@1.0.0", reason: "unsigned" })
-    }).pipe(Effect.provide(layer({ trustStore }))))
+    }).pipe(Effect.provide(layer({ trustStore })))
+  )
 
   it.effect("allowUnsigned accepts unsigned modules with keyId undefined", () =>
     Effect.gen(function* () {
@@ -286,5 +303,6 @@ describe("layer (ModuleVerifier)", () => {
       const detached = yield* signDetached(addModule(), subject, key.secretKey)
       const viaMetadata = yield* verifier.verify(addModule(), makeMetadata({ ...subject, signature: detached }))
       expect(viaMetadata.keyId).toBe(key.keyId)
-    }).pipe(Effect.provide(layer({ trustStore, allowUnsigned: true }))))
+    }).pipe(Effect.provide(layer({ trustStore, allowUnsigned: true })))
+  )
 })

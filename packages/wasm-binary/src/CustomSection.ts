@@ -34,7 +34,13 @@ const scan = (bytes: Uint8Array, position: { r: ByteReader | undefined }): Array
     position.r = r
     out.push({
       raw,
-      custom: { name, offset: raw.offset, length: raw.end - raw.offset, dataOffset: s.offset, dataLength: raw.end - s.offset }
+      custom: {
+        name,
+        offset: raw.offset,
+        length: raw.end - raw.offset,
+        dataOffset: s.offset,
+        dataLength: raw.end - s.offset
+      }
     })
   }
   return out

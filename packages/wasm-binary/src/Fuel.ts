@@ -66,7 +66,7 @@ export interface FuelOptions {
  * control flow — and 1 for everything else, `if`, branches and calls
  * included.
  */
-export const defaultOperatorCost = (opcode: Opcode): number => (opcode < 0x20 ? ZERO_COST[opcode] ?? 1 : 1)
+export const defaultOperatorCost = (opcode: Opcode): number => (opcode < 0x20 ? (ZERO_COST[opcode] ?? 1) : 1)
 
 const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
   const t: Array<number | undefined> = []
@@ -141,111 +141,109 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  *   fuel.value = 10_000n // then call an export; fuel.value is what is left
  * }
  */
-export const instrumentFuel = (
-  bytes: Uint8Array,
-  options: FuelOptions = {}
-): ReadResult<Uint8Array<ArrayBuffer>> => {
+export const instrumentFuel = (bytes: Uint8Array, options: FuelOptions = {}): ReadResult<Uint8Array<ArrayBuffer>> => {
   const input = checkInput(bytes)
   if (!input.ok) return input
   return checkOutput(instrumentFuelOf(bytes, options), (b) => b)
 }
 
 /** `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. @internal */
-export const instrumentFuelOf = (
-  bytes: Uint8Array,
-  options: FuelOptions = {}
-): ReadResult<Uint8Array<ArrayBuffer>> => {
+export const instrumentFuelOf = (bytes: Uint8Array, options: FuelOptions = {}): ReadResult<Uint8Array<ArrayBuffer>> => {
   let r = new ByteReader(bytes)
-  return attempt(() => {
-    r = readPreamble(bytes)
-    const sections: Array<RawSection> = []
-    while (!r.atEnd) sections.push(nextSection(r))
+  return attempt(
+    () => {
+      r = readPreamble(bytes)
+      const sections: Array<RawSection> = []
+      while (!r.atEnd) sections.push(nextSection(r))
 
-    let start: number | undefined
-    let importedGlobals = 0
-    let definedGlobals = 0
-    let paramCounts: ReadonlyArray<number> = []
-    let functionTypes: ReadonlyArray<number> = []
-    for (const s of sections) {
-      if (s.id === SectionId.type) paramCounts = readParamCounts(bytes, s)
-      else if (s.id === SectionId.import) importedGlobals = countImportedGlobals(bytes, s)
-      else if (s.id === SectionId.function) functionTypes = readFunctionTypes(bytes, s)
-      else if (s.id === SectionId.global) definedGlobals = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").count()
-      else if (s.id === SectionId.export) refuseHiddenExports(bytes, s)
-      else if (s.id === SectionId.start && options.deferStart === true) {
-        start = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").u32()
-      }
-    }
-    const paramsOf = (definedFunction: number, at: number): number => {
-      const type = functionTypes[definedFunction]
-      if (type === undefined) throw new WasmBinaryError(at, "function and code section have inconsistent lengths")
-      const params = paramCounts[type]
-      if (params === undefined) throw new WasmBinaryError(at, "unknown type")
-      return params
-    }
-    const fuelGlobal = importedGlobals + definedGlobals
-    if (fuelGlobal > 0xffffffff - 1) throw new WasmBinaryError(8, "too many globals")
-    const initial = options.initialFuel ?? 0n
-    if (initial !== BigInt.asIntN(64, initial)) throw new WasmBinaryError(0, `initial fuel ${initial} is not an i64`)
-    const costOf = options.costs ?? defaultOperatorCost
-
-    const out = new ByteWriter(bytes.length * 2 + 64) // instrumented code is typically 1.5–1.8× the original
-    out.bytes(bytes.subarray(0, 8))
-    const hasGlobal = sections.some((s) => s.id === SectionId.global)
-    const hasExport = sections.some((s) => s.id === SectionId.export)
-    let globalDone = hasGlobal
-    let exportDone = hasExport
-    const globalRank = sectionRank(SectionId.global) as number
-    const exportRank = sectionRank(SectionId.export) as number
-
-    const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
-    const added = start === undefined ? 1 : 2
-    const newExport = (w: ByteWriter) => {
-      w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
-      if (start !== undefined) w.name(START_EXPORT).u8(0x00).u32(start)
-    }
-
-    for (const s of sections) {
-      const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
-      if (rank !== undefined) {
-        if (!globalDone && rank > globalRank) {
-          out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
-          globalDone = true
-        }
-        if (!exportDone && rank > exportRank) {
-          out.section(SectionId.export, (w) => newExport(w.u32(added)))
-          exportDone = true
+      let start: number | undefined
+      let importedGlobals = 0
+      let definedGlobals = 0
+      let paramCounts: ReadonlyArray<number> = []
+      let functionTypes: ReadonlyArray<number> = []
+      for (const s of sections) {
+        if (s.id === SectionId.type) paramCounts = readParamCounts(bytes, s)
+        else if (s.id === SectionId.import) importedGlobals = countImportedGlobals(bytes, s)
+        else if (s.id === SectionId.function) functionTypes = readFunctionTypes(bytes, s)
+        else if (s.id === SectionId.global)
+          definedGlobals = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").count()
+        else if (s.id === SectionId.export) refuseHiddenExports(bytes, s)
+        else if (s.id === SectionId.start && options.deferStart === true) {
+          start = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").u32()
         }
       }
-      switch (s.id) {
-        case SectionId.global:
-          out.section(SectionId.global, (w) => {
-            const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-            const n = c.count()
-            newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
-          })
-          break
-        case SectionId.export:
-          out.section(SectionId.export, (w) => {
-            const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-            const n = c.count()
-            newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
-          })
-          break
-        case SectionId.start:
-          if (start === undefined) out.bytes(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
-          break
-        case SectionId.code:
-          out.section(SectionId.code, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
-          break
-        default:
-          out.bytes(bytes.subarray(s.offset, s.end))
+      const paramsOf = (definedFunction: number, at: number): number => {
+        const type = functionTypes[definedFunction]
+        if (type === undefined) throw new WasmBinaryError(at, "function and code section have inconsistent lengths")
+        const params = paramCounts[type]
+        if (params === undefined) throw new WasmBinaryError(at, "unknown type")
+        return params
       }
-    }
-    if (!globalDone) out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
-    if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(added)))
-    return out.finish()
-  }, () => r.offset)
+      const fuelGlobal = importedGlobals + definedGlobals
+      if (fuelGlobal > 0xffffffff - 1) throw new WasmBinaryError(8, "too many globals")
+      const initial = options.initialFuel ?? 0n
+      if (initial !== BigInt.asIntN(64, initial)) throw new WasmBinaryError(0, `initial fuel ${initial} is not an i64`)
+      const costOf = options.costs ?? defaultOperatorCost
+
+      const out = new ByteWriter(bytes.length * 2 + 64) // instrumented code is typically 1.5–1.8× the original
+      out.bytes(bytes.subarray(0, 8))
+      const hasGlobal = sections.some((s) => s.id === SectionId.global)
+      const hasExport = sections.some((s) => s.id === SectionId.export)
+      let globalDone = hasGlobal
+      let exportDone = hasExport
+      const globalRank = sectionRank(SectionId.global) as number
+      const exportRank = sectionRank(SectionId.export) as number
+
+      const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
+      const added = start === undefined ? 1 : 2
+      const newExport = (w: ByteWriter) => {
+        w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
+        if (start !== undefined) w.name(START_EXPORT).u8(0x00).u32(start)
+      }
+
+      for (const s of sections) {
+        const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
+        if (rank !== undefined) {
+          if (!globalDone && rank > globalRank) {
+            out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
+            globalDone = true
+          }
+          if (!exportDone && rank > exportRank) {
+            out.section(SectionId.export, (w) => newExport(w.u32(added)))
+            exportDone = true
+          }
+        }
+        switch (s.id) {
+          case SectionId.global:
+            out.section(SectionId.global, (w) => {
+              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+              const n = c.count()
+              newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
+            })
+            break
+          case SectionId.export:
+            out.section(SectionId.export, (w) => {
+              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+              const n = c.count()
+              newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
+            })
+            break
+          case SectionId.start:
+            if (start === undefined) out.bytes(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
+            break
+          case SectionId.code:
+            out.section(SectionId.code, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
+            break
+          default:
+            out.bytes(bytes.subarray(s.offset, s.end))
+        }
+      }
+      if (!globalDone) out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
+      if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(added)))
+      return out.finish()
+    },
+    () => r.offset
+  )
 }
 
 /** §5.5.5: counts the global imports (kind 0x03), decoding each import descriptor to find the next. */
@@ -412,7 +410,11 @@ const rewriteBody = (
   // local declarations: one more run, `1 × i64`, after the original ones
   const firstRun = new ByteReader(bytes, localsAt, r.offset)
   firstRun.count()
-  out.u32(locals.length + 1).copy(bytes, firstRun.offset, r.offset).u8(0x01).u8(0x7e)
+  out
+    .u32(locals.length + 1)
+    .copy(bytes, firstRun.offset, r.offset)
+    .u8(0x01)
+    .u8(0x7e)
 
   const load = (): void => void out.u8(0x23).u32(fuelGlobal).u8(0x21).u32(fuelLocal)
   const flush = (): void => void out.u8(0x20).u32(fuelLocal).u8(0x24).u32(fuelGlobal)
@@ -472,7 +474,7 @@ const rewriteBody = (
     const at = r.offset
     const op = decodeInstruction(r, imm)
     // the default table inline (no call, no check); a caller's `costs` is called and checked
-    const cost = costOf === defaultOperatorCost ? (op < 0x20 ? ZERO_COST[op] ?? 1 : 1) : costOf(op)
+    const cost = costOf === defaultOperatorCost ? (op < 0x20 ? (ZERO_COST[op] ?? 1) : 1) : costOf(op)
     if (costOf !== defaultOperatorCost && (!Number.isSafeInteger(cost) || cost < 0)) {
       r.fail(`invalid fuel cost ${String(cost)} for ${opcodeName(op)}`, at)
     }

@@ -73,9 +73,16 @@ export const knownOpcodes = (): ReadonlyArray<Opcode> => allOpcodes()
  * opcode, a malformed immediate, unbalanced blocks, or a body that does not
  * end with its final `end` exactly at `end`.
  */
-export const decodeFunctionBody = (bytes: Uint8Array, offset = 0, end: number = bytes.length): ReadResult<FunctionBody> => {
+export const decodeFunctionBody = (
+  bytes: Uint8Array,
+  offset = 0,
+  end: number = bytes.length
+): ReadResult<FunctionBody> => {
   const r = new ByteReader(bytes, offset, end, BODY_END)
-  return attempt(() => decodeBody(r), () => r.offset)
+  return attempt(
+    () => decodeBody(r),
+    () => r.offset
+  )
 }
 
 /**
@@ -86,26 +93,29 @@ export const decodeFunctionBody = (bytes: Uint8Array, offset = 0, end: number = 
  */
 export const decodeCodeSection = (module: Uint8Array): ReadResult<ReadonlyArray<FunctionBody>> => {
   let r = new ByteReader(module)
-  return attempt(() => {
-    r = readPreamble(module)
-    const out: Array<FunctionBody> = []
-    while (!r.atEnd) {
-      const s = nextSection(r)
-      if (s.id !== SectionId.code) continue
-      const c = new ByteReader(module, s.payloadOffset, s.end, "section size mismatch")
-      r = c
-      const n = c.count()
-      for (let i = 0; i < n; i++) {
-        const at = c.offset
-        const size = c.u32()
-        const body = c.sub(size, BODY_END, "unexpected end of section or function", at)
-        out.push(decodeBody(body))
-        c.offset = body.end
+  return attempt(
+    () => {
+      r = readPreamble(module)
+      const out: Array<FunctionBody> = []
+      while (!r.atEnd) {
+        const s = nextSection(r)
+        if (s.id !== SectionId.code) continue
+        const c = new ByteReader(module, s.payloadOffset, s.end, "section size mismatch")
+        r = c
+        const n = c.count()
+        for (let i = 0; i < n; i++) {
+          const at = c.offset
+          const size = c.u32()
+          const body = c.sub(size, BODY_END, "unexpected end of section or function", at)
+          out.push(decodeBody(body))
+          c.offset = body.end
+        }
+        if (!c.atEnd) c.fail("section size mismatch")
       }
-      if (!c.atEnd) c.fail("section size mismatch")
-    }
-    return out
-  }, () => r.offset)
+      return out
+    },
+    () => r.offset
+  )
 }
 
 // ---------------------------------------------------------------------------
@@ -156,7 +166,11 @@ const UNSUPPORTED_SINGLE: ReadonlyArray<UnsupportedFeature | undefined> = (() =>
  * @internal
  */
 export const unsupportedValueType = (b: number): UnsupportedFeature | undefined =>
-  b === 0x69 || b === 0x74 ? "exception handling (exnref)" : (b >= 0x63 && b <= 0x6e) || (b >= 0x71 && b <= 0x73) ? "gc" : undefined
+  b === 0x69 || b === 0x74
+    ? "exception handling (exnref)"
+    : (b >= 0x63 && b <= 0x6e) || (b >= 0x71 && b <= 0x73)
+      ? "gc"
+      : undefined
 
 /** Throws the unsupported error of value-type byte `b` at `r.offset`. @internal */
 export const unsupportedType = (r: ByteReader, b: number): never =>
@@ -192,7 +206,12 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
     const info = first === Prefix.misc ? MISC[sub] : first === Prefix.simd ? SIMD[sub] : ATOMIC[sub]
     if (info === undefined) {
       if (first === Prefix.simd && sub >= 0x100 && sub <= 0x113) {
-        throw new WasmBinaryError(at, `illegal opcode ${fmt(first)} ${fmt(sub)} (relaxed SIMD is not in Node 20)`, "unsupported", "relaxed SIMD")
+        throw new WasmBinaryError(
+          at,
+          `illegal opcode ${fmt(first)} ${fmt(sub)} (relaxed SIMD is not in Node 20)`,
+          "unsupported",
+          "relaxed SIMD"
+        )
       }
       r.fail(`illegal opcode ${fmt(first)} ${fmt(sub)}`, at)
     }
@@ -203,7 +222,12 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
     if (info === undefined) {
       const feature = UNSUPPORTED_SINGLE[first]
       if (feature !== undefined) {
-        throw new WasmBinaryError(at, `illegal opcode ${fmt(first)} (${feature} is not in Node 20)`, "unsupported", feature)
+        throw new WasmBinaryError(
+          at,
+          `illegal opcode ${fmt(first)} (${feature} is not in Node 20)`,
+          "unsupported",
+          feature
+        )
       }
       r.fail(`illegal opcode ${fmt(first)}`, at)
     }
@@ -286,7 +310,12 @@ export const decodeInstruction = (r: ByteReader, imm: Immediates): Opcode => {
       // func (0x70) and extern (0x6f) only; every other heap type is GC or exnref
       if (h !== -0x10 && h !== -0x11) {
         const feature = h === -0x17 || h === -0x0c ? "exception handling (exnref)" : "gc"
-        throw new WasmBinaryError(t, `heap type ${h >= 0 ? `type ${h}` : fmt(h & 0x7f)} (${feature} is not in Node 20)`, "unsupported", feature)
+        throw new WasmBinaryError(
+          t,
+          `heap type ${h >= 0 ? `type ${h}` : fmt(h & 0x7f)} (${feature} is not in Node 20)`,
+          "unsupported",
+          feature
+        )
       }
       break
     }

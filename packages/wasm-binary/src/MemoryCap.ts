@@ -106,7 +106,9 @@ export const capMemory = (bytes: Uint8Array, maxPages: number): ReadResult<Cappe
 /** `capMemory` for a module already read by `readModule`. @internal */
 export const capMemoryOf = (bytes: Uint8Array, info: ModuleInfo, maxPages: number): ReadResult<CappedModule> => {
   if (!Number.isSafeInteger(maxPages) || maxPages < 0) {
-    return fail(new WasmBinaryError(0, `invalid memory cap ${String(maxPages)}: expected a non-negative integer number of pages`))
+    return fail(
+      new WasmBinaryError(0, `invalid memory cap ${String(maxPages)}: expected a non-negative integer number of pages`)
+    )
   }
   const imported = info.imports.flatMap((i) => (i.type.kind === "memory" ? [i.type] : []))
   const memorySection = info.sections.find((s) => s.id === SectionId.memory)

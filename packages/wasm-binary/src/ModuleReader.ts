@@ -652,7 +652,6 @@ class ModuleDecoder {
     if (!body.atEnd) body.fail("section size mismatch", body.offset)
   }
 
-
   /** §5.5.14: three data segment forms (0 active memory 0, 1 passive, 2 active explicit memory). */
   private dataSection(s: ByteReader): void {
     const countAt = s.offset
@@ -737,13 +736,15 @@ class ModuleDecoder {
         case 0x6a:
         case 0x6b:
         case 0x6c:
-          if (this.options.extendedConst !== true) r.unsupported("extended-const", "i32 arithmetic in a constant expression", at)
+          if (this.options.extendedConst !== true)
+            r.unsupported("extended-const", "i32 arithmetic in a constant expression", at)
           binary("i32", at)
           break
         case 0x7c:
         case 0x7d:
         case 0x7e:
-          if (this.options.extendedConst !== true) r.unsupported("extended-const", "i64 arithmetic in a constant expression", at)
+          if (this.options.extendedConst !== true)
+            r.unsupported("extended-const", "i64 arithmetic in a constant expression", at)
           binary("i64", at)
           break
         case 0xfb:

@@ -100,15 +100,20 @@ export const rewriteModule = (bytes: Uint8Array, options: RewriteOptions): ReadR
   return checkOutput(rewriteChecked(bytes, read, options), (r) => r.bytes)
 }
 
-const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: true }, options: RewriteOptions): ReadResult<RewriteResult> => {
+const rewriteChecked = (
+  bytes: Uint8Array,
+  read: ReadResult<ModuleInfo> & { ok: true },
+  options: RewriteOptions
+): ReadResult<RewriteResult> => {
   let current: Uint8Array<ArrayBuffer> = new Uint8Array(bytes)
   let memory: MemoryCapInfo | undefined
   let tables: ReadonlyArray<TableCapInfo> = []
   let moved = false
   if (options.maxMemoryPages !== undefined) {
-    const plan = Number.isSafeInteger(options.maxMemoryPages) && options.maxMemoryPages >= 0
-      ? planBudget(read.value, options.maxMemoryPages)
-      : undefined
+    const plan =
+      Number.isSafeInteger(options.maxMemoryPages) && options.maxMemoryPages >= 0
+        ? planBudget(read.value, options.maxMemoryPages)
+        : undefined
     if (plan !== undefined && !plan.ok) return plan
     const tabled = plan === undefined ? undefined : capTablesOf(current, read.value, plan.value)
     if (tabled !== undefined && !tabled.ok) return tabled
@@ -136,7 +141,9 @@ const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: 
     // (the fuel pass re-encodes bodies the input check accepted: the framing is enough here)
     const info = !moved && fuelExport === undefined ? read : readModule(current, { bodies: false })
     if (!info.ok) return info
-    const exported = exportStateOf(current, info.value, { allowHidden: fuelExport === undefined ? [] : [fuelExport, START_EXPORT] })
+    const exported = exportStateOf(current, info.value, {
+      allowHidden: fuelExport === undefined ? [] : [fuelExport, START_EXPORT]
+    })
     if (!exported.ok) return exported
     const { bytes: out, ...rest } = exported.value
     current = out
@@ -144,7 +151,10 @@ const rewriteChecked = (bytes: Uint8Array, read: ReadResult<ModuleInfo> & { ok: 
   }
   const addedExports = [
     ...(fuelExport === undefined ? [] : [fuelExport]),
-    ...(fuelExport !== undefined && typeof options.fuel === "object" && options.fuel.deferStart === true && read.value.start !== undefined
+    ...(fuelExport !== undefined &&
+    typeof options.fuel === "object" &&
+    options.fuel.deferStart === true &&
+    read.value.start !== undefined
       ? [START_EXPORT]
       : []),
     ...(state?.globals.filter((g) => g.added).map((g) => g.name) ?? []),

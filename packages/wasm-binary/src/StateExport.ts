@@ -102,7 +102,11 @@ export const exportState = (bytes: Uint8Array): ReadResult<StateExport> => {
 }
 
 /** `exportState` for a module already read by `readModule`. @internal */
-export const exportStateOf = (bytes: Uint8Array, info: ModuleInfo, options: ExportStateOptions): ReadResult<StateExport> => {
+export const exportStateOf = (
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  options: ExportStateOptions
+): ReadResult<StateExport> => {
   const exportSection = info.sections.find((s) => s.id === SectionId.export)
   const allowed = new Set(options.allowHidden ?? [])
   const reserved = info.exports.find((e) => isHiddenExport(e.name) && !allowed.has(e.name))
@@ -136,7 +140,12 @@ export const exportStateOf = (bytes: Uint8Array, info: ModuleInfo, options: Expo
     const existing = exportedGlobal.get(g.index)
     const t = g.type.valueType
     if (t === "v128" || t === "funcref" || t === "externref") {
-      unsnapshottable.push({ index: g.index, valueType: t, name: existing, reason: t === "v128" ? "v128" : "reference" })
+      unsnapshottable.push({
+        index: g.index,
+        valueType: t,
+        name: existing,
+        reason: t === "v128" ? "v128" : "reference"
+      })
       continue
     }
     if (existing !== undefined) {

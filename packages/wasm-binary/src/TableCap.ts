@@ -74,7 +74,8 @@ export const planBudget = (info: ModuleInfo, budgetPages: number): ReadResult<Bu
   if (all.length === 0) return succeed({ memoryPages: budgetPages, tables: [], tableBytes: 0 })
   const budgetBytes = budgetPages * PAGE_BYTES
   const minTableBytes = all.reduce((sum, { t }) => sum + t.min * TABLE_ENTRY_BYTES, 0)
-  const memory = info.imports.find((i) => i.type.kind === "memory")?.type as { minPages: number } | undefined ?? info.memories[0]
+  const memory =
+    (info.imports.find((i) => i.type.kind === "memory")?.type as { minPages: number } | undefined) ?? info.memories[0]
   const hasMemory = memory !== undefined
   // never below the initial memory: initial sizes that do not fit are refused at spawn, not here
   const fit = Math.floor(Math.max(0, budgetBytes - minTableBytes) / PAGE_BYTES)
@@ -97,10 +98,15 @@ export const planBudget = (info: ModuleInfo, budgetPages: number): ReadResult<Bu
  * byte. Returns the bytes unchanged when every maximum is already within the
  * cap. `info` must be the reading of `bytes`.
  */
-export const capTablesOf = (bytes: Uint8Array, info: ModuleInfo, plan: BudgetPlan): ReadResult<Uint8Array<ArrayBuffer>> => {
+export const capTablesOf = (
+  bytes: Uint8Array,
+  info: ModuleInfo,
+  plan: BudgetPlan
+): ReadResult<Uint8Array<ArrayBuffer>> => {
   const section = info.sections.find((s) => s.id === SectionId.table)
   const defined = plan.tables.filter((t) => !t.imported)
-  if (section === undefined || defined.every((t) => t.declaredMax === t.maxEntries)) return succeed(new Uint8Array(bytes))
+  if (section === undefined || defined.every((t) => t.declaredMax === t.maxEntries))
+    return succeed(new Uint8Array(bytes))
   let position = section.payloadOffset
   return attempt(
     () => {
@@ -114,7 +120,8 @@ export const capTablesOf = (bytes: Uint8Array, info: ModuleInfo, plan: BudgetPla
         const min = r.u32()
         if ((flags & 0x01) !== 0) r.u32()
         const cap = defined[i]
-        if (cap === undefined || cap.min !== min) throw new WasmBinaryError(position, "table section does not match the plan")
+        if (cap === undefined || cap.min !== min)
+          throw new WasmBinaryError(position, "table section does not match the plan")
         payload.u8(elementType).u8(0x01).u32(min).u32(cap.maxEntries)
       }
       return spliceSections(bytes, new Map([[SectionId.table, payload.view()]]))

@@ -64,4 +64,9 @@ export class WasmBinaryError extends Error {
 
 /** A `WasmBinaryError` of kind `"unsupported"`: `${feature} is not supported by this engine (…)`. @internal */
 export const unsupported = (offset: number, feature: UnsupportedFeature, detail: string): WasmBinaryError =>
-  new WasmBinaryError(offset, `unsupported feature ${feature}: ${detail} (not in Node 20 / V8 11.3)`, "unsupported", feature)
+  new WasmBinaryError(
+    offset,
+    `unsupported feature ${feature}: ${detail} (not in Node 20 / V8 11.3)`,
+    "unsupported",
+    feature
+  )

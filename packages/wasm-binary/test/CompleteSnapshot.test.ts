@@ -22,7 +22,8 @@ interface State {
 
 const snapshot = (exports: Exports, r: RewriteResult): State => {
   const globals = new Map<string, number | bigint>()
-  for (const g of r.state!.globals) globals.set(g.name, (exports[g.name] as WebAssembly.Global).value as number | bigint)
+  for (const g of r.state!.globals)
+    globals.set(g.name, (exports[g.name] as WebAssembly.Global).value as number | bigint)
   const pages: Array<{ index: number; data: Uint8Array }> = []
   let memoryBytes = 0
   if (r.state!.memoryExport !== undefined) {
@@ -80,7 +81,20 @@ const callText = (exports: Exports, name: string, text: string, keep = false): u
 }
 
 const SEPARATORS = [" ", ", ", ". ", " 42 "]
-const VOCABULARY = ["alpha", "Beta", "gamma", "DELTA", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
+const VOCABULARY = [
+  "alpha",
+  "Beta",
+  "gamma",
+  "DELTA",
+  "epsilon",
+  "zeta",
+  "eta",
+  "theta",
+  "iota",
+  "kappa",
+  "lambda",
+  "mu"
+]
 
 /** Seeded sentences of 1..2000 words from a small vocabulary, with punctuation and digits. */
 const sentences = (seed: number, count: number): Array<string> => {
@@ -91,7 +105,10 @@ const sentences = (seed: number, count: number): Array<string> => {
   }
   return Array.from({ length: count }, (_, i) => {
     const words = 1 + next(i % 10 === 0 ? 2000 : 60)
-    return Array.from({ length: words }, () => `${VOCABULARY[next(VOCABULARY.length)]}${SEPARATORS[next(SEPARATORS.length)]}`).join("")
+    return Array.from(
+      { length: words },
+      () => `${VOCABULARY[next(VOCABULARY.length)]}${SEPARATORS[next(SEPARATORS.length)]}`
+    ).join("")
   })
 }
 
@@ -134,7 +151,11 @@ describe("complete snapshot of the text agent (AssemblyScript: own allocator, in
     expect(fromB).toEqual(fromA)
     expect(fromA.flat().filter((v) => typeof v === "number" && v > 0).length).toBeGreaterThan(200)
     expect(digest(snapshot(b, r))).toEqual(digest(snapshot(a, r)))
-    expect(Buffer.from(new Uint8Array(memoryOf(b, "memory").buffer)).equals(Buffer.from(new Uint8Array(memoryOf(a, "memory").buffer)))).toBe(true)
+    expect(
+      Buffer.from(new Uint8Array(memoryOf(b, "memory").buffer)).equals(
+        Buffer.from(new Uint8Array(memoryOf(a, "memory").buffer))
+      )
+    ).toBe(true)
   })
 
   it("memory alone is not enough: restoring without the hidden globals diverges (here: the GC loops, stopped by fuel)", () => {
@@ -168,7 +189,9 @@ describe("complete snapshot of the text agent (AssemblyScript: own allocator, in
     expect(fromC.filter((v) => typeof v === "string").length).toBeGreaterThan(0) // traps: out of bounds, then fuel exhausted
     const same =
       JSON.stringify(fromC) === JSON.stringify(fromA) &&
-      Buffer.from(new Uint8Array(memoryOf(c, "memory").buffer)).equals(Buffer.from(new Uint8Array(memoryOf(a, "memory").buffer)))
+      Buffer.from(new Uint8Array(memoryOf(c, "memory").buffer)).equals(
+        Buffer.from(new Uint8Array(memoryOf(a, "memory").buffer))
+      )
     expect(same).toBe(false)
   })
 })
@@ -176,25 +199,77 @@ describe("complete snapshot of the text agent (AssemblyScript: own allocator, in
 describe("snapshot → restore → continue for every fixture agent", () => {
   const logged: Array<number> = []
   const hostImports: WebAssembly.Imports = { env: { log: (x: number) => void logged.push(x), now: () => 1000 } }
-  const cases: ReadonlyArray<{ name: string; before: ReadonlyArray<Call>; after: ReadonlyArray<Call>; imports?: WebAssembly.Imports }> = [
-    { name: "counter", before: [["increment"], ["add", 40]], after: [["increment"], ["get"], ["add_i64", 1n, 2n], ["reset"], ["increment"]] },
+  const cases: ReadonlyArray<{
+    name: string
+    before: ReadonlyArray<Call>
+    after: ReadonlyArray<Call>
+    imports?: WebAssembly.Imports
+  }> = [
+    {
+      name: "counter",
+      before: [["increment"], ["add", 40]],
+      after: [["increment"], ["get"], ["add_i64", 1n, 2n], ["reset"], ["increment"]]
+    },
     {
       name: "leaky",
-      before: [["leak", 70], ["leak", 130]],
+      before: [
+        ["leak", 70],
+        ["leak", 130]
+      ],
       after: [["leak", 64], ["leaked"], ["calls_made"], ["pages"], ["leak", 200], ["leaked"]]
     },
     {
       name: "lifecycle",
       before: [["_initialize"], ["bump"], ["break_health"]],
-      after: [["_health_check"], ["_recover"], ["_health_check"], ["bump"], ["state"], ["_cleanup"], ["initialized"], ["initializations_count"], ["cleanups_count"], ["recoveries_count"]]
+      after: [
+        ["_health_check"],
+        ["_recover"],
+        ["_health_check"],
+        ["bump"],
+        ["state"],
+        ["_cleanup"],
+        ["initialized"],
+        ["initializations_count"],
+        ["cleanups_count"],
+        ["recoveries_count"]
+      ]
     },
-    { name: "flaky", before: [["configure", 3], ["work"], ["_health_check"], ["_health_check"]], after: [["_health_check"], ["_health_check"], ["_recover"], ["health_checks"], ["threshold_value"], ["work"]] },
+    {
+      name: "flaky",
+      before: [["configure", 3], ["work"], ["_health_check"], ["_health_check"]],
+      after: [["_health_check"], ["_health_check"], ["_recover"], ["health_checks"], ["threshold_value"], ["work"]]
+    },
     { name: "multi", before: [["swap", 1, 2n]], after: [["divmod", 9, 4], ["all_types"], ["mul_f64", 1.5, 4]] },
-    { name: "no-memory", before: [["accumulate", 5], ["accumulate", 6]], after: [["accumulate", 1], ["factorial", 10n]] },
-    { name: "grower", before: [["grow", 2], ["poke", 150_000, 9]], after: [["peek", 150_000], ["size"], ["grow", 1], ["grow", 1], ["size"]] },
+    {
+      name: "no-memory",
+      before: [
+        ["accumulate", 5],
+        ["accumulate", 6]
+      ],
+      after: [
+        ["accumulate", 1],
+        ["factorial", 10n]
+      ]
+    },
+    {
+      name: "grower",
+      before: [
+        ["grow", 2],
+        ["poke", 150_000, 9]
+      ],
+      after: [["peek", 150_000], ["size"], ["grow", 1], ["grow", 1], ["size"]]
+    },
     { name: "looper", before: [["spin_n", 500]], after: [["iterations"], ["spin_n", 25], ["iterations"]] },
     { name: "trapper", before: [["ok"], ["crash"]], after: [["divide", 7, 2], ["divide", 1, 0], ["ok"]] },
-    { name: "host-caller", before: [["log_n", 5], ["call_log", 3]], after: [["log_calls"], ["log_n", 2], ["log_calls"], ["call_now"]], imports: hostImports }
+    {
+      name: "host-caller",
+      before: [
+        ["log_n", 5],
+        ["call_log", 3]
+      ],
+      after: [["log_calls"], ["log_n", 2], ["log_calls"], ["call_now"]],
+      imports: hostImports
+    }
   ]
   for (const c of cases) {
     it(c.name, () => {

@@ -7,14 +7,26 @@ import {
   removeCustomSections,
   type CustomSection
 } from "../src/index.js"
-import { bytes, codeSection, emptyBody, functionSection, functype, module, name, section, typeSection, vec } from "./helpers/ModuleBuilder.js"
+import {
+  bytes,
+  codeSection,
+  emptyBody,
+  functionSection,
+  functype,
+  module,
+  name,
+  section,
+  typeSection,
+  vec
+} from "./helpers/ModuleBuilder.js"
 
 const unwrap = <A>(r: { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: Error }): A => {
   if (!r.ok) throw r.error
   return r.value
 }
 
-const payloadOf = (b: Uint8Array, s: CustomSection): Array<number> => Array.from(b.subarray(s.dataOffset, s.dataOffset + s.dataLength))
+const payloadOf = (b: Uint8Array, s: CustomSection): Array<number> =>
+  Array.from(b.subarray(s.dataOffset, s.dataOffset + s.dataLength))
 
 const v8CustomSections = (b: Uint8Array<ArrayBuffer>, sectionName: string): Array<Array<number>> =>
   WebAssembly.Module.customSections(new WebAssembly.Module(b), sectionName).map((x) => Array.from(new Uint8Array(x)))
@@ -34,7 +46,7 @@ describe("custom sections", () => {
   it("encodeCustomSection: id, size, name, payload", () => {
     expect(Array.from(encodeCustomSection("a", new Uint8Array([1])))).toEqual([0x00, 0x03, 0x01, 0x61, 0x01])
     const big = encodeCustomSection("sig", new Uint8Array(200).fill(7))
-    expect(Array.from(big.subarray(0, 4))).toEqual([0x00, 204 & 0x7f | 0x80, 204 >> 7, 3])
+    expect(Array.from(big.subarray(0, 4))).toEqual([0x00, (204 & 0x7f) | 0x80, 204 >> 7, 3])
     expect(big.length).toBe(1 + 2 + 204)
     expect(Array.from(encodeCustomSection("é", new Uint8Array()))).toEqual([0x00, 0x03, 0x02, 0xc3, 0xa9])
   })

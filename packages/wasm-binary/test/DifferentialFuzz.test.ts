@@ -22,7 +22,10 @@ import { codeSection, functionSection, functype, module, section, typeSection, u
 
 const MIN_MUTANTS = 20_000
 const BUDGET_MS = 45_000
-const SEED = process.env["FUZZ_SEED"] === undefined || process.env["FUZZ_SEED"] === "" ? (Date.now() ^ 0xf022) >>> 0 : Number(process.env["FUZZ_SEED"])
+const SEED =
+  process.env["FUZZ_SEED"] === undefined || process.env["FUZZ_SEED"] === ""
+    ? (Date.now() ^ 0xf022) >>> 0
+    : Number(process.env["FUZZ_SEED"])
 
 const regressionsDir = fileURLToPath(new URL("./regressions/", import.meta.url))
 
@@ -52,7 +55,17 @@ describe("differential fuzzing", () => {
     const assemble = (text: string): Uint8Array<ArrayBuffer> | undefined => {
       let parsed: ReturnType<typeof w.parseWat> | undefined
       try {
-        parsed = w.parseWat("spec.wast", text, { multi_value: true, bulk_memory: true, reference_types: true, simd: true, tail_call: true, exceptions: true, sat_float_to_int: true, sign_extension: true, mutable_globals: true })
+        parsed = w.parseWat("spec.wast", text, {
+          multi_value: true,
+          bulk_memory: true,
+          reference_types: true,
+          simd: true,
+          tail_call: true,
+          exceptions: true,
+          sat_float_to_int: true,
+          sign_extension: true,
+          mutable_globals: true
+        })
         return new Uint8Array(parsed.toBinary({}).buffer)
       } catch {
         return undefined
@@ -74,35 +87,40 @@ describe("differential fuzzing", () => {
 
   it("the corpus: every fixture agent and hundreds of valid spec modules, all passing the oracle unmutated", () => {
     expect(corpus.length).toBeGreaterThan(300)
-    for (const { name, bytes } of corpus) expect({ name, violation: check(bytes) }).toEqual({ name, violation: undefined })
+    for (const { name, bytes } of corpus)
+      expect({ name, violation: check(bytes) }).toEqual({ name, violation: undefined })
   })
 
-  it(`≥ ${MIN_MUTANTS} structure-aware mutants in ${BUDGET_MS / 1000} s: V8, the reader and the rewriters agree`, () => {
-    const rng = prng(SEED)
-    const donors = corpus.map((c) => c.bytes)
-    const deadline = Date.now() + BUDGET_MS
-    const kinds = new Set<string>()
-    let i = 0
-    while (Date.now() < deadline && (counts.mutants < MIN_MUTANTS * 2 || i % 1000 !== 0)) {
-      const seed = rng.pick(corpus)
-      // one to three stacked mutations
-      let m = mutateStructured(seed.bytes, rng, donors)
-      let what = m.what
-      for (let k = rng.int(3); k > 0; k--) {
-        m = mutateStructured(m.bytes, rng, donors)
-        what += `; ${m.what}`
+  it(
+    `≥ ${MIN_MUTANTS} structure-aware mutants in ${BUDGET_MS / 1000} s: V8, the reader and the rewriters agree`,
+    () => {
+      const rng = prng(SEED)
+      const donors = corpus.map((c) => c.bytes)
+      const deadline = Date.now() + BUDGET_MS
+      const kinds = new Set<string>()
+      let i = 0
+      while (Date.now() < deadline && (counts.mutants < MIN_MUTANTS * 2 || i % 1000 !== 0)) {
+        const seed = rng.pick(corpus)
+        // one to three stacked mutations
+        let m = mutateStructured(seed.bytes, rng, donors)
+        let what = m.what
+        for (let k = rng.int(3); k > 0; k--) {
+          m = mutateStructured(m.bytes, rng, donors)
+          what += `; ${m.what}`
+        }
+        i++
+        const v = check(m.bytes, counts)
+        if (v !== undefined && !kinds.has(v.kind)) {
+          kinds.add(v.kind)
+          findings.push(`${v.kind}: ${v.detail} — mutant #${i} of ${seed.name} (${what}) → ${keep(m.bytes, v)}`)
+        }
       }
-      i++
-      const v = check(m.bytes, counts)
-      if (v !== undefined && !kinds.has(v.kind)) {
-        kinds.add(v.kind)
-        findings.push(`${v.kind}: ${v.detail} — mutant #${i} of ${seed.name} (${what}) → ${keep(m.bytes, v)}`)
-      }
-    }
-    expect(counts.mutants).toBeGreaterThanOrEqual(MIN_MUTANTS)
-    expect(counts.v8Valid).toBeGreaterThan(1_000)
-    expect(findings).toEqual([])
-  }, BUDGET_MS + 60_000)
+      expect(counts.mutants).toBeGreaterThanOrEqual(MIN_MUTANTS)
+      expect(counts.v8Valid).toBeGreaterThan(1_000)
+      expect(findings).toEqual([])
+    },
+    BUDGET_MS + 60_000
+  )
 
   it("issue 12 item 2: the fuel rewriter's own bookkeeping never turns an invalid module into a valid one (local.set / global.set one past the end)", () => {
     const i64 = [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03] // i64.const 1_000_000_000
@@ -129,7 +147,9 @@ describe("differential fuzzing", () => {
   it("every kept regression input passes the oracle", () => {
     let files: Array<string> = []
     try {
-      files = readdirSync(regressionsDir).filter((f) => f.endsWith(".wasm")).sort()
+      files = readdirSync(regressionsDir)
+        .filter((f) => f.endsWith(".wasm"))
+        .sort()
     } catch {
       files = []
     }

@@ -77,7 +77,8 @@ const consumed = (exports: Exports, name: string, ...args: Array<unknown>): bigi
 }
 
 /** A WAT module, metered, instantiated. */
-const meteredWat = async (text: string, options: FuelOptions = {}): Promise<Exports> => instantiate(metered(await wat(text), options))
+const meteredWat = async (text: string, options: FuelOptions = {}): Promise<Exports> =>
+  instantiate(metered(await wat(text), options))
 
 const runScript = (exports: Exports, calls: ReadonlyArray<readonly [string, ...Array<unknown>]>, fuel?: bigint) =>
   calls.map(([name, ...args]) => {
@@ -99,14 +100,28 @@ const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelL
   const ins = body.instructions
   const imm = (i: number): string => {
     const x = ins[i]
-    return x === undefined ? "" : `${x.name} ${Buffer.from(module.subarray(x.offset + (x.opcode > 0xff ? 2 : 1), x.end)).toString("hex")}`
+    return x === undefined
+      ? ""
+      : `${x.name} ${Buffer.from(module.subarray(x.offset + (x.opcode > 0xff ? 2 : 1), x.end)).toString("hex")}`
   }
   const G = Buffer.from(leb(fuelGlobal)).toString("hex")
   const L = Buffer.from(leb(fuelLocal)).toString("hex")
   const patterns: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = [
     ["load", [`global.get ${G}`, `local.set ${L}`]],
     ["charge", [`local.get ${L}`, /^i64\.const [0-9a-f]+$/, "i64.sub ", `local.set ${L}`]],
-    ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", `local.get ${L}`, `global.set ${G}`, "unreachable ", "end "]],
+    [
+      "check",
+      [
+        `local.get ${L}`,
+        "i64.const 00",
+        "i64.lt_s ",
+        "if 40",
+        `local.get ${L}`,
+        `global.set ${G}`,
+        "unreachable ",
+        "end "
+      ]
+    ],
     ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", "unreachable ", "end "]],
     ["flush", [`local.get ${L}`, `global.set ${G}`]]
   ]
@@ -115,13 +130,16 @@ const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelL
   for (let i = 0; i < ins.length; i++) {
     const here = imm(i)
     if (here === `global.get ${G}` || here === `local.get ${L}`) {
-      const found = patterns.find(([, p]) => p.every((q, k) => (typeof q === "string" ? imm(i + k) === q : q.test(imm(i + k)))))
+      const found = patterns.find(([, p]) =>
+        p.every((q, k) => (typeof q === "string" ? imm(i + k) === q : q.test(imm(i + k))))
+      )
       if (found === undefined) throw new Error(`unexpected use of the fuel counter at ${ins[i]!.offset}: ${here}`)
       counts[found[0]]!++
       i += found[1].length - 1
       continue
     }
-    if (here.startsWith("local.") && here.endsWith(` ${L}`)) throw new Error(`unexpected use of the fuel local: ${here}`)
+    if (here.startsWith("local.") && here.endsWith(` ${L}`))
+      throw new Error(`unexpected use of the fuel local: ${here}`)
     const x = ins[i]!
     for (let k = x.offset; k < x.end; k++) kept.push(module[k]!)
   }
@@ -263,9 +281,9 @@ describe("rewritten modules are valid and keep everything else", () => {
     const a = info(bytes)
     const b = info(metered(bytes))
     const out = metered(bytes)
-    expect(b.customSections.map((s) => Buffer.from(out.subarray(s.offset, s.offset + s.length)).toString("hex"))).toEqual(
-      a.customSections.map((s) => Buffer.from(bytes.subarray(s.offset, s.offset + s.length)).toString("hex"))
-    )
+    expect(
+      b.customSections.map((s) => Buffer.from(out.subarray(s.offset, s.offset + s.length)).toString("hex"))
+    ).toEqual(a.customSections.map((s) => Buffer.from(bytes.subarray(s.offset, s.offset + s.length)).toString("hex")))
   })
 
   it("keeps the signature section of a signed agent", () => {
@@ -296,7 +314,13 @@ describe("differential: metered (with ample fuel) and unmetered modules compute 
     call("final", output)
     return Buffer.from(new Uint8Array(memory.buffer, output, 32)).toString("hex")
   }
-  const abort = { env: { abort: () => { throw new Error("abort") } } }
+  const abort = {
+    env: {
+      abort: () => {
+        throw new Error("abort")
+      }
+    }
+  }
   const inputs = [0, 1, 3, 55, 56, 63, 64, 65, 1000, 4096, 100_000].map((n) => {
     const out = new Uint8Array(n)
     for (let i = 0; i < n; i++) out[i] = (i * 31 + 7) & 0xff
@@ -317,15 +341,73 @@ describe("differential: metered (with ample fuel) and unmetered modules compute 
   }
 
   const scripts: Record<string, ReadonlyArray<readonly [string, ...Array<unknown>]>> = {
-    counter: [["increment"], ["increment"], ["add", 40], ["get"], ["add_i64", 2n ** 63n - 1n, 1n], ["reset"], ["get"], ["_health_check"]],
-    multi: [["swap", 1, 2n], ["divmod", 17, 5], ["divmod", -17, 5], ["divmod", 1, 0], ["add_f32", 1.25, 2.5], ["mul_f64", 3, 0.5], ["sqrt_f64", 2], ["all_types"]],
-    "no-memory": [["add", 2, 3], ["accumulate", 5], ["accumulate", 6], ["factorial", 20n], ["factorial", 25n]],
-    grower: [["size"], ["grow", 1], ["size"], ["poke", 70_000, 300], ["peek", 70_000], ["grow", 5], ["peek", 10_000_000]],
+    counter: [
+      ["increment"],
+      ["increment"],
+      ["add", 40],
+      ["get"],
+      ["add_i64", 2n ** 63n - 1n, 1n],
+      ["reset"],
+      ["get"],
+      ["_health_check"]
+    ],
+    multi: [
+      ["swap", 1, 2n],
+      ["divmod", 17, 5],
+      ["divmod", -17, 5],
+      ["divmod", 1, 0],
+      ["add_f32", 1.25, 2.5],
+      ["mul_f64", 3, 0.5],
+      ["sqrt_f64", 2],
+      ["all_types"]
+    ],
+    "no-memory": [
+      ["add", 2, 3],
+      ["accumulate", 5],
+      ["accumulate", 6],
+      ["factorial", 20n],
+      ["factorial", 25n]
+    ],
+    grower: [
+      ["size"],
+      ["grow", 1],
+      ["size"],
+      ["poke", 70_000, 300],
+      ["peek", 70_000],
+      ["grow", 5],
+      ["peek", 10_000_000]
+    ],
     leaky: [["leak", 3], ["leak", 0], ["leaked"], ["calls_made"], ["pages"], ["leak", 100], ["pages"]],
     looper: [["spin_n", 1000], ["spin_n", -1], ["iterations"]],
-    trapper: [["divide", 7, 2], ["divide", 1, 0], ["divide", -2147483648, -1], ["crash"], ["oob"], ["recurse", 100], ["ok"]],
-    flaky: [["work"], ["configure", 2], ["_health_check"], ["_health_check"], ["_health_check"], ["_recover"], ["health_checks"]],
-    lifecycle: [["state"], ["_initialize"], ["bump"], ["break_health"], ["_health_check"], ["_recover"], ["_health_check"], ["_cleanup"], ["initialized"]]
+    trapper: [
+      ["divide", 7, 2],
+      ["divide", 1, 0],
+      ["divide", -2147483648, -1],
+      ["crash"],
+      ["oob"],
+      ["recurse", 100],
+      ["ok"]
+    ],
+    flaky: [
+      ["work"],
+      ["configure", 2],
+      ["_health_check"],
+      ["_health_check"],
+      ["_health_check"],
+      ["_recover"],
+      ["health_checks"]
+    ],
+    lifecycle: [
+      ["state"],
+      ["_initialize"],
+      ["bump"],
+      ["break_health"],
+      ["_health_check"],
+      ["_recover"],
+      ["_health_check"],
+      ["_cleanup"],
+      ["initialized"]
+    ]
   }
   for (const [name, calls] of Object.entries(scripts)) {
     it(`agent ${name}`, () => {
@@ -337,7 +419,9 @@ describe("differential: metered (with ample fuel) and unmetered modules compute 
 
   it("agent text (a start function, GC, strings, maps)", () => {
     const bytes = readAgentFixture("text")
-    const sentence = new TextEncoder().encode("The quick brown fox jumps over the lazy dog; the dog sleeps. THE END, the end!")
+    const sentence = new TextEncoder().encode(
+      "The quick brown fox jumps over the lazy dog; the dog sleeps. THE END, the end!"
+    )
     const run = (exports: Exports, fuel?: bigint) => {
       const call = (name: string, ...args: Array<unknown>) => {
         if (fuel !== undefined) fuelOf(exports).value = fuel
@@ -348,9 +432,18 @@ describe("differential: metered (with ample fuel) and unmetered modules compute 
       const pair = call("top_word", ptr, sentence.length) as number
       const view = new DataView((exports.memory as WebAssembly.Memory).buffer)
       const word = new TextDecoder().decode(
-        new Uint8Array((exports.memory as WebAssembly.Memory).buffer, view.getUint32(pair, true), view.getUint32(pair + 4, true))
+        new Uint8Array(
+          (exports.memory as WebAssembly.Memory).buffer,
+          view.getUint32(pair, true),
+          view.getUint32(pair + 4, true)
+        )
       )
-      const result = [call("word_count", ptr, sentence.length), call("unique_words", ptr, sentence.length), word, call("checksum", ptr, sentence.length)]
+      const result = [
+        call("word_count", ptr, sentence.length),
+        call("unique_words", ptr, sentence.length),
+        word,
+        call("checksum", ptr, sentence.length)
+      ]
       call("dealloc", ptr, sentence.length)
       return result
     }
@@ -362,7 +455,13 @@ describe("differential: metered (with ample fuel) and unmetered modules compute 
   it("agent host-caller (imports)", () => {
     const bytes = readAgentFixture("host-caller")
     const imports = (log: Array<number>) => ({ env: { log: (x: number) => void log.push(x), now: () => 1234.5 } })
-    const calls: ReadonlyArray<readonly [string, ...Array<unknown>]> = [["call_log", 7], ["log_n", 5], ["call_now"], ["elapsed_since", 1000], ["log_calls"]]
+    const calls: ReadonlyArray<readonly [string, ...Array<unknown>]> = [
+      ["call_log", 7],
+      ["log_n", 5],
+      ["call_now"],
+      ["elapsed_since", 1000],
+      ["log_calls"]
+    ]
     const a: Array<number> = []
     const b: Array<number> = []
     const expected = runScript(instantiate(bytes, imports(a)), calls)
@@ -410,8 +509,10 @@ describe("runaway code is stopped", () => {
     expect(r.value).toBeInstanceOf(WebAssembly.RuntimeError) // not RangeError: Maximum call stack size exceeded
     expect(r.left).toBeLessThan(0n)
     // without fuel limits the same code overflows the stack
-    const plain = instantiate(await wat(`(module (func $r (export "r") (param i32) (result i32)
-      (call $r (i32.add (local.get 0) (i32.const 1)))))`))
+    const plain = instantiate(
+      await wat(`(module (func $r (export "r") (param i32) (result i32)
+      (call $r (i32.add (local.get 0) (i32.const 1)))))`)
+    )
     expect(() => fn(plain, "r")(0)).toThrow(RangeError)
   })
 
@@ -497,7 +598,13 @@ describe("determinism and exactness", () => {
   for (const name of ["as-sha256", "as-sha256-simd"] as const) {
     it(`${name}: digest of 1000 bytes needs F units exactly, and stops at the same point with less`, () => {
       const bytes = metered(readReferenceModule(name), { initialFuel: HUGE })
-      const abort = { env: { abort: () => { throw new Error("abort") } } }
+      const abort = {
+        env: {
+          abort: () => {
+            throw new Error("abort")
+          }
+        }
+      }
       const setUp = () => {
         const exports = instantiate(bytes, abort)
         const input = (exports.input as WebAssembly.Global).value as number
@@ -648,7 +755,10 @@ describe("bad input is a typed error with the offset", () => {
   it("truncated modules", () => {
     const bytes = readReferenceModule("as-sha256")
     for (const cut of [3, 9, 100, 2000, bytes.length - 1]) {
-      const offset = fails(instrumentFuel(bytes.subarray(0, cut)), /unexpected end|section size mismatch|length out of bounds/)
+      const offset = fails(
+        instrumentFuel(bytes.subarray(0, cut)),
+        /unexpected end|section size mismatch|length out of bounds/
+      )
       expect(offset).toBeLessThanOrEqual(cut)
     }
   })
@@ -702,7 +812,13 @@ describe("overhead (printed, not asserted)", () => {
       }
       return best
     }
-    const abort = { env: { abort: () => { throw new Error("abort") } } }
+    const abort = {
+      env: {
+        abort: () => {
+          throw new Error("abort")
+        }
+      }
+    }
     const lines: Array<string> = []
     for (const name of ["as-sha256", "as-sha256-simd"] as const) {
       const plain = instantiate(readReferenceModule(name), abort)
@@ -717,7 +833,9 @@ describe("overhead (printed, not asserted)", () => {
       }
       const a = time(bench(plain), 100)
       const b = time(bench(fueled), 100)
-      lines.push(`${name} (64 × INPUT_LENGTH bytes): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`)
+      lines.push(
+        `${name} (64 × INPUT_LENGTH bytes): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`
+      )
     }
     const looper = readAgentFixture("looper")
     const plain = instantiate(looper)
@@ -727,7 +845,9 @@ describe("overhead (printed, not asserted)", () => {
       fuelOf(fueled).value = HUGE
       fn(fueled, "spin_n")(1_000_000)
     }, 20)
-    lines.push(`looper.spin_n(1e6): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`)
+    lines.push(
+      `looper.spin_n(1e6): unmetered ${a.toFixed(3)} ms, metered ${b.toFixed(3)} ms, ratio ${(b / a).toFixed(2)}`
+    )
     console.log(`fuel overhead:\n  ${lines.join("\n  ")}`)
     expect(lines).toHaveLength(3)
   })
@@ -739,7 +859,9 @@ describe("deferStart: the start function exported for the engine to call (its ex
     const out = metered(bytes, { initialFuel: 10n, deferStart: true })
     const m = info(out)
     expect(m.start).toBeUndefined()
-    expect(m.exports.filter((e) => e.name === START_EXPORT).map((e) => [e.type.kind, e.index])).toEqual([["function", info(bytes).start]])
+    expect(m.exports.filter((e) => e.name === START_EXPORT).map((e) => [e.type.kind, e.index])).toEqual([
+      ["function", info(bytes).start]
+    ])
     const exports = instantiate(out) // would trap with the start function in place (10 fuel units)
     expect(fuelOf(exports).value).toBe(10n)
     // the engine runs it: out of fuel, and the counter says so
@@ -757,8 +879,14 @@ describe("deferStart: the start function exported for the engine to call (its ex
   })
 
   it("a module without a start function gets no START_EXPORT; rewriteModule lists the added export and keeps state export working", () => {
-    expect(info(metered(readAgentFixture("looper"), { deferStart: true })).exports.map((e) => e.name)).not.toContain(START_EXPORT)
-    const r = rewriteModule(readAgentFixture("text"), { fuel: { initialFuel: 5n, deferStart: true }, exportState: true, maxMemoryPages: 16 })
+    expect(info(metered(readAgentFixture("looper"), { deferStart: true })).exports.map((e) => e.name)).not.toContain(
+      START_EXPORT
+    )
+    const r = rewriteModule(readAgentFixture("text"), {
+      fuel: { initialFuel: 5n, deferStart: true },
+      exportState: true,
+      maxMemoryPages: 16
+    })
     expect(r.ok).toBe(true)
     if (r.ok) expect(r.value.addedExports).toContain(START_EXPORT)
   })

@@ -7,13 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { referenceModules } from "@agent-runtime/reference-modules"
-import {
-  appendCustomSection,
-  customSections,
-  readModule,
-  removeCustomSections,
-  WasmBinaryError
-} from "../src/index.js"
+import { appendCustomSection, customSections, readModule, removeCustomSections, WasmBinaryError } from "../src/index.js"
 import { mutate, prng } from "./helpers/Mutate.js"
 import { wat } from "./helpers/Wat.js"
 
@@ -35,12 +29,19 @@ const checkNeverThrows = (bytes: Uint8Array<ArrayBuffer>, context: string): bool
   if (!result.ok) {
     if (!(result.error instanceof WasmBinaryError)) throw new Error(`not a WasmBinaryError on ${context}`)
     if (result.error.offset < 0 || result.error.offset > bytes.length) {
-      throw new Error(`offset ${result.error.offset} outside [0, ${bytes.length}] on ${context}: ${result.error.message}`)
+      throw new Error(
+        `offset ${result.error.offset} outside [0, ${bytes.length}] on ${context}: ${result.error.message}`
+      )
     }
     if (result.error.reason.startsWith("internal error")) throw new Error(`${result.error.message} on ${context}`)
   }
-  for (const r of [customSections(bytes), removeCustomSections(bytes, "name"), appendCustomSection(bytes, "x", bytes.subarray(0, 3))]) {
-    if (!r.ok && (r.error.offset < 0 || r.error.offset > bytes.length)) throw new Error(`custom helper offset out of range on ${context}`)
+  for (const r of [
+    customSections(bytes),
+    removeCustomSections(bytes, "name"),
+    appendCustomSection(bytes, "x", bytes.subarray(0, 3))
+  ]) {
+    if (!r.ok && (r.error.offset < 0 || r.error.offset > bytes.length))
+      throw new Error(`custom helper offset out of range on ${context}`)
   }
   return result.ok
 }
@@ -105,7 +106,7 @@ describe("fuzz", () => {
     expect(v8Accepted).toBeGreaterThan(0)
   })
 
-  it("every truncation of a small module fails with \"unexpected end\"-like errors (or, at a section boundary, agrees with V8)", () => {
+  it('every truncation of a small module fails with "unexpected end"-like errors (or, at a section boundary, agrees with V8)', () => {
     const bytes = referenceModules[0]!.read()
     for (let n = 0; n < bytes.length; n++) {
       const prefix = bytes.subarray(0, n)

@@ -11,8 +11,23 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { readReferenceModule, referenceModules } from "@agent-runtime/reference-modules"
-import { decodeCodeSection, decodeFunctionBody, type FunctionBody, knownOpcodes, opcodeName, readModule } from "../src/index.js"
-import { AGENTS, bodies, FEATURES, featureModule, mnemonics, readAgentFixture as readAgent, wabtMnemonics } from "./helpers/OpcodeModules.js"
+import {
+  decodeCodeSection,
+  decodeFunctionBody,
+  type FunctionBody,
+  knownOpcodes,
+  opcodeName,
+  readModule
+} from "../src/index.js"
+import {
+  AGENTS,
+  bodies,
+  FEATURES,
+  featureModule,
+  mnemonics,
+  readAgentFixture as readAgent,
+  wabtMnemonics
+} from "./helpers/OpcodeModules.js"
 import { wat } from "./helpers/Wat.js"
 
 describe("decoding every opcode of every feature Node 20 compiles (assembled by wabt)", () => {
@@ -38,8 +53,13 @@ describe("decoding every opcode of every feature Node 20 compiles (assembled by 
     })
   }
   it("the feature modules together use every opcode of the table", async () => {
-    for (const feature of FEATURES) for (const i of (bodies((await featureModule(feature)).bytes)[1] as FunctionBody).instructions) seen.add(i.opcode)
-    expect(knownOpcodes().filter((op) => !seen.has(op)).map((op) => opcodeName(op))).toEqual([])
+    for (const feature of FEATURES)
+      for (const i of (bodies((await featureModule(feature)).bytes)[1] as FunctionBody).instructions) seen.add(i.opcode)
+    expect(
+      knownOpcodes()
+        .filter((op) => !seen.has(op))
+        .map((op) => opcodeName(op))
+    ).toEqual([])
   })
 })
 
@@ -138,7 +158,8 @@ describe("malformed bodies are typed errors with the offset", () => {
   it("a truncated v128.const", () => fails([0x00, 0xfd, 0x0c, 1, 2, 3], /unexpected end/, 6))
   it("a body without its final end", () => fails([0x00, 0x02, 0x40, 0x0b], /END opcode expected/, 4))
   it("bytes after the final end", () => fails([0x00, 0x0b, 0x01], /section size mismatch/, 2))
-  it("an over-long LEB128 index", () => fails([0x00, 0x20, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x0b], /integer representation too long/, 2))
+  it("an over-long LEB128 index", () =>
+    fails([0x00, 0x20, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x0b], /integer representation too long/, 2))
   it("a negative type-index block type", () => fails([0x00, 0x02, 0x60, 0x0b, 0x0b], /malformed block type/, 2))
   it("a bad local type", () => fails([0x01, 0x01, 0x55, 0x0b], /malformed value type/, 2))
   it("a delegate outside try", () => fails([0x00, 0x18, 0x00, 0x0b], /delegate/, 1))

@@ -58,12 +58,17 @@ describe("LEB128", () => {
   })
 
   it("limits and truncation", () => {
-    expect(error(() => reader(0x80, 0x80, 0x80, 0x80, 0x80, 0x00).u32())).toEqual({ reason: "integer representation too long", offset: 0 })
+    expect(error(() => reader(0x80, 0x80, 0x80, 0x80, 0x80, 0x00).u32())).toEqual({
+      reason: "integer representation too long",
+      offset: 0
+    })
     expect(error(() => reader(0xff, 0xff, 0xff, 0xff, 0x1f).u32())).toEqual({ reason: "integer too large", offset: 0 })
     expect(reader(0xff, 0xff, 0xff, 0xff, 0x7f).s32()).toBe(-1)
     expect(error(() => reader(0xff, 0xff, 0xff, 0xff, 0x3f).s32())).toEqual({ reason: "integer too large", offset: 0 })
     expect(error(() => reader(...Array(9).fill(0x80), 0x02).u64())).toEqual({ reason: "integer too large", offset: 0 })
-    expect(error(() => reader(0x00, 0x80, 0x80).u32() + new ByteReader(Uint8Array.of(0x00, 0x80, 0x80), 1).u32())).toEqual({
+    expect(
+      error(() => reader(0x00, 0x80, 0x80).u32() + new ByteReader(Uint8Array.of(0x00, 0x80, 0x80), 1).u32())
+    ).toEqual({
       reason: "unexpected end",
       offset: 3
     })

@@ -48,7 +48,13 @@ describe("capMemory", () => {
   it("lowers a maximum above the cap, and keeps one already within it (bytes unchanged)", async () => {
     const above = await wat(growable(`(memory 2 100)`))
     const r1 = unwrap(capMemory(above, 5))
-    expect(r1.memory).toMatchObject({ kind: "defined", minPages: 2, maxPages: 5, declaredMaxPages: 100, rewritten: true })
+    expect(r1.memory).toMatchObject({
+      kind: "defined",
+      minPages: 2,
+      maxPages: 5,
+      declaredMaxPages: 100,
+      rewritten: true
+    })
     expect(info(r1.bytes).memories[0]).toMatchObject({ minPages: 2, maxPages: 5 })
     expect(runScript(instantiate(r1.bytes), [["grow", 3], ["grow", 1], ["size"]])).toEqual([2, -1, 5])
 
@@ -66,7 +72,9 @@ describe("capMemory", () => {
     expect(memory).toMatchObject({ kind: "defined", minPages: 1, maxPages: 8, shared: true, rewritten: true })
     expect(info(capped).memories).toEqual([{ minPages: 1, maxPages: 8, shared: true, memory64: false }])
     const section = info(capped).sections.find((s) => s.id === 5)!
-    expect(Array.from(capped.subarray(section.payloadOffset, section.payloadOffset + section.size))).toEqual([1, 0x03, 1, 8])
+    expect(Array.from(capped.subarray(section.payloadOffset, section.payloadOffset + section.size))).toEqual([
+      1, 0x03, 1, 8
+    ])
     const exports = instantiate(capped)
     expect(memoryOf(exports, "memory").buffer).toBeInstanceOf(SharedArrayBuffer)
     expect(runScript(exports, [["grow", 7], ["grow", 1], ["size"]])).toEqual([1, -1, 8])
@@ -104,7 +112,12 @@ describe("capMemory", () => {
     // The host creates the memory as reported: the guest cannot grow past the cap.
     const host = new WebAssembly.Memory({ initial: memory.minPages, maximum: memory.maxPages! })
     const exports = instantiate(out, { env: { memory: host } })
-    expect(runScript(exports, [["grow", 4], ["grow", 1]])).toEqual([2, -1])
+    expect(
+      runScript(exports, [
+        ["grow", 4],
+        ["grow", 1]
+      ])
+    ).toEqual([2, -1])
     expect(host.buffer.byteLength).toBe(6 * PAGE)
 
     const declared = await wat(`(module (import "env" "memory" (memory 1 4)))`)
@@ -215,9 +228,19 @@ describe("capMemory", () => {
 
   it("keeps every fixture agent and reference module valid, with the same interface and all other sections", () => {
     const modules: Array<[string, Uint8Array<ArrayBuffer>]> = [
-      ...["counter", "text", "leaky", "lifecycle", "multi", "no-memory", "grower", "looper", "host-caller", "flaky", "trapper"].map(
-        (n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)]
-      ),
+      ...[
+        "counter",
+        "text",
+        "leaky",
+        "lifecycle",
+        "multi",
+        "no-memory",
+        "grower",
+        "looper",
+        "host-caller",
+        "flaky",
+        "trapper"
+      ].map((n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)]),
       ...referenceModules.map((m): [string, Uint8Array<ArrayBuffer>] => [m.name, m.read()])
     ]
     for (const [name, bytes] of modules) {
@@ -230,7 +253,10 @@ describe("capMemory", () => {
       expect(WebAssembly.Module.exports(b), name).toEqual(WebAssembly.Module.exports(a))
       expect(WebAssembly.Module.imports(b), name).toEqual(WebAssembly.Module.imports(a))
       expect(otherSections(r.bytes), name).toEqual(otherSections(bytes))
-      expect(unwrap(customSections(r.bytes)).map((s) => s.name), name).toEqual(before.customSections.map((s) => s.name))
+      expect(
+        unwrap(customSections(r.bytes)).map((s) => s.name),
+        name
+      ).toEqual(before.customSections.map((s) => s.name))
       if (r.memory.kind === "defined") expect(info(r.bytes).memories[0]?.maxPages, name).toBe(r.memory.maxPages)
     }
   })

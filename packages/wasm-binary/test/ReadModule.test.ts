@@ -47,7 +47,11 @@ describe("readModule (hand-written modules)", () => {
     ])
     expect(m.exports).toEqual([
       { name: "f", index: 0, type: { kind: "function", params: ["i32", "i64"], results: ["f32"] } },
-      { name: "h", index: 1, type: { kind: "function", params: ["v128", "funcref", "externref"], results: ["i32", "i64"] } },
+      {
+        name: "h",
+        index: 1,
+        type: { kind: "function", params: ["v128", "funcref", "externref"], results: ["i32", "i64"] }
+      },
       { name: "tbl", index: 0, type: { kind: "table", elementType: "funcref", min: 2, max: 10 } },
       { name: "t", index: 1, type: { kind: "table", elementType: "externref", min: 3, max: undefined } },
       { name: "mem", index: 0, type: { kind: "memory", minPages: 1, maxPages: 4, shared: true, memory64: false } },

@@ -2,11 +2,25 @@ import { describe, expect, it } from "@effect/vitest"
 import { readReferenceModule, referenceModules } from "@agent-runtime/reference-modules"
 import { createHash } from "node:crypto"
 import { FUEL_EXPORT, globalExportName, MEMORY_EXPORT, readModule, rewriteModule } from "../src/index.js"
-import { fn, info, instantiate, memoryOf, pseudoRandomBytes, readAgent, runScript, unwrap, type Call, type Exports } from "./helpers/Agents.js"
+import {
+  fn,
+  info,
+  instantiate,
+  memoryOf,
+  pseudoRandomBytes,
+  readAgent,
+  runScript,
+  unwrap,
+  type Call,
+  type Exports
+} from "./helpers/Agents.js"
 import { wat } from "./helpers/Wat.js"
 
 /** Hidden export names of a module, in export order. */
-const hiddenExports = (bytes: Uint8Array) => info(bytes).exports.map((e) => e.name).filter((n) => n.startsWith("agent-runtime:"))
+const hiddenExports = (bytes: Uint8Array) =>
+  info(bytes)
+    .exports.map((e) => e.name)
+    .filter((n) => n.startsWith("agent-runtime:"))
 
 const setFuel = (exports: Exports, fuel: bigint) => ((exports[FUEL_EXPORT] as WebAssembly.Global).value = fuel)
 
@@ -15,7 +29,11 @@ describe("rewriteModule", () => {
     for (const ref of referenceModules) {
       const bytes = readReferenceModule(ref.name)
       const validated = unwrap(readModule(bytes, { bodies: false }))
-      for (const options of [{ fuel: true }, { maxMemoryPages: 4096 }, { maxMemoryPages: 4096, fuel: true, exportState: true }]) {
+      for (const options of [
+        { fuel: true },
+        { maxMemoryPages: 4096 },
+        { maxMemoryPages: 4096, fuel: true, exportState: true }
+      ]) {
         const checked = rewriteModule(bytes, options)
         const trusted = rewriteModule(bytes, { ...options, validated })
         expect(trusted.ok, `${ref.name} ${JSON.stringify(options)}`).toBe(checked.ok)
@@ -61,7 +79,12 @@ describe("rewriteModule", () => {
     expect(hiddenExports(r.bytes)).toEqual(r.addedExports)
     expect(info(r.bytes).memories[0]).toMatchObject({ minPages: 1, maxPages: 200 })
     const exports = instantiate(r.bytes)
-    expect(runScript(exports, [["grow", 199], ["grow", 1]])).toEqual([1, -1])
+    expect(
+      runScript(exports, [
+        ["grow", 199],
+        ["grow", 1]
+      ])
+    ).toEqual([1, -1])
     expect((exports[globalExportName(0)] as WebAssembly.Global).value).toBe(2)
     expect(memoryOf(exports, MEMORY_EXPORT).buffer.byteLength).toBe(200 * 65_536)
   })
@@ -109,7 +132,12 @@ describe("rewriteModule", () => {
     const exports = instantiate(r.bytes, { env: { abort: () => {} } })
     const input = (exports["input"] as WebAssembly.Global).value as number
     const output = (exports["output"] as WebAssembly.Global).value as number
-    for (const [seed, length] of [[1, 0], [2, 3], [3, 64], [4, 400]] as const) {
+    for (const [seed, length] of [
+      [1, 0],
+      [2, 3],
+      [3, 64],
+      [4, 400]
+    ] as const) {
       const data = pseudoRandomBytes(seed, length)
       setFuel(exports, 10_000_000n)
       new Uint8Array(memoryOf(exports, "memory").buffer).set(data, input)
@@ -122,9 +150,20 @@ describe("rewriteModule", () => {
   it("keeps every reference module and fixture agent valid under all rewrites", () => {
     const modules: Array<[string, Uint8Array<ArrayBuffer>]> = [
       ...referenceModules.map((m): [string, Uint8Array<ArrayBuffer>] => [m.name, m.read()]),
-      ...["counter", "text", "leaky", "lifecycle", "multi", "no-memory", "grower", "looper", "host-caller", "flaky", "trapper", "start-trap"].map(
-        (n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)]
-      )
+      ...[
+        "counter",
+        "text",
+        "leaky",
+        "lifecycle",
+        "multi",
+        "no-memory",
+        "grower",
+        "looper",
+        "host-caller",
+        "flaky",
+        "trapper",
+        "start-trap"
+      ].map((n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)])
     ]
     for (const [name, bytes] of modules) {
       const min = info(bytes).memories[0]?.minPages ?? 0
@@ -133,7 +172,10 @@ describe("rewriteModule", () => {
       const original = WebAssembly.Module.exports(new WebAssembly.Module(bytes))
       const rewritten = WebAssembly.Module.exports(new WebAssembly.Module(r.bytes))
       expect(rewritten.slice(0, original.length), name).toEqual(original)
-      expect(rewritten.slice(original.length).map((e) => e.name), name).toEqual(r.addedExports)
+      expect(
+        rewritten.slice(original.length).map((e) => e.name),
+        name
+      ).toEqual(r.addedExports)
       expect(readModule(r.bytes).ok, name).toBe(true)
     }
   })

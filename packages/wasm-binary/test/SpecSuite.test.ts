@@ -25,9 +25,12 @@ const corpus = fileURLToPath(new URL("../../../../shared/corpus/wasm-spec-testsu
 const scripts = (() => {
   try {
     const root = readdirSync(corpus).filter((f) => f.endsWith(".wast"))
-    const legacy = statSync(`${corpus}legacy`, { throwIfNoEntry: false })?.isDirectory() === true
-      ? readdirSync(`${corpus}legacy`).filter((f) => f.endsWith(".wast")).map((f) => `legacy/${f}`)
-      : []
+    const legacy =
+      statSync(`${corpus}legacy`, { throwIfNoEntry: false })?.isDirectory() === true
+        ? readdirSync(`${corpus}legacy`)
+            .filter((f) => f.endsWith(".wast"))
+            .map((f) => `legacy/${f}`)
+        : []
     return [...root, ...legacy].sort()
   } catch {
     return []

@@ -80,7 +80,9 @@ describe("exportState", () => {
   })
 
   it("uses the module's own memory export and adds nothing when all state is already visible", async () => {
-    const bytes = await wat(`(module (memory (export "mem") 1) (global (export "g") (mut i32) (i32.const 0)) (global i32 (i32.const 1)))`)
+    const bytes = await wat(
+      `(module (memory (export "mem") 1) (global (export "g") (mut i32) (i32.const 0)) (global i32 (i32.const 1)))`
+    )
     const r = unwrap(exportState(bytes))
     expect(r.memoryExport).toBe("mem")
     expect(r.globals).toEqual([{ index: 0, name: "g", valueType: "i32", added: false, imported: false }])
@@ -154,7 +156,9 @@ describe("exportState", () => {
     for (const name of [MEMORY_EXPORT, FUEL_EXPORT, "agent-runtime:anything"]) {
       const bytes = await wat(`(module (global (export "${name}") (mut i32) (i32.const 0)))`)
       const r = exportState(bytes)
-      expect(r.ok ? "ok" : r.error.reason).toBe(`module already exports the reserved name "${name}" (prefix "agent-runtime:")`)
+      expect(r.ok ? "ok" : r.error.reason).toBe(
+        `module already exports the reserved name "${name}" (prefix "agent-runtime:")`
+      )
     }
     const bad = exportState(new Uint8Array([0, 0x61, 0x73]))
     expect(bad.ok).toBe(false)
@@ -162,9 +166,19 @@ describe("exportState", () => {
 
   it("keeps every fixture agent and reference module valid with its interface as a prefix", () => {
     const modules: Array<[string, Uint8Array<ArrayBuffer>]> = [
-      ...["counter", "text", "leaky", "lifecycle", "multi", "no-memory", "grower", "looper", "host-caller", "flaky", "trapper"].map(
-        (n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)]
-      ),
+      ...[
+        "counter",
+        "text",
+        "leaky",
+        "lifecycle",
+        "multi",
+        "no-memory",
+        "grower",
+        "looper",
+        "host-caller",
+        "flaky",
+        "trapper"
+      ].map((n): [string, Uint8Array<ArrayBuffer>] => [n, readAgent(n, true)]),
       ...referenceModules.map((m): [string, Uint8Array<ArrayBuffer>] => [m.name, m.read()])
     ]
     for (const [name, bytes] of modules) {
@@ -176,7 +190,10 @@ describe("exportState", () => {
       expect(b.slice(0, a.length), name).toEqual(a)
       const hidden = b.slice(a.length)
       expect(hidden.map((e) => e.name).sort(), name).toEqual(
-        [...r.globals.filter((g) => g.added).map((g) => g.name), ...(r.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])].sort()
+        [
+          ...r.globals.filter((g) => g.added).map((g) => g.name),
+          ...(r.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])
+        ].sort()
       )
       // Every mutable global is either readable through an export or reported.
       const mutable = [
@@ -185,8 +202,13 @@ describe("exportState", () => {
           .flatMap((i, n) => (i.type.kind === "global" && i.type.mutable ? [n] : [])),
         ...before.globals.filter((g) => g.type.mutable).map((g) => g.index)
       ]
-      expect([...r.globals.map((g) => g.index), ...r.unsnapshottable.map((g) => g.index)].sort((x, y) => x - y), name).toEqual(mutable)
-      expect(r.memoryExport === undefined, name).toBe(before.memories.length === 0 && !before.imports.some((i) => i.type.kind === "memory"))
+      expect(
+        [...r.globals.map((g) => g.index), ...r.unsnapshottable.map((g) => g.index)].sort((x, y) => x - y),
+        name
+      ).toEqual(mutable)
+      expect(r.memoryExport === undefined, name).toBe(
+        before.memories.length === 0 && !before.imports.some((i) => i.type.kind === "memory")
+      )
       // Only the export section changed.
       const others = (m: Uint8Array) =>
         info(m)
@@ -198,7 +220,11 @@ describe("exportState", () => {
 })
 
 /** Runs the same script on the original and the rewritten module, expecting identical results. */
-const differential = (bytes: Uint8Array<ArrayBuffer>, script: ReadonlyArray<Call>, imports: WebAssembly.Imports = {}) => {
+const differential = (
+  bytes: Uint8Array<ArrayBuffer>,
+  script: ReadonlyArray<Call>,
+  imports: WebAssembly.Imports = {}
+) => {
   const r = unwrap(exportState(bytes))
   const a = runScript(instantiate(bytes, imports), script)
   const b = runScript(instantiate(r.bytes, imports), script)
@@ -208,24 +234,65 @@ const differential = (bytes: Uint8Array<ArrayBuffer>, script: ReadonlyArray<Call
 
 describe("exportState preserves behaviour (differential)", () => {
   it("fixture agents give the same results rewritten and not", () => {
-    expect(differential(readAgent("counter"), [["increment"], ["add", 41], ["get"], ["add_i64", 2n ** 62n, 2n ** 62n], ["reset"], ["get"]])).toEqual([
-      1,
-      42,
-      42,
-      -(2n ** 63n),
-      undefined,
-      0
+    expect(
+      differential(readAgent("counter"), [
+        ["increment"],
+        ["add", 41],
+        ["get"],
+        ["add_i64", 2n ** 62n, 2n ** 62n],
+        ["reset"],
+        ["get"]
+      ])
+    ).toEqual([1, 42, 42, -(2n ** 63n), undefined, 0])
+    expect(
+      differential(readAgent("lifecycle"), [
+        ["state"],
+        ["_initialize"],
+        ["bump"],
+        ["break_health"],
+        ["_health_check"],
+        ["_recover"],
+        ["_health_check"],
+        ["_cleanup"],
+        ["initialized"],
+        ["cleanups_count"]
+      ])
+    ).toEqual([0, undefined, 101, undefined, 2, 0, 0, undefined, 0, 1])
+    const multi = differential(readAgent("multi"), [
+      ["swap", 1, 2n],
+      ["divmod", 7, 2],
+      ["divmod", 1, 0],
+      ["add_f32", 0.1, 0.2],
+      ["all_types"]
     ])
-    expect(differential(readAgent("lifecycle"), [["state"], ["_initialize"], ["bump"], ["break_health"], ["_health_check"], ["_recover"], ["_health_check"], ["_cleanup"], ["initialized"], ["cleanups_count"]])).toEqual([
-      0, undefined, 101, undefined, 2, 0, 0, undefined, 0, 1
-    ])
-    const multi = differential(readAgent("multi"), [["swap", 1, 2n], ["divmod", 7, 2], ["divmod", 1, 0], ["add_f32", 0.1, 0.2], ["all_types"]])
     expect(multi[0]).toEqual([2n, 1])
     expect(multi[2]).toMatch(/^trap: RuntimeError/)
-    expect(differential(readAgent("no-memory"), [["accumulate", 5], ["accumulate", 7], ["factorial", 20n], ["add", 2, 3]])).toEqual([5, 12, 2432902008176640000n, 5])
-    expect(differential(readAgent("grower"), [["grow", 2], ["grow", 2], ["size"], ["poke", 100, 42], ["peek", 100], ["peek", 4 * 65_536]]).slice(0, 5)).toEqual([1, -1, 3, undefined, 42])
-    expect(differential(readAgent("leaky"), [["leak", 100], ["leak", 200], ["leaked"], ["calls_made"], ["pages"]])).toEqual([100, 300, 300, 2, 7])
-    expect(differential(readAgent("looper"), [["spin_n", 1000], ["spin_n", -1], ["iterations"]])).toEqual([1000, 0, 1000n])
+    expect(
+      differential(readAgent("no-memory"), [
+        ["accumulate", 5],
+        ["accumulate", 7],
+        ["factorial", 20n],
+        ["add", 2, 3]
+      ])
+    ).toEqual([5, 12, 2432902008176640000n, 5])
+    expect(
+      differential(readAgent("grower"), [
+        ["grow", 2],
+        ["grow", 2],
+        ["size"],
+        ["poke", 100, 42],
+        ["peek", 100],
+        ["peek", 4 * 65_536]
+      ]).slice(0, 5)
+    ).toEqual([1, -1, 3, undefined, 42])
+    expect(
+      differential(readAgent("leaky"), [["leak", 100], ["leak", 200], ["leaked"], ["calls_made"], ["pages"]])
+    ).toEqual([100, 300, 300, 2, 7])
+    expect(differential(readAgent("looper"), [["spin_n", 1000], ["spin_n", -1], ["iterations"]])).toEqual([
+      1000,
+      0,
+      1000n
+    ])
   })
 
   it("as-sha256 (and its SIMD build) hash real inputs like node:crypto, one-shot and streaming", () => {
@@ -234,7 +301,14 @@ describe("exportState preserves behaviour (differential)", () => {
       const rewritten = unwrap(exportState(bytes)).bytes
       for (const module of [bytes, rewritten]) {
         const exports = instantiate(module, { env: { abort: () => {} } })
-        for (const [seed, length] of [[1, 0], [2, 1], [3, 55], [4, 64], [5, 1000], [6, 100_000]] as const) {
+        for (const [seed, length] of [
+          [1, 0],
+          [2, 1],
+          [3, 55],
+          [4, 64],
+          [5, 1000],
+          [6, 100_000]
+        ] as const) {
           const data = pseudoRandomBytes(seed, length)
           expect(sha256(exports, data), `${name} ${length}`).toBe(createHash("sha256").update(data).digest("hex"))
         }

@@ -28,7 +28,7 @@ describe("table cap (issue 12 item 1)", () => {
     const table = r.tables[0]!
     expect(table).toMatchObject({ index: 0, imported: false, min: 1, declaredMax: undefined })
     // no memory: the whole budget (1 MiB) is the table's
-    expect(table.maxEntries).toBe(16 * PAGE / TABLE_ENTRY_BYTES)
+    expect(table.maxEntries).toBe((16 * PAGE) / TABLE_ENTRY_BYTES)
     const guest = exportsOf(r.bytes)
     expect(guest.grow(9_999_999)).toBe(-1)
     expect(guest.size()).toBe(1)
@@ -42,7 +42,10 @@ describe("table cap (issue 12 item 1)", () => {
     const plan = unwrap(planBudget(unwrap(readModule(bytes)), 16))
     expect(plan.memoryPages).toBe(15)
     expect(plan.memoryPages * PAGE + plan.tableBytes).toBeLessThanOrEqual(16 * PAGE)
-    expect(plan.tables.map((t) => t.maxEntries)).toEqual([3 + Math.floor((PAGE - 5 * TABLE_ENTRY_BYTES) / TABLE_ENTRY_BYTES / 2), 10])
+    expect(plan.tables.map((t) => t.maxEntries)).toEqual([
+      3 + Math.floor((PAGE - 5 * TABLE_ENTRY_BYTES) / TABLE_ENTRY_BYTES / 2),
+      10
+    ])
     const r = unwrap(rewriteModule(bytes, { maxMemoryPages: 16, exportState: true }))
     expect(r.memory?.maxPages).toBe(15)
     const guest = exportsOf(r.bytes)
@@ -55,13 +58,21 @@ describe("table cap (issue 12 item 1)", () => {
   })
 
   it("initial tables that do not fit get no room to grow, and reports the maximum an imported table must have", async () => {
-    const big = await wat(`(module (memory 16) (table 1 funcref) (func (export "grow") (param i32) (result i32) (table.grow 0 (ref.null func) (local.get 0))))`)
+    const big = await wat(
+      `(module (memory 16) (table 1 funcref) (func (export "grow") (param i32) (result i32) (table.grow 0 (ref.null func) (local.get 0))))`
+    )
     const plan = unwrap(planBudget(unwrap(readModule(big)), 16))
     expect(plan.memoryPages * PAGE + plan.tableBytes).toBeGreaterThan(16 * PAGE) // the caller refuses it
     expect(exportsOf(unwrap(rewriteModule(big, { maxMemoryPages: 16 })).bytes).grow(1)).toBe(-1)
     const imported = await wat(`(module (import "env" "t" (table 1 funcref)))`)
-    expect(unwrap(rewriteModule(imported, { maxMemoryPages: 16 })).tables[0]).toMatchObject({ imported: true, maxEntries: 16 * PAGE / TABLE_ENTRY_BYTES })
+    expect(unwrap(rewriteModule(imported, { maxMemoryPages: 16 })).tables[0]).toMatchObject({
+      imported: true,
+      maxEntries: (16 * PAGE) / TABLE_ENTRY_BYTES
+    })
     const bounded = await wat(`(module (import "env" "t" (table 1 8 funcref)))`)
-    expect(unwrap(rewriteModule(bounded, { maxMemoryPages: 16 })).tables[0]).toMatchObject({ imported: true, maxEntries: 8 })
+    expect(unwrap(rewriteModule(bounded, { maxMemoryPages: 16 })).tables[0]).toMatchObject({
+      imported: true,
+      maxEntries: 8
+    })
   })
 })

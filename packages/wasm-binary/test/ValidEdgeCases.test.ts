@@ -33,7 +33,10 @@ const globalI64 = (...init: ReadonlyArray<number>) => section(6, vec(bytes(T.i64
 
 const cases: ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array<ArrayBuffer> }> = [
   { name: "empty module", bytes: module() },
-  { name: "padded section size and count (5-byte u32)", bytes: module(1, 0x85, 0x80, 0x80, 0x80, 0x00, 0x80, 0x80, 0x80, 0x80, 0x00) },
+  {
+    name: "padded section size and count (5-byte u32)",
+    bytes: module(1, 0x85, 0x80, 0x80, 0x80, 0x00, 0x80, 0x80, 0x80, 0x80, 0x00)
+  },
   { name: "u32 count 0 in 5 bytes with 5th byte 0x00", bytes: module(section(1, rep(0x80, 4), 0x00)) },
   { name: "s32 -1 in 5 bytes", bytes: module(globalI32(0x41, ...rep(0xff, 4), 0x7f)) },
   { name: "s32 min in 5 bytes", bytes: module(globalI32(0x41, ...rep(0x80, 4), 0x78)) },
@@ -55,11 +58,19 @@ const cases: ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array<A
   },
   {
     name: "50000 locals",
-    bytes: module(typeSection(functype([], [])), functionSection(0), codeSection(bytes(2, u32(40_000), T.i32, u32(10_000), T.f64, 0x0b)))
+    bytes: module(
+      typeSection(functype([], [])),
+      functionSection(0),
+      codeSection(bytes(2, u32(40_000), T.i32, u32(10_000), T.f64, 0x0b))
+    )
   },
   {
     name: "49999 locals + 1 parameter",
-    bytes: module(typeSection(functype([T.i32], [])), functionSection(0), codeSection(bytes(1, u32(49_999), T.i32, 0x0b)))
+    bytes: module(
+      typeSection(functype([T.i32], [])),
+      functionSection(0),
+      codeSection(bytes(1, u32(49_999), T.i32, 0x0b))
+    )
   },
   { name: "memory of 65536 pages", bytes: module(section(5, vec(bytes(0x01, u32(65_536), u32(65_536))))) },
   { name: "shared memory with maximum", bytes: module(section(5, vec(bytes(0x03, 1, 2)))) },
@@ -142,7 +153,12 @@ describe("valid edge cases (V8 accepts, so must we)", () => {
   })
 
   it("module bytes inside a larger buffer (a Uint8Array view with a byteOffset)", () => {
-    const inner = module(typeSection(functype([], [])), functionSection(0), section(7, vec(bytes(name("f"), 0, 0))), codeSection(emptyBody))
+    const inner = module(
+      typeSection(functype([], [])),
+      functionSection(0),
+      section(7, vec(bytes(name("f"), 0, 0))),
+      codeSection(emptyBody)
+    )
     const outer = new Uint8Array(inner.length + 20)
     outer.set(inner, 10)
     const view = outer.subarray(10, 10 + inner.length)

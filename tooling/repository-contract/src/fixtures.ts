@@ -71,14 +71,18 @@ export const awkwardIds: ReadonlyArray<string> = [
   "../../escape",
   "back\\slash",
   "con",
-  "a:b*c?d\"e<f>g|h",
+  'a:b*c?d"e<f>g|h',
   "spaces and\ttabs\n",
   "ünïcödé-エージェント-🤖",
   "x".repeat(300)
 ]
 
 /** A page of memory filled from the generator, or a sparse page with a few set bytes. */
-export const page = (rng: ReturnType<typeof seeded>, index: number, sparse = false): { index: number; data: Uint8Array } => {
+export const page = (
+  rng: ReturnType<typeof seeded>,
+  index: number,
+  sparse = false
+): { index: number; data: Uint8Array } => {
   if (!sparse) return { index, data: rng.bytes(PAGE_BYTES) }
   const data = new Uint8Array(PAGE_BYTES)
   for (let i = 0; i < 8; i++) data[rng.int(0, PAGE_BYTES - 1)] = rng.int(1, 255)
@@ -124,7 +128,7 @@ export const snapshot = (
         i64max: 9_223_372_036_854_775_807n,
         i64min: -9_223_372_036_854_775_808n,
         i64zero: 0n,
-        "name with \"quotes\" and ünïcödé": 1n
+        'name with "quotes" and ünïcödé': 1n
       }
     }
   }
@@ -138,12 +142,7 @@ export const agents = (names: ReadonlyArray<string>): ReadonlyArray<AgentId> => 
  * are integers in the domain), timestamps spread over `[from, from + span)`
  * including duplicates, recorded out of order when `shuffle` is set.
  */
-export const samples = (
-  seed: number,
-  count: number,
-  from: number,
-  span: number
-): ReadonlyArray<RuntimeMetrics> => {
+export const samples = (seed: number, count: number, from: number, span: number): ReadonlyArray<RuntimeMetrics> => {
   const rng = seeded(seed)
   const levels = ["Normal", "Warning", "High", "Critical"] as const
   let invocations = 0
@@ -181,7 +180,10 @@ export const samples = (
 
 /** A stable sort by timestamp (the order a repository must return samples in). */
 export const byTime = (xs: ReadonlyArray<RuntimeMetrics>): ReadonlyArray<RuntimeMetrics> =>
-  xs.map((m, i) => [m, i] as const).sort(([a, i], [b, j]) => a.timestamp - b.timestamp || i - j).map(([m]) => m)
+  xs
+    .map((m, i) => [m, i] as const)
+    .sort(([a, i], [b, j]) => a.timestamp - b.timestamp || i - j)
+    .map(([m]) => m)
 
 /**
  * A snapshot of `count` pages (indexes 0…count-1) with a few set bytes each —

@@ -96,18 +96,42 @@ const splice = (b: Uint8Array, at: number, remove: number, insert: ArrayLike<num
 
 /** Instruction snippets that stress the rewriters' index bookkeeping and metering. */
 const SNIPPETS: ReadonlyArray<ReadonlyArray<number>> = [
-  [0x20, 0x00], [0x21, 0x00], [0x22, 0x01], [0x20, 0x05], // local.get/set/tee
-  [0x23, 0x00], [0x24, 0x00], [0x23, 0x01], [0x24, 0x02], // global.get/set
-  [0x03, 0x40], [0x02, 0x40], [0x0b], [0x0c, 0x00], [0x0d, 0x00], // loop, block, end, br, br_if
-  [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03], [0x41, 0x01], [0x1a], [0x00], [0x01], // i64.const 1e9, i32.const, drop, unreachable, nop
-  [0x10, 0x00], [0x40, 0x00], [0x3f, 0x00], [0xfc, 0x0f, 0x00], [0xd0, 0x70], // call, memory.grow/size, table.grow, ref.null
-  [0x0f], [0x12, 0x00], [0x28, 0x02, 0x00], [0x36, 0x02, 0x00] // return, return_call, i32.load, i32.store
+  [0x20, 0x00],
+  [0x21, 0x00],
+  [0x22, 0x01],
+  [0x20, 0x05], // local.get/set/tee
+  [0x23, 0x00],
+  [0x24, 0x00],
+  [0x23, 0x01],
+  [0x24, 0x02], // global.get/set
+  [0x03, 0x40],
+  [0x02, 0x40],
+  [0x0b],
+  [0x0c, 0x00],
+  [0x0d, 0x00], // loop, block, end, br, br_if
+  [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03],
+  [0x41, 0x01],
+  [0x1a],
+  [0x00],
+  [0x01], // i64.const 1e9, i32.const, drop, unreachable, nop
+  [0x10, 0x00],
+  [0x40, 0x00],
+  [0x3f, 0x00],
+  [0xfc, 0x0f, 0x00],
+  [0xd0, 0x70], // call, memory.grow/size, table.grow, ref.null
+  [0x0f],
+  [0x12, 0x00],
+  [0x28, 0x02, 0x00],
+  [0x36, 0x02, 0x00] // return, return_call, i32.load, i32.store
 ]
 
 const CODE = 10
 
 /** Mutates one function body of a code section payload; sizes re-encoded. */
-const mutateBody = (payload: Uint8Array, rng: Prng): { readonly payload: Uint8Array; readonly what: string } | undefined => {
+const mutateBody = (
+  payload: Uint8Array,
+  rng: Prng
+): { readonly payload: Uint8Array; readonly what: string } | undefined => {
   const count = readU32(payload, 0)
   if (count === undefined || count.value === 0) return undefined
   const target = rng.int(count.value)
@@ -122,11 +146,12 @@ const mutateBody = (payload: Uint8Array, rng: Prng): { readonly payload: Uint8Ar
       const pos = start + rng.int(Math.max(1, body.length - start))
       const snippet = rng.pick(SNIPPETS)
       const mode = rng.int(3)
-      const newBody = mode === 0
-        ? splice(body, pos, 0, snippet)
-        : mode === 1
-        ? splice(body, pos, Math.min(snippet.length, body.length - pos), snippet)
-        : splice(body, pos, Math.min(1 + rng.int(3), body.length - pos), [])
+      const newBody =
+        mode === 0
+          ? splice(body, pos, 0, snippet)
+          : mode === 1
+            ? splice(body, pos, Math.min(snippet.length, body.length - pos), snippet)
+            : splice(body, pos, Math.min(1 + rng.int(3), body.length - pos), [])
       const entry = [...u32(newBody.length), ...newBody]
       return {
         payload: splice(payload, at, size.next - at + size.value, entry),
@@ -164,10 +189,13 @@ export const mutateStructured = (
     case 0:
       return { bytes: encode(input, with_(i, undefined)), what: `drop section ${s.id}` }
     case 1:
-      return { bytes: encode(input, [...parts.slice(0, i + 1), s, ...parts.slice(i + 1)]), what: `duplicate section ${s.id}` }
+      return {
+        bytes: encode(input, [...parts.slice(0, i + 1), s, ...parts.slice(i + 1)]),
+        what: `duplicate section ${s.id}`
+      }
     case 2: {
       const j = rng.int(parts.length)
-      const swapped = parts.map((x, k) => (k === i ? parts[j] as Section : k === j ? s : x))
+      const swapped = parts.map((x, k) => (k === i ? (parts[j] as Section) : k === j ? s : x))
       return { bytes: encode(input, swapped), what: `swap sections ${i} and ${j}` }
     }
     case 3: {
@@ -177,7 +205,10 @@ export const mutateStructured = (
       const same = parts.findIndex((x) => x.id === other.id)
       return same >= 0
         ? { bytes: encode(input, with_(same, other)), what: `replace section ${other.id} from a donor` }
-        : { bytes: encode(input, [...parts.slice(0, i), other, ...parts.slice(i)]), what: `insert donor section ${other.id}` }
+        : {
+            bytes: encode(input, [...parts.slice(0, i), other, ...parts.slice(i)]),
+            what: `insert donor section ${other.id}`
+          }
     }
     case 4:
     case 5: {
@@ -194,7 +225,10 @@ export const mutateStructured = (
       if (leb === undefined) return raw()
       const value = rng.int(2) === 0 ? leb.value + 1 : Math.max(0, leb.value - 1)
       const payload = splice(s.payload, p, leb.next - p, u32(value))
-      return { bytes: encode(input, with_(i, { id: s.id, payload })), what: `section ${s.id}: LEB128 at ${p} ${leb.value} → ${value}` }
+      return {
+        bytes: encode(input, with_(i, { id: s.id, payload })),
+        what: `section ${s.id}: LEB128 at ${p} ${leb.value} → ${value}`
+      }
     }
     case 7: {
       // a payload byte changed, size kept
@@ -202,14 +236,23 @@ export const mutateStructured = (
       const payload = new Uint8Array(s.payload)
       const p = rng.int(payload.length)
       payload[p] = rng.int(3) === 0 ? rng.pick([0x00, 0x01, 0x40, 0x7f, 0x80, 0xff, 0x70, 0x6f, 0x7b]) : rng.int(256)
-      return { bytes: encode(input, with_(i, { id: s.id, payload })), what: `section ${s.id}: byte ${p} = ${payload[p]}` }
+      return {
+        bytes: encode(input, with_(i, { id: s.id, payload })),
+        what: `section ${s.id}: byte ${p} = ${payload[p]}`
+      }
     }
     default: {
       // a payload slice deleted or inserted, size fixed up
       const p = rng.int(s.payload.length + 1)
-      const payload = rng.int(2) === 0
-        ? splice(s.payload, p, Math.min(1 + rng.int(4), s.payload.length - p), [])
-        : splice(s.payload, p, 0, Array.from({ length: 1 + rng.int(4) }, () => rng.int(256)))
+      const payload =
+        rng.int(2) === 0
+          ? splice(s.payload, p, Math.min(1 + rng.int(4), s.payload.length - p), [])
+          : splice(
+              s.payload,
+              p,
+              0,
+              Array.from({ length: 1 + rng.int(4) }, () => rng.int(256))
+            )
       return { bytes: encode(input, with_(i, { id: s.id, payload })), what: `section ${s.id}: resized at ${p}` }
     }
   }
@@ -221,7 +264,11 @@ export const mutateStructured = (
  * chunks of halving sizes are removed, then remaining bytes are zeroed where
  * that keeps the failure. `fails` must be deterministic.
  */
-export const shrink = (input: Uint8Array, fails: (bytes: Uint8Array<ArrayBuffer>) => boolean, maxSteps = 20_000): Uint8Array<ArrayBuffer> => {
+export const shrink = (
+  input: Uint8Array,
+  fails: (bytes: Uint8Array<ArrayBuffer>) => boolean,
+  maxSteps = 20_000
+): Uint8Array<ArrayBuffer> => {
   let best = new Uint8Array(input)
   let steps = 0
   const attempt = (candidate: Uint8Array<ArrayBuffer>): boolean => {
@@ -234,13 +281,21 @@ export const shrink = (input: Uint8Array, fails: (bytes: Uint8Array<ArrayBuffer>
   }
   // 1. sections
   let parts = sections(best)
-  for (let i = 0; parts !== undefined && i < parts.length;) {
-    if (attempt(encode(best, parts.filter((_, k) => k !== i)))) parts = sections(best)
+  for (let i = 0; parts !== undefined && i < parts.length; ) {
+    if (
+      attempt(
+        encode(
+          best,
+          parts.filter((_, k) => k !== i)
+        )
+      )
+    )
+      parts = sections(best)
     else i++
   }
   // 2. byte chunks (the preamble stays)
   for (let chunk = Math.max(1, best.length >> 1); chunk >= 1; chunk >>= 1) {
-    for (let at = 8; at < best.length;) {
+    for (let at = 8; at < best.length; ) {
       if (!attempt(new Uint8Array(splice(best, at, Math.min(chunk, best.length - at), [])))) at += chunk
     }
   }

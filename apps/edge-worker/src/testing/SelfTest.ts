@@ -26,10 +26,11 @@ export const registerSelfTest = (): void => {
       expect({ _tag: "Trap" }).toMatchObject({ _tag: "FuelExhausted" })
     })
     it.effect("effect passes with the TestClock", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         yield* TestClock.adjust(60_000)
         expect(yield* Clock.currentTimeMillis).toBe(60_000)
-      }))
+      })
+    )
     it.effect("effect fails", () => Effect.fail("boom"))
     it.effect.skipIf(true)("skipped by skipIf", () => Effect.die("never run"))
     it("times out", { timeout: 100 }, () => new Promise(() => {}))

@@ -64,7 +64,12 @@ export interface TestResult {
   readonly error?: string | undefined
 }
 
-const newSuite = (name: string, parent: SuiteTask | undefined, collect: Fn | undefined, mode: "run" | "skip"): SuiteTask => ({
+const newSuite = (
+  name: string,
+  parent: SuiteTask | undefined,
+  collect: Fn | undefined,
+  mode: "run" | "skip"
+): SuiteTask => ({
   type: "suite",
   name,
   parent,
@@ -93,27 +98,32 @@ const makeExpect = () => {
   }) as unknown as Record<string, unknown> & ((value: unknown, message?: string) => unknown)
   Object.assign(expect, chai.expect)
   Object.assign(expect, (globalThis as Record<PropertyKey, unknown>)[ASYMMETRIC_MATCHERS_OBJECT])
-  setState({
-    assertionCalls: 0,
-    isExpectingAssertions: false,
-    isExpectingAssertionsError: null,
-    expectedAssertionsNumber: null,
-    expectedAssertionsNumberErrorGen: null,
-    testPath: "workerd",
-    currentTestName: ""
-  } as never, expect as never)
+  setState(
+    {
+      assertionCalls: 0,
+      isExpectingAssertions: false,
+      isExpectingAssertionsError: null,
+      expectedAssertionsNumber: null,
+      expectedAssertionsNumberErrorGen: null,
+      testPath: "workerd",
+      currentTestName: ""
+    } as never,
+    expect as never
+  )
   expect["getState"] = () => getState(expect as never)
   expect["setState"] = (state: unknown) => setState(state as never, expect as never)
   expect["assert"] = chai.assert
   expect["extend"] = (matchers: unknown) => (chai.expect as unknown as { extend: Fn }).extend(expect, matchers)
   expect["addEqualityTesters"] = () => {}
-  expect["unreachable"] = (message?: string) => chai.assert.fail(`expected${message ? ` "${message}" ` : " "}not to be reached`)
+  expect["unreachable"] = (message?: string) =>
+    chai.assert.fail(`expected${message ? ` "${message}" ` : " "}not to be reached`)
   return expect
 }
 
 export const expect: any = makeExpect()
 // the global `expect` state slot Vitest's matchers read (left alone when a real Vitest already set it)
-if ((globalThis as Record<PropertyKey, unknown>)[GLOBAL_EXPECT] === undefined) (globalThis as Record<PropertyKey, unknown>)[GLOBAL_EXPECT] = expect
+if ((globalThis as Record<PropertyKey, unknown>)[GLOBAL_EXPECT] === undefined)
+  (globalThis as Record<PropertyKey, unknown>)[GLOBAL_EXPECT] = expect
 export const assert = chai.assert
 
 // -- registration ----------------------------------------------------------------
@@ -125,15 +135,26 @@ const parseArgs = (args: Array<unknown>): { name: string; fn: Fn | undefined; ti
   for (const a of args.slice(1)) {
     if (typeof a === "function") fn = a as Fn
     else if (typeof a === "number") timeout = a
-    else if (typeof a === "object" && a !== null && typeof (a as { timeout?: unknown }).timeout === "number") timeout = (a as { timeout: number }).timeout
+    else if (typeof a === "object" && a !== null && typeof (a as { timeout?: unknown }).timeout === "number")
+      timeout = (a as { timeout: number }).timeout
   }
   return { name, fn, timeout }
 }
 
-const registerTest = (mode: TestTask["mode"], fails: boolean) => (...args: Array<unknown>): void => {
-  const { name, fn, timeout } = parseArgs(args)
-  current.tasks.push({ type: "test", name, suite: current, mode: current.mode === "skip" ? "skip" : mode, fn, timeout, fails })
-}
+const registerTest =
+  (mode: TestTask["mode"], fails: boolean) =>
+  (...args: Array<unknown>): void => {
+    const { name, fn, timeout } = parseArgs(args)
+    current.tasks.push({
+      type: "test",
+      name,
+      suite: current,
+      mode: current.mode === "skip" ? "skip" : mode,
+      fn,
+      timeout,
+      fails
+    })
+  }
 
 type TestApi = ((...args: Array<unknown>) => void) & Record<string, any>
 
@@ -144,18 +165,24 @@ const makeTestApi = (mode: TestTask["mode"], fails = false): TestApi => {
   api["only"] = registerTest(mode, fails)
   api["skipIf"] = (condition: unknown) => (condition ? registerTest("skip", fails) : registerTest(mode, fails))
   api["runIf"] = (condition: unknown) => (condition ? registerTest(mode, fails) : registerTest("skip", fails))
-  api["for"] = (cases: ReadonlyArray<unknown>) => (name: string, ...rest: Array<unknown>) => {
-    const { fn, timeout } = parseArgs([name, ...rest])
-    for (const c of cases) {
-      registerTest(mode, fails)(`${name} ${JSON.stringify(c)}`, { timeout }, (ctx: unknown) => fn?.(c, ctx))
+  api["for"] =
+    (cases: ReadonlyArray<unknown>) =>
+    (name: string, ...rest: Array<unknown>) => {
+      const { fn, timeout } = parseArgs([name, ...rest])
+      for (const c of cases) {
+        registerTest(mode, fails)(`${name} ${JSON.stringify(c)}`, { timeout }, (ctx: unknown) => fn?.(c, ctx))
+      }
     }
-  }
-  api["each"] = (cases: ReadonlyArray<unknown>) => (name: string, ...rest: Array<unknown>) => {
-    const { fn, timeout } = parseArgs([name, ...rest])
-    for (const c of cases) {
-      registerTest(mode, fails)(`${name} ${JSON.stringify(c)}`, { timeout }, () => (Array.isArray(c) ? fn?.(...c) : fn?.(c)))
+  api["each"] =
+    (cases: ReadonlyArray<unknown>) =>
+    (name: string, ...rest: Array<unknown>) => {
+      const { fn, timeout } = parseArgs([name, ...rest])
+      for (const c of cases) {
+        registerTest(mode, fails)(`${name} ${JSON.stringify(c)}`, { timeout }, () =>
+          Array.isArray(c) ? fn?.(...c) : fn?.(c)
+        )
+      }
     }
-  }
   return api
 }
 
@@ -163,10 +190,12 @@ export const it: TestApi = makeTestApi("run")
 it["fails"] = makeTestApi("run", true)
 export const test = it
 
-const registerSuite = (mode: SuiteTask["mode"]) => (...args: Array<unknown>): void => {
-  const { name, fn } = parseArgs(args)
-  current.tasks.push(newSuite(name, current, fn, current.mode === "skip" ? "skip" : mode))
-}
+const registerSuite =
+  (mode: SuiteTask["mode"]) =>
+  (...args: Array<unknown>): void => {
+    const { name, fn } = parseArgs(args)
+    current.tasks.push(newSuite(name, current, fn, current.mode === "skip" ? "skip" : mode))
+  }
 
 type SuiteApi = ((...args: Array<unknown>) => void) & Record<string, any>
 export const describe: SuiteApi = registerSuite("run") as SuiteApi
@@ -194,7 +223,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** `vi.waitFor`: retries `fn` until it neither throws nor rejects (timeout ms, default 1000; interval 50). */
 export const vi = {
-  waitFor: async <T>(fn: () => T | Promise<T>, options: number | { timeout?: number; interval?: number } = {}): Promise<T> => {
+  waitFor: async <T>(
+    fn: () => T | Promise<T>,
+    options: number | { timeout?: number; interval?: number } = {}
+  ): Promise<T> => {
     const { timeout = 1000, interval = 50 } = typeof options === "number" ? { timeout: options } : options
     const deadline = Date.now() + timeout
     for (;;) {
@@ -212,9 +244,10 @@ export const vi = {
 
 const describeError = (e: unknown): string => {
   if (e instanceof Error) {
-    const extra = (e as { actual?: unknown; expected?: unknown }).actual !== undefined
-      ? `\nexpected: ${safe((e as { expected?: unknown }).expected)}\nactual: ${safe((e as { actual?: unknown }).actual)}`
-      : ""
+    const extra =
+      (e as { actual?: unknown; expected?: unknown }).actual !== undefined
+        ? `\nexpected: ${safe((e as { expected?: unknown }).expected)}\nactual: ${safe((e as { actual?: unknown }).actual)}`
+        : ""
     return `${e.name}: ${e.message}${extra}`
   }
   return safe(e)
@@ -222,7 +255,9 @@ const describeError = (e: unknown): string => {
 
 const safe = (v: unknown): string => {
   try {
-    return typeof v === "string" ? v : JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `${x}n` : x)) ?? String(v)
+    return typeof v === "string"
+      ? v
+      : (JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `${x}n` : x)) ?? String(v))
   } catch {
     return String(v)
   }
@@ -299,8 +334,18 @@ const runTest = async (t: TestTask, results: Array<TestResult>): Promise<void> =
   finishers = undefined
   const durationMs = Date.now() - started
   if (skipped) results.push({ name, state: "skip", durationMs })
-  else if (t.fails) results.push(error === undefined ? { name, state: "fail", durationMs, error: "expected to fail" } : { name, state: "pass", durationMs })
-  else results.push(error === undefined ? { name, state: "pass", durationMs } : { name, state: "fail", durationMs, error: describeError(error) })
+  else if (t.fails)
+    results.push(
+      error === undefined
+        ? { name, state: "fail", durationMs, error: "expected to fail" }
+        : { name, state: "pass", durationMs }
+    )
+  else
+    results.push(
+      error === undefined
+        ? { name, state: "pass", durationMs }
+        : { name, state: "fail", durationMs, error: describeError(error) }
+    )
 }
 
 const runSuite = async (suite: SuiteTask, results: Array<TestResult>): Promise<void> => {
@@ -315,7 +360,13 @@ const runSuite = async (suite: SuiteTask, results: Array<TestResult>): Promise<v
   }
   for (const t of suite.tasks) {
     if (setupError !== undefined) {
-      if (t.type === "test") results.push({ name: fullName(t), state: "fail", durationMs: 0, error: `beforeAll failed: ${describeError(setupError)}` })
+      if (t.type === "test")
+        results.push({
+          name: fullName(t),
+          state: "fail",
+          durationMs: 0,
+          error: `beforeAll failed: ${describeError(setupError)}`
+        })
       continue
     }
     if (t.type === "suite") await runSuite(t, results)

@@ -13,10 +13,14 @@ export const app = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
 /** Builds `dist/<which>` (the bundle via `agent-runtime bundle`, esbuild, config.capnp). */
 export const build = (which: "worker" | "conformance"): void => {
-  execFileSync(process.execPath, ["--conditions=@agent-runtime/source", "--import", "tsx", join(app, "scripts/build.ts"), which], {
-    cwd: app,
-    stdio: "pipe"
-  })
+  execFileSync(
+    process.execPath,
+    ["--conditions=@agent-runtime/source", "--import", "tsx", join(app, "scripts/build.ts"), which],
+    {
+      cwd: app,
+      stdio: "pipe"
+    }
+  )
 }
 
 /** The workerd binary of the npm package. */
@@ -32,7 +36,9 @@ const freePort = () =>
     server.once("error", reject)
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolvePort(address.port) : reject(new Error("no port"))))
+      server.close(() =>
+        typeof address === "object" && address !== null ? resolvePort(address.port) : reject(new Error("no port"))
+      )
     })
   })
 

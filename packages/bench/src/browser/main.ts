@@ -18,7 +18,14 @@
  *
  * @since 0.1.0
  */
-import { AgentRuntime, type AgentRuntimeShape, AgentRuntimes, agentId, makeMetadata, type WasmValue } from "@agent-runtime/domain"
+import {
+  AgentRuntime,
+  type AgentRuntimeShape,
+  AgentRuntimes,
+  agentId,
+  makeMetadata,
+  type WasmValue
+} from "@agent-runtime/domain"
 import { BrowserEngine } from "@agent-runtime/engine-browser"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
@@ -66,7 +73,11 @@ let sink: unknown
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** Runs `body(batch)` (which returns elapsed ms) once to warm up, then `samples` times. */
-const sample = async (samples: number, batch: number, body: (batch: number) => number | Promise<number>): Promise<Array<number>> => {
+const sample = async (
+  samples: number,
+  batch: number,
+  body: (batch: number) => number | Promise<number>
+): Promise<Array<number>> => {
   await body(batch)
   const out: Array<number> = []
   for (let i = 0; i < samples; i++) out.push((await body(batch)) / batch)
@@ -131,7 +142,8 @@ const startSpinningWorker = async () => {
     Atomics.store(i32, 0, n)
     const since = performance.now()
     for (let i = 1; Atomics.load(i32, 1) !== n; i++) {
-      if ((i & 0xffff) === 0 && performance.now() - since > 10_000) throw new Error("the spinning worker does not answer")
+      if ((i & 0xffff) === 0 && performance.now() - since > 10_000)
+        throw new Error("the spinning worker does not answer")
     }
   }
   const stop = () => {
@@ -149,18 +161,16 @@ const makeRuntime = async (options: BrowserEngine.BrowserEngineOptions) => {
     Layer.provide(verifier)
   )
   const managed = ManagedRuntime.make(layer)
-  const { runtime, engine } = await managed.runPromise(Effect.gen(function*() {
-    return { runtime: yield* AgentRuntime, engine: yield* BrowserEngine.BrowserEngine }
-  }))
+  const { runtime, engine } = await managed.runPromise(
+    Effect.gen(function* () {
+      return { runtime: yield* AgentRuntime, engine: yield* BrowserEngine.BrowserEngine }
+    })
+  )
   const run = <A, E>(effect: Effect.Effect<A, E, never>): Promise<A> => managed.runPromise(effect)
   return { runtime, engine, run, dispose: () => managed.dispose() }
 }
 
-const spawn = async (
-  bench: Awaited<ReturnType<typeof makeRuntime>>,
-  name: string,
-  bytes: Uint8Array
-) => {
+const spawn = async (bench: Awaited<ReturnType<typeof makeRuntime>>, name: string, bytes: Uint8Array) => {
   const moduleId = await bench.run(bench.runtime.loadModule(bytes, makeMetadata({ name, version: "1.0.0" })))
   const id = agentId(`bench-${name}`)
   await bench.run(bench.runtime.spawnAgent(id, moduleId, { memoryLimit: MiB }))
@@ -168,19 +178,22 @@ const spawn = async (
 }
 
 /** `batch` calls of `runtime.invoke` in one `Effect.gen`; returns the elapsed ms. */
-const invokeLoop = (
-  bench: { runtime: AgentRuntimeShape; run: <A, E>(e: Effect.Effect<A, E, never>) => Promise<A> },
-  id: ReturnType<typeof agentId>,
-  fn: string,
-  args: ReadonlyArray<WasmValue>
-) =>
-async (batch: number): Promise<number> => {
-  const start = performance.now()
-  await bench.run(Effect.gen(function*() {
-    for (let i = 0; i < batch; i++) sink = yield* bench.runtime.invoke(id, fn, args)
-  }))
-  return performance.now() - start
-}
+const invokeLoop =
+  (
+    bench: { runtime: AgentRuntimeShape; run: <A, E>(e: Effect.Effect<A, E, never>) => Promise<A> },
+    id: ReturnType<typeof agentId>,
+    fn: string,
+    args: ReadonlyArray<WasmValue>
+  ) =>
+  async (batch: number): Promise<number> => {
+    const start = performance.now()
+    await bench.run(
+      Effect.gen(function* () {
+        for (let i = 0; i < batch; i++) sink = yield* bench.runtime.invoke(id, fn, args)
+      })
+    )
+    return performance.now() - start
+  }
 
 export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOutput> => {
   const rows: Array<BrowserBenchRow> = []
@@ -191,19 +204,32 @@ export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOu
 
   // raw direct export calls (baselines of the in-page rows)
   const noop = new WebAssembly.Instance(await WebAssembly.compile(noopBytes), {}).exports["noop"] as () => void
-  const add = new WebAssembly.Instance(await WebAssembly.compile(addBytes), {}).exports["add"] as (a: number, b: number) => number
+  const add = new WebAssembly.Instance(await WebAssembly.compile(addBytes), {}).exports["add"] as (
+    a: number,
+    b: number
+  ) => number
   const rawNoop = "direct export call: no-op"
   const rawAdd = "direct export call: add(i32,i32)"
-  rows.push({ name: rawNoop, batch: rawBatch, samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = noop()))) })
-  rows.push({ name: rawAdd, batch: rawBatch, samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = add(20, 22)))) })
+  rows.push({
+    name: rawNoop,
+    batch: rawBatch,
+    samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = noop())))
+  })
+  rows.push({
+    name: rawAdd,
+    batch: rawBatch,
+    samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = add(20, 22))))
+  })
 
   // in-page engine
   const inPage = await makeRuntime({ mode: "inPage" })
   try {
-    if (inPage.engine.transport !== "inPage") throw new Error(`in-page engine runs with transport ${inPage.engine.transport}`)
+    if (inPage.engine.transport !== "inPage")
+      throw new Error(`in-page engine runs with transport ${inPage.engine.transport}`)
     const noopId = await spawn(inPage, "noop", noopBytes)
     const addId = await spawn(inPage, "no-memory", addBytes)
-    if ((await inPage.run(inPage.runtime.invoke(addId, "add", [20, 22])))[0] !== 42) throw new Error("in-page add(20, 22) is not 42")
+    if ((await inPage.run(inPage.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
+      throw new Error("in-page add(20, 22) is not 42")
     rows.push({
       name: "in-page runtime.invoke: no-op",
       baseline: rawNoop,
@@ -280,10 +306,12 @@ export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOu
   } else {
     const workers = await makeRuntime({ mode: "workers", channel: "shared", workers: 1 })
     try {
-      if (workers.engine.transport !== "shared") throw new Error(`worker engine runs with transport ${workers.engine.transport}`)
+      if (workers.engine.transport !== "shared")
+        throw new Error(`worker engine runs with transport ${workers.engine.transport}`)
       const noopId = await spawn(workers, "noop", noopBytes)
       const addId = await spawn(workers, "no-memory", addBytes)
-      if ((await workers.run(workers.runtime.invoke(addId, "add", [20, 22])))[0] !== 42) throw new Error("worker add(20, 22) is not 42")
+      if ((await workers.run(workers.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
+        throw new Error("worker add(20, 22) is not 42")
       rows.push({
         name: "worker (shared channel) runtime.invoke no-op (hot agent)",
         baseline: rawSpinning,

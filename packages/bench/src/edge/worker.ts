@@ -46,9 +46,11 @@ const start = async (): Promise<Ready> => {
   )
   const managed = ManagedRuntime.make(layer)
   const run = <A, E>(effect: Effect.Effect<A, E, never>): Promise<A> => managed.runPromise(effect)
-  const runtime = await managed.runPromise(Effect.gen(function*() {
-    return yield* AgentRuntime
-  }))
+  const runtime = await managed.runPromise(
+    Effect.gen(function* () {
+      return yield* AgentRuntime
+    })
+  )
   const bytes = registry.originalBytes(type.moduleHash)
   if (bytes === undefined) throw new Error("the bundle has no original bytes (includeOriginal)")
   const moduleId = await run(runtime.loadModule(bytes, makeMetadata({ name: type.name, version: type.version })))
@@ -69,16 +71,19 @@ export default {
       const ctx = await ready
       const op = url.searchParams.get("op") ?? "none"
       const n = Number(url.searchParams.get("n") ?? "0")
-      if (!Number.isSafeInteger(n) || n < 0) return json(400, { error: `bad n ${JSON.stringify(url.searchParams.get("n"))}` })
+      if (!Number.isSafeInteger(n) || n < 0)
+        return json(400, { error: `bad n ${JSON.stringify(url.searchParams.get("n"))}` })
       let result = 0
       if (op === "raw") {
         for (let i = 0; i < n; i++) result = ctx.add(20, i & 1)
       } else if (op === "invoke") {
-        result = await ctx.run(Effect.gen(function*() {
-          let last = 0
-          for (let i = 0; i < n; i++) last = (yield* ctx.runtime.invoke(ctx.id, "add", [20, i & 1]))[0] as number
-          return last
-        }))
+        result = await ctx.run(
+          Effect.gen(function* () {
+            let last = 0
+            for (let i = 0; i < n; i++) last = (yield* ctx.runtime.invoke(ctx.id, "add", [20, i & 1]))[0] as number
+            return last
+          })
+        )
       } else if (op !== "none") return json(400, { error: `bad op ${JSON.stringify(op)}` })
       return json(200, { op, n, result })
     } catch (e) {

@@ -65,8 +65,14 @@ export const crossEngineScenarios: ReadonlyArray<CrossEngineScenario> = [
     id: "xengine-counter",
     agent: "counter",
     memoryLimit: MiB,
-    before: [{ fn: "add", args: [41] }, { fn: "increment", args: [] }],
-    after: [{ fn: "get", args: [], results: [42] }, { fn: "increment", args: [], results: [43] }]
+    before: [
+      { fn: "add", args: [41] },
+      { fn: "increment", args: [] }
+    ],
+    after: [
+      { fn: "get", args: [], results: [42] },
+      { fn: "increment", args: [], results: [43] }
+    ]
   },
   {
     // 4 pages of memory, page 2 all zero (skipped), bytes written in pages 1 and 3
@@ -120,7 +126,8 @@ export const toBase64 = (bytes: Uint8Array): string => {
 export const normalized = (snapshot: InstanceSnapshot): InstanceSnapshot => ({ ...snapshot, takenAt: 0 })
 
 /** The stored vector bytes of a snapshot: `SnapshotCodec.encode` with a gzip payload, `takenAt` normalised. */
-export const encodeVector = (snapshot: InstanceSnapshot) => SnapshotCodec.encode(normalized(snapshot), { compression: gzip })
+export const encodeVector = (snapshot: InstanceSnapshot) =>
+  SnapshotCodec.encode(normalized(snapshot), { compression: gzip })
 
 /** Decodes one reference vector (fails on a corrupt vector or, with `expectedModuleHash`, a vector of another build). */
 export const decodeVector = (id: string, expectedModuleHash?: string) =>
@@ -135,7 +142,7 @@ export const decodeVector = (id: string, expectedModuleHash?: string) =>
 
 /** Runs a scenario's `before` calls on a fresh agent and returns the runtime's snapshot of it. */
 export const drive = (t: TestRuntime, s: CrossEngineScenario) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     yield* t.spawn(s.id, s.agent, { memoryLimit: s.memoryLimit })
     for (const c of s.before) yield* t.call(s.id, c.fn, c.args)
     return yield* t.rt.snapshot(agentId(s.id))
@@ -143,7 +150,7 @@ export const drive = (t: TestRuntime, s: CrossEngineScenario) =>
 
 /** Runs a scenario's `after` calls and checks each result. */
 export const checkAfter = (t: TestRuntime, s: CrossEngineScenario) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (const c of s.after) {
       const results = yield* t.call(s.id, c.fn, c.args)
       if (c.results !== undefined) expect([c.fn, c.args, results]).toEqual([c.fn, c.args, c.results])
@@ -161,7 +168,7 @@ export const crossEngineCases = ({ run, caps, name }: SuiteContext) =>
         `${s.agent}: the reference snapshot taken on ${snapshotVectors.producedBy} (SnapshotCodec + gzip bytes) restores here and the agent continues`,
         () =>
           run((t) =>
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               const moduleId = yield* t.load(s.agent)
               const snap = yield* Effect.orDie(decodeVector(s.id))
               expect(snap.moduleId, stale(s)).toBe(moduleId)
@@ -182,7 +189,7 @@ export const crossEngineCases = ({ run, caps, name }: SuiteContext) =>
         `${s.agent}: a snapshot taken here after the same calls is the reference, byte for byte`,
         () =>
           run((t) =>
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               const mine = yield* drive(t, s)
               const reference = yield* Effect.orDie(decodeVector(s.id))
               expect(mine.moduleHash, stale(s)).toBe(reference.moduleHash)

@@ -23,38 +23,45 @@ const CAP = MiB / ENTRY
 
 export const tableCases = ({ run }: SuiteContext) =>
   describe("tables in the memory budget (issue 12 item 1)", () => {
-    it.effect("table.grow(9 999 999) returns -1; the table grows to the budget and no further; memory reports include it; the pool stays exact", () =>
-      Effect.gen(function*() {
-        const bytes = yield* Effect.orDie(signModule(tableBombModule(), { name: "table-bomb", version: "1.0.0" }, testOnlyKeyPair.secretKey))
-        yield* run(
-          (t) =>
-            Effect.gen(function*() {
-              const { rt } = t
-              const m: ModuleId = yield* rt.loadModule(bytes, makeMetadata({ name: "table-bomb", version: "1.0.0" }))
-              for (const id of ["b0", "b1"]) {
-                yield* rt.spawnAgent(agentId(id), m, { memoryLimit: MiB })
-                expect(yield* t.call(id, "grow", [9_999_999])).toEqual([-1])
-                expect(yield* t.call(id, "size")).toEqual([1])
-                expect((yield* t.info(id)).budget.used).toBe(ENTRY) // one entry: the table is in the agent's memory
-                expect(yield* t.call(id, "grow", [99])).toEqual([1])
-                expect((yield* t.info(id)).budget.used).toBe(100 * ENTRY)
-              }
-              // b0 fills its budget exactly with table entries, then is refused inside the guest
-              expect(yield* t.call("b0", "grow", [CAP - 100])).toEqual([100])
-              expect(yield* t.call("b0", "grow", [1])).toEqual([-1])
-              expect(yield* t.call("b0", "size")).toEqual([CAP])
-              expect((yield* t.info("b0")).budget.used).toBe(MiB)
-              const stats = yield* rt.stats
-              expect(stats.memory).toMatchObject({ total: 2 * MiB, used: 2 * MiB, reserved: 2 * MiB })
-              // the pool is full: a third agent is refused before it can grow anything
-              expect(yield* Effect.flip(rt.spawnAgent(agentId("b2"), m, { memoryLimit: MiB }))).toMatchObject({ _tag: "InsufficientMemory" })
-              // the pool is right, and health sees the real usage: b0 at 100 % of its budget is Degraded, b1 Healthy
-              const health = new Map((yield* rt.checkHealth).map((h) => [h.agentId as string, h.status]))
-              expect(Object.fromEntries(health)).toEqual({ b0: "Degraded", b1: "Healthy" })
-              for (const id of ["b0", "b1"]) yield* rt.evictAgent(agentId(id), "Manual")
-              expect((yield* rt.stats).memory).toMatchObject({ used: 0, reserved: 0 })
-            }),
-          { settings: { pool: { totalMemory: 2 * MiB }, autoPressure: false } }
-        )
-      }))
+    it.effect(
+      "table.grow(9 999 999) returns -1; the table grows to the budget and no further; memory reports include it; the pool stays exact",
+      () =>
+        Effect.gen(function* () {
+          const bytes = yield* Effect.orDie(
+            signModule(tableBombModule(), { name: "table-bomb", version: "1.0.0" }, testOnlyKeyPair.secretKey)
+          )
+          yield* run(
+            (t) =>
+              Effect.gen(function* () {
+                const { rt } = t
+                const m: ModuleId = yield* rt.loadModule(bytes, makeMetadata({ name: "table-bomb", version: "1.0.0" }))
+                for (const id of ["b0", "b1"]) {
+                  yield* rt.spawnAgent(agentId(id), m, { memoryLimit: MiB })
+                  expect(yield* t.call(id, "grow", [9_999_999])).toEqual([-1])
+                  expect(yield* t.call(id, "size")).toEqual([1])
+                  expect((yield* t.info(id)).budget.used).toBe(ENTRY) // one entry: the table is in the agent's memory
+                  expect(yield* t.call(id, "grow", [99])).toEqual([1])
+                  expect((yield* t.info(id)).budget.used).toBe(100 * ENTRY)
+                }
+                // b0 fills its budget exactly with table entries, then is refused inside the guest
+                expect(yield* t.call("b0", "grow", [CAP - 100])).toEqual([100])
+                expect(yield* t.call("b0", "grow", [1])).toEqual([-1])
+                expect(yield* t.call("b0", "size")).toEqual([CAP])
+                expect((yield* t.info("b0")).budget.used).toBe(MiB)
+                const stats = yield* rt.stats
+                expect(stats.memory).toMatchObject({ total: 2 * MiB, used: 2 * MiB, reserved: 2 * MiB })
+                // the pool is full: a third agent is refused before it can grow anything
+                expect(yield* Effect.flip(rt.spawnAgent(agentId("b2"), m, { memoryLimit: MiB }))).toMatchObject({
+                  _tag: "InsufficientMemory"
+                })
+                // the pool is right, and health sees the real usage: b0 at 100 % of its budget is Degraded, b1 Healthy
+                const health = new Map((yield* rt.checkHealth).map((h) => [h.agentId as string, h.status]))
+                expect(Object.fromEntries(health)).toEqual({ b0: "Degraded", b1: "Healthy" })
+                for (const id of ["b0", "b1"]) yield* rt.evictAgent(agentId(id), "Manual")
+                expect((yield* rt.stats).memory).toMatchObject({ used: 0, reserved: 0 })
+              }),
+            { settings: { pool: { totalMemory: 2 * MiB }, autoPressure: false } }
+          )
+        })
+    )
   })

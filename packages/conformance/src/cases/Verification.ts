@@ -27,7 +27,7 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
   describe("verification (Invariant 5)", () => {
     it.effect("every signed agent loads with the test trust store, signed by the TEST-ONLY key", () =>
       run(({ rt, load }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           for (const name of agentNames) {
             const id = yield* load(name)
             const module = yield* rt.getModule(id)
@@ -36,22 +36,26 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
           }
           expect((yield* rt.stats).modules).toBe(agentNames.length)
         })
-      ))
+      )
+    )
 
     it.effect("an unsigned agent is refused with InvalidSignature (unsigned) and nothing is registered", () =>
       run(({ rt }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const unsigned = strip(yield* fixtures.bytes("counter"))
-          const e = yield* Effect.flip(rt.loadModule(unsigned, makeMetadata({ name: "counter", version: fixtures.version("counter") })))
+          const e = yield* Effect.flip(
+            rt.loadModule(unsigned, makeMetadata({ name: "counter", version: fixtures.version("counter") }))
+          )
           expect(e).toBeInstanceOf(InvalidSignature)
           expect(e.message).toMatch(/unsigned/)
           expect((yield* rt.stats).modules).toBe(0)
         })
-      ))
+      )
+    )
 
     it.effect("a tampered agent (one byte flipped in its code, outside the signature section) is refused", () =>
       run(({ rt }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           for (const name of ["counter", "text"] as const) {
             const bytes = yield* fixtures.bytes(name)
             const code = section(bytes, SectionId.code)
@@ -65,58 +69,74 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
           const text = yield* fixtures.bytes("text")
           const data = section(text, SectionId.data)
           text[data.end - 1] = text[data.end - 1]! ^ 0x80
-          const d = yield* Effect.flip(rt.loadModule(text, makeMetadata({ name: "text", version: fixtures.version("text") })))
+          const d = yield* Effect.flip(
+            rt.loadModule(text, makeMetadata({ name: "text", version: fixtures.version("text") }))
+          )
           expect(d.message).toMatch(/tampered/)
           expect((yield* rt.stats).modules).toBe(0)
         })
-      ))
+      )
+    )
 
     it.effect("a signature for another name or version (wrong metadata) is refused", () =>
       run(({ rt }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const bytes = yield* fixtures.bytes("counter")
-          const wrongName = yield* Effect.flip(rt.loadModule(bytes, makeMetadata({ name: "text", version: fixtures.version("counter") })))
+          const wrongName = yield* Effect.flip(
+            rt.loadModule(bytes, makeMetadata({ name: "text", version: fixtures.version("counter") }))
+          )
           expect(wrongName).toBeInstanceOf(InvalidSignature)
           expect(wrongName.message).toMatch(/metadata mismatch/)
-          const wrongVersion = yield* Effect.flip(rt.loadModule(bytes, makeMetadata({ name: "counter", version: "9.9.9" })))
+          const wrongVersion = yield* Effect.flip(
+            rt.loadModule(bytes, makeMetadata({ name: "counter", version: "9.9.9" }))
+          )
           expect(wrongVersion.message).toMatch(/metadata mismatch/)
         })
-      ))
+      )
+    )
 
-    it.effect("a module signed by an untrusted key is refused; the same module is refused by an empty trust store", () =>
-      Effect.gen(function*() {
-        const unsigned = strip(yield* fixtures.bytes("counter"))
-        const resigned = yield* Effect.orDie(signModule(unsigned, { name: "counter", version: fixtures.version("counter") }, otherKey.secretKey))
-        const meta = makeMetadata({ name: "counter", version: fixtures.version("counter") })
-        yield* run(({ rt }) =>
-          Effect.gen(function*() {
-            const e = yield* Effect.flip(rt.loadModule(resigned, meta))
-            expect(e).toBeInstanceOf(InvalidSignature)
-            expect(e.message).toMatch(new RegExp(`untrusted key ${otherKey.keyId}`))
-          })
-        )
-        // the fixture signed with the TEST-ONLY key, under a trust store that only knows the other key
-        const signed = yield* fixtures.bytes("counter")
-        yield* run(
-          ({ rt }) =>
-            Effect.gen(function*() {
-              const e = yield* Effect.flip(rt.loadModule(signed, meta))
-              expect(e.message).toMatch(/untrusted key/)
-              // … while the module signed by the now-trusted key loads
-              const id = yield* rt.loadModule(resigned, meta)
-              expect((yield* rt.getModule(id)).signedBy).toBe(otherKey.keyId)
-            }),
-          { verifier: { trustStore: TrustStore.empty.add(otherKey.publicKey, "other") } }
-        )
-      }))
+    it.effect(
+      "a module signed by an untrusted key is refused; the same module is refused by an empty trust store",
+      () =>
+        Effect.gen(function* () {
+          const unsigned = strip(yield* fixtures.bytes("counter"))
+          const resigned = yield* Effect.orDie(
+            signModule(unsigned, { name: "counter", version: fixtures.version("counter") }, otherKey.secretKey)
+          )
+          const meta = makeMetadata({ name: "counter", version: fixtures.version("counter") })
+          yield* run(({ rt }) =>
+            Effect.gen(function* () {
+              const e = yield* Effect.flip(rt.loadModule(resigned, meta))
+              expect(e).toBeInstanceOf(InvalidSignature)
+              expect(e.message).toMatch(new RegExp(`untrusted key ${otherKey.keyId}`))
+            })
+          )
+          // the fixture signed with the TEST-ONLY key, under a trust store that only knows the other key
+          const signed = yield* fixtures.bytes("counter")
+          yield* run(
+            ({ rt }) =>
+              Effect.gen(function* () {
+                const e = yield* Effect.flip(rt.loadModule(signed, meta))
+                expect(e.message).toMatch(/untrusted key/)
+                // … while the module signed by the now-trusted key loads
+                const id = yield* rt.loadModule(resigned, meta)
+                expect((yield* rt.getModule(id)).signedBy).toBe(otherKey.keyId)
+              }),
+            { verifier: { trustStore: TrustStore.empty.add(otherKey.publicKey, "other") } }
+          )
+        })
+    )
 
     it.effect("allowUnsigned: true admits the unsigned agent (signedBy undefined), which then runs", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const unsigned = strip(yield* fixtures.bytes("counter"))
         yield* run(
           ({ rt }) =>
-            Effect.gen(function*() {
-              const id = yield* rt.loadModule(unsigned, makeMetadata({ name: "counter", version: fixtures.version("counter") }))
+            Effect.gen(function* () {
+              const id = yield* rt.loadModule(
+                unsigned,
+                makeMetadata({ name: "counter", version: fixtures.version("counter") })
+              )
               expect((yield* rt.getModule(id)).signedBy).toBeUndefined()
               yield* rt.spawnAgent(agentId("u"), id, { memoryLimit: MiB })
               expect(yield* rt.invoke(agentId("u"), "increment")).toEqual([1])
@@ -124,15 +144,18 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
               const tampered = yield* fixtures.bytes("counter")
               const code = section(tampered, SectionId.code)
               tampered[code.start + 1] = tampered[code.start + 1]! ^ 0x01
-              const e = yield* Effect.flip(rt.loadModule(tampered, makeMetadata({ name: "counter", version: fixtures.version("counter") })))
+              const e = yield* Effect.flip(
+                rt.loadModule(tampered, makeMetadata({ name: "counter", version: fixtures.version("counter") }))
+              )
               expect(e).toBeInstanceOf(InvalidSignature)
             }),
           { verifier: { allowUnsigned: true } }
         )
-      }))
+      })
+    )
 
     it.effect("malformed contents in a correctly signed module → CompileError with the byte offset", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const unsigned = strip(yield* fixtures.bytes("counter"))
         const types = section(unsigned, SectionId.type)
         // the first function type's form byte (0x60 after the LEB128 count) becomes an unknown form
@@ -141,10 +164,14 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
         at++
         expect(unsigned[at]).toBe(0x60)
         unsigned[at] = 0x5f
-        const signed = yield* Effect.orDie(signModule(unsigned, { name: "counter", version: fixtures.version("counter") }, testOnlyKeyPair.secretKey))
+        const signed = yield* Effect.orDie(
+          signModule(unsigned, { name: "counter", version: fixtures.version("counter") }, testOnlyKeyPair.secretKey)
+        )
         yield* run(({ rt }) =>
-          Effect.gen(function*() {
-            const e = yield* Effect.flip(rt.loadModule(signed, makeMetadata({ name: "counter", version: fixtures.version("counter") })))
+          Effect.gen(function* () {
+            const e = yield* Effect.flip(
+              rt.loadModule(signed, makeMetadata({ name: "counter", version: fixtures.version("counter") }))
+            )
             expect(e).toBeInstanceOf(CompileError)
             const offset = (e as CompileError).offset
             expect(offset).toBeTypeOf("number")
@@ -152,17 +179,21 @@ export const verificationCases = ({ run, fixtures }: SuiteContext) =>
             expect((yield* rt.stats).modules).toBe(0)
           })
         )
-      }))
+      })
+    )
 
     it.effect("a module larger than maxModuleBytes → ModuleTooLarge { size, limit }", () =>
       run(
         ({ rt }) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             const bytes = yield* fixtures.bytes("text")
-            const e = yield* Effect.flip(rt.loadModule(bytes, makeMetadata({ name: "text", version: fixtures.version("text") })))
+            const e = yield* Effect.flip(
+              rt.loadModule(bytes, makeMetadata({ name: "text", version: fixtures.version("text") }))
+            )
             expect(e).toBeInstanceOf(ModuleTooLarge)
             expect(e).toMatchObject({ size: bytes.byteLength, limit: 1024 })
           }),
         { settings: { maxModuleBytes: 1024 } }
-      ))
+      )
+    )
   })

@@ -79,13 +79,18 @@ export interface Real {
 }
 
 /** A typed outcome: the value, or the failure's `_tag`. */
-export type Outcome<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly tag: string; readonly error: unknown }
+export type Outcome<A> =
+  | { readonly ok: true; readonly value: A }
+  | { readonly ok: false; readonly tag: string; readonly error: unknown }
 
 export const outcome = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Outcome<A>> =>
   Effect.map(Effect.result(effect), (r): Outcome<A> => {
     if (r._tag === "Success") return { ok: true, value: r.success }
     const e = r.failure as unknown
-    const tag = typeof e === "object" && e !== null && typeof (e as { _tag?: unknown })._tag === "string" ? (e as { _tag: string })._tag : "untyped"
+    const tag =
+      typeof e === "object" && e !== null && typeof (e as { _tag?: unknown })._tag === "string"
+        ? (e as { _tag: string })._tag
+        : "untyped"
     return { ok: false, tag, error: e }
   })
 
@@ -98,7 +103,11 @@ const fail = (step: string, what: string): never => {
 
 const expectTag = <A>(step: string, o: Outcome<A>, tags: ReadonlyArray<string>): void => {
   if (o.ok) fail(step, `expected a failure tagged ${tags.join(" | ")}, got success`)
-  else if (!tags.includes(o.tag)) fail(step, `expected ${tags.join(" | ")}, got ${o.tag}: ${String((o.error as { message?: unknown }).message ?? o.error)}`)
+  else if (!tags.includes(o.tag))
+    fail(
+      step,
+      `expected ${tags.join(" | ")}, got ${o.tag}: ${String((o.error as { message?: unknown }).message ?? o.error)}`
+    )
 }
 
 const typed = <A>(step: string, o: Outcome<A>): void => {
@@ -145,7 +154,8 @@ export const checkStep = async (
   const lastEvent = new Map<string, RuntimeEvent["_tag"]>()
   for (const e of fresh) {
     const id = agentEventId(e)
-    if (id !== undefined && ["AgentSpawned", "AgentEvicted", "AgentPassivated", "AgentActivated"].includes(e._tag)) lastEvent.set(id, e._tag)
+    if (id !== undefined && ["AgentSpawned", "AgentEvicted", "AgentPassivated", "AgentActivated"].includes(e._tag))
+      lastEvent.set(id, e._tag)
   }
   // Agents that went away: the model allows it, and an event says why.
   for (const [id, a] of [...m.agents]) {
@@ -166,20 +176,26 @@ export const checkStep = async (
     const a = m.agents.get(id)
     if (a !== undefined && a.state !== "Passivated") continue
     const why = lastEvent.get(id)
-    if (why !== "AgentSpawned" && why !== "AgentActivated") fail(step, `${id} appeared without AgentSpawned / AgentActivated (last ${why ?? "none"})`)
+    if (why !== "AgentSpawned" && why !== "AgentActivated")
+      fail(step, `${id} appeared without AgentSpawned / AgentActivated (last ${why ?? "none"})`)
     if (a === undefined && !options.mayAdd) fail(step, `${id} appeared`)
     if (a !== undefined) a.state = info.state
   }
   // Evictions and passivations the events report happened to agents the model had (events consistent).
   for (const e of fresh) {
-    if (e._tag === "AgentEvicted" && byId.has(String(e.agentId)) && lastEvent.get(String(e.agentId)) === "AgentEvicted") {
+    if (
+      e._tag === "AgentEvicted" &&
+      byId.has(String(e.agentId)) &&
+      lastEvent.get(String(e.agentId)) === "AgentEvicted"
+    ) {
       fail(step, `AgentEvicted for ${e.agentId}, which is still live`)
     }
   }
   for (const [id, a] of m.agents) {
     const info = byId.get(id)
     if (info === undefined) continue
-    if (a.kind === "counter" && a.state !== info.state) fail(step, `${id}: model state ${a.state}, runtime ${info.state}`)
+    if (a.kind === "counter" && a.state !== info.state)
+      fail(step, `${id}: model state ${a.state}, runtime ${info.state}`)
     a.state = info.state
     if (info.budget.limit !== a.reserved) fail(step, `${id}: budget ${info.budget.limit}, reserved ${a.reserved}`)
   }
@@ -192,7 +208,8 @@ export const checkStep = async (
   if (mem.available !== Math.max(0, mem.total - mem.used)) fail(step, `available ${mem.available} ≠ total - used`)
   if (stats.value.agents !== byId.size) fail(step, `stats.agents ${stats.value.agents}, agents listed ${byId.size}`)
   const passivated = [...m.agents.values()].filter((a) => a.state === "Passivated").length
-  if (stats.value.passivated !== passivated) fail(step, `stats.passivated ${stats.value.passivated}, model ${passivated}`)
+  if (stats.value.passivated !== passivated)
+    fail(step, `stats.passivated ${stats.value.passivated}, model ${passivated}`)
   checkStates(step, stats.value, byId)
   // Invariant 5: only verified modules count.
   if (stats.value.modules !== m.modules) fail(step, `${stats.value.modules} modules loaded, model ${m.modules}`)
@@ -228,7 +245,13 @@ export const spawn = async (m: Model, real: Real, id: string, kind: Kind, limitM
   else if (reserved + limitMiB * MiB > real.totalMemory) expectTag(step, o, ["InsufficientMemory"])
   else if (!o.ok) fail(step, `refused with ${o.tag}`)
   if (o.ok) {
-    m.agents.set(id, { kind, value: kind === "counter" ? 0 : undefined, state: o.value.state, reserved: limitMiB * MiB, saved: new Set() })
+    m.agents.set(id, {
+      kind,
+      value: kind === "counter" ? 0 : undefined,
+      state: o.value.state,
+      reserved: limitMiB * MiB,
+      saved: new Set()
+    })
     m.gone.delete(id)
   }
   await checkStep(step, m, real)
@@ -257,13 +280,15 @@ export const invoke = async (m: Model, real: Real, id: string, n: number): Promi
   if (a === undefined) expectTag(step, o, ["AgentNotFound"])
   else if (a.kind === "counter") {
     if (a.state === "Paused") expectTag(step, o, ["AgentNotRunning"])
-    else if (a.state === "Passivated" && a.passivatedFrom === "Paused") expectTag(step, o, ["AgentNotRunning", "InsufficientMemory"])
+    else if (a.state === "Passivated" && a.passivatedFrom === "Paused")
+      expectTag(step, o, ["AgentNotRunning", "InsufficientMemory"])
     else if (a.state === "Passivated" && !o.ok) expectTag(step, o, ["InsufficientMemory"])
     else if (!o.ok) fail(step, `a counter call failed: ${o.tag}`)
     else {
       // the value is unknown only after a restore into a paused instance: learn it from this call
       const expected = a.value === undefined ? Number(o.value[0]) : fn === "get" ? a.value : a.value + n
-      if (o.value[0] !== expected) fail(step, `Invariant 2: counter ${id} returned ${String(o.value[0])}, model ${String(expected)}`)
+      if (o.value[0] !== expected)
+        fail(step, `Invariant 2: counter ${id} returned ${String(o.value[0])}, model ${String(expected)}`)
       a.value = expected
     }
   }
@@ -296,7 +321,8 @@ export const evict = async (m: Model, real: Real, id: string): Promise<void> => 
     if (a.state === "Passivated") {
       // an evicted passivated agent leaves the passivated set (or the evict was refused: it stays)
       const stats = await real.run(real.rt.stats)
-      const still = stats.ok && stats.value.passivated === [...m.agents.values()].filter((x) => x.state === "Passivated").length
+      const still =
+        stats.ok && stats.value.passivated === [...m.agents.values()].filter((x) => x.state === "Passivated").length
       if (!still) {
         m.agents.delete(id)
         m.gone.set(id, a)
@@ -323,7 +349,10 @@ export const health = async (m: Model, real: Real): Promise<void> => {
   const infos = await real.run(real.rt.agents)
   for (const info of infos.ok ? infos.value : []) {
     if (info.health === "Unhealthy" && info.consecutiveFailures > real.failureThreshold) {
-      fail("health", `Invariant 3: ${info.agentId} is Unhealthy after ${info.consecutiveFailures} failures and still ${info.state}`)
+      fail(
+        "health",
+        `Invariant 3: ${info.agentId} is Unhealthy after ${info.consecutiveFailures} failures and still ${info.state}`
+      )
     }
   }
 }
@@ -357,7 +386,11 @@ export const restore = async (m: Model, real: Real, id: string): Promise<void> =
   typed(step, o)
   if (before === undefined) expectTag(step, o, ["AgentNotFound"])
   if (o.ok && before !== undefined) {
-    const a: ModelAgent = m.agents.get(id) ?? { ...before, reserved: o.value.budget.limit, saved: new Set(before.saved) }
+    const a: ModelAgent = m.agents.get(id) ?? {
+      ...before,
+      reserved: o.value.budget.limit,
+      saved: new Set(before.saved)
+    }
     a.state = o.value.state
     m.agents.set(id, a)
     m.gone.delete(id)
@@ -365,7 +398,8 @@ export const restore = async (m: Model, real: Real, id: string): Promise<void> =
       const v = await real.run(real.rt.invoke(agentId(id), "get", []))
       if (v.ok) {
         const value = Number(v.value[0])
-        if (a.saved.size > 0 && !a.saved.has(value)) fail(step, `restored value ${value}, saved values [${[...a.saved].join(", ")}]`)
+        if (a.saved.size > 0 && !a.saved.has(value))
+          fail(step, `restored value ${value}, saved values [${[...a.saved].join(", ")}]`)
         a.value = value
       } else if (a.state === "Running") fail(step, `get after restore failed: ${v.tag}`)
       else a.value = undefined

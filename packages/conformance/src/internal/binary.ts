@@ -50,7 +50,17 @@ export const section = (bytes: Uint8Array, id: number): SectionRange => {
 }
 
 /** Section ids (core spec §5.5.2). */
-export const SectionId = { custom: 0, type: 1, import: 2, function: 3, memory: 5, export: 7, start: 8, code: 10, data: 11 } as const
+export const SectionId = {
+  custom: 0,
+  type: 1,
+  import: 2,
+  function: 3,
+  memory: 5,
+  export: 7,
+  start: 8,
+  code: 10,
+  data: 11
+} as const
 
 /**
  * A minimal module (hand-assembled) whose only content is a memory of
@@ -71,9 +81,20 @@ export const memoryOnlyModule = (pages: number): Uint8Array => {
   const name = [..."memory"].map((c) => c.charCodeAt(0))
   const exports = [0x01, name.length, ...name, 0x02, 0x00]
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    SectionId.memory, ...leb(memory.length), ...memory,
-    SectionId.export, ...leb(exports.length), ...exports
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    SectionId.memory,
+    ...leb(memory.length),
+    ...memory,
+    SectionId.export,
+    ...leb(exports.length),
+    ...exports
   ])
 }
 
@@ -86,7 +107,14 @@ export const importedMemoryModule = (): Uint8Array => {
   const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
   const section = (id: number, payload: Array<number>) => [id, payload.length, ...payload]
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
     ...section(SectionId.import, [0x01, ...str("env"), ...str("memory"), 0x02, 0x00, 0x01]),
     ...section(SectionId.function, [0x02, 0x00, 0x01]),
@@ -102,11 +130,38 @@ export const importedMemoryModule = (): Uint8Array => {
  */
 export const startLoopModule = (): Uint8Array =>
   new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: [] -> []
-    0x03, 0x02, 0x01, 0x00, // func 0: type 0
-    0x08, 0x01, 0x00, // start: func 0
-    0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b // loop br 0 end end
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
+    0x04,
+    0x01,
+    0x60,
+    0x00,
+    0x00, // type 0: [] -> []
+    0x03,
+    0x02,
+    0x01,
+    0x00, // func 0: type 0
+    0x08,
+    0x01,
+    0x00, // start: func 0
+    0x0a,
+    0x09,
+    0x01,
+    0x07,
+    0x00,
+    0x03,
+    0x40,
+    0x0c,
+    0x00,
+    0x0b,
+    0x0b // loop br 0 end end
   ])
 
 /**
@@ -123,11 +178,29 @@ export const tableBombModule = (): Uint8Array => {
   const grow = [0x00, 0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x00, 0x0b] // ref.null func, local.get 0, table.grow 0
   const size = [0x00, 0xfc, 0x10, 0x00, 0x0b] // table.size 0
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
     ...section(SectionId.function, [0x02, 0x00, 0x01]),
     ...section(4, [0x01, 0x70, 0x00, 0x01]), // table section: one funcref table, min 1, no maximum
-    ...section(SectionId.export, [0x03, ...str("table"), 0x01, 0x00, ...str("grow"), 0x00, 0x00, ...str("size"), 0x00, 0x01]),
+    ...section(SectionId.export, [
+      0x03,
+      ...str("table"),
+      0x01,
+      0x00,
+      ...str("grow"),
+      0x00,
+      0x00,
+      ...str("size"),
+      0x00,
+      0x01
+    ]),
     ...section(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
   ])
 }
@@ -155,7 +228,11 @@ const I64_1E9 = [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03]
  * export sections (e.g. a global section). `body` is the raw function body: locals vector, then instructions.
  * Layout without extras: type section bytes 8..13, function 14..17, export 18..26, code from 27 (body at 31).
  */
-const runModule = (body: ReadonlyArray<number>, extra: ReadonlyArray<number> = [], after: ReadonlyArray<number> = []): Uint8Array =>
+const runModule = (
+  body: ReadonlyArray<number>,
+  extra: ReadonlyArray<number> = [],
+  after: ReadonlyArray<number> = []
+): Uint8Array =>
   Uint8Array.from([
     ...HEADER,
     ...hSection(SectionId.type, [0x01, 0x60, 0x00, 0x00]),
@@ -173,7 +250,12 @@ const runModule = (body: ReadonlyArray<number>, extra: ReadonlyArray<number> = [
  * - `globalRefill`: one `(mut i64)` global; the loop sets global 1, one past the module's globals;
  * - `globalRead`: `global.get 0` in a module without globals.
  */
-export const fuelEscapeModules = (): ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array; readonly offset: number; readonly reason: RegExp }> => [
+export const fuelEscapeModules = (): ReadonlyArray<{
+  readonly name: string
+  readonly bytes: Uint8Array
+  readonly offset: number
+  readonly reason: RegExp
+}> => [
   {
     name: "local.set one past the locals",
     bytes: runModule([0x00, 0x03, 0x40, ...I64_1E9, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b]),
@@ -189,14 +271,20 @@ export const fuelEscapeModules = (): ReadonlyArray<{ readonly name: string; read
     offset: 48,
     reason: /unknown global 1/
   },
-  { name: "global.get one past the globals", bytes: runModule([0x00, 0x23, 0x00, 0x1a, 0x0b]), offset: 32, reason: /unknown global 0/ }
+  {
+    name: "global.get one past the globals",
+    bytes: runModule([0x00, 0x23, 0x00, 0x1a, 0x0b]),
+    offset: 32,
+    reason: /unknown global 0/
+  }
 ]
 
 /**
  * The valid twin of the local escape: the same `loop (local.set 0 (i64.const 1e9)) br 0` with a declared i64 local
  * (`(func (export "run") (local i64) ...)`): it never ends by itself, so fuel metering must stop it (`FuelExhausted`).
  */
-export const fuelLoopModule = (): Uint8Array => runModule([0x01, 0x01, 0x7e, 0x03, 0x40, ...I64_1E9, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b])
+export const fuelLoopModule = (): Uint8Array =>
+  runModule([0x01, 0x01, 0x7e, 0x03, 0x40, ...I64_1E9, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b])
 
 /**
  * A few `assert_malformed` shapes of the WebAssembly spec test suite (binary.wast, binary-leb128.wast) and a limits
@@ -211,7 +299,13 @@ export const malformedModules = (): ReadonlyArray<{
   readonly reason: RegExp
 }> => [
   // binary.wast "illegal opcode": unreachable, 0xff, unreachable, end — 0xff at byte 33
-  { name: "illegal opcode 0xff in a body", bytes: runModule([0x00, 0x00, 0xff, 0x00, 0x0b]), kind: "malformed", offset: 33, reason: /illegal opcode 0xff/ },
+  {
+    name: "illegal opcode 0xff in a body",
+    bytes: runModule([0x00, 0x00, 0xff, 0x00, 0x0b]),
+    kind: "malformed",
+    offset: 33,
+    reason: /illegal opcode 0xff/
+  },
   // binary.wast "data count section required": memory.init with a data section and no data count section
   {
     name: "memory.init without a data count section",

@@ -26,7 +26,9 @@ export const words = (bytes: Uint8Array): ReadonlyArray<string> => {
 }
 
 /** Word count, distinct words and the top word ("" when there is none). */
-export const wordStats = (bytes: Uint8Array): { readonly count: number; readonly unique: number; readonly top: string } => {
+export const wordStats = (
+  bytes: Uint8Array
+): { readonly count: number; readonly unique: number; readonly top: string } => {
   const ws = words(bytes)
   const freq = new Map<string, number>()
   for (const w of ws) freq.set(w, (freq.get(w) ?? 0) + 1)
@@ -43,7 +45,20 @@ export const wordStats = (bytes: Uint8Array): { readonly count: number; readonly
 
 /** `n` bytes of deterministic pseudo-random prose (a linear congruential generator; no ambient randomness). */
 export const prose = (n: number, seed = 1): string => {
-  const vocabulary = ["alpha", "Beta", "gamma", "delta", "agent", "runtime", "memory", "page", "Wasm", "trap", "the", "of"]
+  const vocabulary = [
+    "alpha",
+    "Beta",
+    "gamma",
+    "delta",
+    "agent",
+    "runtime",
+    "memory",
+    "page",
+    "Wasm",
+    "trap",
+    "the",
+    "of"
+  ]
   const separators = [" ", " ", " ", ", ", ". ", "; ", " 42 ", "\n", "-", " é "]
   let state = seed >>> 0
   const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0)

@@ -28,7 +28,7 @@ export const onCoordination = (state: RuntimeState, event: DomainEvent): Effect.
   const { env } = state
   switch (event._tag) {
     case "AgentJoined":
-      return Effect.gen(function*() {
+      return Effect.gen(function* () {
         if (event.moduleId === undefined) return
         const module = env.modules.get(event.moduleId)
         if (module === undefined) return
@@ -41,7 +41,7 @@ export const onCoordination = (state: RuntimeState, event: DomainEvent): Effect.
       })
     case "AgentLeft":
       return state.locked(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           if (env.prepared.has(event.agentId)) env.unprepare(event.agentId)
           else yield* evictLocked(state, event.agentId, "Manual")
         })
@@ -53,11 +53,12 @@ export const onCoordination = (state: RuntimeState, event: DomainEvent): Effect.
 
 /** Subscribes now to the event bus and handles `AgentJoined` / `AgentLeft` in the background. */
 export const consumeEvents = (state: RuntimeState): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const coordination = yield* state.bus.subscribe
     yield* FiberSet.run(
       state.fibers,
       Stream.runForEach(coordination, (e) =>
-        e._tag === "AgentJoined" || e._tag === "AgentLeft" ? onCoordination(state, e) : Effect.void)
+        e._tag === "AgentJoined" || e._tag === "AgentLeft" ? onCoordination(state, e) : Effect.void
+      )
     )
   })

@@ -58,4 +58,7 @@ export const withBudgetNote = (
 ): Effect.Effect<EngineInvokeError> =>
   error._tag !== "Trap" || instance === undefined
     ? Effect.succeed(error)
-    : Effect.map(Effect.orElseSucceed(instance.memoryBytes, () => 0), (bytes) => budgetNote(state, i, error, bytes))
+    : Effect.map(
+        Effect.orElseSucceed(instance.memoryBytes, () => 0),
+        (bytes) => budgetNote(state, i, error, bytes)
+      )

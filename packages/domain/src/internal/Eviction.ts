@@ -27,7 +27,7 @@ export const evictionOf = (i: AgentInstance): EvictionReason | undefined => evic
 
 /** Removes an agent; the caller holds the lock. `false` when there was no such agent. */
 export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<boolean> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env, instanceRepo } = state
     const now = yield* Clock.currentTimeMillis
     const passivated = env.passivated.get(agentId)
@@ -35,8 +35,9 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
       env.passivated.delete(agentId)
       env.counters.evicted++
       if (reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
-      yield* emit(state, (e) =>
-        new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
+      yield* emit(
+        state,
+        (e) => new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
       )
       return true
     }
@@ -48,18 +49,22 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
     evictions.set(instance, reason)
     const engineInstance = instance.detach()
     if (engineInstance !== undefined) yield* engineInstance.terminate
-    yield* emit(state, (e) =>
-      new AgentEvicted({ ...e, agentId, reason, memoryReleased: released, uptime: instance.uptime(now) })
+    yield* emit(
+      state,
+      (e) => new AgentEvicted({ ...e, agentId, reason, memoryReleased: released, uptime: instance.uptime(now) })
     )
     return true
   })
 
 /** Evicts an agent under the lock; `AgentNotFound` when there is none. */
-export const evictAgent = (state: RuntimeState, agentId: AgentId, reason: EvictionReason): Effect.Effect<void, AgentNotFound> =>
+export const evictAgent = (
+  state: RuntimeState,
+  agentId: AgentId,
+  reason: EvictionReason
+): Effect.Effect<void, AgentNotFound> =>
   state.locked(
-    Effect.flatMap(
-      evictLocked(state, agentId, reason),
-      (ok) => (ok ? Effect.void : Effect.fail(new AgentNotFound({ agentId })))
+    Effect.flatMap(evictLocked(state, agentId, reason), (ok) =>
+      ok ? Effect.void : Effect.fail(new AgentNotFound({ agentId }))
     )
   )
 

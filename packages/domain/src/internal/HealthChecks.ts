@@ -42,7 +42,7 @@ const noteTrap = (state: RuntimeState, i: AgentInstance, exit: Exit.Exit<unknown
  * mailbox. A trap is noted for recovery (`noteTrap`); the caller replaces the instance.
  */
 const probe = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthChecker.ProbeOutcome> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (i.state === "Paused") return { _tag: "Skipped", reason: "paused" } as const
     const module = state.env.modules.get(i.moduleId)
     if (module === undefined || !module.functions.has("_health_check")) return { _tag: "NoProbe" } as const
@@ -51,14 +51,14 @@ const probe = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCheck
     noteTrap(state, i, exit)
     const elapsedMs = (yield* Clock.currentTimeMillis) - t0
     return exit._tag === "Success"
-      ? { _tag: "Returned", results: exit.value?.results ?? [], elapsedMs } as const
-      : { _tag: "Failed", error: errorText(exit.cause), elapsedMs } as const
+      ? ({ _tag: "Returned", results: exit.value?.results ?? [], elapsedMs } as const)
+      : ({ _tag: "Failed", error: errorText(exit.cause), elapsedMs } as const)
   })
 
 /** Checks one agent under its mailbox; `undefined` when it is gone or not running. */
 const checkOne = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCheck | undefined> =>
   i.exclusive(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { settings } = state
       yield* recoverLocked(state, i) // a trapped instance is replaced before it is probed
       if (state.env.instances.get(i.agentId) !== i || i.instance === undefined) return undefined
@@ -95,7 +95,7 @@ const checkOne = (state: RuntimeState, i: AgentInstance): Effect.Effect<HealthCh
 
 /** Checks every live agent, evicts the failed ones, publishes `HealthCheckCompleted`. */
 export const checkHealth = (state: RuntimeState): Effect.Effect<ReadonlyArray<HealthCheck>> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env } = state
     const t0 = yield* Clock.currentTimeMillis
     const targets = [...env.instances.values()]
@@ -107,26 +107,31 @@ export const checkHealth = (state: RuntimeState): Effect.Effect<ReadonlyArray<He
     env.counters.healthChecks++
     const duration = (yield* Clock.currentTimeMillis) - t0
     const count = (s: HealthStatus) => checks.filter((c) => c.status === s).length
-    yield* emit(state, (e) =>
-      new HealthCheckCompleted({
-        ...e,
-        totalChecked: checks.length,
-        healthyCount: count("Healthy"),
-        degradedCount: count("Degraded"),
-        unhealthyCount: count("Unhealthy"),
-        failedAgents: failed,
-        duration
-      })
+    yield* emit(
+      state,
+      (e) =>
+        new HealthCheckCompleted({
+          ...e,
+          totalChecked: checks.length,
+          healthyCount: count("Healthy"),
+          degradedCount: count("Degraded"),
+          unhealthyCount: count("Unhealthy"),
+          failedAgents: failed,
+          duration
+        })
     )
     return checks
   })
 
 /** The last health check of an agent (status `Unknown` before the first). */
 export const getHealth = (state: RuntimeState, agentId: AgentId): Effect.Effect<HealthCheck, AgentNotFound> =>
-  Effect.map(live(state, agentId), (i) =>
-    i.lastCheck ?? {
-      agentId,
-      status: "Unknown" as const,
-      checkedAt: i.createdAt,
-      details: { memoryOk: true, responseOk: true, errorRateOk: true, lastError: undefined, consecutiveFailures: 0 }
-    })
+  Effect.map(
+    live(state, agentId),
+    (i) =>
+      i.lastCheck ?? {
+        agentId,
+        status: "Unknown" as const,
+        checkedAt: i.createdAt,
+        details: { memoryOk: true, responseOk: true, errorRateOk: true, lastError: undefined, consecutiveFailures: 0 }
+      }
+  )

@@ -38,7 +38,8 @@ export const describeType = (t: ExternType): string => {
 /** Whether a primitive fits a global's value type (a `WebAssembly.Global` object is left to the engine). */
 const globalValueProblem = (type: ValueType, value: unknown): string | undefined => {
   if (typeof value === "object" && value !== null) return undefined
-  if (type === "i64") return typeof value === "bigint" ? undefined : `expected a bigint or a global, got ${forMessage(value)}`
+  if (type === "i64")
+    return typeof value === "bigint" ? undefined : `expected a bigint or a global, got ${forMessage(value)}`
   if (type === "i32" || type === "f32" || type === "f64") {
     return typeof value === "number" ? undefined : `expected a number or a global, got ${forMessage(value)}`
   }
@@ -67,7 +68,8 @@ const valueProblem = (imp: ImportDesc, value: unknown): string | undefined => {
     case "memory":
     case "table": {
       const size = sizeOf(value, t.kind)
-      if (size === undefined) return `expected a WebAssembly.${t.kind === "memory" ? "Memory" : "Table"}, got ${forMessage(value)}`
+      if (size === undefined)
+        return `expected a WebAssembly.${t.kind === "memory" ? "Memory" : "Table"}, got ${forMessage(value)}`
       const [min, max, unit] = t.kind === "memory" ? [t.minPages, t.maxPages, "pages"] : [t.min, t.max, "elements"]
       if (size < min) return `has ${size} ${unit}, below the import's minimum of ${min}`
       if (max !== undefined && size > max) return `has ${size} ${unit}, above the import's maximum of ${max}`
@@ -96,7 +98,13 @@ export const importProblems = (
     if (value === undefined && imp.type.kind === "memory") continue // created by the engine (hostMemory)
     const problem = value === undefined ? "missing" : valueProblem(imp, value)
     if (problem !== undefined) {
-      problems.push({ module: imp.module, name: imp.name, kind: imp.type.kind, expected: describeType(imp.type), problem })
+      problems.push({
+        module: imp.module,
+        name: imp.name,
+        kind: imp.type.kind,
+        expected: describeType(imp.type),
+        problem
+      })
     }
   }
   return problems

@@ -35,13 +35,19 @@ export const checked = <B extends Error, A, E, R>(
   })
 
 /** Runs `f` when `id` can be an agent id, else fails with `AgentNotFound`. */
-export const withAgentId = <A, E, R>(id: unknown, f: () => Effect.Effect<A, E, R>): Effect.Effect<A, E | AgentNotFound, R> =>
-  checked(() => badAgentId(id), f)
+export const withAgentId = <A, E, R>(
+  id: unknown,
+  f: () => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | AgentNotFound, R> => checked(() => badAgentId(id), f)
 
 /** `loadModule`'s inputs: bytes must be a `Uint8Array`, metadata a `ModuleMetadata` (`makeMetadata`). */
 export const badModuleInput = (bytes: unknown, metadata: unknown): InvalidArgument | undefined => {
   if (!(bytes instanceof Uint8Array)) {
-    return new InvalidArgument({ operation: "loadModule", argument: "bytes", reason: `expected a Uint8Array, got ${forMessage(bytes)}` })
+    return new InvalidArgument({
+      operation: "loadModule",
+      argument: "bytes",
+      reason: `expected a Uint8Array, got ${forMessage(bytes)}`
+    })
   }
   if (!isMetadata(metadata)) {
     return new InvalidArgument({
@@ -60,7 +66,8 @@ const OPTIONAL_BOOLEANS = ["critical", "autoStart"] as const
 export const badSpawnInput = (id: unknown, moduleId: unknown, config: unknown): InvalidConfig | undefined => {
   const idProblem = agentIdProblem(id)
   if (idProblem !== undefined) return new InvalidConfig({ reason: idProblem })
-  if (typeof moduleId !== "string") return new InvalidConfig({ reason: `a module id must be a string, got ${forMessage(moduleId)}` })
+  if (typeof moduleId !== "string")
+    return new InvalidConfig({ reason: `a module id must be a string, got ${forMessage(moduleId)}` })
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
     return new InvalidConfig({ reason: `the config must be an object ({ memoryLimit, … }), got ${forMessage(config)}` })
   }
@@ -69,10 +76,12 @@ export const badSpawnInput = (id: unknown, moduleId: unknown, config: unknown): 
     return new InvalidConfig({ reason: `memoryLimit must be a number of bytes, got ${forMessage(c.memoryLimit)}` })
   }
   for (const k of OPTIONAL_NUMBERS) {
-    if (c[k] !== undefined && typeof c[k] !== "number") return new InvalidConfig({ reason: `${k} must be a number, got ${forMessage(c[k])}` })
+    if (c[k] !== undefined && typeof c[k] !== "number")
+      return new InvalidConfig({ reason: `${k} must be a number, got ${forMessage(c[k])}` })
   }
   for (const k of OPTIONAL_BOOLEANS) {
-    if (c[k] !== undefined && typeof c[k] !== "boolean") return new InvalidConfig({ reason: `${k} must be a boolean, got ${forMessage(c[k])}` })
+    if (c[k] !== undefined && typeof c[k] !== "boolean")
+      return new InvalidConfig({ reason: `${k} must be a boolean, got ${forMessage(c[k])}` })
   }
   if (c.imports !== undefined && (typeof c.imports !== "object" || c.imports === null)) {
     return new InvalidConfig({ reason: `imports must be an object of import modules, got ${forMessage(c.imports)}` })
@@ -85,10 +94,10 @@ export const badEvictionReason = (reason: unknown): InvalidArgument | undefined 
   isReason(reason)
     ? undefined
     : new InvalidArgument({
-      operation: "evictAgent",
-      argument: "reason",
-      reason: `expected one of ${EvictionReason.literals.join(", ")}, got ${forMessage(reason)}`
-    })
+        operation: "evictAgent",
+        argument: "reason",
+        reason: `expected one of ${EvictionReason.literals.join(", ")}, got ${forMessage(reason)}`
+      })
 
 /** `FunctionNotFound` for an export name that is not a string (or is too long to be one the module has). */
 export const functionNotFound = (fn: unknown): FunctionNotFound => new FunctionNotFound({ function: idForError(fn) })

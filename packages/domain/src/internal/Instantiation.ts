@@ -32,22 +32,26 @@ export const resolveImports = (
   offered: HostImports | undefined
 ): Effect.Effect<HostImports, InstantiationError | Unauthorized> =>
   // a module without imports (the common agent) grants nothing: no generator, no authorisation round
-  module.imports.length === 0 ? Effect.succeed({}) : Effect.gen(function*() {
-    const engineWasi = (imp: ImportDesc) => imp.module === "wasi_snapshot_preview1" && state.engine.capabilities.wasi
-    const problems = importProblems(module.imports, offered, engineWasi)
-    if (problems.length > 0) return yield* importsError(agentId, problems)
-    const granted: Record<string, Record<string, unknown>> = {}
-    for (const imp of module.imports) {
-      const value = engineWasi(imp) ? undefined : offered?.[imp.module]?.[imp.name]
-      if (value === undefined) continue
-      const subject = `${imp.module}.${imp.name}`
-      yield* state.authorizer.authorize({ action: "import", agentId, moduleHash: module.hash, subject })
-      ;(granted[imp.module] ??= {})[imp.name] = typeof value === "function"
-        ? guardCapability(state, agentId, subject, value as (...args: Array<unknown>) => unknown)
-        : value
-    }
-    return granted as HostImports
-  })
+  module.imports.length === 0
+    ? Effect.succeed({})
+    : Effect.gen(function* () {
+        const engineWasi = (imp: ImportDesc) =>
+          imp.module === "wasi_snapshot_preview1" && state.engine.capabilities.wasi
+        const problems = importProblems(module.imports, offered, engineWasi)
+        if (problems.length > 0) return yield* importsError(agentId, problems)
+        const granted: Record<string, Record<string, unknown>> = {}
+        for (const imp of module.imports) {
+          const value = engineWasi(imp) ? undefined : offered?.[imp.module]?.[imp.name]
+          if (value === undefined) continue
+          const subject = `${imp.module}.${imp.name}`
+          yield* state.authorizer.authorize({ action: "import", agentId, moduleHash: module.hash, subject })
+          ;(granted[imp.module] ??= {})[imp.name] =
+            typeof value === "function"
+              ? guardCapability(state, agentId, subject, value as (...args: Array<unknown>) => unknown)
+              : value
+        }
+        return granted as HostImports
+      })
 
 /**
  * Wraps a granted host function so each call checks the grant still holds
@@ -55,20 +59,16 @@ export const resolveImports = (
  * revoked capability traps the guest, fails the invocation with
  * `Unauthorized`, and evicts the agent with `PolicyViolation`.
  */
-const guardCapability = (
-  state: RuntimeState,
-  agentId: AgentId,
-  subject: string,
-  f: (...args: Array<unknown>) => unknown
-) =>
-(...args: Array<unknown>): unknown => {
-  const i = state.env.instances.get(agentId)
-  if (i?.revoked.has(subject) === true || state.authorizer.isGranted?.(agentId, subject) === false) {
-    if (i !== undefined) i.recordPolicyViolation(subject)
-    throw new Error(`capability ${subject} was revoked`)
+const guardCapability =
+  (state: RuntimeState, agentId: AgentId, subject: string, f: (...args: Array<unknown>) => unknown) =>
+  (...args: Array<unknown>): unknown => {
+    const i = state.env.instances.get(agentId)
+    if (i?.revoked.has(subject) === true || state.authorizer.isGranted?.(agentId, subject) === false) {
+      if (i !== undefined) i.recordPolicyViolation(subject)
+      throw new Error(`capability ${subject} was revoked`)
+    }
+    return f(...args)
   }
-  return f(...args)
-}
 
 /**
  * The imported memory the engine must create for an agent (when the module

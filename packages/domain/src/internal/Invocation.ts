@@ -104,12 +104,12 @@ const resolvedByAgent = new WeakMap<AgentInstance, Map<string, Resolved>>()
  */
 export const resolveExport = (state: RuntimeState, i: AgentInstance, fn: string): Resolved | undefined => {
   let byName = resolvedByAgent.get(i)
-  if (byName === undefined) resolvedByAgent.set(i, byName = new Map())
+  if (byName === undefined) resolvedByAgent.set(i, (byName = new Map()))
   let resolved = byName.get(fn)
   if (resolved === undefined) {
     const signature = exportSignature(state, i, fn)
     if (signature === undefined) return undefined
-    byName.set(fn, resolved = { signature, check: argsChecker(signature, fn) })
+    byName.set(fn, (resolved = { signature, check: argsChecker(signature, fn) }))
   }
   return resolved
 }
@@ -123,14 +123,16 @@ export const resolveExport = (state: RuntimeState, i: AgentInstance, fn: string)
 export const argsChecker = (signature: FuncType, fn: string): ArgsChecker => {
   const slow: ArgsChecker = (args) => checkArgs(signature, fn, args)
   const p = signature.params
-  const guarded = (accept: (args: ReadonlyArray<WasmValue>) => boolean): ArgsChecker => (args) => {
-    try {
-      if (Array.isArray(args) && accept(args)) return undefined
-    } catch {
-      // an unreadable argument: `checkArgs` says so
+  const guarded =
+    (accept: (args: ReadonlyArray<WasmValue>) => boolean): ArgsChecker =>
+    (args) => {
+      try {
+        if (Array.isArray(args) && accept(args)) return undefined
+      } catch {
+        // an unreadable argument: `checkArgs` says so
+      }
+      return slow(args)
     }
-    return slow(args)
-  }
   switch (p.length) {
     case 0:
       return guarded((args) => args.length === 0)
@@ -139,11 +141,14 @@ export const argsChecker = (signature: FuncType, fn: string): ArgsChecker => {
       return guarded((args) => args.length === 1 && a(args[0]))
     }
     case 2: {
-      const a = fits[p[0]!], b = fits[p[1]!]
+      const a = fits[p[0]!],
+        b = fits[p[1]!]
       return guarded((args) => args.length === 2 && a(args[0]) && b(args[1]))
     }
     case 3: {
-      const a = fits[p[0]!], b = fits[p[1]!], c = fits[p[2]!]
+      const a = fits[p[0]!],
+        b = fits[p[1]!],
+        c = fits[p[2]!]
       return guarded((args) => args.length === 3 && a(args[0]) && b(args[1]) && c(args[2]))
     }
     default:
@@ -260,9 +265,9 @@ export const invokeNow = (
   if (!(i instanceof AgentInstance)) {
     return i === "Passivated"
       ? Effect.flatMap(
-        Effect.mapError(activate(state, agentId), (e) => activationError(agentId, e)),
-        () => invoke(state, agentId, fn, args)
-      )
+          Effect.mapError(activate(state, agentId), (e) => activationError(agentId, e)),
+          () => invoke(state, agentId, fn, args)
+        )
       : Effect.fail(i)
   }
   const signature = exportSignature(state, i, fn)
@@ -274,7 +279,11 @@ export const invokeNow = (
     // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
     if (env.instances.get(agentId) !== i) return Effect.fail(goneError(agentId, fn, i))
     // its last call trapped: its instance is replaced first (`Recovery`)
-    if (awaitsRecovery(i)) return Effect.andThen(recoverLocked(state, i), Effect.suspend(() => body(held)))
+    if (awaitsRecovery(i))
+      return Effect.andThen(
+        recoverLocked(state, i),
+        Effect.suspend(() => body(held))
+      )
     const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
     if (refused !== undefined) return Effect.fail(refused)
     const instance = i.instance as WasmInstance
@@ -294,8 +303,10 @@ export const invokeNow = (
   // step: no other fiber can interleave, so the mailbox is not needed (one call at a
   // time still holds). Otherwise the call queues on the agent's mailbox.
   const call = Effect.suspend(() =>
-    i.busy === 0 && i.instance?.prepare !== undefined && state.settings.persistence.snapshotAfterCalls !== true &&
-      !awaitsRecovery(i)
+    i.busy === 0 &&
+    i.instance?.prepare !== undefined &&
+    state.settings.persistence.snapshotAfterCalls !== true &&
+    !awaitsRecovery(i)
       ? body(false)
       : i.exclusive(Effect.suspend(() => body(true)))
   )
@@ -322,9 +333,15 @@ const invokeIdle = (
 ): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> | undefined => {
   const instance = i.instance
   if (
-    instance === undefined || instance.prepare === undefined || i.busy !== 0 || !isInvocable(i.state) ||
-    state.authorizer.checksInvocations || state.settings.persistence.snapshotAfterCalls === true || awaitsRecovery(i)
-  ) return undefined
+    instance === undefined ||
+    instance.prepare === undefined ||
+    i.busy !== 0 ||
+    !isInvocable(i.state) ||
+    state.authorizer.checksInvocations ||
+    state.settings.persistence.snapshotAfterCalls === true ||
+    awaitsRecovery(i)
+  )
+    return undefined
   const resolved = resolveExport(state, i, fn)
   if (resolved === undefined) return Effect.fail(functionNotFound(fn))
   const mismatch = resolved.check(args)
@@ -370,14 +387,18 @@ const callFailed = (
     const recover = !awaitsRecovery(i)
       ? Effect.void
       : held
-      ? recoverLocked(state, i)
-      : i.exclusive(recoverLocked(state, i))
+        ? recoverLocked(state, i)
+        : i.exclusive(recoverLocked(state, i))
     return Effect.andThen(recordFailure(state, i, error), Effect.andThen(recover, Effect.fail(error)))
   })
 }
 
 /** Records a completed call: activity, memory, persistence, pressure. */
-const afterCall = (state: RuntimeState, i: AgentInstance, outcome: InvokeOutcome): Effect.Effect<ReadonlyArray<WasmValue>> => {
+const afterCall = (
+  state: RuntimeState,
+  i: AgentInstance,
+  outcome: InvokeOutcome
+): Effect.Effect<ReadonlyArray<WasmValue>> => {
   const now = state.clock.currentTimeMillisUnsafe()
   callCompleted(state, i, outcome, now)
   const pressure = pressureDue(state)

@@ -10,12 +10,7 @@
 import * as Effect from "effect/Effect"
 import { type AgentInstance, isInvocable } from "../AgentInstance.js"
 import type { AgentId } from "../Ids.js"
-import {
-  AgentNotFound,
-  AgentNotRunning,
-  type EngineInvokeError,
-  type InvalidStateTransition
-} from "../RuntimeError.js"
+import { AgentNotFound, AgentNotRunning, type EngineInvokeError, type InvalidStateTransition } from "../RuntimeError.js"
 import type { InvokeOutcome } from "../WasmEngine.js"
 import { activate } from "./Passivation.js"
 import { applyTransition, emitChange, errorText, type RuntimeState } from "./RuntimeState.js"
@@ -30,7 +25,9 @@ export const live = (state: RuntimeState, agentId: AgentId): Effect.Effect<Agent
     if (i !== undefined) return Effect.succeed(i)
     if (state.env.passivated.has(agentId)) {
       return Effect.flatMap(
-        Effect.mapError(activate(state, agentId), (e) => e._tag === "AgentNotFound" ? e : new AgentNotFound({ agentId })),
+        Effect.mapError(activate(state, agentId), (e) =>
+          e._tag === "AgentNotFound" ? e : new AgentNotFound({ agentId })
+        ),
         () => live(state, agentId)
       )
     }
@@ -45,10 +42,12 @@ export const inMailbox = <A, E>(
 ): Effect.Effect<A, E | AgentNotFound> =>
   Effect.flatMap(live(state, agentId), (i) =>
     i.exclusive(
-      Effect.suspend((): Effect.Effect<A, E | AgentNotFound> =>
-        state.env.instances.get(agentId) === i ? f(i) : Effect.fail(new AgentNotFound({ agentId }))
+      Effect.suspend(
+        (): Effect.Effect<A, E | AgentNotFound> =>
+          state.env.instances.get(agentId) === i ? f(i) : Effect.fail(new AgentNotFound({ agentId }))
       )
-    ))
+    )
+  )
 
 /** Runs `f` under the mailbox of an agent that has an instance and is Running, Critical or Paused. */
 export const whileRunning = <A, E>(
@@ -87,7 +86,7 @@ export const startLocked = (
   state: RuntimeState,
   i: AgentInstance
 ): Effect.Effect<void, InvalidStateTransition | EngineInvokeError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (i.state === "Starting") {
       const init = yield* Effect.exit(callLifecycle(state, i, "_initialize"))
       if (init._tag === "Failure") {
@@ -100,7 +99,7 @@ export const startLocked = (
 
 /** → Stopping → Stopped, running `_cleanup` (its errors are recorded, not raised). The caller holds the mailbox. */
 export const stopLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (i.state === "Stopped") return
     yield* Effect.ignore(applyTransition(state, i, (i) => i.stopping()))
     const cleanup = yield* Effect.exit(callLifecycle(state, i, "_cleanup"))
@@ -125,11 +124,16 @@ export const stop = (state: RuntimeState, agentId: AgentId): Effect.Effect<void,
   inMailbox(state, agentId, (i) => stopLocked(state, i))
 
 /** Running → Critical (never evicted under pressure), or back; nothing when it is already there. */
-export const setCritical = (state: RuntimeState, agentId: AgentId, critical: boolean): Effect.Effect<void, LifecycleError> =>
+export const setCritical = (
+  state: RuntimeState,
+  agentId: AgentId,
+  critical: boolean
+): Effect.Effect<void, LifecycleError> =>
   inMailbox(state, agentId, (i) =>
     (critical && i.state === "Critical") || (!critical && i.state === "Running")
       ? Effect.void
-      : Effect.asVoid(applyTransition(state, i, (i) => (critical ? i.protect() : i.unprotect()))))
+      : Effect.asVoid(applyTransition(state, i, (i) => (critical ? i.protect() : i.unprotect())))
+  )
 
 /** Starts a restored agent without `_initialize` (its saved state already went through it). */
 export const startRestored = (state: RuntimeState, i: AgentInstance, invocationCount: number): Effect.Effect<void> =>

@@ -28,12 +28,13 @@ export const needsGc = (state: RuntimeState): Effect.Effect<boolean> =>
       lastGc: state.env.lastGc,
       now,
       settings: state.settings.gc
-    }))
+    })
+  )
 
 /** Drops compile-cache entries idle past `gc.maxIdleMs` and passivates idle agents (under the lock). */
 export const runGc = (state: RuntimeState): Effect.Effect<MemoryManager.GcResult> =>
   state.locked(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { env } = state
       const t0 = yield* Clock.currentTimeMillis
       const memoryBefore = env.pool.usedMemory()
@@ -53,27 +54,37 @@ export const runGc = (state: RuntimeState): Effect.Effect<MemoryManager.GcResult
   )
 
 /** Runs `task` every `ms` in the runtime's background fibers (nothing when `ms` is missing or not positive). */
-const every = (state: RuntimeState, ms: number | undefined, task: Effect.Effect<unknown, unknown>): Effect.Effect<void> =>
+const every = (
+  state: RuntimeState,
+  ms: number | undefined,
+  task: Effect.Effect<unknown, unknown>
+): Effect.Effect<void> =>
   ms === undefined || !(ms > 0)
     ? Effect.void
     : Effect.asVoid(FiberSet.run(state.fibers, Effect.forever(Effect.andThen(Effect.sleep(ms), Effect.ignore(task)))))
 
 /** Starts the maintenance loops, then restores saved agents when `persistence.restoreOnStart` is set. */
 export const startMaintenance = (state: RuntimeState): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { settings } = state
     yield* every(state, settings.maintenance.healthIntervalMs, checkHealth(state))
     yield* every(
       state,
       settings.maintenance.gcIntervalMs,
-      Effect.flatMap(needsGc(state), (due) => (due ? Effect.andThen(handleMemoryPressure(state), runGc(state)) : Effect.void))
+      Effect.flatMap(needsGc(state), (due) =>
+        due ? Effect.andThen(handleMemoryPressure(state), runGc(state)) : Effect.void
+      )
     )
     yield* every(state, settings.maintenance.metricsIntervalMs, recordMetrics(state))
     yield* every(state, settings.persistence.snapshotIntervalMs, saveAll(state))
     if (settings.persistence.restoreOnStart === true) {
       const result = yield* Effect.result(restoreAll(state))
-      state.startRestore = result._tag === "Success"
-        ? result.success
-        : { restored: [], failed: [{ agentId: "*" as AgentId, reason: `listing saved agents failed: ${result.failure.message}` }] }
+      state.startRestore =
+        result._tag === "Success"
+          ? result.success
+          : {
+              restored: [],
+              failed: [{ agentId: "*" as AgentId, reason: `listing saved agents failed: ${result.failure.message}` }]
+            }
     }
   })

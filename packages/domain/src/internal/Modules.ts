@@ -51,9 +51,7 @@ export const compiledFor = (
     return compileOnce(state, variant.key, module.hash, () => {
       // `loadModule` validated these bytes (engine validate or compile) and owns them; the compile checks the output
       const rewritten = rewriteModule(module.bytes, { ...variant.options, validated: module.info })
-      return rewritten.ok
-        ? rewritten.value.bytes
-        : compileErrorOf(rewritten.error, "rewrite failed: ")
+      return rewritten.ok ? rewritten.value.bytes : compileErrorOf(rewritten.error, "rewrite failed: ")
     })
   })
 
@@ -63,7 +61,11 @@ export const compiledFor = (
  * without an effect; `undefined` (no miss counted) when it must be compiled
  * (then use `compiledFor`, which counts the miss).
  */
-export const cachedVariant = (state: RuntimeState, module: WasmModule, config: AgentConfig): CompiledModule | undefined => {
+export const cachedVariant = (
+  state: RuntimeState,
+  module: WasmModule,
+  config: AgentConfig
+): CompiledModule | undefined => {
   const variant = rewriteFor(state, module, config)
   const key = variant === undefined ? module.hash : variant.key
   // peek first: a miss is counted once, by `compiledFor`, which the caller runs next
@@ -90,12 +92,13 @@ export const compileOnce = (
     const deferred = Deferred.makeUnsafe<CompiledModule, CompileError>()
     inflight.set(key, deferred)
     const source = typeof bytes === "function" ? bytes() : bytes
-    const compile = source instanceof CompileError
-      ? Effect.fail(source)
-      : Effect.map(state.engine.compile(source, hash), (compiled) => {
-        env.cache.set(key, compiled, now)
-        return compiled
-      })
+    const compile =
+      source instanceof CompileError
+        ? Effect.fail(source)
+        : Effect.map(state.engine.compile(source, hash), (compiled) => {
+            env.cache.set(key, compiled, now)
+            return compiled
+          })
     return compile.pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
@@ -111,7 +114,9 @@ const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig
   const { settings, engine } = state
   const params = CompileVariant.variantParams({
     // a table is capped from the same budget as memory (issue 12 item 1)
-    hasMemory: WasmModules.memoryType(module.info) !== undefined || module.info.tables.length > 0 ||
+    hasMemory:
+      WasmModules.memoryType(module.info) !== undefined ||
+      module.info.tables.length > 0 ||
       module.info.imports.some((i) => i.type.kind === "table"),
     memoryLimit: config.memoryLimit,
     fuel: config.fuel,
@@ -140,14 +145,16 @@ const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cache
   }
   const names = exports
   return Effect.suspend(() =>
-    state.bus.publish(trustedEvent(ModuleLoaded, {
-      ...envelope(state, state.clock.currentTimeMillisUnsafe()),
-      moduleId: module.id,
-      moduleHash: module.hash,
-      size,
-      exports: names,
-      cacheHit
-    }))
+    state.bus.publish(
+      trustedEvent(ModuleLoaded, {
+        ...envelope(state, state.clock.currentTimeMillisUnsafe()),
+        moduleId: module.id,
+        moduleHash: module.hash,
+        size,
+        exports: names,
+        cacheHit
+      })
+    )
   )
 }
 
@@ -180,7 +187,7 @@ const register = (
   },
   cacheHit: boolean
 ): Effect.Effect<ModuleId, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { id, bytes, metadata } = input
     const now = yield* Clock.currentTimeMillis
     const module = WasmModules.make({
@@ -240,7 +247,7 @@ export const loadModule = (
   bytes: Uint8Array,
   metadata: ModuleMetadata
 ): Effect.Effect<ModuleId, InvalidSignature | CompileError | ModuleTooLarge | RepositoryError | RuntimeUnavailable> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env, engine, settings } = state
     yield* ensureAccepting(state)
     if (bytes.byteLength > settings.maxModuleBytes) {
@@ -256,7 +263,11 @@ export const loadModule = (
         const id = WasmModules.makeId(entry.moduleHash, metadata)
         const hit = reuse(state, id, bytes.byteLength, now)
         if (hit !== undefined) return yield* hit
-        return yield* register(state, { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verified.keyId }, true)
+        return yield* register(
+          state,
+          { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verified.keyId },
+          true
+        )
       }
       if (verified !== undefined) entry.verified.splice(entry.verified.indexOf(verified), 1) // key no longer trusted
       // the same bytes under other metadata: verify only (parsed and validated already)
@@ -266,7 +277,11 @@ export const loadModule = (
         const id = WasmModules.makeId(entry.moduleHash, metadata)
         const hit = reuse(state, id, bytes.byteLength, now)
         if (hit !== undefined) return yield* hit
-        return yield* register(state, { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verification.keyId }, true)
+        return yield* register(
+          state,
+          { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verification.keyId },
+          true
+        )
       }
     }
     // Cold. The runtime keeps its own copy of the bytes: what was verified and validated
@@ -275,21 +290,25 @@ export const loadModule = (
     // Bytes that are not a module at all (the verifier cannot even find its sections)
     // are `CompileError` with the byte offset, like malformed contents of a verified module.
     const read = readModule(bytes, { bodies: false })
-    const verification = yield* Effect.mapError(state.verifier.verify(bytes, metadata, hints), (e): InvalidSignature | CompileError =>
-      !read.ok && e.reason.startsWith("malformed module")
-        ? strictError(bytes, read.error)
-        : e)
+    const verification = yield* Effect.mapError(
+      state.verifier.verify(bytes, metadata, hints),
+      (e): InvalidSignature | CompileError =>
+        !read.ok && e.reason.startsWith("malformed module") ? strictError(bytes, read.error) : e
+    )
     if (!read.ok) return yield* strictError(bytes, read.error)
     const info = read.value
     const remember = () => {
       if (bytesHash === undefined) return
-      env.cache.addLoad({
-        bytesHash,
-        moduleHash: verification.hash,
-        info,
-        size: bytes.byteLength,
-        verified: verifiedLoad(metadata, verification.keyId)
-      }, now)
+      env.cache.addLoad(
+        {
+          bytesHash,
+          moduleHash: verification.hash,
+          info,
+          size: bytes.byteLength,
+          verified: verifiedLoad(metadata, verification.keyId)
+        },
+        now
+      )
     }
     const id = WasmModules.makeId(verification.hash, metadata)
     const hit = reuse(state, id, bytes.byteLength, now)
@@ -306,7 +325,11 @@ export const loadModule = (
       cacheHit = env.cache.peek(verification.hash) !== undefined
       yield* Effect.mapError(compileOnce(state, verification.hash, verification.hash, bytes), refused)
     }
-    const loaded = yield* register(state, { id, hash: verification.hash, bytes, info, metadata, keyId: verification.keyId }, cacheHit)
+    const loaded = yield* register(
+      state,
+      { id, hash: verification.hash, bytes, info, metadata, keyId: verification.keyId },
+      cacheHit
+    )
     remember()
     return loaded
   })

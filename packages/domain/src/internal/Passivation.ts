@@ -32,7 +32,7 @@ import type { SpawnError } from "./Spawning.js"
 export const passivateLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<boolean> =>
   Effect.map(
     i.exclusiveIfAvailable(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const { env } = state
         yield* recoverLocked(state, i) // never passivate the state a trap left
         const instance = i.instance
@@ -65,7 +65,10 @@ export const passivateLocked = (state: RuntimeState, i: AgentInstance): Effect.E
         env.passivated.set(i.agentId, record)
         yield* instance.terminate
         i.detach()
-        yield* emit(state, (e) => new AgentPassivated({ ...e, agentId: i.agentId, memoryReleased: removed?.released ?? 0 }))
+        yield* emit(
+          state,
+          (e) => new AgentPassivated({ ...e, agentId: i.agentId, memoryReleased: removed?.released ?? 0 })
+        )
         return true
       })
     ),
@@ -82,7 +85,7 @@ export const activate = (
   state: RuntimeState,
   agentId: AgentId
 ): Effect.Effect<void, SpawnError | RepositoryError | AgentNotFound> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env } = state
     const p = env.passivated.get(agentId)
     if (p === undefined) return
@@ -114,13 +117,16 @@ export const activate = (
     if (claimed === undefined) return
     const done = yield* Effect.exit(
       claimed.exclusive(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const instance = yield* instantiate(state, agentId, module, p.config, imports)
           claimed.attach(instance)
           yield* instance.restore(saved.value.state)
           env.recordMemory(claimed, yield* instance.memoryBytes)
           claimed.rehydrate(p.state, p)
-          yield* emit(state, (e) => new AgentActivated({ ...e, agentId, instanceId, passivatedFor: now - p.passivatedAt }))
+          yield* emit(
+            state,
+            (e) => new AgentActivated({ ...e, agentId, instanceId, passivatedFor: now - p.passivatedAt })
+          )
         })
       )
     )

@@ -51,20 +51,22 @@ export const saveLocked = (state: RuntimeState, i: AgentInstance, now: number): 
   return instance === undefined
     ? Effect.void
     : Effect.flatMap(
-      Effect.exit(Effect.flatMap(instance.snapshot, (s) => state.instanceRepo.saveState(i.agentId, toSnapshot(i, s, now)))),
-      (exit) =>
-        Effect.sync(() => {
-          if (exit._tag === "Failure") {
-            i.recordError(`snapshot failed: ${errorText(exit.cause)}`)
-            state.env.counters.snapshotFailures++
-          }
-        })
-    )
+        Effect.exit(
+          Effect.flatMap(instance.snapshot, (s) => state.instanceRepo.saveState(i.agentId, toSnapshot(i, s, now)))
+        ),
+        (exit) =>
+          Effect.sync(() => {
+            if (exit._tag === "Failure") {
+              i.recordError(`snapshot failed: ${errorText(exit.cause)}`)
+              state.env.counters.snapshotFailures++
+            }
+          })
+      )
 }
 
 /** Saves every live agent now (each under its mailbox). */
 export const saveAll = (state: RuntimeState): Effect.Effect<void> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     yield* Effect.forEach(
       [...state.env.instances.values()],

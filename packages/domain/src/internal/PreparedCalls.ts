@@ -97,7 +97,7 @@ const refusedMissing = (state: RuntimeState, agentId: AgentId): AgentNotRunning 
   const found = findAgent(state, agentId)
   return found === "Passivated"
     ? new AgentNotRunning({ agentId, state: "Passivated (use invoke to rehydrate)" })
-    : found as AgentNotFound
+    : (found as AgentNotFound)
 }
 
 /** Resolves an agent's export `fn` once and returns its prepared call handle. */
@@ -106,14 +106,16 @@ export const prepare = (
   agentId: AgentId,
   fn: string
 ): Effect.Effect<PreparedCall, AgentNotFound | FunctionNotFound> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const first = yield* live(state, agentId)
     const signature = exportSignature(state, first, fn)
     if (signature === undefined) return yield* functionNotFound(fn)
     const fork = Effect.runForkWith(yield* Effect.context<never>())
     let cachedFor: WasmInstance | undefined = undefined
     let cached: PreparedInvoke | undefined
-    const fastPath = !state.engine.capabilities.workers && state.settings.persistence.snapshotAfterCalls !== true &&
+    const fastPath =
+      !state.engine.capabilities.workers &&
+      state.settings.persistence.snapshotAfterCalls !== true &&
       first.instance?.prepare !== undefined
     const { env } = state
     const activity = activityClock(state.clock)
@@ -125,7 +127,8 @@ export const prepare = (
       const stopped = notRunning(agentId, i)
       if (stopped !== undefined) throw stopped
       if (i.busy > 0) throw new AgentNotRunning({ agentId, state: `${i.state} (busy: use invoke to queue)` })
-      if (awaitsRecovery(i)) throw new AgentNotRunning({ agentId, state: `${i.state} (recovering after a trap: use invoke to queue)` })
+      if (awaitsRecovery(i))
+        throw new AgentNotRunning({ agentId, state: `${i.state} (recovering after a trap: use invoke to queue)` })
       const exceeded = overBudget(agentId, i)
       if (exceeded !== undefined) throw exceeded
       const mismatch = check(args)
@@ -153,7 +156,8 @@ export const prepare = (
      */
     const failed = (i: AgentInstance, instance: WasmInstance, outcome: EngineInvokeError): InvokeError => {
       // the fast path runs on in-process engines only: reading the memory size is synchronous
-      const failure = outcome._tag === "Trap" ? budgetNote(state, i, outcome, Effect.runSync(instance.memoryBytes)) : outcome
+      const failure =
+        outcome._tag === "Trap" ? budgetNote(state, i, outcome, Effect.runSync(instance.memoryBytes)) : outcome
       noteFailure(state, i, failure)
       const recover = awaitsRecovery(i) ? i.exclusive(recoverLocked(state, i)) : Effect.void
       fork(Effect.andThen(recordFailure(state, i, failure), recover))

@@ -19,7 +19,7 @@ import { emit, type RuntimeState } from "./RuntimeState.js"
 /** Handles memory pressure now (under the lock); returns the evicted agents. */
 export const handleMemoryPressure = (state: RuntimeState): Effect.Effect<ReadonlyArray<AgentId>> =>
   state.locked(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { env } = state
       const level = env.pool.pressureLevel()
       if (level === "Normal") return []
@@ -40,16 +40,18 @@ export const handleMemoryPressure = (state: RuntimeState): Effect.Effect<Readonl
       }
       env.counters.pressureEvents++
       const memoryAfter = env.pool.usedMemory()
-      yield* emit(state, (e) =>
-        new MemoryPressure({
-          ...e,
-          evictedAgents: evicted,
-          passivatedAgents: passivated,
-          memoryBefore,
-          memoryAfter,
-          totalMemory: env.pool.totalMemory,
-          pressureLevel: level
-        })
+      yield* emit(
+        state,
+        (e) =>
+          new MemoryPressure({
+            ...e,
+            evictedAgents: evicted,
+            passivatedAgents: passivated,
+            memoryBefore,
+            memoryAfter,
+            totalMemory: env.pool.totalMemory,
+            pressureLevel: level
+          })
       )
       return evicted
     })
@@ -67,7 +69,10 @@ export const schedulePressure = (state: RuntimeState): Effect.Effect<void> =>
     return Effect.asVoid(
       FiberSet.run(
         state.fibers,
-        Effect.ensuring(handleMemoryPressure(state), Effect.sync(() => (state.pressureScheduled = false)))
+        Effect.ensuring(
+          handleMemoryPressure(state),
+          Effect.sync(() => (state.pressureScheduled = false))
+        )
       )
     )
   })

@@ -95,7 +95,8 @@ export const agents = (state: RuntimeState): Effect.Effect<ReadonlyArray<AgentIn
   Effect.sync(() => [...state.env.instances.values()].map(toInfo))
 
 /** The runtime's status, recomputed from the pool and the instances. */
-export const status = (state: RuntimeState): Effect.Effect<RuntimeStatus> => Effect.sync(() => state.env.refreshStatus())
+export const status = (state: RuntimeState): Effect.Effect<RuntimeStatus> =>
+  Effect.sync(() => state.env.refreshStatus())
 
 /** The read-only view of the runtime. */
 export const stats = (state: RuntimeState): Effect.Effect<RuntimeStats> =>
@@ -134,7 +135,7 @@ export const stats = (state: RuntimeState): Effect.Effect<RuntimeStats> =>
 
 /** Samples the runtime into the `MetricsRepository` and returns the sample. */
 export const recordMetrics = (state: RuntimeState): Effect.Effect<RuntimeMetrics, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env } = state
     const now = yield* Clock.currentTimeMillis
     const cache = env.cache.stats()

@@ -57,8 +57,11 @@ export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Eff
     if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
     return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
       if (exit._tag === "Success") {
-        return emit(state, (e) =>
-          new AgentRecovered({ ...e, agentId: i.agentId, from: exit.value.from, takenAt: exit.value.takenAt, cause }))
+        return emit(
+          state,
+          (e) =>
+            new AgentRecovered({ ...e, agentId: i.agentId, from: exit.value.from, takenAt: exit.value.takenAt, cause })
+        )
       }
       i.recordError(`recovery after a trap failed: ${errorText(exit.cause)}`)
       return Effect.andThen(
@@ -70,7 +73,7 @@ export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Eff
 
 /** Terminates the trapped instance and attaches a new one, restored from the last snapshot or fresh. */
 const replace = (state: RuntimeState, i: AgentInstance) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const old = i.detach()
     if (old !== undefined) yield* old.terminate
     const module = yield* getModule(state, i.moduleId)

@@ -104,16 +104,21 @@ export interface RuntimeState {
  * and the defaults. The engine's worker threads are taken from the pool
  * until the scope closes (`takeEngineThreads`).
  */
-export const makeState = (
-  input: SettingsInput
-): Effect.Effect<RuntimeState, StartError, RuntimePorts | Scope.Scope> =>
-  Effect.gen(function*() {
+export const makeState = (input: SettingsInput): Effect.Effect<RuntimeState, StartError, RuntimePorts | Scope.Scope> =>
+  Effect.gen(function* () {
     const settings = resolveSettings(input, yield* ResourcePoolConfig)
     const engine = yield* WasmEngine
     const id = (settings.id ??
       `rt-${(yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0")}`) as RuntimeId
     const startedAt = yield* Clock.currentTimeMillis
-    const env = new RuntimeEnvironment(id, settings.name, engine.platform, settings.pool, settings.cacheMaxBytes, startedAt)
+    const env = new RuntimeEnvironment(
+      id,
+      settings.name,
+      engine.platform,
+      settings.pool,
+      settings.cacheMaxBytes,
+      startedAt
+    )
     yield* takeEngineThreads(env, engine)
     env.status = "Ready"
     const lock = Semaphore.makeUnsafe(1)
@@ -134,13 +139,17 @@ export const makeState = (
       clock: yield* Clock.Clock,
       fibers: yield* FiberSet.make<unknown, unknown>(),
       locked: (effect) =>
-        lock.withPermits(1)(Effect.suspend(() => {
-          holders++
-          return Effect.ensuring(effect, released)
-        })),
+        lock.withPermits(1)(
+          Effect.suspend(() => {
+            holders++
+            return Effect.ensuring(effect, released)
+          })
+        ),
       lockFree: () => holders === 0,
       inflight: new Map(),
-      persistent: persistence.snapshotAfterCalls === true || persistence.snapshotIntervalMs !== undefined ||
+      persistent:
+        persistence.snapshotAfterCalls === true ||
+        persistence.snapshotIntervalMs !== undefined ||
         persistence.restoreOnStart === true,
       nonce: (yield* Random.nextIntBetween(0, 0x7fffffff)).toString(16).padStart(8, "0"),
       eventSeq: 0,
@@ -165,7 +174,9 @@ export const takeEngineThreads = (
   Effect.suspend((): Effect.Effect<void, StartError, Scope.Scope> => {
     const { maxThreads } = env.pool
     if (!Number.isSafeInteger(maxThreads) || maxThreads < 0) {
-      return Effect.fail(new InvalidConfig({ reason: `pool.maxThreads must be a non-negative integer, got ${String(maxThreads)}` }))
+      return Effect.fail(
+        new InvalidConfig({ reason: `pool.maxThreads must be a non-negative integer, got ${String(maxThreads)}` })
+      )
     }
     const threads = engine.threads ?? 0
     if (threads === 0) return Effect.void
@@ -213,7 +224,7 @@ export const trustedEvent = <C extends TrustedEventClass>(
 }
 
 /** What `trustedEvent` needs of an event class. */
-type TrustedEventClass = (new(fields: any) => RuntimeEvent) & { readonly identifier: string }
+type TrustedEventClass = (new (fields: any) => RuntimeEvent) & { readonly identifier: string }
 
 /** Publishes `AgentStateChanged` for a change (nothing when the state stayed the same). */
 export const emitChange = (state: RuntimeState, agentId: AgentId, change: StateChange): Effect.Effect<void> =>

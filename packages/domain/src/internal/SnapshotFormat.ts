@@ -14,7 +14,10 @@ import { AgentId, ModuleHash, ModuleId } from "../Ids.js"
 import type { EngineState } from "../WasmEngine.js"
 
 declare const TextEncoder: new () => { encode(input: string): Uint8Array }
-declare const TextDecoder: new (label: "utf-8", options: { readonly fatal: boolean }) => { decode(input: Uint8Array): string }
+declare const TextDecoder: new (
+  label: "utf-8",
+  options: { readonly fatal: boolean }
+) => { decode(input: Uint8Array): string }
 
 /** Version of the byte layout (distinct from `InstanceSnapshot.version`, which the header carries). */
 export const FORMAT_VERSION = 1
@@ -146,7 +149,8 @@ class Reader {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   }
   private need(n: number, what: string): void {
-    if (this.offset + n > this.bytes.length) throw new Malformed(`payload truncated reading ${what} at byte ${this.offset}`)
+    if (this.offset + n > this.bytes.length)
+      throw new Malformed(`payload truncated reading ${what} at byte ${this.offset}`)
   }
   u8(what: string): number {
     this.need(1, what)
@@ -248,7 +252,8 @@ export const readFrame = (bytes: Uint8Array): Result.Result<{ header: Header; pa
   const actual = crc32(bytes.subarray(0, bytes.length - CHECKSUM))
   if (stored !== actual) return bad(`checksum mismatch: stored ${stored.toString(16)}, computed ${actual.toString(16)}`)
   const version = view.getUint16(4, true)
-  if (version !== FORMAT_VERSION) return bad(`unsupported snapshot format version ${version} (this build reads ${FORMAT_VERSION})`)
+  if (version !== FORMAT_VERSION)
+    return bad(`unsupported snapshot format version ${version} (this build reads ${FORMAT_VERSION})`)
   if (view.getUint16(6, true) !== 0) return bad("reserved bytes are not zero")
   let json: unknown
   try {
@@ -258,28 +263,36 @@ export const readFrame = (bytes: Uint8Array): Result.Result<{ header: Header; pa
   }
   const header = decodeHeader(json)
   if (Result.isFailure(header)) return bad(`invalid header: ${header.failure.message}`)
-  return Result.succeed({ header: header.success, payload: bytes.subarray(PREFIX + headerLength, PREFIX + headerLength + payloadLength) })
+  return Result.succeed({
+    header: header.success,
+    payload: bytes.subarray(PREFIX + headerLength, PREFIX + headerLength + payloadLength)
+  })
 }
 
 const parseBody = (header: Header, body: Uint8Array): EngineState => {
-  if (body.length !== header.bodyLength) throw new Malformed(`payload is ${body.length} bytes, header says ${header.bodyLength}`)
-  if (header.memoryBytes % PAGE !== 0) throw new Malformed(`memoryBytes ${header.memoryBytes} is not a multiple of 64 KiB`)
+  if (body.length !== header.bodyLength)
+    throw new Malformed(`payload is ${body.length} bytes, header says ${header.bodyLength}`)
+  if (header.memoryBytes % PAGE !== 0)
+    throw new Malformed(`memoryBytes ${header.memoryBytes} is not a multiple of 64 KiB`)
   const r = new Reader(body)
   const pageCount = r.u32("page count")
-  if (pageCount !== header.pageCount) throw new Malformed(`payload has ${pageCount} pages, header says ${header.pageCount}`)
+  if (pageCount !== header.pageCount)
+    throw new Malformed(`payload has ${pageCount} pages, header says ${header.pageCount}`)
   const pages: Array<{ index: number; data: Uint8Array }> = []
   let previous = -1
   for (let i = 0; i < pageCount; i++) {
     const index = r.u32("page index")
     if (index <= previous) throw new Malformed(`page ${index} out of order or repeated`)
-    if ((index + 1) * PAGE > header.memoryBytes) throw new Malformed(`page ${index} lies outside ${header.memoryBytes} bytes of memory`)
+    if ((index + 1) * PAGE > header.memoryBytes)
+      throw new Malformed(`page ${index} lies outside ${header.memoryBytes} bytes of memory`)
     const length = r.u32("page length")
     if (length !== PAGE) throw new Malformed(`page ${index} has ${length} bytes, expected ${PAGE}`)
     pages.push({ index, data: r.take(length, "page data") })
     previous = index
   }
   const globalCount = r.u32("global count")
-  if (globalCount !== header.globalCount) throw new Malformed(`payload has ${globalCount} globals, header says ${header.globalCount}`)
+  if (globalCount !== header.globalCount)
+    throw new Malformed(`payload has ${globalCount} globals, header says ${header.globalCount}`)
   const globals: Record<string, number | bigint> = {}
   for (let i = 0; i < globalCount; i++) {
     const length = r.u32("global name length")

@@ -65,7 +65,8 @@ const whileRecovered = <A, E>(
           ? Effect.fail(new AgentNotRunning({ agentId, state: i.state }))
           : f(i, instance)
       })
-    ))
+    )
+  )
 
 /**
  * Saves an agent's complete state to the `InstanceRepository` and returns it.
@@ -78,9 +79,10 @@ export const snapshot = (
   state: RuntimeState,
   agentId: AgentId
 ): Effect.Effect<InstanceSnapshot, AgentNotFound | AgentNotRunning | Trap | RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const [i, engineState] = yield* whileRecovered(state, agentId, (i, instance) =>
-      Effect.map(instance.snapshot, (s) => [i, s] as const))
+      Effect.map(instance.snapshot, (s) => [i, s] as const)
+    )
     const snap = toSnapshot(i, engineState, yield* Clock.currentTimeMillis)
     yield* state.instanceRepo.saveState(agentId, snap)
     return snap
@@ -89,14 +91,14 @@ export const snapshot = (
 /** Restores a saved engine state into the agent's live instance (replaced first when it trapped). */
 const restoreInto = (state: RuntimeState, agentId: AgentId, engineState: EngineState) =>
   whileRecovered(state, agentId, (i, instance) =>
-    Effect.tap(
-      instance.restore(withoutFuel(engineState)),
-      () => Effect.sync(() => state.env.recordMemory(i, engineState.memoryBytes))
-    ))
+    Effect.tap(instance.restore(withoutFuel(engineState)), () =>
+      Effect.sync(() => state.env.recordMemory(i, engineState.memoryBytes))
+    )
+  )
 
 /** Brings an agent back from its saved state (a new instance of its module when it is not live). */
 export const restore = (state: RuntimeState, agentId: AgentId): Effect.Effect<AgentInfo, RestoreError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env } = state
     const saved = yield* state.instanceRepo.loadState(agentId)
     if (Option.isNone(saved)) return yield* new AgentNotFound({ agentId })
@@ -123,9 +125,8 @@ export const restore = (state: RuntimeState, agentId: AgentId): Effect.Effect<Ag
       return yield* new SnapshotMismatch({ expected: target.moduleHash, actual: snap.moduleHash })
     }
     // an agent spawned here for the restore must not stay live with fresh state if the restore fails
-    yield* Effect.tapError(
-      restoreInto(state, agentId, snap.state),
-      () => spawnedHere ? Effect.ignore(evictAgent(state, agentId, "Manual")) : Effect.void
+    yield* Effect.tapError(restoreInto(state, agentId, snap.state), () =>
+      spawnedHere ? Effect.ignore(evictAgent(state, agentId, "Manual")) : Effect.void
     )
     const i = yield* live(state, agentId)
     if (snap.lifecycle === "Paused" && i.state === "Running") yield* pause(state, agentId)
@@ -137,14 +138,14 @@ export const restore = (state: RuntimeState, agentId: AgentId): Effect.Effect<Ag
  * `ModuleRepository` (verified again), then `restore`.
  */
 export const restoreAll = (state: RuntimeState): Effect.Effect<RestoreResult, RepositoryError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { env } = state
     const restored: Array<AgentId> = []
     const failed: Array<{ agentId: AgentId; reason: string }> = []
     for (const agentId of yield* state.instanceRepo.listSaved) {
       if (env.instances.has(agentId) || env.passivated.has(agentId)) continue
       const exit = yield* Effect.exit(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const saved = yield* state.instanceRepo.loadState(agentId)
           if (Option.isNone(saved)) return yield* new AgentNotFound({ agentId })
           if (!env.modules.has(saved.value.moduleId)) {

@@ -71,8 +71,7 @@ const unsupported = (state: RuntimeState, config: AgentConfig): InvalidConfig | 
     }
     if (config.fuel === undefined) {
       return new InvalidConfig({
-        reason:
-          `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false): timeoutMs alone would not stop a runaway call — set fuel to bound it`
+        reason: `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false): timeoutMs alone would not stop a runaway call — set fuel to bound it`
       })
     }
   }
@@ -93,8 +92,7 @@ export const withDefaultFuel = (state: RuntimeState, config: AgentConfig): Agent
   const fuel = state.settings.limits.defaultFuel
   if (fuel === false) {
     return new InvalidConfig({
-      reason:
-        `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false) and limits.defaultFuel is disabled: set fuel to bound the agent's calls`
+      reason: `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false) and limits.defaultFuel is disabled: set fuel to bound the agent's calls`
     })
   }
   return { ...config, fuel }
@@ -149,7 +147,12 @@ export const spawnAgent = (
     if (initialBytes > config.memoryLimit) {
       return Effect.fail(new MemoryExceeded({ agentId, used: initialBytes, limit: config.memoryLimit }))
     }
-    const authorized = state.authorizer.authorize({ action: "spawn", agentId, moduleHash: module.hash, subject: module.metadata.name })
+    const authorized = state.authorizer.authorize({
+      action: "spawn",
+      agentId,
+      moduleHash: module.hash,
+      subject: module.metadata.name
+    })
     return Effect.flatMap(authorized, () =>
       Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) => {
         const claimInput = {
@@ -164,16 +167,21 @@ export const spawnAgent = (
         if (state.lockFree()) {
           // no structural change in flight: this synchronous claim is as atomic as one under the lock
           const claimed = claim()
-          return claimed instanceof Error ? Effect.fail(claimed) : instantiateClaimed(state, claimed, module, config, imports)
+          return claimed instanceof Error
+            ? Effect.fail(claimed)
+            : instantiateClaimed(state, claimed, module, config, imports)
         }
         return Effect.flatMap(
-          state.locked(Effect.suspend(() => {
-            const claimed = claim()
-            return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
-          })),
+          state.locked(
+            Effect.suspend(() => {
+              const claimed = claim()
+              return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
+            })
+          ),
           (claimed) => instantiateClaimed(state, claimed, module, config, imports)
         )
-      }))
+      })
+    )
   })
 
 /**
@@ -190,16 +198,19 @@ const instantiateClaimed = (
   const { env } = state
   const { agentId } = claimed
   const cached = cachedVariant(state, module, config)
-  const made = cached === undefined
-    ? instantiate(state, agentId, module, config, imports)
-    : state.engine.instantiate(cached, instantiateOptions(state, agentId, module, config, imports))
+  const made =
+    cached === undefined
+      ? instantiate(state, agentId, module, config, imports)
+      : state.engine.instantiate(cached, instantiateOptions(state, agentId, module, config, imports))
   const body = Effect.flatMap(made, (instance) =>
     Effect.flatMap(instance.memoryBytes, (bytes): Effect.Effect<void, SpawnError> => {
       if (env.instances.get(agentId) !== claimed) {
         // evicted (or the runtime shut down) while instantiating
         return Effect.andThen(
           instance.terminate,
-          Effect.fail(acceptsWork(env.status) ? new AgentNotFound({ agentId }) : new RuntimeUnavailable({ status: env.status }))
+          Effect.fail(
+            acceptsWork(env.status) ? new AgentNotFound({ agentId }) : new RuntimeUnavailable({ status: env.status })
+          )
         )
       }
       claimed.attach(instance)
@@ -218,11 +229,17 @@ const instantiateClaimed = (
         // nothing of the guest runs at start: the transition is synchronous
         const change = claimed.start()
         if ("_tag" in change) return Effect.andThen(state.bus.publish(spawned), Effect.fail(change))
-        const started = trustedEvent(AgentStateChanged, { ...envelope(state, now), agentId, from: change.from, to: change.to })
+        const started = trustedEvent(AgentStateChanged, {
+          ...envelope(state, now),
+          agentId,
+          from: change.from,
+          to: change.to
+        })
         return Effect.andThen(state.bus.publish(spawned), state.bus.publish(started))
       }
       return Effect.andThen(state.bus.publish(spawned), startLocked(state, claimed))
-    }))
+    })
+  )
   return claimed.exclusive(body).pipe(
     Effect.onError(() =>
       Effect.suspend(() => {

@@ -1,12 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Equal, Schema } from "effect"
-import {
-  AgentSpawned,
-  AgentStateChanged,
-  DomainEvent,
-  ModuleLoaded,
-  RuntimeEvent
-} from "../../src/RuntimeEvent.js"
+import { AgentSpawned, AgentStateChanged, DomainEvent, ModuleLoaded, RuntimeEvent } from "../../src/RuntimeEvent.js"
 import type { AgentId, EventId, InstanceId, ModuleHash, ModuleId, RuntimeId } from "../../src/Ids.js"
 import { trustedEvent } from "../../src/internal/RuntimeState.js"
 
@@ -15,22 +9,28 @@ const envelope = { eventId: "rt-1:00000001:7" as EventId, timestamp: 1_700_000_0
 describe("trustedEvent (events built from typed fields without re-parsing them)", () => {
   it("is the event the schema constructor makes: class, _tag, fields, key order, JSON, equality, encoding", () => {
     const cases = [
-      [AgentSpawned, {
-        ...envelope,
-        agentId: "a" as AgentId,
-        moduleId: "m@1.0.0#abc" as ModuleId,
-        instanceId: "a#1" as InstanceId,
-        memoryAllocated: 1_048_576
-      }],
+      [
+        AgentSpawned,
+        {
+          ...envelope,
+          agentId: "a" as AgentId,
+          moduleId: "m@1.0.0#abc" as ModuleId,
+          instanceId: "a#1" as InstanceId,
+          memoryAllocated: 1_048_576
+        }
+      ],
       [AgentStateChanged, { ...envelope, agentId: "a" as AgentId, from: "Starting", to: "Running" }],
-      [ModuleLoaded, {
-        ...envelope,
-        moduleId: "m@1.0.0#abc" as ModuleId,
-        moduleHash: "abc" as ModuleHash,
-        size: 120,
-        exports: ["run", "_initialize"],
-        cacheHit: false
-      }]
+      [
+        ModuleLoaded,
+        {
+          ...envelope,
+          moduleId: "m@1.0.0#abc" as ModuleId,
+          moduleHash: "abc" as ModuleHash,
+          size: 120,
+          exports: ["run", "_initialize"],
+          cacheHit: false
+        }
+      ]
     ] as const
     for (const [C, fields] of cases) {
       const trusted = trustedEvent(C as typeof AgentSpawned, fields as never)

@@ -18,17 +18,35 @@ const bytesOf = (length: number, seed: number): Uint8Array => {
 
 describe("Sha256 (load cache hashing)", () => {
   it("matches the FIPS 180-4 examples", () => {
-    expect(Sha256.sha256HexSync(new Uint8Array())).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    expect(Sha256.sha256HexSync(new Uint8Array())).toBe(
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
     expect(Sha256.sha256HexSync(new TextEncoder().encode("abc"))).toBe(
       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
-    expect(Sha256.sha256HexSync(new TextEncoder().encode("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))).toBe(
-      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-    )
+    expect(
+      Sha256.sha256HexSync(new TextEncoder().encode("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+    ).toBe("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
   })
 
   it("agrees with WebCrypto at every padding boundary and across SYNC_LIMIT", async () => {
-    const lengths = [1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, Sha256.SYNC_LIMIT - 1, Sha256.SYNC_LIMIT, 70_001]
+    const lengths = [
+      1,
+      55,
+      56,
+      57,
+      63,
+      64,
+      65,
+      119,
+      120,
+      127,
+      128,
+      1000,
+      Sha256.SYNC_LIMIT - 1,
+      Sha256.SYNC_LIMIT,
+      70_001
+    ]
     for (const [i, length] of lengths.entries()) {
       const bytes = bytesOf(length, i + 1)
       const expected = await webCrypto(bytes)

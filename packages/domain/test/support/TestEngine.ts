@@ -96,7 +96,7 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
           return { hash, byteLength: bytes.byteLength, handle: hash }
         }).pipe(Effect.tap(() => Effect.yieldNow)),
       instantiate: (compiled, options) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* Effect.yieldNow
           const ctx: CallContext = { agentId: options.agentId, state: {}, memoryBytes: initialMemory }
           let running = 0
@@ -104,7 +104,7 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
           const table = () => behaviours.get(compiled.hash) ?? {}
           return {
             invoke: (fn: string, args: ReadonlyArray<WasmValue>) =>
-              Effect.gen(function*() {
+              Effect.gen(function* () {
                 if (terminated) return yield* new Trap({ function: fn, reason: "instance terminated" })
                 const b = table()[fn]
                 calls.push(`${options.agentId}.${fn}`)
@@ -125,7 +125,9 @@ export const makeTestEngine = (initialMemory = 65_536): TestEngine => {
             memoryBytes: Effect.sync(() => ctx.memoryBytes),
             readMemory: (_offset: number, length: number) => Effect.succeed(new Uint8Array(length)),
             writeMemory: () => Effect.void,
-            snapshot: Effect.sync((): EngineState => ({ memoryBytes: ctx.memoryBytes, pages: [], globals: { ...ctx.state } })),
+            snapshot: Effect.sync(
+              (): EngineState => ({ memoryBytes: ctx.memoryBytes, pages: [], globals: { ...ctx.state } })
+            ),
             restore: (s: EngineState) =>
               Effect.sync(() => {
                 ctx.memoryBytes = s.memoryBytes
@@ -191,7 +193,7 @@ export const loadWith = (
   fns: Record<string, { params?: Array<string>; results?: Array<string> }>,
   behaviours: Record<string, Behaviour>
 ) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const runtime = yield* AgentRuntime
     const bytes = yield* Effect.promise(() => wat(watModule(fns, `(global (export "tag_${name}") i32 (i32.const 0))`)))
     const hash = createHash("sha256").update(bytes).digest("hex")
@@ -210,7 +212,7 @@ export const config = (memoryLimit = MiB, extra: Partial<AgentConfigShape> = {})
  */
 export const collecting = <A, E, R>(body: Effect.Effect<A, E, R>) =>
   Effect.scoped(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const runtime = yield* AgentRuntime
       const events: Array<RuntimeEvent> = []
       const stream = yield* runtime.events

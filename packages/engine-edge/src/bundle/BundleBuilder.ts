@@ -32,7 +32,13 @@
  *
  * @since 0.1.0
  */
-import { AgentConfig, CompileVariant, type InvalidSignature, makeMetadata, type ModuleVerifierShape } from "@agent-runtime/domain"
+import {
+  AgentConfig,
+  CompileVariant,
+  type InvalidSignature,
+  makeMetadata,
+  type ModuleVerifierShape
+} from "@agent-runtime/domain"
 import { type ExternType, type ModuleInfo, readModule, rewriteModule } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
 import { BundleBuildError } from "./BundleError.js"
@@ -82,12 +88,14 @@ export interface BuildBundleOptions {
    * suite spawns); `limits` overrides the bundle's for this variant (a
    * runtime that runs some agents with other `limits` settings).
    */
-  readonly variants?: ReadonlyArray<{
-    readonly module: string
-    readonly memoryLimit: number
-    readonly fuel?: number | undefined
-    readonly limits?: Partial<BundleManifest["limits"]> | undefined
-  }> | undefined
+  readonly variants?:
+    | ReadonlyArray<{
+        readonly module: string
+        readonly memoryLimit: number
+        readonly fuel?: number | undefined
+        readonly limits?: Partial<BundleManifest["limits"]> | undefined
+      }>
+    | undefined
   /** The runtime's `limits` settings the Worker will run with (default: both `true`, the domain's defaults). */
   readonly limits?: Partial<BundleManifest["limits"]> | undefined
   /** Also bundle every module as loaded, unrewritten (default `true`; needed when a runtime compiles modules at load). */
@@ -132,7 +140,7 @@ const sameRewrite = (a: RewriteParams | null, b: RewriteParams | null): boolean 
 
 /** Builds the manifest and files of an edge bundle (see the module doc). */
 export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, BundleBuildError | InvalidSignature> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const limits = { memoryCap: options.limits?.memoryCap ?? true, exportState: options.limits?.exportState ?? true }
     const includeOriginal = options.includeOriginal ?? true
     const byName = new Map<string, BundleModuleInput>()
@@ -141,23 +149,35 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
       byName.set(m.name, m)
     }
     // the configs every module needs a variant for
-    const wanted = new Map<string, Array<{ memoryLimit: number; fuel: number | null; limits: BundleManifest["limits"] }>>()
+    const wanted = new Map<
+      string,
+      Array<{ memoryLimit: number; fuel: number | null; limits: BundleManifest["limits"] }>
+    >()
     const types = new Set<string>()
     const want = (
       module: string,
       what: string,
       config: { memoryLimit: number; fuel?: number | undefined; limits?: Partial<BundleManifest["limits"]> | undefined }
     ) =>
-      Effect.gen(function*() {
-        if (!byName.has(module)) return yield* new BundleBuildError({ module, reason: `${what} names module ${JSON.stringify(module)}, which is not in the bundle` })
+      Effect.gen(function* () {
+        if (!byName.has(module))
+          return yield* new BundleBuildError({
+            module,
+            reason: `${what} names module ${JSON.stringify(module)}, which is not in the bundle`
+          })
         const invalid = AgentConfig.validate({ memoryLimit: config.memoryLimit, fuel: config.fuel })
         if (invalid !== undefined) return yield* new BundleBuildError({ module, reason: `${what}: ${invalid.reason}` })
         const list = wanted.get(module) ?? []
-        list.push({ memoryLimit: config.memoryLimit, fuel: config.fuel ?? null, limits: { ...limits, ...config.limits } })
+        list.push({
+          memoryLimit: config.memoryLimit,
+          fuel: config.fuel ?? null,
+          limits: { ...limits, ...config.limits }
+        })
         wanted.set(module, list)
       })
     for (const a of options.agents) {
-      if (types.has(a.type)) return yield* new BundleBuildError({ module: a.module, reason: `agent type ${a.type} declared twice` })
+      if (types.has(a.type))
+        return yield* new BundleBuildError({ module: a.module, reason: `agent type ${a.type} declared twice` })
       types.add(a.type)
       yield* want(a.module, `agent type ${a.type}`, a)
     }
@@ -174,7 +194,10 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
       )
       const read = readModule(input.bytes)
       if (!read.ok) {
-        return yield* new BundleBuildError({ module: label, reason: `not a valid module: ${read.error.reason} at byte ${read.error.offset}` })
+        return yield* new BundleBuildError({
+          module: label,
+          reason: `not a valid module: ${read.error.reason} at byte ${read.error.offset}`
+        })
       }
       const info = read.value
       const memory = memoryOf(info)
@@ -197,7 +220,11 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
           }
           bytes = rewritten.value.bytes
           const reread = readModule(bytes)
-          if (!reread.ok) return yield* new BundleBuildError({ module: label, reason: `rewritten module is invalid: ${reread.error.reason}` })
+          if (!reread.ok)
+            return yield* new BundleBuildError({
+              module: label,
+              reason: `rewritten module is invalid: ${reread.error.reason}`
+            })
           variantInfo = reread.value
         }
         const digest = yield* codeDigest(bytes)
@@ -222,7 +249,10 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
         })
       }
       if (hashOf.has(input.name) || [...hashOf.values()].includes(verification.hash)) {
-        return yield* new BundleBuildError({ module: label, reason: `module ${verification.hash} is already in the bundle` })
+        return yield* new BundleBuildError({
+          module: label,
+          reason: `module ${verification.hash} is already in the bundle`
+        })
       }
       const file = `modules/${verification.hash}.bin`
       files.push({ path: file, kind: "data", bytes: input.bytes })
@@ -233,7 +263,10 @@ export const buildBundle = (options: BuildBundleOptions): Effect.Effect<Bundle, 
         moduleHash: verification.hash,
         file,
         size: input.bytes.byteLength,
-        signature: verification.keyId === undefined ? { status: "unsigned-allowed" } : { status: "verified", keyId: verification.keyId },
+        signature:
+          verification.keyId === undefined
+            ? { status: "unsigned-allowed" }
+            : { status: "verified", keyId: verification.keyId },
         exports: info.exports.map((e) => ({ name: e.name, type: e.type as ExternType })),
         imports: info.imports.map((i) => ({ module: i.module, name: i.name, type: i.type })),
         memory,

@@ -219,7 +219,7 @@ const ManifestSchema = Schema.Struct({
  * that every agent names a bundled module. Fails with `ManifestInvalid { reason }`.
  */
 export const decodeManifest = (input: unknown): Effect.Effect<BundleManifest, ManifestInvalid> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     let value = input
     if (typeof input === "string") {
       value = yield* Effect.try({
@@ -229,16 +229,21 @@ export const decodeManifest = (input: unknown): Effect.Effect<BundleManifest, Ma
     }
     const decoded = yield* Effect.mapError(
       Schema.decodeUnknownEffect(ManifestSchema)(value),
-      (e) => new ManifestInvalid({ reason: `manifest does not match format ${MANIFEST_FORMAT} v${MANIFEST_VERSION}: ${e.message}` })
+      (e) =>
+        new ManifestInvalid({
+          reason: `manifest does not match format ${MANIFEST_FORMAT} v${MANIFEST_VERSION}: ${e.message}`
+        })
     )
     const manifest = decoded as unknown as BundleManifest
     const hashes = new Set<string>()
     const digests = new Set<string>()
     for (const m of manifest.modules) {
-      if (hashes.has(m.moduleHash)) return yield* new ManifestInvalid({ reason: `module ${m.moduleHash} is listed twice` })
+      if (hashes.has(m.moduleHash))
+        return yield* new ManifestInvalid({ reason: `module ${m.moduleHash} is listed twice` })
       hashes.add(m.moduleHash)
       for (const v of m.variants) {
-        if (digests.has(v.digest)) return yield* new ManifestInvalid({ reason: `variant digest ${v.digest} is listed twice` })
+        if (digests.has(v.digest))
+          return yield* new ManifestInvalid({ reason: `variant digest ${v.digest} is listed twice` })
         digests.add(v.digest)
       }
     }
@@ -247,7 +252,9 @@ export const decodeManifest = (input: unknown): Effect.Effect<BundleManifest, Ma
       if (types.has(a.type)) return yield* new ManifestInvalid({ reason: `agent type ${a.type} is declared twice` })
       types.add(a.type)
       if (!hashes.has(a.moduleHash)) {
-        return yield* new ManifestInvalid({ reason: `agent type ${a.type} names module ${a.moduleHash}, which is not bundled` })
+        return yield* new ManifestInvalid({
+          reason: `agent type ${a.type} names module ${a.moduleHash}, which is not bundled`
+        })
       }
     }
     return manifest
@@ -270,7 +277,8 @@ export const variantKey = (moduleHash: string, rewrite: RewriteParams | null): s
  * issue 12 item 1) — the domain's rule at spawn (`Modules.rewriteFor`).
  */
 export const hasBudgetedStorage = (module: Pick<ModuleInfo, "imports" | "memories" | "tables">): boolean =>
-  module.memories.length > 0 || module.tables.length > 0 ||
+  module.memories.length > 0 ||
+  module.tables.length > 0 ||
   module.imports.some((i) => i.type.kind === "memory" || i.type.kind === "table")
 
 /**

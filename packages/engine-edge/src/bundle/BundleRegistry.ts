@@ -78,7 +78,7 @@ const sameKinds = (a: ReadonlyArray<ExternKind>, b: ReadonlyArray<ExternKind>): 
 
 /** Checks a bundle's contents against its manifest and indexes them (see the module doc). */
 export const make = (contents: BundleContents): Effect.Effect<BundleRegistry, BundleError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const manifest = yield* decodeManifest(contents.manifest)
     const modules = new Map<string, BundledModule>()
     const variants = new Map<string, RegisteredVariant>()
@@ -91,10 +91,20 @@ export const make = (contents: BundleContents): Effect.Effect<BundleRegistry, Bu
         const compiled = contents.modules[v.file]
         if (compiled === undefined) return yield* new BundleFileMissing({ file: v.file, what: `variant ${v.key}` })
         if (!(compiled instanceof WebAssembly.Module)) {
-          return yield* new BundleMismatch({ file: v.file, reason: "not a WebAssembly.Module (bundle it as a wasm / CompiledWasm module)" })
+          return yield* new BundleMismatch({
+            file: v.file,
+            reason: "not a WebAssembly.Module (bundle it as a wasm / CompiledWasm module)"
+          })
         }
-        const exports: Array<ExternKind> = WebAssembly.Module.exports(compiled).map((e) => ({ name: e.name, kind: e.kind }))
-        const imports: Array<ExternKind> = WebAssembly.Module.imports(compiled).map((i) => ({ module: i.module, name: i.name, kind: i.kind }))
+        const exports: Array<ExternKind> = WebAssembly.Module.exports(compiled).map((e) => ({
+          name: e.name,
+          kind: e.kind
+        }))
+        const imports: Array<ExternKind> = WebAssembly.Module.imports(compiled).map((i) => ({
+          module: i.module,
+          name: i.name,
+          kind: i.kind
+        }))
         if (!sameKinds(exports, v.exports)) {
           return yield* new BundleMismatch({
             file: v.file,
@@ -111,18 +121,23 @@ export const make = (contents: BundleContents): Effect.Effect<BundleRegistry, Bu
       }
       if (contents.data !== undefined) {
         const raw = contents.data[m.file]
-        if (raw === undefined) return yield* new BundleFileMissing({ file: m.file, what: `original bytes of ${m.name}@${m.version}` })
+        if (raw === undefined)
+          return yield* new BundleFileMissing({ file: m.file, what: `original bytes of ${m.name}@${m.version}` })
         const bytes = raw instanceof Uint8Array ? raw : new Uint8Array(raw)
         const digest = yield* codeDigest(bytes)
         if (digest !== m.moduleHash) {
-          return yield* new BundleMismatch({ file: m.file, reason: `its module hash is ${digest}, the manifest says ${m.moduleHash}` })
+          return yield* new BundleMismatch({
+            file: m.file,
+            reason: `its module hash is ${digest}, the manifest says ${m.moduleHash}`
+          })
         }
         originals.set(m.moduleHash, bytes)
         listed.add(m.file)
       }
     }
     const unlisted = [...Object.keys(contents.modules), ...Object.keys(contents.data ?? {})].find((f) => !listed.has(f))
-    if (unlisted !== undefined) return yield* new BundleMismatch({ file: unlisted, reason: "no manifest entry for this bundled file" })
+    if (unlisted !== undefined)
+      return yield* new BundleMismatch({ file: unlisted, reason: "no manifest entry for this bundled file" })
     const agents = new Map(manifest.agents.map((a) => [a.type, a]))
     return {
       manifest,

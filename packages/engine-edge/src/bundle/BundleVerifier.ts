@@ -26,7 +26,7 @@ import { codeDigest } from "./internal/digest.js"
 /** The verifier over a bundle registry. */
 export const make = (registry: BundleRegistry): ModuleVerifierShape => ({
   verify: (bytes, metadata) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const label = `${metadata.name}@${metadata.version}`
       const hash = yield* codeDigest(bytes)
       const bundled = registry.module(hash)
@@ -37,7 +37,10 @@ export const make = (registry: BundleRegistry): ModuleVerifierShape => ({
         })
       }
       if (bundled.name !== metadata.name || bundled.version !== metadata.version) {
-        return yield* new InvalidSignature({ module: label, reason: `metadata mismatch: bundled as ${bundled.name}@${bundled.version}` })
+        return yield* new InvalidSignature({
+          module: label,
+          reason: `metadata mismatch: bundled as ${bundled.name}@${bundled.version}`
+        })
       }
       return {
         hash: hash as ModuleHash,
@@ -47,4 +50,5 @@ export const make = (registry: BundleRegistry): ModuleVerifierShape => ({
 })
 
 /** The `ModuleVerifier` layer over a bundle registry. */
-export const layer = (registry: BundleRegistry): Layer.Layer<ModuleVerifier> => Layer.succeed(ModuleVerifier, make(registry))
+export const layer = (registry: BundleRegistry): Layer.Layer<ModuleVerifier> =>
+  Layer.succeed(ModuleVerifier, make(registry))

@@ -164,7 +164,11 @@ const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefine
   if (request === undefined) return imports
   const ns = imports[request.module] as Record<string, unknown> | undefined
   if (ns?.[request.name] !== undefined) return imports
-  const memory = new WebAssembly.Memory({ initial: request.minPages, maximum: request.maxPages, shared: request.shared })
+  const memory = new WebAssembly.Memory({
+    initial: request.minPages,
+    maximum: request.maxPages,
+    shared: request.shared
+  })
   return { ...imports, [request.module]: { ...(ns as WebAssembly.ModuleImports | undefined), [request.name]: memory } }
 }
 
@@ -247,7 +251,10 @@ export const fromInstance = <E extends Error = never>(
     if (memory === undefined) return new Trap({ function: op, reason: "the instance has no linear memory" })
     const size = memory.buffer.byteLength
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      return new Trap({ function: op, reason: `memory access out of bounds: [${offset}, ${offset + length}) of ${size} bytes` })
+      return new Trap({
+        function: op,
+        reason: `memory access out of bounds: [${offset}, ${offset + length}) of ${size} bytes`
+      })
     }
     return undefined
   }
@@ -260,7 +267,8 @@ export const fromInstance = <E extends Error = never>(
       const words = new Uint32Array(buffer)
       const count = buffer.byteLength / PAGE_BYTES
       for (let p = 0; p < count; p++) {
-        if (!isZeroPage(words, p)) pages.push({ index: p, data: new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice() })
+        if (!isZeroPage(words, p))
+          pages.push({ index: p, data: new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice() })
       }
     }
     const values: Record<string, number | bigint> = {}
@@ -318,7 +326,8 @@ export const fromInstance = <E extends Error = never>(
       const call = prepare(fn)
       return call === undefined ? new FunctionNotFound({ function: fn }) : call(args, fuel)
     },
-    read: (offset, length) => bounds("readMemory", offset, length) ?? new Uint8Array(memory!.buffer, offset, length).slice(),
+    read: (offset, length) =>
+      bounds("readMemory", offset, length) ?? new Uint8Array(memory!.buffer, offset, length).slice(),
     write: (offset, bytes) => {
       const err = bounds("writeMemory", offset, bytes.byteLength)
       if (err === undefined) new Uint8Array(memory!.buffer).set(bytes, offset)
@@ -339,7 +348,10 @@ export const fromInstance = <E extends Error = never>(
  * exception is mapped as a call of `(start)`; `undefined` when it returned
  * (or the module has no deferred start).
  */
-const runDeferredStart = <E extends Error>(live: LiveInstance<E>, config: InstanceConfig<E>): Trap | FuelExhausted | E | undefined => {
+const runDeferredStart = <E extends Error>(
+  live: LiveInstance<E>,
+  config: InstanceConfig<E>
+): Trap | FuelExhausted | E | undefined => {
   const start = live.exports[START_EXPORT]
   if (typeof start !== "function") return undefined
   const fuel = live.fuel === undefined ? undefined : Number(live.fuel.value as bigint)
@@ -393,7 +405,8 @@ export const checkSuppliedTables = (
   for (const [module, ns] of Object.entries(imports)) {
     if (ns === null || typeof ns !== "object") continue
     for (const [name, v] of Object.entries(ns as Record<string, unknown>)) {
-      if (v instanceof WebAssembly.Table && !supplied.some(([, t]) => t === v)) supplied.push([`"${module}"."${name}"`, v])
+      if (v instanceof WebAssembly.Table && !supplied.some(([, t]) => t === v))
+        supplied.push([`"${module}"."${name}"`, v])
     }
   }
   if (supplied.length === 0) return undefined
@@ -411,7 +424,8 @@ export const checkSuppliedTables = (
     })
     if (!fits) {
       return new InstantiationError({
-        reason: `${what} (table): a caller-supplied table needs a maximum within the agent's budget ` +
+        reason:
+          `${what} (table): a caller-supplied table needs a maximum within the agent's budget ` +
           `(≤ ${maxEntries} entries × ${TABLE_ENTRY_BYTES} bytes of ${memoryLimit}), else the guest can grow it past the budget`
       })
     }
@@ -458,4 +472,3 @@ export const instantiate = <E extends Error = never>(
   }
   return live
 }
-

@@ -37,7 +37,11 @@ describe("plain core errors", () => {
       used: 2,
       limit: 1
     })
-    expect(Instance.toDomainError(new Errors.FunctionNotFound({ function: "h" })).message).toBe('no exported function named "h"')
-    expect(Instance.toDomainError(new Errors.InstantiationError({ reason: "r" })).message).toBe("instantiation failed: r")
+    expect(Instance.toDomainError(new Errors.FunctionNotFound({ function: "h" })).message).toBe(
+      'no exported function named "h"'
+    )
+    expect(Instance.toDomainError(new Errors.InstantiationError({ reason: "r" })).message).toBe(
+      "instantiation failed: r"
+    )
   })
 })

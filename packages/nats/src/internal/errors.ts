@@ -30,7 +30,8 @@ export const attempt = <A>(operation: string, f: () => Promise<A>): Effect.Effec
 export const keyOf = (id: string): string => "k" + Buffer.from(id, "utf8").toString("base64url")
 
 /** The id a `keyOf` key was made from, or `undefined` for keys this package did not write. */
-export const idOf = (key: string): string | undefined => (key.startsWith("k") ? Buffer.from(key.slice(1), "base64url").toString("utf8") : undefined)
+export const idOf = (key: string): string | undefined =>
+  key.startsWith("k") ? Buffer.from(key.slice(1), "base64url").toString("utf8") : undefined
 
 /** Lowercase hex SHA-256. */
 export const sha256Hex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")

@@ -86,7 +86,7 @@ interface Request {
   readonly args?: ReadonlyArray<number>
 }
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const leased = yield* LeasedRuntime.LeasedRuntime
   const { runtime } = leased
   const moduleId = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))

@@ -89,7 +89,11 @@ const syncDirectory = async (directory: string): Promise<void> => {
  * torn one; concurrent writers each use their own temp file and the last
  * rename wins. On failure the temp file is removed and the target untouched.
  */
-export const writeAtomic = async (directory: string, name: string, chunks: ReadonlyArray<Uint8Array>): Promise<void> => {
+export const writeAtomic = async (
+  directory: string,
+  name: string,
+  chunks: ReadonlyArray<Uint8Array>
+): Promise<void> => {
   const temp = path.join(directory, `${TEMP_PREFIX}${name}-${randomUUID()}`)
   let handle: fs.FileHandle | undefined
   try {

@@ -35,9 +35,9 @@ export const decode = (bytes: Uint8Array): Effect.Effect<InstanceSnapshot, strin
   const legacy = formatProblem(bytes)
   if (legacy !== undefined) return Effect.fail(legacy)
   // a plain Uint8Array view: the codec's `slice` then copies pages out of the (Buffer) file contents
-  return SnapshotCodec.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { compression: gzip }).pipe(
-    Effect.mapError((e) => (e._tag === "SnapshotCorrupt" ? e.reason : e.message))
-  )
+  return SnapshotCodec.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+    compression: gzip
+  }).pipe(Effect.mapError((e) => (e._tag === "SnapshotCorrupt" ? e.reason : e.message)))
 }
 
 // --- listing: the agent id from the codec's uncompressed header ---

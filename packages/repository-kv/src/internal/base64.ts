@@ -16,7 +16,9 @@ export const toBase64 = (bytes: Uint8Array): string => {
     const b = i + 1 < bytes.length ? bytes[i + 1]! : 0
     const c = i + 2 < bytes.length ? bytes[i + 2]! : 0
     const n = (a << 16) | (b << 8) | c
-    chunk += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! +
+    chunk +=
+      ALPHABET[n >> 18]! +
+      ALPHABET[(n >> 12) & 63]! +
       (i + 1 < bytes.length ? ALPHABET[(n >> 6) & 63]! : "=") +
       (i + 2 < bytes.length ? ALPHABET[n & 63]! : "=")
     if (chunk.length >= 8192) {

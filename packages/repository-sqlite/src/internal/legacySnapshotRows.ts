@@ -49,7 +49,9 @@ export const decode = (
   if (decoded._tag === "Failure") throw new Invalid(`snapshot of agent ${JSON.stringify(agentId)} has a corrupt header`)
   const h = decoded.value
   if (pages.length !== h.pages) {
-    throw new Invalid(`snapshot of agent ${JSON.stringify(agentId)} has ${pages.length} pages, its header says ${h.pages}`)
+    throw new Invalid(
+      `snapshot of agent ${JSON.stringify(agentId)} has ${pages.length} pages, its header says ${h.pages}`
+    )
   }
   const globals: Record<string, number | bigint> = {}
   for (const [name, kind, value] of h.globals) globals[name] = kind === "bigint" ? BigInt(value) : hexToF64(value)

@@ -34,7 +34,10 @@ export interface Migration {
 export const UNCONVERTED = "agent-runtime: snapshot row of schema version 2 not converted by migration 3: "
 
 const snapshotsToCodecBlobs = (db: Database.Database): void => {
-  const rows = db.prepare("SELECT agent_id, header FROM snapshots ORDER BY rowid").all() as Array<{ agent_id: string; header: string }>
+  const rows = db.prepare("SELECT agent_id, header FROM snapshots ORDER BY rowid").all() as Array<{
+    agent_id: string
+    header: string
+  }>
   const pages = db.prepare("SELECT page_index, data FROM snapshot_pages WHERE agent_id = ? ORDER BY page_index")
   const insert = db.prepare("INSERT INTO instance_snapshots (agent_id, snapshot) VALUES (?, ?)")
   for (const row of rows) {
@@ -114,7 +117,8 @@ export const migrations: ReadonlyArray<Migration> = [
   },
   {
     version: 4,
-    description: "paged instance snapshots: a header row plus a row per non-zero page, so a save writes only changed pages",
+    description:
+      "paged instance snapshots: a header row plus a row per non-zero page, so a save writes only changed pages",
     // layout 0: `snapshot` is the whole SnapshotCodec BLOB (rows of version 3, read as they are; the next save pages them)
     // layout 1: `snapshot` is the SnapshotCodec BLOB of the snapshot without its pages (metadata, memoryBytes, globals),
     //           and `instance_snapshot_pages` holds its `page_count` pages; `generation` counts saves (a writer's cache check)

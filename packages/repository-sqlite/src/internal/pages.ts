@@ -103,7 +103,8 @@ export const fromRuns = (index: number, stored: Uint8Array): Uint8Array => {
     if (at + 8 > stored.length) throw `page ${index}: a run header is truncated`
     const from = view.getUint32(at, true)
     const length = view.getUint32(at + 4, true)
-    if (from < next || from + length > PAGE || at + 8 + length > stored.length) throw `page ${index}: a run lies outside the page or overlaps`
+    if (from < next || from + length > PAGE || at + 8 + length > stored.length)
+      throw `page ${index}: a run lies outside the page or overlaps`
     page.set(stored.subarray(at + 8, at + 8 + length), from)
     next = from + length
     at += 8 + length
@@ -144,8 +145,10 @@ export const readPages = (
 ): Array<{ index: number; data: Uint8Array }> => {
   if (rows.length !== expected) throw `the header row says ${expected} pages, ${rows.length} page rows found`
   return rows.map((row) => {
-    if (!(row.data instanceof Uint8Array) || !(row.hash instanceof Uint8Array)) throw `page ${row.page_index} is not a BLOB`
-    if ((row.page_index + 1) * PAGE > memoryBytes) throw `page ${row.page_index} lies outside ${memoryBytes} bytes of memory`
+    if (!(row.data instanceof Uint8Array) || !(row.hash instanceof Uint8Array))
+      throw `page ${row.page_index} is not a BLOB`
+    if ((row.page_index + 1) * PAGE > memoryBytes)
+      throw `page ${row.page_index} lies outside ${memoryBytes} bytes of memory`
     let data: Uint8Array
     if (row.compressed === Stored.runs) data = fromRuns(row.page_index, row.data)
     else if (row.compressed === Stored.deflate) {

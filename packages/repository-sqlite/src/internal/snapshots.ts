@@ -34,7 +34,7 @@ export const decode = (bytes: Uint8Array): Effect.Effect<InstanceSnapshot, strin
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (text.subarray(0, UNCONVERTED_BYTES.length).equals(UNCONVERTED_BYTES)) return Effect.fail(text.toString("utf8"))
   // a plain Uint8Array view: the codec's `slice` then copies pages out of the (Buffer) BLOB
-  return SnapshotCodec.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { compression: gzip }).pipe(
-    Effect.mapError((e) => (e._tag === "SnapshotCorrupt" ? e.reason : e.message))
-  )
+  return SnapshotCodec.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+    compression: gzip
+  }).pipe(Effect.mapError((e) => (e._tag === "SnapshotCorrupt" ? e.reason : e.message)))
 }

@@ -15,7 +15,7 @@ const [file, countText] = process.argv.slice(2)
 const count = Number(countText)
 
 await Effect.runPromise(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const instances = yield* InstanceRepository
     for (let i = 0; i < count; i++) {
       const id = `killed-${i}`

@@ -479,7 +479,8 @@ export const ATOMIC: Table = table([
 
 /** The table entry of an opcode number (see the module doc), or undefined for an unknown opcode. */
 export const opcodeInfo = (opcode: number): OpcodeInfo | undefined => {
-  if (opcode < 0x100) return opcode === Prefix.misc || opcode === Prefix.simd || opcode === Prefix.atomic ? undefined : SINGLE[opcode]
+  if (opcode < 0x100)
+    return opcode === Prefix.misc || opcode === Prefix.simd || opcode === Prefix.atomic ? undefined : SINGLE[opcode]
   const prefix = Math.floor(opcode / 0x10000)
   const sub = opcode % 0x10000
   switch (prefix) {

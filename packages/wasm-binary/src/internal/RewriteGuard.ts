@@ -72,9 +72,12 @@ export const checkInput = (bytes: Uint8Array): ReadResult<ModuleInfo> => {
 /** Checks a rewrite's output: the host must validate it (a refusal is a rewriter bug, reported typed). */
 export const checkOutput = <A>(result: ReadResult<A>, bytesOf: (a: A) => Uint8Array): ReadResult<A> => {
   if (!result.ok) return result
-  return attempt(() => {
-    const refusal = hostRefusal(bytesOf(result.value), "rewritten module (a rewriter bug)")
-    if (refusal !== undefined) throw refusal
-    return result.value
-  }, () => 0)
+  return attempt(
+    () => {
+      const refusal = hostRefusal(bytesOf(result.value), "rewritten module (a rewriter bug)")
+      if (refusal !== undefined) throw refusal
+      return result.value
+    },
+    () => 0
+  )
 }

@@ -17,7 +17,9 @@ export const readAgent = (name: string, signed = false): Uint8Array<ArrayBuffer>
   try {
     return new Uint8Array(readFileSync(`${buildDir}${signed ? "" : "unsigned/"}${name}.wasm`))
   } catch (e) {
-    throw new Error(`agent fixture ${name} is missing: run \`pnpm --filter @agent-runtime/agents fixtures\` (${String(e)})`)
+    throw new Error(
+      `agent fixture ${name} is missing: run \`pnpm --filter @agent-runtime/agents fixtures\` (${String(e)})`
+    )
   }
 }
 
@@ -29,7 +31,9 @@ export const info = (bytes: Uint8Array): ModuleInfo => {
 }
 
 /** Unwraps a `ReadResult`, throwing its error. */
-export const unwrap = <A>(r: { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: Error }): A => {
+export const unwrap = <A>(
+  r: { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: Error }
+): A => {
   if (!r.ok) throw r.error
   return r.value
 }
@@ -75,7 +79,11 @@ export interface Captured {
   readonly globals: ReadonlyMap<string, number | bigint>
 }
 
-export const capture = (exports: Exports, memoryExport: string | undefined, globalNames: ReadonlyArray<string>): Captured => {
+export const capture = (
+  exports: Exports,
+  memoryExport: string | undefined,
+  globalNames: ReadonlyArray<string>
+): Captured => {
   const globals = new Map<string, number | bigint>()
   for (const name of globalNames) {
     const g = exports[name]

@@ -46,7 +46,13 @@ export interface Counts {
   rewritesRefusedValid: number
 }
 
-export const newCounts = (): Counts => ({ mutants: 0, v8Valid: 0, readerAccepted: 0, rewritesOk: 0, rewritesRefusedValid: 0 })
+export const newCounts = (): Counts => ({
+  mutants: 0,
+  v8Valid: 0,
+  readerAccepted: 0,
+  rewritesOk: 0,
+  rewritesRefusedValid: 0
+})
 
 const REWRITES: ReadonlyArray<readonly [string, (b: Uint8Array) => ReadResult<Uint8Array<ArrayBuffer>>]> = [
   ["instrumentFuel", (b) => instrumentFuel(b)],
@@ -97,14 +103,18 @@ export const check = (bytes: Uint8Array<ArrayBuffer>, counts: Counts = newCounts
       continue
     }
     if (!valid) return { kind: `${name}-accepts-invalid`, detail: "a module V8 refuses was rewritten" }
-    if (!WebAssembly.validate(r.value)) return { kind: `${name}-invalid-output`, detail: "the rewritten module does not validate" }
+    if (!WebAssembly.validate(r.value))
+      return { kind: `${name}-invalid-output`, detail: "the rewritten module does not validate" }
     counts.rewritesOk++
   }
   if (!valid && read.ok) {
     // the fuel rewriter's own bookkeeping, without the guard: an invalid module must stay invalid (issue 12 item 2)
     const unguarded = instrumentFuelOf(bytes)
     if (unguarded.ok && WebAssembly.validate(unguarded.value)) {
-      return { kind: "fuel-unguarded-makes-valid", detail: "instrumentFuelOf turned a module V8 refuses into a valid one" }
+      return {
+        kind: "fuel-unguarded-makes-valid",
+        detail: "instrumentFuelOf turned a module V8 refuses into a valid one"
+      }
     }
   }
   return undefined
@@ -112,7 +122,20 @@ export const check = (bytes: Uint8Array<ArrayBuffer>, counts: Counts = newCounts
 
 /** The fixture agents (unsigned and signed) that exist in `packages/agents/build`. */
 export const agentCorpus = (): Array<{ readonly name: string; readonly bytes: Uint8Array<ArrayBuffer> }> => {
-  const names = ["counter", "text", "leaky", "flaky", "trapper", "lifecycle", "looper", "multi", "no-memory", "host-caller", "grower", "start-trap"]
+  const names = [
+    "counter",
+    "text",
+    "leaky",
+    "flaky",
+    "trapper",
+    "lifecycle",
+    "looper",
+    "multi",
+    "no-memory",
+    "host-caller",
+    "grower",
+    "start-trap"
+  ]
   return names.flatMap((name) => [
     { name, bytes: readAgent(name) },
     { name: `${name} (signed)`, bytes: readAgent(name, true) }
@@ -132,7 +155,9 @@ export const specCorpus = (
 ): Array<{ readonly name: string; readonly bytes: Uint8Array<ArrayBuffer> }> => {
   let files: Array<string>
   try {
-    files = readdirSync(corpusDir).filter((f) => f.endsWith(".wast")).sort()
+    files = readdirSync(corpusDir)
+      .filter((f) => f.endsWith(".wast"))
+      .sort()
   } catch {
     return []
   }
@@ -144,8 +169,14 @@ export const specCorpus = (
       if (out.length >= limit) return out
       if (head(c) !== "module") continue
       const m = toModule(c, src)
-      const bytes = m.form === "binary" ? new Uint8Array(m.bytes) : m.form === "text" && assemble !== undefined ? assemble(m.text) : undefined
-      if (bytes === undefined || bytes.length > 16_384 || !WebAssembly.validate(bytes) || !readModule(bytes).ok) continue
+      const bytes =
+        m.form === "binary"
+          ? new Uint8Array(m.bytes)
+          : m.form === "text" && assemble !== undefined
+            ? assemble(m.text)
+            : undefined
+      if (bytes === undefined || bytes.length > 16_384 || !WebAssembly.validate(bytes) || !readModule(bytes).ok)
+        continue
       out.push({ name: `${file}#${n++}`, bytes })
     }
   }

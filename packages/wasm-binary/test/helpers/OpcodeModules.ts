@@ -31,7 +31,9 @@ export const readAgentFixture = (name: string): Uint8Array<ArrayBuffer> => {
   try {
     return new Uint8Array(readFileSync(`${agentsBuild}${name}.wasm`))
   } catch (e) {
-    throw new Error(`agent fixture ${name} is missing: run \`pnpm --filter @agent-runtime/agents fixtures\` (${String(e)})`)
+    throw new Error(
+      `agent fixture ${name} is missing: run \`pnpm --filter @agent-runtime/agents fixtures\` (${String(e)})`
+    )
   }
 }
 
@@ -152,7 +154,19 @@ const instructionText = (opcode: number): string => {
 /** Opcodes written as fixed snippets (block structure), not one instruction at a time. */
 const STRUCTURED = new Set([0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0b, 0x18, 0x19])
 
-const MVP_BLOCKS = ["block", "unreachable", "end", "loop", "unreachable", "end", "if", "unreachable", "else", "unreachable", "end"]
+const MVP_BLOCKS = [
+  "block",
+  "unreachable",
+  "end",
+  "loop",
+  "unreachable",
+  "end",
+  "if",
+  "unreachable",
+  "else",
+  "unreachable",
+  "end"
+]
 const MULTI_VALUE = [
   "block (result i32)",
   "unreachable",
@@ -192,15 +206,22 @@ const EXCEPTIONS = [
 const between = (lo: number, hi: number) => (op: number) => op >= lo && op <= hi
 const PREFIX = (p: number) => (op: number) => Math.floor(op / 0x10000) === p
 
-export const FEATURES: ReadonlyArray<{ name: string; opcodes: (op: number) => boolean; snippet: ReadonlyArray<string> }> = [
+export const FEATURES: ReadonlyArray<{
+  name: string
+  opcodes: (op: number) => boolean
+  snippet: ReadonlyArray<string>
+}> = [
   {
     name: "mvp",
-    opcodes: (op) =>
-      op < 0xc0 && ![0x08, 0x12, 0x13, 0x1c, 0x25, 0x26].includes(op),
+    opcodes: (op) => op < 0xc0 && ![0x08, 0x12, 0x13, 0x1c, 0x25, 0x26].includes(op),
     snippet: MVP_BLOCKS
   },
   { name: "sign-extension", opcodes: between(0xc0, 0xc4), snippet: [] },
-  { name: "reference-types", opcodes: (op) => [0x1c, 0x25, 0x26, 0xd0, 0xd1, 0xd2].includes(op), snippet: ["ref.null extern"] },
+  {
+    name: "reference-types",
+    opcodes: (op) => [0x1c, 0x25, 0x26, 0xd0, 0xd1, 0xd2].includes(op),
+    snippet: ["ref.null extern"]
+  },
   { name: "multi-value", opcodes: () => false, snippet: MULTI_VALUE },
   { name: "non-trapping float-to-int", opcodes: between(0xfc0000, 0xfc0007), snippet: [] },
   { name: "bulk memory and table", opcodes: between(0xfc0008, 0xfc0011), snippet: [] },
@@ -224,4 +245,3 @@ export const featureModule = async (feature: (typeof FEATURES)[number]) => {
   const text = `(module ${PRELUDE}\n (func $body (param i32) (local i64 f32 f64 v128 funcref externref)\n${body.join("\n")}))`
   return { bytes: await wat(text), expected: body.map((l) => l.split(" ")[0] as string) }
 }
-

@@ -59,7 +59,12 @@ const floatLiteral = (s: string): number => {
     const exp = Number(m[3] ?? "0") - 4 * frac.length
     // Scale in two steps so neither the mantissa nor the power overflows early.
     const mant = Number(BigInt(`0x${digits}`))
-    v = exp < -1000 ? mant * 2 ** (exp + 1000) * 2 ** -1000 : exp > 1000 ? mant * 2 ** (exp - 1000) * 2 ** 1000 : mant * 2 ** exp
+    v =
+      exp < -1000
+        ? mant * 2 ** (exp + 1000) * 2 ** -1000
+        : exp > 1000
+          ? mant * 2 ** (exp - 1000) * 2 ** 1000
+          : mant * 2 ** exp
   } else v = Number(body)
   return neg ? -v : v
 }
@@ -123,4 +128,8 @@ export const sameOutcome = (a: Outcome, b: Outcome): boolean => {
 }
 
 export const showOutcome = (o: Outcome): string =>
-  o.kind === "value" ? `value ${JSON.stringify(o.value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}` : o.kind === "trap" || o.kind === "error" ? `${o.kind} ${o.message}` : o.kind
+  o.kind === "value"
+    ? `value ${JSON.stringify(o.value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}`
+    : o.kind === "trap" || o.kind === "error"
+      ? `${o.kind} ${o.message}`
+      : o.kind

@@ -34,7 +34,8 @@ export class Tally {
     for (const [category, m] of [...this.counts].sort(([a], [b]) => a.localeCompare(b))) {
       const total = [...m.values()].reduce((a, b) => a + b, 0)
       lines.push(`${category}: ${total}`)
-      for (const [outcome, n] of [...m].sort(([, a], [, b]) => b - a)) lines.push(`  ${String(n).padStart(6)}  ${outcome}`)
+      for (const [outcome, n] of [...m].sort(([, a], [, b]) => b - a))
+        lines.push(`  ${String(n).padStart(6)}  ${outcome}`)
     }
     return lines.join("\n")
   }
@@ -83,11 +84,16 @@ const assemble = (m: WastModule): { readonly bytes: Uint8Array<ArrayBuffer> } | 
 /** The rewrite the behaviour check runs: all three, as the native engine applies them. */
 export const FULL_REWRITE = { maxMemoryPages: 65_536, exportState: true, fuel: { initialFuel: 10n ** 15n } } as const
 
-const rewrites = (bytes: Uint8Array<ArrayBuffer>): Array<readonly [string, ReadResult<{ readonly bytes: Uint8Array<ArrayBuffer> }>]> => [
-  ["fuel", (() => {
-    const r = instrumentFuel(bytes)
-    return r.ok ? { ok: true as const, value: { bytes: r.value } } : r
-  })()],
+const rewrites = (
+  bytes: Uint8Array<ArrayBuffer>
+): Array<readonly [string, ReadResult<{ readonly bytes: Uint8Array<ArrayBuffer> }>]> => [
+  [
+    "fuel",
+    (() => {
+      const r = instrumentFuel(bytes)
+      return r.ok ? { ok: true as const, value: { bytes: r.value } } : r
+    })()
+  ],
   ["memory cap", capMemory(bytes, 65_536)],
   ["state export", exportState(bytes)],
   ["all three", rewriteModule(bytes, FULL_REWRITE)]
@@ -123,14 +129,24 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
     const cat = `${category} (${m.form === "binary" ? "binary" : "text"})`
     const a = assemble(m)
     if ("skip" in a) {
-      tally.add(cat, category === "malformed" && m.form !== "binary" ? "skipped: text-format malformation, wabt refuses the text (no binary exists)" : `skipped: ${a.skip}`)
+      tally.add(
+        cat,
+        category === "malformed" && m.form !== "binary"
+          ? "skipped: text-format malformation, wabt refuses the text (no binary exists)"
+          : `skipped: ${a.skip}`
+      )
       return
     }
     const bytes = a.bytes
     if (WebAssembly.validate(bytes)) {
       // Only text cases get here: wabt assembled text the spec calls malformed (a text rule wabt
       // does not enforce), or an invalid module valid in V8 11.3.
-      tally.add(cat, category === "malformed" ? "skipped: wabt assembles text the spec calls malformed (a text-only rule)" : "skipped: V8 11.3 accepts it (rule newer than Node 20)")
+      tally.add(
+        cat,
+        category === "malformed"
+          ? "skipped: wabt assembles text the spec calls malformed (a text-only rule)"
+          : "skipped: V8 11.3 accepts it (rule newer than Node 20)"
+      )
       if (m.form === "binary") failures.push(`${where(moduleExpr)}: V8 accepts a binary assert_${category} module`)
       return
     }
@@ -163,7 +179,12 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
         return
       }
     }
-    tally.add(cat, read.ok ? "agreed (reader accepts: a type error only V8 sees; V8 and the rewriters refuse)" : "agreed (reader, V8 and the rewriters refuse)")
+    tally.add(
+      cat,
+      read.ok
+        ? "agreed (reader accepts: a type error only V8 sees; V8 and the rewriters refuse)"
+        : "agreed (reader, V8 and the rewriters refuse)"
+    )
   }
 
   /** A module that must be valid (module command, assert_unlinkable, assert_trap on instantiation). */
@@ -181,15 +202,28 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
       // A feature V8 11.3 does not run: the reader must say unsupported (or accept, when the feature is in bodies it does not type).
       const rewritten = rewriteModule(bytes, FULL_REWRITE)
       if (rewritten.ok) failures.push(`${where(moduleExpr)}: rewriter accepts a module V8 refuses`)
-      if (!read.ok && read.error.kind !== "unsupported" && m.form !== "binary" && m.form !== "instance" && /\(ref\s/.test(m.text)) {
+      if (
+        !read.ok &&
+        read.error.kind !== "unsupported" &&
+        m.form !== "binary" &&
+        m.form !== "instance" &&
+        /\(ref\s/.test(m.text)
+      ) {
         // wabt 1.0.39 parses typed references `(ref $t)` but encodes them as malformed bytes (0xa4 …)
         tally.add(cat, "skipped: wabt mis-encodes typed references (ref $t) of this text module")
         return "wabt mis-encodes typed references"
       }
       if (!read.ok && read.error.kind !== "unsupported") {
-        failures.push(`${where(moduleExpr)}: reader calls a spec-valid module ${read.error.kind}: ${read.error.message}`)
+        failures.push(
+          `${where(moduleExpr)}: reader calls a spec-valid module ${read.error.kind}: ${read.error.message}`
+        )
       }
-      tally.add(cat, read.ok ? "not in V8 11.3 (reader accepts, rewriter refuses)" : `not in V8 11.3: reader says unsupported ${read.error.feature}`)
+      tally.add(
+        cat,
+        read.ok
+          ? "not in V8 11.3 (reader accepts, rewriter refuses)"
+          : `not in V8 11.3: reader says unsupported ${read.error.feature}`
+      )
       return "not in V8 11.3"
     }
     if (!read.ok) {
@@ -225,17 +259,25 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
       return out
     }
     const o = outcomeOf(() => new WebAssembly.Instance(new WebAssembly.Module(bytes), importsOf("original")))
-    const w = outcomeOf(() => new WebAssembly.Instance(new WebAssembly.Module(rewritten as Uint8Array<ArrayBuffer>), importsOf("rewritten")))
+    const w = outcomeOf(
+      () =>
+        new WebAssembly.Instance(new WebAssembly.Module(rewritten as Uint8Array<ArrayBuffer>), importsOf("rewritten"))
+    )
     const same = sameOutcome(
       o.kind === "value" ? { kind: "value", value: 0 } : o,
       w.kind === "value" ? { kind: "value", value: 0 } : w
     )
     if (!same) {
-      failures.push(`${where(moduleExpr)}: instantiation differs: original ${showOutcome(o)}, rewritten ${showOutcome(w)}`)
+      failures.push(
+        `${where(moduleExpr)}: instantiation differs: original ${showOutcome(o)}, rewritten ${showOutcome(w)}`
+      )
       tally.add("instantiation", "differs")
       return "instantiation differs"
     }
-    tally.add("instantiation", instantiate === "trap" ? (o.kind === "trap" ? "agreed (both trap)" : "agreed (both fail)") : "agreed")
+    tally.add(
+      "instantiation",
+      instantiate === "trap" ? (o.kind === "trap" ? "agreed (both trap)" : "agreed (both fail)") : "agreed"
+    )
     if (o.kind !== "value" || w.kind !== "value") return "instantiation failed"
     return { original: o.value as WebAssembly.Instance, rewritten: w.value as WebAssembly.Instance }
   }
@@ -352,7 +394,9 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
       default:
         tally.add(
           "other commands",
-          h !== undefined && !h.startsWith("@") && !h.startsWith("assert") ? `skipped: top-level ${h} (an inline module's fields)` : `skipped: ${h ?? "?"} (annotation or unknown command)`
+          h !== undefined && !h.startsWith("@") && !h.startsWith("assert")
+            ? `skipped: top-level ${h} (an inline module's fields)`
+            : `skipped: ${h ?? "?"} (annotation or unknown command)`
         )
     }
   }

@@ -122,7 +122,12 @@ export const head = (e: SExpr | undefined): string | undefined =>
 
 /** A module of the script. */
 export type WastModule =
-  | { readonly form: "binary"; readonly bytes: Uint8Array; readonly id: string | undefined; readonly definition: boolean }
+  | {
+      readonly form: "binary"
+      readonly bytes: Uint8Array
+      readonly id: string | undefined
+      readonly definition: boolean
+    }
   | { readonly form: "text"; readonly text: string; readonly id: string | undefined; readonly definition: boolean }
   /** `(module quote "…")`: text that the spec asks to be parsed from strings. */
   | { readonly form: "quote"; readonly text: string; readonly id: string | undefined; readonly definition: boolean }
@@ -154,7 +159,12 @@ export const toModule = (e: SExpr, source: Buffer): WastModule => {
   if (atom(k)?.startsWith("$")) id = atom(k++)
   if (atom(k) === "binary") return { form: "binary", bytes: concat(e.items.slice(k + 1)), id, definition }
   if (atom(k) === "quote") {
-    return { form: "quote", text: `(module ${Buffer.from(concat(e.items.slice(k + 1))).toString("utf8")})`, id, definition }
+    return {
+      form: "quote",
+      text: `(module ${Buffer.from(concat(e.items.slice(k + 1))).toString("utf8")})`,
+      id,
+      definition
+    }
   }
   let text = source.subarray(e.start, e.end).toString("utf8")
   if (definition) text = text.replace(/^\(module\s+definition/, "(module")

@@ -19,12 +19,14 @@ rmSync(out, { recursive: true, force: true })
 mkdirSync(out, { recursive: true })
 
 const trustStore = testOnlyTrustStore()
-const bundle = await Effect.runPromise(BundleBuilder.buildBundle({
-  modules: [{ name: "counter", version: "1.0.0", bytes: readAgent("counter") }],
-  agents: [{ type: "counter", module: "counter", memoryLimit: 1_048_576 }],
-  includeOriginal: false,
-  verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore }) }
-}))
+const bundle = await Effect.runPromise(
+  BundleBuilder.buildBundle({
+    modules: [{ name: "counter", version: "1.0.0", bytes: readAgent("counter") }],
+    agents: [{ type: "counter", module: "counter", memoryLimit: 1_048_576 }],
+    includeOriginal: false,
+    verifier: { verify: (bytes, meta) => verifyModule(bytes, meta, { trustStore }) }
+  })
+)
 const lines = []
 const wasm = []
 const data = []

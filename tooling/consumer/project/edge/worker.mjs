@@ -6,11 +6,11 @@ import { BundleRegistry, BundleVerifier } from "@agent-runtime/engine-edge/bundl
 import { bundle } from "agent-runtime:bundle"
 import { Effect, Layer } from "effect"
 
-const answer = Effect.gen(function*() {
+const answer = Effect.gen(function* () {
   const registry = yield* BundleRegistry.make(bundle)
   const type = registry.agent("counter")
   const engine = Layer.mergeAll(EdgeEngine.layer(registry), BundleVerifier.layer(registry))
-  return yield* Effect.gen(function*() {
+  return yield* Effect.gen(function* () {
     const runtime = yield* AgentRuntime
     const bytes = registry.originalBytes(type.moduleHash)
     const moduleId = yield* runtime.loadModule(bytes, makeMetadata({ name: type.name, version: type.version }))

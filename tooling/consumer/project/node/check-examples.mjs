@@ -6,7 +6,12 @@ import { Effect } from "effect"
 import { program } from "./effect-example.mjs"
 import { main } from "./promise-example.mjs"
 
-for (const name of ["@agent-runtime/domain", "@agent-runtime/engine-native", "@agent-runtime/signing", "@agent-runtime/agents"]) {
+for (const name of [
+  "@agent-runtime/domain",
+  "@agent-runtime/engine-native",
+  "@agent-runtime/signing",
+  "@agent-runtime/agents"
+]) {
   const url = import.meta.resolve(name)
   assert.match(url, /\/node_modules\/@agent-runtime\/[^/]+\/dist\/index\.js$/, `${name} resolved to ${url}`)
 }

@@ -7,7 +7,7 @@ import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { Effect, Layer } from "effect"
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const bytes = new Uint8Array(yield* Effect.promise(() => fetch("/counter.wasm").then((r) => r.arrayBuffer())))
   const runtime = yield* AgentRuntime
   const engine = yield* BrowserEngine.BrowserEngine
