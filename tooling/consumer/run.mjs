@@ -85,9 +85,10 @@ const serve = (cmd, args, options, ready) =>
       resolvePromise(child)
       return
     }
-    const timer = setTimeout(() => reject(new Error(`${cmd} not ready after 30 s:\n${output}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`${cmd} not ready after 90 s:\n${output}`)), 90_000)
     const onData = (chunk) => {
-      output += chunk
+      // without ANSI colours: Vite colours the port when CI is set (picocolors), which split the URL
+      output += chunk.replace(/\x1b\[[0-9;]*m/g, "")
       if (ready.test(output)) {
         clearTimeout(timer)
         resolvePromise(child)

@@ -50,7 +50,7 @@ const counts = (page: Page) =>
   )
 
 const waitForCount = (page: Page, id: string, n: number) =>
-  page.waitForSelector(`[data-agent="${id}"] .count[data-count="${n}"]`, { timeout: 5_000 })
+  page.waitForSelector(`[data-agent="${id}"] .count[data-count="${n}"]`, { timeout: 30_000 })
 
 const spawn = async (page: Page, kind: string, n: number, durable: boolean) => {
   await page.selectOption("#kind", kind)

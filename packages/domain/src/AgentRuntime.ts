@@ -53,7 +53,7 @@ import * as Lifecycle from "./internal/Lifecycle.js"
 import type { LifecycleError } from "./internal/Lifecycle.js"
 import { needsGc, runGc, startMaintenance } from "./internal/Maintenance.js"
 import { getModule, loadModule } from "./internal/Modules.js"
-import { saveAll } from "./internal/Persistence.js"
+import { saveAfterWrite, saveAll } from "./internal/Persistence.js"
 import { type PreparedCall, prepare } from "./internal/PreparedCalls.js"
 import { handleMemoryPressure } from "./internal/Pressure.js"
 import {
@@ -163,7 +163,10 @@ export interface AgentRuntimeShape {
     offset: number,
     length: number
   ) => Effect.Effect<Uint8Array, E.AgentNotFound | E.AgentNotRunning | E.Trap>
-  /** Copies bytes into an agent's linear memory (under its mailbox). */
+  /**
+   * Copies bytes into an agent's linear memory (under its mailbox); with
+   * `persistence.snapshotAfterCalls` the agent is saved before it returns, as after a call.
+   */
   readonly writeMemory: (
     agentId: AgentId,
     offset: number,
@@ -294,7 +297,9 @@ export const make = (
       writeMemory: (agentId, offset, bytes) =>
         op.writeMemory(
           withAgentId(agentId, () =>
-            Lifecycle.whileRunning(state, agentId, (_, instance) => instance.writeMemory(offset, bytes))
+            Lifecycle.whileRunning(state, agentId, (i, instance) =>
+              Effect.andThen(instance.writeMemory(offset, bytes), saveAfterWrite(state, i))
+            )
           )
         ),
       evictAgent: (agentId, reason) =>

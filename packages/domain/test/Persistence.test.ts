@@ -83,6 +83,44 @@ describe("Persistence (crash recovery)", () => {
     }
   )
 
+  it.effect("snapshotAfterCalls saves an acknowledged writeMemory too (not only calls)", () => {
+    const t = makeTestEngine()
+    const base = InstanceRepositories.makeMemory()
+    const saved: Array<string> = []
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const m = yield* loadWith(t, "counter", fns, behaviour)
+      yield* runtime.spawnAgent(agentId("a"), m, config())
+      const before = saved.length
+      yield* runtime.writeMemory(agentId("a"), 0, new Uint8Array([1, 2, 3]))
+      expect(saved.slice(before)).toEqual(["a"])
+      yield* runtime.readMemory(agentId("a"), 0, 3)
+      expect(saved.length).toBe(before + 1) // a read changes nothing: no save
+    }).pipe(
+      Effect.provide(
+        AgentRuntimes.layer({ persistence: { snapshotAfterCalls: true } }).pipe(
+          Layer.provide(
+            Layer.mergeAll(
+              Layer.succeed(WasmEngine, t.engine),
+              testVerifier,
+              ModuleRepositories.layerMemory,
+              Layer.succeed(InstanceRepository, {
+                ...base,
+                saveState: (id, snapshot) => {
+                  saved.push(id)
+                  return base.saveState(id, snapshot)
+                }
+              }),
+              MetricsRepositories.layerMemory,
+              EventBuses.layerMemory,
+              ExecutionAuthorizers.layerAllowAll
+            )
+          )
+        )
+      )
+    )
+  })
+
   it.effect("a failing snapshot is counted and recorded, never silently dropped", () => {
     const t = makeTestEngine()
     return Effect.gen(function* () {

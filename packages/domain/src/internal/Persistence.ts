@@ -74,3 +74,15 @@ export const saveAll = (state: RuntimeState): Effect.Effect<void> =>
       { concurrency: 8, discard: true }
     )
   })
+
+/**
+ * After a state change outside a call (`writeMemory`): with
+ * `persistence.snapshotAfterCalls` the agent is saved before the change is
+ * acknowledged, as after a call — an acknowledged write survives a crash or
+ * a move to another host. Runs under the agent's mailbox; a failed save is
+ * counted and recorded like one after a call (`saveLocked`).
+ */
+export const saveAfterWrite = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
+  state.settings.persistence.snapshotAfterCalls === true
+    ? saveLocked(state, i, state.clock.currentTimeMillisUnsafe())
+    : Effect.void
