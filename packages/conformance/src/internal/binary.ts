@@ -62,41 +62,34 @@ export const SectionId = {
   data: 11
 } as const
 
+// -- encoders for the hand-assembled modules below (WebAssembly binary format, §5) ----------------------
+
+/** A name: its length (one byte: names here are short) and its characters. */
+const hStr = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
+const hSection = (id: number, payload: ReadonlyArray<number>) => [id, ...uleb(payload.length), ...payload]
+const uleb = (n: number): Array<number> => {
+  const out: Array<number> = []
+  do {
+    let b = n & 0x7f
+    n >>>= 7
+    if (n !== 0) b |= 0x80
+    out.push(b)
+  } while (n !== 0)
+  return out
+}
+/** The magic and version 1. */
+const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+
 /**
  * A minimal module (hand-assembled) whose only content is a memory of
  * `pages` initial pages (64 KiB each) exported as "memory".
  */
-export const memoryOnlyModule = (pages: number): Uint8Array => {
-  const leb = (n: number): Array<number> => {
-    const out: Array<number> = []
-    do {
-      let b = n & 0x7f
-      n >>>= 7
-      if (n !== 0) b |= 0x80
-      out.push(b)
-    } while (n !== 0)
-    return out
-  }
-  const memory = [0x01, 0x00, ...leb(pages)]
-  const name = [..."memory"].map((c) => c.charCodeAt(0))
-  const exports = [0x01, name.length, ...name, 0x02, 0x00]
-  return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    SectionId.memory,
-    ...leb(memory.length),
-    ...memory,
-    SectionId.export,
-    ...leb(exports.length),
-    ...exports
+export const memoryOnlyModule = (pages: number): Uint8Array =>
+  Uint8Array.from([
+    ...HEADER,
+    ...hSection(SectionId.memory, [0x01, 0x00, ...uleb(pages)]),
+    ...hSection(SectionId.export, [0x01, ...hStr("memory"), 0x02, 0x00])
   ])
-}
 
 /**
  * `(module (import "env" "memory" (memory 1)) (func (export "grow") (param i32) (result i32)
@@ -104,22 +97,13 @@ export const memoryOnlyModule = (pages: number): Uint8Array => {
  * linear memory is imported: the runtime has the engine create it with the budget as maximum.
  */
 export const importedMemoryModule = (): Uint8Array => {
-  const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
-  const section = (id: number, payload: Array<number>) => [id, payload.length, ...payload]
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
-    ...section(SectionId.import, [0x01, ...str("env"), ...str("memory"), 0x02, 0x00, 0x01]),
-    ...section(SectionId.function, [0x02, 0x00, 0x01]),
-    ...section(SectionId.export, [0x02, ...str("grow"), 0x00, 0x00, ...str("size"), 0x00, 0x01]),
-    ...section(SectionId.code, [0x02, 0x06, 0x00, 0x20, 0x00, 0x40, 0x00, 0x0b, 0x04, 0x00, 0x3f, 0x00, 0x0b])
+    ...HEADER,
+    ...hSection(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
+    ...hSection(SectionId.import, [0x01, ...hStr("env"), ...hStr("memory"), 0x02, 0x00, 0x01]),
+    ...hSection(SectionId.function, [0x02, 0x00, 0x01]),
+    ...hSection(SectionId.export, [0x02, ...hStr("grow"), 0x00, 0x00, ...hStr("size"), 0x00, 0x01]),
+    ...hSection(SectionId.code, [0x02, 0x06, 0x00, 0x20, 0x00, 0x40, 0x00, 0x0b, 0x04, 0x00, 0x3f, 0x00, 0x0b])
   ])
 }
 
@@ -173,53 +157,31 @@ export const startLoopModule = (): Uint8Array =>
  * exported so the agent's reported memory includes it.
  */
 export const tableBombModule = (): Uint8Array => {
-  const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
-  const section = (id: number, payload: Array<number>) => [id, payload.length, ...payload]
   const grow = [0x00, 0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x00, 0x0b] // ref.null func, local.get 0, table.grow 0
   const size = [0x00, 0xfc, 0x10, 0x00, 0x0b] // table.size 0
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
-    ...section(SectionId.function, [0x02, 0x00, 0x01]),
-    ...section(4, [0x01, 0x70, 0x00, 0x01]), // table section: one funcref table, min 1, no maximum
-    ...section(SectionId.export, [
+    ...HEADER,
+    ...hSection(SectionId.type, [0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f]),
+    ...hSection(SectionId.function, [0x02, 0x00, 0x01]),
+    ...hSection(4, [0x01, 0x70, 0x00, 0x01]), // table section: one funcref table, min 1, no maximum
+    ...hSection(SectionId.export, [
       0x03,
-      ...str("table"),
+      ...hStr("table"),
       0x01,
       0x00,
-      ...str("grow"),
+      ...hStr("grow"),
       0x00,
       0x00,
-      ...str("size"),
+      ...hStr("size"),
       0x00,
       0x01
     ]),
-    ...section(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
+    ...hSection(SectionId.code, [0x02, grow.length, ...grow, size.length, ...size])
   ])
 }
 
 // -- hostile modules (issue 12 items 2 and 6) ---------------------------------------------------------------
 
-const hStr = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))]
-const hSection = (id: number, payload: ReadonlyArray<number>) => [id, ...uleb(payload.length), ...payload]
-const uleb = (n: number): Array<number> => {
-  const out: Array<number> = []
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n !== 0) b |= 0x80
-    out.push(b)
-  } while (n !== 0)
-  return out
-}
-const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
 /** `i64.const 1_000_000_000` (signed LEB128 immediate). */
 const I64_1E9 = [0x42, 0x80, 0x94, 0xeb, 0xdc, 0x03]
 
