@@ -32,14 +32,7 @@ import {
 } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
 import { NodeEngine } from "@agent-runtime/engine-node"
-import {
-  LeasedRuntime,
-  Leases,
-  Nats,
-  NatsEventBus,
-  NatsInstanceRepository,
-  NatsModuleRepository
-} from "@agent-runtime/nats"
+import { LeasedRuntime, type Leases, type Nats, NatsHost } from "@agent-runtime/nats"
 import { SqliteRepositories } from "@agent-runtime/repository-sqlite"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
@@ -116,22 +109,15 @@ export const layer = (config: ServerConfig, verifierLayer: Layer.Layer<ModuleVer
       Layer.provide(platform)
     )
   }
-  const nats = Nats.layer({ servers: config.natsUrl, name: `agent-runtime-server-${config.hostId}` })
-  const ports = Layer.mergeAll(
-    NatsEventBus.layer({ runtimeId: config.hostId }),
-    NatsModuleRepository.layer(),
-    NatsInstanceRepository.layer(),
-    MetricsRepositories.layerMemory,
-    ExecutionAuthorizers.layerAllowAll
+  const ports = Layer.mergeAll(MetricsRepositories.layerMemory, ExecutionAuthorizers.layerAllowAll).pipe(
+    Layer.provideMerge(NatsHost.layer({ servers: config.natsUrl, hostId: config.hostId }))
   )
   return Layer.mergeAll(http, NatsEndpoints.layer()).pipe(
     Layer.provideMerge(hostAndMetrics),
     Layer.provideMerge(LeasedRuntime.layer),
-    Layer.provideMerge(Leases.layer({ hostId: config.hostId })),
     Layer.provideMerge(AgentRuntimes.layer(settings)),
     Layer.provideMerge(ports),
-    Layer.provide(platform),
-    Layer.provideMerge(nats)
+    Layer.provide(platform)
   )
 }
 

@@ -36,14 +36,7 @@ import {
   MetricsRepositories
 } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
-import {
-  LeasedRuntime,
-  Leases,
-  Nats,
-  NatsEventBus,
-  NatsInstanceRepository,
-  NatsModuleRepository
-} from "@agent-runtime/nats"
+import { LeasedRuntime, NatsHost } from "@agent-runtime/nats"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Cause from "effect/Cause"
@@ -86,13 +79,13 @@ interface Request {
 const config = JSON.parse(process.argv[2] ?? "{}") as HostConfig
 const write = (line: unknown) => process.stdout.write(JSON.stringify(line) + "\n")
 
-const nats = Nats.layer({ servers: config.url, name: config.hostId, connectTimeoutMs: 5_000 })
-const ports = Layer.mergeAll(
-  NatsModuleRepository.layer({ bucket: `${config.names}-modules`, objectStore: `${config.names}-modules` }),
-  NatsInstanceRepository.layer({ bucket: `${config.names}-instances`, objectStore: `${config.names}-snapshots` }),
-  NatsEventBus.layer({ runtimeId: config.hostId, stream: `${config.names}_EVENTS`, subjectPrefix: config.names }),
-  Leases.layer({ hostId: config.hostId, bucket: `${config.names}-leases`, ttlMs: config.ttlMs })
-).pipe(Layer.provideMerge(nats))
+const ports = NatsHost.layer({
+  servers: config.url,
+  hostId: config.hostId,
+  names: NatsHost.names(config.names),
+  ttlMs: config.ttlMs,
+  connectTimeoutMs: 5_000
+})
 const runtime = AgentRuntimes.layer({
   id: config.hostId,
   persistence: { snapshotAfterCalls: true },

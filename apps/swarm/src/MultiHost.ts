@@ -50,7 +50,7 @@
  */
 import { readAgent } from "@agent-runtime/agents"
 import { type AgentRuntimeShape, type EventId, type WasmValue } from "@agent-runtime/domain"
-import { Nats, NatsEventBus } from "@agent-runtime/nats"
+import { Nats, NatsEventBus, NatsHost } from "@agent-runtime/nats"
 import { natsServerBinary, type RunningNatsServer, startNatsServer } from "@agent-runtime/nats/server"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -277,12 +277,17 @@ const pool = async <A>(items: ReadonlyArray<A>, limit: number, task: (a: A) => P
 }
 
 /** Reads the run's whole event stream through a durable consumer, de-duplicating by `eventId`. */
-const readEvents = (url: string, names: string) =>
-  Effect.gen(function* () {
+const readEvents = (url: string, prefix: string) => {
+  const names = NatsHost.names(prefix)
+  return Effect.gen(function* () {
     const nats = yield* Nats.Nats
     const bus = yield* NatsEventBus.NatsEventBus
-    const info = yield* Effect.promise(() => nats.manager.streams.info(`${names}_EVENTS`))
-    const deliveries = yield* bus.consume({ durable: "swarm-report", deliver: "all", filterSubject: `${names}.>` })
+    const info = yield* Effect.promise(() => nats.manager.streams.info(names.stream))
+    const deliveries = yield* bus.consume({
+      durable: "swarm-report",
+      deliver: "all",
+      filterSubject: `${names.subjectPrefix}.>`
+    })
     const distinct = new Set<EventId>()
     let duplicates = 0
     yield* Stream.runForEach(Stream.take(deliveries, info.state.messages), (d) =>
@@ -296,12 +301,13 @@ const readEvents = (url: string, names: string) =>
   }).pipe(
     Effect.scoped,
     Effect.provide(
-      NatsEventBus.layer({ runtimeId: "swarm-report", stream: `${names}_EVENTS`, subjectPrefix: names }).pipe(
+      NatsEventBus.layer({ runtimeId: "swarm-report", stream: names.stream, subjectPrefix: names.subjectPrefix }).pipe(
         Layer.provideMerge(Nats.layer({ servers: url, name: "swarm-report" }))
       )
     ),
     Effect.timeout("120 seconds")
   )
+}
 
 /** An argument or result of an invocation on the hosts' line protocol: an i64 (`bigint`) as `{ "i64": "<decimal>" }`. */
 export const toWire = (values: ReadonlyArray<WasmValue>): Array<unknown> =>

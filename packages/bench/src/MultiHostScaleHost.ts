@@ -23,14 +23,7 @@
 import { readAgent } from "@agent-runtime/agents"
 import { AgentRuntimes, agentId, ExecutionAuthorizers, makeMetadata, MetricsRepositories } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
-import {
-  LeasedRuntime,
-  Leases,
-  Nats,
-  NatsEventBus,
-  NatsInstanceRepository,
-  NatsModuleRepository
-} from "@agent-runtime/nats"
+import { LeasedRuntime, NatsHost } from "@agent-runtime/nats"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
@@ -98,14 +91,14 @@ const describeError = (e: unknown): string =>
       : String(e)
   ).slice(0, 400)
 
-const nats = Nats.layer({ servers: config.url, name: config.hostId, connectTimeoutMs: 10_000 })
-const ports = Layer.mergeAll(
-  NatsModuleRepository.layer({ bucket: `${config.names}-modules`, objectStore: `${config.names}-modules` }),
-  NatsInstanceRepository.layer({ bucket: `${config.names}-instances`, objectStore: `${config.names}-snapshots` }),
-  NatsEventBus.layer({ runtimeId: config.hostId, stream: `${config.names}_EVENTS`, subjectPrefix: config.names }),
+const ports = NatsHost.layer({
+  servers: config.url,
+  hostId: config.hostId,
+  names: NatsHost.names(config.names),
   // a TTL longer than the run: renewals (one KV update per agent per TTL / 3) stay out of the measurement
-  Leases.layer({ hostId: config.hostId, bucket: `${config.names}-leases`, ttlMs: 10 * 60_000 })
-).pipe(Layer.provideMerge(nats))
+  ttlMs: 10 * 60_000,
+  connectTimeoutMs: 10_000
+})
 const total = config.cap + config.passivate
 const runtime = AgentRuntimes.layer({
   id: config.hostId,

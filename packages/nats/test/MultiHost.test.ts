@@ -39,12 +39,7 @@ beforeAll(async () => {
       startHost({
         url: server.url,
         hostId,
-        modules: n.modules,
-        instances: n.instances,
-        snapshots: n.snapshots,
-        leases: n.leases,
-        stream: n.stream,
-        prefix: n.prefix,
+        names: n,
         ttlMs: TTL_MS
       })
     )
@@ -207,7 +202,11 @@ const consumeAll = () =>
     const bus = yield* NatsEventBus.NatsEventBus
     const info = yield* Effect.promise(() => nats.manager.streams.info(n.stream))
     const stored = info.state.messages
-    const deliveries = yield* bus.consume({ durable: "failover-check", deliver: "all", filterSubject: `${n.prefix}.>` })
+    const deliveries = yield* bus.consume({
+      durable: "failover-check",
+      deliver: "all",
+      filterSubject: `${n.subjectPrefix}.>`
+    })
     const distinct = new Set<EventId>()
     let count = 0
     yield* Stream.runForEach(Stream.take(deliveries, stored), (d) =>
@@ -221,7 +220,7 @@ const consumeAll = () =>
   }).pipe(
     Effect.scoped,
     Effect.provide(
-      NatsEventBus.layer({ runtimeId: "observer", stream: n.stream, subjectPrefix: n.prefix }).pipe(
+      NatsEventBus.layer({ runtimeId: "observer", stream: n.stream, subjectPrefix: n.subjectPrefix }).pipe(
         Layer.provideMerge(connection(server.url, "observer"))
       )
     ),

@@ -44,7 +44,7 @@ type Names = ReturnType<typeof names>
 
 /** A bus for `runtimeId` on its own connection. */
 const busLayer = (n: Names, runtimeId: string) =>
-  NatsEventBus.layer({ runtimeId, stream: n.stream, subjectPrefix: n.prefix }).pipe(
+  NatsEventBus.layer({ runtimeId, stream: n.stream, subjectPrefix: n.subjectPrefix }).pipe(
     Layer.provide(connection(server.url, runtimeId))
   )
 
@@ -85,7 +85,7 @@ describe("NatsEventBus", () => {
         const coordination = yield* Layer.build(busLayer(n, "coordinator"))
         const coord = coordination.mapUnsafe.get(NatsEventBus.NatsEventBus.key) as NatsEventBus.NatsEventBusShape
 
-        expect(bus.subjectOf(spawned("host-a", "e", "x"))).toBe(`${n.prefix}.host-a.events.AgentSpawned`)
+        expect(bus.subjectOf(spawned("host-a", "e", "x"))).toBe(`${n.subjectPrefix}.host-a.events.AgentSpawned`)
         const first = spawned("host-a", "host-a:1", "one")
         yield* bus.publish(first)
         yield* bus.publish(first) // same eventId: the server drops it
@@ -97,7 +97,7 @@ describe("NatsEventBus", () => {
         const got = yield* take(deliveries, 2)
         expect(got.map((d) => d.event.eventId)).toEqual(["host-a:1", "host-a:2"])
         expect(got[0]!.event).toBeInstanceOf(AgentSpawned)
-        expect(got[0]!.subject).toBe(`${n.prefix}.host-a.events.AgentSpawned`)
+        expect(got[0]!.subject).toBe(`${n.subjectPrefix}.host-a.events.AgentSpawned`)
         for (const d of got) yield* d.ack
         // nothing else is delivered: the duplicate never reached the stream
         yield* bus.publish(spawned("host-a", "host-a:3", "three"))
@@ -187,7 +187,7 @@ describe("NatsEventBus", () => {
         ) as NatsEventBus.NatsEventBusShape
         const deliveries = yield* coord.consume({
           durable: "coord",
-          filterSubject: `${n.prefix}.${runtimeId}.events.>`
+          filterSubject: `${n.subjectPrefix}.${runtimeId}.events.>`
         })
 
         const m = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))

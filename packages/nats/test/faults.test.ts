@@ -73,7 +73,7 @@ describe("faults", () => {
         )
         const ctx = yield* Layer.build(
           Layer.mergeAll(
-            NatsEventBus.layer({ runtimeId: "host-f", stream: n.stream, subjectPrefix: n.prefix }),
+            NatsEventBus.layer({ runtimeId: "host-f", stream: n.stream, subjectPrefix: n.subjectPrefix }),
             NatsInstanceRepository.layer({ bucket: n.instances, objectStore: n.snapshots })
           ).pipe(Layer.provide(Layer.succeedContext(nats)))
         )

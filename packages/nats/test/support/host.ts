@@ -38,25 +38,13 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as readline from "node:readline"
-import {
-  LeasedRuntime,
-  Leases,
-  Nats,
-  NatsEventBus,
-  NatsInstanceRepository,
-  NatsModuleRepository
-} from "../../src/index.js"
+import { LeasedRuntime, NatsHost } from "../../src/index.js"
 
 /** What a host is told through `$HOST_CONFIG`. */
 export interface HostConfig {
   readonly url: string
   readonly hostId: string
-  readonly modules: string
-  readonly instances: string
-  readonly snapshots: string
-  readonly leases: string
-  readonly stream: string
-  readonly prefix: string
+  readonly names: NatsHost.Names
   /** Lease TTL, ms. */
   readonly ttlMs: number
 }
@@ -65,13 +53,13 @@ const config = JSON.parse(process.env["HOST_CONFIG"] ?? "{}") as HostConfig
 const write = (line: unknown) =>
   process.stdout.write(JSON.stringify(line, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) + "\n")
 
-const nats = Nats.layer({ servers: config.url, name: config.hostId, connectTimeoutMs: 5_000 })
-const ports = Layer.mergeAll(
-  NatsModuleRepository.layer({ bucket: config.modules, objectStore: config.modules }),
-  NatsInstanceRepository.layer({ bucket: config.instances, objectStore: config.snapshots }),
-  NatsEventBus.layer({ runtimeId: config.hostId, stream: config.stream, subjectPrefix: config.prefix }),
-  Leases.layer({ hostId: config.hostId, bucket: config.leases, ttlMs: config.ttlMs })
-).pipe(Layer.provideMerge(nats))
+const ports = NatsHost.layer({
+  servers: config.url,
+  hostId: config.hostId,
+  names: config.names,
+  ttlMs: config.ttlMs,
+  connectTimeoutMs: 5_000
+})
 const runtime = AgentRuntimes.layer({ id: config.hostId, persistence: { snapshotAfterCalls: true } }).pipe(
   Layer.provideMerge(Layer.mergeAll(ports, MetricsRepositories.layerMemory, ExecutionAuthorizers.layerAllowAll)),
   Layer.provide(Layer.mergeAll(NativeEngine.layer, Signing.layer({ trustStore: testOnlyTrustStore() })))
