@@ -9,7 +9,7 @@
  *   `lifecycle` `bump` (its state), `flaky` `work` (calls made), `leaky`
  *   `leak` (KiB leaked);
  * - `<agentId> evicted <reason>` — the agent was evicted with a reason that
- *   deletes its saved state (every reason but `Shutdown`), written when the
+ *   deletes its saved state (every reason but `Shutdown` and `Migration`), written when the
  *   runtime's event stream delivers the `AgentEvicted` event.
  *
  * The states only grow, so an agent's state came back when the restored

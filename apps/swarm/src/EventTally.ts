@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { type EvictionReason, evictionReasons, type RuntimeEvent } from "@agent-runtime/domain"
+import { type EvictionReason, evictionReasons, keepsSavedState, type RuntimeEvent } from "@agent-runtime/domain"
 import type { ReportedPressureLevel } from "./Report.js"
 
 /** A record with a zero for every key. */
@@ -39,7 +39,7 @@ export class EventTally {
 
   /**
    * `onEvicted` hears every `AgentEvicted` whose reason deletes the agent's
-   * saved state (every reason but `Shutdown`), as the stream delivers it.
+   * saved state (every reason but `Shutdown` and `Migration`), as the stream delivers it.
    */
   constructor(private readonly onEvicted: (agentId: string, reason: EvictionReason) => void = () => {}) {}
 
@@ -50,7 +50,7 @@ export class EventTally {
         this.evicted[e.reason]++
         bump(this.evictedByType[e.reason], typeOf(e.agentId))
         this.evictionOf.set(e.agentId, e.reason)
-        if (e.reason !== "Shutdown") this.onEvicted(e.agentId, e.reason)
+        if (!keepsSavedState(e.reason)) this.onEvicted(e.agentId, e.reason)
         return
       case "MemoryPressure":
         this.pressureTotal++

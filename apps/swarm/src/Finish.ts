@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import { keepsSavedState } from "@agent-runtime/domain"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -56,7 +57,8 @@ export const finish = Effect.fn("Swarm.finish")(function* (run: Run, phases: Pha
   const { spawned } = phases.population
   for (const agent of spawned.filter((a) => a.critical)) {
     const reason = tally.evictionOf.get(agent.id)
-    if (reason !== undefined && reason !== "Shutdown") ledger.crash(`critical agent ${agent.id} evicted with ${reason}`)
+    if (reason !== undefined && !keepsSavedState(reason))
+      ledger.crash(`critical agent ${agent.id} evicted with ${reason}`)
   }
   const finishedAt = yield* Clock.currentTimeMillis
   yield* note(run, `done in ${((finishedAt - run.startedAt) / 1000).toFixed(2)} s`)

@@ -125,7 +125,7 @@ export interface SwarmOptions {
    * `flaky` `work` (calls made), `leaky` `leak` (KiB leaked).
    */
   readonly onAck?: ((agentId: AgentId, value: number) => void) | undefined
-  /** Called for every eviction that deletes the agent's saved state (every reason but `Shutdown`), as the event stream delivers it. */
+  /** Called for every eviction that deletes the agent's saved state (every reason but `Shutdown` and `Migration`), as the event stream delivers it. */
   readonly onEvicted?: ((agentId: string, reason: EvictionReason) => void) | undefined
   /**
    * A resumed run: the stopped run's acknowledged calls and evictions (its

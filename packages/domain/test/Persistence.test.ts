@@ -3,9 +3,11 @@ import {
   AgentRuntimes,
   agentId,
   EventBuses,
+  evictionReasons,
   ExecutionAuthorizers,
   InstanceRepositories,
   InstanceRepository,
+  keepsSavedState,
   MetricsRepositories,
   ModuleRepositories,
   ModuleRepository,
@@ -82,6 +84,41 @@ describe("Persistence (crash recovery)", () => {
       })
     }
   )
+
+  it.effect("evictions with Shutdown and Migration keep the saved state; every other reason deletes it", () => {
+    const t = makeTestEngine()
+    const instances = InstanceRepositories.makeMemory()
+    return Effect.gen(function* () {
+      const ctx = yield* Layer.build(
+        AgentRuntimes.layer({ id: "rt", persistence: { snapshotAfterCalls: true } }).pipe(
+          Layer.provide(
+            Layer.mergeAll(
+              Layer.succeed(WasmEngine, t.engine),
+              testVerifier,
+              ModuleRepositories.layerMemory,
+              Layer.succeed(InstanceRepository, instances),
+              MetricsRepositories.layerMemory,
+              EventBuses.layerMemory,
+              ExecutionAuthorizers.layerAllowAll
+            )
+          )
+        )
+      )
+      const runtime = ctx.mapUnsafe.get(AgentRuntime.key) as AgentRuntimes.AgentRuntimeShape
+      const m = yield* Effect.provideService(loadWith(t, "counter", fns, behaviour), AgentRuntime, runtime)
+      for (const reason of evictionReasons) {
+        const id = agentId(`evicted-${reason}`)
+        yield* runtime.spawnAgent(id, m, config())
+        yield* runtime.invoke(id, "add", [3])
+        expect(Option.isSome(yield* instances.loadState(id))).toBe(true)
+        yield* runtime.evictAgent(id, reason)
+        const kept = Option.isSome(yield* instances.loadState(id))
+        expect([reason, kept]).toEqual([reason, reason === "Shutdown" || reason === "Migration"])
+        expect(keepsSavedState(reason)).toBe(kept)
+      }
+      expect(evictionReasons).toContain("Migration")
+    }).pipe(Effect.scoped)
+  })
 
   it.effect("snapshotAfterCalls saves an acknowledged writeMemory too (not only calls)", () => {
     const t = makeTestEngine()

@@ -15,16 +15,15 @@
  *   publishes (memory pressure, health failure, shutdown).
  * - A lease found lost on renewal (this host was cut off longer than the
  *   TTL and another host took the agent) evicts the local instance with
- *   `Shutdown` — the one reason that keeps the saved state, which is the new
- *   owner's now — so two live instances never stay.
+ *   `Migration`, which keeps the saved state (the new owner's now), so two
+ *   live instances never stay.
  * - `activate` brings an agent to this host from its last snapshot (the
  *   next call after a migration or a failover): held by another host →
  *   `AgentAlreadyExists { owner }`; already held here → `AgentAlreadyExists
  *   { owner: this host }`. Of any number of racing activations across hosts
  *   exactly one succeeds.
- * - `migrate` saves the agent's state, evicts it here with `Shutdown`
- *   (state kept: `EvictionReason` has no migration reason, and every other
- *   reason deletes the saved state) and releases the lease, so the next
+ * - `migrate` saves the agent's state, evicts it here with `Migration`
+ *   (the saved state stays) and releases the lease, so the next
  *   `activate` on any host continues from that state.
  * - When the layer's scope closes every lease still held is released.
  *
@@ -75,7 +74,7 @@ export interface LeasedRuntimeShape {
   ) => Effect.Effect<SuccessOf<Runtime["restore"]>, ErrorOf<Runtime["restore"]> | AgentAlreadyExists | LeaseError>
   /**
    * Hands the agent over: saves its state (a passivated agent's is saved
-   * already), evicts it here with `Shutdown` (the saved state stays) and
+   * already), evicts it here with `Migration` (the saved state stays) and
    * releases its lease. The next `activate` on any host continues from the
    * saved state.
    */
@@ -132,7 +131,7 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
           yield* lease.lost.pipe(
             Effect.flatMap((lost) =>
               Effect.logWarning(`${lost.message}: evicting the local instance`).pipe(
-                Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Shutdown"))),
+                Effect.andThen(Effect.ignore(runtime.evictAgent(agentId, "Migration"))),
                 Effect.andThen(releaseLease(agentId))
               )
             ),
@@ -159,7 +158,7 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
         runtime.snapshot(agentId).pipe(
           // passivated (its state was saved when it was released) or not running: what is saved stays
           Effect.catchTag("AgentNotRunning", () => Effect.void),
-          Effect.andThen(runtime.evictAgent(agentId, "Shutdown")),
+          Effect.andThen(runtime.evictAgent(agentId, "Migration")),
           Effect.andThen(releaseLease(agentId)),
           lock.withPermits(1)
         ),

@@ -19,6 +19,7 @@ import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -90,7 +91,14 @@ describe("NatsHost", () => {
         expect(refused).toMatchObject({ _tag: "AgentAlreadyExists", owner: "host-a" })
 
         // A hands the agent over (state saved in the shared KV, lease released); B activates it where A left it
+        const events = yield* a.leased.runtime.events // subscribed from here on
+        const evicted = yield* Effect.forkScoped(
+          Stream.runHead(Stream.filter(events, (e) => e._tag === "AgentEvicted" && e.agentId === x))
+        )
         yield* a.leased.migrate(x)
+        expect(Option.map(yield* Fiber.join(evicted), (e) => "reason" in e && e.reason)).toEqual(
+          Option.some("Migration")
+        )
         expect(yield* b.leases.owner(x)).toEqual(Option.none())
         yield* b.leased.activate(x)
         expect(yield* b.leased.runtime.invoke(x, "increment", [])).toEqual([3])

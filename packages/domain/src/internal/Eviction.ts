@@ -9,7 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import type { AgentInstance } from "../AgentInstance.js"
-import type { EvictionReason } from "../EvictionReason.js"
+import { type EvictionReason, keepsSavedState } from "../EvictionReason.js"
 import type { AgentId } from "../Ids.js"
 import { AgentNotFound } from "../RuntimeError.js"
 import { AgentEvicted } from "../RuntimeEvent.js"
@@ -34,7 +34,7 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
     if (passivated !== undefined && !env.instances.has(agentId)) {
       env.passivated.delete(agentId)
       env.counters.evicted++
-      if (reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
+      if (!keepsSavedState(reason)) yield* Effect.ignore(instanceRepo.deleteState(agentId))
       yield* emit(
         state,
         (e) => new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
@@ -44,7 +44,7 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
     const removed = env.remove(agentId)
     if (removed === undefined) return false
     env.counters.evicted++
-    if (state.persistent && reason !== "Shutdown") yield* Effect.ignore(instanceRepo.deleteState(agentId))
+    if (state.persistent && !keepsSavedState(reason)) yield* Effect.ignore(instanceRepo.deleteState(agentId))
     const { instance, released } = removed
     evictions.set(instance, reason)
     const engineInstance = instance.detach()
