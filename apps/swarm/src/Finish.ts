@@ -32,7 +32,9 @@ export interface Phases {
 export const finish = Effect.fn("Swarm.finish")(function* (run: Run, phases: Phases) {
   const { runtime, settings, ledger, tally } = run
   const gc = (yield* attempt(run, "runGc", runtime.runGc)).value
-  const liveBeforeShutdown = (yield* runtime.agents).length
+  const live = yield* runtime.agents
+  const liveBeforeShutdown = live.length
+  const liveBytesBeforeShutdown = live.reduce((sum, a) => sum + a.budget.used, 0)
   settings.progress({ _tag: "Phase", name: "shutting down", total: liveBeforeShutdown })
   yield* attempt(run, "shutdown", runtime.shutdown)
   const final = yield* runtime.stats
@@ -92,7 +94,8 @@ export const finish = Effect.fn("Swarm.finish")(function* (run: Run, phases: Pha
       overcommit: POOL_OVERCOMMIT,
       reservedAfterSpawn: reservedBytes(spawned),
       usedAfterSpawn: population.usedAfterSpawn,
-      peakUsed: Math.max(ledger.sampledPeak, tally.peakUsed)
+      peakUsed: Math.max(ledger.sampledPeak, tally.peakUsed),
+      liveBeforeShutdown: liveBytesBeforeShutdown
     },
     health: tally.health,
     lifecycle: ledger.lifecycle,

@@ -89,6 +89,12 @@ export interface SwarmReport {
      * `overcommit` it includes growth above the reservations, so it can pass `poolBytes`.
      */
     readonly peakUsed: number
+    /**
+     * Σ resident memory (linear memory and tables, bytes, as their budgets last recorded it) of the
+     * agents still live just before the shutdown: the state a persistent run's store holds once the run
+     * ends (`--db`: compare the SQLite file's size with it).
+     */
+    readonly liveBeforeShutdown: number
   }
   readonly health: {
     /** `checkHealth` cycles (`HealthCheckCompleted` events). */

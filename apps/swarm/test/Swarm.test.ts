@@ -68,6 +68,9 @@ describe("runSwarm", () => {
         message: "loaded 6 modules (validated; agents compile at first spawn; 6 re-loads)"
       })
       expect(report.memory.peakUsed).toBeGreaterThanOrEqual(report.memory.usedAfterSpawn)
+      // the live agents' resident memory just before the shutdown: some, and within the pool's peak usage
+      expect(report.memory.liveBeforeShutdown).toBeGreaterThan(0)
+      expect(report.memory.liveBeforeShutdown).toBeLessThanOrEqual(report.memory.peakUsed)
       // the pressure demo over-commits explicitly (issue 12 item 9): reservations stay within the pool, the
       // resident peak is labelled as such (it may pass 100 %: growth above reservations, evicted under pressure)
       expect(report.memory.overcommit).toBe(true)

@@ -19,6 +19,7 @@ import { peerSuite } from "./PeerSuite.js"
 import { scaleSuite } from "./ScaleSuite.js"
 import { serverSuite } from "./ServerSuite.js"
 import { spawnSuite } from "./SpawnSuite.js"
+import { swarmSuite } from "./SwarmSuite.js"
 import { workerSuite } from "./WorkerSuite.js"
 
 /** One suite: its name, how to run it, and whether it runs on the engine given with `--adapter`. */
@@ -39,5 +40,6 @@ export const suites: ReadonlyArray<Suite> = [
   { name: "multihost", run: multiHostScaleSuite, adapter: false },
   { name: "browser", run: browserSuite, adapter: false },
   { name: "edge", run: edgeSuite, adapter: false },
-  { name: "server", run: serverSuite, adapter: false }
+  { name: "server", run: serverSuite, adapter: false },
+  { name: "swarm", run: swarmSuite, adapter: false }
 ]

@@ -20,8 +20,14 @@ describe("bench suites (smoke: each runs once with tiny counts)", () => {
           expect(result.rows.some((r) => r.name.startsWith("prepared call handle"))).toBe(true)
         if (suite.name === "peer") expect(result.rows.some((r) => r.name.startsWith("Extism runInWorker"))).toBe(true)
         if (suite.name === "multihost") expect(result.rows.some((r) => r.name.startsWith("live agents"))).toBe(true)
+        if (suite.name === "swarm") {
+          const db = result.rows.find((r) => r.name.includes("--db (SQLite"))
+          expect(db?.baseline).toBe("12 agents, in memory")
+          expect(db?.median).toBeGreaterThan(0)
+          expect(result.rows.find((r) => r.name.includes("SQLite file"))?.median).toBeGreaterThan(0)
+        }
       },
-      suite.name === "multihost" ? 180_000 : 60_000
+      suite.name === "multihost" || suite.name === "swarm" ? 180_000 : 60_000
     )
   }
 })

@@ -4,7 +4,8 @@
  * rewrites of `@agent-runtime/wasm-binary`).
  *
  * An agent runs its module as loaded, or rewritten with its memory maximum
- * capped to its budget (pages of 64 KiB), fuel metering (the counter starts
+ * capped to its budget (pages of 64 KiB), the dirty-page write barrier (for
+ * engines that track memory for recovery), fuel metering (the counter starts
  * at the agent's `fuel`, so a start function is metered too — deferred: the
  * engine calls it right after instantiation, so running out of fuel there is
  * `FuelExhausted`, not a bare trap), and hidden
@@ -25,6 +26,12 @@ export interface VariantParams {
   readonly fuel: number | null
   /** Internal mutable state exported for complete snapshots. */
   readonly exportState: boolean
+  /**
+   * The dirty-page write barrier (wasm-binary `DirtyPages.ts`): asked for by
+   * an engine that tracks agents' memory page by page for recovery
+   * (`EngineCapabilities.dirtyPages`); absent or false when not applied.
+   */
+  readonly dirtyPages?: boolean
 }
 
 /**
@@ -38,23 +45,32 @@ export const variantParams = (input: {
   readonly fuel?: number | null | undefined
   readonly memoryCap: boolean
   readonly exportState: boolean
+  readonly dirtyPages?: boolean | undefined
 }): VariantParams | null => {
   const maxMemoryPages = input.memoryCap && input.hasMemory ? Math.floor(input.memoryLimit / PAGE_BYTES) : null
   const fuel = input.fuel ?? null
-  if (maxMemoryPages === null && fuel === null && !input.exportState) return null
-  return { maxMemoryPages, fuel, exportState: input.exportState }
+  const dirtyPages = input.dirtyPages === true
+  if (maxMemoryPages === null && fuel === null && !input.exportState && !dirtyPages) return null
+  return { maxMemoryPages, fuel, exportState: input.exportState, ...(dirtyPages ? { dirtyPages } : {}) }
 }
 
-/** The compile cache key: `<hash>` as loaded, else `<hash>|cap=<pages|->|fuel=<n|->|<state|->`. */
+/**
+ * The compile cache key: `<hash>` as loaded, else
+ * `<hash>|cap=<pages|->|fuel=<n|->|<state|->`, with `|dirty` appended when
+ * the write barrier is on (keys without it are unchanged).
+ */
 export const variantKey = (moduleHash: string, params: VariantParams | null): string =>
   params === null
     ? moduleHash
-    : `${moduleHash}|cap=${params.maxMemoryPages ?? "-"}|fuel=${params.fuel ?? "-"}|${params.exportState ? "state" : "-"}`
+    : `${moduleHash}|cap=${params.maxMemoryPages ?? "-"}|fuel=${params.fuel ?? "-"}|${params.exportState ? "state" : "-"}${
+        params.dirtyPages === true ? "|dirty" : ""
+      }`
 
 /** The `rewriteModule` options of a variant. */
 export const rewriteOptions = (params: VariantParams): RewriteOptions => ({
   ...(params.maxMemoryPages === null ? {} : { maxMemoryPages: params.maxMemoryPages }),
   // the start function is deferred (exported, called by the engine): its fuel exhaustion is then recognisable
   ...(params.fuel === null ? {} : { fuel: { initialFuel: BigInt(params.fuel), deferStart: true } }),
-  exportState: params.exportState
+  exportState: params.exportState,
+  ...(params.dirtyPages === true ? { dirtyPages: true } : {})
 })

@@ -2,9 +2,15 @@
  * The `EventBus` port (DESIGN.md "Ports"): publishes the runtime's domain
  * events and delivers the events it consumes (`AgentJoined`, `AgentLeft`).
  *
- * `layerMemory` is an in-process `PubSub` (the default). Other adapters:
+ * `layerMemory` is an in-process bus (the default). Other adapters:
  * BroadcastChannel (browser tabs), NATS JetStream (several hosts).
- * A subscriber only sees events published after it subscribed.
+ * A subscriber only sees events published after it subscribed, in the
+ * order they were published.
+ *
+ * Two members are optional, so an adapter may leave them out: `publishAll`
+ * (several events in one step) and `subscribeTo` (only the events of some
+ * `_tag`s). Callers use the module functions `publishAll` and `subscribeTo`,
+ * which fall back to `publish` of each event and to filtering `subscribe`.
  *
  * @since 0.1.0
  */
@@ -16,24 +22,123 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { DomainEvent } from "./RuntimeEvent.js"
 
+/** The `_tag` of a domain event (`"AgentSpawned"`, `"AgentJoined"`, …). */
+export type DomainEventTag = DomainEvent["_tag"]
+
+/** The domain events of the given `_tag`s. */
+export type DomainEventOf<T extends DomainEventTag> = Extract<DomainEvent, { readonly _tag: T }>
+
 export interface EventBusShape {
   /** Publishes one event to every current subscriber. Never fails. */
   readonly publish: (event: DomainEvent) => Effect.Effect<void>
+  /**
+   * Publishes `events` in order, as `publish` of each one after the other
+   * would (same events, same order, to the same subscribers), in one step.
+   * Never fails. Optional: without it, `publishAll` (this module's function)
+   * publishes them one by one.
+   */
+  readonly publishAll?: ((events: ReadonlyArray<DomainEvent>) => Effect.Effect<void>) | undefined
   /**
    * Subscribes now (inside the caller's scope) and returns the stream of every
    * event published from this moment on; the subscription ends with the scope.
    */
   readonly subscribe: Effect.Effect<Stream.Stream<DomainEvent>, never, Scope.Scope>
+  /**
+   * Like `subscribe`, but the stream has only the events whose `_tag` is one
+   * of `tags` (same order), and the bus need not deliver — nor wake the
+   * subscriber for — the others. Optional: without it, `subscribeTo` (this
+   * module's function) filters `subscribe`.
+   */
+  readonly subscribeTo?:
+    | ((tags: ReadonlyArray<DomainEventTag>) => Effect.Effect<Stream.Stream<DomainEvent>, never, Scope.Scope>)
+    | undefined
 }
 
 /** The `EventBus` service key. */
 export class EventBus extends Context.Service<EventBus, EventBusShape>()("@agent-runtime/domain/EventBus") {}
 
-/** An in-memory bus on an unbounded `PubSub`. */
-export const makeMemory: Effect.Effect<EventBusShape> = Effect.map(PubSub.unbounded<DomainEvent>(), (pubsub) => ({
-  publish: (event) => Effect.asVoid(PubSub.publish(pubsub, event)),
-  subscribe: Effect.map(PubSub.subscribe(pubsub), Stream.fromSubscription)
-}))
+/**
+ * Publishes `events` in order on `bus`: its `publishAll` when it has one,
+ * else `publish` of each event, one after the other.
+ */
+export const publishAll = (bus: EventBusShape, events: ReadonlyArray<DomainEvent>): Effect.Effect<void> =>
+  bus.publishAll !== undefined ? bus.publishAll(events) : Effect.forEach(events, bus.publish, { discard: true })
+
+/**
+ * Subscribes now (inside the caller's scope) to the events of `bus` whose
+ * `_tag` is one of `tags`: its `subscribeTo` when it has one, else
+ * `subscribe` filtered by `_tag`.
+ */
+export const subscribeTo = <const T extends DomainEventTag>(
+  bus: EventBusShape,
+  tags: ReadonlyArray<T>
+): Effect.Effect<Stream.Stream<DomainEventOf<T>>, never, Scope.Scope> => {
+  if (bus.subscribeTo !== undefined) {
+    return bus.subscribeTo(tags) as Effect.Effect<Stream.Stream<DomainEventOf<T>>, never, Scope.Scope>
+  }
+  const wanted: ReadonlySet<DomainEventTag> = new Set(tags)
+  return Effect.map(
+    bus.subscribe,
+    Stream.filter((e): e is DomainEventOf<T> => wanted.has(e._tag))
+  )
+}
+
+/** One subscriber of the in-memory bus: its own `PubSub` and the `_tag`s it wants (`undefined`: every event). */
+interface Subscriber {
+  readonly pubsub: PubSub.PubSub<DomainEvent>
+  readonly tags: ReadonlySet<DomainEventTag> | undefined
+}
+
+/**
+ * An in-memory bus: each subscriber has its own unbounded `PubSub` (one
+ * subscription); `publish` offers the event synchronously
+ * (`PubSub.publishUnsafe`) to every subscriber that wants it (`subscribeTo`
+ * declares which `_tag`s), so an event nobody wants costs a loop over the
+ * subscribers and wakes no one. A subscriber's stream ends when its scope
+ * closes.
+ */
+export const makeMemory: Effect.Effect<EventBusShape> = Effect.sync(() => {
+  // replaced, never mutated, on (un)subscribe: a publish iterates a stable list
+  let subscribers: ReadonlyArray<Subscriber> = []
+  const deliver = (event: DomainEvent): void => {
+    const current = subscribers
+    for (let i = 0; i < current.length; i++) {
+      const s = current[i]!
+      if (s.tags === undefined || s.tags.has(event._tag)) PubSub.publishUnsafe(s.pubsub, event)
+    }
+  }
+  const subscription = (
+    tags: ReadonlySet<DomainEventTag> | undefined
+  ): Effect.Effect<Stream.Stream<DomainEvent>, never, Scope.Scope> =>
+    Effect.flatMap(PubSub.unbounded<DomainEvent>(), (pubsub) =>
+      Effect.flatMap(PubSub.subscribe(pubsub), (taken) =>
+        Effect.as(
+          // listed once subscribed; unlisted first when the scope closes (finalizers run in reverse)
+          Effect.acquireRelease(
+            Effect.sync(() => {
+              const s: Subscriber = { pubsub, tags }
+              subscribers = [...subscribers, s]
+              return s
+            }),
+            (s) =>
+              Effect.sync(() => {
+                subscribers = subscribers.filter((x) => x !== s)
+              })
+          ),
+          Stream.fromSubscription(taken)
+        )
+      )
+    )
+  return {
+    publish: (event) => Effect.sync(() => deliver(event)),
+    publishAll: (events) =>
+      Effect.sync(() => {
+        for (const event of events) deliver(event)
+      }),
+    subscribe: subscription(undefined),
+    subscribeTo: (tags) => subscription(new Set(tags))
+  }
+})
 
 /** The in-memory `EventBus` layer (the embedded default). */
 export const layerMemory: Layer.Layer<EventBus> = Layer.effect(EventBus, makeMemory)

@@ -116,6 +116,8 @@ export interface CacheStats {
 export class ModuleCache {
   private readonly lru: LRUCache<string, CacheEntry>
   private readonly loads: LRUCache<string, LoadEntry>
+  /** The keys of the compiled entries of each module hash (its variants), so `touchModule` is O(variants), not O(entries). */
+  private readonly keysByModule = new Map<ModuleHash, Set<string>>()
   private hitCount = 0
   private missCount = 0
   private evictionCount = 0
@@ -125,14 +127,52 @@ export class ModuleCache {
     this.lru = new LRUCache<string, CacheEntry>({
       maxSize: maxBytes,
       sizeCalculation: (entry) => Math.max(1, entry.size),
-      dispose: (_value, _key, reason) => {
+      dispose: (value, key, reason) => {
         if (reason === "evict") this.evictionCount++
+        this.unindex(value.moduleHash, key)
       }
     })
     this.loads = new LRUCache<string, LoadEntry>({
       maxSize: maxBytes,
-      sizeCalculation: (entry) => Math.max(1, entry.size)
+      sizeCalculation: (entry) => Math.max(1, entry.size),
+      dispose: (_value, key) => this.forgetFingerprint(key)
     })
+  }
+
+  /** The fingerprint each load entry was added with (`addLoad`), by bytes hash; `undefined`: added without one. */
+  private readonly fingerprintOf = new Map<string, string | undefined>()
+  /** How many load entries have each fingerprint. */
+  private readonly fingerprints = new Map<string, number>()
+  /** Load entries added without a fingerprint (while any is held, `mayHoldLoad` cannot rule bytes out). */
+  private unfingerprinted = 0
+
+  private rememberFingerprint(bytesHash: string, fingerprint: string | undefined): void {
+    this.fingerprintOf.set(bytesHash, fingerprint)
+    if (fingerprint === undefined) this.unfingerprinted++
+    else this.fingerprints.set(fingerprint, (this.fingerprints.get(fingerprint) ?? 0) + 1)
+  }
+
+  private forgetFingerprint(bytesHash: string): void {
+    if (!this.fingerprintOf.has(bytesHash)) return
+    const fingerprint = this.fingerprintOf.get(bytesHash)
+    this.fingerprintOf.delete(bytesHash)
+    if (fingerprint === undefined) this.unfingerprinted--
+    else {
+      const left = (this.fingerprints.get(fingerprint) ?? 1) - 1
+      if (left === 0) this.fingerprints.delete(fingerprint)
+      else this.fingerprints.set(fingerprint, left)
+    }
+  }
+
+  /**
+   * Whether a load entry may hold bytes with this `fingerprint` (the
+   * domain's cheap sample of the bytes, given to `addLoad`): `false` means
+   * no entry does — the bytes are certainly new — so `loadModule` can start
+   * reading them before their hash is known. Conservative: `true` while any
+   * entry was added without a fingerprint.
+   */
+  mayHoldLoad(fingerprint: string): boolean {
+    return this.unfingerprinted > 0 || this.fingerprints.has(fingerprint)
   }
 
   /**
@@ -160,6 +200,8 @@ export class ModuleCache {
       readonly info: ModuleInfo
       readonly size: number
       readonly verified: VerifiedLoad
+      /** The bytes' fingerprint (see `mayHoldLoad`); without one the entry keeps `mayHoldLoad` true while it lives. */
+      readonly fingerprint?: string | undefined
     },
     now: number
   ): LoadEntry {
@@ -179,7 +221,10 @@ export class ModuleCache {
       hits: 0,
       lastAccess: now
     }
-    if (entry.size <= this.maxBytes) this.loads.set(input.bytesHash, entry)
+    if (entry.size <= this.maxBytes) {
+      this.loads.set(input.bytesHash, entry) // disposes (and forgets the fingerprint of) an entry it replaces first
+      this.rememberFingerprint(input.bytesHash, input.fingerprint)
+    }
     return entry
   }
 
@@ -209,15 +254,27 @@ export class ModuleCache {
   /**
    * Records a hit for a module that is loaded again: touches (hits,
    * `lastAccess`) every compiled variant of that module hash; counts one hit.
+   * Cost: the module's variants (an index by module hash), not the cache's size.
    */
   touchModule(moduleHash: ModuleHash, now: number): void {
     this.hitCount++
-    for (const entry of this.lru.values()) {
-      if (entry.moduleHash === moduleHash) {
+    const keys = this.keysByModule.get(moduleHash)
+    if (keys === undefined) return
+    for (const key of keys) {
+      const entry = this.lru.peek(key)
+      if (entry !== undefined) {
         entry.hits++
         entry.lastAccess = now
       }
     }
+  }
+
+  /** Forgets `key` as a variant of `moduleHash` (its entry left the cache). */
+  private unindex(moduleHash: ModuleHash, key: string): void {
+    const keys = this.keysByModule.get(moduleHash)
+    if (keys === undefined) return
+    keys.delete(key)
+    if (keys.size === 0) this.keysByModule.delete(moduleHash)
   }
 
   /** Looks an entry up without counting or touching it. */
@@ -236,7 +293,12 @@ export class ModuleCache {
       hits: 0,
       lastAccess: now
     }
-    if (entry.size <= this.maxBytes) this.lru.set(key, entry)
+    if (entry.size <= this.maxBytes) {
+      this.lru.set(key, entry) // disposes (and unindexes) an entry it replaces first
+      let keys = this.keysByModule.get(entry.moduleHash)
+      if (keys === undefined) this.keysByModule.set(entry.moduleHash, (keys = new Set()))
+      keys.add(key)
+    }
     return entry
   }
 

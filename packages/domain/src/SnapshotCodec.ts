@@ -164,8 +164,9 @@ const headerOf = (snapshot: InstanceSnapshot, body: Uint8Array, compressed: bool
 
 /** Why the header would not decode back to the same metadata, or `undefined`. */
 const headerProblem = (header: Format.Header): string | undefined => {
-  const checked = Format.decodeHeader(header)
-  if (checked._tag === "Failure") return `invalid metadata: ${String(checked.failure)}`
+  // the schema only when the fast check cannot vouch for the header (it then says why)
+  const checked = Format.headerFits(header) ? undefined : Format.decodeHeader(header)
+  if (checked?._tag === "Failure") return `invalid metadata: ${String(checked.failure)}`
   if (header.memoryBytes % PAGE !== 0) return `memoryBytes ${header.memoryBytes} is not a multiple of 64 KiB`
   return undefined
 }

@@ -49,6 +49,13 @@ export interface EngineCapabilities {
   readonly runtimeCompile: boolean
   /** Instances can be snapshotted and restored. */
   readonly snapshots: boolean
+  /**
+   * The engine asks for the dirty-page write barrier in every compiled
+   * variant (wasm-binary `DirtyPages.ts`): it compares agents' memory page by
+   * page after calls (worker engines tracking state for recovery) and
+   * compares only the pages the barrier marked. Absent = false.
+   */
+  readonly dirtyPages?: boolean | undefined
 }
 
 /** A compiled module, shared by every instance of it. Cached by `ModuleHash`. */
@@ -121,6 +128,69 @@ export interface InvokeOutcome {
 /** A synchronous caller of one export (see `WasmInstance.prepare`); `fuel` as in `InvokeOptions`. */
 export type PreparedInvoke = (args: ReadonlyArray<WasmValue>, fuel?: number) => InvokeOutcome | EngineInvokeError
 
+/**
+ * Where a `DirectInvoke` leaves what a successful call returned — the fields
+ * of `InvokeOutcome`, with the export's return value as the WebAssembly JS
+ * API hands it back (`result`: `undefined` for no result, the value for one,
+ * an array for multi-value; `callResults` turns it into results). The caller
+ * owns one slot per prepared caller (`makeCallSlot`) and reads it right after
+ * a call that returned `undefined`; the engine overwrites all three fields on
+ * every successful call and none on a failed one. A mutable record, so a call
+ * allocates nothing for its outcome.
+ */
+export interface CallSlot {
+  /** The export's raw return value (see above). */
+  result: unknown
+  /** Linear memory size after the call, in bytes (0 without memory), as `InvokeOutcome.memoryBytes`. */
+  memoryBytes: number
+  /** Fuel left after the call when metered (fuel units), as `InvokeOutcome.fuelRemaining`. */
+  fuelRemaining: number | undefined
+}
+
+/** A new, empty `CallSlot`. */
+export const makeCallSlot = (): CallSlot => ({ result: undefined, memoryBytes: 0, fuelRemaining: undefined })
+
+/** The results of a call that returned nothing: one frozen array shared by every such call. */
+const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
+
+/**
+ * A raw return value (`CallSlot.result`) as an export's results, exactly as
+ * `InvokeOutcome.results` holds them: `undefined` → none (one shared frozen
+ * empty array), an array (multi-value) → its values, anything else → `[value]`.
+ */
+export const callResults = (result: unknown): ReadonlyArray<WasmValue> =>
+  result === undefined ? NO_RESULTS : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
+
+/**
+ * The allocation-free synchronous caller of one export (see
+ * `WasmInstance.prepareDirect`): calls it with `args` (already checked) and
+ * `fuel` (as in `InvokeOptions`); returns `undefined` after writing the
+ * outcome to `slot`, or the typed error as a value (it never throws; `slot`
+ * is then left as it was).
+ */
+export type DirectInvoke = (
+  args: ReadonlyArray<WasmValue>,
+  fuel: number | undefined,
+  slot: CallSlot
+) => EngineInvokeError | undefined
+
+/**
+ * A `DirectInvoke` over an engine's `PreparedInvoke` (an engine that has
+ * `prepare` but not `prepareDirect`): the same calls and errors, with the
+ * `InvokeOutcome` each call allocates copied into the slot (`result` is the
+ * outcome's results array, which `callResults` returns as it is).
+ */
+export const directFromPrepared =
+  (prepared: PreparedInvoke): DirectInvoke =>
+  (args, fuel, slot) => {
+    const outcome = prepared(args, fuel)
+    if (outcome instanceof Error) return outcome
+    slot.result = outcome.results
+    slot.memoryBytes = outcome.memoryBytes
+    slot.fuelRemaining = outcome.fuelRemaining
+    return undefined
+  }
+
 /** The mutable state of an instance: linear memory (zero pages skipped) and mutable globals. */
 export interface EngineState {
   /** Linear memory size in bytes (a multiple of 64 KiB). */
@@ -146,6 +216,15 @@ export interface WasmInstance {
    * when the export is not a function. Arguments are already checked.
    */
   readonly prepare?: ((fn: string) => PreparedInvoke | undefined) | undefined
+  /**
+   * In-process engines only (optional, beside `prepare`): the same caller
+   * without an `InvokeOutcome` per call — it writes the outcome to the
+   * caller's `CallSlot` (`DirectInvoke`). The prepared call handle uses it
+   * when present, else `prepare` through `directFromPrepared`, so an engine
+   * with `prepare` alone keeps working. Same calls, results and errors as
+   * `prepare(fn)`; `undefined` when the export is not a function.
+   */
+  readonly prepareDirect?: ((fn: string) => DirectInvoke | undefined) | undefined
   /** Current linear memory size in bytes. */
   readonly memoryBytes: Effect.Effect<number>
   /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */

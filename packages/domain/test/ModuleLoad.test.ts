@@ -295,3 +295,146 @@ describe("ModuleCache load entries", () => {
     expect(c.stats().entries).toBe(0)
   })
 })
+
+/** `bytes` with a custom section of `size` payload bytes right after the header (≥ 8 KiB: hashed by WebCrypto). */
+const padded = (bytes: Uint8Array, size: number, fill = 0x5a): { bytes: Uint8Array; shift: number } => {
+  const name = [0x03, 0x70, 0x61, 0x64] // "pad"
+  const content = name.length + size
+  const leb: Array<number> = []
+  for (let n = content; ; ) {
+    const b = n & 0x7f
+    n >>>= 7
+    if (n === 0) {
+      leb.push(b)
+      break
+    }
+    leb.push(b | 0x80)
+  }
+  const section = [0x00, ...leb, ...name]
+  const out = new Uint8Array(bytes.length + section.length + size)
+  out.set(bytes.subarray(0, 8))
+  out.set(section, 8)
+  out.fill(fill, 8 + section.length, 8 + section.length + size)
+  out.set(bytes.subarray(8), 8 + section.length + size)
+  return { bytes: out, shift: section.length + size }
+}
+
+describe("loadModule: new large bytes are read and validated while they are hashed", () => {
+  const layer = (t: TestEngine) =>
+    AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(
+      Layer.provide(Layer.mergeAll(realValidate(t), testVerifierFor(t)))
+    )
+
+  it.effect("a refused body: the same CompileError (reader's offset and kind) as for small bytes", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const { bytes, badAt } = withBody([0xff])
+      const small = yield* Effect.flip(runtime.loadModule(bytes, meta("bad")))
+      const big = padded(bytes, 64 * 1024)
+      const e = yield* Effect.flip(runtime.loadModule(big.bytes, meta("bad")))
+      expect(e._tag).toBe("CompileError")
+      if (e._tag !== "CompileError" || small._tag !== "CompileError") return
+      expect(e.offset).toBe(badAt + big.shift)
+      expect(e.kind).toBe(small.kind)
+      expect(e.reason).toBe(small.reason.replace(String(badAt), String(badAt + big.shift)))
+      expect(t.validates).toBe(2)
+      // ill-typed (only the engine can tell): the engine's error, as for small bytes
+      const ill = padded(withBody([0x6a]).bytes, 64 * 1024)
+      expect((yield* Effect.flip(runtime.loadModule(ill.bytes, meta("ill")))).message).toMatch(/engine refused/)
+    }).pipe(Effect.provide(layer(t)))
+  })
+
+  it.effect("a bad signature is reported before a body the engine refuses (validated early, reported after)", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const big = padded(withBody([0x6a]).bytes, 64 * 1024)
+      const e = yield* Effect.flip(runtime.loadModule(big.bytes, meta("evil")))
+      expect(e._tag).toBe("InvalidSignature")
+      expect(t.verifies).toBe(1)
+      expect(t.validates).toBe(1) // the early path ran: validated before the signature check, reported after
+      // small bytes take the sequential path: the signature is checked before any validation
+      expect((yield* Effect.flip(runtime.loadModule(withBody([0x6a]).bytes, meta("evil"))))._tag).toBe(
+        "InvalidSignature"
+      )
+      expect(t.validates).toBe(1)
+    }).pipe(Effect.provide(layer(t)))
+  })
+
+  it.effect("a large module loads once: same id, verified and validated once, later loads are cache hits", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const big = padded(yield* moduleBytes, 200 * 1024)
+      const [ids, events] = yield* collecting(
+        Effect.gen(function* () {
+          const a = yield* runtime.loadModule(big.bytes, meta("m"))
+          const b = yield* runtime.loadModule(Uint8Array.from(big.bytes), meta("m"))
+          // same length, different bytes in a sampled place: a new fingerprint, another module
+          const other = padded(yield* moduleBytes, 200 * 1024, 0x33)
+          const c = yield* runtime.loadModule(other.bytes, meta("m"))
+          return [a, b, c]
+        })
+      )
+      expect(ids[0]).toBe(ids[1])
+      expect(ids[2]).not.toBe(ids[0])
+      expect(t.verifies).toBe(2)
+      expect(t.validates).toBe(2)
+      expect(
+        events.filter((e) => e._tag === "ModuleLoaded").map((e) => e._tag === "ModuleLoaded" && e.cacheHit)
+      ).toEqual([false, true, false])
+      const m = yield* runtime.getModule(ids[0]!)
+      expect(m.bytes.length === big.bytes.length && m.bytes.every((b, i) => b === big.bytes[i])).toBe(true)
+      expect(m.bytes === big.bytes).toBe(false) // the runtime's own copy
+      expect((yield* runtime.stats).cache.loads).toBe(2)
+    }).pipe(Effect.provide(layer(t)))
+  })
+
+  it.effect("equal bytes loaded concurrently get one module id", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const big = padded(yield* moduleBytes, 100 * 1024)
+      const ids = yield* Effect.all(
+        [runtime.loadModule(big.bytes, meta("m")), runtime.loadModule(Uint8Array.from(big.bytes), meta("m"))],
+        { concurrency: 2 }
+      )
+      expect(ids[0]).toBe(ids[1])
+      expect((yield* runtime.stats).modules).toBe(1)
+    }).pipe(Effect.provide(layer(t)))
+  })
+})
+
+describe("ModuleCache.mayHoldLoad (the fingerprint index of load entries)", () => {
+  const load = (bytesHash: string, size: number, fingerprint?: string) => ({
+    bytesHash,
+    moduleHash: moduleHash(bytesHash),
+    info: {} as never,
+    size,
+    verified: { name: "m", version: "1.0.0", signature: undefined, keyId: undefined },
+    fingerprint
+  })
+
+  it("answers false only when no entry has the fingerprint; entries leaving the cache take theirs along", () => {
+    const c = new ModuleCache(100)
+    expect(c.mayHoldLoad("f1")).toBe(false)
+    c.addLoad(load("a", 40, "f1"), 0)
+    c.addLoad(load("b", 40, "f1"), 0) // another entry with the same fingerprint (a collision)
+    expect(c.mayHoldLoad("f1")).toBe(true)
+    expect(c.mayHoldLoad("f2")).toBe(false)
+    c.deleteLoad("a")
+    expect(c.mayHoldLoad("f1")).toBe(true)
+    c.addLoad(load("c", 40, "f3"), 1)
+    c.addLoad(load("d", 40, "f4"), 2) // over 100 bytes: "b" (least recently used) goes
+    expect(c.getLoad("b", 3)).toBeUndefined()
+    expect(c.mayHoldLoad("f1")).toBe(false)
+    c.dropIdle(1000, 10)
+    expect(c.mayHoldLoad("f3")).toBe(false)
+    expect(c.mayHoldLoad("f4")).toBe(false)
+    c.addLoad(load("e", 10), 1000) // without a fingerprint: nothing can be ruled out while it lives
+    expect(c.mayHoldLoad("f9")).toBe(true)
+    c.deleteLoad("e")
+    expect(c.mayHoldLoad("f9")).toBe(false)
+  })
+})

@@ -161,7 +161,10 @@ export const explain = (env: BrowserEnvironment): Readonly<Record<keyof EngineCa
         ? "shared linear memories can be created (SharedArrayBuffer)"
         : `no shared memories: ${why}`,
     runtimeCompile: "WebAssembly.compile is available",
-    snapshots: "linear memory and exported mutable globals are captured and restored"
+    snapshots: "linear memory and exported mutable globals are captured and restored",
+    dirtyPages: isolated
+      ? "with recovery tracking on (the default), modules get the dirty-page write barrier: only written pages are compared after a call"
+      : `no recovery tracking in-page (${why}): no write barrier`
   }
 }
 

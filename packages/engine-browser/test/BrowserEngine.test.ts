@@ -58,7 +58,9 @@ describe("BrowserEngine: capabilities", () => {
           wasi: true,
           sharedMemory: true,
           runtimeCompile: true,
-          snapshots: true
+          snapshots: true,
+          // recovery tracking is on by default: the engine asks for the write barrier
+          dirtyPages: true
         })
         expect(engine.reasons.workers).toMatch(/cross-origin isolated/)
       })

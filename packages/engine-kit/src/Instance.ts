@@ -64,6 +64,7 @@
 import {
   CompileError,
   type CompiledModule,
+  type DirectInvoke,
   type EngineInvokeError,
   type EngineState,
   FuelExhausted,
@@ -85,6 +86,7 @@ export { isZeroPage, PAGE_BYTES, pagesEqual } from "./internal/pages.js"
 export {
   type Call,
   type CallError,
+  type DirectCall,
   callErrorReason,
   fromInstance,
   type InstanceConfig,
@@ -131,8 +133,8 @@ const lift = <A, Err extends Error>(value: A | CoreError): Effect.Effect<A, Err>
   value instanceof Error ? Effect.fail(toDomainError(value) as unknown as Err) : Effect.succeed(value as A)
 
 /**
- * The port's `WasmInstance` over a live instance (with the prepared-call path
- * `prepare`); its errors are the domain's classes (`toDomainError`).
+ * The port's `WasmInstance` over a live instance (with the prepared-call paths
+ * `prepare` and `prepareDirect`); its errors are the domain's classes (`toDomainError`).
  */
 export const toWasmInstance = (live: Core.LiveInstance): WasmInstance => ({
   invoke: (fn, args, options) =>
@@ -145,6 +147,15 @@ export const toWasmInstance = (live: Core.LiveInstance): WasmInstance => ({
       return outcome instanceof Error ? (toDomainError(outcome) as EngineInvokeError) : outcome
     }
     return prepared
+  },
+  prepareDirect: (fn) => {
+    const call = live.prepareDirect(fn)
+    if (call === undefined) return undefined
+    const direct: DirectInvoke = (args, fuel, slot) => {
+      const failed = call(args, fuel, slot)
+      return failed === undefined ? undefined : (toDomainError(failed) as EngineInvokeError)
+    }
+    return direct
   },
   memoryBytes: Effect.sync(live.memoryBytes),
   readMemory: (offset, length) => Effect.suspend(() => lift<Uint8Array, Trap>(live.read(offset, length))),

@@ -100,7 +100,12 @@ import {
  *
  * Cost of tracking: the worker compares the agent's memory with a shadow copy
  * after each call (one comparison per 64 KiB page) and sends the pages that
- * changed; the host keeps the agent's non-zero pages. Both copies are bounded
+ * changed; the host keeps the agent's non-zero pages. With tracking on the
+ * engine asks for the dirty-page write barrier (`capabilities.dirtyPages`:
+ * the domain compiles the variant with wasm-binary's `DirtyPages.ts`), so
+ * the worker compares only the pages the guest's stores marked — none after
+ * a call that stored nothing; a module compiled without it (no variant) is
+ * compared whole. Both copies are bounded
  * by `snapshotMaxBytes` per agent under `"auto"`, unbounded under `"snapshot"`.
  */
 export type RecoveryPolicy = "auto" | "snapshot" | "restart"
@@ -494,7 +499,8 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
 
   return {
     platform: config.platform,
-    capabilities: config.capabilities,
+    // the barrier pays off only where memory is compared after calls (recovery tracking on)
+    capabilities: tracking[0] === 0 ? config.capabilities : { ...config.capabilities, dirtyPages: true },
     threads: inPage ? 0 : pool.slots.length,
     ...(config.validate === true ? { validate: Instance.validate } : {}),
     compile: Instance.compile,

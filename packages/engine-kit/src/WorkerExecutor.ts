@@ -22,7 +22,14 @@
  *   its shadow copy of the state it last reported and sends only the pages
  *   that changed (`null` for a page that became zero) plus the exported
  *   mutable globals; the host keeps the result to restore the agent on a
- *   fresh worker (`Tracking`).
+ *   fresh worker (`Tracking`). A module rewritten with the dirty-page write
+ *   barrier (wasm-binary `DIRTY_PAGES_EXPORT`) says which pages its code may
+ *   have written: only those (and the page after each, for a store that
+ *   spills over) are compared, none when the bitmap is 0. Writes the guest's
+ *   code does not make — instantiation (data segments), `writeMemory`,
+ *   `restore`, any WASI call — and a failed call (a trap may unwind frames
+ *   whose bits were not published yet) make the next comparison a full one,
+ *   as for a module without the barrier.
  *
  * Nothing a guest does escapes as an exception; only the fault-injection
  * request `Crash` ends a worker on purpose. With the shared channel the
@@ -32,9 +39,11 @@
  * @since 0.2.0
  */
 import type { WasmValue } from "@agent-runtime/domain"
+import { DIRTY_PAGES_EXPORT } from "@agent-runtime/wasm-binary"
 import { type ChannelInit, type ChannelMessage, openWorker, type WorkerChannel } from "./CallChannel.js"
 // the synchronous core with plain tagged errors: nothing here pulls Schema or Effect into the worker bundle
 import * as Instance from "./internal/core.js"
+import { type DirtyAccess, dirtyAccess } from "./internal/dirty.js"
 import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./internal/errors.js"
 import { PAGE_BYTES } from "./internal/pages.js"
 import {
@@ -117,6 +126,10 @@ interface Live {
   tracking: Tracking[0]
   readonly maxBytes: number
   shadow: Uint8Array | undefined
+  /** The write barrier's bitmap, when the module has one (else every comparison is full). */
+  readonly dirty: DirtyAccess | undefined
+  /** Set when memory may have been written other than by the guest's stores: the next comparison is full. */
+  readonly outside: { full: boolean }
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -147,6 +160,28 @@ const wordsEqual = (a: Uint8Array, b: Uint8Array): boolean => {
 
 const ZERO_PAGE = new Uint8Array(PAGE_BYTES)
 
+/**
+ * The WASI namespace with every function marking `outside.full` before it
+ * runs: WASI calls write guest memory from the host side (`fd_read`,
+ * `fd_write`'s count, `args_get`, …), which the write barrier cannot see.
+ */
+const outsideWrites = (
+  namespace: Readonly<Record<string, unknown>>,
+  outside: { full: boolean }
+): Record<string, unknown> => {
+  const wrapped: Record<string, unknown> = {}
+  for (const [key, f] of Object.entries(namespace)) {
+    wrapped[key] =
+      typeof f === "function"
+        ? function (this: unknown, ...args: Array<unknown>) {
+            outside.full = true
+            return Reflect.apply(f, namespace, args) as unknown
+          }
+        : f
+  }
+  return wrapped
+}
+
 /** Builds an executor. */
 export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
   const { platform } = options
@@ -174,9 +209,22 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
     const indexes: Array<number> = []
     const data: Array<Uint8Array | null> = []
     const memory = live.instance.memory
-    if (memory !== undefined) {
+    // the pages to compare: a 64-bit mask (page p ↔ bit p % 64), every page without a barrier
+    let low = -1
+    let high = -1
+    if (live.dirty !== undefined) {
+      const taken = live.dirty.take() // clears the bitmap in any case
+      if (!live.outside.full) {
+        low = taken
+        high = live.dirty.high()
+      }
+    }
+    live.outside.full = false
+    if (memory !== undefined && (low !== 0 || high !== 0)) {
       const buffer = memory.buffer
-      for (let at = 0; at < bytes; at += PAGE_BYTES) {
+      const all = low === -1 && high === -1
+      for (let at = 0, p = 0; at < bytes; at += PAGE_BYTES, p++) {
+        if (!all && (((p & 63) < 32 ? low >>> (p & 31) : high >>> (p & 31)) & 1) === 0) continue
         const page = new Uint8Array(buffer, at, PAGE_BYTES)
         const before = shadow.subarray(at, at + PAGE_BYTES)
         if (equal(page, before)) continue
@@ -206,7 +254,13 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
     live?.wasi?.drain() ?? null
   ]
 
-  const fail = (live: Live | undefined, error: ErrorWire, withDiff = true): Reply<never> => [
+  const fail = (live: Live | undefined, error: ErrorWire, withDiff = true): Reply<never> => {
+    // a trap may unwind frames whose dirty bits were not published to the bitmap yet
+    if (live !== undefined) live.outside.full = true
+    return failReply(live, error, withDiff)
+  }
+
+  const failReply = (live: Live | undefined, error: ErrorWire, withDiff: boolean): Reply<never> => [
     0,
     error,
     memoryBytes(live),
@@ -224,7 +278,8 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       ns[spec[1]] = spec[2] === 0 ? options.hostFunction(id, spec[3]) : spec[3]
     }
     const wasi = wasiSpec === null ? undefined : platform.createWasi(wasiSpec)
-    if (wasi !== undefined) imports["wasi_snapshot_preview1"] = wasi.imports as Record<string, unknown>
+    const outside = { full: true } // the first comparison is full: data segments and the start function
+    if (wasi !== undefined) imports["wasi_snapshot_preview1"] = outsideWrites(wasi.imports, outside)
     const mapThrown = (fn: string, e: unknown): Exited | Trap | undefined => {
       const code = platform.exitCode(e)
       if (code !== undefined) {
@@ -246,7 +301,16 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
         return fail(undefined, ["InstantiationError", `WASI: ${message(e)}`])
       }
     }
-    const live: Live = { instance, wasi, tracking: tracking[0], maxBytes: tracking[1], shadow: undefined }
+    const bitmap = instance.exports[DIRTY_PAGES_EXPORT]
+    const live: Live = {
+      instance,
+      wasi,
+      tracking: tracking[0],
+      maxBytes: tracking[1],
+      shadow: undefined,
+      dirty: bitmap instanceof WebAssembly.Global && tracking[0] !== 0 ? dirtyAccess(bitmap) : undefined,
+      outside
+    }
     instances.set(id, live)
     return ok(live, null)
   }
@@ -263,6 +327,7 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
   }
 
   const restore = (live: Live, state: StateWire): Reply => {
+    live.outside.full = true
     const failed = live.instance.restore(stateFromWire(state))
     return failed === undefined ? ok(live, null) : fail(live, toWire(failed))
   }
@@ -282,6 +347,7 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       }
       case Op.Write: {
         if (live === undefined) return terminated("writeMemory")
+        live.outside.full = true
         const failed = live.instance.write(request[2], request[3])
         return failed === undefined ? ok(live, null) : fail(live, toWire(failed), false)
       }

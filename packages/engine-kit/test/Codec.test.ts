@@ -77,6 +77,39 @@ describe("Codec", () => {
     expect(() => roundTrip(new WebAssembly.Memory({ initial: 1 }))).toThrow(Unencodable)
   })
 
+  it("writes a string as UTF-8 after its byte length whichever path encodes it (short ASCII in place, others by TextEncoder)", () => {
+    const samples = ["", "a", "noop", "x".repeat(64), "x".repeat(65), "é", `${"x".repeat(63)}é`, "🎉", "\u007f\u0080"]
+    for (const shared of [true, false]) {
+      for (const s of samples) {
+        const buffer = shared ? new SharedArrayBuffer(256) : new ArrayBuffer(256)
+        const bytes = new Uint8Array(buffer)
+        const view = new DataView(buffer)
+        const end = encode(s, bytes, view, 3, 256)
+        const utf8 = new TextEncoder().encode(s)
+        expect(bytes[3]).toBe(7) // the string tag
+        expect(view.getUint32(4, true)).toBe(utf8.byteLength)
+        expect([...bytes.subarray(8, end)]).toEqual([...utf8])
+        expect(decode(bytes, view, 3, end)).toBe(s)
+      }
+    }
+    // a short ASCII string that does not fit is an Overflow too, and writes nothing past the end
+    const small = new Uint8Array(12)
+    expect(() => encode("abcdefghij", small, new DataView(small.buffer), 0, 8)).toThrow(Overflow)
+    expect([...small.subarray(8)]).toEqual([0, 0, 0, 0])
+  })
+
+  it("messages encoded one after the other into different buffers do not mix (the cursor is reset per message)", () => {
+    const a = new SharedArrayBuffer(128)
+    const b = new SharedArrayBuffer(128)
+    const ea = encode([1, "first", [2n]], new Uint8Array(a), new DataView(a), 0, 128)
+    const eb = encode([3, "second"], new Uint8Array(b), new DataView(b), 10, 128)
+    expect(decode(new Uint8Array(a), new DataView(a), 0, ea)).toEqual([1, "first", [2n]])
+    expect(decode(new Uint8Array(b), new DataView(b), 10, eb)).toEqual([3, "second"])
+    // a failed encode leaves no state behind
+    expect(() => encode({}, new Uint8Array(a), new DataView(a), 0, 128)).toThrow(Unencodable)
+    expect(decode(new Uint8Array(b), new DataView(b), 10, eb)).toEqual([3, "second"])
+  })
+
   it("refuses truncated or corrupt input with a RangeError", () => {
     const buffer = new ArrayBuffer(16)
     const bytes = new Uint8Array(buffer)

@@ -1,4 +1,4 @@
-import { agentId, moduleHash } from "@agent-runtime/domain"
+import { agentId, callResults, makeCallSlot, moduleHash, Trap } from "@agent-runtime/domain"
 import { wat } from "@agent-runtime/test-support"
 import { FUEL_EXPORT, rewriteModule } from "@agent-runtime/wasm-binary"
 import { describe, expect, it } from "@effect/vitest"
@@ -331,6 +331,119 @@ describe("Instance (Effect wrappers)", () => {
       expect(foreign).toMatchObject({ _tag: "InstantiationError", reason: "not a module of this engine" })
       const small = yield* Effect.flip(Instance.instantiateWasm(compiled, { ...options, memoryLimit: 1 }))
       expect(small).toMatchObject({ _tag: "MemoryExceeded", agentId: "a", used: PAGE, limit: 1 })
+    })
+  )
+})
+
+describe("Instance: the direct (allocation-free) prepared caller", () => {
+  /** Calls `fn` through `prepare` and `prepareDirect` (slot read as the domain reads it) and returns both outcomes. */
+  const both = <E extends Error>(
+    i: LiveInstance<E>,
+    fn: string,
+    args: ReadonlyArray<number | bigint>,
+    fuel?: number
+  ) => {
+    const prepared = i.prepare(fn)!(args, fuel)
+    const slot = { result: undefined as unknown, memoryBytes: -1, fuelRemaining: -1 as number | undefined }
+    const failed = i.prepareDirect(fn)!(args, fuel, slot)
+    const direct = failed ?? {
+      results: callResults(slot.result),
+      memoryBytes: slot.memoryBytes,
+      fuelRemaining: slot.fuelRemaining
+    }
+    return { prepared, direct }
+  }
+
+  it.effect("gives prepare's results, memory and errors: none, one, multi-value, i64, traps, after growth", () =>
+    Effect.gen(function* () {
+      const i = live(Instance.instantiate(yield* module(SAMPLE), {}))
+      for (const [fn, args] of [
+        ["add", [2, 3]],
+        ["swap", [1, 9n]],
+        ["nothing", []],
+        ["load", [0]],
+        ["div", [1, 0]],
+        ["load", [PAGE * 10]]
+      ] as const) {
+        const { prepared, direct } = both(i, fn, args)
+        expect(direct).toEqual(prepared)
+      }
+      // past the calls after which the memory size is read through the helper, and across a growth
+      const store = i.prepareDirect("store")!
+      const slot = makeCallSlot()
+      for (let k = 0; k < 200; k++) expect(store([k * 4, k], undefined, slot)).toBeUndefined()
+      expect(slot).toEqual({ result: undefined, memoryBytes: PAGE, fuelRemaining: undefined })
+      i.memory!.grow(2)
+      expect(store([0, 1], undefined, slot)).toBeUndefined()
+      expect(slot.memoryBytes).toBe(3 * PAGE)
+      expect(both(i, "add", [1, 1]).direct).toEqual(both(i, "add", [1, 1]).prepared)
+      expect(i.prepareDirect("nope")).toBeUndefined()
+      i.terminate()
+      const after = both(i, "add", [1, 1])
+      expect(after.direct).toEqual(after.prepared)
+      expect(after.direct).toMatchObject({ _tag: "Trap", reason: "instance terminated" })
+    })
+  )
+
+  it.effect("a host function calling back into the same instance gets its own outcome (re-entrant calls)", () =>
+    Effect.gen(function* () {
+      const REENTRANT = `(module
+        (import "env" "inner" (func $inner (result i32)))
+        (func (export "outer") (result i32) call $inner i32.const 100 i32.add)
+        (func (export "seven") (result i32) i32.const 7))`
+      let self: LiveInstance | undefined
+      const seen: Array<unknown> = []
+      const imports = {
+        env: {
+          inner: () => {
+            const inner = self!.call("seven", [])
+            const direct = self!.prepare("seven")!([])
+            seen.push(inner, direct)
+            return 7
+          }
+        }
+      }
+      const instance = live(Instance.instantiate<never>(yield* module(REENTRANT), imports))
+      self = instance
+      expect(instance.call("outer", [])).toEqual({ results: [107], memoryBytes: 0, fuelRemaining: undefined })
+      expect(instance.prepare("outer")!([])).toEqual({ results: [107], memoryBytes: 0, fuelRemaining: undefined })
+      expect(seen).toEqual(Array(4).fill({ results: [7], memoryBytes: 0, fuelRemaining: undefined }))
+    })
+  )
+
+  it.effect("meters like prepare: fuel left after a call, FuelExhausted for a runaway loop", () =>
+    Effect.gen(function* () {
+      const rewritten = rewriteModule(yield* Effect.promise(() => wat(LOOP)), { fuel: { initialFuel: 0n } })
+      if (!rewritten.ok) throw rewritten.error
+      const i = live(Instance.instantiate(new WebAssembly.Module(rewritten.value.bytes as Uint8Array<ArrayBuffer>), {}))
+      const work = both(i, "work", [10], 10_000)
+      expect(work.direct).toEqual(work.prepared)
+      expect((work.direct as { fuelRemaining: number }).fuelRemaining).toBeLessThan(10_000)
+      const spin = i.prepareDirect("spin")!
+      const slot = makeCallSlot()
+      expect(spin([], 1000, slot)).toMatchObject({ _tag: "FuelExhausted", function: "spin", fuel: 1000 })
+      expect(slot).toEqual(makeCallSlot()) // a failed call leaves the slot as it was
+    })
+  )
+
+  it.effect("the port's prepareDirect maps errors to the domain's classes, like prepare", () =>
+    Effect.gen(function* () {
+      const compiled = yield* Instance.compile(yield* Effect.promise(() => wat(SAMPLE)), moduleHash("sample"))
+      const instance = yield* Instance.instantiateWasm(compiled, {
+        agentId: agentId("d"),
+        memoryLimit: 4 * PAGE,
+        imports: {}
+      })
+      const slot = makeCallSlot()
+      expect(instance.prepareDirect!("add")!([4, 5], undefined, slot)).toBeUndefined()
+      expect(instance.prepare!("add")!([4, 5])).toEqual({
+        results: callResults(slot.result),
+        memoryBytes: slot.memoryBytes,
+        fuelRemaining: slot.fuelRemaining
+      })
+      const trap = instance.prepareDirect!("div")!([1, 0], undefined, slot)
+      expect(trap).toBeInstanceOf(Trap)
+      expect(trap).toEqual(instance.prepare!("div")!([1, 0]))
     })
   )
 })

@@ -1,5 +1,13 @@
 import { readAgent } from "@agent-runtime/agents"
-import { AgentRuntime, AgentRuntimes, agentId, makeMetadata, MemoryBudget } from "@agent-runtime/domain"
+import {
+  AgentRuntime,
+  AgentRuntimes,
+  agentId,
+  makeMetadata,
+  MemoryBudget,
+  WasmEngine,
+  type WasmInstance
+} from "@agent-runtime/domain"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
@@ -79,6 +87,102 @@ describe("prepared call handle on the native engine", () => {
       expect(yield* runtime.invoke(agentId("l"), "spin_n", [10])).toEqual([10])
       // the fuel left after each call is reported: spin_n(10) costs 13 × 10 + 5 units (Wasmtime costs)
       expect((yield* runtime.agent(agentId("l"))).fuelRemaining).toBe(100_000 - 135)
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
+})
+
+/**
+ * The native engine as an engine written before `WasmInstance.prepareDirect`
+ * would be: its instances offer `prepare` only (the prepared call handle then
+ * adapts it with `directFromPrepared`).
+ */
+const prepareOnlyEngine = Layer.sync(WasmEngine, () => {
+  const native = NativeEngine.make()
+  return {
+    ...native,
+    instantiate: (compiled, options) =>
+      Effect.map(native.instantiate(compiled, options), (instance): WasmInstance => {
+        const { prepareDirect: _, ...rest } = instance
+        return rest
+      })
+  }
+})
+
+describe("prepared call handle: the engine's direct caller and the prepare-only fallback agree", () => {
+  const layers = {
+    direct: runtimeLayer(),
+    "prepare only": AgentRuntimes.layerMemory().pipe(
+      Layer.provide(Layer.mergeAll(prepareOnlyEngine, Signing.layer({ trustStore: testOnlyTrustStore() })))
+    )
+  }
+  const scenario = Effect.gen(function* () {
+    const runtime = yield* AgentRuntime
+    const m = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+    yield* runtime.spawnAgent(agentId("c"), m, { memoryLimit: 2 * MemoryBudget.MiB, fuel: 1_000_000 })
+    const add = (yield* runtime.prepare(agentId("c"), "add")).call!
+    const addI64 = (yield* runtime.prepare(agentId("c"), "add_i64")).call!
+    const get = (yield* runtime.prepare(agentId("c"), "get")).call!
+    const seen: Array<unknown> = []
+    for (let k = 0; k < 300; k++) seen.push(add(k)) // past the engine's switch to its memory-size helper
+    seen.push(addI64(1n << 40n, 2n), addI64(-5n, 3n), get())
+    const failure = (() => {
+      try {
+        add(1.5)
+        return undefined
+      } catch (e) {
+        return (e as { _tag: string; message: string })._tag
+      }
+    })()
+    const agent = yield* runtime.agent(agentId("c"))
+    return {
+      seen,
+      failure,
+      invocations: agent.invocationCount,
+      memory: agent.budget.used,
+      fuel: agent.fuelRemaining
+    }
+  })
+  it.effect("same results, errors, counters, memory and fuel through both", () =>
+    Effect.gen(function* () {
+      const direct = yield* Effect.provide(scenario, layers.direct)
+      const fallback = yield* Effect.provide(scenario, layers["prepare only"])
+      expect(fallback).toEqual(direct)
+      expect(direct.seen.at(-2)).toEqual([-2n])
+      expect(direct.failure).toBe("SignatureMismatch")
+      expect(direct.invocations).toBe(303)
+      expect(direct.fuel).toBeGreaterThan(0)
+      expect(direct.fuel).toBeLessThan(1_000_000)
+    })
+  )
+})
+
+describe("invoke's idle fast path: the activity clock", () => {
+  it.effect("under a TestClock every call records the clock's exact time, even within one task", () =>
+    Effect.gen(function* () {
+      const runtime = yield* spawnCounter
+      yield* runtime.invoke(agentId("c"), "add", [1])
+      const t1 = yield* Clock.currentTimeMillis
+      expect((yield* runtime.agent(agentId("c"))).lastActivity).toBe(t1)
+      yield* TestClock.adjust("1 minute") // no task boundary before the next call
+      yield* runtime.invoke(agentId("c"), "add", [1])
+      expect((yield* runtime.agent(agentId("c"))).lastActivity).toBe(t1 + 60_000)
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
+
+  it.live("on the default clock calls record a time of the task they ran in, read again in a later task", () =>
+    Effect.gen(function* () {
+      const runtime = yield* spawnCounter
+      const before = yield* Clock.currentTimeMillis
+      for (let k = 0; k < 1000; k++) yield* runtime.invoke(agentId("c"), "add", [1])
+      const after = yield* Clock.currentTimeMillis
+      const first = (yield* runtime.agent(agentId("c"))).lastActivity
+      expect(first).toBeGreaterThanOrEqual(before)
+      expect(first).toBeLessThanOrEqual(after)
+      yield* Effect.sleep("30 millis")
+      const later = yield* Clock.currentTimeMillis
+      yield* runtime.invoke(agentId("c"), "add", [1])
+      expect((yield* runtime.agent(agentId("c"))).lastActivity).toBeGreaterThanOrEqual(later)
+      expect((yield* runtime.agent(agentId("c"))).invocationCount).toBe(1001)
     }).pipe(Effect.provide(runtimeLayer()))
   )
 })

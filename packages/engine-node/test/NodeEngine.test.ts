@@ -52,7 +52,9 @@ for (const channel of ["shared", "message"] as const) {
         wasi: true,
         sharedMemory: true,
         runtimeCompile: true,
-        snapshots: true
+        snapshots: true,
+        // recovery tracking is on by default: the engine asks for the write barrier
+        dirtyPages: true
       })
     })
 

@@ -14,7 +14,9 @@
  * pages it again — a header row plus `instance_snapshot_pages`, one row per
  * non-zero page with its hash, so a save writes only the pages that changed
  * (old rows are read as they are and paged by their next save; see
- * `SqliteInstanceRepository`).
+ * `SqliteInstanceRepository`); migration 5 changes no table: page rows may
+ * then be stored as fills and carry an 8-byte hash, which an older package
+ * would take for corruption, so it refuses the database instead.
  *
  * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or
  * kill of the process — every committed write is there after a restart; a

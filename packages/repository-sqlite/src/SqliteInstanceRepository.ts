@@ -9,31 +9,44 @@
  *   NaN, ±Infinity; versioned, CRC-32-checked, a few hundred bytes), its
  *   page count, and a generation counted up by every save;
  * - `instance_snapshot_pages`: one row per non-zero 64 KiB page — index,
- *   SHA-1 of the raw page (20 bytes), and the page — unless
- *   `compressSnapshots` is `false` — as its non-zero runs when they take at
- *   most a quarter of it (a word scan, far cheaper than DEFLATE: an agent's
- *   pages are mostly zero), else raw DEFLATE (RFC 1951, `node:zlib`, level 1)
- *   when that is smaller, else raw.
+ *   a hash, and the page — unless `compressSnapshots` is `false` — as runs
+ *   of one repeated 32-bit word when they are few (a filled page), else its
+ *   non-zero runs when they take at most a quarter of it (word scans, far
+ *   cheaper than DEFLATE: an agent's pages are mostly zero or filled), else
+ *   raw DEFLATE (RFC 1951, `node:zlib`, level 1) when that is smaller, else
+ *   raw. Run-form rows carry a 64-bit hash of their stored bytes, the others
+ *   the SHA-1 of the page (`internal/pages.ts`).
  *
- * A save hashes the snapshot's pages and compares them with the hashes of
- * the last save this repository made of the agent (kept in memory, with the
- * generation it wrote; when another connection saved since, or after a
- * restart, the hashes are read back from the page rows): only new or changed
- * pages are compressed and written, pages that became zero are deleted, and
- * the header row is replaced. A save identical to the last one (same header
- * bytes, same pages) writes nothing. Loads check every page against its
- * hash. Rows of schema version 3 (the whole snapshot as one codec BLOB,
- * gzip-compressed or not) are read as they are and paged by their next save.
+ * A save compares each page with what this repository last saved of the
+ * agent (kept in memory with the generation it wrote: the run forms' bytes —
+ * at most a quarter page each, the size of the rows themselves — compared
+ * byte for byte, other pages by SHA-1; when another connection saved since,
+ * or after a restart, what is known is read back from the page rows): only
+ * new or changed pages are encoded and written, pages that became zero are
+ * deleted, and the header row is replaced. A save identical to the last one
+ * (same header bytes, same pages) writes nothing. Loads check every page
+ * against its hash. Rows of schema version 3 (the whole snapshot as one
+ * codec BLOB, gzip-compressed or not) are read as they are and paged by
+ * their next save.
  *
  * The public snapshot format stays `SnapshotCodec`'s: the paging is this
  * store's layout, and what `loadState` returns is the whole snapshot.
  *
- * Each save is one IMMEDIATE transaction (the changed pages, the deleted
- * ones and the header row together): a reader, a crash, a full disk or a
- * lock timeout leaves the previous snapshot or the whole new one. Hashing and
- * compressing happen before it. A corrupt row (a header the codec refuses, a
- * missing page, a page that does not inflate or match its hash) fails the
- * load with `RepositoryError`; it is never returned as a partial snapshot.
+ * Group commit: comparing and encoding happen when `saveState` runs; the
+ * write waits for the next flush (`setImmediate`), which writes every save
+ * that arrived in the meantime — the agents that finished a call in the same
+ * turn of the event loop — in one IMMEDIATE transaction (the changed pages,
+ * the deleted ones and the header row of each), and only then completes each
+ * waiting `saveState`. So a save still completes only once it is committed
+ * (a caller that acknowledges after it loses nothing to a crash), and a
+ * reader, a crash, a full disk or a lock timeout leaves each agent's
+ * previous snapshot or its whole new one. When the group's transaction
+ * fails, each save is retried alone, so one that cannot be stored fails only
+ * its own caller. `loadState`, `deleteState` and `listSaved` flush first: they
+ * see every save issued before them. A corrupt row (a header the codec
+ * refuses, a missing page, a page that does not decode or match its hash)
+ * fails the load with `RepositoryError`; it is never returned as a partial
+ * snapshot.
  *
  * Errors: `RepositoryError { operation: "instance.saveState" |
  * "instance.loadState" | "instance.deleteState" | "instance.listSaved",
@@ -57,18 +70,44 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Pages from "./internal/pages.js"
 import * as Snapshots from "./internal/snapshots.js"
-import { attempt, read, write } from "./internal/sql.js"
+import { attempt, describe, read, write } from "./internal/sql.js"
 import * as SqliteDatabase from "./SqliteDatabase.js"
 
 /** Options of the SQLite instance repository. */
 export interface Options {
   /**
-   * Store each written page compactly — its non-zero runs, or DEFLATE —
+   * Store each written page compactly — its fills, its non-zero runs, or DEFLATE —
    * when that makes it smaller (default `true`). Rows written either way are
    * read back.
    */
   readonly compressSnapshots?: boolean | undefined
 }
+
+/** A save waiting for the next group commit: what to write, and whom to tell once it committed or failed. */
+interface PendingSave {
+  readonly agentId: AgentId
+  /** The snapshot's non-zero pages by index, in increasing order. */
+  readonly indexes: ReadonlyArray<number>
+  /**
+   * Per page, in the order of `indexes`: its stored form when it changed
+   * since the last save this repository knows of (encoded outside the
+   * transaction), else what is known of its row (the same object).
+   */
+  readonly entries: ReadonlyArray<KnownPage>
+  /**
+   * The page's bytes, kept only where its entry is known by hash alone (an
+   * unchanged deflated or raw page: encoded again if the row turns out to
+   * have been replaced). Every other page's bytes are let go at once: a
+   * snapshot's pages are not held while the save waits for its commit.
+   */
+  readonly bytes: ReadonlyArray<Uint8Array | undefined>
+  /** The codec bytes of the snapshot without its pages. */
+  readonly header: Uint8Array
+  readonly done: (error: RepositoryError | undefined) => void
+}
+
+/** What is known of a page row: its stored form (run forms), or its hash only. */
+type KnownPage = Pages.PageWrite | Pages.SavedHash
 
 interface HeaderRow {
   readonly snapshot: Uint8Array
@@ -77,11 +116,11 @@ interface HeaderRow {
   readonly generation: number
 }
 
-/** What this repository last wrote (or read) for an agent: its generation, header bytes and page hashes. */
+/** What this repository last wrote (or read) for an agent: its generation, header bytes and page rows by index. */
 interface Saved {
   readonly generation: number
   readonly header: Uint8Array
-  readonly hashes: ReadonlyMap<number, Buffer>
+  readonly pages: ReadonlyMap<number, KnownPage>
 }
 
 const PAGED = 1
@@ -116,87 +155,194 @@ export const make = (
     const selectHeader = db.prepare<[string], HeaderRow>(
       "SELECT snapshot, layout, page_count, generation FROM instance_snapshots WHERE agent_id = ?"
     )
-    const selectHashes = db.prepare<[string], { page_index: number; hash: Uint8Array }>(
-      "SELECT page_index, hash FROM instance_snapshot_pages WHERE agent_id = ?"
+    // the bytes of the small run forms too, so they are compared exactly (an 8-byte hash never skips a write)
+    const selectKnown = db.prepare<[string], Pages.PageRow>(
+      `SELECT page_index, hash, compressed, CASE WHEN compressed IN (${Pages.Stored.runs}, ${Pages.Stored.fills}) THEN data ELSE x'' END AS data
+       FROM instance_snapshot_pages WHERE agent_id = ?`
     )
     const selectPages = db.prepare<[string], Pages.PageRow>(
       "SELECT page_index, hash, compressed, data FROM instance_snapshot_pages WHERE agent_id = ? ORDER BY page_index"
     )
     const selectIds = db.prepare<[], { agent_id: string }>("SELECT agent_id FROM instance_snapshots ORDER BY rowid")
 
-    /** The write of a save: changed pages, deleted pages and the header row, in one transaction (prepared once). */
-    const saveTransaction = db.transaction(
-      (
-        agentId: AgentId,
-        pages: InstanceSnapshot["state"]["pages"],
-        hashes: ReadonlyArray<Buffer>,
-        prepared: ReadonlyMap<number, Pages.PageWrite>,
-        known: Saved | undefined,
-        header: Uint8Array
-      ): Saved => {
-        const row = selectGeneration.get(agentId)
-        let previous: ReadonlyMap<number, Buffer>
-        if (row !== undefined && row.layout === PAGED) {
-          previous =
-            known !== undefined && known.generation === row.generation
-              ? known.hashes
-              : new Map(selectHashes.all(agentId).map((r) => [r.page_index, Buffer.from(r.hash)]))
-        } else {
-          previous = new Map()
-          deletePages.run(agentId) // no paged row: no page row may survive from an earlier one
-        }
-        const hashesNow = new Map<number, Buffer>()
-        for (const [i, p] of pages.entries()) {
-          const hash = hashes[i]!
-          hashesNow.set(p.index, hash)
-          const old = previous.get(p.index)
-          if (old !== undefined && old.equals(hash)) continue
-          const page = prepared.get(p.index) ?? Pages.storedPage(p.index, hash, p.data, compress)
-          upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
-        }
-        for (const index of previous.keys()) if (!hashesNow.has(index)) deletePage.run(agentId, index)
-        const generation = (row?.generation ?? 0) + 1
-        upsertHeader.run(agentId, header, pages.length, generation)
-        return { generation, header, hashes: hashesNow }
-      }
-    )
-
     /** Per agent: what this repository last saved or loaded (dropped on any failed save and on delete). */
     const saved = new Map<AgentId, Saved>()
+
+    /**
+     * The writes of one save — changed pages, deleted pages and the header
+     * row — inside the caller's transaction; returns what was written.
+     * `known`: what this repository last wrote of the agent (trusted only
+     * when the row's generation still matches it).
+     */
+    const writeSave = (save: PendingSave, known: Saved | undefined): Saved => {
+      const { agentId, indexes, entries, bytes, header } = save
+      const row = selectGeneration.get(agentId)
+      let previous: ReadonlyMap<number, KnownPage>
+      if (row !== undefined && row.layout === PAGED) {
+        previous =
+          known !== undefined && known.generation === row.generation
+            ? known.pages
+            : new Map(selectKnown.all(agentId).map((r) => [r.page_index, Pages.knownRow(r)]))
+      } else {
+        previous = new Map()
+        deletePages.run(agentId) // no paged row: no page row may survive from an earlier one
+      }
+      const now = new Map<number, KnownPage>()
+      for (const [i, index] of indexes.entries()) {
+        const entry = entries[i]!
+        const old = previous.get(index)
+        // the row holds it already: the same known row, an equal SHA-1, or the same stored bytes of a run form
+        // (the run forms are a function of the page's bytes; an 8-byte hash never skips a write)
+        if (old !== undefined && (old === entry || Pages.sameRow(old, entry))) {
+          now.set(index, old)
+          continue
+        }
+        // unchanged against a row another writer replaced since, known by its hash only: encoded now
+        const page = entry.compressed === -1 ? Pages.storedPage(index, bytes[i]!, compress) : entry
+        upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
+        now.set(index, Pages.known(page))
+      }
+      for (const index of previous.keys()) if (!now.has(index)) deletePage.run(agentId, index)
+      const generation = (row?.generation ?? 0) + 1
+      upsertHeader.run(agentId, header, indexes.length, generation)
+      return { generation, header, pages: now }
+    }
+
+    /** One save in its own transaction. */
+    const saveAlone = db.transaction((save: PendingSave): Saved => writeSave(save, saved.get(save.agentId)))
+
+    /** Several saves in one transaction, in order; what each agent's last save in it wrote. */
+    const saveGroup = db.transaction((group: ReadonlyArray<PendingSave>): Map<AgentId, Saved> => {
+      const written = new Map<AgentId, Saved>()
+      for (const save of group)
+        written.set(save.agentId, writeSave(save, written.get(save.agentId) ?? saved.get(save.agentId)))
+      return written
+    })
+
+    /**
+     * Group commit: saves wait here until the next flush (`setImmediate`,
+     * after the saves that arrive in the same turn of the event loop), which
+     * writes them all in one IMMEDIATE transaction and only then resumes
+     * each waiting caller — "saved before the call returns" holds for every
+     * one of them, and a crash leaves each save whole or absent.
+     */
+    let queue: Array<PendingSave> = []
+    let scheduled = false
+
+    const failed = (e: unknown) => new RepositoryError({ operation: "instance.saveState", reason: describe(e) })
+
+    /** Writes every waiting save now (also run before a load, a delete or a listing, so those see them). */
+    const flush = (): void => {
+      scheduled = false
+      if (queue.length === 0) return
+      const group = queue
+      queue = []
+      if (group.length > 1) {
+        let written: Map<AgentId, Saved> | undefined
+        try {
+          written = saveGroup.immediate(group)
+        } catch {
+          // the group rolled back: each save alone below, so one that cannot be stored fails only its own caller
+        }
+        if (written !== undefined) {
+          for (const [agentId, next] of written) saved.set(agentId, next)
+          for (const save of group) save.done(undefined)
+          return
+        }
+      }
+      for (const save of group) {
+        let error: RepositoryError | undefined
+        try {
+          saved.set(save.agentId, saveAlone.immediate(save))
+        } catch (e) {
+          saved.delete(save.agentId)
+          error = failed(e)
+        }
+        save.done(error)
+      }
+    }
+
+    /** Queues a save for the next group commit; the effect completes once its transaction committed (or failed). */
+    const commit = (save: Omit<PendingSave, "done">): Effect.Effect<void, RepositoryError> =>
+      Effect.callback<void, RepositoryError>((resume) => {
+        queue.push({ ...save, done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error)) })
+        if (!scheduled) {
+          scheduled = true
+          setImmediate(flush)
+        }
+      })
 
     const refused = (reason: string) =>
       new RepositoryError({ operation: "instance.saveState", reason: `snapshot cannot be stored: ${reason}` })
 
+    /** Forgets what this repository knew of an agent (after any failed save: read back next time). */
+    const forget = (agentId: AgentId) => Effect.sync(() => void saved.delete(agentId))
+
+    /**
+     * The save of `snapshot` as it waits for its commit: each page compared
+     * with what this repository last saved of the agent and encoded when it
+     * changed, outside the write lock; `undefined` when nothing changed.
+     * What it returns holds no page of the snapshot but the few an unchanged
+     * deflated or raw page needs (`PendingSave.bytes`), so the snapshot's
+     * copies are garbage while the save waits for the group commit.
+     */
+    const prepare = (agentId: AgentId, snapshot: InstanceSnapshot, header: Uint8Array) => {
+      const pages = snapshot.state.pages
+      const known = saved.get(agentId)
+      const indexes: Array<number> = []
+      const entries: Array<KnownPage> = []
+      const bytes: Array<Uint8Array | undefined> = []
+      let changed = 0
+      for (const p of pages) {
+        const old = known?.pages.get(p.index)
+        indexes.push(p.index)
+        if (old !== undefined && Pages.unchanged(p.data, old)) {
+          entries.push(old)
+          bytes.push(old.compressed === -1 ? p.data : undefined)
+        } else {
+          entries.push(Pages.storedPage(p.index, p.data, compress))
+          bytes.push(undefined)
+          changed++
+        }
+      }
+      const pending: Omit<PendingSave, "done"> = { agentId, indexes, entries, bytes, header }
+      const same =
+        known !== undefined &&
+        changed === 0 &&
+        known.pages.size === pages.length &&
+        sameBytes(header, known.header) &&
+        !queue.some((q) => q.agentId === agentId)
+      return { pending, unchangedSince: same ? known.generation : undefined }
+    }
+
     const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
-      Effect.gen(function* () {
-        yield* Effect.mapError(SnapshotCodec.validatePages(snapshot.state), (e) => refused(e.reason))
-        const header = yield* Effect.mapError(SnapshotCodec.encode(Pages.withoutPages(snapshot)), (e) =>
-          refused(e.reason)
-        )
-        const pages = snapshot.state.pages
-        const hashes = pages.map((p) => Pages.pageHash(p.data))
-        const known = saved.get(agentId)
-        // compress, outside the write lock, what changed since the last save this repository knows of
-        const prepared = new Map<number, Pages.PageWrite>()
-        for (const [i, p] of pages.entries()) {
-          const old = known?.hashes.get(p.index)
-          if (old === undefined || !old.equals(hashes[i]!))
-            prepared.set(p.index, Pages.storedPage(p.index, hashes[i]!, p.data, compress))
+      // written as a chain whose later steps do not close over `snapshot` (see `prepare`)
+      Effect.flatMap(
+        Effect.tapError(
+          Effect.mapError(
+            Effect.andThen(
+              SnapshotCodec.validatePages(snapshot.state),
+              SnapshotCodec.encode(Pages.withoutPages(snapshot))
+            ),
+            (e) => refused(e.reason)
+          ),
+          () => forget(agentId)
+        ),
+        (header) => {
+          const { pending, unchangedSince } = prepare(agentId, snapshot, header)
+          if (unchangedSince === undefined) return commit(pending)
+          return Effect.flatMap(
+            Effect.tapError(
+              attempt("instance.saveState", () => selectGeneration.get(agentId)),
+              () => forget(agentId)
+            ),
+            (row) =>
+              row !== undefined && row.layout === PAGED && row.generation === unchangedSince
+                ? Effect.void // nothing changed
+                : commit(pending)
+          )
         }
-        if (
-          known !== undefined &&
-          prepared.size === 0 &&
-          known.hashes.size === pages.length &&
-          sameBytes(header, known.header)
-        ) {
-          const row = yield* attempt("instance.saveState", () => selectGeneration.get(agentId))
-          if (row !== undefined && row.layout === PAGED && row.generation === known.generation) return // nothing changed
-        }
-        const next = yield* attempt("instance.saveState", () =>
-          saveTransaction.immediate(agentId, pages, hashes, prepared, known, header)
-        )
-        saved.set(agentId, next)
-      }).pipe(Effect.onError(() => Effect.sync(() => void saved.delete(agentId))))
+      )
 
     const corrupt = (agentId: AgentId, reason: string) =>
       new RepositoryError({
@@ -206,6 +352,7 @@ export const make = (
 
     const loadState = (agentId: AgentId): Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError> =>
       Effect.gen(function* () {
+        flush() // a load sees every save issued before it
         const found = yield* read(db, "instance.loadState", () => {
           const row = selectHeader.get(agentId)
           return row === undefined ? undefined : { row, pages: row.layout === PAGED ? selectPages.all(agentId) : [] }
@@ -226,7 +373,7 @@ export const make = (
         saved.set(agentId, {
           generation: row.generation,
           header: row.snapshot,
-          hashes: new Map(found.pages.map((p) => [p.page_index, Buffer.from(p.hash)]))
+          pages: new Map(found.pages.map((p) => [p.page_index, Pages.knownRow(p)]))
         })
         const snapshot: InstanceSnapshot = { ...decoded, state: { ...decoded.state, pages } }
         return Option.some(snapshot)
@@ -234,16 +381,21 @@ export const make = (
 
     const deleteState = (agentId: AgentId): Effect.Effect<void, RepositoryError> =>
       Effect.ensuring(
-        write(db, "instance.deleteState", () => {
-          deletePages.run(agentId)
-          remove.run(agentId)
-        }),
+        // a save issued before the delete is written first: it cannot bring the agent back after it
+        Effect.andThen(
+          Effect.sync(flush),
+          write(db, "instance.deleteState", () => {
+            deletePages.run(agentId)
+            remove.run(agentId)
+          })
+        ),
         Effect.sync(() => void saved.delete(agentId))
       )
 
-    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt("instance.listSaved", () =>
-      selectIds.all().map((r) => r.agent_id as AgentId)
-    )
+    const listSaved: InstanceRepositories.InstanceRepositoryShape["listSaved"] = attempt("instance.listSaved", () => {
+      flush()
+      return selectIds.all().map((r) => r.agent_id as AgentId)
+    })
 
     return { saveState, loadState, deleteState, listSaved } satisfies InstanceRepositories.InstanceRepositoryShape
   })

@@ -1,7 +1,7 @@
 /**
- * The SQLite instance repository's storage (schema version 4): a header row
+ * The SQLite instance repository's storage (schema version 5): a header row
  * of `SnapshotCodec` bytes without the pages, plus a row per non-zero page
- * (SHA-1, DEFLATE-compressed by default); a save writes only the pages that
+ * (its hash; fills, non-zero runs or DEFLATE by default); a save writes only the pages that
  * changed since the last one, and nothing when nothing changed.
  */
 import { agentId, InstanceRepository, SnapshotCodec, type InstanceSnapshot } from "@agent-runtime/domain"
@@ -9,11 +9,12 @@ import { expectSnapshotEqual, Fixtures, TestFiles } from "@agent-runtime/reposit
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
-import { SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
+import { type SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
 
 const tempDb = Effect.map(TestFiles.tempDirectory(), (dir) => path.join(dir, "runtime.sqlite"))
 
@@ -65,10 +66,19 @@ const pageRowsOf = (file: string, id: string): Array<PageRow> =>
         .all(id) as Array<PageRow>
   )
 
-/** A page row's raw 64 KiB, read independently of the adapter: 0 raw, 1 raw DEFLATE, 2 non-zero runs (u32 offset, u32 length, bytes). */
+/** A page row's raw 64 KiB, read independently of the adapter: 0 raw, 1 raw DEFLATE, 2 non-zero runs (u32 offset, u32 length, bytes), 3 fills (u32 words, u32 word). */
 const rawOf = (row: PageRow): Buffer => {
   if (row.compressed === 0) return row.data
   if (row.compressed === 1) return zlib.inflateRawSync(row.data)
+  if (row.compressed === 3) {
+    const page = Buffer.alloc(65_536)
+    let w = 0
+    for (let at = 0; at < row.data.length; at += 8) {
+      const count = row.data.readUInt32LE(at)
+      for (let k = 0; k < count; k++) page.writeUInt32LE(row.data.readUInt32LE(at + 4), 4 * w++)
+    }
+    return page
+  }
   const page = Buffer.alloc(65_536)
   for (let at = 0; at < row.data.length; ) {
     const from = row.data.readUInt32LE(at)
@@ -77,6 +87,22 @@ const rawOf = (row: PageRow): Buffer => {
     at += 8 + length
   }
   return page
+}
+
+/** The hash a page row must carry, computed independently: SHA-1 of the page for deflated and raw rows, the 64-bit FNV pair over the stored bytes for the run forms. */
+const expectedHash = (row: PageRow, raw: Buffer): Buffer => {
+  if (row.compressed < 2) return crypto.createHash("sha1").update(raw).digest()
+  let a = 0x811c9dc5 | 0
+  let b = 0x9e3779b9 | 0
+  const n = row.data.length
+  for (let i = 0; i < n; i++) {
+    a = Math.imul(a ^ row.data[i]!, 0x01000193)
+    b = Math.imul(b ^ row.data[n - 1 - i]!, 0x01000193) ^ i
+  }
+  const out = Buffer.alloc(8)
+  out.writeInt32LE(a, 0)
+  out.writeInt32LE(b, 4)
+  return out
 }
 
 const headerOf = (bytes: Buffer): Record<string, unknown> =>
@@ -104,7 +130,7 @@ const auditPageWrites = (file: string): (() => Array<string>) => {
 }
 
 const withInstances = <A, E>(
-  options: SqliteInstanceRepository.Options & { readonly path: string },
+  options: SqliteInstanceRepository.Options & SqliteDatabase.Options,
   f: (r: InstanceRepository["Service"]) => Effect.Effect<A, E>
 ) => InstanceRepository.use(f).pipe(Effect.provide(SqliteRepositories.layer(options)))
 
@@ -124,7 +150,7 @@ const withByte = (s: InstanceSnapshot, index: number, at: number, value: number)
 
 describe("SqliteInstanceRepository", () => {
   it.effect(
-    "a header row holds the SnapshotCodec bytes without the pages; each non-zero page is a row with its SHA-1, stored compactly",
+    "a header row holds the SnapshotCodec bytes without the pages; each non-zero page is a row with its hash, stored compactly",
     () =>
       Effect.gen(function* () {
         const file = yield* tempDb
@@ -145,7 +171,7 @@ describe("SqliteInstanceRepository", () => {
         for (const [i, row] of rows.entries()) {
           const raw = rawOf(row)
           expect(Buffer.compare(raw, s.state.pages[i]!.data)).toBe(0)
-          expect(Buffer.compare(row.hash, crypto.createHash("sha1").update(raw).digest())).toBe(0)
+          expect(Buffer.compare(row.hash, expectedHash(row, raw))).toBe(0)
         }
       })
   )
@@ -179,17 +205,24 @@ describe("SqliteInstanceRepository", () => {
   )
 
   it.effect(
-    "a mostly-zero page is stored as its non-zero runs, a compressible dense one deflated, an incompressible one raw",
+    "a filled page is stored as fills, a mostly-zero one as its non-zero runs, a compressible dense one deflated, an incompressible one raw",
     () =>
       Effect.gen(function* () {
         const file = yield* tempDb
-        const base = Fixtures.snapshot("forms", { pages: [0, 1, 2] })
+        const base = Fixtures.snapshot("forms", { pages: [0, 1, 2, 3] })
         const sparse = new Uint8Array(65_536)
-        sparse.set([1, 2, 3], 10)
+        // 4,000 varied bytes (too many distinct words for fills), one byte further on, one at the end
+        sparse.set(
+          Array.from({ length: 4000 }, (_, i) => ((i * 7) & 255) | 1),
+          8
+        )
         sparse.set([9], 40_000)
         sparse[65_535] = 7
         const dense = new Uint8Array(65_536).map((_, i) => (i % 7) + 1)
         const random = new Uint8Array(crypto.randomBytes(65_536))
+        const filled = new Uint8Array(65_536).fill(0x5a)
+        filled.fill(0x01, 1000, 3000)
+        filled[65_535] = 0
         const s: InstanceSnapshot = {
           ...base,
           state: {
@@ -197,14 +230,17 @@ describe("SqliteInstanceRepository", () => {
             pages: [
               { index: 0, data: sparse },
               { index: 1, data: dense },
-              { index: 2, data: random }
+              { index: 2, data: random },
+              { index: 3, data: filled }
             ]
           }
         }
         yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
         const rows = pageRowsOf(file, "forms")
-        expect(rows.map((r) => r.compressed)).toEqual([2, 1, 0])
-        expect(rows[0]!.data.length).toBe(3 * 8 + 8 + 4 + 4) // three runs: bytes 10..12 (words 2–3), word 10000, word 16383
+        expect(rows.map((r) => r.compressed)).toEqual([2, 1, 0, 3])
+        // fills: 0x5a… up to byte 1000, 0x01… to 3000, 0x5a… to the last word, which ends 0x00 (4 runs of 8 bytes)
+        expect(rows[3]!.data.length).toBe(4 * 8)
+        expect(rows[0]!.data.length).toBe(3 * 8 + 4000 + 4 + 4) // three runs: words 2–1001, word 10000, word 16383
         for (const [i, row] of rows.entries()) expect(Buffer.compare(rawOf(row), s.state.pages[i]!.data)).toBe(0)
         expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), s)
       })
@@ -334,6 +370,132 @@ describe("SqliteInstanceRepository", () => {
             expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(agentId("outer-key"))), s)
             expect(yield* r.listSaved).toEqual(["outer-key"])
             expect(yield* r.loadState(agentId("inner-id"))).toEqual(Option.none())
+          })
+        )
+      })
+  )
+
+  it.effect(
+    "group commit: saves issued together complete only once committed (another connection sees each when it completes)",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const agents = Array.from({ length: 12 }, (_, i) => Fixtures.snapshot(`group-${i}`, { seed: 10 + i }))
+        const seen: Array<string> = []
+        yield* withInstances({ path: file }, (r) =>
+          Effect.forEach(
+            agents,
+            (s) =>
+              Effect.tap(r.saveState(s.agentId, s), () =>
+                Effect.sync(() => {
+                  // read through a connection of its own: committed, not only written in this one
+                  if (headerRowOf(file, s.agentId) !== undefined) seen.push(s.agentId)
+                })
+              ),
+            { concurrency: "unbounded", discard: true }
+          )
+        )
+        expect(seen.sort()).toEqual(agents.map((s) => s.agentId).sort())
+        const back = yield* withInstances({ path: file }, (r) => Effect.forEach(agents, (s) => r.loadState(s.agentId)))
+        for (const [i, s] of agents.entries()) expectSnapshotEqual(Option.getOrThrow(back[i]!), s)
+      })
+  )
+
+  it.effect(
+    "group commit: a save that cannot be stored fails only its own caller; the others of its group are saved",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const before = Fixtures.snapshot("big", { seed: 3, pages: [0, 2] })
+        yield* withInstances({ path: file }, (r) => r.saveState(before.agentId, before))
+        const pages = withRaw(file, (raw) => raw.pragma("page_count", { simple: true }) as number)
+        // room for a few small snapshots, not for 32 incompressible pages
+        const huge = Fixtures.snapshot("big", { seed: 4, pages: Array.from({ length: 32 }, (_, i) => i) })
+        const small = Array.from({ length: 4 }, (_, i) => Fixtures.snapshot(`small-${i}`, { seed: 20 + i, pages: [0] }))
+        const results = yield* withInstances({ path: file, maxPages: pages + 120 }, (r) =>
+          Effect.forEach([huge, ...small], (s) => Effect.result(r.saveState(s.agentId, s)), {
+            concurrency: "unbounded"
+          })
+        )
+        const [hugeResult, ...smallResults] = results
+        expect(hugeResult!._tag).toBe("Failure")
+        if (hugeResult!._tag === "Failure") expect(hugeResult!.failure.reason).toMatch(/SQLITE_FULL/)
+        expect(smallResults.map((x) => x._tag)).toEqual(["Success", "Success", "Success", "Success"])
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(before.agentId)), before) // whole, not mixed
+            for (const s of small) expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(s.agentId)), s)
+          })
+        )
+      })
+  )
+
+  it.effect("a delete issued while a save of the same agent waits for its commit is applied after it", () =>
+    Effect.gen(function* () {
+      const file = yield* tempDb
+      const s = Fixtures.snapshot("raced", { seed: 7 })
+      yield* withInstances({ path: file }, (r) =>
+        Effect.gen(function* () {
+          const save = yield* Effect.forkChild(r.saveState(s.agentId, s))
+          yield* Effect.yieldNow // the save is queued, not yet committed
+          yield* r.deleteState(s.agentId)
+          yield* Fiber.join(save)
+          expect(yield* r.listSaved).toEqual([])
+          expect(yield* r.loadState(s.agentId)).toEqual(Option.none())
+        })
+      )
+    })
+  )
+
+  it.effect(
+    "a page unchanged since the last save is not written again, whatever its form (fills, runs, deflate, raw)",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const base = Fixtures.snapshot("forms-delta", { pages: [0, 1, 2, 3] })
+        const sparse = new Uint8Array(65_536)
+        sparse.set([1, 2, 3], 100)
+        const dense = new Uint8Array(65_536).map((_, i) => (i % 7) + 1)
+        const random = new Uint8Array(crypto.randomBytes(65_536))
+        const filled = new Uint8Array(65_536).fill(0x33)
+        const first: InstanceSnapshot = {
+          ...base,
+          state: {
+            ...base.state,
+            pages: [
+              { index: 0, data: filled },
+              { index: 1, data: sparse },
+              { index: 2, data: dense },
+              { index: 3, data: random }
+            ]
+          }
+        }
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* r.saveState(first.agentId, first)
+            const writes = auditPageWrites(file)
+            // fresh copies of the same bytes (as an engine's snapshot gives), a new header
+            const again = {
+              ...first,
+              invocationCount: 2,
+              state: { ...first.state, pages: first.state.pages.map((p) => ({ index: p.index, data: p.data.slice() })) }
+            }
+            yield* r.saveState(again.agentId, again)
+            expect(writes()).toEqual([])
+            // one byte changed in each page, one at a time: exactly that page is written
+            for (const index of [0, 1, 2, 3]) {
+              const changed = withByte(
+                again,
+                index,
+                30_000 + index,
+                again.state.pages[index]!.data[30_000 + index]! ^ 0x10
+              )
+              yield* r.saveState(changed.agentId, changed)
+              expect(writes()).toEqual([`write:${index}`])
+              yield* r.saveState(again.agentId, again)
+              expect(writes()).toEqual([`write:${index}`])
+            }
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(again.agentId)), again)
           })
         )
       })

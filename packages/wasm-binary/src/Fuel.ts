@@ -21,6 +21,12 @@
  * fuel F − 1 (leaving −1). Runs are deterministic: the same call with the
  * same fuel stops at the same point.
  *
+ * The pass is one linear scan per function body with a decoder specialised
+ * for it (`internal/FuelScan.ts`), writing straight into the output buffer;
+ * a body the scan does not handle (a malformed or unusual encoding) is
+ * rewritten by the checked decoder (`decodeInstruction`) instead, with the
+ * same output or the same `WasmBinaryError`.
+ *
  * @since 0.1.0
  */
 import { ByteReader } from "./internal/ByteReader.js"
@@ -28,6 +34,7 @@ import { ByteWriter } from "./internal/ByteWriter.js"
 import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } from "./internal/Sections.js"
 import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX, START_EXPORT } from "./HiddenExports.js"
 import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "./Instructions.js"
+import { FuelScan } from "./internal/FuelScan.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
@@ -36,7 +43,9 @@ import { WasmBinaryError } from "./WasmBinaryError.js"
 export interface FuelOptions {
   /**
    * Fuel units an instruction costs (a non-negative safe integer), by opcode
-   * (see `Opcode` in Instructions.ts). Default: `defaultOperatorCost`.
+   * (see `Opcode` in Instructions.ts). Default: `defaultOperatorCost`. A
+   * function of the opcode alone: it is asked once per opcode the module
+   * uses, and the answer is reused for every instruction with that opcode.
    */
   readonly costs?: (opcode: Opcode) => number
   /**
@@ -185,8 +194,17 @@ export const instrumentFuelOf = (bytes: Uint8Array, options: FuelOptions = {}): 
       if (initial !== BigInt.asIntN(64, initial)) throw new WasmBinaryError(0, `initial fuel ${initial} is not an i64`)
       const costOf = options.costs ?? defaultOperatorCost
 
-      const out = new ByteWriter(bytes.length * 2 + 64) // instrumented code is typically 1.5–1.8× the original
-      out.bytes(bytes.subarray(0, 8))
+      // The output is assembled once, at its exact size, from pieces: unchanged sections are views of the
+      // input (copied once, at the end), rewritten ones come from their own writers (the code section's is
+      // sized for instrumented code, typically 1.2–1.8× the original).
+      const pieces: Array<Uint8Array> = [bytes.subarray(0, 8)]
+      let total = 8
+      const keep = (piece: Uint8Array): void => {
+        pieces.push(piece)
+        total += piece.length
+      }
+      const section = (id: number, capacity: number, body: (w: ByteWriter) => void): void =>
+        keep(new ByteWriter(capacity).section(id, body).view())
       const hasGlobal = sections.some((s) => s.id === SectionId.global)
       const hasExport = sections.some((s) => s.id === SectionId.export)
       let globalDone = hasGlobal
@@ -205,42 +223,48 @@ export const instrumentFuelOf = (bytes: Uint8Array, options: FuelOptions = {}): 
         const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
         if (rank !== undefined) {
           if (!globalDone && rank > globalRank) {
-            out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
+            section(SectionId.global, 64, (w) => newGlobal(w.u32(1)))
             globalDone = true
           }
           if (!exportDone && rank > exportRank) {
-            out.section(SectionId.export, (w) => newExport(w.u32(added)))
+            section(SectionId.export, 96, (w) => newExport(w.u32(added)))
             exportDone = true
           }
         }
         switch (s.id) {
           case SectionId.global:
-            out.section(SectionId.global, (w) => {
+            section(SectionId.global, s.size + 64, (w) => {
               const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
               const n = c.count()
               newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
             })
             break
           case SectionId.export:
-            out.section(SectionId.export, (w) => {
+            section(SectionId.export, s.size + 96, (w) => {
               const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
               const n = c.count()
               newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
             })
             break
           case SectionId.start:
-            if (start === undefined) out.bytes(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
+            if (start === undefined) keep(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
             break
           case SectionId.code:
-            out.section(SectionId.code, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
+            section(SectionId.code, s.size * 2 + 64, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
             break
           default:
-            out.bytes(bytes.subarray(s.offset, s.end))
+            keep(bytes.subarray(s.offset, s.end))
         }
       }
-      if (!globalDone) out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
-      if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(added)))
-      return out.finish()
+      if (!globalDone) section(SectionId.global, 64, (w) => newGlobal(w.u32(1)))
+      if (!exportDone) section(SectionId.export, 96, (w) => newExport(w.u32(added)))
+      const out = new Uint8Array(total)
+      let at = 0
+      for (const piece of pieces) {
+        out.set(piece, at)
+        at += piece.length
+      }
+      return out
     },
     () => r.offset
   )
@@ -370,17 +394,27 @@ const rewriteCode = (
   const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
   const n = c.count()
   w.u32(n)
-  const imm = new Immediates()
+  const scan = new FuelScan(bytes, fuelGlobal, costOf === defaultOperatorCost ? undefined : costOf)
+  let imm: Immediates | undefined
   for (let i = 0; i < n; i++) {
     const at = c.offset
     const size = c.u32()
-    const r = c.sub(size, "unexpected end of section or function", "unexpected end of section or function", at)
-    // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
-    const sizeAt = w.size
-    w.skip(5)
-    rewriteBody(bytes, r, w, fuelGlobal, paramsOf(i, at), imm, costOf)
-    w.closeSized(sizeAt)
-    c.offset = r.end
+    if (size > c.end - c.offset) c.fail("unexpected end of section or function", at)
+    const start = c.offset
+    const end = start + size
+    const params = paramsOf(i, at)
+    const before = w.size
+    if (!scan.body(start, end, params, w)) {
+      // the checked path: the same bytes, or the typed error (kind, reason, offset)
+      w.setSize(before) // drop what the scan wrote of this body
+      const r = new ByteReader(bytes, start, end, "unexpected end of section or function")
+      // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
+      const sizeAt = w.size
+      w.skip(5)
+      rewriteBody(bytes, r, w, fuelGlobal, params, (imm ??= new Immediates()), costOf)
+      w.closeSized(sizeAt)
+    }
+    c.offset = end
   }
   if (!c.atEnd) c.fail("section size mismatch")
 }

@@ -12,6 +12,8 @@
  * - `agent-runtime:global:<index>` — an internal mutable global (complete snapshots).
  * - `agent-runtime:start` — the start function, when fuel metering defers it
  *   (`FuelOptions.deferStart`): the engine calls it right after instantiation.
+ * - `agent-runtime:dirty-pages` — mutable i64 global: the dirty-page bitmap of
+ *   the write barrier (`DirtyPages.ts`, `instrumentDirtyPages`).
  *
  * @since 0.1.0
  */
@@ -24,6 +26,8 @@ export const FUEL_EXPORT = "agent-runtime:fuel"
 export const START_EXPORT = "agent-runtime:start"
 /** Memory 0, exported by the rewrite when the module keeps it internal. */
 export const MEMORY_EXPORT = "agent-runtime:memory"
+/** The write barrier's dirty-page bitmap: a mutable i64 global, bit k = a page ≡ k (mod 64) may have been written. */
+export const DIRTY_PAGES_EXPORT = "agent-runtime:dirty-pages"
 /** Export name of an internal mutable global with global index `index`. */
 export const globalExportName = (index: number): string => `agent-runtime:global:${index}`
 /** Whether an export name is one of the runtime's hidden exports. */

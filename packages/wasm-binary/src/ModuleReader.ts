@@ -683,13 +683,8 @@ class ModuleDecoder {
    * extended-const `i32/i64.add/sub/mul`.
    */
   private constExpr(r: ByteReader, expected: ValueType): void {
+    // no closure per call: this runs once per global, data and element segment (tens of thousands in big modules)
     const stack: Array<ValueType> = []
-    const binary = (t: ValueType, at: number): void => {
-      const b = stack.pop()
-      const a = stack.pop()
-      if (a !== t || b !== t) r.invalid("type mismatch", at)
-      stack.push(t)
-    }
     for (;;) {
       const at = r.offset
       const op = r.u8()
@@ -738,14 +733,14 @@ class ModuleDecoder {
         case 0x6c:
           if (this.options.extendedConst !== true)
             r.unsupported("extended-const", "i32 arithmetic in a constant expression", at)
-          binary("i32", at)
+          constBinary(r, stack, "i32", at)
           break
         case 0x7c:
         case 0x7d:
         case 0x7e:
           if (this.options.extendedConst !== true)
             r.unsupported("extended-const", "i64 arithmetic in a constant expression", at)
-          binary("i64", at)
+          constBinary(r, stack, "i64", at)
           break
         case 0xfb:
           r.unsupported("gc", "GC instruction in a constant expression", at)
@@ -795,4 +790,12 @@ export const functionType = (module: ModuleInfo, exportName: string): FuncType |
   const e = module.exports.find((x) => x.name === exportName)
   if (e === undefined || e.type.kind !== "function") return undefined
   return { params: e.type.params, results: e.type.results }
+}
+
+/** An extended-const binary operator on `t` (§3.3.10): pops two `t`, pushes one; anything else is a type mismatch at `at`. */
+function constBinary(r: ByteReader, stack: Array<ValueType>, t: ValueType, at: number): void {
+  const b = stack.pop()
+  const a = stack.pop()
+  if (a !== t || b !== t) r.invalid("type mismatch", at)
+  stack.push(t)
 }

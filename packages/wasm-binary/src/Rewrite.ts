@@ -1,15 +1,16 @@
 /**
  * One entry point for the rewrites the runtime applies before compiling an
  * agent's module: the hard memory cap (`MemoryCap.ts`), fuel metering
- * (`Fuel.ts`) and the state exports that make snapshots complete
+ * (`Fuel.ts`), the dirty-page write barrier (`DirtyPages.ts`) and the state exports that make snapshots complete
  * (`StateExport.ts`). Engines and the compile cache call this once per
  * (module hash, options) pair — the options belong in the cache key, since
  * two budgets give two different modules.
  *
  * @since 0.1.0
  */
+import { dirtyPagesOf } from "./DirtyPages.js"
 import { instrumentFuelOf, type FuelOptions } from "./Fuel.js"
-import { FUEL_EXPORT, MEMORY_EXPORT, START_EXPORT } from "./HiddenExports.js"
+import { DIRTY_PAGES_EXPORT, FUEL_EXPORT, MEMORY_EXPORT, START_EXPORT } from "./HiddenExports.js"
 import { capMemoryOf, type MemoryCapInfo } from "./MemoryCap.js"
 import { readModule } from "./ModuleReader.js"
 import { succeed, type ReadResult } from "./ReadResult.js"
@@ -31,6 +32,13 @@ export interface RewriteOptions {
   readonly exportState?: boolean
   /** Instrument fuel metering (see `instrumentFuel`); an object passes its options. */
   readonly fuel?: boolean | FuelOptions
+  /**
+   * Add the dirty-page write barrier (see `instrumentDirtyPages`): a worker
+   * engine tracking agents' memory for recovery compares only the pages it
+   * marks. Applied after fuel metering, so the barrier's instructions cost
+   * no fuel (fuel counts stay the same with and without it).
+   */
+  readonly dirtyPages?: boolean
   /**
    * The module as read (`readModule`, either body mode: the `ModuleInfo` is
    * the same), from a caller that has had these exact bytes validated by the
@@ -62,14 +70,16 @@ export interface RewriteResult {
   readonly state: Omit<StateExport, "bytes"> | undefined
   /** `FUEL_EXPORT` when fuel metering was added, else `undefined`. */
   readonly fuelExport: string | undefined
+  /** `DIRTY_PAGES_EXPORT` when the write barrier was added (asked for, and the module has a memory), else `undefined`. */
+  readonly dirtyPagesExport: string | undefined
   /** The hidden exports the rewrites added, in export order. */
   readonly addedExports: ReadonlyArray<string>
 }
 
 /**
- * Applies the requested rewrites in order: memory cap, then fuel, then state
- * exports (last, so it sees the final module; the fuel counter it finds is
- * skipped). The module is decoded and checked once up front (`readModule`),
+ * Applies the requested rewrites in order: memory cap, then fuel, then the
+ * dirty-page barrier, then state exports (last, so it sees the final module;
+ * the fuel counter and the bitmap it finds are skipped). The module is decoded and checked once up front (`readModule`),
  * and its framing read again (without body decoding) after a rewrite that
  * moved sections; each rewrite copies the sections it does not change byte
  * for byte;
@@ -135,19 +145,33 @@ const rewriteChecked = (
     current = fueled.value
     fuelExport = FUEL_EXPORT
   }
+  const fuelHidden = fuelExport === undefined ? [] : [fuelExport, START_EXPORT]
+  let dirtyPagesExport: string | undefined
+  if (options.dirtyPages === true) {
+    const info = !moved && fuelExport === undefined ? read : readModule(current, { bodies: false })
+    if (!info.ok) return info
+    const barred = dirtyPagesOf(current, info.value, { allowHidden: fuelHidden })
+    if (!barred.ok) return barred
+    // a module without memory comes back unchanged (nothing to track)
+    if (barred.value.byteLength !== current.byteLength) dirtyPagesExport = DIRTY_PAGES_EXPORT
+    current = barred.value
+  }
   let state: Omit<StateExport, "bytes"> | undefined
   if (options.exportState === true) {
     // Section offsets move when an earlier rewrite changed the bytes.
     // (the fuel pass re-encodes bodies the input check accepted: the framing is enough here)
-    const info = !moved && fuelExport === undefined ? read : readModule(current, { bodies: false })
+    const info =
+      !moved && fuelExport === undefined && dirtyPagesExport === undefined
+        ? read
+        : readModule(current, { bodies: false })
     if (!info.ok) return info
     const exported = exportStateOf(current, info.value, {
-      allowHidden: fuelExport === undefined ? [] : [fuelExport, START_EXPORT]
+      allowHidden: dirtyPagesExport === undefined ? fuelHidden : [...fuelHidden, dirtyPagesExport]
     })
     if (!exported.ok) return exported
     const { bytes: out, ...rest } = exported.value
     current = out
-    state = { ...rest, globals: rest.globals.filter((g) => g.name !== fuelExport) }
+    state = { ...rest, globals: rest.globals.filter((g) => g.name !== fuelExport && g.name !== dirtyPagesExport) }
   }
   const addedExports = [
     ...(fuelExport === undefined ? [] : [fuelExport]),
@@ -157,8 +181,9 @@ const rewriteChecked = (
     read.value.start !== undefined
       ? [START_EXPORT]
       : []),
+    ...(dirtyPagesExport === undefined ? [] : [dirtyPagesExport]),
     ...(state?.globals.filter((g) => g.added).map((g) => g.name) ?? []),
     ...(state?.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])
   ]
-  return succeed({ bytes: current, memory, tables, state, fuelExport, addedExports })
+  return succeed({ bytes: current, memory, tables, state, fuelExport, dirtyPagesExport, addedExports })
 }

@@ -18,6 +18,7 @@ export {
 } from "./ModuleReader.js"
 export { appendCustomSection, customSections, encodeCustomSection, removeCustomSections } from "./CustomSection.js"
 export {
+  DIRTY_PAGES_EXPORT,
   FUEL_EXPORT,
   globalExportName,
   HIDDEN_EXPORT_PREFIX,
@@ -38,5 +39,10 @@ export {
   type LocalDeclaration,
   type Opcode
 } from "./Instructions.js"
+export {
+  dirtyPageMask,
+  instrumentDirtyPages,
+  type DirtyPagesOptions
+} from "./DirtyPages.js"
 export { defaultOperatorCost, instrumentFuel, type FuelOptions } from "./Fuel.js"
 export { rewriteModule, type RewriteOptions, type RewriteResult } from "./Rewrite.js"

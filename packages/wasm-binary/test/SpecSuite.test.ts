@@ -7,8 +7,8 @@
  * - `assert_invalid` modules (binary, or text assembled by wabt): V8 and
  *   every rewriter reject; the reader rejects with a typed error or accepts
  *   (it does not type-check instruction sequences).
- * - valid modules V8 validates: the reader accepts; the fuel, memory-cap and
- *   state-export rewrites (each, and all three) validate; instantiation and
+ * - valid modules V8 validates: the reader accepts; the fuel, memory-cap,
+ *   state-export and dirty-page rewrites (each, and all four) validate; instantiation and
  *   every runnable action (`assert_return`, `assert_trap`, … with numeric
  *   arguments, spectest imports only) behave the same rewritten as original.
  * - valid modules V8 11.3 refuses (newer features): the reader says

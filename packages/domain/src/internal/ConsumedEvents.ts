@@ -11,6 +11,7 @@ import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as AgentConfigs from "../AgentConfig.js"
+import { subscribeTo } from "../EventBus.js"
 import * as MemoryBudget from "../MemoryBudget.js"
 import type { DomainEvent } from "../RuntimeEvent.js"
 import type { WasmModule } from "../WasmModule.js"
@@ -51,14 +52,16 @@ export const onCoordination = (state: RuntimeState, event: DomainEvent): Effect.
   }
 }
 
-/** Subscribes now to the event bus and handles `AgentJoined` / `AgentLeft` in the background. */
+/**
+ * Subscribes now to the event bus's `AgentJoined` / `AgentLeft` only
+ * (`EventBus.subscribeTo`: the runtime's own events neither reach nor wake
+ * this subscriber on a bus that filters) and handles them in the background.
+ */
 export const consumeEvents = (state: RuntimeState): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const coordination = yield* state.bus.subscribe
+    const coordination = yield* subscribeTo(state.bus, ["AgentJoined", "AgentLeft"])
     yield* FiberSet.run(
       state.fibers,
-      Stream.runForEach(coordination, (e) =>
-        e._tag === "AgentJoined" || e._tag === "AgentLeft" ? onCoordination(state, e) : Effect.void
-      )
+      Stream.runForEach(coordination, (e) => onCoordination(state, e))
     )
   })

@@ -13,7 +13,7 @@ import { type EvictionReason, keepsSavedState } from "../EvictionReason.js"
 import type { AgentId } from "../Ids.js"
 import { AgentNotFound } from "../RuntimeError.js"
 import { AgentEvicted } from "../RuntimeEvent.js"
-import { emit, type RuntimeState } from "./RuntimeState.js"
+import { type RuntimeState, stampedEvent } from "./RuntimeState.js"
 
 /** Why each evicted instance was evicted: its queued and in-flight calls fail with the reason. */
 const evictions = new WeakMap<AgentInstance, EvictionReason>()
@@ -35,9 +35,13 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
       env.passivated.delete(agentId)
       env.counters.evicted++
       if (!keepsSavedState(reason)) yield* Effect.ignore(instanceRepo.deleteState(agentId))
-      yield* emit(
-        state,
-        (e) => new AgentEvicted({ ...e, agentId, reason, memoryReleased: 0, uptime: now - passivated.createdAt })
+      yield* state.bus.publish(
+        stampedEvent(state, AgentEvicted, now, {
+          agentId,
+          reason,
+          memoryReleased: 0,
+          uptime: now - passivated.createdAt
+        })
       )
       return true
     }
@@ -49,9 +53,13 @@ export const evictLocked = (state: RuntimeState, agentId: AgentId, reason: Evict
     evictions.set(instance, reason)
     const engineInstance = instance.detach()
     if (engineInstance !== undefined) yield* engineInstance.terminate
-    yield* emit(
-      state,
-      (e) => new AgentEvicted({ ...e, agentId, reason, memoryReleased: released, uptime: instance.uptime(now) })
+    yield* state.bus.publish(
+      stampedEvent(state, AgentEvicted, now, {
+        agentId,
+        reason,
+        memoryReleased: released,
+        uptime: instance.uptime(now)
+      })
     )
     return true
   })

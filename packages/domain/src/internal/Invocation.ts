@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import type { FuncType, ValueType } from "@agent-runtime/wasm-binary"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { AgentInstance, isInvocable } from "../AgentInstance.js"
 import { type AgentId, idForError } from "../Ids.js"
@@ -23,7 +24,15 @@ import {
   SignatureMismatch,
   Unauthorized
 } from "../RuntimeError.js"
-import type { InvokeOutcome, WasmInstance } from "../WasmEngine.js"
+import {
+  type CallSlot,
+  callResults,
+  type DirectInvoke,
+  directFromPrepared,
+  type InvokeOutcome,
+  makeCallSlot,
+  type WasmInstance
+} from "../WasmEngine.js"
 import { checkArguments, type WasmValue } from "../WasmValue.js"
 import { withBudgetNote } from "./Diagnostics.js"
 import { evictionOf, evictLater } from "./Eviction.js"
@@ -72,13 +81,12 @@ export const checkArgs = (
   return mismatch === undefined ? undefined : mismatchError(fn, mismatch)
 }
 
-const I64_MIN = -(2n ** 63n)
-const U64_MAX = 2n ** 64n - 1n
-
 /** Whether a value fits a value type: exactly when `checkValue` (WasmValue) finds no problem. */
 const fits: { readonly [T in ValueType]: (value: unknown) => boolean } = {
   i32: (v) => typeof v === "number" && Number.isInteger(v) && v >= -2_147_483_648 && v <= 4_294_967_295,
-  i64: (v) => typeof v === "bigint" && v >= I64_MIN && v <= U64_MAX,
+  // [-2^63, 2^64 - 1]: a signed or an unsigned 64-bit value (two `BigInt.asIntN`/`asUintN` round trips cost
+  // less than two relational bigint comparisons on V8)
+  i64: (v) => typeof v === "bigint" && (BigInt.asIntN(64, v) === v || BigInt.asUintN(64, v) === v),
   f32: (v) => typeof v === "number",
   f64: (v) => typeof v === "number",
   v128: () => false,
@@ -89,10 +97,16 @@ const fits: { readonly [T in ValueType]: (value: unknown) => boolean } = {
 /** A checker of one signature's arguments: `checkArgs` with the accepted case decided without a loop or allocation. */
 export type ArgsChecker = (args: ReadonlyArray<WasmValue>) => SignatureMismatch | undefined
 
-/** An export of an agent's module resolved for calls: its signature and its specialised checker. */
+/** An export of an agent's module resolved for calls: its signature, its specialised checker and its direct caller. */
 interface Resolved {
   readonly signature: FuncType
   readonly check: ArgsChecker
+  /** The engine instance `direct` was resolved on (a recovery replaces an agent's instance). */
+  directFor: WasmInstance | undefined
+  /** The engine's allocation-free caller of the export on `directFor` (`directCaller`). */
+  direct: DirectInvoke | undefined
+  /** Where `direct` leaves each call's outcome (read right after the call). */
+  readonly slot: CallSlot
 }
 
 const resolvedByAgent = new WeakMap<AgentInstance, Map<string, Resolved>>()
@@ -109,9 +123,39 @@ export const resolveExport = (state: RuntimeState, i: AgentInstance, fn: string)
   if (resolved === undefined) {
     const signature = exportSignature(state, i, fn)
     if (signature === undefined) return undefined
-    byName.set(fn, (resolved = { signature, check: argsChecker(signature, fn) }))
+    byName.set(
+      fn,
+      (resolved = {
+        signature,
+        check: argsChecker(signature, fn),
+        directFor: undefined,
+        direct: undefined,
+        slot: makeCallSlot()
+      })
+    )
   }
   return resolved
+}
+
+/**
+ * The engine's allocation-free caller of `fn` (`WasmInstance.prepareDirect`),
+ * else its `prepare` caller adapted (`directFromPrepared`: engines written
+ * before `prepareDirect`); `undefined` when the export is not a function or
+ * the engine has neither (worker engines).
+ */
+export const directCaller = (instance: WasmInstance, fn: string): DirectInvoke | undefined => {
+  if (instance.prepareDirect !== undefined) return instance.prepareDirect(fn)
+  const prepared = instance.prepare?.(fn)
+  return prepared === undefined ? undefined : directFromPrepared(prepared)
+}
+
+/** `resolved`'s direct caller on `instance`, resolved once per instance. */
+const directOn = (resolved: Resolved, instance: WasmInstance, fn: string): DirectInvoke | undefined => {
+  if (resolved.directFor !== instance) {
+    resolved.direct = directCaller(instance, fn)
+    resolved.directFor = instance
+  }
+  return resolved.direct
 }
 
 /**
@@ -176,6 +220,72 @@ const notRunningError = (agentId: AgentId, i: AgentInstance) =>
 const overBudgetError = (agentId: AgentId, i: AgentInstance) =>
   new MemoryExceeded({ agentId, used: i.budget.used, limit: i.budget.limit })
 
+/** At most this many prepared calls of one handle within one task share one reading of the activity clock. */
+export const ACTIVITY_READ_EVERY = 256
+
+/**
+ * The coarse activity clock of one prepared call handle (and of `invoke`'s
+ * idle fast path over Effect's default clock, `idleActivity`): `now()` is the
+ * runtime's `Clock` time in ms, read on the first call of each task (a
+ * promise job resets it after the synchronous code that made the calls) and
+ * again every `ACTIVITY_READ_EVERY` calls within a task; the calls between
+ * reuse that reading. A clock read costs ≈ 50 ns on a VM (`Date.now()` under
+ * kvm-clock), as much as the call itself; `lastActivity` only feeds the idle
+ * and passivation policies (`idleTimeoutMs`, pressure's least recently
+ * active order), whose thresholds are seconds, so the time of the task the
+ * calls ran in — late by at most the duration of 256 calls of one synchronous
+ * loop — is precise enough (an `invoke` in the same task may have recorded
+ * a later time; the fast call's reading is then older by at most that task's
+ * length). A call in a later task reads the clock again, so under `TestClock`
+ * a call after `TestClock.adjust` and a task boundary sees the adjusted time.
+ */
+export const activityClock = (clock: Clock.Clock): { readonly now: () => number } => {
+  let at = 0
+  let left = 0
+  let expiring = false
+  const expire = () => {
+    left = 0
+    expiring = false
+  }
+  return {
+    now: () => {
+      if (left > 0) {
+        left--
+        return at
+      }
+      if (!expiring) {
+        expiring = true
+        void Promise.resolve().then(expire) // after the synchronous code of this task
+      }
+      left = ACTIVITY_READ_EVERY - 1
+      at = clock.currentTimeMillisUnsafe()
+      return at
+    }
+  }
+}
+
+const defaultClockPrototype: unknown = Object.getPrototypeOf(Clock.Clock.defaultValue())
+const idleActivityOf = new WeakMap<RuntimeState, { readonly now: () => number }>()
+
+/**
+ * The activity clock of `invoke`'s idle fast path for a runtime: the coarse
+ * `activityClock` when the runtime runs on Effect's default clock (a
+ * `Date.now()` costs ≈ 30–50 ns on a VM, ≈ 10 % of the call), else (a
+ * `TestClock`, or any clock a caller provided) the clock read on every call.
+ */
+const idleActivity = (state: RuntimeState): { readonly now: () => number } => {
+  let activity = idleActivityOf.get(state)
+  if (activity === undefined) {
+    const clock = state.clock
+    activity =
+      Object.getPrototypeOf(clock) === defaultClockPrototype
+        ? activityClock(clock)
+        : { now: () => clock.currentTimeMillisUnsafe() }
+    idleActivityOf.set(state, activity)
+  }
+  return activity
+}
+
 // -- recording -------------------------------------------------------------------
 
 /** Counts a call that passed its checks. */
@@ -184,8 +294,13 @@ export const callStarted = (state: RuntimeState, i: AgentInstance): void => {
   state.env.counters.invocations++
 }
 
-/** Records a completed call at `now`: activity, fuel left, memory. */
-export const callCompleted = (state: RuntimeState, i: AgentInstance, outcome: InvokeOutcome, now: number): void => {
+/** Records a completed call at `now`: activity, fuel left, memory (an `InvokeOutcome` or a prepared call's `CallSlot`). */
+export const callCompleted = (
+  state: RuntimeState,
+  i: AgentInstance,
+  outcome: Pick<InvokeOutcome, "memoryBytes" | "fuelRemaining">,
+  now: number
+): void => {
   i.recordCallCompleted(now, outcome.fuelRemaining)
   // unchanged memory (the usual call): the budget and the pool already hold it (both are only set through `recordMemory`)
   if (outcome.memoryBytes !== i.budget.used) state.env.recordMemory(i, outcome.memoryBytes)
@@ -292,11 +407,13 @@ export const invokeNow = (
     const sync = instance.prepare === undefined ? undefined : i.syncCaller(instance, fn)
     if (sync !== undefined) {
       const outcome = sync(args, i.config.fuel)
-      return outcome instanceof Error ? callFailed(state, i, fn, outcome, held) : afterCall(state, i, outcome)
+      return outcome instanceof Error
+        ? callFailed(state, i, fn, outcome, held)
+        : afterCall(state, i, outcome, outcome.results)
     }
     return Effect.matchEffect(instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }), {
       onFailure: (error) => callFailed(state, i, fn, error, held),
-      onSuccess: (outcome) => afterCall(state, i, outcome)
+      onSuccess: (outcome) => afterCall(state, i, outcome, outcome.results)
     })
   }
   // An idle agent on an in-process engine runs the whole call in this one synchronous
@@ -347,11 +464,16 @@ const invokeIdle = (
   const mismatch = resolved.check(args)
   if (mismatch !== undefined) return Effect.fail(mismatch)
   if (MemoryBudget.isExceeded(i.budget)) return Effect.fail(overBudgetError(i.agentId, i))
-  const sync = i.syncCaller(instance, fn)
-  if (sync === undefined) return undefined
+  const direct = directOn(resolved, instance, fn)
+  if (direct === undefined) return undefined
   callStarted(state, i)
-  const outcome = sync(args, i.config.fuel)
-  return outcome instanceof Error ? callFailed(state, i, fn, outcome, false) : afterCall(state, i, outcome)
+  // the engine's direct caller: the outcome is left in the export's slot, read right away (no outcome object)
+  const slot = resolved.slot
+  const failure = direct(args, i.config.fuel, slot)
+  if (failure !== undefined) return callFailed(state, i, fn, failure, false)
+  const results = callResults(slot.result)
+  slot.result = undefined // hold no guest value between calls
+  return afterCall(state, i, slot, results, idleActivity(state).now())
 }
 
 /**
@@ -393,17 +515,22 @@ const callFailed = (
   })
 }
 
-/** Records a completed call: activity, memory, persistence, pressure. */
+/**
+ * Records a completed call (its outcome: an `InvokeOutcome` or a `CallSlot`;
+ * its `results`) at `now` (default: the `Clock` read now): activity, memory,
+ * persistence, pressure.
+ */
 const afterCall = (
   state: RuntimeState,
   i: AgentInstance,
-  outcome: InvokeOutcome
+  outcome: Pick<InvokeOutcome, "memoryBytes" | "fuelRemaining">,
+  results: ReadonlyArray<WasmValue>,
+  now: number = state.clock.currentTimeMillisUnsafe()
 ): Effect.Effect<ReadonlyArray<WasmValue>> => {
-  const now = state.clock.currentTimeMillisUnsafe()
   callCompleted(state, i, outcome, now)
   const pressure = pressureDue(state)
   const snapshotAfterCalls = state.settings.persistence.snapshotAfterCalls === true
-  if (!snapshotAfterCalls && !pressure) return Effect.succeed(outcome.results)
+  if (!snapshotAfterCalls && !pressure) return Effect.succeed(results)
   const saved = snapshotAfterCalls ? saveLocked(state, i, now) : Effect.void
-  return Effect.as(pressure ? Effect.andThen(saved, schedulePressure(state)) : saved, outcome.results)
+  return Effect.as(pressure ? Effect.andThen(saved, schedulePressure(state)) : saved, results)
 }

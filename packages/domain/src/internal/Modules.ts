@@ -121,7 +121,8 @@ const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig
     memoryLimit: config.memoryLimit,
     fuel: config.fuel,
     memoryCap: settings.limits.memoryCap,
-    exportState: settings.limits.exportState && engine.capabilities.snapshots
+    exportState: settings.limits.exportState && engine.capabilities.snapshots,
+    dirtyPages: engine.capabilities.dirtyPages === true
   })
   return params === null
     ? undefined
@@ -236,6 +237,12 @@ const reuse = (state: RuntimeState, id: ModuleId, size: number, now: number): Ef
  *    decoding, so the `CompileError` carries the reader's byte offset and
  *    `kind`/`feature` whenever the reader can tell what is wrong.
  *
+ * Bytes hashed by WebCrypto (from `Sha256.SYNC_LIMIT`, 8 KiB) whose cheap
+ * fingerprint no load entry has (`ModuleCache.mayHoldLoad`: certainly not
+ * loaded before) are copied, read and validated while the hash runs off the
+ * thread (`readEarly`); the validation's verdict is reported at step 2, so
+ * errors and their order are the same as without it.
+ *
  * Errors: `ModuleTooLarge` (`settings.maxModuleBytes`), `InvalidSignature`
  * (checked first: changed bytes are `InvalidSignature` even when the change
  * also breaks the binary), `CompileError` (with the byte offset; bytes the
@@ -253,7 +260,13 @@ export const loadModule = (
     if (bytes.byteLength > settings.maxModuleBytes) {
       return yield* new ModuleTooLarge({ size: bytes.byteLength, limit: settings.maxModuleBytes })
     }
-    const bytesHash = yield* Sha256.sha256Hex(bytes)
+    // Bytes no load entry can hold (their fingerprint is new) and hashed off this thread: copy, read and
+    // validate them while WebCrypto hashes the copy, instead of after (`early`). Otherwise hash first: a
+    // load of known bytes costs the hash.
+    const fingerprint = Sha256.hashesOffThread(bytes) ? Sha256.fingerprint(bytes) : undefined
+    const early =
+      fingerprint !== undefined && !env.cache.mayHoldLoad(fingerprint) ? yield* readEarly(state, bytes) : undefined
+    const bytesHash = yield* early === undefined ? Sha256.sha256Hex(bytes) : early.hash
     const now = yield* Clock.currentTimeMillis
     const hints = { sha256: bytesHash }
     const entry = bytesHash === undefined ? undefined : env.cache.getLoad(bytesHash, now)
@@ -273,7 +286,14 @@ export const loadModule = (
       // the same bytes under other metadata: verify only (parsed and validated already)
       const verification = yield* state.verifier.verify(bytes, metadata, hints)
       if (verification.hash === entry.moduleHash) {
-        env.cache.addLoad({ ...entry, verified: verifiedLoad(metadata, verification.keyId) }, now)
+        env.cache.addLoad(
+          {
+            ...entry,
+            verified: verifiedLoad(metadata, verification.keyId),
+            fingerprint: fingerprint ?? Sha256.fingerprint(bytes)
+          },
+          now
+        )
         const id = WasmModules.makeId(entry.moduleHash, metadata)
         const hit = reuse(state, id, bytes.byteLength, now)
         if (hit !== undefined) return yield* hit
@@ -286,10 +306,10 @@ export const loadModule = (
     }
     // Cold. The runtime keeps its own copy of the bytes: what was verified and validated
     // is what agents run (the compile cache rewrites it without validating it again).
-    bytes = bytes.slice()
+    bytes = early?.bytes ?? bytes.slice()
     // Bytes that are not a module at all (the verifier cannot even find its sections)
     // are `CompileError` with the byte offset, like malformed contents of a verified module.
-    const read = readModule(bytes, { bodies: false })
+    const read = early?.read ?? readModule(bytes, { bodies: false })
     const verification = yield* Effect.mapError(
       state.verifier.verify(bytes, metadata, hints),
       (e): InvalidSignature | CompileError =>
@@ -305,7 +325,8 @@ export const loadModule = (
           moduleHash: verification.hash,
           info,
           size: bytes.byteLength,
-          verified: verifiedLoad(metadata, verification.keyId)
+          verified: verifiedLoad(metadata, verification.keyId),
+          fingerprint: fingerprint ?? Sha256.fingerprint(bytes)
         },
         now
       )
@@ -320,8 +341,10 @@ export const loadModule = (
     // variants compiled at spawn); otherwise compile as loaded and cache it.
     let cacheHit = false
     const refused = (e: CompileError) => strictError(bytes, e)
-    if (engine.validate !== undefined) yield* Effect.mapError(engine.validate(bytes), refused)
-    else {
+    if (engine.validate !== undefined) {
+      // validated early (the verdict is reported only now: a bad signature is reported first)
+      yield* Effect.mapError(early?.validated ?? engine.validate(bytes), refused)
+    } else {
       cacheHit = env.cache.peek(verification.hash) !== undefined
       yield* Effect.mapError(compileOnce(state, verification.hash, verification.hash, bytes), refused)
     }
@@ -332,6 +355,33 @@ export const loadModule = (
     )
     remember()
     return loaded
+  })
+
+/**
+ * The first steps of a cold load, done while the bytes are hashed: the
+ * runtime's own copy of `bytes`, the hash of that copy started now
+ * (`Sha256.startSha256Hex`: WebCrypto, off this thread), the copy read
+ * without bodies, and — when the read succeeded and the engine validates —
+ * the engine's verdict on it, kept as an effect that replays it (succeeds,
+ * or fails with the same `CompileError`) so `loadModule` reports it after
+ * the signature check, as a validation run then would.
+ */
+const readEarly = (
+  state: RuntimeState,
+  bytes: Uint8Array
+): Effect.Effect<{
+  readonly bytes: Uint8Array
+  readonly hash: Effect.Effect<string | undefined>
+  readonly read: ReturnType<typeof readModule>
+  readonly validated: Effect.Effect<void, CompileError> | undefined
+}> =>
+  Effect.gen(function* () {
+    const own = bytes.slice()
+    const hash = Sha256.startSha256Hex(own)
+    const read = readModule(own, { bodies: false })
+    const validate = state.engine.validate
+    const validated = read.ok && validate !== undefined ? yield* Effect.exit(validate(own)) : undefined
+    return { bytes: own, hash, read, validated }
   })
 
 /** The verification to keep for `metadata` (name, version, detached signature) signed by `keyId`. */

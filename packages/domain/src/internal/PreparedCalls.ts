@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import type { FuncType } from "@agent-runtime/wasm-binary"
-import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { AgentInstance } from "../AgentInstance.js"
 import type { AgentId } from "../Ids.js"
@@ -18,12 +17,14 @@ import {
   type InvokeError,
   Unauthorized
 } from "../RuntimeError.js"
-import type { PreparedInvoke, WasmInstance } from "../WasmEngine.js"
+import { callResults, type DirectInvoke, makeCallSlot, type WasmInstance } from "../WasmEngine.js"
 import type { WasmValue } from "../WasmValue.js"
 import {
+  activityClock,
   argsChecker,
   callCompleted,
   callStarted,
+  directCaller,
   exportSignature,
   findAgent,
   invoke,
@@ -49,48 +50,7 @@ export interface PreparedCall {
   readonly call: ((...args: Array<WasmValue>) => ReadonlyArray<WasmValue>) | undefined
 }
 
-/** At most this many prepared calls of one handle within one task share one reading of the activity clock. */
-export const ACTIVITY_READ_EVERY = 256
-
-/**
- * The coarse activity clock of one prepared call handle: `now()` is the
- * runtime's `Clock` time in ms, read on the first call of each task (a
- * promise job resets it after the synchronous code that made the calls) and
- * again every `ACTIVITY_READ_EVERY` calls within a task; the calls between
- * reuse that reading. A clock read costs ≈ 50 ns on a VM (`Date.now()` under
- * kvm-clock), as much as the call itself; `lastActivity` only feeds the idle
- * and passivation policies (`idleTimeoutMs`, pressure's least recently
- * active order), whose thresholds are seconds, so the time of the task the
- * calls ran in — late by at most the duration of 256 calls of one synchronous
- * loop — is precise enough (an `invoke` in the same task may have recorded
- * a later time; the fast call's reading is then older by at most that task's
- * length). A call in a later task reads the clock again, so under `TestClock`
- * a call after `TestClock.adjust` and a task boundary sees the adjusted time.
- */
-const activityClock = (clock: Clock.Clock): { readonly now: () => number } => {
-  let at = 0
-  let left = 0
-  let expiring = false
-  const expire = () => {
-    left = 0
-    expiring = false
-  }
-  return {
-    now: () => {
-      if (left > 0) {
-        left--
-        return at
-      }
-      if (!expiring) {
-        expiring = true
-        void Promise.resolve().then(expire) // after the synchronous code of this task
-      }
-      left = ACTIVITY_READ_EVERY - 1
-      at = clock.currentTimeMillisUnsafe()
-      return at
-    }
-  }
-}
+export { ACTIVITY_READ_EVERY } from "./Invocation.js"
 
 /** Why a prepared call of an agent without a live instance is refused: passivated (`invoke` rehydrates) or not found. */
 const refusedMissing = (state: RuntimeState, agentId: AgentId): AgentNotRunning | AgentNotFound => {
@@ -112,7 +72,9 @@ export const prepare = (
     if (signature === undefined) return yield* functionNotFound(fn)
     const fork = Effect.runForkWith(yield* Effect.context<never>())
     let cachedFor: WasmInstance | undefined = undefined
-    let cached: PreparedInvoke | undefined
+    let cached: DirectInvoke | undefined
+    // where the engine leaves each call's outcome (`DirectInvoke`): one per handle, no outcome object per call
+    const slot = makeCallSlot()
     const fastPath =
       !state.engine.capabilities.workers &&
       state.settings.persistence.snapshotAfterCalls !== true &&
@@ -120,7 +82,8 @@ export const prepare = (
     const { env } = state
     const activity = activityClock(state.clock)
     const check = argsChecker(signature, fn)
-    // per call: map lookups, the specialised argument check, the engine's caller; no closure, no effect
+    // per call: map lookups, the specialised argument check, the engine's direct caller; no closure, no
+    // effect, no allocation but the results array of a call that returns values
     const call = (...args: Array<WasmValue>): ReadonlyArray<WasmValue> => {
       const i = env.instances.get(agentId)
       if (i === undefined) throw refusedMissing(state, agentId)
@@ -136,15 +99,17 @@ export const prepare = (
       const instance = i.instance as WasmInstance
       if (cachedFor !== instance) {
         cachedFor = instance
-        cached = instance.prepare?.(fn)
+        cached = directCaller(instance, fn)
       }
       if (cached === undefined) throw new FunctionNotFound({ function: fn })
       callStarted(state, i)
-      const outcome = cached(args, i.config.fuel)
-      if (outcome instanceof Error) throw failed(i, instance, outcome)
-      callCompleted(state, i, outcome, activity.now())
+      const failure = cached(args, i.config.fuel, slot)
+      if (failure !== undefined) throw failed(i, instance, failure)
+      callCompleted(state, i, slot, activity.now())
+      const results = callResults(slot.result)
+      slot.result = undefined // hold no guest value between calls
       if (pressureDue(state)) fork(schedulePressure(state))
-      return outcome.results
+      return results
     }
     /**
      * A failed call, as `invoke` records it (`Invocation.callFailed`): the

@@ -218,9 +218,39 @@ export const trustedEvent = <C extends TrustedEventClass>(
   C: C,
   fields: Omit<ConstructorParameters<C>[0], "_tag">
 ): InstanceType<C> => {
-  const event = Object.create(C.prototype) as { _tag: string }
+  const event = Object.create(C.prototype) as Record<string, unknown>
   event._tag = C.identifier
-  return Object.assign(event, fields) as InstanceType<C>
+  return copyFields(event, fields) as InstanceType<C>
+}
+
+/**
+ * `trustedEvent` with a fresh envelope (`envelope`: id, `now` in ms since the
+ * epoch, runtime) written field by field, then `fields` in their order: the
+ * same keys, in the same order, as `trustedEvent(C, { ...envelope(state, now),
+ * ...fields })`, without the object spreads — on Node 20 (V8 11.3) an object
+ * literal spread followed by more fields measured 3–14 µs per event on this
+ * project's machine, against ≈ 0.1–0.2 µs written this way (the spawn path
+ * builds two events per agent).
+ */
+export const stampedEvent = <C extends TrustedEventClass>(
+  state: RuntimeState,
+  C: C,
+  now: number,
+  fields: Omit<ConstructorParameters<C>[0], "_tag" | keyof Envelope>
+): InstanceType<C> => {
+  const event = Object.create(C.prototype) as Record<string, unknown>
+  event._tag = C.identifier
+  event.eventId = `${state.id}:${state.nonce}:${++state.eventSeq}`
+  event.timestamp = now
+  event.runtimeId = state.id
+  return copyFields(event, fields) as InstanceType<C>
+}
+
+/** Copies the own enumerable fields of `fields` onto `target` in their order (no `Object.assign`: slower here). */
+const copyFields = (target: Record<string, unknown>, fields: object): Record<string, unknown> => {
+  const source = fields as Record<string, unknown>
+  for (const key in source) if (Object.hasOwn(source, key)) target[key] = source[key]
+  return target
 }
 
 /** What `trustedEvent` needs of an event class. */
@@ -230,7 +260,9 @@ type TrustedEventClass = (new (fields: any) => RuntimeEvent) & { readonly identi
 export const emitChange = (state: RuntimeState, agentId: AgentId, change: StateChange): Effect.Effect<void> =>
   change.from === change.to
     ? Effect.void
-    : emit(state, (e) => trustedEvent(AgentStateChanged, { ...e, agentId, from: change.from, to: change.to }))
+    : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        state.bus.publish(stampedEvent(state, AgentStateChanged, now, { agentId, from: change.from, to: change.to }))
+      )
 
 /** Applies one of the instance's transitions: publishes the change, or fails with `InvalidStateTransition`. */
 export const applyTransition = (

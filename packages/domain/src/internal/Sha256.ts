@@ -146,3 +146,56 @@ export const sha256Hex = (bytes: Uint8Array): Effect.Effect<string | undefined> 
   subtle === undefined || bytes.byteLength < SYNC_LIMIT
     ? Effect.sync(() => sha256HexSync(bytes))
     : Effect.promise(() => subtle.digest("SHA-256", bytes).then(hex, () => sha256HexSync(bytes)))
+
+/** Whether `sha256Hex` hashes `bytes` off the calling thread (WebCrypto, from `SYNC_LIMIT` bytes up). */
+export const hashesOffThread = (bytes: Uint8Array): boolean => subtle !== undefined && bytes.byteLength >= SYNC_LIMIT
+
+/**
+ * `sha256Hex` with the hashing started now, when this function is called,
+ * rather than when the returned effect runs: the caller does other work on
+ * its thread while WebCrypto hashes `bytes` off it, then runs the effect to
+ * wait for the digest. The bytes must not change until then. Same digest as
+ * `sha256Hex` (the JavaScript SHA-256 when WebCrypto is absent, refuses the
+ * input, or `bytes` are below `SYNC_LIMIT`).
+ */
+export const startSha256Hex = (bytes: Uint8Array): Effect.Effect<string | undefined> => {
+  if (!hashesOffThread(bytes)) return Effect.sync(() => sha256HexSync(bytes))
+  const pending = subtle!.digest("SHA-256", bytes).then(hex, () => sha256HexSync(bytes))
+  return Effect.promise(() => pending)
+}
+
+/** Bytes sampled by `fingerprint` at each end and at each of `FINGERPRINT_SPOTS` evenly spaced places. */
+const FINGERPRINT_EDGE = 256
+const FINGERPRINT_SPOTS = 16
+const FINGERPRINT_SPOT = 32
+
+/**
+ * A cheap fingerprint of `bytes` — not a digest of all of them: their length
+ * and a 32-bit FNV-1a hash of at most ≈ 1 KiB sampled from the first and last
+ * 256 bytes and 16 evenly spaced places, in µs whatever the size. Equal
+ * bytes always have equal fingerprints, so bytes whose fingerprint the load
+ * cache holds for none of its entries (`ModuleCache.mayHoldLoad`) are
+ * certainly not in it: `loadModule` then reads and validates them while
+ * their SHA-256 is computed, instead of after.
+ */
+export const fingerprint = (bytes: Uint8Array): string => {
+  const n = bytes.length
+  let h = 0x811c9dc5
+  if (n <= 2 * FINGERPRINT_EDGE + FINGERPRINT_SPOTS * FINGERPRINT_SPOT) h = fnv(h, bytes, 0, n)
+  else {
+    h = fnv(h, bytes, 0, FINGERPRINT_EDGE)
+    const step = Math.floor((n - 2 * FINGERPRINT_EDGE) / FINGERPRINT_SPOTS)
+    for (let s = 0; s < FINGERPRINT_SPOTS; s++) {
+      const at = FINGERPRINT_EDGE + s * step
+      h = fnv(h, bytes, at, at + FINGERPRINT_SPOT)
+    }
+    h = fnv(h, bytes, n - FINGERPRINT_EDGE, n)
+  }
+  return `${n}:${(h >>> 0).toString(16)}`
+}
+
+/** 32-bit FNV-1a of `bytes[from, to)` continuing from `h`. */
+const fnv = (h: number, bytes: Uint8Array, from: number, to: number): number => {
+  for (let i = from; i < to; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193)
+  return h
+}

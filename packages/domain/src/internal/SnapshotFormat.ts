@@ -78,6 +78,50 @@ export type Header = typeof Header.Type
 /** Checks an unknown value against `Header`. */
 export const decodeHeader = Schema.decodeUnknownResult(Header)
 
+const isInstanceState = Schema.is(InstanceState)
+/** Lifecycle values seen, with whether the schema accepts them (a handful of literals). */
+const lifecycles = new Map<string, boolean>()
+const lifecycleFits = (v: unknown): boolean => {
+  if (typeof v !== "string") return false
+  let fits = lifecycles.get(v)
+  if (fits === undefined) {
+    fits = isInstanceState(v)
+    if (lifecycles.size < 64) lifecycles.set(v, fits)
+  }
+  return fits
+}
+const finite = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v)
+const count = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0
+
+/**
+ * A fast check that `header` passes the `Header` schema — the check
+ * `encode` runs on every header it writes (after every call with
+ * `snapshotAfterCalls`): plain type tests, no schema interpreter. `true` only
+ * when the schema accepts it (each test is at least as strict as the
+ * schema's: safe integers for `Int`, finite numbers, the lifecycle literals
+ * as the schema says, optional fields absent or valid); `false` says "ask
+ * the schema", which also gives the reason.
+ */
+export const headerFits = (header: Header): boolean =>
+  typeof header.version === "number" &&
+  Number.isSafeInteger(header.version) &&
+  typeof header.agentId === "string" &&
+  typeof header.moduleId === "string" &&
+  typeof header.moduleHash === "string" &&
+  lifecycleFits(header.lifecycle) &&
+  finite(header.memoryLimit) &&
+  finite(header.memoryReservation) &&
+  finite(header.invocationCount) &&
+  finite(header.takenAt) &&
+  (header.timeoutMs === undefined ? !("timeoutMs" in header) : finite(header.timeoutMs)) &&
+  (header.fuel === undefined ? !("fuel" in header) : finite(header.fuel)) &&
+  (header.critical === undefined ? !("critical" in header) : typeof header.critical === "boolean") &&
+  count(header.memoryBytes) &&
+  count(header.pageCount) &&
+  count(header.globalCount) &&
+  count(header.bodyLength) &&
+  typeof header.compressed === "boolean"
+
 // --- a tiny growable writer / bounds-checked reader ---
 
 class Writer {

@@ -29,6 +29,7 @@ import {
   type Unauthorized
 } from "../RuntimeError.js"
 import { AgentSpawned, AgentStateChanged } from "../RuntimeEvent.js"
+import { publishAll } from "../EventBus.js"
 import type { HostImports } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
@@ -37,7 +38,7 @@ import { startLocked } from "./Lifecycle.js"
 import { cachedVariant } from "./Modules.js"
 import { pressureDue, schedulePressure } from "./Pressure.js"
 import { type AgentInfo, toInfo } from "./ReadModels.js"
-import { envelope, nextInstanceId, type RuntimeState, trustedEvent } from "./RuntimeState.js"
+import { nextInstanceId, type RuntimeState, stampedEvent } from "./RuntimeState.js"
 
 /**
  * Errors of `spawnAgent` (`AgentNotFound`: the agent was evicted while it was being spawned;
@@ -95,7 +96,12 @@ export const withDefaultFuel = (state: RuntimeState, config: AgentConfig): Agent
       reason: `engine ${platform} cannot preempt a call (capabilities.preemptiveTimeout = false) and limits.defaultFuel is disabled: set fuel to bound the agent's calls`
     })
   }
-  return { ...config, fuel }
+  // copied field by field: an object spread costs µs per spawn on Node 20 (see `stampedEvent`)
+  const withFuel: Record<string, unknown> = {}
+  const source = config as unknown as Record<string, unknown>
+  for (const key in source) if (Object.hasOwn(source, key)) withFuel[key] = source[key]
+  withFuel.fuel = fuel
+  return withFuel as unknown as AgentConfig
 }
 
 /**
@@ -124,7 +130,8 @@ export const initialFootprint = (module: WasmModule): number => {
  * the engine's instantiate, one synchronous step that attaches the instance,
  * records its memory and — when the module has no `_initialize` — starts it,
  * with both events (`AgentSpawned`, `AgentStateChanged`) built without
- * re-parsing their typed fields (`trustedEvent`) and published together.
+ * re-parsing their typed fields and without object spreads (`stampedEvent`)
+ * and published in one step (`EventBus.publishAll`).
  */
 export const spawnAgent = (
   state: RuntimeState,
@@ -153,36 +160,51 @@ export const spawnAgent = (
       moduleHash: module.hash,
       subject: module.metadata.name
     })
+    // a module without imports (the common agent) grants nothing: no import round
     return Effect.flatMap(authorized, () =>
-      Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) => {
-        const claimInput = {
-          agentId,
-          moduleId,
-          instanceId: nextInstanceId(state, agentId),
-          config,
-          now: state.clock.currentTimeMillisUnsafe(),
-          mailbox: Semaphore.makeUnsafe(1)
-        }
-        const claim = () => env.claim(claimInput)
-        if (state.lockFree()) {
-          // no structural change in flight: this synchronous claim is as atomic as one under the lock
-          const claimed = claim()
-          return claimed instanceof Error
-            ? Effect.fail(claimed)
-            : instantiateClaimed(state, claimed, module, config, imports)
-        }
-        return Effect.flatMap(
-          state.locked(
-            Effect.suspend(() => {
-              const claimed = claim()
-              return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
-            })
-          ),
-          (claimed) => instantiateClaimed(state, claimed, module, config, imports)
-        )
-      })
+      module.imports.length === 0
+        ? claimAndInstantiate(state, agentId, moduleId, module, config, {})
+        : Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) =>
+            claimAndInstantiate(state, agentId, moduleId, module, config, imports)
+          )
     )
   })
+
+/**
+ * Claims the id and the memory — synchronously when the aggregate lock is
+ * free (no structural change in flight: a synchronous claim is as atomic as
+ * one under the lock), else under the lock — then instantiates.
+ */
+const claimAndInstantiate = (
+  state: RuntimeState,
+  agentId: AgentId,
+  moduleId: ModuleId,
+  module: WasmModule,
+  config: AgentConfig,
+  imports: HostImports
+): Effect.Effect<AgentInfo, SpawnError> => {
+  const claimInput = {
+    agentId,
+    moduleId,
+    instanceId: nextInstanceId(state, agentId),
+    config,
+    now: state.clock.currentTimeMillisUnsafe(),
+    mailbox: Semaphore.makeUnsafe(1)
+  }
+  if (state.lockFree()) {
+    const claimed = state.env.claim(claimInput)
+    return claimed instanceof Error ? Effect.fail(claimed) : instantiateClaimed(state, claimed, module, config, imports)
+  }
+  return Effect.flatMap(
+    state.locked(
+      Effect.suspend(() => {
+        const claimed = state.env.claim(claimInput)
+        return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
+      })
+    ),
+    (claimed) => instantiateClaimed(state, claimed, module, config, imports)
+  )
+}
 
 /**
  * Instantiates a claimed agent under its mailbox and starts it; on failure
@@ -217,8 +239,7 @@ const instantiateClaimed = (
       env.recordMemory(claimed, bytes)
       env.counters.spawned++
       const now = state.clock.currentTimeMillisUnsafe()
-      const spawned = trustedEvent(AgentSpawned, {
-        ...envelope(state, now),
+      const spawned = stampedEvent(state, AgentSpawned, now, {
         agentId,
         moduleId: claimed.moduleId,
         instanceId: claimed.id,
@@ -229,13 +250,12 @@ const instantiateClaimed = (
         // nothing of the guest runs at start: the transition is synchronous
         const change = claimed.start()
         if ("_tag" in change) return Effect.andThen(state.bus.publish(spawned), Effect.fail(change))
-        const started = trustedEvent(AgentStateChanged, {
-          ...envelope(state, now),
+        const started = stampedEvent(state, AgentStateChanged, now, {
           agentId,
           from: change.from,
           to: change.to
         })
-        return Effect.andThen(state.bus.publish(spawned), state.bus.publish(started))
+        return publishAll(state.bus, [spawned, started])
       }
       return Effect.andThen(state.bus.publish(spawned), startLocked(state, claimed))
     })

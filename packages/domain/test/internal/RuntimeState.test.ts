@@ -2,7 +2,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Equal, Schema } from "effect"
 import { AgentSpawned, AgentStateChanged, DomainEvent, ModuleLoaded, RuntimeEvent } from "../../src/RuntimeEvent.js"
 import type { AgentId, EventId, InstanceId, ModuleHash, ModuleId, RuntimeId } from "../../src/Ids.js"
-import { trustedEvent } from "../../src/internal/RuntimeState.js"
+import {
+  envelope as envelopeOf,
+  type RuntimeState,
+  stampedEvent,
+  trustedEvent
+} from "../../src/internal/RuntimeState.js"
 
 const envelope = { eventId: "rt-1:00000001:7" as EventId, timestamp: 1_700_000_000_000, runtimeId: "rt-1" as RuntimeId }
 
@@ -60,5 +65,42 @@ describe("trustedEvent (events built from typed fields without re-parsing them)"
     })
     expect(event.exports).toBe(exports)
     expect(event.exports).toHaveLength(75_000)
+  })
+
+  it("stampedEvent is trustedEvent over { ...envelope(state, now), ...fields }: same event, keys in the same order, next id", () => {
+    const state = () => ({ id: "rt-1" as RuntimeId, nonce: "0000abcd", eventSeq: 41 }) as unknown as RuntimeState
+    const cases = [
+      [
+        AgentSpawned,
+        {
+          agentId: "a" as AgentId,
+          moduleId: "m@1.0.0#abc" as ModuleId,
+          instanceId: "a#1" as InstanceId,
+          memoryAllocated: 65_536
+        }
+      ],
+      [AgentStateChanged, { agentId: "a" as AgentId, from: "Starting", to: "Running" }]
+    ] as const
+    for (const [C, fields] of cases) {
+      const a = state()
+      const b = state()
+      const stamped = stampedEvent(a, C as typeof AgentSpawned, 1_700_000_000_123, fields as never)
+      const spread = trustedEvent(
+        C as typeof AgentSpawned,
+        { ...envelopeOf(b, 1_700_000_000_123), ...(fields as object) } as never
+      )
+      const parsed = new (C as typeof AgentSpawned)({
+        ...envelopeOf(state(), 1_700_000_000_123),
+        ...(fields as object)
+      } as never)
+      expect(stamped).toBeInstanceOf(C)
+      expect(stamped.eventId).toBe("rt-1:0000abcd:42")
+      expect(a.eventSeq).toBe(42)
+      expect(Object.keys(stamped)).toEqual(Object.keys(spread))
+      expect(Object.keys(stamped)).toEqual(Object.keys(parsed))
+      expect(JSON.stringify(stamped)).toBe(JSON.stringify(parsed))
+      expect(Equal.equals(stamped, spread)).toBe(true)
+      expect(Equal.equals(stamped, parsed)).toBe(true)
+    }
   })
 })

@@ -62,3 +62,31 @@ describe("Sha256 (load cache hashing)", () => {
     expect(await Effect.runPromise(Sha256.sha256Hex(shared))).toBe(await webCrypto(plain))
   })
 })
+
+describe("startSha256Hex and fingerprint", () => {
+  it.effect("startSha256Hex gives sha256Hex's digest, below and above SYNC_LIMIT", () =>
+    Effect.gen(function* () {
+      for (const n of [0, 100, Sha256.SYNC_LIMIT, 300_000]) {
+        const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff)
+        const started = Sha256.startSha256Hex(bytes)
+        expect(yield* started).toBe(yield* Sha256.sha256Hex(bytes))
+        expect(Sha256.hashesOffThread(bytes)).toBe(Sha256.available && n >= Sha256.SYNC_LIMIT)
+      }
+    })
+  )
+
+  it("fingerprints equal bytes equally, and tell apart lengths and sampled bytes", () => {
+    const big = Uint8Array.from({ length: 100_000 }, (_, i) => i & 0xff)
+    expect(Sha256.fingerprint(big)).toBe(Sha256.fingerprint(big.slice()))
+    const last = big.slice()
+    last[last.length - 1] = 1
+    expect(Sha256.fingerprint(last)).not.toBe(Sha256.fingerprint(big))
+    const first = big.slice()
+    first[0] = 9
+    expect(Sha256.fingerprint(first)).not.toBe(Sha256.fingerprint(big))
+    expect(Sha256.fingerprint(big.subarray(1))).not.toBe(Sha256.fingerprint(big))
+    const small = Uint8Array.from([1, 2, 3])
+    expect(Sha256.fingerprint(small)).toBe(Sha256.fingerprint(Uint8Array.from([1, 2, 3])))
+    expect(Sha256.fingerprint(small)).not.toBe(Sha256.fingerprint(Uint8Array.from([1, 2, 4])))
+  })
+})

@@ -135,6 +135,13 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (agent_id, page_index)
       ) WITHOUT ROWID;
     `
+  },
+  {
+    version: 5,
+    description:
+      "page rows may be stored as fills (compressed = 3) and carry an 8-byte word hash (run forms): no table changes",
+    // an older package would refuse such rows as corrupt; the version tells it to refuse the database instead
+    sql: ""
   }
 ]
 

@@ -192,6 +192,22 @@ export class ByteWriter {
     return this
   }
 
+  /**
+   * The internal buffer, with room for at least `extra` bytes after `size`,
+   * for a writer that fills it directly (then `setSize`). Valid until the
+   * next call that may grow the buffer.
+   */
+  room(extra: number): Uint8Array<ArrayBuffer> {
+    this.reserve(extra)
+    return this.buffer
+  }
+
+  /** Sets `size` to `n` (≤ the buffer's length): after filling `room`'s buffer, or to drop bytes written after `n`. */
+  setSize(n: number): this {
+    this.length = n
+    return this
+  }
+
   /** Forgets the bytes written so far, keeping the buffer for reuse. */
   reset(): this {
     this.length = 0

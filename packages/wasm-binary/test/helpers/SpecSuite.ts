@@ -9,6 +9,7 @@ import {
   capMemory,
   exportState,
   FUEL_EXPORT,
+  instrumentDirtyPages,
   instrumentFuel,
   readModule,
   rewriteModule,
@@ -81,8 +82,13 @@ const assemble = (m: WastModule): { readonly bytes: Uint8Array<ArrayBuffer> } | 
   }
 }
 
-/** The rewrite the behaviour check runs: all three, as the native engine applies them. */
-export const FULL_REWRITE = { maxMemoryPages: 65_536, exportState: true, fuel: { initialFuel: 10n ** 15n } } as const
+/** The rewrite the behaviour check runs: all four — the native engine's three plus the worker engines' dirty-page barrier. */
+export const FULL_REWRITE = {
+  maxMemoryPages: 65_536,
+  exportState: true,
+  fuel: { initialFuel: 10n ** 15n },
+  dirtyPages: true
+} as const
 
 const rewrites = (
   bytes: Uint8Array<ArrayBuffer>
@@ -96,7 +102,14 @@ const rewrites = (
   ],
   ["memory cap", capMemory(bytes, 65_536)],
   ["state export", exportState(bytes)],
-  ["all three", rewriteModule(bytes, FULL_REWRITE)]
+  [
+    "dirty pages",
+    (() => {
+      const r = instrumentDirtyPages(bytes)
+      return r.ok ? { ok: true as const, value: { bytes: r.value } } : r
+    })()
+  ],
+  ["all four", rewriteModule(bytes, FULL_REWRITE)]
 ]
 
 /** Whether `r` is a typed failure of this package (never an untyped or internal one). */

@@ -1,0 +1,574 @@
+/**
+ * Test-only reference: the fuel pass as it was before the specialised
+ * scanner (`src/internal/FuelScan.ts`), frozen, decoding every instruction
+ * with `decodeInstruction`. The equivalence tests compare the fast pass
+ * with it byte for byte (outputs) and field for field (errors).
+ */
+import { ByteReader } from "../../src/internal/ByteReader.js"
+import { ByteWriter } from "../../src/internal/ByteWriter.js"
+import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } from "../../src/internal/Sections.js"
+import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX, START_EXPORT } from "../../src/HiddenExports.js"
+import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "../../src/Instructions.js"
+import { checkInput, checkOutput } from "../../src/internal/RewriteGuard.js"
+import { attempt, type ReadResult } from "../../src/ReadResult.js"
+import { WasmBinaryError } from "../../src/WasmBinaryError.js"
+
+/** Options of `instrumentFuel`. */
+export interface FuelOptions {
+  /**
+   * Fuel units an instruction costs (a non-negative safe integer), by opcode
+   * (see `Opcode` in Instructions.ts). Default: `defaultOperatorCost`.
+   */
+  readonly costs?: (opcode: Opcode) => number
+  /**
+   * Initial value of the fuel global (default `0n`, as the rewrite spec
+   * says). A module with a start function runs it during instantiation,
+   * before the engine can set the counter: with 0 fuel its start function
+   * traps, so engines pass the instantiation budget here.
+   */
+  readonly initialFuel?: bigint
+  /**
+   * Defer the start function (default false): the start section is dropped
+   * and the function is exported as `START_EXPORT` (`"agent-runtime:start"`)
+   * for the engine to call right after instantiation — with the counter
+   * readable, so a start function that runs out of fuel is recognisable
+   * (counter < 0) instead of a bare `unreachable` trap of a failed
+   * instantiation. The engine must call it before any other export; the
+   * instance is unusable when it traps (as a failed instantiation would be).
+   */
+  readonly deferStart?: boolean
+}
+
+/**
+ * Wasmtime's default cost of an instruction (`fuel_before_op` in
+ * wasmtime-cranelift's func_environ.rs): 0 for `unreachable` (0x00), `nop`
+ * (0x01), `block` (0x02), `loop` (0x03), `else` (0x05), `end` (0x0b),
+ * `return` (0x0f) and `drop` (0x1a) — they generate no code or only
+ * control flow — and 1 for everything else, `if`, branches and calls
+ * included.
+ */
+export const defaultOperatorCost = (opcode: Opcode): number => (opcode < 0x20 ? (ZERO_COST[opcode] ?? 1) : 1)
+
+const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
+  const t: Array<number | undefined> = []
+  for (const op of [0x00, 0x01, 0x02, 0x03, 0x05, 0x0b, 0x0f, 0x1a]) t[op] = 0
+  return t
+})()
+
+/**
+ * Rewrites `bytes` so every function charges fuel for its instructions and
+ * traps (`unreachable`) when the fuel counter drops below 0.
+ *
+ * - Fuel counter: a new `(mut i64)` global appended after all imported and
+ *   defined globals, initialised to `options.initialFuel` (default 0),
+ *   exported as `FUEL_EXPORT`. The global and export sections are updated,
+ *   or created in their place in the section order (core spec §5.5.16).
+ * - Inside a function the fuel lives in one added i64 local (declared after
+ *   the function's own locals, so no local index shifts), which the engine
+ *   keeps in a register: `global.get $fuel; local.set $f` at entry, after
+ *   every call and at every `catch`/`catch_all` handler; `local.get $f;
+ *   global.set $fuel` before every call, `throw`, `rethrow`, `unreachable`,
+ *   failed check and exit. (Wasmtime caches its fuel the same way.)
+ * - Charge: at the start of every basic block that can execute — function
+ *   entry; after `loop`, `if`, `else`, `end`, `delegate`, `catch`,
+ *   `catch_all`; after `br_if`, `br_table`, and calls — the block's summed
+ *   cost c is subtracted: `local.get $f; i64.const c; i64.sub; local.set $f`
+ *   (nothing when c = 0). `block` and `try` do not end a basic block
+ *   (entering them is straight-line code), and code after an unconditional
+ *   transfer (`br`, `br_table`, `return`, `unreachable`, `throw`, `rethrow`,
+ *   tail calls) is dead and not instrumented. The cost of `catch` and
+ *   `catch_all` is charged to the handler they open.
+ * - Check: `local.get $f; i64.const 0; i64.lt_s; if; (store;) unreachable;
+ *   end` at function entry and every loop header (after their charge), so a
+ *   loop without calls and unbounded recursion both stop; and, after the
+ *   store, before every exit from the function (`return`, tail calls,
+ *   branches to the function's label, the final `end`), so a call never
+ *   completes with negative fuel.
+ * - Everything else is kept byte for byte: other sections (custom sections
+ *   included — a `name` section stays valid since no index shifts; DWARF
+ *   code offsets do not), the original local declarations (one `1 × i64`
+ *   run is appended), and the original instructions.
+ *
+ * After a trap that was not fuel exhaustion (a division by zero, an
+ * out-of-bounds access) the global holds the fuel of the last store (at the
+ * latest call, entry or `unreachable`): consumption is exact for calls that
+ * return or run out of fuel, approximate for other traps.
+ *
+ * Contract: the rewrite is never applied to a module that does not
+ * validate. The input must pass `readModule` and, where a `WebAssembly`
+ * global exists, `WebAssembly.validate`; the output is checked with
+ * `WebAssembly.validate` too, so the output validates iff the input does.
+ * The rewriter's own bookkeeping refuses too, without a validator: the fuel
+ * local and global are appended after every index the module can name, so
+ * a body whose `local.get/set/tee` names an index ≥ its parameters + locals,
+ * or whose `global.get/set` names an index ≥ the module's globals (imports
+ * included), is refused (`kind: "invalid"`, `"unknown local N"` / `"unknown
+ * global N"`) — such a module would otherwise become a valid one that
+ * refills its own fuel.
+ *
+ * Fails with a `WasmBinaryError` on malformed bytes, an illegal opcode (an
+ * instruction Node 20 does not have), an invalid module (see the contract
+ * above; `kind: "invalid"`), a module that already exports a name
+ * starting with `HIDDEN_EXPORT_PREFIX` (e.g. one already rewritten), a
+ * function with 50 000 locals already (V8's limit leaves no room for the
+ * counter), or a `costs` function returning something other than a
+ * non-negative safe integer (at the instruction's offset).
+ *
+ * @example
+ * const r = instrumentFuel(bytes)
+ * if (r.ok) {
+ *   const { instance } = await WebAssembly.instantiate(r.value)
+ *   const fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global
+ *   fuel.value = 10_000n // then call an export; fuel.value is what is left
+ * }
+ */
+export const referenceInstrumentFuel = (
+  bytes: Uint8Array,
+  options: FuelOptions = {}
+): ReadResult<Uint8Array<ArrayBuffer>> => {
+  const input = checkInput(bytes)
+  if (!input.ok) return input
+  return checkOutput(referenceInstrumentFuelOf(bytes, options), (b) => b)
+}
+
+/** `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. @internal */
+export const referenceInstrumentFuelOf = (
+  bytes: Uint8Array,
+  options: FuelOptions = {}
+): ReadResult<Uint8Array<ArrayBuffer>> => {
+  let r = new ByteReader(bytes)
+  return attempt(
+    () => {
+      r = readPreamble(bytes)
+      const sections: Array<RawSection> = []
+      while (!r.atEnd) sections.push(nextSection(r))
+
+      let start: number | undefined
+      let importedGlobals = 0
+      let definedGlobals = 0
+      let paramCounts: ReadonlyArray<number> = []
+      let functionTypes: ReadonlyArray<number> = []
+      for (const s of sections) {
+        if (s.id === SectionId.type) paramCounts = readParamCounts(bytes, s)
+        else if (s.id === SectionId.import) importedGlobals = countImportedGlobals(bytes, s)
+        else if (s.id === SectionId.function) functionTypes = readFunctionTypes(bytes, s)
+        else if (s.id === SectionId.global)
+          definedGlobals = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").count()
+        else if (s.id === SectionId.export) refuseHiddenExports(bytes, s)
+        else if (s.id === SectionId.start && options.deferStart === true) {
+          start = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").u32()
+        }
+      }
+      const paramsOf = (definedFunction: number, at: number): number => {
+        const type = functionTypes[definedFunction]
+        if (type === undefined) throw new WasmBinaryError(at, "function and code section have inconsistent lengths")
+        const params = paramCounts[type]
+        if (params === undefined) throw new WasmBinaryError(at, "unknown type")
+        return params
+      }
+      const fuelGlobal = importedGlobals + definedGlobals
+      if (fuelGlobal > 0xffffffff - 1) throw new WasmBinaryError(8, "too many globals")
+      const initial = options.initialFuel ?? 0n
+      if (initial !== BigInt.asIntN(64, initial)) throw new WasmBinaryError(0, `initial fuel ${initial} is not an i64`)
+      const costOf = options.costs ?? defaultOperatorCost
+
+      const out = new ByteWriter(bytes.length * 2 + 64) // instrumented code is typically 1.5–1.8× the original
+      out.bytes(bytes.subarray(0, 8))
+      const hasGlobal = sections.some((s) => s.id === SectionId.global)
+      const hasExport = sections.some((s) => s.id === SectionId.export)
+      let globalDone = hasGlobal
+      let exportDone = hasExport
+      const globalRank = sectionRank(SectionId.global) as number
+      const exportRank = sectionRank(SectionId.export) as number
+
+      const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
+      const added = start === undefined ? 1 : 2
+      const newExport = (w: ByteWriter) => {
+        w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
+        if (start !== undefined) w.name(START_EXPORT).u8(0x00).u32(start)
+      }
+
+      for (const s of sections) {
+        const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
+        if (rank !== undefined) {
+          if (!globalDone && rank > globalRank) {
+            out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
+            globalDone = true
+          }
+          if (!exportDone && rank > exportRank) {
+            out.section(SectionId.export, (w) => newExport(w.u32(added)))
+            exportDone = true
+          }
+        }
+        switch (s.id) {
+          case SectionId.global:
+            out.section(SectionId.global, (w) => {
+              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+              const n = c.count()
+              newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
+            })
+            break
+          case SectionId.export:
+            out.section(SectionId.export, (w) => {
+              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+              const n = c.count()
+              newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
+            })
+            break
+          case SectionId.start:
+            if (start === undefined) out.bytes(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
+            break
+          case SectionId.code:
+            out.section(SectionId.code, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
+            break
+          default:
+            out.bytes(bytes.subarray(s.offset, s.end))
+        }
+      }
+      if (!globalDone) out.section(SectionId.global, (w) => newGlobal(w.u32(1)))
+      if (!exportDone) out.section(SectionId.export, (w) => newExport(w.u32(added)))
+      return out.finish()
+    },
+    () => r.offset
+  )
+}
+
+/** §5.5.5: counts the global imports (kind 0x03), decoding each import descriptor to find the next. */
+const countImportedGlobals = (bytes: Uint8Array, s: RawSection): number => {
+  const r = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+  const n = r.count()
+  let globals = 0
+  for (let i = 0; i < n; i++) {
+    r.name()
+    r.name()
+    const at = r.offset
+    const kind = r.u8()
+    switch (kind) {
+      case 0x00: // func: typeidx
+        r.u32()
+        break
+      case 0x01: // table: reftype, limits
+        r.u8()
+        limits(r)
+        break
+      case 0x02: // memory: limits
+        limits(r)
+        break
+      case 0x03: // global: valtype, mut
+        r.u8()
+        r.u8()
+        globals++
+        break
+      case 0x04: // tag (exception handling): attribute, typeidx
+        r.u8()
+        r.u32()
+        break
+      default:
+        r.fail("malformed import kind", at)
+    }
+  }
+  return globals
+}
+
+/** §5.3.7 limits (with the threads `shared` and memory64 flag bits): flags, min, optional max. */
+const limits = (r: ByteReader): void => {
+  const at = r.offset
+  const flags = r.u8()
+  if (flags > 0x07) r.fail("integer too large", at)
+  r.u64()
+  if ((flags & 0x01) !== 0) r.u64()
+}
+
+/** §5.5.10: fails on an export whose name starts with `HIDDEN_EXPORT_PREFIX`. */
+const refuseHiddenExports = (bytes: Uint8Array, s: RawSection): void => {
+  const r = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+  const n = r.count()
+  for (let i = 0; i < n; i++) {
+    const at = r.offset
+    const name = r.name()
+    if (name.startsWith(HIDDEN_EXPORT_PREFIX)) {
+      r.fail(`export "${name}" uses the reserved prefix "${HIDDEN_EXPORT_PREFIX}" (already rewritten?)`, at)
+    }
+    r.u8()
+    r.u32()
+  }
+}
+
+/** §5.5.4: the number of parameters of every function type. */
+const readParamCounts = (bytes: Uint8Array, s: RawSection): Array<number> => {
+  const r = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+  return r.vec((t) => {
+    const at = t.offset
+    if (t.u8() !== 0x60) t.fail("malformed function type", at)
+    const params = t.count()
+    t.skip(params) // value types are one byte in the types Node 20 knows
+    t.skip(t.count())
+    return params
+  })
+}
+
+/** §5.5.6: the type index of every defined function. */
+const readFunctionTypes = (bytes: Uint8Array, s: RawSection): Array<number> =>
+  new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch").vec((r) => r.u32())
+
+/** The most locals (parameters included) V8 accepts in a function (`kV8MaxWasmFunctionLocals`). */
+const MAX_LOCALS = 50_000
+
+// Opcodes the rewriter branches on.
+const UNREACHABLE = 0x00
+const BLOCK = 0x02
+const LOOP = 0x03
+const IF = 0x04
+const ELSE = 0x05
+const TRY = 0x06
+const CATCH = 0x07
+const THROW = 0x08
+const RETHROW = 0x09
+const END = 0x0b
+const BR = 0x0c
+const BR_IF = 0x0d
+const BR_TABLE = 0x0e
+const RETURN = 0x0f
+const CALL = 0x10
+const CALL_INDIRECT = 0x11
+const RETURN_CALL = 0x12
+const RETURN_CALL_INDIRECT = 0x13
+const DELEGATE = 0x18
+const CATCH_ALL = 0x19
+const LOCAL_GET = 0x20
+const LOCAL_SET = 0x21
+const LOCAL_TEE = 0x22
+const GLOBAL_GET = 0x23
+const GLOBAL_SET = 0x24
+
+/** What goes before an instruction inside a basic block. */
+const FLUSH = 1 // store the fuel local to the global (before calls, throws, traps)
+const EXIT = 2 // store, then check (before every way out of the function)
+
+/** §5.5.13: rewrites every body of the code section `s` into `w` (count, then size-prefixed bodies). */
+const rewriteCode = (
+  bytes: Uint8Array,
+  s: RawSection,
+  w: ByteWriter,
+  fuelGlobal: number,
+  paramsOf: (definedFunction: number, at: number) => number,
+  costOf: (op: Opcode) => number
+): void => {
+  const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+  const n = c.count()
+  w.u32(n)
+  const imm = new Immediates()
+  for (let i = 0; i < n; i++) {
+    const at = c.offset
+    const size = c.u32()
+    const r = c.sub(size, "unexpected end of section or function", "unexpected end of section or function", at)
+    // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
+    const sizeAt = w.size
+    w.skip(5)
+    rewriteBody(bytes, r, w, fuelGlobal, paramsOf(i, at), imm, costOf)
+    w.closeSized(sizeAt)
+    c.offset = r.end
+  }
+  if (!c.atEnd) c.fail("section size mismatch")
+}
+
+/**
+ * Rewrites one body, appending it to `out`. The fuel is kept in a new
+ * local (the last one, so no local index shifts) that the compiler keeps in
+ * a register: loaded from the global at entry, after calls and at exception
+ * handlers; stored back before calls, throws, `unreachable`, failed checks
+ * and every exit. Charges and checks work on the local.
+ */
+const rewriteBody = (
+  bytes: Uint8Array,
+  r: ByteReader,
+  out: ByteWriter,
+  fuelGlobal: number,
+  params: number,
+  imm: Immediates,
+  costOf: (op: Opcode) => number
+): void => {
+  const localsAt = r.offset
+  const locals = readLocals(r)
+  let declared = 0
+  for (const l of locals) declared += l.count
+  const fuelLocal = params + declared
+  if (fuelLocal + 1 > MAX_LOCALS) r.fail("too many locals to add the fuel counter", localsAt)
+  // local declarations: one more run, `1 × i64`, after the original ones
+  const firstRun = new ByteReader(bytes, localsAt, r.offset)
+  firstRun.count()
+  out
+    .u32(locals.length + 1)
+    .copy(bytes, firstRun.offset, r.offset)
+    .u8(0x01)
+    .u8(0x7e)
+
+  const load = (): void => void out.u8(0x23).u32(fuelGlobal).u8(0x21).u32(fuelLocal)
+  const flush = (): void => void out.u8(0x20).u32(fuelLocal).u8(0x24).u32(fuelGlobal)
+  // local.get $f; i64.const 0; i64.lt_s; if; [local.get $f; global.set $fuel;] unreachable; end
+  const check = (store: boolean): void => {
+    out.u8(0x20).u32(fuelLocal).u8(0x42).u8(0x00).u8(0x53).u8(0x04).u8(0x40)
+    if (store) flush()
+    out.u8(0x00).u8(0x0b)
+  }
+
+  let segStart = r.offset // first original byte of the current basic block
+  let segCost = 0 // its summed cost
+  let segLoad = true // reload the local from the global first (entry, after calls, handlers)
+  let segCheck = true // check after the charge (function entry, loop header)
+  let segDead = false // unreachable code: nothing inserted
+  const marks: Array<number> = [] // pairs (offset, FLUSH | EXIT) inside the block
+  let markCount = 0
+  let depth = 0 // open blocks; a label equal to `depth` is the function's own
+
+  const endBlock = (end: number): void => {
+    if (!Number.isSafeInteger(segCost)) r.fail("fuel cost of a basic block exceeds 2^53", segStart)
+    if (!segDead) {
+      if (segLoad) load()
+      if (segCost > 0) {
+        out.u8(0x20).u32(fuelLocal).u8(0x42)
+        if (segCost <= 0x7fffffff) out.s32(segCost)
+        else out.s64(BigInt(segCost))
+        out.u8(0x7d).u8(0x21).u32(fuelLocal)
+      }
+      if (segCheck) check(true)
+      let from = segStart
+      for (let k = 0; k < markCount; k += 2) {
+        const x = marks[k] as number
+        out.copy(bytes, from, x)
+        flush()
+        if (marks[k + 1] === EXIT) check(false)
+        from = x
+      }
+      out.copy(bytes, from, end)
+    } else {
+      out.copy(bytes, segStart, end)
+    }
+    segStart = end
+    segCost = 0
+    segLoad = false
+    segCheck = false
+    segDead = false
+    markCount = 0
+  }
+  const mark = (at: number, kind: number): void => {
+    marks[markCount++] = at
+    marks[markCount++] = kind
+  }
+
+  for (;;) {
+    if (r.atEnd) r.fail("END opcode expected", r.end)
+    const at = r.offset
+    const op = decodeInstruction(r, imm)
+    // the default table inline (no call, no check); a caller's `costs` is called and checked
+    const cost = costOf === defaultOperatorCost ? (op < 0x20 ? (ZERO_COST[op] ?? 1) : 1) : costOf(op)
+    if (costOf !== defaultOperatorCost && (!Number.isSafeInteger(cost) || cost < 0)) {
+      r.fail(`invalid fuel cost ${String(cost)} for ${opcodeName(op)}`, at)
+    }
+    switch (op) {
+      case BLOCK:
+      case TRY:
+        depth++
+        segCost += cost
+        break
+      case LOOP:
+        depth++
+        segCost += cost
+        endBlock(r.offset)
+        segCheck = true
+        break
+      case IF:
+        depth++
+        segCost += cost
+        endBlock(r.offset)
+        break
+      case ELSE:
+        segCost += cost
+        endBlock(r.offset)
+        break
+      case CATCH:
+      case CATCH_ALL:
+        // The handler runs from here, after a throw stored the fuel: reload, and charge the handler's block.
+        endBlock(at)
+        endBlock(r.offset)
+        segCost = cost
+        segLoad = true
+        break
+      case END:
+        segCost += cost
+        if (depth === 0) {
+          mark(at, EXIT)
+          endBlock(r.offset)
+          if (!r.atEnd) r.fail("section size mismatch", r.offset)
+          return
+        }
+        depth--
+        endBlock(r.offset)
+        break
+      case DELEGATE:
+        if (depth === 0) r.fail("delegate outside a try block", at)
+        depth--
+        segCost += cost
+        endBlock(r.offset)
+        break
+      case BR:
+        if (imm.label === depth) mark(at, EXIT)
+        segCost += cost
+        endBlock(r.offset)
+        segDead = true
+        break
+      case BR_IF:
+        if (imm.label === depth) mark(at, EXIT)
+        segCost += cost
+        endBlock(r.offset)
+        break
+      case BR_TABLE: {
+        let toFunction = imm.label === depth
+        for (let k = 0; k < imm.labelCount && !toFunction; k++) toFunction = imm.labels[k] === depth
+        if (toFunction) mark(at, EXIT)
+        segCost += cost
+        endBlock(r.offset)
+        segDead = true
+        break
+      }
+      case RETURN:
+      case RETURN_CALL:
+      case RETURN_CALL_INDIRECT:
+        mark(at, EXIT)
+        segCost += cost
+        endBlock(r.offset)
+        segDead = true
+        break
+      case UNREACHABLE:
+      case THROW:
+      case RETHROW:
+        mark(at, FLUSH)
+        segCost += cost
+        endBlock(r.offset)
+        segDead = true
+        break
+      case CALL:
+      case CALL_INDIRECT:
+        mark(at, FLUSH)
+        segCost += cost
+        endBlock(r.offset)
+        segLoad = true
+        break
+      case LOCAL_GET:
+      case LOCAL_SET:
+      case LOCAL_TEE:
+        // The fuel local is `fuelLocal`: an index at or past it would alias the counter.
+        if (imm.index >= fuelLocal) r.invalid(`unknown local ${imm.index}`, at)
+        segCost += cost
+        break
+      case GLOBAL_GET:
+      case GLOBAL_SET:
+        // The fuel global is `fuelGlobal`: an index at or past it would alias the counter.
+        if (imm.index >= fuelGlobal) r.invalid(`unknown global ${imm.index}`, at)
+        segCost += cost
+        break
+      default:
+        segCost += cost
+    }
+  }
+}
