@@ -130,7 +130,19 @@ interface Live {
   readonly dirty: DirtyAccess | undefined
   /** Set when memory may have been written other than by the guest's stores: the next comparison is full. */
   readonly outside: { full: boolean }
+  /**
+   * The value of each exported mutable global (`instance.globals` order) as last reported: a diff carries
+   * only the globals that changed since (the host merges them into what it keeps); `undefined` until the
+   * first report, which carries them all.
+   */
+  reported: Array<number | bigint | undefined> | undefined
 }
+
+/** Shared empty lists of a diff that found nothing (never written to: the host and the codec only read them). */
+const NO_INDEXES: Array<number> = []
+const NO_PAGES: Array<Uint8Array | null> = []
+const NO_NAMES: Array<string> = []
+const NO_VALUES: Array<number | bigint> = []
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -206,8 +218,8 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       shadow = grown
     }
     live.shadow = shadow
-    const indexes: Array<number> = []
-    const data: Array<Uint8Array | null> = []
+    let indexes = NO_INDEXES
+    let data = NO_PAGES
     const memory = live.instance.memory
     // the pages to compare: a 64-bit mask (page p ↔ bit p % 64), every page without a barrier
     let low = -1
@@ -229,17 +241,30 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
         const before = shadow.subarray(at, at + PAGE_BYTES)
         if (equal(page, before)) continue
         before.set(page)
+        if (indexes === NO_INDEXES) {
+          indexes = []
+          data = []
+        }
         indexes.push(at / PAGE_BYTES)
         data.push(equal(page, ZERO_PAGE) ? null : page.slice())
       }
     }
-    const names: Array<string> = []
-    const values: Array<number | bigint> = []
-    for (const [name, g] of live.instance.globals) {
+    let names = NO_NAMES
+    let values = NO_VALUES
+    const globals = live.instance.globals
+    const reported = (live.reported ??= new Array<number | bigint | undefined>(globals.length))
+    for (let i = 0; i < globals.length; i++) {
+      const [name, g] = globals[i]!
       const v: unknown = g.value
-      if (typeof v === "number" || typeof v === "bigint") {
+      // Object.is: -0 and 0 differ; a NaN is reported once (JS cannot tell NaN payloads apart)
+      if ((typeof v === "number" || typeof v === "bigint") && (!(i in reported) || !Object.is(reported[i], v))) {
+        if (names === NO_NAMES) {
+          names = []
+          values = []
+        }
         names.push(name)
         values.push(v)
+        reported[i] = v
       }
     }
     return [bytes, indexes, data, names, values]
@@ -309,7 +334,8 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       maxBytes: tracking[1],
       shadow: undefined,
       dirty: bitmap instanceof WebAssembly.Global && tracking[0] !== 0 ? dirtyAccess(bitmap) : undefined,
-      outside
+      outside,
+      reported: undefined
     }
     instances.set(id, live)
     return ok(live, null)

@@ -156,3 +156,39 @@ describe("WorkerExecutor: tracking with the dirty-page barrier", () => {
     expect(WebAssembly.Module.exports(module).map((e) => e.name)).toContain(DIRTY_PAGES_EXPORT)
   })
 })
+
+describe("WorkerExecutor: globals in the tracking diff", () => {
+  const globalsOf = (diff: Diff) => (diff === null || diff === false ? undefined : [diff[3], diff[4]])
+
+  it("a diff carries only the globals that changed since the last report; merged, they are the live values", async () => {
+    const modules = await barred()
+    for (const bytes of [modules.plain, modules.barred]) {
+      const x = start(bytes)
+      expect(globalsOf(x.first)).toEqual([["calls"], [0]]) // the first report has them all
+      expect(globalsOf(x.invoke("store64", 0, 1n))).toEqual([[], []])
+      expect(globalsOf(x.invoke("noop"))).toEqual([["calls"], [1]])
+      expect(globalsOf(x.invoke("fill", 0, 0, 8))).toEqual([[], []])
+      const kept = new Map<string, number | bigint>()
+      for (const d of [x.invoke("noop"), x.invoke("store8", 9, 1), x.invoke("noop")]) {
+        const [names, values] = globalsOf(d)!
+        names!.forEach((n, i) => kept.set(n as string, values![i] as number))
+      }
+      expect([...kept]).toEqual([["calls", 3]])
+    }
+  })
+
+  it("the empty lists of a diff that found nothing are shared and never written to", async () => {
+    const modules = await barred()
+    const x = start(modules.barred)
+    const a = x.invoke("store64", 0, 0n) // writes the zero that is there: nothing changed
+    const b = x.invoke("store64", 8, 0n)
+    if (a === null || a === false || b === null || b === false) throw new Error("tracking is on")
+    expect([a[1], a[2], a[3], a[4]]).toEqual([[], [], [], []])
+    expect(a[1]).toBe(b[1])
+    expect(a[3]).toBe(b[3])
+    // a later change gets fresh lists: the shared ones stay empty
+    const c = x.invoke("store64", 16, 5n)
+    expect(c !== null && c !== false && c[1]).toEqual([0])
+    expect(a[1]).toEqual([])
+  })
+})
