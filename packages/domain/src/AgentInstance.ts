@@ -99,6 +99,10 @@ export interface CarriedState {
   readonly lastActivity?: number | undefined
 }
 
+/** What `prepared` / `revoked` read before the first caller / revocation: empty, shared, never written. */
+const NO_CALLERS: ReadonlyMap<string, PreparedInvoke> = new Map()
+const NO_REVOKED: ReadonlySet<string> = new Set()
+
 /**
  * The entity. Times in ms since the Unix epoch; memory in bytes. Its state
  * is read-only from outside: the lifecycle moves only through the
@@ -122,8 +126,9 @@ export class AgentInstance {
   private _instance: WasmInstance | undefined = undefined
   private _policyViolation: string | undefined = undefined
   private _busy = 0
-  private readonly callers = new Map<string, PreparedInvoke>()
-  private readonly _revoked = new Set<string>()
+  // made on first use (most agents never revoke a capability; a worker engine's agents never prepare a caller)
+  private callers: Map<string, PreparedInvoke> | undefined = undefined
+  private _revoked: Set<string> | undefined = undefined
 
   constructor(
     readonly id: InstanceId,
@@ -186,11 +191,11 @@ export class AgentInstance {
   }
   /** Synchronous callers of exports resolved on `instance` (in-process engines), by export name (`syncCaller`). */
   get prepared(): ReadonlyMap<string, PreparedInvoke> {
-    return this.callers
+    return this.callers ?? NO_CALLERS
   }
   /** Host capabilities (`"module.name"`) revoked from this agent. */
   get revoked(): ReadonlySet<string> {
-    return this._revoked
+    return this._revoked ?? NO_REVOKED
   }
   /** The revoked capability the guest called during the current call, if any. */
   get policyViolation(): string | undefined {
@@ -273,7 +278,7 @@ export class AgentInstance {
   /** Attaches the engine's instance once it is instantiated (a replacement too: its callers are resolved anew). */
   attach(instance: WasmInstance): void {
     this._instance = instance
-    this.callers.clear()
+    this.callers?.clear()
   }
   /** Detaches the engine's instance (evicted or passivated) and returns it, to terminate. */
   detach(): WasmInstance | undefined {
@@ -283,10 +288,10 @@ export class AgentInstance {
   }
   /** The synchronous caller of `fn` on `instance` (in-process engines), resolved once per instance. */
   syncCaller(instance: WasmInstance, fn: string): PreparedInvoke | undefined {
-    let caller = this.callers.get(fn)
+    let caller = this.callers?.get(fn)
     if (caller === undefined) {
       caller = instance.prepare?.(fn)
-      if (caller !== undefined) this.callers.set(fn, caller)
+      if (caller !== undefined) (this.callers ??= new Map()).set(fn, caller)
     }
     return caller
   }
@@ -328,7 +333,7 @@ export class AgentInstance {
   }
   /** Revokes a host capability (`"module.name"`). */
   revoke(capability: string): void {
-    this._revoked.add(capability)
+    ;(this._revoked ??= new Set()).add(capability)
   }
   /** Records that the guest called a revoked capability. */
   recordPolicyViolation(capability: string): void {

@@ -51,7 +51,10 @@ export const variantParams = (input: {
   const fuel = input.fuel ?? null
   const dirtyPages = input.dirtyPages === true
   if (maxMemoryPages === null && fuel === null && !input.exportState && !dirtyPages) return null
-  return { maxMemoryPages, fuel, exportState: input.exportState, ...(dirtyPages ? { dirtyPages } : {}) }
+  // written out, not spread: made on every spawn (an object spread costs µs on Node 20)
+  return dirtyPages
+    ? { maxMemoryPages, fuel, exportState: input.exportState, dirtyPages }
+    : { maxMemoryPages, fuel, exportState: input.exportState }
 }
 
 /**

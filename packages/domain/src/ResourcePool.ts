@@ -220,7 +220,8 @@ export class ResourcePool {
     if (a === undefined || a.resident === bytes) return
     const before = Math.max(a.reserved, a.resident)
     const after = Math.max(a.reserved, bytes)
-    this.allocations.set(owner, { ...a, resident: bytes })
+    // written out, not spread (every spawn and every call whose memory grew): same fields, same order
+    this.allocations.set(owner, { owner: a.owner, reserved: a.reserved, resident: bytes, allocatedAt: a.allocatedAt })
     this.used += after - before
   }
 

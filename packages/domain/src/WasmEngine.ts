@@ -50,13 +50,29 @@ export interface EngineCapabilities {
   /** Instances can be snapshotted and restored. */
   readonly snapshots: boolean
   /**
-   * The engine asks for the dirty-page write barrier in every compiled
-   * variant (wasm-binary `DirtyPages.ts`): it compares agents' memory page by
-   * page after calls (worker engines tracking state for recovery) and
-   * compares only the pages the barrier marked. Absent = false.
+   * When the engine wants the dirty-page write barrier (wasm-binary
+   * `DirtyPages.ts`: a bitmap of the pages the guest stored to) compiled
+   * into agents' variants (`usesDirtyPages`; the compile cache key says so):
+   * - `true` — in every variant: the engine compares agents' memory page by
+   *   page after every call (worker engines tracking state for recovery) and
+   *   compares only the pages the barrier marked;
+   * - `"snapshotAfterCalls"` — only when the runtime snapshots agents after
+   *   every call (`RuntimeSettings.persistence.snapshotAfterCalls`): the
+   *   engine's `snapshot` then copies only the pages stored to since the
+   *   previous snapshot (in-process engines). Runs that do not snapshot
+   *   after calls do not pay the barrier (a loop of stores runs ≈ 1.2× with it);
+   * - absent / `false` — never.
    */
-  readonly dirtyPages?: boolean | undefined
+  readonly dirtyPages?: boolean | "snapshotAfterCalls" | undefined
 }
+
+/**
+ * Whether agents' variants get the dirty-page write barrier on an engine of
+ * these capabilities (`EngineCapabilities.dirtyPages`), for a runtime that
+ * snapshots after every call (`snapshotAfterCalls`) or not.
+ */
+export const usesDirtyPages = (capabilities: EngineCapabilities, snapshotAfterCalls: boolean): boolean =>
+  capabilities.dirtyPages === true || (capabilities.dirtyPages === "snapshotAfterCalls" && snapshotAfterCalls)
 
 /** A compiled module, shared by every instance of it. Cached by `ModuleHash`. */
 export interface CompiledModule {
@@ -195,7 +211,13 @@ export const directFromPrepared =
 export interface EngineState {
   /** Linear memory size in bytes (a multiple of 64 KiB). */
   readonly memoryBytes: number
-  /** Non-zero 64 KiB pages: page index → page bytes. */
+  /**
+   * Non-zero 64 KiB pages: page index → page bytes, in increasing index.
+   * Read-only for everyone (codecs, repositories, restore, callers): an
+   * engine may hand an unchanged page back in its next snapshot as the same
+   * `Uint8Array` (`EngineCapabilities.dirtyPages`), and a repository may
+   * recognise it as unchanged by identity.
+   */
   readonly pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }>
   /** Exported mutable globals by export name. */
   readonly globals: { readonly [name: string]: number | bigint }
@@ -231,13 +253,26 @@ export interface WasmInstance {
   readonly readMemory: (offset: number, length: number) => Effect.Effect<Uint8Array, Trap>
   /** Copies bytes into linear memory at `offset`; out of bounds → `Trap`. */
   readonly writeMemory: (offset: number, bytes: Uint8Array) => Effect.Effect<void, Trap>
-  /** Captures linear memory and exported mutable globals. */
+  /** Captures linear memory and exported mutable globals (its pages are read-only: see `EngineState.pages`). */
   readonly snapshot: Effect.Effect<EngineState, Trap>
   /** Overwrites linear memory (growing it if needed) and globals from a snapshot. */
   readonly restore: (state: EngineState) => Effect.Effect<void, Trap | MemoryExceeded>
   /** Releases the instance (and its worker slot, if any). Idempotent. */
   readonly terminate: Effect.Effect<void>
 }
+
+/**
+ * What `WasmEngineShape.instantiateSync` returns: the instance and its memory
+ * usage right after instantiation, bytes (what `instance.memoryBytes` reports
+ * at that moment).
+ */
+export interface InstantiatedNow {
+  readonly instance: WasmInstance
+  readonly memoryBytes: number
+}
+
+/** The errors `WasmEngineShape.instantiateSync` returns as values (those of `instantiate` but `Timeout`). */
+export type InstantiateSyncError = InstantiationError | Trap | FuelExhausted | MemoryExceeded
 
 /** The engine port (DESIGN.md "Ports": `WasmEngine`). */
 export interface WasmEngineShape {
@@ -268,6 +303,22 @@ export interface WasmEngineShape {
     module: CompiledModule,
     options: InstantiateOptions
   ) => Effect.Effect<WasmInstance, InstantiationError | Trap | Timeout | FuelExhausted | MemoryExceeded>
+  /**
+   * In-process engines only (optional): `instantiate` done synchronously on
+   * the caller's thread — the same instance, the same checks (imports,
+   * imported memory, memory budget, start function with its fuel) and the
+   * same errors, returned as values (it never throws); no deadline applies
+   * (`timeoutMs` is ignored, as by `instantiate` of an engine without
+   * preemption). With it the runtime claims, instantiates, attaches and
+   * starts an agent whose compiled variant is cached in one synchronous step
+   * (fewer Effect steps per spawn); without it (worker engines, third-party
+   * engines) it uses `instantiate`. An engine wrapper that replaces
+   * `instantiate` (to observe or change instances) must replace or drop
+   * this member too, else spawns bypass its `instantiate`.
+   */
+  readonly instantiateSync?:
+    | ((module: CompiledModule, options: InstantiateOptions) => InstantiatedNow | InstantiateSyncError)
+    | undefined
 }
 
 /** The `WasmEngine` service key. */

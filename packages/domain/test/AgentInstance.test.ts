@@ -84,3 +84,28 @@ describe("AgentInstance lifecycle", () => {
     expect(i.state).toBe("Starting")
   })
 })
+
+describe("AgentInstance collections", () => {
+  it("revoked capabilities and prepared callers: empty until the first one, then kept per instance", () => {
+    const i = make()
+    const j = make()
+    expect([...i.revoked]).toEqual([])
+    expect(i.prepared.size).toBe(0)
+    i.revoke("env.log")
+    i.revoke("env.now")
+    expect([...i.revoked]).toEqual(["env.log", "env.now"])
+    // another instance's collections are its own (the shared empty ones were not written)
+    expect(j.revoked.size).toBe(0)
+    const prepare = (fn: string) => (fn === "f" ? () => ({ results: [fn], memoryBytes: 0 }) : undefined)
+    const instance = { prepare } as never
+    const caller = i.syncCaller(instance, "f")
+    expect(caller).toBeDefined()
+    expect(i.syncCaller(instance, "f")).toBe(caller)
+    expect(i.syncCaller(instance, "g")).toBeUndefined()
+    expect([...i.prepared.keys()]).toEqual(["f"])
+    expect(j.prepared.size).toBe(0)
+    // attaching an instance resolves callers anew
+    i.attach(instance)
+    expect(i.prepared.size).toBe(0)
+  })
+})

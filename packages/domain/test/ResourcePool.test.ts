@@ -44,6 +44,18 @@ describe("ResourcePool admission (issue 12 item 9)", () => {
     expect(p.allocateMemory(agentId("b"), 3 * MiB, 0)).toMatchObject({ _tag: "InsufficientMemory", available: 2 * MiB })
     p.recordResident(agentId("a"), 5 * MiB) // only possible with memory caps off or an over-committed reservation
     expect(p.usedMemory()).toBe(5 * MiB)
+    // a new record (not changed in place) with the fields of the admitted one, in the same order
+    const recorded = p.allocation(agentId("a"))!
+    expect(Object.entries(recorded)).toEqual([
+      ["owner", "a"],
+      ["reserved", 2 * MiB],
+      ["resident", 5 * MiB],
+      ["allocatedAt", 0]
+    ])
+    p.recordResident(agentId("a"), 4 * MiB)
+    expect(recorded.resident).toBe(5 * MiB)
+    expect(p.allocation(agentId("a"))?.resident).toBe(4 * MiB)
+    p.recordResident(agentId("a"), 5 * MiB)
     expect(p.releaseMemory(agentId("a"))).toBe(5 * MiB)
     expect(p.usedMemory()).toBe(0)
   })

@@ -54,6 +54,12 @@
  * exported mutable global except the fuel counter (fuel is set before each
  * metered call; it is not the agent's state). Restore grows memory when the
  * snapshot is larger, zeroes it, writes the pages and sets the globals.
+ * In-process engines (`instantiateWasm`) read the dirty-page write barrier
+ * when the runtime compiled it in (`InstanceConfig.dirtyPages`: the runtime
+ * does so when it saves agents after every call): a snapshot then copies
+ * only the pages stored to since the previous one and returns the others as
+ * the previous snapshot's own `Uint8Array`s — snapshot pages are shared and
+ * read-only: nobody (codec, repository, restore, caller) may write into them.
  * Memory usage is `memory.buffer.byteLength` of the exported, else imported,
  * memory (0 without one), plus `length × TABLE_ENTRY_BYTES` (32) of every
  * exported or imported table, in bytes (issue 12 item 1: tables cost host
@@ -70,6 +76,7 @@ import {
   FuelExhausted,
   FunctionNotFound,
   InstantiationError,
+  type InstantiatedNow,
   type InstantiateOptions,
   type InvokeOutcome,
   MemoryExceeded,
@@ -180,12 +187,36 @@ export const instantiateWasm = (
       memory: options.memory,
       memoryLimit: options.memoryLimit,
       agentId: options.agentId,
-      notAModule
+      notAModule,
+      // the runtime compiles the barrier in only when it snapshots after calls (`EngineCapabilities.dirtyPages`)
+      dirtyPages: true
     })
     return live instanceof Error
       ? Effect.fail(toDomainError(live) as InstantiationError | Trap | FuelExhausted | MemoryExceeded)
       : Effect.succeed(toWasmInstance(live))
   })
+
+/**
+ * `WasmEngine.instantiateSync` for an in-process engine: `instantiateWasm`
+ * without the Effect — the same instance, checks and errors (as the domain's
+ * classes), returned as values with the instance's memory usage right after
+ * instantiation (bytes); never throws.
+ */
+export const instantiateSync = (
+  compiled: CompiledModule,
+  options: InstantiateOptions,
+  notAModule?: string
+): InstantiatedNow | InstantiationError | Trap | FuelExhausted | MemoryExceeded => {
+  const live = Core.instantiate(compiled.handle, options.imports, {
+    memory: options.memory,
+    memoryLimit: options.memoryLimit,
+    agentId: options.agentId,
+    notAModule,
+    dirtyPages: true // as in `instantiateWasm`
+  })
+  if (live instanceof Error) return toDomainError(live) as InstantiationError | Trap | FuelExhausted | MemoryExceeded
+  return { instance: toWasmInstance(live), memoryBytes: live.memoryBytes() }
+}
 
 /**
  * `WasmEngine.validate` on the host's `WebAssembly`: `WebAssembly.validate`,

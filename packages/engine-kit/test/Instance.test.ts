@@ -335,6 +335,83 @@ describe("Instance (Effect wrappers)", () => {
   )
 })
 
+describe("Instance.instantiateSync ≡ instantiateWasm", () => {
+  /** Both instantiations of the same module and options: the instance's observable state, or the error. */
+  const both = (text: string, options: Parameters<typeof Instance.instantiateWasm>[1], handle?: unknown) =>
+    Effect.gen(function* () {
+      const bytes = yield* Effect.promise(() => wat(text))
+      const compiled = yield* Instance.compile(bytes, moduleHash("h"))
+      const module = handle === undefined ? compiled : { ...compiled, handle }
+      const now = Instance.instantiateSync(module, options, "not ours")
+      const viaEffect = yield* Effect.exit(Instance.instantiateWasm(module, options, "not ours"))
+      if (viaEffect._tag === "Failure") {
+        expect(now).toBeInstanceOf(Error)
+        const error = yield* Effect.flip(Instance.instantiateWasm(module, options, "not ours"))
+        expect(now).toEqual(error)
+        expect((now as Error).constructor).toBe(error.constructor)
+        return (now as { _tag: string })._tag
+      }
+      expect(now).not.toBeInstanceOf(Error)
+      const { instance, memoryBytes } = now as Exclude<typeof now, Error>
+      expect(memoryBytes).toBe(yield* instance.memoryBytes)
+      expect(memoryBytes).toBe(yield* viaEffect.value.memoryBytes)
+      expect(yield* instance.snapshot).toEqual(yield* viaEffect.value.snapshot)
+      return memoryBytes
+    })
+
+  it.effect("success (memory and table bytes right after instantiation) and every error", () =>
+    Effect.gen(function* () {
+      const options = { agentId: agentId("a"), memoryLimit: 4 * PAGE, imports: {} }
+      expect(yield* both(SAMPLE, options)).toBe(PAGE)
+      expect(yield* both(`(module (memory (export "m") 2) (table (export "t") 3 funcref))`, options)).toBe(
+        2 * PAGE + 3 * 32
+      )
+      expect(yield* both(SAMPLE, { ...options, memoryLimit: 1 })).toBe("MemoryExceeded")
+      expect(yield* both(`(module (func $s unreachable) (start $s))`, options)).toBe("Trap")
+      expect(yield* both(`(module (import "env" "f" (func)))`, options)).toBe("InstantiationError")
+      expect(yield* both(SAMPLE, options, {})).toBe("InstantiationError")
+    })
+  )
+})
+
+describe("Instance: memory and tables found through the module's descriptors", () => {
+  it.effect("fromInstance with the module finds what the walk of every value finds", () =>
+    Effect.gen(function* () {
+      const bytes = yield* Effect.promise(() =>
+        wat(`(module
+          (import "env" "mem" (memory 1))
+          (import "env" "t" (table 2 funcref))
+          (table $own (export "own") 5 funcref)
+          (export "again" (table 0))
+          (func (export "size") (result i32) memory.size))`)
+      )
+      const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>)
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 4 })
+      const table = new WebAssembly.Table({ initial: 2, element: "anyfunc" })
+      // an unrelated memory offered too: only the one the module imports is its memory
+      const imports = { env: { mem: memory, t: table }, other: { m: new WebAssembly.Memory({ initial: 3 }) } }
+      const instance = new WebAssembly.Instance(module, imports)
+      const walked = Instance.fromInstance(instance, { env: imports.env })
+      const byLayout = Instance.fromInstance(instance, imports, {}, module)
+      expect(byLayout.memory).toBe(memory)
+      expect(byLayout.memory).toBe(walked.memory)
+      // the imported table re-exported as "again" counts once: 1 page + (2 + 5) entries × 32 bytes
+      expect(byLayout.memoryBytes()).toBe(PAGE + 7 * 32)
+      expect(byLayout.memoryBytes()).toBe(walked.memoryBytes())
+      memory.grow(1)
+      expect(byLayout.linearBytes()).toBe(2 * PAGE)
+      // its own exported memory (not one the imports offer), and no tables: no table bytes
+      const own = new WebAssembly.Module(
+        (yield* Effect.promise(() => wat(`(module (memory (export "own") 2))`, "own.wat"))) as Uint8Array<ArrayBuffer>
+      )
+      const j = new WebAssembly.Instance(own, {})
+      const ownLive = Instance.fromInstance(j, { env: { mem: memory } }, {}, own)
+      expect(ownLive.memory).toBe(j.exports.own)
+      expect(ownLive.memoryBytes()).toBe(2 * PAGE)
+    })
+  )
+})
+
 describe("Instance: the direct (allocation-free) prepared caller", () => {
   /** Calls `fn` through `prepare` and `prepareDirect` (slot read as the domain reads it) and returns both outcomes. */
   const both = <E extends Error>(

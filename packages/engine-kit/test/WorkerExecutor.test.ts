@@ -171,7 +171,7 @@ describe("WorkerExecutor: globals in the tracking diff", () => {
       const kept = new Map<string, number | bigint>()
       for (const d of [x.invoke("noop"), x.invoke("store8", 9, 1), x.invoke("noop")]) {
         const [names, values] = globalsOf(d)!
-        names!.forEach((n, i) => kept.set(n as string, values![i] as number))
+        for (let i = 0; i < names!.length; i++) kept.set(names![i] as string, values![i] as number)
       }
       expect([...kept]).toEqual([["calls", 3]])
     }

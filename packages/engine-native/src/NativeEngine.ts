@@ -42,15 +42,38 @@ export const capabilities: EngineCapabilities = {
   snapshots: true
 }
 
-/** Builds the native engine. */
-export const make = (): WasmEngineShape => ({
+/** Options of the native engine (all optional). */
+export interface Options {
+  /**
+   * Snapshots through the dirty-page write barrier when the runtime saves
+   * agents after every call (`capabilities.dirtyPages: "snapshotAfterCalls"`;
+   * engine-kit `InstanceConfig.dirtyPages`): each snapshot copies only the
+   * pages stored to since the previous one and returns the others as that
+   * snapshot's own `Uint8Array`s — so the engine keeps one copy of every
+   * agent's non-zero pages alive. Default off: on the 593-agent swarm with
+   * `--db` (mostly one-page agents whose page changes on every call) it
+   * measured slower — fewer copies, but each dearer with the kept copies on
+   * the heap (BENCHMARKS.md, issue 13 item 7). It pays for agents with large
+   * memories of which a call changes little.
+   */
+  readonly dirtyPages?: boolean | undefined
+}
+
+const NOT_A_MODULE = "not a module compiled by the native engine"
+
+/** Builds the native engine (`instantiateSync` included: instantiation runs on the caller's thread). */
+export const make = (options: Options = {}): WasmEngineShape => ({
   platform: "Native",
-  capabilities,
+  capabilities: options.dirtyPages === true ? { ...capabilities, dirtyPages: "snapshotAfterCalls" } : capabilities,
   validate: Instance.validate,
   compile: Instance.compile,
-  instantiate: (compiled, options) =>
-    Instance.instantiateWasm(compiled, options, "not a module compiled by the native engine")
+  instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, NOT_A_MODULE),
+  // the same instantiation without an Effect: the runtime spawns in one synchronous step with it
+  instantiateSync: (compiled, options) => Instance.instantiateSync(compiled, options, NOT_A_MODULE)
 })
 
 /** The native `WasmEngine` layer. */
-export const layer: Layer.Layer<WasmEngine> = Layer.sync(WasmEngine, make)
+export const layer: Layer.Layer<WasmEngine> = Layer.sync(WasmEngine, () => make())
+
+/** The native `WasmEngine` layer with options. */
+export const layerWith = (options: Options): Layer.Layer<WasmEngine> => Layer.sync(WasmEngine, () => make(options))

@@ -100,6 +100,8 @@ const prepareOnlyEngine = Layer.sync(WasmEngine, () => {
   const native = NativeEngine.make()
   return {
     ...native,
+    // spawns go through the wrapped `instantiate` (not the engine's synchronous one)
+    instantiateSync: undefined,
     instantiate: (compiled, options) =>
       Effect.map(native.instantiate(compiled, options), (instance): WasmInstance => {
         const { prepareDirect: _, ...rest } = instance

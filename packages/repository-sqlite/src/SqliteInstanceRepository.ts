@@ -18,7 +18,14 @@
  *   the SHA-1 of the page (`internal/pages.ts`).
  *
  * A save compares each page with what this repository last saved of the
- * agent (kept in memory with the generation it wrote: the run forms' bytes —
+ * agent. A page that is the very `Uint8Array` object an earlier save was
+ * given, and whose stored form then is still the agent's row at that index,
+ * is unchanged without any compare or hash: snapshot pages are read-only
+ * (the domain's `EngineState`), and an engine that tracks written pages
+ * (engine-kit's write barrier) hands unchanged pages back as the same
+ * objects. This is remembered in a `WeakMap` keyed by the page object, which
+ * keeps no page alive. Other pages are compared with what was saved
+ * (kept in memory with the generation it wrote: the run forms' bytes —
  * at most a quarter page each, the size of the rows themselves — compared
  * byte for byte, other pages by SHA-1; when another connection saved since,
  * or after a restart, what is known is read back from the page rows): only
@@ -169,6 +176,17 @@ export const make = (
     const saved = new Map<AgentId, Saved>()
 
     /**
+     * The stored form each page object was last prepared as (`prepare`), keyed
+     * by the page's own `Uint8Array` (snapshot pages are read-only): a page
+     * handed in again as the same object, with that form still known as the
+     * agent's row (the same entry, or `sameRow`), is unchanged without a
+     * compare. Weak: it holds no page alive, so it is bounded by the pages
+     * the callers (the engines' last snapshots) keep; a value is what `saved`
+     * keeps of a row (`Pages.known`: the run forms' bytes, else a hash).
+     */
+    const preparedAs = new WeakMap<Uint8Array, KnownPage>()
+
+    /**
      * The writes of one save — changed pages, deleted pages and the header
      * row — inside the caller's transaction; returns what was written.
      * `known`: what this repository last wrote of the agent (trusted only
@@ -296,12 +314,20 @@ export const make = (
       for (const p of pages) {
         const old = known?.pages.get(p.index)
         indexes.push(p.index)
-        if (old !== undefined && Pages.unchanged(p.data, old)) {
+        const as = old === undefined ? undefined : preparedAs.get(p.data)
+        if (old !== undefined && as !== undefined && (as === old || Pages.sameRow(as, old))) {
+          // the same page object as an earlier save whose form is still the row: unchanged, nothing compared
           entries.push(old)
           bytes.push(old.compressed === -1 ? p.data : undefined)
+        } else if (old !== undefined && Pages.unchanged(p.data, old)) {
+          entries.push(old)
+          bytes.push(old.compressed === -1 ? p.data : undefined)
+          preparedAs.set(p.data, old)
         } else {
-          entries.push(Pages.storedPage(p.index, p.data, compress))
+          const entry = Pages.storedPage(p.index, p.data, compress)
+          entries.push(entry)
           bytes.push(undefined)
+          preparedAs.set(p.data, Pages.known(entry)) // a deflated or raw page by its hash only: no bytes kept
           changed++
         }
       }

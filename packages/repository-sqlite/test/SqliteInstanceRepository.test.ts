@@ -500,4 +500,53 @@ describe("SqliteInstanceRepository", () => {
         )
       })
   )
+
+  it.effect(
+    "a page handed in again as the same object is unchanged without a compare (snapshot pages are read-only); other agents and objects are compared",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const first = Fixtures.sparseSnapshot("same-object", 3)
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* r.saveState(first.agentId, first)
+            const writes = auditPageWrites(file)
+            // the same objects: nothing compared, nothing written. (A test may break the read-only rule to see
+            // it: bytes written into a saved page object after its save are not seen.)
+            const page = first.state.pages[1]!
+            const original = page.data.slice()
+            page.data[12_345] = page.data[12_345]! ^ 0xff
+            yield* r.saveState(first.agentId, { ...first, invocationCount: 2 })
+            expect(writes()).toEqual([])
+            // the same bytes in a new object are compared: changed, written
+            const copy = { index: page.index, data: page.data.slice() }
+            const next = {
+              ...first,
+              invocationCount: 3,
+              state: { ...first.state, pages: first.state.pages.map((p) => (p === page ? copy : p)) }
+            }
+            yield* r.saveState(next.agentId, next)
+            expect(writes()).toEqual([`write:${page.index}`])
+            // another agent handed the same object is compared against its own rows, never by identity
+            yield* r.saveState(agentId("other"), { ...first, agentId: agentId("other") })
+            writes()
+            const otherCopy = {
+              ...first,
+              agentId: agentId("other"),
+              invocationCount: 4,
+              state: {
+                ...first.state,
+                pages: first.state.pages.map((p) => (p === page ? { index: p.index, data: original } : p))
+              }
+            }
+            yield* r.saveState(otherCopy.agentId, otherCopy)
+            expect(writes()).toEqual([`write:${page.index}`])
+            yield* r.saveState(agentId("other"), { ...first, agentId: agentId("other"), invocationCount: 5 })
+            expect(writes()).toEqual([`write:${page.index}`])
+            const loaded = Option.getOrThrow(yield* r.loadState(agentId("other")))
+            expect(Buffer.compare(Buffer.from(loaded.state.pages[1]!.data), Buffer.from(page.data))).toBe(0)
+          })
+        )
+      })
+  )
 })

@@ -33,6 +33,26 @@ import { decodeInstruction, Immediates, readLocals } from "./Instructions.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
 import type { ModuleInfo } from "./Types.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
+import {
+  BLOCK,
+  BR,
+  BR_IF,
+  BR_TABLE,
+  CALL,
+  CALL_INDIRECT,
+  DELEGATE,
+  END,
+  GLOBAL_GET,
+  GLOBAL_SET,
+  IF,
+  LOOP,
+  RETHROW,
+  RETURN,
+  RETURN_CALL,
+  RETURN_CALL_INDIRECT,
+  THROW,
+  TRY
+} from "./internal/Opcodes.js"
 
 /** Options of `dirtyPagesOf` (internal composition, `rewriteModule`). */
 export interface DirtyPagesOptions {
@@ -231,25 +251,6 @@ const writeKind = (op: number): number => {
   return NONE
 }
 
-// Opcodes the rewriter branches on.
-const BLOCK = 0x02
-const LOOP = 0x03
-const IF = 0x04
-const TRY = 0x06
-const THROW = 0x08
-const RETHROW = 0x09
-const END = 0x0b
-const BR = 0x0c
-const BR_IF = 0x0d
-const BR_TABLE = 0x0e
-const RETURN = 0x0f
-const CALL = 0x10
-const CALL_INDIRECT = 0x11
-const RETURN_CALL = 0x12
-const RETURN_CALL_INDIRECT = 0x13
-const DELEGATE = 0x18
-const GLOBAL_GET = 0x23
-const GLOBAL_SET = 0x24
 /** An edit that publishes the function's bitmap local to the global (before exits, calls and throws). */
 const FLUSH = 6
 

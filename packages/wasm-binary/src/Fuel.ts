@@ -38,6 +38,33 @@ import { FuelScan } from "./internal/FuelScan.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
+import {
+  BLOCK,
+  BR,
+  BR_IF,
+  BR_TABLE,
+  CALL,
+  CALL_INDIRECT,
+  CATCH,
+  CATCH_ALL,
+  DELEGATE,
+  ELSE,
+  END,
+  GLOBAL_GET,
+  GLOBAL_SET,
+  IF,
+  LOCAL_GET,
+  LOCAL_SET,
+  LOCAL_TEE,
+  LOOP,
+  RETHROW,
+  RETURN,
+  RETURN_CALL,
+  RETURN_CALL_INDIRECT,
+  THROW,
+  TRY,
+  UNREACHABLE
+} from "./internal/Opcodes.js"
 
 /** Options of `instrumentFuel`. */
 export interface FuelOptions {
@@ -156,8 +183,16 @@ export const instrumentFuel = (bytes: Uint8Array, options: FuelOptions = {}): Re
   return checkOutput(instrumentFuelOf(bytes, options), (b) => b)
 }
 
-/** `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. @internal */
-export const instrumentFuelOf = (bytes: Uint8Array, options: FuelOptions = {}): ReadResult<Uint8Array<ArrayBuffer>> => {
+/**
+ * `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. `scan: false`
+ * sends every body through the checked decoder instead of the specialised scanner — the same bytes or
+ * the same typed error by contract, which the differential tests hold the scanner to. @internal
+ */
+export const instrumentFuelOf = (
+  bytes: Uint8Array,
+  options: FuelOptions = {},
+  scan = true
+): ReadResult<Uint8Array<ArrayBuffer>> => {
   let r = new ByteReader(bytes)
   return attempt(
     () => {
@@ -250,7 +285,9 @@ export const instrumentFuelOf = (bytes: Uint8Array, options: FuelOptions = {}): 
             if (start === undefined) keep(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
             break
           case SectionId.code:
-            section(SectionId.code, s.size * 2 + 64, (w) => rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf))
+            section(SectionId.code, s.size * 2 + 64, (w) =>
+              rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf, scan)
+            )
             break
           default:
             keep(bytes.subarray(s.offset, s.end))
@@ -351,33 +388,6 @@ const readFunctionTypes = (bytes: Uint8Array, s: RawSection): Array<number> =>
 /** The most locals (parameters included) V8 accepts in a function (`kV8MaxWasmFunctionLocals`). */
 const MAX_LOCALS = 50_000
 
-// Opcodes the rewriter branches on.
-const UNREACHABLE = 0x00
-const BLOCK = 0x02
-const LOOP = 0x03
-const IF = 0x04
-const ELSE = 0x05
-const TRY = 0x06
-const CATCH = 0x07
-const THROW = 0x08
-const RETHROW = 0x09
-const END = 0x0b
-const BR = 0x0c
-const BR_IF = 0x0d
-const BR_TABLE = 0x0e
-const RETURN = 0x0f
-const CALL = 0x10
-const CALL_INDIRECT = 0x11
-const RETURN_CALL = 0x12
-const RETURN_CALL_INDIRECT = 0x13
-const DELEGATE = 0x18
-const CATCH_ALL = 0x19
-const LOCAL_GET = 0x20
-const LOCAL_SET = 0x21
-const LOCAL_TEE = 0x22
-const GLOBAL_GET = 0x23
-const GLOBAL_SET = 0x24
-
 /** What goes before an instruction inside a basic block. */
 const FLUSH = 1 // store the fuel local to the global (before calls, throws, traps)
 const EXIT = 2 // store, then check (before every way out of the function)
@@ -389,12 +399,15 @@ const rewriteCode = (
   w: ByteWriter,
   fuelGlobal: number,
   paramsOf: (definedFunction: number, at: number) => number,
-  costOf: (op: Opcode) => number
+  costOf: (op: Opcode) => number,
+  useScan: boolean
 ): void => {
   const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
   const n = c.count()
   w.u32(n)
-  const scan = new FuelScan(bytes, fuelGlobal, costOf === defaultOperatorCost ? undefined : costOf)
+  const scan = useScan
+    ? new FuelScan(bytes, fuelGlobal, costOf === defaultOperatorCost ? undefined : costOf)
+    : undefined
   let imm: Immediates | undefined
   for (let i = 0; i < n; i++) {
     const at = c.offset
@@ -404,7 +417,7 @@ const rewriteCode = (
     const end = start + size
     const params = paramsOf(i, at)
     const before = w.size
-    if (!scan.body(start, end, params, w)) {
+    if (scan === undefined || !scan.body(start, end, params, w)) {
       // the checked path: the same bytes, or the typed error (kind, reason, offset)
       w.setSize(before) // drop what the scan wrote of this body
       const r = new ByteReader(bytes, start, end, "unexpected end of section or function")

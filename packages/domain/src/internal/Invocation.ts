@@ -2,8 +2,9 @@
  * Invocation (spec `invoke`): the checks of a call — the agent exists, it
  * is running, the function exists, the arguments match its signature —
  * written once and used by `invoke` and the prepared call handle; the call
- * itself (one synchronous step on an idle in-process agent, else through the
- * agent's mailbox); and what a completed or failed call records.
+ * itself (one synchronous step on an idle in-process agent — followed, with
+ * `persistence.snapshotAfterCalls`, by the save it waits for — else through
+ * the agent's mailbox); and what a completed or failed call records.
  *
  * @since 0.1.0
  */
@@ -389,33 +390,6 @@ export const invokeNow = (
   if (signature === undefined) return Effect.fail(functionNotFound(fn))
   const mismatch = checkArgs(signature, fn, args)
   if (mismatch !== undefined) return Effect.fail(mismatch)
-  // `held`: the call holds the agent's mailbox (else it runs in one synchronous step)
-  const body = (held: boolean): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
-    // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
-    if (env.instances.get(agentId) !== i) return Effect.fail(goneError(agentId, fn, i))
-    // its last call trapped: its instance is replaced first (`Recovery`)
-    if (awaitsRecovery(i))
-      return Effect.andThen(
-        recoverLocked(state, i),
-        Effect.suspend(() => body(held))
-      )
-    const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
-    if (refused !== undefined) return Effect.fail(refused)
-    const instance = i.instance as WasmInstance
-    callStarted(state, i)
-    // in-process engines: the synchronous caller, no per-call effects beyond this one
-    const sync = instance.prepare === undefined ? undefined : i.syncCaller(instance, fn)
-    if (sync !== undefined) {
-      const outcome = sync(args, i.config.fuel)
-      return outcome instanceof Error
-        ? callFailed(state, i, fn, outcome, held)
-        : afterCall(state, i, outcome, outcome.results)
-    }
-    return Effect.matchEffect(instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }), {
-      onFailure: (error) => callFailed(state, i, fn, error, held),
-      onSuccess: (outcome) => afterCall(state, i, outcome, outcome.results)
-    })
-  }
   // An idle agent on an in-process engine runs the whole call in this one synchronous
   // step: no other fiber can interleave, so the mailbox is not needed (one call at a
   // time still holds). Otherwise the call queues on the agent's mailbox.
@@ -424,8 +398,8 @@ export const invokeNow = (
     i.instance?.prepare !== undefined &&
     state.settings.persistence.snapshotAfterCalls !== true &&
     !awaitsRecovery(i)
-      ? body(false)
-      : i.exclusive(Effect.suspend(() => body(true)))
+      ? callChecked(state, i, fn, args, false)
+      : i.exclusive(Effect.suspend(() => callChecked(state, i, fn, args, true)))
   )
   return state.authorizer.checksInvocations
     ? Effect.andThen(state.authorizer.authorize({ action: "invoke", agentId, subject: fn }), call)
@@ -433,14 +407,58 @@ export const invokeNow = (
 }
 
 /**
+ * A call whose function and arguments were checked, from the agent's checks
+ * on: the agent is still this instance (else `AgentNotFound` /
+ * `AgentEvictedDuringCall`), a trapped instance is replaced first
+ * (`Recovery`), it runs and is within its budget; then the call — the
+ * engine's synchronous caller on in-process engines, else its `invoke` —
+ * and what it records (`afterCall`, `callFailed`). `held`: the caller holds
+ * the agent's mailbox (else the call runs in one synchronous step).
+ */
+const callChecked = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>,
+  held: boolean
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
+  const agentId = i.agentId
+  // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
+  if (state.env.instances.get(agentId) !== i) return Effect.fail(goneError(agentId, fn, i))
+  // its last call trapped: its instance is replaced first (`Recovery`)
+  if (awaitsRecovery(i))
+    return Effect.andThen(
+      recoverLocked(state, i),
+      Effect.suspend(() => callChecked(state, i, fn, args, held))
+    )
+  const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
+  if (refused !== undefined) return Effect.fail(refused)
+  const instance = i.instance as WasmInstance
+  callStarted(state, i)
+  // in-process engines: the synchronous caller, no per-call effects beyond this one
+  const sync = instance.prepare === undefined ? undefined : i.syncCaller(instance, fn)
+  if (sync !== undefined) {
+    const outcome = sync(args, i.config.fuel)
+    return outcome instanceof Error
+      ? callFailed(state, i, fn, outcome, held)
+      : afterCall(state, i, outcome, outcome.results)
+  }
+  return Effect.matchEffect(instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }), {
+    onFailure: (error) => callFailed(state, i, fn, error, held),
+    onSuccess: (outcome) => afterCall(state, i, outcome, outcome.results)
+  })
+}
+
+/**
  * The synchronous fast path of `invokeNow`, taken in the caller's step when
  * it can decide everything now: the agent is idle (`busy === 0`) and Running
  * (or Critical) on an in-process engine, within its budget, not awaiting
- * recovery, no per-call authorisation and no snapshot after calls. Returns
- * the call's finished effect (its results as an `Exit`, or the checks' and
- * the call's errors as `invoke` returns them), or `undefined` when the call
- * needs the general path (nothing is recorded then). No closure, no effect
- * but the result per call.
+ * recovery, no per-call authorisation. Returns the call's finished effect
+ * (its results as an `Exit`, or the checks' and the call's errors as
+ * `invoke` returns them), or `undefined` when the call needs the general
+ * path (nothing is recorded then). No closure, no effect but the result per
+ * call. With `persistence.snapshotAfterCalls` the call is the same, made
+ * holding the agent's mailbox until its save completes (`invokeIdleSaved`).
  */
 const invokeIdle = (
   state: RuntimeState,
@@ -455,7 +473,6 @@ const invokeIdle = (
     i.busy !== 0 ||
     !isInvocable(i.state) ||
     state.authorizer.checksInvocations ||
-    state.settings.persistence.snapshotAfterCalls === true ||
     awaitsRecovery(i)
   )
     return undefined
@@ -466,6 +483,8 @@ const invokeIdle = (
   if (MemoryBudget.isExceeded(i.budget)) return Effect.fail(overBudgetError(i.agentId, i))
   const direct = directOn(resolved, instance, fn)
   if (direct === undefined) return undefined
+  if (state.settings.persistence.snapshotAfterCalls === true)
+    return invokeIdleSaved(state, i, instance, fn, args, direct, resolved.slot)
   callStarted(state, i)
   // the engine's direct caller: the outcome is left in the export's slot, read right away (no outcome object)
   const slot = resolved.slot
@@ -475,6 +494,44 @@ const invokeIdle = (
   slot.result = undefined // hold no guest value between calls
   return afterCall(state, i, slot, results, idleActivity(state).now())
 }
+
+/**
+ * `invokeIdle` under `persistence.snapshotAfterCalls`: the agent's mailbox
+ * is taken (it is free: the agent is idle), the call runs synchronously
+ * through the engine's direct caller as on the idle path, and the agent's
+ * state is saved (`afterCall` → `saveLocked`) before the mailbox is let go
+ * and the call returns — acknowledged means saved, and no other call of the
+ * agent runs between a call and its save. Should anything the caller
+ * checked have changed before the mailbox was taken (the fiber yielded), the
+ * call takes the general path's checks under the mailbox (`callChecked`).
+ */
+const invokeIdleSaved = (
+  state: RuntimeState,
+  i: AgentInstance,
+  instance: WasmInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>,
+  direct: DirectInvoke,
+  slot: CallSlot
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> =>
+  i.exclusive(
+    Effect.suspend(() => {
+      if (
+        state.env.instances.get(i.agentId) !== i ||
+        i.instance !== instance ||
+        !isInvocable(i.state) ||
+        awaitsRecovery(i) ||
+        MemoryBudget.isExceeded(i.budget)
+      )
+        return callChecked(state, i, fn, args, true)
+      callStarted(state, i)
+      const failure = direct(args, i.config.fuel, slot)
+      if (failure !== undefined) return callFailed(state, i, fn, failure, true)
+      const results = callResults(slot.result)
+      slot.result = undefined // hold no guest value between calls
+      return afterCall(state, i, slot, results)
+    })
+  )
 
 /**
  * Why a call of an instance that is no longer the agent's live one fails:

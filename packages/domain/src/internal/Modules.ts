@@ -26,7 +26,7 @@ import {
   type RuntimeUnavailable
 } from "../RuntimeError.js"
 import { ModuleLoaded } from "../RuntimeEvent.js"
-import type { CompiledModule } from "../WasmEngine.js"
+import { type CompiledModule, usesDirtyPages } from "../WasmEngine.js"
 import * as WasmModules from "../WasmModule.js"
 import type { WasmModule } from "../WasmModule.js"
 import { ensureAccepting, envelope, type RuntimeState, trustedEvent } from "./RuntimeState.js"
@@ -50,7 +50,10 @@ export const compiledFor = (
     if (variant === undefined) return compileOnce(state, module.hash, module.hash, module.bytes)
     return compileOnce(state, variant.key, module.hash, () => {
       // `loadModule` validated these bytes (engine validate or compile) and owns them; the compile checks the output
-      const rewritten = rewriteModule(module.bytes, { ...variant.options, validated: module.info })
+      const rewritten = rewriteModule(module.bytes, {
+        ...CompileVariant.rewriteOptions(variant.params),
+        validated: module.info
+      })
       return rewritten.ok ? rewritten.value.bytes : compileErrorOf(rewritten.error, "rewrite failed: ")
     })
   })
@@ -109,24 +112,38 @@ export const compileOnce = (
     )
   })
 
-/** The rewrite an agent's config asks for (`CompileVariant`), or `undefined` when the module is used as loaded. */
+/** Whether a module has something the memory cap bounds (a memory, or a table), per module (read once). */
+const cappable = new WeakMap<WasmModule, boolean>()
+
+const hasCappable = (module: WasmModule): boolean => {
+  let has = cappable.get(module)
+  if (has === undefined) {
+    // a table is capped from the same budget as memory (issue 12 item 1)
+    has =
+      WasmModules.memoryType(module.info) !== undefined ||
+      module.info.tables.length > 0 ||
+      module.info.imports.some((i) => i.type.kind === "table")
+    cappable.set(module, has)
+  }
+  return has
+}
+
+/**
+ * The rewrite an agent's config asks for (`CompileVariant`): its cache key
+ * and parameters (the rewrite options are made from them on a miss only),
+ * or `undefined` when the module is used as loaded.
+ */
 const rewriteFor = (state: RuntimeState, module: WasmModule, config: AgentConfig) => {
   const { settings, engine } = state
   const params = CompileVariant.variantParams({
-    // a table is capped from the same budget as memory (issue 12 item 1)
-    hasMemory:
-      WasmModules.memoryType(module.info) !== undefined ||
-      module.info.tables.length > 0 ||
-      module.info.imports.some((i) => i.type.kind === "table"),
+    hasMemory: hasCappable(module),
     memoryLimit: config.memoryLimit,
     fuel: config.fuel,
     memoryCap: settings.limits.memoryCap,
     exportState: settings.limits.exportState && engine.capabilities.snapshots,
-    dirtyPages: engine.capabilities.dirtyPages === true
+    dirtyPages: usesDirtyPages(engine.capabilities, settings.persistence.snapshotAfterCalls === true)
   })
-  return params === null
-    ? undefined
-    : { key: CompileVariant.variantKey(module.hash, params), options: CompileVariant.rewriteOptions(params) }
+  return params === null ? undefined : { key: CompileVariant.variantKey(module.hash, params), params }
 }
 
 /** Export names per module, for `ModuleLoaded` (made once: a module may export tens of thousands of names). */

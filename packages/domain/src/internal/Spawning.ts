@@ -30,7 +30,7 @@ import {
 } from "../RuntimeError.js"
 import { AgentSpawned, AgentStateChanged } from "../RuntimeEvent.js"
 import { publishAll } from "../EventBus.js"
-import type { HostImports } from "../WasmEngine.js"
+import type { CompiledModule, HostImports, WasmEngineShape } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
 import { instantiate, instantiateOptions, resolveImports } from "./Instantiation.js"
@@ -131,7 +131,10 @@ export const initialFootprint = (module: WasmModule): number => {
  * records its memory and — when the module has no `_initialize` — starts it,
  * with both events (`AgentSpawned`, `AgentStateChanged`) built without
  * re-parsing their typed fields and without object spreads (`stampedEvent`)
- * and published in one step (`EventBus.publishAll`).
+ * and published in one step (`EventBus.publishAll`). On an engine with
+ * `instantiateSync` (in-process engines), when the variant is cached and no
+ * `_initialize` runs, the claim, the instantiation, the attach, the start and
+ * the events are one synchronous step (`spawnNow`): no mailbox, no engine effect.
  */
 export const spawnAgent = (
   state: RuntimeState,
@@ -193,7 +196,15 @@ const claimAndInstantiate = (
   }
   if (state.lockFree()) {
     const claimed = state.env.claim(claimInput)
-    return claimed instanceof Error ? Effect.fail(claimed) : instantiateClaimed(state, claimed, module, config, imports)
+    if (claimed instanceof Error) return Effect.fail(claimed)
+    const cached = cachedVariant(state, module, config)
+    const instantiateSync = state.engine.instantiateSync
+    // nothing of the guest runs after instantiation (no `_initialize`, or not started): one synchronous step
+    return cached !== undefined &&
+      instantiateSync !== undefined &&
+      (config.autoStart === false || !module.functions.has("_initialize"))
+      ? spawnNow(state, claimed, module, config, imports, cached, instantiateSync)
+      : instantiateClaimed(state, claimed, module, config, imports, cached)
   }
   return Effect.flatMap(
     state.locked(
@@ -202,9 +213,81 @@ const claimAndInstantiate = (
         return claimed instanceof Error ? Effect.fail(claimed) : Effect.succeed(claimed)
       })
     ),
-    (claimed) => instantiateClaimed(state, claimed, module, config, imports)
+    (claimed) => instantiateClaimed(state, claimed, module, config, imports, cachedVariant(state, module, config))
   )
 }
+
+/**
+ * Releases a claim whose spawn failed: the instance (if attached) is
+ * terminated and the agent removed under the aggregate lock (its memory back to the pool).
+ */
+const releaseClaim = (state: RuntimeState, claimed: AgentInstance): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const instance = claimed.detach()
+    return Effect.andThen(
+      instance === undefined ? Effect.void : instance.terminate,
+      state.locked(
+        Effect.sync(
+          () => void (state.env.instances.get(claimed.agentId) === claimed && state.env.remove(claimed.agentId))
+        )
+      )
+    )
+  })
+
+/** The agent's info once spawned, with a pressure check scheduled when one is due. */
+const spawned = (state: RuntimeState, claimed: AgentInstance): Effect.Effect<AgentInfo> => {
+  const info = toInfo(claimed)
+  return pressureDue(state) ? Effect.as(schedulePressure(state), info) : Effect.succeed(info)
+}
+
+/**
+ * The spawn of a claimed agent in one synchronous step, on an engine with
+ * `instantiateSync`, when its compiled variant is cached and nothing of the
+ * guest runs after instantiation: runs right after the claim, in the same
+ * step (no other fiber can see the agent in between, so no mailbox is taken),
+ * instantiates, attaches, records memory, starts, and publishes the events —
+ * the same events, errors and pool accounting as `instantiateClaimed`. An
+ * instantiation error releases the claim right away (the aggregate lock is
+ * still free in this step).
+ */
+const spawnNow = (
+  state: RuntimeState,
+  claimed: AgentInstance,
+  module: WasmModule,
+  config: AgentConfig,
+  imports: HostImports,
+  compiled: CompiledModule,
+  instantiateSync: NonNullable<WasmEngineShape["instantiateSync"]>
+): Effect.Effect<AgentInfo, SpawnError> => {
+  const { env } = state
+  const { agentId } = claimed
+  const made = instantiateSync(compiled, instantiateOptions(state, agentId, module, config, imports))
+  if (made instanceof Error) {
+    if (env.instances.get(agentId) === claimed) env.remove(agentId)
+    return Effect.fail(made)
+  }
+  claimed.attach(made.instance)
+  env.recordMemory(claimed, made.memoryBytes)
+  env.counters.spawned++
+  const now = state.clock.currentTimeMillisUnsafe()
+  const event = spawnedEvent(state, claimed, config, now)
+  if (config.autoStart === false) return Effect.flatMap(state.bus.publish(event), () => spawned(state, claimed))
+  const change = claimed.start()
+  if ("_tag" in change) {
+    return Effect.andThen(state.bus.publish(event), Effect.andThen(releaseClaim(state, claimed), Effect.fail(change)))
+  }
+  const started = stampedEvent(state, AgentStateChanged, now, { agentId, from: change.from, to: change.to })
+  return Effect.flatMap(publishAll(state.bus, [event, started]), () => spawned(state, claimed))
+}
+
+/** `AgentSpawned` for a claimed agent at `now` (`stampedEvent`: no re-parse, no spread). */
+const spawnedEvent = (state: RuntimeState, claimed: AgentInstance, config: AgentConfig, now: number): AgentSpawned =>
+  stampedEvent(state, AgentSpawned, now, {
+    agentId: claimed.agentId,
+    moduleId: claimed.moduleId,
+    instanceId: claimed.id,
+    memoryAllocated: config.memoryLimit
+  })
 
 /**
  * Instantiates a claimed agent under its mailbox and starts it; on failure
@@ -215,11 +298,11 @@ const instantiateClaimed = (
   claimed: AgentInstance,
   module: WasmModule,
   config: AgentConfig,
-  imports: HostImports
+  imports: HostImports,
+  cached: CompiledModule | undefined
 ): Effect.Effect<AgentInfo, SpawnError> => {
   const { env } = state
   const { agentId } = claimed
-  const cached = cachedVariant(state, module, config)
   const made =
     cached === undefined
       ? instantiate(state, agentId, module, config, imports)
@@ -239,12 +322,7 @@ const instantiateClaimed = (
       env.recordMemory(claimed, bytes)
       env.counters.spawned++
       const now = state.clock.currentTimeMillisUnsafe()
-      const spawned = stampedEvent(state, AgentSpawned, now, {
-        agentId,
-        moduleId: claimed.moduleId,
-        instanceId: claimed.id,
-        memoryAllocated: config.memoryLimit
-      })
+      const spawned = spawnedEvent(state, claimed, config, now)
       if (config.autoStart === false) return state.bus.publish(spawned)
       if (!module.functions.has("_initialize")) {
         // nothing of the guest runs at start: the transition is synchronous
@@ -261,18 +339,7 @@ const instantiateClaimed = (
     })
   )
   return claimed.exclusive(body).pipe(
-    Effect.onError(() =>
-      Effect.suspend(() => {
-        const instance = claimed.detach()
-        return Effect.andThen(
-          instance === undefined ? Effect.void : instance.terminate,
-          state.locked(Effect.sync(() => void (env.instances.get(agentId) === claimed && env.remove(agentId))))
-        )
-      })
-    ),
-    Effect.flatMap(() => {
-      const info = toInfo(claimed)
-      return pressureDue(state) ? Effect.as(schedulePressure(state), info) : Effect.succeed(info)
-    })
+    Effect.onError(() => releaseClaim(state, claimed)),
+    Effect.flatMap(() => spawned(state, claimed))
   )
 }

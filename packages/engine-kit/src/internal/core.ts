@@ -11,9 +11,10 @@
 import type { CallSlot, EngineState, HostImports, HostMemory, InvokeOutcome, WasmValue } from "@agent-runtime/domain"
 import { DIRTY_PAGES_EXPORT, FUEL_EXPORT, START_EXPORT, TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
 import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
+import { nonZeroPages, type PageSnapshots, pageSnapshots } from "./dirty.js"
 import { type FuelAccess, fuelAccess } from "./fuel.js"
 import { memorySize } from "./memorySize.js"
-import { isZeroPage, PAGE_BYTES } from "./pages.js"
+import { PAGE_BYTES } from "./pages.js"
 
 export { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
 export type { CoreError } from "./errors.js"
@@ -41,6 +42,18 @@ export interface InstanceConfig<E extends Error = never> {
    * call or the start function; `undefined` → the default mapping (`mapCallError`).
    */
   readonly mapThrown?: ((fn: string, error: unknown) => E | undefined) | undefined
+  /**
+   * Snapshots read the module's dirty-page write barrier (wasm-binary
+   * `DirtyPages.ts`, the `DIRTY_PAGES_EXPORT` bitmap) when it has one: each
+   * snapshot copies only the pages stored to since the previous snapshot and
+   * hands the others back as the previous snapshot's own `Uint8Array`s
+   * (`dirty.ts` `pageSnapshots`; snapshot pages are then shared, read-only).
+   * The instance must be the bitmap's only reader (not so in a worker, whose
+   * executor reads it after every call). Ignored — every page is scanned, as
+   * without the option — for a module without the bitmap, a memory the
+   * module imports (its holder may write it unseen) and a shared memory.
+   */
+  readonly dirtyPages?: boolean | undefined
 }
 
 /** What a call can fail with, as a value. */
@@ -89,7 +102,11 @@ export interface LiveInstance<E extends Error = never> {
   readonly read: (offset: number, length: number) => Uint8Array | Trap
   /** Copies `bytes` into linear memory at `offset`; out of bounds → `Trap`. */
   readonly write: (offset: number, bytes: Uint8Array) => Trap | undefined
-  /** Non-zero pages + mutable globals. */
+  /**
+   * Non-zero pages + mutable globals. The pages are never written by the
+   * instance afterwards, and nobody else may write them: with
+   * `InstanceConfig.dirtyPages` a later snapshot may return the same objects.
+   */
   readonly snapshot: () => EngineState | Trap
   /** Overwrites memory (growing it when needed) and globals; growth refused → `MemoryExceeded`. */
   readonly restore: (state: EngineState) => Trap | MemoryExceeded | undefined
@@ -158,6 +175,85 @@ const findTables = (exports: WebAssembly.Exports, imports: WebAssembly.Imports):
   return [...tables]
 }
 
+/**
+ * Where an instance of one compiled module finds its linear memory and its
+ * tables: read once per `WebAssembly.Module` from its export and import
+ * descriptors (`WebAssembly.Module.exports` / `imports`), so a spawn looks
+ * them up by name instead of walking every export and import value.
+ */
+interface ModuleLayout {
+  /** The first exported memory's name. */
+  readonly memoryExport: string | undefined
+  /** The first imported memory (module, name). */
+  readonly memoryImport: readonly [string, string] | undefined
+  /** Exported tables' names. */
+  readonly tableExports: ReadonlyArray<string>
+  /** Imported tables (module, name). */
+  readonly tableImports: ReadonlyArray<readonly [string, string]>
+}
+
+const NO_NAMES: ReadonlyArray<never> = Object.freeze([])
+const layouts = new WeakMap<WebAssembly.Module, ModuleLayout>()
+
+const layoutOf = (module: WebAssembly.Module): ModuleLayout => {
+  let layout = layouts.get(module)
+  if (layout !== undefined) return layout
+  let memoryExport: string | undefined
+  let memoryImport: readonly [string, string] | undefined
+  const tableExports: Array<string> = []
+  const tableImports: Array<readonly [string, string]> = []
+  for (const e of WebAssembly.Module.exports(module)) {
+    if (e.kind === "memory") memoryExport ??= e.name
+    else if (e.kind === "table") tableExports.push(e.name)
+  }
+  for (const i of WebAssembly.Module.imports(module)) {
+    if (i.kind === "memory") memoryImport ??= [i.module, i.name]
+    else if (i.kind === "table") tableImports.push([i.module, i.name])
+  }
+  layout = {
+    memoryExport,
+    memoryImport,
+    tableExports: tableExports.length === 0 ? NO_NAMES : tableExports,
+    tableImports: tableImports.length === 0 ? NO_NAMES : tableImports
+  }
+  layouts.set(module, layout)
+  return layout
+}
+
+const imported = (imports: WebAssembly.Imports, at: readonly [string, string]): unknown =>
+  (imports[at[0]] as Record<string, unknown> | undefined)?.[at[1]]
+
+/** `findMemory` through a module's layout: the exported, else imported, memory of the instance. */
+const layoutMemory = (
+  layout: ModuleLayout,
+  exports: WebAssembly.Exports,
+  imports: WebAssembly.Imports
+): WebAssembly.Memory | undefined => {
+  const m = layout.memoryExport !== undefined ? exports[layout.memoryExport] : undefined
+  if (m instanceof WebAssembly.Memory) return m
+  const i = layout.memoryImport !== undefined ? imported(imports, layout.memoryImport) : undefined
+  return i instanceof WebAssembly.Memory ? i : undefined
+}
+
+/** `findTables` through a module's layout: the exported and imported tables (each once). */
+const layoutTables = (
+  layout: ModuleLayout,
+  exports: WebAssembly.Exports,
+  imports: WebAssembly.Imports
+): ReadonlyArray<WebAssembly.Table> => {
+  if (layout.tableExports.length === 0 && layout.tableImports.length === 0) return NO_NAMES
+  const tables: Array<WebAssembly.Table> = []
+  for (const name of layout.tableExports) {
+    const t = exports[name]
+    if (t instanceof WebAssembly.Table && !tables.includes(t)) tables.push(t)
+  }
+  for (const at of layout.tableImports) {
+    const t = imported(imports, at)
+    if (t instanceof WebAssembly.Table && !tables.includes(t)) tables.push(t)
+  }
+  return tables
+}
+
 /** The exported mutable globals, without the fuel counter and the dirty-page bitmap. */
 const mutableGlobals = (exports: WebAssembly.Exports): Array<readonly [string, WebAssembly.Global]> => {
   const globals: Array<readonly [string, WebAssembly.Global]> = []
@@ -189,6 +285,9 @@ const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefine
 /** Calls of one instance read its memory size through the accessor before the helper (`memorySize`) is made. */
 const HELPER_AFTER_CALLS = 64
 
+/** The pages of a snapshot of an instance without memory. */
+const NO_PAGES: ReadonlyArray<never> = Object.freeze([])
+
 /** The results of a call that returned nothing: one frozen array shared by every such call (no allocation per call). */
 const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
 
@@ -196,22 +295,31 @@ const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
 const results = (result: unknown): ReadonlyArray<WasmValue> =>
   result === undefined ? NO_RESULTS : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
 
-/** Wraps an instance already made (`new WebAssembly.Instance(module, imports)` with these `imports`). */
+/**
+ * Wraps an instance already made (`new WebAssembly.Instance(module, imports)`
+ * with these `imports`). With `module`, the memory and tables are looked up
+ * by the names its descriptors give (read once per module): the exported,
+ * else the imported, memory and the tables it exports or imports; without
+ * it, every export and import value is examined (the first memory found).
+ */
 export const fromInstance = <E extends Error = never>(
   instance: WebAssembly.Instance,
   imports: WebAssembly.Imports,
-  config: Pick<InstanceConfig<E>, "mapThrown"> = {}
+  config: Pick<InstanceConfig<E>, "mapThrown" | "dirtyPages"> = {},
+  module?: WebAssembly.Module
 ): LiveInstance<E> => {
   const exports = instance.exports
   let live = true
-  const memory = findMemory(exports, imports)
+  // with the module: its memory and tables by name (`layoutOf`, once per module); else a walk of every value
+  const layout = module === undefined ? undefined : layoutOf(module)
+  const memory = layout === undefined ? findMemory(exports, imports) : layoutMemory(layout, exports, imports)
   const fuelExport = exports[FUEL_EXPORT]
   const fuelGlobal = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
   // the exported mutable globals, found on first use (a snapshot), not at spawn: telling mutable from
   // immutable ones costs an exception per immutable global
   let globalsFound: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined
   const globals = () => (globalsFound ??= mutableGlobals(exports))
-  const tables = findTables(exports, imports)
+  const tables = layout === undefined ? findTables(exports, imports) : layoutTables(layout, exports, imports)
   const linearBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
   const memoryBytes = () => {
     let bytes = linearBytes()
@@ -241,6 +349,11 @@ export const fromInstance = <E extends Error = never>(
     return bytes
   }
 
+  // Snapshots through the write barrier (`config.dirtyPages`): set up on the first snapshot (`barrierFor`);
+  // `null` → every page scanned. Memory changed other than by the guest's stores makes the next one full.
+  let barrier: PageSnapshots | null | undefined = config.dirtyPages === true ? undefined : null
+  const outsideWrite = (): void => barrier?.invalidate()
+
   const prepareDirect = (fn: string): DirectCall<E> | undefined => {
     const f = exports[fn]
     if (typeof f !== "function") return undefined
@@ -269,6 +382,7 @@ export const fromInstance = <E extends Error = never>(
             result = g(...args)
         }
       } catch (e) {
+        outsideWrite() // a trap may unwind frames before they publish their dirty bits
         if (access !== undefined && access.get() < 0) return new FuelExhausted({ function: fn, fuel: fuel! })
         return mapThrown?.(fn, e) ?? mapCallError(fn, e)
       }
@@ -318,17 +432,23 @@ export const fromInstance = <E extends Error = never>(
     return undefined
   }
 
+  /** The barrier's snapshots when `config.dirtyPages` asks for them and they can be trusted (see there), else `null`. */
+  const barrierFor = (): PageSnapshots | null => {
+    const bitmap = exports[DIRTY_PAGES_EXPORT]
+    if (!(bitmap instanceof WebAssembly.Global) || memory === undefined) return null
+    if (typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer) return null
+    for (const ns of Object.values(imports)) {
+      for (const v of Object.values(ns as Record<string, unknown>)) if (v === memory) return null
+    }
+    return pageSnapshots(bitmap)
+  }
+
   const snapshot = (): EngineState | Trap => {
     if (!live) return terminated("snapshot")
-    const pages: Array<{ index: number; data: Uint8Array }> = []
+    let pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }> = NO_PAGES
     if (memory !== undefined) {
-      const buffer = memory.buffer
-      const words = new Uint32Array(buffer)
-      const count = buffer.byteLength / PAGE_BYTES
-      for (let p = 0; p < count; p++) {
-        if (!isZeroPage(words, p))
-          pages.push({ index: p, data: new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice() })
-      }
+      if (barrier === undefined) barrier = barrierFor()
+      pages = barrier === null ? nonZeroPages(memory.buffer) : barrier.take(memory.buffer)
     }
     const values: Record<string, number | bigint> = {}
     for (const [name, g] of globals()) {
@@ -340,6 +460,7 @@ export const fromInstance = <E extends Error = never>(
 
   const restore = (state: EngineState): Trap | MemoryExceeded | undefined => {
     if (!live) return terminated("restore")
+    outsideWrite()
     if (memory !== undefined) {
       const current = memory.buffer.byteLength
       if (state.memoryBytes > current) {
@@ -390,7 +511,10 @@ export const fromInstance = <E extends Error = never>(
       bounds("readMemory", offset, length) ?? new Uint8Array(memory!.buffer, offset, length).slice(),
     write: (offset, bytes) => {
       const err = bounds("writeMemory", offset, bytes.byteLength)
-      if (err === undefined) new Uint8Array(memory!.buffer).set(bytes, offset)
+      if (err === undefined) {
+        new Uint8Array(memory!.buffer).set(bytes, offset)
+        outsideWrite()
+      }
       return err
     },
     snapshot,
@@ -519,7 +643,7 @@ export const instantiate = <E extends Error = never>(
   } catch (e) {
     return instantiationError(e) ?? config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
   }
-  const live = fromInstance(instance, importObject, config)
+  const live = fromInstance(instance, importObject, config, module)
   const started = runDeferredStart(live, config)
   if (started !== undefined) {
     live.terminate()

@@ -12,8 +12,15 @@
  * bit k − 1 mod 64 of the bitmap is): page p is to be compared when bit
  * `p % 64` of the mask is set.
  *
+ * `pageSnapshots` is the snapshot side for an in-thread instance (`core.ts`,
+ * `InstanceConfig.dirtyPages`): each snapshot copies only the pages the
+ * barrier marked since the previous one and hands the unchanged ones back
+ * as the very `Uint8Array` objects of that previous snapshot.
+ *
  * @since 0.4.0
  */
+import { helperExports, lazyModule, moduleBytes, name, section, uleb } from "./helperModules.js"
+import { isZeroPage, PAGE_BYTES } from "./pages.js"
 
 /** Reads and clears one bitmap. */
 export interface DirtyAccess {
@@ -22,19 +29,6 @@ export interface DirtyAccess {
   /** The high 32 bits of the page mask of the last `take`. */
   readonly high: () => number
 }
-
-const uleb = (n: number): Array<number> => {
-  const out: Array<number> = []
-  do {
-    let byte = n & 0x7f
-    n >>>= 7
-    if (n !== 0) byte |= 0x80
-    out.push(byte)
-  } while (n !== 0)
-  return out
-}
-const section = (id: number, body: ReadonlyArray<number>): Array<number> => [id, ...uleb(body.length), ...body]
-const name = (s: string): Array<number> => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
 
 /**
  * `(module (import "" "g" (global $g (mut i64))) (global $h (mut i32) (i32.const 0))
@@ -50,7 +44,7 @@ const name = (s: string): Array<number> => [...uleb(s.length), ...Array.from(s, 
  *             (i32.shr_u (local.get $hi) (i32.const 31))))
  *   (func (export "h") (result i32) (global.get $h)))`
  */
-const helperBytes = (): Uint8Array => {
+const helperBytes = (): Uint8Array<ArrayBuffer> => {
   // biome-ignore format: one line per instruction group
   const takeBody = [
     1, 2, 0x7f, // 2 × i32 locals
@@ -62,36 +56,18 @@ const helperBytes = (): Uint8Array => {
     0x0b
   ]
   const highBody = [0, 0x23, 1, 0x0b]
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [1, 0x60, 0, 1, 0x7f]),
-    ...section(2, [1, ...name(""), ...name("g"), 0x03, 0x7e, 0x01]),
-    ...section(3, [2, 0, 0]),
-    ...section(6, [1, 0x7f, 0x01, 0x41, 0, 0x0b]),
-    ...section(7, [2, ...name("t"), 0x00, 0, ...name("h"), 0x00, 1]),
-    ...section(10, [2, ...uleb(takeBody.length), ...takeBody, ...uleb(highBody.length), ...highBody])
-  ])
+  return moduleBytes(
+    section(1, [1, 0x60, 0, 1, 0x7f]),
+    section(2, [1, ...name(""), ...name("g"), 0x03, 0x7e, 0x01]),
+    section(3, [2, 0, 0]),
+    section(6, [1, 0x7f, 0x01, 0x41, 0, 0x0b]),
+    section(7, [2, ...name("t"), 0x00, 0, ...name("h"), 0x00, 1]),
+    section(10, [2, ...uleb(takeBody.length), ...takeBody, ...uleb(highBody.length), ...highBody])
+  )
 }
 
-let helper: WebAssembly.Module | null | undefined
-
-const helperModule = (): WebAssembly.Module | null => {
-  if (helper === undefined) {
-    try {
-      helper = new WebAssembly.Module(helperBytes() as Uint8Array<ArrayBuffer>)
-    } catch {
-      helper = null // runtime compilation forbidden here: the accessor it is
-    }
-  }
-  return helper
-}
+/** The helper, compiled on first use; `null` where this host will not compile it. */
+export const helperModule = lazyModule(helperBytes)
 
 /** The accessor path (any host). */
 export const viaAccessor = (global: WebAssembly.Global): DirtyAccess => {
@@ -111,15 +87,120 @@ export const viaAccessor = (global: WebAssembly.Global): DirtyAccess => {
 
 /** Fast access to `global` (the mutable i64 bitmap); the accessor where the helper cannot be made. */
 export const dirtyAccess = (global: WebAssembly.Global): DirtyAccess => {
-  const module = helperModule()
-  if (module === null) return viaAccessor(global)
-  let exports: WebAssembly.Exports
-  try {
-    exports = new WebAssembly.Instance(module, { "": { g: global } }).exports
-  } catch {
-    return viaAccessor(global)
-  }
+  const exports = helperExports(helperModule, { "": { g: global } })
+  if (exports === null) return viaAccessor(global)
   const t = exports["t"] as () => number
   const h = exports["h"] as () => number
   return { take: () => t() >>> 0, high: () => h() >>> 0 }
+}
+
+// -----------------------------------------------------------------------------
+// snapshots through the barrier (in-thread instances)
+// -----------------------------------------------------------------------------
+
+/** One non-zero page of a snapshot: its index (pages of 64 KiB) and its bytes (never written after the snapshot). */
+export interface SnapshotPage {
+  readonly index: number
+  readonly data: Uint8Array
+}
+
+const WORDS_PER_PAGE = PAGE_BYTES / 4
+
+/**
+ * The non-zero pages of `buffer` (a multiple of 64 KiB), each a fresh copy,
+ * in increasing index: a zero scan of every page (a snapshot without the barrier).
+ */
+export const nonZeroPages = (buffer: ArrayBuffer | SharedArrayBuffer): Array<SnapshotPage> => {
+  const pages: Array<SnapshotPage> = []
+  const words = new Uint32Array(buffer)
+  const count = buffer.byteLength / PAGE_BYTES
+  for (let p = 0; p < count; p++) if (!isZeroPage(words, p)) pages.push({ index: p, data: copy(buffer, p) })
+  return pages
+}
+
+/**
+ * A copy of page `p` of `buffer`, its own 64 KiB `ArrayBuffer` (so a page a
+ * later snapshot keeps holds nothing else alive; one block for the pages of
+ * a snapshot measured no faster on the swarm, with more system time).
+ */
+const copy = (buffer: ArrayBuffer | SharedArrayBuffer, p: number): Uint8Array =>
+  new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice()
+
+/** True when page `page` of the memory viewed as `words` holds the bytes of `data` (a 64 KiB page). */
+const samePage = (words: Uint32Array, page: number, data: Uint8Array): boolean => {
+  if ((data.byteOffset & 3) !== 0 || data.byteLength !== PAGE_BYTES) return false
+  const other = new Uint32Array(data.buffer, data.byteOffset, WORDS_PER_PAGE)
+  const start = page * WORDS_PER_PAGE
+  for (let i = 0; i < WORDS_PER_PAGE; i++) if (words[start + i] !== other[i]) return false
+  return true
+}
+
+/**
+ * The pages of `buffer` after `before` (the previous snapshot's pages, in
+ * increasing index) when only the pages of `low`/`high` (a `DirtyAccess`
+ * mask: page p ↔ bit p % 64) may have changed: an unmarked page is taken
+ * from `before` as it is (the same entry and bytes; absent there = zero,
+ * which covers pages grown since); a marked page is checked for zero, kept
+ * as it was when its bytes did not change, else copied. Nothing marked:
+ * `before` itself.
+ */
+export const changedPages = (
+  buffer: ArrayBuffer | SharedArrayBuffer,
+  before: ReadonlyArray<SnapshotPage>,
+  low: number,
+  high: number
+): ReadonlyArray<SnapshotPage> => {
+  if (low === 0 && high === 0) return before
+  const pages: Array<SnapshotPage> = []
+  const words = new Uint32Array(buffer)
+  const count = buffer.byteLength / PAGE_BYTES
+  let k = 0
+  for (let p = 0; p < count; p++) {
+    let old: SnapshotPage | undefined
+    if (k < before.length && before[k]!.index === p) old = before[k++]
+    if ((((p & 63) < 32 ? low >>> (p & 31) : high >>> (p & 31)) & 1) === 0) {
+      if (old !== undefined) pages.push(old)
+    } else if (old !== undefined && samePage(words, p, old.data)) {
+      pages.push(old)
+    } else if (!isZeroPage(words, p)) {
+      pages.push({ index: p, data: copy(buffer, p) })
+    }
+  }
+  return pages
+}
+
+/**
+ * The snapshots of one instance's linear memory through its write barrier.
+ * The first snapshot, and the first after `invalidate`, scans and copies
+ * every page (`nonZeroPages`); later ones copy only what `changedPages`
+ * finds changed since the previous snapshot. So the pages it returns are
+ * shared with the previous snapshot: NOBODY MAY WRITE INTO THEM (the next
+ * snapshot would hand the written bytes back as the memory's). The owner
+ * calls `invalidate` whenever memory may have changed other than by the
+ * guest's own stores since the last snapshot — a failed call (a trap may
+ * unwind frames before they publish their bits), a host write, a restore —
+ * and must be the bitmap's only reader.
+ */
+export interface PageSnapshots {
+  /** The next snapshot scans every page. */
+  readonly invalidate: () => void
+  /** The non-zero pages of `buffer` (the instance's memory, a multiple of 64 KiB), in increasing index. */
+  readonly take: (buffer: ArrayBuffer | SharedArrayBuffer) => ReadonlyArray<SnapshotPage>
+}
+
+/** `PageSnapshots` over the bitmap `global` (`DIRTY_PAGES_EXPORT`), cleared at every snapshot. */
+export const pageSnapshots = (global: WebAssembly.Global): PageSnapshots => {
+  const access = dirtyAccess(global)
+  let previous: ReadonlyArray<SnapshotPage> | undefined // undefined: the next snapshot is full
+  return {
+    invalidate: () => {
+      previous = undefined
+    },
+    take: (buffer) => {
+      const low = access.take() // clears the bitmap in any case
+      const pages = previous === undefined ? nonZeroPages(buffer) : changedPages(buffer, previous, low, access.high())
+      previous = pages
+      return pages
+    }
+  }
 }

@@ -11,6 +11,7 @@
  *
  * @since 0.2.0
  */
+import { helperExports, lazyModule, moduleBytes, name, section, uleb } from "./helperModules.js"
 
 /** Sets and reads one fuel counter, in fuel units. */
 export interface FuelAccess {
@@ -18,56 +19,25 @@ export interface FuelAccess {
   readonly get: () => number
 }
 
-const uleb = (n: number): Array<number> => {
-  const out: Array<number> = []
-  do {
-    let byte = n & 0x7f
-    n >>>= 7
-    if (n !== 0) byte |= 0x80
-    out.push(byte)
-  } while (n !== 0)
-  return out
-}
-const section = (id: number, body: ReadonlyArray<number>): Array<number> => [id, ...uleb(body.length), ...body]
-const name = (s: string): Array<number> => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
-
 /**
  * `(module (import "" "g" (global (mut i64)))
  *   (func (export "s") (param f64) (global.set 0 (i64.trunc_f64_s (local.get 0))))
  *   (func (export "g") (result f64) (f64.convert_i64_s (global.get 0))))`
  */
-const helperBytes = (): Uint8Array => {
+const helperBytes = (): Uint8Array<ArrayBuffer> => {
   const setBody = [0, 0x20, 0, 0xb0, 0x24, 0, 0x0b]
   const getBody = [0, 0x23, 0, 0xb9, 0x0b]
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [2, 0x60, 1, 0x7c, 0, 0x60, 0, 1, 0x7c]),
-    ...section(2, [1, ...name(""), ...name("g"), 0x03, 0x7e, 0x01]),
-    ...section(3, [2, 0, 1]),
-    ...section(7, [2, ...name("s"), 0x00, 0, ...name("g"), 0x00, 1]),
-    ...section(10, [2, ...uleb(setBody.length), ...setBody, ...uleb(getBody.length), ...getBody])
-  ])
+  return moduleBytes(
+    section(1, [2, 0x60, 1, 0x7c, 0, 0x60, 0, 1, 0x7c]),
+    section(2, [1, ...name(""), ...name("g"), 0x03, 0x7e, 0x01]),
+    section(3, [2, 0, 1]),
+    section(7, [2, ...name("s"), 0x00, 0, ...name("g"), 0x00, 1]),
+    section(10, [2, ...uleb(setBody.length), ...setBody, ...uleb(getBody.length), ...getBody])
+  )
 }
 
-let helper: WebAssembly.Module | null | undefined
-
-const helperModule = (): WebAssembly.Module | null => {
-  if (helper === undefined) {
-    try {
-      helper = new WebAssembly.Module(helperBytes() as Uint8Array<ArrayBuffer>)
-    } catch {
-      helper = null // runtime compilation forbidden here: the accessor it is
-    }
-  }
-  return helper
-}
+/** The helper, compiled on first use; `null` where this host will not compile it. */
+export const helperModule = lazyModule(helperBytes)
 
 /** The accessor path (any host). */
 const viaAccessor = (global: WebAssembly.Global): FuelAccess => ({
@@ -79,14 +49,8 @@ const viaAccessor = (global: WebAssembly.Global): FuelAccess => ({
 
 /** Fast access to `global` (a mutable i64 `WebAssembly.Global`); the accessor where the helper cannot be made. */
 export const fuelAccess = (global: WebAssembly.Global): FuelAccess => {
-  const module = helperModule()
-  if (module === null) return viaAccessor(global)
-  let exports: WebAssembly.Exports
-  try {
-    exports = new WebAssembly.Instance(module, { "": { g: global } }).exports
-  } catch {
-    return viaAccessor(global)
-  }
+  const exports = helperExports(helperModule, { "": { g: global } })
+  if (exports === null) return viaAccessor(global)
   const s = exports["s"] as (fuel: number) => void
   const g = exports["g"] as () => number
   return {

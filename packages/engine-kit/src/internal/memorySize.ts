@@ -10,6 +10,7 @@
  *
  * @since 0.4.0
  */
+import { helperExports, lazyModule } from "./helperModules.js"
 
 /**
  * `(module (import "" "m" (memory 0)) (func (export "s") (result i32) memory.size))`:
@@ -61,31 +62,18 @@ const HELPER = [
   0x0b // body: memory.size 0
 ]
 
-let helper: WebAssembly.Module | null | undefined
-
-const helperModule = (): WebAssembly.Module | null => {
-  if (helper === undefined) {
-    try {
-      helper = new WebAssembly.Module(new Uint8Array(HELPER))
-    } catch {
-      helper = null // runtime compilation forbidden here: the accessor it is
-    }
-  }
-  return helper
-}
+/** The helper, compiled on first use; `null` where this host will not compile it. */
+export const helperModule = lazyModule(() => new Uint8Array(HELPER))
 
 const PAGE = 65_536
 
 /** A reader of `memory`'s size in bytes (`memory.buffer.byteLength`), through the helper where it can be made. */
 export const memorySize = (memory: WebAssembly.Memory): (() => number) => {
   const viaAccessor = () => memory.buffer.byteLength
-  const module =
-    typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer ? null : helperModule()
-  if (module === null) return viaAccessor
-  try {
-    const s = new WebAssembly.Instance(module, { "": { m: memory } }).exports["s"] as () => number
-    return () => s() * PAGE
-  } catch {
-    return viaAccessor
-  }
+  // the helper imports an unshared memory
+  if (typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer) return viaAccessor
+  const exports = helperExports(helperModule, { "": { m: memory } })
+  if (exports === null) return viaAccessor
+  const s = exports["s"] as () => number
+  return () => s() * PAGE
 }

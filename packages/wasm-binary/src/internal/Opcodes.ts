@@ -520,3 +520,30 @@ export const SINGLE_IMM: Uint8Array = (() => {
   })
   return t
 })()
+
+/** Opcodes of the control and variable instructions the rewrites look for (§5.4.1, §5.4.4). */
+export const UNREACHABLE = 0x00
+export const BLOCK = 0x02
+export const LOOP = 0x03
+export const IF = 0x04
+export const ELSE = 0x05
+export const TRY = 0x06
+export const CATCH = 0x07
+export const THROW = 0x08
+export const RETHROW = 0x09
+export const END = 0x0b
+export const BR = 0x0c
+export const BR_IF = 0x0d
+export const BR_TABLE = 0x0e
+export const RETURN = 0x0f
+export const CALL = 0x10
+export const CALL_INDIRECT = 0x11
+export const RETURN_CALL = 0x12
+export const RETURN_CALL_INDIRECT = 0x13
+export const DELEGATE = 0x18
+export const CATCH_ALL = 0x19
+export const LOCAL_GET = 0x20
+export const LOCAL_SET = 0x21
+export const LOCAL_TEE = 0x22
+export const GLOBAL_GET = 0x23
+export const GLOBAL_SET = 0x24
