@@ -485,14 +485,31 @@ const invokeIdle = (
   if (direct === undefined) return undefined
   if (state.settings.persistence.snapshotAfterCalls === true)
     return invokeIdleSaved(state, i, instance, fn, args, direct, resolved.slot)
+  return callDirect(state, i, fn, args, direct, resolved.slot, false, idleActivity(state))
+}
+
+/**
+ * A checked call through the engine's direct caller: the outcome is left in
+ * the export's `slot` and read right away (no outcome object), then recorded
+ * (`afterCall` at `activity.now()`, default the `Clock` now; `callFailed`).
+ * `held` as in `callChecked`.
+ */
+const callDirect = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>,
+  direct: DirectInvoke,
+  slot: CallSlot,
+  held: boolean,
+  activity?: { readonly now: () => number }
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
   callStarted(state, i)
-  // the engine's direct caller: the outcome is left in the export's slot, read right away (no outcome object)
-  const slot = resolved.slot
   const failure = direct(args, i.config.fuel, slot)
-  if (failure !== undefined) return callFailed(state, i, fn, failure, false)
+  if (failure !== undefined) return callFailed(state, i, fn, failure, held)
   const results = callResults(slot.result)
   slot.result = undefined // hold no guest value between calls
-  return afterCall(state, i, slot, results, idleActivity(state).now())
+  return afterCall(state, i, slot, results, activity?.now())
 }
 
 /**
@@ -524,12 +541,7 @@ const invokeIdleSaved = (
         MemoryBudget.isExceeded(i.budget)
       )
         return callChecked(state, i, fn, args, true)
-      callStarted(state, i)
-      const failure = direct(args, i.config.fuel, slot)
-      if (failure !== undefined) return callFailed(state, i, fn, failure, true)
-      const results = callResults(slot.result)
-      slot.result = undefined // hold no guest value between calls
-      return afterCall(state, i, slot, results)
+      return callDirect(state, i, fn, args, direct, slot, true)
     })
   )
 

@@ -30,7 +30,7 @@ import {
 } from "../RuntimeError.js"
 import { AgentSpawned, AgentStateChanged } from "../RuntimeEvent.js"
 import { publishAll } from "../EventBus.js"
-import type { CompiledModule, HostImports, WasmEngineShape } from "../WasmEngine.js"
+import type { CompiledModule, HostImports, WasmEngineShape, WasmInstance } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
 import { instantiate, instantiateOptions, resolveImports } from "./Instantiation.js"
@@ -266,18 +266,43 @@ const spawnNow = (
     if (env.instances.get(agentId) === claimed) env.remove(agentId)
     return Effect.fail(made)
   }
-  claimed.attach(made.instance)
-  env.recordMemory(claimed, made.memoryBytes)
-  env.counters.spawned++
+  return attachAndStart(state, claimed, module, config, made.instance, made.memoryBytes).pipe(
+    Effect.onError(() => releaseClaim(state, claimed)),
+    Effect.flatMap(() => spawned(state, claimed))
+  )
+}
+
+/**
+ * The step after a successful instantiation, shared by both spawn paths:
+ * attaches the instance, records its memory, counts the spawn and publishes
+ * `AgentSpawned`; then, unless `autoStart` is `false`, starts the agent —
+ * synchronously with its `AgentStateChanged` in the same publish when the
+ * module has no `_initialize`, else through `startLocked` (the guest runs).
+ */
+const attachAndStart = (
+  state: RuntimeState,
+  claimed: AgentInstance,
+  module: WasmModule,
+  config: AgentConfig,
+  instance: WasmInstance,
+  memoryBytes: number
+): Effect.Effect<void, SpawnError> => {
+  claimed.attach(instance)
+  state.env.recordMemory(claimed, memoryBytes)
+  state.env.counters.spawned++
   const now = state.clock.currentTimeMillisUnsafe()
   const event = spawnedEvent(state, claimed, config, now)
-  if (config.autoStart === false) return Effect.flatMap(state.bus.publish(event), () => spawned(state, claimed))
+  if (config.autoStart === false) return state.bus.publish(event)
+  if (module.functions.has("_initialize")) return Effect.andThen(state.bus.publish(event), startLocked(state, claimed))
+  // nothing of the guest runs at start: the transition is synchronous
   const change = claimed.start()
-  if ("_tag" in change) {
-    return Effect.andThen(state.bus.publish(event), Effect.andThen(releaseClaim(state, claimed), Effect.fail(change)))
-  }
-  const started = stampedEvent(state, AgentStateChanged, now, { agentId, from: change.from, to: change.to })
-  return Effect.flatMap(publishAll(state.bus, [event, started]), () => spawned(state, claimed))
+  if ("_tag" in change) return Effect.andThen(state.bus.publish(event), Effect.fail(change))
+  const started = stampedEvent(state, AgentStateChanged, now, {
+    agentId: claimed.agentId,
+    from: change.from,
+    to: change.to
+  })
+  return publishAll(state.bus, [event, started])
 }
 
 /** `AgentSpawned` for a claimed agent at `now` (`stampedEvent`: no re-parse, no spread). */
@@ -318,24 +343,7 @@ const instantiateClaimed = (
           )
         )
       }
-      claimed.attach(instance)
-      env.recordMemory(claimed, bytes)
-      env.counters.spawned++
-      const now = state.clock.currentTimeMillisUnsafe()
-      const spawned = spawnedEvent(state, claimed, config, now)
-      if (config.autoStart === false) return state.bus.publish(spawned)
-      if (!module.functions.has("_initialize")) {
-        // nothing of the guest runs at start: the transition is synchronous
-        const change = claimed.start()
-        if ("_tag" in change) return Effect.andThen(state.bus.publish(spawned), Effect.fail(change))
-        const started = stampedEvent(state, AgentStateChanged, now, {
-          agentId,
-          from: change.from,
-          to: change.to
-        })
-        return publishAll(state.bus, [spawned, started])
-      }
-      return Effect.andThen(state.bus.publish(spawned), startLocked(state, claimed))
+      return attachAndStart(state, claimed, module, config, instance, bytes)
     })
   )
   return claimed.exclusive(body).pipe(

@@ -28,6 +28,7 @@ import {
 } from "../../src/index.js"
 import { instrumentFuelOf } from "../../src/Fuel.js"
 import { readAgent } from "./Agents.js"
+import { AGENTS } from "./OpcodeModules.js"
 import { FULL_REWRITE } from "./SpecSuite.js"
 import { head, readScript, toModule } from "./Wast.js"
 
@@ -122,21 +123,7 @@ export const check = (bytes: Uint8Array<ArrayBuffer>, counts: Counts = newCounts
 
 /** The fixture agents (unsigned and signed) that exist in `packages/agents/build`. */
 export const agentCorpus = (): Array<{ readonly name: string; readonly bytes: Uint8Array<ArrayBuffer> }> => {
-  const names = [
-    "counter",
-    "text",
-    "leaky",
-    "flaky",
-    "trapper",
-    "lifecycle",
-    "looper",
-    "multi",
-    "no-memory",
-    "host-caller",
-    "grower",
-    "start-trap"
-  ]
-  return names.flatMap((name) => [
+  return AGENTS.flatMap((name) => [
     { name, bytes: readAgent(name) },
     { name: `${name} (signed)`, bytes: readAgent(name, true) }
   ])
