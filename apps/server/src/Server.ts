@@ -86,9 +86,10 @@ const verifier = (trust: string) =>
 export const layer = (config: ServerConfig, verifierLayer: Layer.Layer<ModuleVerifier>) => {
   const http = HttpServer.layer({ port: config.port, host: config.host })
   const pool = layerPoolConfig({ totalMemory: config.memoryBytes, maxThreads: Math.min(4, availableParallelism()) })
-  const engine: Layer.Layer<WasmEngine> = (config.engine === "node" ? NodeEngine.layer : NativeEngine.layer).pipe(
-    Layer.provide(pool)
-  )
+  // the native engine on Node gets Node's platform services (`node:crypto` SHA-256); the node engine's layer has them
+  const engine: Layer.Layer<WasmEngine> = (
+    config.engine === "node" ? NodeEngine.layer : Layer.merge(NativeEngine.layer, NodeEngine.layerPlatform)
+  ).pipe(Layer.provide(pool))
   const settings = { name: "server", id: config.hostId, pool: { totalMemory: config.memoryBytes } }
   const platform = Layer.mergeAll(engine, verifierLayer, pool)
   const hostAndMetrics = Host.layer({ hostId: config.hostId }).pipe(Layer.provideMerge(ServerMetrics.layer))

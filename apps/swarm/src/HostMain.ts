@@ -36,6 +36,7 @@ import {
   MetricsRepositories
 } from "@agent-runtime/domain"
 import { NativeEngine } from "@agent-runtime/engine-native"
+import { NodeEngine } from "@agent-runtime/engine-node"
 import { LeasedRuntime, NatsHost } from "@agent-runtime/nats"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
@@ -94,7 +95,9 @@ const runtime = AgentRuntimes.layer({
   pool: { totalMemory: Math.max(64, config.capacity + 16) * AGENT_RESERVATION, overcommit: POOL_OVERCOMMIT }
 }).pipe(
   Layer.provideMerge(Layer.mergeAll(ports, MetricsRepositories.layerMemory, ExecutionAuthorizers.layerAllowAll)),
-  Layer.provide(Layer.mergeAll(NativeEngine.layer, verifierLayer({ trustStore: testOnlyTrustStore() })))
+  Layer.provide(
+    Layer.mergeAll(NativeEngine.layer, NodeEngine.layerPlatform, verifierLayer({ trustStore: testOnlyTrustStore() }))
+  )
 )
 
 /** Start-up phases on stderr (the parent shows them when a host does not come up). */

@@ -161,9 +161,13 @@ const progress = Progress.make(
  */
 const PoolConfig = layerPoolConfig({ maxThreads: availableParallelism() })
 
-/** The engine (native: in-process; node: worker threads) and the TEST-ONLY trust store (never trust it in production). */
+/**
+ * The engine (native: in-process; node: worker threads), Node's platform services (`node:crypto` SHA-256 for
+ * content addressing; the node engine's layer includes them) and the TEST-ONLY trust store (never trust it in
+ * production).
+ */
 const PlatformLive = Layer.mergeAll(
-  platform === "node" ? NodeEngine.layer : NativeEngine.layer,
+  platform === "node" ? NodeEngine.layer : Layer.merge(NativeEngine.layer, NodeEngine.layerPlatform),
   verifierLayer({ trustStore: testOnlyTrustStore() })
 ).pipe(Layer.provideMerge(PoolConfig)) // the setting reaches the engine's layer and the runtime's (built by runSwarm)
 

@@ -19,7 +19,7 @@
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Semaphore from "effect/Semaphore"
+import * as Semaphore from "effect/Semaphore"
 import type { AgentConfig } from "./AgentConfig.js"
 import type { HealthCheck, HealthStatus } from "./Health.js"
 import type { AgentId, InstanceId, ModuleHash, ModuleId } from "./Ids.js"
@@ -129,6 +129,7 @@ export class AgentInstance {
   // made on first use (most agents never revoke a capability; a worker engine's agents never prepare a caller)
   private callers: Map<string, PreparedInvoke> | undefined = undefined
   private _revoked: Set<string> | undefined = undefined
+  private _mailbox: Semaphore.Semaphore | undefined
 
   constructor(
     readonly id: InstanceId,
@@ -138,11 +139,22 @@ export class AgentInstance {
     readonly config: AgentConfig,
     readonly createdAt: number,
     budget: MemoryBudget,
-    /** One permit: one invocation (or lifecycle call) at a time for this agent. */
-    readonly mailbox: Semaphore.Semaphore
+    /** The agent's mailbox; omitted → made on first use (`mailbox`). */
+    mailbox?: Semaphore.Semaphore | undefined
   ) {
     this._lastActivity = createdAt
     this._budget = budget
+    this._mailbox = mailbox
+  }
+
+  /**
+   * One permit: one invocation (or lifecycle call) at a time for this agent.
+   * Made on first use when the constructor was given none (an agent spawned
+   * in one synchronous step and only ever called synchronously never needs
+   * one); JavaScript runs one step at a time, so every user sees the same one.
+   */
+  get mailbox(): Semaphore.Semaphore {
+    return (this._mailbox ??= Semaphore.makeUnsafe(1))
   }
 
   get state(): InstanceState {

@@ -42,9 +42,43 @@ export interface InstanceSnapshot {
   readonly state: EngineState
 }
 
+/**
+ * A delta save (`InstanceRepositoryShape.savePages`): an agent's snapshot
+ * given as what changed since the agent's state this repository last saved.
+ * `snapshot` holds every field of the new snapshot, but its
+ * `state.pages` hold only the pages that may have changed and are not zero
+ * (64 KiB each, increasing index; a page may be listed unchanged); `zeroed`
+ * the indexes of pages that may have changed and are zero now (increasing;
+ * they may have been zero already). Every page in neither list is as the
+ * last save left it. Page bytes may be views of the agent's live memory
+ * (`EngineChanges.pages`): read them before the returned effect first
+ * yields, or copy them; never keep or write them.
+ */
+export interface SnapshotChanges {
+  readonly snapshot: InstanceSnapshot
+  readonly zeroed: ReadonlyArray<number>
+}
+
 export interface InstanceRepositoryShape {
   /** Saves (replaces) an agent's state (spec `save_state`). */
   readonly saveState: (agentId: AgentId, snapshot: InstanceSnapshot) => Effect.Effect<void, RepositoryError>
+  /**
+   * Optional: saves an agent's state as a delta (`SnapshotChanges`) on top of
+   * the state this repository last saved of it (by `saveState` or
+   * `savePages`) — the state after it is the one `saveState` of the whole
+   * snapshot would leave, with the same durability (a returned save is
+   * stored; a failed or interrupted one leaves the previous state whole).
+   * Succeeds with `false`, writing nothing, when it has no base it can vouch
+   * for (nothing saved by this repository object, a failed save since,
+   * another writer replaced the row): the caller then saves the whole
+   * snapshot with `saveState`. Repositories without it get whole snapshots
+   * (`Persistence.saveLocked` in the runtime). The runtime uses it for
+   * saves after calls (`RuntimeSettings.persistence.snapshotAfterCalls`) on
+   * engines that report changes (`WasmInstance.snapshotChanges`).
+   */
+  readonly savePages?:
+    | ((agentId: AgentId, changes: SnapshotChanges) => Effect.Effect<boolean, RepositoryError>)
+    | undefined
   /** Loads an agent's state (spec `load_state`). */
   readonly loadState: (agentId: AgentId) => Effect.Effect<Option.Option<InstanceSnapshot>, RepositoryError>
   /** Deletes an agent's state; deleting a missing one succeeds (spec `delete_state`). */

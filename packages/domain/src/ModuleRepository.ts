@@ -27,8 +27,19 @@ export interface StoredModule {
 export interface ModuleRepositoryShape {
   /** Loads a module (spec `load_wasm`). */
   readonly load: (id: ModuleId) => Effect.Effect<StoredModule, ModuleNotFound | RepositoryError>
-  /** Saves (or replaces) a module (spec `save`). */
+  /** Saves (or replaces) a module (spec `save`). The caller may reuse its buffer afterwards: what is stored does not change. */
   readonly save: (module: StoredModule) => Effect.Effect<void, RepositoryError>
+  /**
+   * `save` of bytes handed over (optional): the caller will never change
+   * `module.bytes` again, so the repository may keep that very array instead
+   * of a copy — a repository that keeps bytes in memory saves a copy of a
+   * module that may be megabytes (the in-memory one does). `loadModule`
+   * hands over the runtime's own copy, which nothing changes; bytes `load`
+   * returns may then be that array: read-only. Absent → `save`. A wrapper
+   * that replaces `save` (to observe saves) must replace or drop this member
+   * too, else the runtime's saves bypass its `save`.
+   */
+  readonly saveOwned?: ((module: StoredModule) => Effect.Effect<void, RepositoryError>) | undefined
   /** The id of a module with this hash, if stored (spec `find_by_hash`). */
   readonly findByHash: (hash: ModuleHash) => Effect.Effect<Option.Option<ModuleId>, RepositoryError>
   /** Metadata of every stored module (spec `list`). */
@@ -45,7 +56,10 @@ export class ModuleRepository extends Context.Service<ModuleRepository, ModuleRe
   "@agent-runtime/domain/ModuleRepository"
 ) {}
 
-/** An in-memory repository (a `Map`). Bytes are copied on save so callers may reuse their buffers. */
+/**
+ * An in-memory repository (a `Map`). `save` copies the bytes so callers may
+ * reuse their buffers; `saveOwned` keeps the bytes handed over as they are.
+ */
 export const makeMemory = (): ModuleRepositoryShape => {
   const modules = new Map<ModuleId, StoredModule>()
   return {
@@ -55,6 +69,7 @@ export const makeMemory = (): ModuleRepositoryShape => {
         return m === undefined ? Effect.fail(new ModuleNotFound({ moduleId: id })) : Effect.succeed(m)
       }),
     save: (module) => Effect.sync(() => void modules.set(module.id, { ...module, bytes: module.bytes.slice() })),
+    saveOwned: (module) => Effect.sync(() => void modules.set(module.id, module)),
     findByHash: (hash) =>
       Effect.sync(() => {
         for (const m of modules.values()) if (m.hash === hash) return Option.some(m.id)

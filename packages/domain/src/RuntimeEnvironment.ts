@@ -123,7 +123,8 @@ export class RuntimeEnvironment {
     readonly instanceId: InstanceId
     readonly config: AgentConfig
     readonly now: number
-    readonly mailbox: Semaphore.Semaphore
+    /** The agent's mailbox; omitted → made on its first use (`AgentInstance.mailbox`). */
+    readonly mailbox?: Semaphore.Semaphore | undefined
     /** Claiming the id of a passivated agent to rehydrate it. */
     readonly activating?: boolean
     /** Creation time to keep (rehydration keeps the agent's original creation time). */

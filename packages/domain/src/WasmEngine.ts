@@ -58,8 +58,9 @@ export interface EngineCapabilities {
    *   compares only the pages the barrier marked;
    * - `"snapshotAfterCalls"` — only when the runtime snapshots agents after
    *   every call (`RuntimeSettings.persistence.snapshotAfterCalls`): the
-   *   engine's `snapshot` then copies only the pages stored to since the
-   *   previous snapshot (in-process engines). Runs that do not snapshot
+   *   engine then reports what each call changed (`WasmInstance.snapshotChanges`)
+   *   and the runtime saves deltas (`InstanceRepository.savePages`) instead
+   *   of whole snapshots (in-process engines). Runs that do not snapshot
    *   after calls do not pay the barrier (a loop of stores runs ≈ 1.2× with it);
    * - absent / `false` — never.
    */
@@ -215,11 +216,35 @@ export interface EngineState {
    * Non-zero 64 KiB pages: page index → page bytes, in increasing index.
    * Read-only for everyone (codecs, repositories, restore, callers): an
    * engine may hand an unchanged page back in its next snapshot as the same
-   * `Uint8Array` (`EngineCapabilities.dirtyPages`), and a repository may
-   * recognise it as unchanged by identity.
+   * `Uint8Array`, and a repository may recognise it as unchanged by identity.
    */
   readonly pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }>
   /** Exported mutable globals by export name. */
+  readonly globals: { readonly [name: string]: number | bigint }
+}
+
+/**
+ * What changed in an instance's state since the previous
+ * `WasmInstance.snapshotChanges` (a delta save, `InstanceRepository.savePages`):
+ * linear memory size, every exported mutable global, and the pages (64 KiB)
+ * that may have been written since — `pages` those that are not zero now,
+ * `zeroed` (page indexes, increasing) those that are. A page in neither was
+ * not written since. A page may be listed although its bytes did not change
+ * (the engine's record is conservative).
+ */
+export interface EngineChanges {
+  /** Linear memory size in bytes (a multiple of 64 KiB; never smaller than at the previous call). */
+  readonly memoryBytes: number
+  /**
+   * Written pages that are not zero, in increasing index. `data` may be a
+   * VIEW of the instance's live memory, not a copy: valid only while nothing
+   * runs on the instance — the runtime reads it under the agent's mailbox,
+   * before the next call — and never written by anyone.
+   */
+  readonly pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }>
+  /** Written pages that are zero now (they may have been zero before too), in increasing index. */
+  readonly zeroed: ReadonlyArray<number>
+  /** Exported mutable globals by export name (all of them, as in `EngineState.globals`). */
   readonly globals: { readonly [name: string]: number | bigint }
 }
 
@@ -255,6 +280,23 @@ export interface WasmInstance {
   readonly writeMemory: (offset: number, bytes: Uint8Array) => Effect.Effect<void, Trap>
   /** Captures linear memory and exported mutable globals (its pages are read-only: see `EngineState.pages`). */
   readonly snapshot: Effect.Effect<EngineState, Trap>
+  /**
+   * Optional (in-process engines whose module carries the dirty-page write
+   * barrier, `EngineCapabilities.dirtyPages`): what changed since the
+   * previous call of this member (`EngineChanges`), read from the barrier —
+   * no page is copied and none is kept between calls. Reads and clears the
+   * engine's record of written pages. `undefined` when the engine cannot
+   * vouch for the changes — the first call, after a failed call (a trap may
+   * unwind frames before they publish their marks), a `writeMemory`, a
+   * `restore`, with `restart` true (the caller lost track: its last save
+   * failed), or an instance whose memory others may write (imported,
+   * shared); the record then starts afresh from now, and the caller takes
+   * a whole `snapshot` right away (before anything else runs on the
+   * instance) as the base later changes apply to. `snapshot` itself neither
+   * reads nor clears the record. Only one reader per instance (the runtime's
+   * saves after calls, `Persistence.saveLocked`).
+   */
+  readonly snapshotChanges?: ((restart: boolean) => Effect.Effect<EngineChanges | undefined, Trap>) | undefined
   /** Overwrites linear memory (growing it if needed) and globals from a snapshot. */
   readonly restore: (state: EngineState) => Effect.Effect<void, Trap | MemoryExceeded>
   /** Releases the instance (and its worker slot, if any). Idempotent. */

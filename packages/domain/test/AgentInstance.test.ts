@@ -1,5 +1,9 @@
 import { AgentInstance, agentId, MemoryBudget } from "@agent-runtime/domain"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Semaphore from "effect/Semaphore"
 
 const make = (critical?: boolean) =>
@@ -108,4 +112,47 @@ describe("AgentInstance collections", () => {
     i.attach(instance)
     expect(i.prepared.size).toBe(0)
   })
+})
+
+describe("AgentInstance mailbox", () => {
+  it.effect("made on first use when none is given, then the same one; one permit: a second holder waits", () =>
+    Effect.gen(function* () {
+      const i = make()
+      const lazy = new AgentInstance(
+        "b#1" as never,
+        agentId("b"),
+        "m" as never,
+        "h" as never,
+        { memoryLimit: MemoryBudget.MiB },
+        1_000,
+        MemoryBudget.make(MemoryBudget.MiB)
+      )
+      const first = lazy.mailbox
+      expect(lazy.mailbox).toBe(first)
+      expect(make().mailbox).not.toBe(i.mailbox)
+      // exclusive on the lazily made mailbox: one at a time, busy while held
+      const order: Array<string> = []
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(
+        lazy.exclusive(
+          Effect.andThen(
+            Effect.sync(() => order.push("first")),
+            Deferred.await(gate)
+          )
+        )
+      )
+      yield* Effect.yieldNow
+      expect(lazy.busy).toBe(1)
+      expect(Option.isNone(yield* lazy.exclusiveIfAvailable(Effect.sync(() => order.push("refused"))))).toBe(true)
+      const second = yield* Effect.forkChild(lazy.exclusive(Effect.sync(() => order.push("second"))))
+      yield* Effect.yieldNow
+      expect(order).toEqual(["first"])
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(second)
+      expect(order).toEqual(["first", "second"])
+      expect(lazy.busy).toBe(0)
+      expect(lazy.mailbox).toBe(first)
+    })
+  )
 })

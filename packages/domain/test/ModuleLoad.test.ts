@@ -3,9 +3,11 @@ import {
   AgentRuntimes,
   CompileError,
   findVerified,
+  layerPlatformServices,
   makeMetadata,
   ModuleCache,
   moduleHash,
+  ModuleRepository,
   WasmEngine
 } from "@agent-runtime/domain"
 import { wat } from "@agent-runtime/test-support"
@@ -13,6 +15,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { TestClock } from "effect/testing"
+import { createHash } from "node:crypto"
 import {
   collecting,
   makeTestEngine,
@@ -436,5 +439,105 @@ describe("ModuleCache.mayHoldLoad (the fingerprint index of load entries)", () =
     expect(c.mayHoldLoad("f9")).toBe(true)
     c.deleteLoad("e")
     expect(c.mayHoldLoad("f9")).toBe(false)
+  })
+})
+
+describe("loadModule with the platform's SHA-256 (PlatformServices.sha256Hex)", () => {
+  /** The runtime with `realValidate`, and `sha256Hex` injected as the platform's (counting its calls into `hashes`). */
+  const withPlatformHash = (t: TestEngine, hashes: { calls: number }, answer?: (bytes: Uint8Array) => string) =>
+    AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(
+      Layer.provide(
+        Layer.mergeAll(
+          realValidate(t),
+          testVerifierFor(t),
+          layerPlatformServices({
+            sha256Hex: (bytes) => {
+              hashes.calls++
+              return answer === undefined ? createHash("sha256").update(bytes).digest("hex") : answer(bytes)
+            }
+          })
+        )
+      )
+    )
+
+  /** Loads a small and a large module twice each (the second time from another, equal array); their ids and events. */
+  const loadTwice = Effect.gen(function* () {
+    const runtime = yield* AgentRuntime
+    const small = yield* moduleBytes
+    const large = padded(small, 100 * 1024).bytes
+    return yield* collecting(
+      Effect.gen(function* () {
+        const ids: Array<string> = []
+        for (const bytes of [small, large]) {
+          ids.push(yield* runtime.loadModule(bytes, meta("m")))
+          ids.push(yield* runtime.loadModule(Uint8Array.from(bytes), meta("m")))
+        }
+        return ids
+      })
+    )
+  })
+
+  it.effect("every load hashes once with it; a hit verifies, validates and compiles nothing; ids as without it", () =>
+    Effect.gen(function* () {
+      const t = makeTestEngine()
+      const hashes = { calls: 0 }
+      const [ids, events] = yield* Effect.provide(loadTwice, withPlatformHash(t, hashes))
+      expect(hashes.calls).toBe(4) // one hash per load, large bytes included (no WebCrypto, no early read)
+      expect(t.verifies).toBe(2)
+      expect(t.validates).toBe(2)
+      expect(t.compiles).toBe(0)
+      expect(
+        events.filter((e) => e._tag === "ModuleLoaded").map((e) => e._tag === "ModuleLoaded" && e.cacheHit)
+      ).toEqual([false, true, false, true])
+      // the same modules, the same ids, through the platform-free fallback
+      const f = makeTestEngine()
+      const [fallbackIds] = yield* Effect.provide(
+        loadTwice,
+        AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(
+          Layer.provide(Layer.mergeAll(realValidate(f), testVerifierFor(f)))
+        )
+      )
+      expect(fallbackIds).toEqual(ids)
+      expect(new Set(ids).size).toBe(2)
+    })
+  )
+
+  it.effect(
+    "an injected hash that answers garbage is not trusted: the fallback hashes, loads are still cache hits",
+    () =>
+      Effect.gen(function* () {
+        const t = makeTestEngine()
+        const hashes = { calls: 0 }
+        const [ids, events] = yield* Effect.provide(
+          loadTwice,
+          withPlatformHash(t, hashes, () => "0".repeat(63))
+        )
+        expect(hashes.calls).toBe(4)
+        expect(new Set(ids).size).toBe(2)
+        expect(t.verifies).toBe(2)
+        expect(
+          events.filter((e) => e._tag === "ModuleLoaded").map((e) => e._tag === "ModuleLoaded" && e.cacheHit)
+        ).toEqual([false, true, false, true])
+      })
+  )
+})
+
+describe("loadModule: one copy of the bytes (the runtime's), handed over to the repository", () => {
+  it.effect("the repository keeps the runtime's copy; changing the caller's array afterwards changes neither", () => {
+    const t = makeTestEngine()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const repo = yield* ModuleRepository
+      const bytes = padded(yield* moduleBytes, 64 * 1024).bytes
+      const original = Uint8Array.from(bytes)
+      const id = yield* runtime.loadModule(bytes, meta("m"))
+      const module = yield* runtime.getModule(id)
+      const stored = yield* repo.load(id)
+      expect(module.bytes === bytes).toBe(false) // the runtime's own copy
+      expect(stored.bytes === module.bytes).toBe(true) // handed over: not copied again
+      bytes.fill(0)
+      expect(module.bytes).toEqual(original)
+      expect(stored.bytes).toEqual(original)
+    }).pipe(Effect.provide(runtimeLayer(t)))
   })
 })

@@ -12,7 +12,8 @@ import {
   ModuleRepositories,
   ModuleRepository,
   RepositoryError,
-  WasmEngine
+  WasmEngine,
+  type WasmEngineShape
 } from "@agent-runtime/domain"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -179,6 +180,137 @@ describe("Persistence (crash recovery)", () => {
                 ...InstanceRepositories.makeMemory(),
                 saveState: () => Effect.fail(new RepositoryError({ operation: "saveState", reason: "disk full" }))
               }),
+              MetricsRepositories.layerMemory,
+              EventBuses.layerMemory,
+              ExecutionAuthorizers.layerAllowAll
+            )
+          )
+        )
+      )
+    )
+  })
+
+  it.effect(
+    "saves after calls are deltas where engine and repository offer them; whole when either cannot vouch; a failed save restarts",
+    () => {
+      const t = makeTestEngine()
+      const base = InstanceRepositories.makeMemory()
+      const log: Array<string> = []
+      // what the engine's next `snapshotChanges` answers, and the repository's next `savePages`
+      const engineSays: Array<"none" | "delta"> = []
+      const repoSays: Array<boolean | "fail"> = []
+      const engine: WasmEngineShape = {
+        ...t.engine,
+        instantiate: (compiled, options) =>
+          Effect.map(t.engine.instantiate(compiled, options), (instance) => ({
+            ...instance,
+            snapshot: Effect.tap(instance.snapshot, () => Effect.sync(() => void log.push("snapshot"))),
+            snapshotChanges: (restart: boolean) =>
+              Effect.flatMap(instance.snapshot, (s) =>
+                Effect.sync(() => {
+                  log.push(`changes(${restart})`)
+                  return engineSays.shift() === "delta"
+                    ? { memoryBytes: s.memoryBytes, pages: [], zeroed: [3], globals: s.globals }
+                    : undefined
+                })
+              )
+          }))
+      }
+      const repository: InstanceRepositories.InstanceRepositoryShape = {
+        ...base,
+        saveState: (id, snapshot) => {
+          log.push(`saveState ${snapshot.invocationCount}`)
+          return base.saveState(id, snapshot)
+        },
+        savePages: (id, changes) =>
+          Effect.suspend(() => {
+            log.push(`savePages ${changes.snapshot.invocationCount} zeroed ${changes.zeroed.join(",")}`)
+            const answer = repoSays.shift() ?? true
+            if (answer === "fail")
+              return Effect.fail(new RepositoryError({ operation: "savePages", reason: "disk full" }))
+            return answer
+              ? Effect.as(base.saveState(id, changes.snapshot), true) // this test's store keeps the header only
+              : Effect.succeed(false)
+          })
+      }
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "counter", fns, behaviour)
+        yield* runtime.spawnAgent(agentId("a"), m, config())
+        const step = (engineAnswer: "none" | "delta", repoAnswer?: boolean | "fail") =>
+          Effect.gen(function* () {
+            engineSays.push(engineAnswer)
+            if (repoAnswer !== undefined) repoSays.push(repoAnswer)
+            log.length = 0
+            yield* runtime.invoke(agentId("a"), "add", [1])
+            return log.slice()
+          })
+        // the engine has no base yet: a whole snapshot right after
+        expect(yield* step("none")).toEqual(["changes(false)", "snapshot", "saveState 1"])
+        // a delta the repository applies: nothing else
+        expect(yield* step("delta", true)).toEqual(["changes(false)", "savePages 2 zeroed 3"])
+        // the repository has no base for it: the whole snapshot
+        expect(yield* step("delta", false)).toEqual([
+          "changes(false)",
+          "savePages 3 zeroed 3",
+          "snapshot",
+          "saveState 3"
+        ])
+        // a failed save: counted, and the next one asks the engine to restart (then a whole save)
+        expect(yield* step("delta", "fail")).toEqual(["changes(false)", "savePages 4 zeroed 3"])
+        expect((yield* runtime.stats).snapshotFailures).toBe(1)
+        expect(yield* step("none")).toEqual(["changes(true)", "snapshot", "saveState 5"])
+        expect(yield* step("delta", true)).toEqual(["changes(false)", "savePages 6 zeroed 3"])
+        expect(Option.getOrThrow(yield* base.loadState(agentId("a"))).invocationCount).toBe(6)
+      }).pipe(
+        Effect.provide(
+          AgentRuntimes.layer({ persistence: { snapshotAfterCalls: true } }).pipe(
+            Layer.provide(
+              Layer.mergeAll(
+                Layer.succeed(WasmEngine, engine),
+                testVerifier,
+                ModuleRepositories.layerMemory,
+                Layer.succeed(InstanceRepository, repository),
+                MetricsRepositories.layerMemory,
+                EventBuses.layerMemory,
+                ExecutionAuthorizers.layerAllowAll
+              )
+            )
+          )
+        )
+      )
+    }
+  )
+
+  it.effect("a repository without savePages gets whole snapshots; the engine's changes are not read", () => {
+    const t = makeTestEngine()
+    const log: Array<string> = []
+    const engine: WasmEngineShape = {
+      ...t.engine,
+      instantiate: (compiled, options) =>
+        Effect.map(t.engine.instantiate(compiled, options), (instance) => ({
+          ...instance,
+          snapshotChanges: () => Effect.sync(() => void log.push("changes"))
+        }))
+    }
+    const base = InstanceRepositories.makeMemory()
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const m = yield* loadWith(t, "counter", fns, behaviour)
+      yield* runtime.spawnAgent(agentId("a"), m, config())
+      yield* runtime.invoke(agentId("a"), "add", [1])
+      yield* runtime.invoke(agentId("a"), "add", [1])
+      expect(log).toEqual([])
+      expect(Option.getOrThrow(yield* base.loadState(agentId("a"))).invocationCount).toBe(2)
+    }).pipe(
+      Effect.provide(
+        AgentRuntimes.layer({ persistence: { snapshotAfterCalls: true } }).pipe(
+          Layer.provide(
+            Layer.mergeAll(
+              Layer.succeed(WasmEngine, engine),
+              testVerifier,
+              ModuleRepositories.layerMemory,
+              Layer.succeed(InstanceRepository, base),
               MetricsRepositories.layerMemory,
               EventBuses.layerMemory,
               ExecutionAuthorizers.layerAllowAll

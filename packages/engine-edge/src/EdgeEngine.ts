@@ -29,6 +29,7 @@
  *   a trap in the start function → `Trap`, linear memory above the budget →
  *   `MemoryExceeded`. The instance (fuel, snapshots, error mapping, the
  *   prepared-call path) is `@agent-runtime/engine-kit`'s `Instance`.
+ *   `instantiateSync` does the same synchronously (errors as values).
  *
  * Capabilities: no workers, no preemption (an isolate cannot interrupt its
  * own synchronous call: fuel is the CPU limit, and local workerd has no CPU
@@ -69,7 +70,15 @@ export const PLATFORM_RULE =
 const notBundled = (what: string) =>
   new CompileError({ reason: `[edge:not-bundled] ${what} is not in the bundle: ${PLATFORM_RULE}` })
 
-/** Builds the edge engine over a checked bundle registry. */
+/** The `InstantiationError` reason for a handle that is not a bundled `WebAssembly.Module`. */
+const NOT_A_MODULE = "not a module of the edge engine's bundle"
+
+/**
+ * Builds the edge engine over a checked bundle registry. `instantiateSync`
+ * is `instantiate` without the Effect (same instance, checks and errors, as
+ * values; `new WebAssembly.Instance` generates no code), so the runtime
+ * spawns an agent whose variant it has cached in one synchronous step.
+ */
 export const make = (registry: BundleRegistry): WasmEngineShape => ({
   platform: "Edge",
   capabilities,
@@ -99,8 +108,9 @@ export const make = (registry: BundleRegistry): WasmEngineShape => ({
       const compiled: CompiledModule = { hash, byteLength: bytes.byteLength, handle: found.compiled }
       return compiled
     }),
-  instantiate: (compiled, options) =>
-    Instance.instantiateWasm(compiled, options, "not a module of the edge engine's bundle")
+  instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, NOT_A_MODULE),
+  // the same instantiation without an Effect (it runs on the caller's thread): the runtime spawns in one step with it
+  instantiateSync: (compiled, options) => Instance.instantiateSync(compiled, options, NOT_A_MODULE)
 })
 
 /** The edge `WasmEngine` layer over a registry already made. */

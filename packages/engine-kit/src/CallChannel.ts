@@ -30,8 +30,9 @@
  *   sequentially consistent atomics: a wake-up is never lost, and a spinning
  *   side never costs a futex wake-up). Budgets adapt to the call rate: the
  *   worker spins for the next request (or a host call's result) about twice
- *   the gap it last observed while gaps stay within `WORKER_SPIN_MAX_MS`,
- *   and halves its budget on each longer gap; the host spins synchronously
+ *   the gap it last observed (at least 50 µs, so a host late by a minor GC
+ *   costs no wake-up) while gaps stay within `WORKER_SPIN_MAX_MS`, and
+ *   halves its budget on each longer gap; the host spins synchronously
  *   (its event loop blocked) only while the worker is awake and its last run
  *   (header word 4) was short — about twice that run, at most
  *   `HOST_SPIN_MAX_MS`, scaled down on misses and back up on hits. The
@@ -143,23 +144,40 @@ const PROBE_EVERY = 16
 /** The smallest budget in ms (2 µs): below it a side does not spin. */
 const SPIN_FLOOR_MS = 0.002
 
-/** Polls the state word while it is `from` for at most `budget` ms (time read every 64 polls): `true` when it changed. */
+/**
+ * The worker's budget after a gap within `WORKER_SPIN_MAX_MS` is at least
+ * this, ms (50 µs): a host whose next request comes a little late (a minor
+ * GC, a burst of microtasks) must not cost a futex wake-up of the worker.
+ */
+const GAP_SPIN_LEAST_MS = 0.05
+
+/**
+ * Polls the state word while it is `from` for at most `budget` ms: `true` when it changed. The clock is
+ * read every 64 polls, the first time after the first 64 (a reply that comes within them costs no clock
+ * read: `performance.now()` is ≈ 70 ns, a poll a few ns), so the budget may overrun by one such stretch.
+ */
 const spinWhile = (header: Int32Array, from: number, budget: number, now: () => number): boolean => {
   if (budget <= 0) return Atomics.load(header, 0) !== from
-  const start = now()
+  let start = 0
   for (let i = 1; ; i++) {
     if (Atomics.load(header, 0) !== from) return true
-    if ((i & 63) === 0 && now() - start >= budget) return false
+    if ((i & 63) === 0) {
+      if (i === 64) start = now()
+      else if (now() - start >= budget) return false
+    }
   }
 }
 
-/** Polls the state word until it is `to`, for at most `budget` ms: `true` when it is. */
+/** Polls the state word until it is `to`, for at most `budget` ms (the clock read as in `spinWhile`): `true` when it is. */
 const spinUntil = (header: Int32Array, to: number, budget: number, now: () => number): boolean => {
   if (budget <= 0) return Atomics.load(header, 0) === to
-  const start = now()
+  let start = 0
   for (let i = 1; ; i++) {
     if (Atomics.load(header, 0) === to) return true
-    if ((i & 63) === 0 && now() - start >= budget) return false
+    if ((i & 63) === 0) {
+      if (i === 64) start = now()
+      else if (now() - start >= budget) return false
+    }
   }
 }
 
@@ -171,10 +189,13 @@ const spinUntil = (header: Int32Array, to: number, budget: number, now: () => nu
  */
 class GapSpin {
   budget = 0
-  constructor(private readonly max: number) {}
+  private readonly least: number
+  constructor(private readonly max: number) {
+    this.least = Math.min(max, GAP_SPIN_LEAST_MS)
+  }
   observed(gapMs: number): void {
     const max = this.max
-    const next = gapMs <= max ? Math.min(max, gapMs * 2) : this.budget / 2
+    const next = gapMs <= max ? Math.min(max, Math.max(this.least, gapMs * 2)) : this.budget / 2
     this.budget = next < SPIN_FLOOR_MS ? 0 : next
   }
 }
@@ -516,7 +537,7 @@ export const openHost = (
    * The synchronous part of a shared request: runs host calls and takes the
    * reply while the worker answers within the spin budgets. Returns the
    * outcome, or the state word to sleep on (`POSTED`: the reply was posted).
-   * `awake`: when this synchronous stretch began; `woke`: the worker was
+   * `awake`: when this synchronous stretch began (-1: at the request's first host call); `woke`: the worker was
    * asleep and has just been notified.
    */
   const drive = (
@@ -529,6 +550,7 @@ export const openHost = (
     for (;;) {
       const state = Atomics.load(r.header, 0)
       if (state === HOSTCALL) {
+        if (awake < 0) awake = now()
         writeHostResult(r, handler(readPayload(r) as unknown as HostCall), postResult)
         Atomics.store(r.header, 0, HOSTRESULT)
         woke = wakeWorker()
@@ -544,8 +566,9 @@ export const openHost = (
       const end = ended(deadline, signal)
       if (end !== undefined) return end
       // a guest calling host functions back to back must not hold the event loop: past
-      // MAX_SYNC_MS without a sleep, the next wait sleeps (timers, I/O and other workers run)
-      if (now() - awake > MAX_SYNC_MS) return state
+      // MAX_SYNC_MS without a sleep, the next wait sleeps (timers, I/O and other workers run);
+      // a request's stretch starts at its first host call (`awake` < 0 until then: no clock read for a plain call)
+      if (awake >= 0 && now() - awake > MAX_SYNC_MS) return state
       // an awake worker that answers fast: spin; then wait for it synchronously, blocked (`awaitShort`)
       const budget = woke ? 0 : hostSpin.budget(r.header)
       if (budget > 0) {
@@ -670,7 +693,7 @@ export const openHost = (
     }
     send(r, post, "req", message)
     Atomics.store(r.header, 0, REQUEST)
-    const first = drive(handler, deadline, undefined, now(), wakeWorker())
+    const first = drive(handler, deadline, undefined, -1, wakeWorker())
     if (typeof first !== "number") return first
     return pending((signal) => waitShared(handler, deadline, signal, first))
   }

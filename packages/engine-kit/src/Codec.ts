@@ -227,8 +227,8 @@ const readValue = (): Wire => {
     case T_ARRAY: {
       const length = rView.getUint32(rAt, true)
       rAt += 4
-      // an empty array (most diffs' page and global lists) needs no preallocation
-      if (length === 0) return []
+      // an empty array (most diffs' page and global lists, a void call's results): one shared frozen array
+      if (length === 0) return EMPTY
       const items: Array<Wire> = new Array(length)
       for (let i = 0; i < length; i++) items[i] = readValue()
       return items
@@ -247,15 +247,35 @@ export const decode = (bytes: Uint8Array, view: DataView, start: number, end: nu
   return readValue()
 }
 
+/** What every empty array decodes to: frozen, shared (decoded messages are only read). */
+const EMPTY: ReadonlyArray<Wire> = Object.freeze([])
+
+/** Slots of the short-string cache (a power of 2). */
+const STRINGS = 64
+/**
+ * Short ASCII strings decoded lately, by a hash of their length and first and
+ * last bytes: the same export name in every request of a hot loop decodes to
+ * the string already made (a byte compare, no string building).
+ */
+const recent: Array<string | undefined> = new Array(STRINGS)
+
 const decodeString = (bytes: Uint8Array, at: number, length: number): string => {
   // short ASCII (export names, messages): no TextDecoder round trip
   if (length <= 64) {
+    const slot = length === 0 ? 0 : (length * 31 + bytes[at]! * 7 + bytes[at + length - 1]!) & (STRINGS - 1)
+    const seen = recent[slot]
+    if (seen !== undefined && seen.length === length) {
+      let i = 0
+      while (i < length && seen.charCodeAt(i) === bytes[at + i]) i++
+      if (i === length) return seen
+    }
     let s = ""
     for (let i = 0; i < length; i++) {
       const c = bytes[at + i]!
       if (c >= 0x80) return decoder.decode(bytes.slice(at, at + length))
       s += String.fromCharCode(c)
     }
+    recent[slot] = s
     return s
   }
   return decoder.decode(bytes.slice(at, at + length))

@@ -56,10 +56,9 @@
  * snapshot is larger, zeroes it, writes the pages and sets the globals.
  * In-process engines (`instantiateWasm`) read the dirty-page write barrier
  * when the runtime compiled it in (`InstanceConfig.dirtyPages`: the runtime
- * does so when it saves agents after every call): a snapshot then copies
- * only the pages stored to since the previous one and returns the others as
- * the previous snapshot's own `Uint8Array`s — snapshot pages are shared and
- * read-only: nobody (codec, repository, restore, caller) may write into them.
+ * does so when it saves agents after every call) for `snapshotChanges`: the
+ * pages stored to since its previous call, as views of the memory (a delta
+ * save; nothing copied or kept between calls); `snapshot` copies every page.
  * Memory usage is `memory.buffer.byteLength` of the exported, else imported,
  * memory (0 without one), plus `length × TABLE_ENTRY_BYTES` (32) of every
  * exported or imported table, in bytes (issue 12 item 1: tables cost host
@@ -71,6 +70,7 @@ import {
   CompileError,
   type CompiledModule,
   type DirectInvoke,
+  type EngineChanges,
   type EngineInvokeError,
   type EngineState,
   FuelExhausted,
@@ -78,12 +78,14 @@ import {
   InstantiationError,
   type InstantiatedNow,
   type InstantiateOptions,
+  type InvokeOptions,
   type InvokeOutcome,
   MemoryExceeded,
   type ModuleHash,
   type PreparedInvoke,
   Trap,
-  type WasmInstance
+  type WasmInstance,
+  type WasmValue
 } from "@agent-runtime/domain"
 import * as Effect from "effect/Effect"
 import * as Core from "./internal/core.js"
@@ -139,38 +141,85 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 const lift = <A, Err extends Error>(value: A | CoreError): Effect.Effect<A, Err> =>
   value instanceof Error ? Effect.fail(toDomainError(value) as unknown as Err) : Effect.succeed(value as A)
 
+/** The `WasmInstance` members read `this.live`: shared by every instance (no closure per spawn). */
+interface OverLive {
+  readonly live: Core.LiveInstance
+}
+
+function invokeOn(this: OverLive, fn: string, args: ReadonlyArray<WasmValue>, options?: InvokeOptions) {
+  const live = this.live
+  return Effect.suspend(() => lift<InvokeOutcome, EngineInvokeError>(live.call(fn, args, options?.fuel)))
+}
+
+function prepareOn(this: OverLive, fn: string): PreparedInvoke | undefined {
+  const call = this.live.prepare(fn)
+  if (call === undefined) return undefined
+  return (args, fuel) => {
+    const outcome = call(args, fuel)
+    return outcome instanceof Error ? (toDomainError(outcome) as EngineInvokeError) : outcome
+  }
+}
+
+function prepareDirectOn(this: OverLive, fn: string): DirectInvoke | undefined {
+  const call = this.live.prepareDirect(fn)
+  if (call === undefined) return undefined
+  return (args, fuel, slot) => {
+    const failed = call(args, fuel, slot)
+    return failed === undefined ? undefined : (toDomainError(failed) as EngineInvokeError)
+  }
+}
+
+function readMemoryOn(this: OverLive, offset: number, length: number) {
+  const live = this.live
+  return Effect.suspend(() => lift<Uint8Array, Trap>(live.read(offset, length)))
+}
+
+function writeMemoryOn(this: OverLive, offset: number, bytes: Uint8Array) {
+  const live = this.live
+  return Effect.suspend(() => lift<void, Trap>(live.write(offset, bytes)))
+}
+
+function snapshotChangesOn(this: OverLive, restart: boolean) {
+  const live = this.live
+  return Effect.suspend(() => lift<EngineChanges | undefined, Trap>(live.changes(restart)))
+}
+
+function restoreOn(this: OverLive, state: EngineState) {
+  const live = this.live
+  return Effect.suspend(() => lift<void, Trap | MemoryExceeded>(live.restore(state)))
+}
+
+/**
+ * The port's `WasmInstance` over a live instance. Its function members are
+ * own properties holding functions shared by every instance (they read
+ * `this.live`), so a spawn allocates this object and its three Effect values
+ * only; a copy by spread or rest (`{ ...instance, invoke }`, an engine
+ * wrapper) keeps working, a member called detached from its object does not.
+ */
+class InstanceOverLive implements WasmInstance, OverLive {
+  readonly invoke = invokeOn
+  readonly prepare = prepareOn
+  readonly prepareDirect = prepareDirectOn
+  readonly readMemory = readMemoryOn
+  readonly writeMemory = writeMemoryOn
+  readonly restore = restoreOn
+  readonly snapshotChanges = snapshotChangesOn
+  readonly memoryBytes: Effect.Effect<number>
+  readonly snapshot: Effect.Effect<EngineState, Trap>
+  readonly terminate: Effect.Effect<void>
+  constructor(readonly live: Core.LiveInstance) {
+    this.memoryBytes = Effect.sync(() => live.memoryBytes())
+    this.snapshot = Effect.suspend(() => lift<EngineState, Trap>(live.snapshot()))
+    this.terminate = Effect.sync(() => live.terminate())
+  }
+}
+
 /**
  * The port's `WasmInstance` over a live instance (with the prepared-call paths
  * `prepare` and `prepareDirect`); its errors are the domain's classes (`toDomainError`).
+ * Call its function members on it (`instance.invoke(…)`), not detached.
  */
-export const toWasmInstance = (live: Core.LiveInstance): WasmInstance => ({
-  invoke: (fn, args, options) =>
-    Effect.suspend(() => lift<InvokeOutcome, EngineInvokeError>(live.call(fn, args, options?.fuel))),
-  prepare: (fn) => {
-    const call = live.prepare(fn)
-    if (call === undefined) return undefined
-    const prepared: PreparedInvoke = (args, fuel) => {
-      const outcome = call(args, fuel)
-      return outcome instanceof Error ? (toDomainError(outcome) as EngineInvokeError) : outcome
-    }
-    return prepared
-  },
-  prepareDirect: (fn) => {
-    const call = live.prepareDirect(fn)
-    if (call === undefined) return undefined
-    const direct: DirectInvoke = (args, fuel, slot) => {
-      const failed = call(args, fuel, slot)
-      return failed === undefined ? undefined : (toDomainError(failed) as EngineInvokeError)
-    }
-    return direct
-  },
-  memoryBytes: Effect.sync(live.memoryBytes),
-  readMemory: (offset, length) => Effect.suspend(() => lift<Uint8Array, Trap>(live.read(offset, length))),
-  writeMemory: (offset, bytes) => Effect.suspend(() => lift<void, Trap>(live.write(offset, bytes))),
-  snapshot: Effect.suspend(() => lift<EngineState, Trap>(live.snapshot())),
-  restore: (state) => Effect.suspend(() => lift<void, Trap | MemoryExceeded>(live.restore(state))),
-  terminate: Effect.sync(live.terminate)
-})
+export const toWasmInstance = (live: Core.LiveInstance): WasmInstance => new InstanceOverLive(live)
 
 /**
  * `WasmEngine.instantiate` for an in-process engine: `instantiate` with the

@@ -256,6 +256,35 @@ const unshareable = (value: unknown): string =>
         ? "a WebAssembly.Global (pass its value instead)"
         : `a ${typeof value}`
 
+/** An invoke request's result as the port's outcome or typed error. */
+const invokeSettled = (
+  record: AgentRecord<any>,
+  fn: string,
+  timeoutMs: number | undefined,
+  result: OpResult<ValueOf<InvokeRequest>>
+): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
+  switch (result.kind) {
+    case "ok": {
+      const results = result.value as ReadonlyArray<WasmValue>
+      const outcome: InvokeOutcome =
+        result.fuelRemaining === null
+          ? { results, memoryBytes: result.memoryBytes }
+          : { results, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
+      return Effect.succeed(outcome)
+    }
+    case "error":
+      // proc_exit(0) is a normal end of a WASI program
+      if (result.error[0] === "Exit" && result.error[2] === 0) {
+        return Effect.succeed({ results: [], memoryBytes: result.memoryBytes })
+      }
+      return Effect.fail(errorFrom(record.agentId, result.error))
+    case "timeout":
+      return Effect.fail(new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 }))
+    default:
+      return trapFrom(fn, record.agentId, result)
+  }
+}
+
 // -- the engine -----------------------------------------------------------------
 
 /** Builds a worker engine. Call `shutdown` when done (the platforms' layers do). */
@@ -304,31 +333,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
           }
           const fuel = invokeOptions?.fuel
           const timeoutMs = invokeOptions?.timeoutMs
-          const settled = (
-            result: OpResult<ValueOf<InvokeRequest>>
-          ): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
-            switch (result.kind) {
-              case "ok": {
-                const results = result.value as ReadonlyArray<WasmValue>
-                const outcome: InvokeOutcome =
-                  result.fuelRemaining === null
-                    ? { results, memoryBytes: result.memoryBytes }
-                    : { results, memoryBytes: result.memoryBytes, fuelRemaining: result.fuelRemaining }
-                return Effect.succeed(outcome)
-              }
-              case "error":
-                // proc_exit(0) is a normal end of a WASI program
-                if (result.error[0] === "Exit" && result.error[2] === 0) {
-                  return Effect.succeed({ results: [], memoryBytes: result.memoryBytes })
-                }
-                return Effect.fail(errorFrom(record.agentId, result.error))
-              case "timeout":
-                return Effect.fail(new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 }))
-              default:
-                return trapFrom(fn, record.agentId, result)
-            }
-          }
-          // the hot path: the reply taken synchronously is mapped in this same step
+          // the hot path: the reply taken synchronously is mapped in this same step (no closure per call)
           const started = record.slot.begin(
             record,
             [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null] as InvokeRequest,
@@ -337,9 +342,9 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
           return "wait" in started
             ? Effect.flatMap(
                 Effect.promise((signal) => started.wait(signal)),
-                settled
+                (result) => invokeSettled(record, fn, timeoutMs, result)
               )
-            : settled(started)
+            : invokeSettled(record, fn, timeoutMs, started)
         }
       )
 

@@ -31,6 +31,13 @@
  *   whose bits were not published yet) make the next comparison a full one,
  *   as for a module without the barrier.
  *
+ * Per call, nothing is looked up or allocated that a previous call of the
+ * same export already made: each export's caller (`prepareDirect`) is made on
+ * its first call and kept with the instance, the memory usage is the one the
+ * call measured, the exported mutable globals are listed once (most modules
+ * have none: nothing to read), and a diff that found nothing is one tuple per
+ * instance, reused while the memory size holds.
+ *
  * Nothing a guest does escapes as an exception; only the fault-injection
  * request `Crash` ends a worker on purpose. With the shared channel the
  * worker blocks in `Atomics.wait` between requests, so everything here is
@@ -136,6 +143,14 @@ interface Live {
    * first report, which carries them all.
    */
   reported: Array<number | bigint | undefined> | undefined
+  /** The exported mutable globals (`instance.globals`), read once on the first diff: most modules have none. */
+  globals: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined
+  /** The diff of a call that changed nothing, for `memoryBytes`: one tuple reused until the size changes. */
+  unchanged: StateWire
+  /** Each export's allocation-free caller (`prepareDirect`), made on its first call: no lookup or closure per call. */
+  readonly callers: Map<string, Instance.DirectCall<Exited | Trap>>
+  /** The callers' outcome slot, read right after each call. */
+  readonly slot: { result: unknown; memoryBytes: number; fuelRemaining: number | undefined }
 }
 
 /** Shared empty lists of a diff that found nothing (never written to: the host and the codec only read them). */
@@ -143,6 +158,8 @@ const NO_INDEXES: Array<number> = []
 const NO_PAGES: Array<Uint8Array | null> = []
 const NO_NAMES: Array<string> = []
 const NO_VALUES: Array<number | bigint> = []
+/** The results of a call that returned nothing: frozen (in-page, the caller gets this very array). */
+const NO_RESULTS: ReadonlyArray<ValueWire> = Object.freeze([])
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -251,7 +268,8 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
     }
     let names = NO_NAMES
     let values = NO_VALUES
-    const globals = live.instance.globals
+    // the module's exported mutable globals are fixed: read once; without any, nothing to read per call
+    const globals = (live.globals ??= live.instance.globals)
     const reported = (live.reported ??= new Array<number | bigint | undefined>(globals.length))
     for (let i = 0; i < globals.length; i++) {
       const [name, g] = globals[i]!
@@ -267,17 +285,21 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
         reported[i] = v
       }
     }
+    if (indexes === NO_INDEXES && names === NO_NAMES) {
+      // nothing changed (the usual call): the same tuple as last time while the size holds, no allocation
+      const unchanged = live.unchanged
+      if (unchanged[0] === bytes) return unchanged
+      return (live.unchanged = [bytes, NO_INDEXES, NO_PAGES, NO_NAMES, NO_VALUES])
+    }
     return [bytes, indexes, data, names, values]
   }
 
-  const ok = <V>(live: Live | undefined, value: V, fuelRemaining: number | null = null): Reply<V> => [
-    1,
-    value,
-    memoryBytes(live),
-    fuelRemaining,
-    live === undefined ? null : diff(live),
-    live?.wasi?.drain() ?? null
-  ]
+  const ok = <V>(
+    live: Live | undefined,
+    value: V,
+    fuelRemaining: number | null = null,
+    bytes: number = memoryBytes(live)
+  ): Reply<V> => [1, value, bytes, fuelRemaining, live === undefined ? null : diff(live), live?.wasi?.drain() ?? null]
 
   const fail = (live: Live | undefined, error: ErrorWire, withDiff = true): Reply<never> => {
     // a trap may unwind frames whose dirty bits were not published to the bitmap yet
@@ -335,21 +357,39 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       shadow: undefined,
       dirty: bitmap instanceof WebAssembly.Global && tracking[0] !== 0 ? dirtyAccess(bitmap) : undefined,
       outside,
-      reported: undefined
+      reported: undefined,
+      globals: undefined,
+      unchanged: [-1, NO_INDEXES, NO_PAGES, NO_NAMES, NO_VALUES],
+      callers: new Map(),
+      slot: { result: undefined, memoryBytes: 0, fuelRemaining: undefined }
     }
     instances.set(id, live)
     return ok(live, null)
   }
 
   const invoke = (live: Live, fn: string, args: ReadonlyArray<ValueWire>, fuel: number | null): Reply => {
-    const outcome = live.instance.call(fn, args as ReadonlyArray<WasmValue>, fuel ?? undefined)
-    if (outcome instanceof Error) return fail(live, toWire(outcome), !(outcome instanceof FunctionNotFound))
-    for (const v of outcome.results) {
+    let caller = live.callers.get(fn)
+    if (caller === undefined) {
+      if (live.instance.terminated()) return fail(live, ["Trap", fn, "instance terminated"])
+      caller = live.instance.prepareDirect(fn)
+      if (caller === undefined) return fail(live, ["FunctionNotFound", fn], false)
+      live.callers.set(fn, caller)
+    }
+    const slot = live.slot
+    const failed = caller(args as ReadonlyArray<WasmValue>, fuel ?? undefined, slot)
+    if (failed !== undefined) return fail(live, toWire(failed), !(failed instanceof FunctionNotFound))
+    const raw = slot.result
+    slot.result = undefined // hold no guest value between calls
+    // the export's return value as results (`undefined` → none, an array → multi-value), as `Instance.call` maps it
+    const results = raw === undefined ? NO_RESULTS : Array.isArray(raw) ? (raw as Array<unknown>) : [raw]
+    for (let i = 0; i < results.length; i++) {
+      const v = results[i]
       if (v !== null && typeof v !== "number" && typeof v !== "bigint") {
         return fail(live, ["Trap", fn, `a ${typeof v} result cannot cross the worker boundary`])
       }
     }
-    return ok(live, outcome.results as ReadonlyArray<ValueWire>, outcome.fuelRemaining ?? null)
+    // the memory usage the call measured (`callMemoryBytes`): not read again
+    return ok(live, results as ReadonlyArray<ValueWire>, slot.fuelRemaining ?? null, slot.memoryBytes)
   }
 
   const restore = (live: Live, state: StateWire): Reply => {

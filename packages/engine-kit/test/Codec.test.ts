@@ -118,4 +118,31 @@ describe("Codec", () => {
     expect(() => decode(bytes, view, 0, 1)).toThrow(RangeError)
     expect(() => decode(bytes, view, 0, 0)).toThrow(RangeError)
   })
+
+  it("every empty array decodes to one shared frozen array", () => {
+    const a = roundTrip([[], [1], []]).value as Array<ReadonlyArray<unknown>>
+    const b = roundTrip([]).value as ReadonlyArray<unknown>
+    expect(a).toEqual([[], [1], []])
+    expect(a[0]).toBe(a[2])
+    expect(a[0]).toBe(b)
+    expect(Object.isFrozen(b)).toBe(true)
+    expect(b).toHaveLength(0)
+  })
+
+  it("short strings decode to the string seen lately with the same bytes, never to another one", () => {
+    // the cache is keyed by a hash of length, first and last byte: collisions must compare every byte
+    const names = ["noop", "nxop", "nyop", "add", "adb", "a", "b", "", "add_i64", "ädd", "x".repeat(64), "y".repeat(65)]
+    for (let round = 0; round < 3; round++) {
+      for (const name of names) expect(roundTrip(name).value).toBe(name)
+      expect(roundTrip(names).value).toEqual(names)
+    }
+    // every one-byte and two-byte ASCII string, decoded twice in a row and interleaved
+    const all: Array<string> = []
+    for (let c = 0; c < 128; c++) {
+      all.push(String.fromCharCode(c))
+      all.push(String.fromCharCode(c, (c * 7) % 128))
+    }
+    expect(roundTrip(all).value).toEqual(all)
+    expect(roundTrip([...all].reverse()).value).toEqual([...all].reverse())
+  })
 })

@@ -524,3 +524,64 @@ describe("Instance: the direct (allocation-free) prepared caller", () => {
     })
   )
 })
+
+describe("Instance: one object per instance, operations shared", () => {
+  it.effect("two live instances share every operation (no closure per instance) and keep their own state", () =>
+    Effect.gen(function* () {
+      const module = new WebAssembly.Module((yield* Effect.promise(() => wat(SAMPLE))) as Uint8Array<ArrayBuffer>)
+      const a = Instance.instantiate(module, {}) as LiveInstance
+      const b = Instance.instantiate(module, {}) as LiveInstance
+      for (const op of ["memoryBytes", "linearBytes", "terminated", "prepare", "prepareDirect", "call"] as const) {
+        expect(a[op]).toBe(b[op])
+      }
+      for (const op of ["read", "write", "snapshot", "restore", "terminate"] as const) expect(a[op]).toBe(b[op])
+      expect(a.call("bump", [])).toMatchObject({ results: [] })
+      expect(a.globals.map(([name, g]) => [name, g.value])).toEqual([
+        ["g", 8],
+        ["big", 5n]
+      ])
+      expect(b.globals.map(([name, g]) => [name, g.value])).toEqual([
+        ["g", 7],
+        ["big", 5n]
+      ])
+      a.terminate()
+      expect(a.terminated()).toBe(true)
+      expect(b.terminated()).toBe(false)
+      expect(b.call("add", [1, 2])).toMatchObject({ results: [3] })
+      expect(a.call("add", [1, 2])).toMatchObject({ _tag: "Trap", reason: "instance terminated" })
+    })
+  )
+
+  it.effect(
+    "the port's WasmInstance: members shared between instances; a copy by spread or rest works as the original",
+    () =>
+      Effect.gen(function* () {
+        const bytes = yield* Effect.promise(() => wat(SAMPLE))
+        const compiled = yield* Instance.compile(bytes, moduleHash("h"))
+        const options = { agentId: agentId("a"), memoryLimit: 4 * PAGE, imports: {} }
+        const one = yield* Instance.instantiateWasm(compiled, options)
+        const two = yield* Instance.instantiateWasm(compiled, options)
+        expect(one.invoke).toBe(two.invoke)
+        expect(one.prepareDirect).toBe(two.prepareDirect)
+        expect(yield* one.invoke("bump", [])).toMatchObject({ results: [] })
+        // an engine wrapper's copies: every member still reaches the same instance
+        const { prepareDirect: _, ...rest } = one
+        const spread = { ...one, prepare: undefined }
+        expect("prepareDirect" in rest).toBe(false)
+        for (const copy of [rest, spread]) {
+          expect(yield* copy.invoke("add", [2, 3])).toMatchObject({ results: [5] })
+          expect(yield* copy.memoryBytes).toBe(PAGE)
+          expect((yield* copy.snapshot).globals).toEqual({ g: 8, big: 5n })
+          yield* copy.writeMemory(8, Uint8Array.of(1, 2))
+          expect([...(yield* copy.readMemory(8, 2))]).toEqual([1, 2])
+        }
+        expect(rest.prepare!("add")!([4, 5], undefined)).toMatchObject({ results: [9] })
+        expect((yield* two.snapshot).globals).toEqual({ g: 7, big: 5n }) // the other instance untouched
+        yield* spread.terminate
+        expect(yield* Effect.flip(one.invoke("add", [1, 1]))).toMatchObject({
+          _tag: "Trap",
+          reason: "instance terminated"
+        })
+      })
+  )
+})

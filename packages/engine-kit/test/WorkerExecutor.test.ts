@@ -192,3 +192,73 @@ describe("WorkerExecutor: globals in the tracking diff", () => {
     expect(a[1]).toEqual([])
   })
 })
+
+describe("WorkerExecutor: invoke through each export's cached caller", () => {
+  const CALLS = `
+(module
+  (memory (export "memory") 1 4)
+  (global $n (export "n") (mut i32) (i32.const 0))
+  (func (export "noop"))
+  (func (export "one") (result i32) (i32.const 7))
+  (func (export "pair") (param i32 i64) (result i32 i64) (local.get 0) (local.get 1))
+  (func (export "bump") (global.set $n (i32.add (global.get $n) (i32.const 1))))
+  (func (export "grow") (result i32) (memory.grow (i32.const 1)))
+  (func (export "boom") (unreachable)))`
+
+  const open = async (tracking: Tracking = [1, 0]) => {
+    const run = executor()
+    const module = new WebAssembly.Module((await wat(CALLS)) as Uint8Array<ArrayBuffer>)
+    const first = run([Op.Instantiate, 1, module, [], null, tracking, null])
+    expect(first[0]).toBe(1)
+    return (fn: string, ...args: Array<number | bigint>) => run([Op.Invoke, 1, fn, args, null])
+  }
+
+  it("answers every call as the first one did: results, multi-value, missing exports, traps", async () => {
+    const invoke = await open()
+    for (let round = 0; round < 3; round++) {
+      const none = invoke("noop")
+      expect(none.slice(0, 4)).toEqual([1, [], PAGE, null])
+      // one shared array for every void call: frozen, since in-page the caller gets it as its results
+      expect(Object.isFrozen(none[1])).toBe(true)
+      expect(invoke("one")[1]).toEqual([7])
+      expect(invoke("pair", 3, 5n)[1]).toEqual([3, 5n])
+      const missing = invoke("missing")
+      expect(missing).toEqual([0, ["FunctionNotFound", "missing"], PAGE, null, null])
+      const boom = invoke("boom")
+      expect(boom[0]).toBe(0)
+      expect((boom[1] as ReadonlyArray<unknown>).slice(0, 2)).toEqual(["Trap", "boom"])
+      // a trap does not end the instance: the next call goes through the same cached caller
+      expect(invoke("one")[1]).toEqual([7])
+    }
+  })
+
+  it("a call after Drop is refused with 'instance terminated'", async () => {
+    const run = executor()
+    const module = new WebAssembly.Module((await wat(CALLS)) as Uint8Array<ArrayBuffer>)
+    run([Op.Instantiate, 1, module, [], null, [0, 0], null])
+    expect(run([Op.Invoke, 1, "one", [], null])[1]).toEqual([7])
+    run([Op.Drop, 1])
+    expect(run([Op.Invoke, 1, "one", [], null])[1]).toEqual(["Trap", "one", "instance terminated"])
+  })
+
+  it("a diff that found nothing is one tuple, reused while the memory size holds", async () => {
+    const invoke = await open()
+    const diffOf = (reply: Reply) => reply[4] as Diff
+    const a = diffOf(invoke("noop"))
+    const b = diffOf(invoke("one"))
+    expect(a).toEqual([PAGE, [], [], [], []])
+    expect(b).toBe(a)
+    // a changed global gets its own diff; the next empty one is the shared tuple again
+    const bumped = diffOf(invoke("bump"))
+    expect(bumped).toEqual([PAGE, [], [], ["n"], [1]])
+    expect(diffOf(invoke("noop"))).toBe(a)
+    // a grown memory: a new tuple with the new size (the new page is zero: no page changed)
+    expect(invoke("grow")[1]).toEqual([1])
+    const grown = diffOf(invoke("noop"))
+    expect(grown).toEqual([2 * PAGE, [], [], [], []])
+    expect(diffOf(invoke("noop"))).toBe(grown)
+    // without tracking there is no diff at all
+    const untracked = await open([0, 0])
+    expect(untracked("noop")[4]).toBeNull()
+  })
+})

@@ -31,7 +31,7 @@ import { type EngineCapabilities, WasmEngine, type WasmEngineShape } from "@agen
 import { Instance } from "@agent-runtime/engine-kit"
 import * as Layer from "effect/Layer"
 
-/** What the native engine can do. */
+/** What the native engine can do (`make()` adds `dirtyPages: "snapshotAfterCalls"` unless `dirtyPages: false`). */
 export const capabilities: EngineCapabilities = {
   workers: false,
   preemptiveTimeout: false,
@@ -45,26 +45,33 @@ export const capabilities: EngineCapabilities = {
 /** Options of the native engine (all optional). */
 export interface Options {
   /**
-   * Snapshots through the dirty-page write barrier when the runtime saves
-   * agents after every call (`capabilities.dirtyPages: "snapshotAfterCalls"`;
-   * engine-kit `InstanceConfig.dirtyPages`): each snapshot copies only the
-   * pages stored to since the previous one and returns the others as that
-   * snapshot's own `Uint8Array`s — so the engine keeps one copy of every
-   * agent's non-zero pages alive. Default off: on the 593-agent swarm with
-   * `--db` (mostly one-page agents whose page changes on every call) it
-   * measured slower — fewer copies, but each dearer with the kept copies on
-   * the heap (BENCHMARKS.md, issue 13 item 7). It pays for agents with large
-   * memories of which a call changes little.
+   * The dirty-page write barrier for runtimes that save agents after every
+   * call (`capabilities.dirtyPages: "snapshotAfterCalls"`; engine-kit
+   * `InstanceConfig.dirtyPages`): agents' variants record the pages their
+   * stores write, and instances report what a call changed
+   * (`WasmInstance.snapshotChanges`: the written pages as views of the
+   * memory, nothing copied or kept between calls), so a repository with
+   * `InstanceRepository.savePages` (SQLite) saves a delta instead of every
+   * page. Default on (`false` turns it off): on the 593-agent swarm with
+   * `--db` it measured faster (BENCHMARKS.md, issue 13 item 7). Runtimes that
+   * do not save after calls never compile the barrier in (a loop of stores
+   * runs ≈ 1.2× with it).
    */
   readonly dirtyPages?: boolean | undefined
 }
 
+/** The capabilities with the write barrier for runtimes that save after every call (the default). */
+const withBarrier: EngineCapabilities = { ...capabilities, dirtyPages: "snapshotAfterCalls" }
+
 const NOT_A_MODULE = "not a module compiled by the native engine"
 
-/** Builds the native engine (`instantiateSync` included: instantiation runs on the caller's thread). */
+/**
+ * Builds the native engine (`instantiateSync` included: instantiation runs
+ * on the caller's thread); `options.dirtyPages` (default on) as above.
+ */
 export const make = (options: Options = {}): WasmEngineShape => ({
   platform: "Native",
-  capabilities: options.dirtyPages === true ? { ...capabilities, dirtyPages: "snapshotAfterCalls" } : capabilities,
+  capabilities: options.dirtyPages === false ? capabilities : withBarrier,
   validate: Instance.validate,
   compile: Instance.compile,
   instantiate: (compiled, options) => Instance.instantiateWasm(compiled, options, NOT_A_MODULE),

@@ -17,7 +17,17 @@
  *   raw. Run-form rows carry a 64-bit hash of their stored bytes, the others
  *   the SHA-1 of the page (`internal/pages.ts`).
  *
- * A save compares each page with what this repository last saved of the
+ * Delta saves (`savePages`, the runtime's saves after calls on an engine
+ * with the dirty-page write barrier): only the pages the engine lists as
+ * written are compared (with what this repository last saved of them) and
+ * encoded — right away, as they may be views of the agent's live memory —
+ * and the zeroed ones dropped; the header row is replaced only where its
+ * generation is still the one this repository wrote (one `UPDATE … WHERE
+ * generation = ?`), else nothing is written and the save answers `false`
+ * (the runtime then saves the whole snapshot). Nothing known of the agent
+ * (never saved or loaded here, or a failed save since) is `false` too.
+ *
+ * A whole save compares each page with what this repository last saved of the
  * agent. A page that is the very `Uint8Array` object an earlier save was
  * given, and whose stored form then is still the agent's row at that index,
  * is unchanged without any compare or hash: snapshot pages are read-only
@@ -110,7 +120,17 @@ interface PendingSave {
   readonly bytes: ReadonlyArray<Uint8Array | undefined>
   /** The codec bytes of the snapshot without its pages. */
   readonly header: Uint8Array
-  readonly done: (error: RepositoryError | undefined) => void
+  /**
+   * A delta save (`savePages`): `indexes`/`entries` hold only the pages that
+   * changed (encoded), `zeroed` the pages to drop; applied on top of what
+   * this repository last wrote of the agent, provided the row is still that
+   * (its generation), else not applied at all (`done(undefined, false)`).
+   */
+  readonly zeroed?: ReadonlyArray<number> | undefined
+  /** Pages (64 KiB) of the delta's memory: a known page row at or past it is dropped too. */
+  readonly memoryPages?: number | undefined
+  /** `applied`: false for a delta save that found no base it could apply to (nothing written). */
+  readonly done: (error: RepositoryError | undefined, applied: boolean) => void
 }
 
 /** What is known of a page row: its stored form (run forms), or its hash only. */
@@ -150,6 +170,10 @@ export const make = (
     const upsertPage = db.prepare<[string, number, Uint8Array, number, Uint8Array]>(
       `INSERT INTO instance_snapshot_pages (agent_id, page_index, hash, compressed, data) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (agent_id, page_index) DO UPDATE SET hash = excluded.hash, compressed = excluded.compressed, data = excluded.data`
+    )
+    const updateHeader = db.prepare<[Uint8Array, number, string, number]>(
+      `UPDATE instance_snapshots SET snapshot = ?, page_count = ?, generation = generation + 1
+       WHERE agent_id = ? AND layout = ${PAGED} AND generation = ?`
     )
     const deletePage = db.prepare<[string, number]>(
       "DELETE FROM instance_snapshot_pages WHERE agent_id = ? AND page_index = ?"
@@ -192,7 +216,8 @@ export const make = (
      * `known`: what this repository last wrote of the agent (trusted only
      * when the row's generation still matches it).
      */
-    const writeSave = (save: PendingSave, known: Saved | undefined): Saved => {
+    const writeSave = (save: PendingSave, known: Saved | undefined): Saved | undefined => {
+      if (save.zeroed !== undefined) return writeDelta(save, known)
       const { agentId, indexes, entries, bytes, header } = save
       const row = selectGeneration.get(agentId)
       let previous: ReadonlyMap<number, KnownPage>
@@ -226,16 +251,59 @@ export const make = (
       return { generation, header, pages: now }
     }
 
-    /** One save in its own transaction. */
-    const saveAlone = db.transaction((save: PendingSave): Saved => writeSave(save, saved.get(save.agentId)))
+    /**
+     * The writes of a delta save (`savePages`) on top of `known` — only when
+     * the agent's row is still the one `known` describes (the header row is
+     * replaced only where its generation is `known`'s: one statement, no read),
+     * else nothing is written and `undefined` returned (the caller saves the
+     * whole snapshot): the header row, the changed pages (unless the row
+     * holds them already), and the zeroed pages that have rows.
+     */
+    const writeDelta = (save: PendingSave, known: Saved | undefined): Saved | undefined => {
+      const { agentId, entries, header } = save
+      if (known === undefined) return undefined
+      const now = new Map(known.pages)
+      const writes: Array<Pages.PageWrite> = []
+      const deletes: Array<number> = []
+      for (const entry of entries) {
+        const old = now.get(entry.index)
+        if (old !== undefined && (old === entry || Pages.sameRow(old, entry))) continue
+        writes.push(entry as Pages.PageWrite)
+        now.set(entry.index, Pages.known(entry as Pages.PageWrite))
+      }
+      for (const index of save.zeroed!) if (now.delete(index)) deletes.push(index)
+      const pages = save.memoryPages!
+      for (const index of now.keys()) {
+        if (index >= pages) {
+          now.delete(index)
+          deletes.push(index)
+        }
+      }
+      if (updateHeader.run(header, now.size, agentId, known.generation).changes !== 1) return undefined
+      for (const page of writes) upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
+      for (const index of deletes) deletePage.run(agentId, index)
+      return { generation: known.generation + 1, header, pages: now }
+    }
 
-    /** Several saves in one transaction, in order; what each agent's last save in it wrote. */
-    const saveGroup = db.transaction((group: ReadonlyArray<PendingSave>): Map<AgentId, Saved> => {
-      const written = new Map<AgentId, Saved>()
-      for (const save of group)
-        written.set(save.agentId, writeSave(save, written.get(save.agentId) ?? saved.get(save.agentId)))
-      return written
-    })
+    /** One save in its own transaction (`undefined`: a delta save without its base, nothing written). */
+    const saveAlone = db.transaction((save: PendingSave): Saved | undefined => writeSave(save, saved.get(save.agentId)))
+
+    /**
+     * Several saves in one transaction, in order; what each agent's last save
+     * in it wrote, and the delta saves that found no base (nothing written).
+     */
+    const saveGroup = db.transaction(
+      (group: ReadonlyArray<PendingSave>): { written: Map<AgentId, Saved>; skipped: Set<PendingSave> } => {
+        const written = new Map<AgentId, Saved>()
+        const skipped = new Set<PendingSave>()
+        for (const save of group) {
+          const next = writeSave(save, written.get(save.agentId) ?? saved.get(save.agentId))
+          if (next === undefined) skipped.add(save)
+          else written.set(save.agentId, next)
+        }
+        return { written, skipped }
+      }
+    )
 
     /**
      * Group commit: saves wait here until the next flush (`setImmediate`,
@@ -256,34 +324,46 @@ export const make = (
       const group = queue
       queue = []
       if (group.length > 1) {
-        let written: Map<AgentId, Saved> | undefined
+        let result: { written: Map<AgentId, Saved>; skipped: Set<PendingSave> } | undefined
         try {
-          written = saveGroup.immediate(group)
+          result = saveGroup.immediate(group)
         } catch {
           // the group rolled back: each save alone below, so one that cannot be stored fails only its own caller
         }
-        if (written !== undefined) {
-          for (const [agentId, next] of written) saved.set(agentId, next)
-          for (const save of group) save.done(undefined)
+        if (result !== undefined) {
+          for (const [agentId, next] of result.written) saved.set(agentId, next)
+          for (const save of group) save.done(undefined, !result.skipped.has(save))
           return
         }
       }
       for (const save of group) {
         let error: RepositoryError | undefined
+        let applied = false
         try {
-          saved.set(save.agentId, saveAlone.immediate(save))
+          const next = saveAlone.immediate(save)
+          if (next !== undefined) {
+            saved.set(save.agentId, next)
+            applied = true
+          }
         } catch (e) {
           saved.delete(save.agentId)
           error = failed(e)
         }
-        save.done(error)
+        save.done(error, applied)
       }
     }
 
-    /** Queues a save for the next group commit; the effect completes once its transaction committed (or failed). */
-    const commit = (save: Omit<PendingSave, "done">): Effect.Effect<void, RepositoryError> =>
-      Effect.callback<void, RepositoryError>((resume) => {
-        queue.push({ ...save, done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error)) })
+    /**
+     * Queues a save for the next group commit; the effect completes once its
+     * transaction committed (or failed): `true` when it was written, `false`
+     * for a delta save that found no base (nothing written).
+     */
+    const commit = (save: Omit<PendingSave, "done">): Effect.Effect<boolean, RepositoryError> =>
+      Effect.callback<boolean, RepositoryError>((resume) => {
+        queue.push({
+          ...save,
+          done: (error, applied) => resume(error === undefined ? Effect.succeed(applied) : Effect.fail(error))
+        })
         if (!scheduled) {
           scheduled = true
           setImmediate(flush)
@@ -356,7 +436,7 @@ export const make = (
         ),
         (header) => {
           const { pending, unchangedSince } = prepare(agentId, snapshot, header)
-          if (unchangedSince === undefined) return commit(pending)
+          if (unchangedSince === undefined) return Effect.asVoid(commit(pending))
           return Effect.flatMap(
             Effect.tapError(
               attempt("instance.saveState", () => selectGeneration.get(agentId)),
@@ -365,10 +445,83 @@ export const make = (
             (row) =>
               row !== undefined && row.layout === PAGED && row.generation === unchangedSince
                 ? Effect.void // nothing changed
-                : commit(pending)
+                : Effect.asVoid(commit(pending))
           )
         }
       )
+
+    /**
+     * A delta save (the port's `savePages`): validated and encoded like a
+     * whole one, but only the pages listed as changed are looked at — each
+     * compared with what this repository last saved of it and encoded when
+     * it changed, right away (the pages may be views of the agent's live
+     * memory: none is kept) — and `zeroed` pages are dropped. `false`
+     * without a base: nothing known of the agent (never saved or loaded
+     * through this repository, or a failed save since), or, at the write,
+     * its row replaced by another writer.
+     */
+    const savePages = (
+      agentId: AgentId,
+      changes: InstanceRepositories.SnapshotChanges
+    ): Effect.Effect<boolean, RepositoryError> =>
+      Effect.suspend(() => {
+        const known = saved.get(agentId)
+        if (known === undefined) return Effect.succeed(false)
+        const snapshot = changes.snapshot
+        const zeroed = changes.zeroed
+        for (const index of zeroed) {
+          if (!Number.isSafeInteger(index) || index < 0)
+            return Effect.andThen(forget(agentId), Effect.fail(refused(`zeroed page index ${index} is not a page`)))
+        }
+        return Effect.flatMap(
+          Effect.tapError(
+            Effect.mapError(
+              Effect.andThen(
+                SnapshotCodec.validatePages(snapshot.state),
+                SnapshotCodec.encode(Pages.withoutPages(snapshot))
+              ),
+              (e) => refused(e.reason)
+            ),
+            () => forget(agentId)
+          ),
+          (header) => {
+            // pages compared and encoded now, before anything runs on the agent again (they may be live views)
+            const busy = queue.some((q) => q.agentId === agentId) // an earlier save still waits: compare nothing
+            const indexes: Array<number> = []
+            const entries: Array<KnownPage> = []
+            for (const p of snapshot.state.pages) {
+              const old = busy ? undefined : known.pages.get(p.index)
+              if (old !== undefined && Pages.unchanged(p.data, old)) continue
+              indexes.push(p.index)
+              entries.push(Pages.storedPage(p.index, p.data, compress))
+            }
+            let drops = false
+            for (const index of zeroed) drops ||= known.pages.has(index)
+            const memoryPages = snapshot.state.memoryBytes / Pages.PAGE
+            const pending: Omit<PendingSave, "done"> = {
+              agentId,
+              indexes,
+              entries,
+              bytes: [],
+              header,
+              zeroed,
+              memoryPages
+            }
+            if (busy || drops || entries.length > 0 || !sameBytes(header, known.header)) return commit(pending)
+            // nothing to write, if the row is still the one this repository wrote
+            return Effect.flatMap(
+              Effect.tapError(
+                attempt("instance.saveState", () => selectGeneration.get(agentId)),
+                () => forget(agentId)
+              ),
+              (row) =>
+                row !== undefined && row.layout === PAGED && row.generation === known.generation
+                  ? Effect.succeed(true)
+                  : commit(pending)
+            )
+          }
+        )
+      })
 
     const corrupt = (agentId: AgentId, reason: string) =>
       new RepositoryError({
@@ -423,7 +576,13 @@ export const make = (
       return selectIds.all().map((r) => r.agent_id as AgentId)
     })
 
-    return { saveState, loadState, deleteState, listSaved } satisfies InstanceRepositories.InstanceRepositoryShape
+    return {
+      saveState,
+      savePages,
+      loadState,
+      deleteState,
+      listSaved
+    } satisfies InstanceRepositories.InstanceRepositoryShape
   })
 
 /** `InstanceRepository` on the shared `SqliteDatabase`, snapshots compressed. */

@@ -550,3 +550,220 @@ describe("SqliteInstanceRepository", () => {
       })
   )
 })
+
+// -----------------------------------------------------------------------------
+// delta saves (`savePages`)
+// -----------------------------------------------------------------------------
+
+/** A seeded PRNG (xorshift32): the same workload every run. */
+const prng = (seed: number) => {
+  let x = seed >>> 0 || 1
+  return (n: number): number => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return (x >>> 0) % n
+  }
+}
+
+const PAGE = 65_536
+
+/** A live "memory" the delta's pages are views of, as an engine hands them (`EngineChanges.pages`). */
+class FakeMemory {
+  buffer = new ArrayBuffer(4 * PAGE)
+  get pages() {
+    return this.buffer.byteLength / PAGE
+  }
+  grow(n: number) {
+    const next = new ArrayBuffer(this.buffer.byteLength + n * PAGE)
+    new Uint8Array(next).set(new Uint8Array(this.buffer))
+    this.buffer = next
+  }
+  view(p: number) {
+    return new Uint8Array(this.buffer, p * PAGE, PAGE)
+  }
+  isZero(p: number) {
+    const words = new Uint32Array(this.buffer, p * PAGE, PAGE / 4)
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false
+    return true
+  }
+  /** The whole state, pages copied (what a `snapshot` gives). */
+  state(counter: number): InstanceSnapshot["state"] {
+    const pages: Array<{ index: number; data: Uint8Array }> = []
+    for (let p = 0; p < this.pages; p++) if (!this.isZero(p)) pages.push({ index: p, data: this.view(p).slice() })
+    const globals = { ...Fixtures.snapshot("globals").state.globals, counter, big: BigInt(counter) * 3n }
+    return { memoryBytes: this.buffer.byteLength, pages, globals }
+  }
+}
+
+const metadataOf = (id: string, invocationCount: number, state: InstanceSnapshot["state"]): InstanceSnapshot => ({
+  ...Fixtures.snapshot(id),
+  invocationCount,
+  takenAt: 1_700_000_000_000 + invocationCount,
+  state
+})
+
+describe("SqliteInstanceRepository savePages (delta saves)", () => {
+  it.effect(
+    "random workloads: deltas on top of the last save load byte for byte as whole saves of the same states do",
+    () =>
+      Effect.gen(function* () {
+        const deltaFile = yield* tempDb
+        const wholeFile = yield* tempDb
+        for (const seed of [3, 17, 2024]) {
+          const id = `agent-${seed}`
+          const next = prng(seed)
+          const memory = new FakeMemory()
+          const written = new Set<number>() // pages changed since the last delta save
+          let deltas = 0
+          let refused = 0
+          yield* withInstances({ path: deltaFile }, (delta) =>
+            withInstances({ path: wholeFile }, (whole) =>
+              Effect.gen(function* () {
+                for (let step = 1; step <= 120; step++) {
+                  const pages = memory.pages
+                  const p = next(pages)
+                  const bytes = new Uint8Array(memory.buffer)
+                  switch (next(7)) {
+                    case 0: // a few random bytes (a run form)
+                      for (let k = 0; k < 1 + next(20); k++) bytes[p * PAGE + next(PAGE)] = 1 + next(255)
+                      written.add(p)
+                      break
+                    case 1: // a filled page
+                      new Uint32Array(memory.buffer, p * PAGE, PAGE / 4).fill(
+                        next(4) === 0 ? 0 : 0x01010101 * (1 + next(9))
+                      )
+                      written.add(p)
+                      break
+                    case 2: // random bytes (deflated or raw)
+                      for (let k = 0; k < PAGE; k += 1 + next(3)) bytes[p * PAGE + k] = next(256)
+                      written.add(p)
+                      break
+                    case 3: // the page zeroed again
+                      bytes.fill(0, p * PAGE, (p + 1) * PAGE)
+                      written.add(p)
+                      break
+                    case 4: // the same bytes written again: listed, unchanged
+                      written.add(p)
+                      break
+                    case 5:
+                      if (pages < 70) memory.grow(1 + next(30)) // past 64 pages
+                      break
+                    case 6:
+                      break
+                  }
+                  if (next(3) === 0) continue // several steps between saves
+                  // the save after a call: a delta of the listed pages, else (no base) the whole snapshot
+                  const listed = [...written].sort((a, b) => a - b)
+                  const state = memory.state(step)
+                  const snapshot = metadataOf(id, step, {
+                    ...state,
+                    pages: listed.filter((i) => !memory.isZero(i)).map((i) => ({ index: i, data: memory.view(i) }))
+                  })
+                  const applied = yield* delta.savePages!(snapshot.agentId, {
+                    snapshot,
+                    zeroed: listed.filter((i) => memory.isZero(i))
+                  })
+                  if (applied) deltas++
+                  else {
+                    refused++
+                    yield* delta.saveState(snapshot.agentId, metadataOf(id, step, state))
+                  }
+                  written.clear()
+                  yield* whole.saveState(snapshot.agentId, metadataOf(id, step, state))
+                  if (next(5) === 0) {
+                    const a = Option.getOrThrow(yield* delta.loadState(snapshot.agentId))
+                    const b = Option.getOrThrow(yield* whole.loadState(snapshot.agentId))
+                    expectSnapshotEqual(a, b)
+                    expectSnapshotEqual(a, metadataOf(id, step, state))
+                  }
+                }
+              })
+            )
+          )
+          expect(refused).toBe(1) // the first save only: nothing known of the agent before it
+          expect(deltas).toBeGreaterThan(40)
+          // what is on disk, read through a fresh connection, is the last state
+          const a = Option.getOrThrow(yield* withInstances({ path: deltaFile }, (r) => r.loadState(agentId(id))))
+          const b = Option.getOrThrow(yield* withInstances({ path: wholeFile }, (r) => r.loadState(agentId(id))))
+          expectSnapshotEqual(a, b)
+          // the page rows of both files hold the same pages
+          expect(pageRowsOf(deltaFile, id).map((r) => [r.page_index, rawOf(r).toString("base64")])).toEqual(
+            pageRowsOf(wholeFile, id).map((r) => [r.page_index, rawOf(r).toString("base64")])
+          )
+          expect(headerRowOf(deltaFile, id).page_count).toBe(pageRowsOf(deltaFile, id).length)
+        }
+      })
+  )
+
+  it.effect(
+    "a delta writes only its changed pages, drops its zeroed ones; false without a base (first save, another writer, a failed save)",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const memory = new FakeMemory()
+        const bytes = new Uint8Array(memory.buffer)
+        bytes[5] = 1
+        bytes[PAGE + 7] = 2
+        bytes[3 * PAGE + 9] = 3
+        const id = agentId("delta")
+        const deltaOf = (count: number, listed: ReadonlyArray<number>) => ({
+          snapshot: metadataOf("delta", count, {
+            ...memory.state(count),
+            pages: listed.filter((i) => !memory.isZero(i)).map((i) => ({ index: i, data: memory.view(i) }))
+          }),
+          zeroed: listed.filter((i) => memory.isZero(i))
+        })
+        yield* withInstances({ path: file }, (r) => r.listSaved) // creates the tables
+        const audit = auditPageWrites(file)
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            expect(yield* r.savePages!(id, deltaOf(1, [0]))).toBe(false) // nothing known yet
+            expect(audit()).toEqual([])
+            yield* r.saveState(id, metadataOf("delta", 1, memory.state(1)))
+            expect(audit()).toEqual(["write:0", "write:1", "write:3"])
+            bytes[PAGE + 7] = 4
+            bytes[3 * PAGE + 9] = 0
+            // page 0 listed but unchanged, page 2 listed and zero (no row): only page 1 written, page 3 dropped
+            expect(yield* r.savePages!(id, deltaOf(2, [0, 1, 2, 3]))).toBe(true)
+            expect(audit()).toEqual(["write:1", "delete:3"])
+            bytes[PAGE + 7] = 99 // the views are not kept: what was saved stays saved
+            const loaded = Option.getOrThrow(yield* r.loadState(id))
+            expect(loaded.invocationCount).toBe(2)
+            expect(loaded.state.pages.map((p) => [p.index, p.data[5], p.data[7]])).toEqual([
+              [0, 1, 0],
+              [1, 0, 4]
+            ])
+          })
+        )
+        // another connection replaces the row: this one's base is stale → false, nothing written
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* Effect.asVoid(r.loadState(id)) // known through a load
+            yield* withInstances({ path: file }, (other) =>
+              other.saveState(id, metadataOf("delta", 3, memory.state(3)))
+            )
+            audit()
+            expect(yield* r.savePages!(id, deltaOf(4, [1]))).toBe(false)
+            expect(audit()).toEqual([])
+            expect(headerRowOf(file, "delta").generation).toBe(3)
+          })
+        )
+        // a failed save forgets the base: the next delta is refused
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* Effect.asVoid(r.loadState(id))
+            const bad = deltaOf(5, [1])
+            const failed = yield* Effect.flip(
+              r.savePages!(id, {
+                ...bad,
+                snapshot: { ...bad.snapshot, state: { ...bad.snapshot.state, memoryBytes: 1000 } }
+              })
+            )
+            expect(failed._tag).toBe("RepositoryError")
+            expect(yield* r.savePages!(id, deltaOf(6, [1]))).toBe(false)
+          })
+        )
+      })
+  )
+})

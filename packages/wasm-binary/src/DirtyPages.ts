@@ -13,7 +13,9 @@
  * modulo 64 is conservative). A store sets the bit of the page of its
  * effective address; a store of up to 16 bytes may spill into the next page,
  * so a consumer also checks page p when bit (p − 1) mod 64 is set
- * (`dirtyPageMask` folds that in). Bulk writes set every bit.
+ * (`dirtyPageMask` folds that in). Bulk writes (`memory.fill`, `memory.copy`,
+ * `memory.init`) set the bits of the pages they write — every bit when they
+ * span 64 pages or more —; atomic writes set every bit.
  *
  * Inside a function the bits gather in a local i64 (a register), published
  * to the global — OR-ed in — before every way out of the function (`return`,
@@ -75,9 +77,16 @@ export interface DirtyPagesOptions {
  *   and throws (`global.get; local.get; i64.or; global.set`, stack-neutral). The
  *   memarg offset (a u32) is added with wrap-around: the sum only wraps for
  *   an address past 4 GiB, whose store traps and writes nothing.
- * - `memory.fill`, `memory.copy`, `memory.init` and every atomic
- *   read-modify-write or store (`0xFE17`–`0xFE4E`) set all 64 bits first
- *   (`i64.const -1; global.set`), without touching the operand stack.
+ * - `memory.fill`, `memory.copy` and `memory.init` (operands: destination
+ *   d, source or value, length n — all i32) go to four scratch i32 locals
+ *   and OR the bits of pages `d >>> 16` … `(d + n − 1) >>> 16` into the
+ *   global — `rotl((1 << count) − 1, d >>> 16)`, all 64 bits when `count`
+ *   ≥ 64 (a `select`) — then push their operands back; `n` = 0 marks
+ *   nothing (or, for d = 0, everything). Bounds: a bulk write out of bounds
+ *   traps before it writes, and an address sum that wraps is out of bounds.
+ * - Every atomic read-modify-write or store (`0xFE17`–`0xFE4E`) sets all
+ *   64 bits first (`i64.const -1; global.set`), without touching the
+ *   operand stack.
  * - Functions without writes, all other sections and every other
  *   instruction are copied byte for byte (custom sections too: DWARF code
  *   offsets of rewritten functions move).
@@ -219,8 +228,10 @@ const I64 = 1
 const F32 = 2
 const F64 = 3
 const V128 = 4
-/** A write that sets every bit (bulk memory, atomics). */
+/** A write that sets every bit (atomics). */
 const ALL = 5
+/** A bulk write (`memory.fill`, `memory.copy`, `memory.init`): the bits of the pages of its destination range. */
+const BULK = 7
 /** Not a write (copied as is). */
 const NONE = -1
 
@@ -245,7 +256,7 @@ const writeKind = (op: number): number => {
         return NONE
     }
   }
-  if (op === 0xfc0008 || op === 0xfc000a || op === 0xfc000b) return ALL // memory.init, memory.copy, memory.fill
+  if (op === 0xfc0008 || op === 0xfc000a || op === 0xfc000b) return BULK // memory.init, memory.copy, memory.fill
   if (op === 0xfd000b || (op >= 0xfd0058 && op <= 0xfd005b)) return V128 // v128.store, v128.storeN_lane
   if (op >= 0xfe0017 && op <= 0xfe004e) return ALL // atomic stores, read-modify-writes, cmpxchg
   return NONE
@@ -275,6 +286,7 @@ const rewriteCode = (
     const codeStart = r.offset
     edits.length = 0
     let used = 0 // bit per kind: which scratch value locals the body needs
+    let bulk = false // the body has bulk writes: four scratch i32 locals
     let depth = 0
     let done = false
     while (!done) {
@@ -325,14 +337,15 @@ const rewriteCode = (
         default: {
           const kind = writeKind(op)
           if (kind !== NONE) {
-            edits.push(from, kind, kind === ALL ? 0 : memargOffset(bytes, from, op))
-            if (kind !== ALL) used |= 1 << kind
+            edits.push(from, kind, kind === ALL || kind === BULK ? 0 : memargOffset(bytes, from, op))
+            if (kind === BULK) bulk = true
+            else if (kind !== ALL) used |= 1 << kind
           }
         }
       }
     }
     if (!r.atEnd) r.fail("section size mismatch", r.offset)
-    if (used === 0 && !edits.some((e, k) => k % 3 === 1 && e === ALL)) {
+    if (used === 0 && !bulk && !edits.some((e, k) => k % 3 === 1 && e === ALL)) {
       w.copy(bytes, at, r.end) // no writes: size and body unchanged
       c.offset = r.end
       continue
@@ -345,16 +358,29 @@ const rewriteCode = (
     const bits = address + 1
     const valueLocal: Array<number> = []
     let next = used === 0 ? address : address + 2
-    for (let k = 0; k < ALL; k++) if ((used & (1 << k)) !== 0) valueLocal[k] = next++
+    let groups = used === 0 ? 0 : 2
+    for (let k = 0; k < ALL; k++) {
+      if ((used & (1 << k)) !== 0) {
+        valueLocal[k] = next++
+        groups++
+      }
+    }
+    // bulk writes: destination, second operand, length, page count (i32), after the others
+    const bulkAt = next
+    if (bulk) {
+      next += 4
+      groups++
+    }
     if (next > MAX_LOCALS) r.fail("too many locals to add the dirty-page scratch locals", bodyStart)
     const sizeAt = w.size
     w.skip(5)
     const runs = new ByteReader(bytes, bodyStart, codeStart)
     runs.count()
-    w.u32(locals.length + (next - address))
+    w.u32(locals.length + groups)
     w.copy(bytes, runs.offset, codeStart)
     if (used !== 0) w.u8(0x01).u8(0x7f).u8(0x01).u8(0x7e)
     for (let k = 0; k < ALL; k++) if (valueLocal[k] !== undefined) w.u8(0x01).u8(VALUE_TYPE_BYTES[k] as number)
+    if (bulk) w.u8(0x04).u8(0x7f)
     let from = codeStart
     for (let k = 0; k < edits.length; k += 3) {
       const x = edits[k] as number
@@ -365,6 +391,8 @@ const rewriteCode = (
         if (used !== 0) w.u8(GLOBAL_GET).u32(bitmap).u8(0x20).u32(bits).u8(0x84).u8(GLOBAL_SET).u32(bitmap)
       } else if (kind === ALL) {
         w.u8(0x42).u8(0x7f).u8(GLOBAL_SET).u32(bitmap) // i64.const -1; global.set $bitmap
+      } else if (kind === BULK) {
+        bulkMarks(w, bitmap, bulkAt)
       } else {
         const offset = edits[k + 2] as number
         w.u8(0x21).u32(valueLocal[kind] as number) // local.set $value
@@ -388,6 +416,29 @@ const rewriteCode = (
     c.offset = r.end
   }
   if (!c.atEnd) c.fail("section size mismatch")
+}
+
+/**
+ * Before a bulk write whose operands (d, x, n: i32) are on the stack: the
+ * bits of pages `d >>> 16` … `(d + n − 1) >>> 16` OR-ed into the global
+ * (all 64 when that is 64 pages or more), the operands pushed back.
+ * Scratch locals from `at`: d, x, n, count.
+ */
+const bulkMarks = (w: ByteWriter, bitmap: number, at: number): void => {
+  const [d, x, n, count] = [at, at + 1, at + 2, at + 3]
+  w.u8(0x21).u32(n).u8(0x21).u32(x).u8(0x21).u32(d) // local.set n, x, d
+  w.u8(GLOBAL_GET).u32(bitmap)
+  // count = ((d + n − 1) >>> 16) − (d >>> 16) + 1
+  w.u8(0x20).u32(d).u8(0x20).u32(n).u8(0x6a).u8(0x41).u8(0x01).u8(0x6b).u8(0x41).u8(0x10).u8(0x76)
+  w.u8(0x20).u32(d).u8(0x41).u8(0x10).u8(0x76)
+  w.u8(0x6b).u8(0x41).u8(0x01).u8(0x6a).u8(0x21).u32(count)
+  // rotl((1 << count) − 1, d >>> 16)
+  w.u8(0x42).u8(0x01).u8(0x20).u32(count).u8(0xad).u8(0x86).u8(0x42).u8(0x01).u8(0x7d)
+  w.u8(0x20).u32(d).u8(0x41).u8(0x10).u8(0x76).u8(0xad).u8(0x89)
+  // −1 unless count < 64: select
+  w.u8(0x42).u8(0x7f).u8(0x20).u32(count).u8(0x41).s32(64).u8(0x49).u8(0x1b)
+  w.u8(0x84).u8(GLOBAL_SET).u32(bitmap) // i64.or; global.set $bitmap
+  w.u8(0x20).u32(d).u8(0x20).u32(x).u8(0x20).u32(n) // the operands back
 }
 
 /** The memarg offset (a u32 for a 32-bit memory) of the memory instruction at `at` with opcode `op`. */

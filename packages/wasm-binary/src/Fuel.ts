@@ -22,10 +22,16 @@
  * same fuel stops at the same point.
  *
  * The pass is one linear scan per function body with a decoder specialised
- * for it (`internal/FuelScan.ts`), writing straight into the output buffer;
- * a body the scan does not handle (a malformed or unusual encoding) is
- * rewritten by the checked decoder (`decodeInstruction`) instead, with the
- * same output or the same `WasmBinaryError`.
+ * for it, writing straight into the output buffer. With the default costs
+ * the scan runs as WebAssembly (`internal/FuelScanWasm.ts`, a ≈ 6.6 KB
+ * module compiled once per process, synchronously, on first use) where the
+ * host allows runtime compilation; elsewhere (workerd, a CSP without
+ * `wasm-unsafe-eval`, a browser's main thread, which refuses synchronous
+ * compiles above 4 KB) and with custom `costs` it runs as JavaScript
+ * (`internal/FuelScan.ts`). A body the scan does not handle (a malformed or
+ * unusual encoding) is rewritten by the checked decoder
+ * (`decodeInstruction`) instead, with the same output or the same
+ * `WasmBinaryError`: every path writes the same bytes.
  *
  * @since 0.1.0
  */
@@ -35,6 +41,7 @@ import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } fr
 import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX, START_EXPORT } from "./HiddenExports.js"
 import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "./Instructions.js"
 import { FuelScan } from "./internal/FuelScan.js"
+import { rewriteCodeWasm } from "./internal/FuelScanWasm.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
@@ -184,14 +191,22 @@ export const instrumentFuel = (bytes: Uint8Array, options: FuelOptions = {}): Re
 }
 
 /**
- * `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. `scan: false`
- * sends every body through the checked decoder instead of the specialised scanner — the same bytes or
- * the same typed error by contract, which the differential tests hold the scanner to. @internal
+ * Which path rewrites the bodies: `"wasm"` (default) the scan compiled to WebAssembly
+ * (`internal/FuelScanWasm.ts`; default costs only, and where the host can compile it — else `"js"`),
+ * `"js"` the specialised JS scanner (`internal/FuelScan.ts`), `"checked"` the checked decoder
+ * (`decodeInstruction`). Each fast path leaves what it does not handle to the next: the same bytes or
+ * the same typed error by contract, which the differential tests hold them to. @internal
+ */
+export type FuelScanner = "wasm" | "js" | "checked"
+
+/**
+ * `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. `scanner`:
+ * see `FuelScanner`. @internal
  */
 export const instrumentFuelOf = (
   bytes: Uint8Array,
   options: FuelOptions = {},
-  scan = true
+  scanner: FuelScanner = "wasm"
 ): ReadResult<Uint8Array<ArrayBuffer>> => {
   let r = new ByteReader(bytes)
   return attempt(
@@ -254,6 +269,7 @@ export const instrumentFuelOf = (
         if (start !== undefined) w.name(START_EXPORT).u8(0x00).u32(start)
       }
 
+      let wasmPending = false
       for (const s of sections) {
         const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
         if (rank !== undefined) {
@@ -284,11 +300,21 @@ export const instrumentFuelOf = (
           case SectionId.start:
             if (start === undefined) keep(bytes.subarray(s.offset, s.end)) // else deferred: exported instead
             break
-          case SectionId.code:
-            section(SectionId.code, s.size * 2 + 64, (w) =>
-              rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf, scan)
-            )
+          case SectionId.code: {
+            // the WebAssembly scan's output is a view of its memory until the assembly below: one section only
+            // (a second code section, in a module that does not validate, takes the JS path)
+            const fast: ReadonlyArray<Uint8Array> | undefined =
+              scanner === "wasm" && !wasmPending && costOf === defaultOperatorCost
+                ? rewriteCodeFast(bytes, s, fuelGlobal, paramsOf, (i) => paramsOrNone(paramCounts, functionTypes, i))
+                : undefined
+            wasmPending ||= fast !== undefined
+            if (fast !== undefined) for (const piece of fast) keep(piece)
+            else
+              section(SectionId.code, s.size * 2 + 64, (w) =>
+                rewriteCode(bytes, s, w, fuelGlobal, paramsOf, costOf, scanner !== "checked")
+              )
             break
+          }
           default:
             keep(bytes.subarray(s.offset, s.end))
         }
@@ -392,6 +418,40 @@ const MAX_LOCALS = 50_000
 const FLUSH = 1 // store the fuel local to the global (before calls, throws, traps)
 const EXIT = 2 // store, then check (before every way out of the function)
 
+/** The parameter count of defined function `i`, or -1 when its type is unknown (the JS path reports it). */
+const paramsOrNone = (paramCounts: ReadonlyArray<number>, functionTypes: ReadonlyArray<number>, i: number): number => {
+  const type = functionTypes[i]
+  return (type === undefined ? undefined : paramCounts[type]) ?? -1
+}
+
+/**
+ * §5.5.13 with the scan compiled to WebAssembly (default costs): the code section's pieces, or undefined
+ * where that scanner cannot run (the caller runs `rewriteCode`). A body the scanner leaves is rewritten by
+ * `rewriteBodyAt` (JS scanner, then the checked decoder), so the output and errors are `rewriteCode`'s.
+ */
+const rewriteCodeFast = (
+  bytes: Uint8Array,
+  s: RawSection,
+  fuelGlobal: number,
+  paramsOf: (definedFunction: number, at: number) => number,
+  paramsAt: (definedFunction: number) => number
+): ReadonlyArray<Uint8Array> | undefined => {
+  const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+  const n = c.count()
+  let scan: FuelScan | undefined
+  let imm: Immediates | undefined
+  const done = rewriteCodeWasm(bytes, c.offset, s.end, n, fuelGlobal, paramsAt, (i, at, w) => {
+    c.offset = at
+    scan ??= new FuelScan(bytes, fuelGlobal, undefined)
+    rewriteBodyAt(bytes, c, i, w, fuelGlobal, paramsOf, defaultOperatorCost, scan, () => (imm ??= new Immediates()))
+    return c.offset
+  })
+  if (done === undefined) return undefined
+  c.offset = done.end
+  if (!c.atEnd) c.fail("section size mismatch")
+  return done.pieces
+}
+
 /** §5.5.13: rewrites every body of the code section `s` into `w` (count, then size-prefixed bodies). */
 const rewriteCode = (
   bytes: Uint8Array,
@@ -409,27 +469,45 @@ const rewriteCode = (
     ? new FuelScan(bytes, fuelGlobal, costOf === defaultOperatorCost ? undefined : costOf)
     : undefined
   let imm: Immediates | undefined
-  for (let i = 0; i < n; i++) {
-    const at = c.offset
-    const size = c.u32()
-    if (size > c.end - c.offset) c.fail("unexpected end of section or function", at)
-    const start = c.offset
-    const end = start + size
-    const params = paramsOf(i, at)
-    const before = w.size
-    if (scan === undefined || !scan.body(start, end, params, w)) {
-      // the checked path: the same bytes, or the typed error (kind, reason, offset)
-      w.setSize(before) // drop what the scan wrote of this body
-      const r = new ByteReader(bytes, start, end, "unexpected end of section or function")
-      // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
-      const sizeAt = w.size
-      w.skip(5)
-      rewriteBody(bytes, r, w, fuelGlobal, params, (imm ??= new Immediates()), costOf)
-      w.closeSized(sizeAt)
-    }
-    c.offset = end
-  }
+  const immediates = () => (imm ??= new Immediates())
+  for (let i = 0; i < n; i++) rewriteBodyAt(bytes, c, i, w, fuelGlobal, paramsOf, costOf, scan, immediates)
   if (!c.atEnd) c.fail("section size mismatch")
+}
+
+/**
+ * Rewrites defined function `i`'s body, whose size field is at `c.offset`, appending it with its size
+ * field to `w` (the scanner when given and it handles the body, else the checked decoder); leaves
+ * `c.offset` after the body.
+ */
+const rewriteBodyAt = (
+  bytes: Uint8Array,
+  c: ByteReader,
+  i: number,
+  w: ByteWriter,
+  fuelGlobal: number,
+  paramsOf: (definedFunction: number, at: number) => number,
+  costOf: (op: Opcode) => number,
+  scan: FuelScan | undefined,
+  imm: () => Immediates
+): void => {
+  const at = c.offset
+  const size = c.u32()
+  if (size > c.end - c.offset) c.fail("unexpected end of section or function", at)
+  const start = c.offset
+  const end = start + size
+  const params = paramsOf(i, at)
+  const before = w.size
+  if (scan === undefined || !scan.body(start, end, params, w)) {
+    // the checked path: the same bytes, or the typed error (kind, reason, offset)
+    w.setSize(before) // drop what the scan wrote of this body
+    const r = new ByteReader(bytes, start, end, "unexpected end of section or function")
+    // the body goes straight after room for its size (a u32: at most 5 bytes), then moves up to it
+    const sizeAt = w.size
+    w.skip(5)
+    rewriteBody(bytes, r, w, fuelGlobal, params, imm(), costOf)
+    w.closeSized(sizeAt)
+  }
+  c.offset = end
 }
 
 /**

@@ -115,7 +115,9 @@ const rewriteChecked = (
   read: ReadResult<ModuleInfo> & { ok: true },
   options: RewriteOptions
 ): ReadResult<RewriteResult> => {
-  let current: Uint8Array<ArrayBuffer> = new Uint8Array(bytes)
+  // Every rewrite returns fresh bytes and never writes its input: the input is copied only when no
+  // rewrite runs (the result never aliases the caller's bytes), not before a rewrite (≈ 0.1–0.3 ms on 1 MB).
+  let current: Uint8Array = bytes
   let memory: MemoryCapInfo | undefined
   let tables: ReadonlyArray<TableCapInfo> = []
   let moved = false
@@ -185,5 +187,6 @@ const rewriteChecked = (
     ...(state?.globals.filter((g) => g.added).map((g) => g.name) ?? []),
     ...(state?.memoryExport === MEMORY_EXPORT ? [MEMORY_EXPORT] : [])
   ]
-  return succeed({ bytes: current, memory, tables, state, fuelExport, dirtyPagesExport, addedExports })
+  const out: Uint8Array<ArrayBuffer> = current === bytes ? new Uint8Array(bytes) : (current as Uint8Array<ArrayBuffer>)
+  return succeed({ bytes: out, memory, tables, state, fuelExport, dirtyPagesExport, addedExports })
 }

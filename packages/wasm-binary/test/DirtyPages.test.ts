@@ -2,7 +2,8 @@
  * The dirty-page write barrier, tested on hand-written modules against the
  * unrewritten originals: every store kind sets the bit of its page (memarg
  * offsets included), page-crossing stores are covered by the consumer's mask,
- * bulk and atomic writes set every bit, results and memory are the
+ * bulk writes set the bits of the pages they write (every bit from 64
+ * pages on), atomic writes every bit, results and memory are the
  * original's, every page that changed is marked (a differential run of random
  * stores), and the composition with fuel costs no fuel.
  */
@@ -148,11 +149,29 @@ describe("dirty-page barrier", () => {
     expect(wrap.high >>> 31).toBe(1)
   })
 
-  it("bulk writes and atomics set every bit", async () => {
+  it("bulk writes set the bits of the pages they write (all from 64 pages on); atomics set every bit", async () => {
     const p = await pair(STORES)
-    expect(callBoth(p, "fill", PAGE, 0xab, 10)).toBe(-1n)
-    expect(callBoth(p, "copy", 7 * PAGE, PAGE, 10)).toBe(-1n)
-    expect(callBoth(p, "init", 9 * PAGE)).toBe(-1n)
+    expect(callBoth(p, "fill", PAGE, 0xab, 10)).toBe(bit(1))
+    expect(callBoth(p, "copy", 7 * PAGE, PAGE, 10)).toBe(bit(7))
+    expect(callBoth(p, "init", 9 * PAGE)).toBe(bit(9))
+    expect(callBoth(p, "init", 10 * PAGE - 2)).toBe(bit(9) | bit(10)) // 5 bytes across a page boundary
+    expect(callBoth(p, "fill", PAGE - 5, 1, 2 * PAGE)).toBe(bit(0) | bit(1) | bit(2))
+    expect(callBoth(p, "copy", 3 * PAGE, 0, PAGE)).toBe(bit(3)) // exactly one page
+    expect(callBoth(p, "copy", 3 * PAGE, 0, PAGE + 1)).toBe(bit(3) | bit(4))
+    // pages 62 … 65: bits 62, 63, 0, 1 (mod 64)
+    expect(callBoth(p, "fill", 62 * PAGE + 9, 2, 3 * PAGE)).toBe(bit(62) | bit(63) | bit(0) | bit(1))
+    expect(callBoth(p, "fill", 63 * PAGE, 2, PAGE + 1)).toBe(bit(63) | bit(0))
+    // 63 pages: 63 bits; 64 pages or more: all of them
+    expect(callBoth(p, "fill", PAGE, 3, 63 * PAGE)).toBe(BigInt.asIntN(64, ((1n << 63n) - 1n) << 1n))
+    expect(callBoth(p, "fill", 0, 3, 64 * PAGE)).toBe(-1n)
+    expect(callBoth(p, "fill", 5 * PAGE + 1, 3, 64 * PAGE)).toBe(-1n)
+    // nothing written: no bit, but for a zero length at address 0 (the sum wraps: every bit, harmless)
+    expect(callBoth(p, "fill", 4 * PAGE, 7, 0)).toBe(0n)
+    expect(callBoth(p, "fill", 4 * PAGE + 9, 7, 0)).toBe(bit(4))
+    expect(callBoth(p, "fill", 0, 7, 0)).toBe(-1n)
+    // out of bounds: traps in both, writes nothing
+    callBoth(p, "fill", 69 * PAGE, 7, 2 * PAGE)
+    callBoth(p, "copy", 0xffffff00, 0, 0x200)
     expect(callBoth(p, "atomic", 4 * PAGE, 3)).toBe(-1n)
     expect(callBoth(p, "rmw", 4 * PAGE, 3n)).toBe(-1n)
     // a read writes nothing
@@ -174,7 +193,16 @@ describe("dirty-page barrier", () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff
       return seed % n
     }
-    const kinds = ["i32.store", "i64.store", "i32.store16", "f64.store", "v128.store", "offset"] as const
+    const kinds = [
+      "i32.store",
+      "i64.store",
+      "i32.store16",
+      "f64.store",
+      "v128.store",
+      "offset",
+      "fill",
+      "copy"
+    ] as const
     for (let round = 0; round < 40; round++) {
       const before = new Uint8Array(memory).slice()
       // a store close to a page boundary half of the time
@@ -188,7 +216,14 @@ describe("dirty-page barrier", () => {
             ? random(1000) + 0.5
             : BigInt(random(1 << 30) + 1)
       if (fn === "offset" && address + PAGE + 4 > 70 * PAGE) continue
-      const mask = dirtyPageMask(callBoth(p, fn, address, value))
+      const length = random(3) === 0 ? random(70 * PAGE - address) : random(3 * PAGE)
+      const mask = dirtyPageMask(
+        fn === "fill"
+          ? callBoth(p, fn, address, 1 + random(255), Math.min(length, 70 * PAGE - address))
+          : fn === "copy"
+            ? callBoth(p, fn, address, random(PAGE), Math.min(length, 69 * PAGE - address))
+            : callBoth(p, fn, address, value)
+      )
       const after = new Uint8Array(memory)
       for (let q = 0; q < 70; q++) {
         const changed =

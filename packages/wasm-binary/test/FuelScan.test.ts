@@ -1,7 +1,9 @@
 /**
- * The fuel pass's specialised scanner (`src/internal/FuelScan.ts`) against
+ * The fuel pass's specialised scanners — the scan compiled to WebAssembly
+ * (`src/internal/FuelScanWasm.ts`, the default) and the JS scanner
+ * (`src/internal/FuelScan.ts`) — each against
  * the same pass with every body sent through the checked decoder
- * (`instrumentFuelOf(bytes, options, false)`, built on `decodeInstruction`; when the
+ * (`instrumentFuelOf(bytes, options, "checked")`, built on `decodeInstruction`; when the
  * scanner landed it was byte-identical to the pass before it on all of the below): the same output bytes for every module
  * of the spec suite (binary and text modules, valid, invalid and malformed,
  * assembled by wabt where they are text) and for the real npm binaries, with
@@ -19,6 +21,7 @@ import { fileURLToPath } from "node:url"
 import wabt from "wabt"
 import { defaultOperatorCost, type FuelOptions, instrumentFuelOf } from "../src/Fuel.js"
 import { FuelScan } from "../src/internal/FuelScan.js"
+import { wasmScanCounts } from "../src/internal/FuelScanWasm.js"
 import type { ReadResult } from "../src/ReadResult.js"
 import { agentCorpus } from "./helpers/Differential.js"
 import { bytes, codeSection, functionSection, functype, module, T, typeSection } from "./helpers/ModuleBuilder.js"
@@ -36,15 +39,24 @@ const OPTION_SETS: ReadonlyArray<readonly [string, FuelOptions]> = [
   ["custom costs", { costs: (op) => (op % 5) * 3 + (op > 0xff ? 2 ** 33 : 0) }]
 ]
 
-/** Whether the new pass and the reference agree on `input` under every option set. */
+/** Whether both scanners and the checked reference agree on `input` under every option set. */
 const disagreements = (name: string, input: Uint8Array): Array<unknown> => {
   const out: Array<unknown> = []
   for (const [what, options] of OPTION_SETS) {
-    const fast = outcome(instrumentFuelOf(input, options))
-    const reference = outcome(instrumentFuelOf(input, options, false))
-    if (JSON.stringify(fast) !== JSON.stringify(reference)) out.push({ name, what, fast, reference })
+    const reference = outcome(instrumentFuelOf(input, options, "checked"))
+    for (const scanner of ["wasm", "js"] as const) {
+      const fast = outcome(instrumentFuelOf(input, options, scanner))
+      if (JSON.stringify(fast) !== JSON.stringify(reference)) out.push({ name, what, scanner, fast, reference })
+    }
   }
   return out
+}
+
+/** What the WebAssembly scanner did while `run` ran: bodies it rewrote, bodies it left to the JS path. */
+const wasmScanned = (run: () => void): { readonly bodies: number; readonly fallbacks: number } => {
+  const before = { ...wasmScanCounts }
+  run()
+  return { bodies: wasmScanCounts.bodies - before.bodies, fallbacks: wasmScanCounts.fallbacks - before.fallbacks }
 }
 
 /** Counts the bodies the scanner completes and leaves to the checked path while `run` runs. */
@@ -138,16 +150,22 @@ describe("fuel pass: the specialised scanner writes what the checked pass wrote"
     expect(spec.length - ok).toBeGreaterThan(300)
   })
 
-  it("the real npm binaries and the fixture agents: byte-identical, every body on the fast path", () => {
+  it("the real npm binaries and the fixture agents: byte-identical, every body on the fast path (wasm and JS)", () => {
     for (const ref of referenceModules) {
       const input = ref.read()
       expect(disagreements(ref.name, input)).toEqual([])
       const counts = scanned(() => {
-        const r = instrumentFuelOf(input)
+        const r = instrumentFuelOf(input, {}, "js")
         if (!r.ok) throw r.error
       })
       expect({ name: ref.name, checked: counts.checked }).toEqual({ name: ref.name, checked: 0 })
       expect(counts.fast).toBeGreaterThan(10)
+      const wasm = wasmScanned(() => {
+        const r = instrumentFuelOf(input)
+        if (!r.ok) throw r.error
+      })
+      expect({ name: ref.name, fallbacks: wasm.fallbacks }).toEqual({ name: ref.name, fallbacks: 0 })
+      expect(wasm.bodies).toBeGreaterThan(10)
     }
     for (const agent of agentCorpus()) expect(disagreements(agent.name, agent.bytes)).toEqual([])
   })
@@ -157,7 +175,8 @@ describe("fuel pass: the specialised scanner writes what the checked pass wrote"
       const input = ref.read()
       const padded = Buffer.concat([Buffer.from([1, 2, 3]), input, Buffer.from([0xff, 0xff])])
       const view = padded.subarray(3, 3 + input.length)
-      expect(outcome(instrumentFuelOf(view))).toEqual(outcome(instrumentFuelOf(input, {}, false)))
+      expect(outcome(instrumentFuelOf(view))).toEqual(outcome(instrumentFuelOf(input, {}, "checked")))
+      expect(outcome(instrumentFuelOf(view, {}, "js"))).toEqual(outcome(instrumentFuelOf(input, {}, "checked")))
     }
   })
 
@@ -173,10 +192,12 @@ describe("fuel pass: the specialised scanner writes what the checked pass wrote"
       const seed = i % 10 === 0 ? rng.pick(real) : rng.pick(small)
       let m = mutateStructured(seed, rng, donors).bytes
       if (rng.int(2) === 0) m = mutateStructured(m, rng, donors).bytes
-      const fast = outcome(instrumentFuelOf(m))
-      const reference = outcome(instrumentFuelOf(m, {}, false))
+      const reference = outcome(instrumentFuelOf(m, {}, "checked"))
       if (!reference.ok) refused++
-      if (JSON.stringify(fast) !== JSON.stringify(reference)) problems.push({ i, fast, reference })
+      for (const scanner of ["wasm", "js"] as const) {
+        const fast = outcome(instrumentFuelOf(m, {}, scanner))
+        if (JSON.stringify(fast) !== JSON.stringify(reference)) problems.push({ i, scanner, fast, reference })
+      }
     }
     expect(problems).toEqual([])
     expect(refused).toBeGreaterThan(N / 10)
@@ -245,8 +266,12 @@ describe("fuel pass: the specialised scanner writes what the checked pass wrote"
       codeSection(bytes(0x00, 0x0b), body)
     )
     expect(WebAssembly.validate(m)).toBe(true)
-    const counts = scanned(() => expect(disagreements("growth then checked path", m)).toEqual([]))
-    expect(counts.checked).toBeGreaterThan(0)
+    const wasm = wasmScanned(() => {
+      const counts = scanned(() => expect(disagreements("growth then checked path", m)).toEqual([]))
+      expect(counts.checked).toBeGreaterThan(0)
+    })
+    // the WebAssembly scan rewrote the first body, left the second to the JS path (twice: two option sets)
+    expect(wasm).toEqual({ bodies: 2, fallbacks: 2 })
     const r = instrumentFuelOf(m)
     expect(r.ok && r.value.length > 2 * m.length + 64).toBe(true)
   })
@@ -264,7 +289,7 @@ describe("fuel pass: the specialised scanner writes what the checked pass wrote"
     expect(r.ok).toBe(true)
     expect(asked.sort((a, b) => a - b)).toEqual([0x0b, 0x20, 0x6a])
     const bad = instrumentFuelOf(m, { costs: (op) => (op === 0x6a ? -1 : 1) })
-    const reference = instrumentFuelOf(m, { costs: (op) => (op === 0x6a ? -1 : 1) }, false)
+    const reference = instrumentFuelOf(m, { costs: (op) => (op === 0x6a ? -1 : 1) }, "checked")
     expect(outcome(bad)).toEqual(outcome(reference))
     expect(bad.ok ? undefined : bad.error.reason).toBe("invalid fuel cost -1 for i32.add")
   })

@@ -59,6 +59,22 @@ describe("rewriteModule", () => {
     expect(unwrap(rewriteModule(bytes, { fuel: false, exportState: false })).addedExports).toEqual([])
   })
 
+  it("never returns (or writes) the caller's bytes: no options give a copy, a rewrite leaves the input as it was", () => {
+    const bytes = readReferenceModule("as-sha256")
+    const before = Uint8Array.from(bytes)
+    for (const options of [
+      {},
+      { fuel: true },
+      { fuel: true, validated: unwrap(readModule(bytes, { bodies: false })) }
+    ]) {
+      const out = unwrap(rewriteModule(bytes, options)).bytes
+      expect(out.buffer).not.toBe(bytes.buffer)
+      expect(bytes).toEqual(before)
+      out.fill(0) // the result is the caller's to change
+      expect(bytes).toEqual(before)
+    }
+  })
+
   it("caps memory and exports state in one call, even when the cap moves the export section", async () => {
     // The cap adds a maximum, growing the memory section: the export section that follows moves.
     const bytes = await wat(`

@@ -83,7 +83,7 @@ export const checkArgs = (
 }
 
 /** Whether a value fits a value type: exactly when `checkValue` (WasmValue) finds no problem. */
-const fits: { readonly [T in ValueType]: (value: unknown) => boolean } = {
+export const fits: { readonly [T in ValueType]: (value: unknown) => boolean } = {
   i32: (v) => typeof v === "number" && Number.isInteger(v) && v >= -2_147_483_648 && v <= 4_294_967_295,
   // [-2^63, 2^64 - 1]: a signed or an unsigned 64-bit value (two `BigInt.asIntN`/`asUintN` round trips cost
   // less than two relational bigint comparisons on V8)

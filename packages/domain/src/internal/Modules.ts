@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import type { AgentConfig } from "../AgentConfig.js"
 import * as CompileVariant from "../CompileVariant.js"
 import type { ModuleHash, ModuleId } from "../Ids.js"
-import { findVerified, type VerifiedLoad } from "../ModuleCache.js"
+import { findVerified, type LoadEntry, type VerifiedLoad } from "../ModuleCache.js"
 import type { ModuleMetadata } from "../ModuleMetadata.js"
 import {
   CompileError,
@@ -26,10 +26,11 @@ import {
   type RuntimeUnavailable
 } from "../RuntimeError.js"
 import { ModuleLoaded } from "../RuntimeEvent.js"
+import { acceptsWork } from "../RuntimeStatus.js"
 import { type CompiledModule, usesDirtyPages } from "../WasmEngine.js"
 import * as WasmModules from "../WasmModule.js"
 import type { WasmModule } from "../WasmModule.js"
-import { ensureAccepting, envelope, type RuntimeState, trustedEvent } from "./RuntimeState.js"
+import { ensureAccepting, type RuntimeState, stampedEvent } from "./RuntimeState.js"
 import * as Sha256 from "./Sha256.js"
 
 /**
@@ -152,7 +153,7 @@ const exportNames = new WeakMap<WasmModule, ReadonlyArray<string>>()
 /**
  * Publishes `ModuleLoaded` for a module (`cacheHit`: no compile was needed),
  * stamped with the runtime's `Clock`. The event is built from the module's
- * typed fields (`trustedEvent`): its export names are not parsed again.
+ * typed fields (`stampedEvent`): its export names are not parsed again.
  */
 const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cacheHit: boolean): Effect.Effect<void> => {
   let exports = exportNames.get(module)
@@ -162,10 +163,10 @@ const emitLoaded = (state: RuntimeState, module: WasmModule, size: number, cache
     exportNames.set(module, exports)
   }
   const names = exports
+  // `stampedEvent`: the envelope written field by field (an object spread before more fields costs µs per event on V8 11)
   return Effect.suspend(() =>
     state.bus.publish(
-      trustedEvent(ModuleLoaded, {
-        ...envelope(state, state.clock.currentTimeMillisUnsafe()),
+      stampedEvent(state, ModuleLoaded, state.clock.currentTimeMillisUnsafe(), {
         moduleId: module.id,
         moduleHash: module.hash,
         size,
@@ -192,7 +193,7 @@ const strictError = (bytes: Uint8Array, fallback: CompileError | WasmBinaryError
 const stillTrusted = (state: RuntimeState, verified: VerifiedLoad): boolean =>
   verified.keyId === undefined || state.verifier.trusts === undefined || state.verifier.trusts(verified.keyId)
 
-/** Registers a verified, parsed (and validated or compiled) module under `id` — `bytes` are the runtime's own copy: saves it, adds it, publishes `ModuleLoaded`. */
+/** Registers a verified, parsed (and validated or compiled) module under `id` — `bytes` are the runtime's own copy: saves it (handed over: `ModuleRepositoryShape.saveOwned`), adds it, publishes `ModuleLoaded`. */
 const register = (
   state: RuntimeState,
   input: {
@@ -217,7 +218,9 @@ const register = (
       signedBy: input.keyId,
       loadedAt: now
     })
-    yield* state.moduleRepo.save({ id, hash: module.hash, bytes, metadata })
+    // the runtime's own copy, handed over: a repository keeping bytes in memory need not copy it again
+    const repo = state.moduleRepo
+    yield* (repo.saveOwned ?? repo.save)({ id, hash: module.hash, bytes, metadata })
     yield* state.locked(Effect.sync(() => void state.env.modules.set(id, module)))
     yield* emitLoaded(state, module, bytes.byteLength, cacheHit)
     return id
@@ -236,12 +239,15 @@ const reuse = (state: RuntimeState, id: ModuleId, size: number, now: number): Ef
  * module (spec `load_module`); loading the same verified bytes again returns
  * the same id.
  *
- * A loaded module is identified by the SHA-256 of its bytes as given
- * (`internal/Sha256.ts`: JavaScript below 8 KiB, WebCrypto above). A load first hashes the bytes and looks
+ * A loaded module is identified by the SHA-256 of its bytes as given: the
+ * platform's synchronous SHA-256 when it injects one (`PlatformServices.sha256Hex`,
+ * e.g. `node:crypto` on Node), else JavaScript below 8 KiB and WebCrypto
+ * above (`internal/Sha256.ts`). A load first hashes the bytes and looks
  * for their load entry (`ModuleCache` `LoadEntry`): with a verification for
  * the same name, version and detached signature whose key is still trusted
  * (`ModuleVerifier.trusts`) it returns the module's id — no signature check,
- * parse, validation or compile; the cost is the hash. The same bytes with
+ * parse, validation or compile; the cost is the hash (computed and looked up
+ * synchronously when it can be: `lookUpNow`). The same bytes with
  * other metadata are verified (the signature covers name + version) but not
  * parsed or validated again. Otherwise (a cold load):
  *
@@ -254,7 +260,7 @@ const reuse = (state: RuntimeState, id: ModuleId, size: number, now: number): Ef
  *    decoding, so the `CompileError` carries the reader's byte offset and
  *    `kind`/`feature` whenever the reader can tell what is wrong.
  *
- * Bytes hashed by WebCrypto (from `Sha256.SYNC_LIMIT`, 8 KiB) whose cheap
+ * Bytes hashed by WebCrypto (no injected SHA-256; from `Sha256.SYNC_LIMIT`, 8 KiB) whose cheap
  * fingerprint no load entry has (`ModuleCache.mayHoldLoad`: certainly not
  * loaded before) are copied, read and validated while the hash runs off the
  * thread (`readEarly`); the validation's verdict is reported at step 2, so
@@ -271,6 +277,52 @@ export const loadModule = (
   bytes: Uint8Array,
   metadata: ModuleMetadata
 ): Effect.Effect<ModuleId, InvalidSignature | CompileError | ModuleTooLarge | RepositoryError | RuntimeUnavailable> =>
+  Effect.suspend(() => {
+    const known = lookUpNow(state, bytes, metadata)
+    return known?.hit ?? loadFrom(state, bytes, metadata, known)
+  })
+
+/** What `lookUpNow` found: the bytes' hash, their load entry (touched at `now`), and the whole hit when it is one. */
+interface LookedUp {
+  readonly bytesHash: string
+  readonly now: number
+  readonly entry: LoadEntry | undefined
+  readonly hit?: Effect.Effect<ModuleId> | undefined
+}
+
+/**
+ * The hash and load entry of `bytes` computed now, when the runtime can
+ * hash them synchronously (`Hasher.sha256HexNow`: the injected SHA-256, or
+ * JavaScript below 8 KiB), and — when the entry holds a verification for
+ * `metadata` whose key is still trusted and its module is registered — the
+ * cache hit itself (`reuse`), so a hit runs no generator and a handful of
+ * effects; `undefined` when the runtime refuses work, the bytes are too
+ * large (`loadFrom` reports either) or only WebCrypto can hash them.
+ */
+const lookUpNow = (state: RuntimeState, bytes: Uint8Array, metadata: ModuleMetadata): LookedUp | undefined => {
+  const { env } = state
+  if (!acceptsWork(env.status) || bytes.byteLength > state.settings.maxModuleBytes) return undefined
+  const bytesHash = state.hasher.sha256HexNow(bytes)
+  if (bytesHash === undefined) return undefined
+  const now = state.clock.currentTimeMillisUnsafe()
+  const entry = env.cache.getLoad(bytesHash, now)
+  if (entry !== undefined) {
+    const verified = findVerified(entry, metadata)
+    if (verified !== undefined && stillTrusted(state, verified)) {
+      const hit = reuse(state, WasmModules.makeId(entry.moduleHash, metadata), bytes.byteLength, now)
+      if (hit !== undefined) return { bytesHash, now, entry, hit }
+    }
+  }
+  return { bytesHash, now, entry }
+}
+
+/** `loadModule` after `lookUpNow`: `known` when the bytes were hashed and looked up already (not a registered hit). */
+const loadFrom = (
+  state: RuntimeState,
+  bytes: Uint8Array,
+  metadata: ModuleMetadata,
+  known: LookedUp | undefined
+): Effect.Effect<ModuleId, InvalidSignature | CompileError | ModuleTooLarge | RepositoryError | RuntimeUnavailable> =>
   Effect.gen(function* () {
     const { env, engine, settings } = state
     yield* ensureAccepting(state)
@@ -280,13 +332,16 @@ export const loadModule = (
     // Bytes no load entry can hold (their fingerprint is new) and hashed off this thread: copy, read and
     // validate them while WebCrypto hashes the copy, instead of after (`early`). Otherwise hash first: a
     // load of known bytes costs the hash.
-    const fingerprint = Sha256.hashesOffThread(bytes) ? Sha256.fingerprint(bytes) : undefined
+    const { hasher } = state
+    const fingerprint = known === undefined && hasher.hashesOffThread(bytes) ? Sha256.fingerprint(bytes) : undefined
     const early =
       fingerprint !== undefined && !env.cache.mayHoldLoad(fingerprint) ? yield* readEarly(state, bytes) : undefined
-    const bytesHash = yield* early === undefined ? Sha256.sha256Hex(bytes) : early.hash
-    const now = yield* Clock.currentTimeMillis
+    const bytesHash =
+      known !== undefined ? known.bytesHash : yield* early === undefined ? hasher.sha256Hex(bytes) : early.hash
+    const now = known !== undefined ? known.now : yield* Clock.currentTimeMillis
     const hints = { sha256: bytesHash }
-    const entry = bytesHash === undefined ? undefined : env.cache.getLoad(bytesHash, now)
+    const entry =
+      known !== undefined ? known.entry : bytesHash === undefined ? undefined : env.cache.getLoad(bytesHash, now)
     if (entry !== undefined) {
       const verified = findVerified(entry, metadata)
       if (verified !== undefined && stillTrusted(state, verified)) {
@@ -377,7 +432,7 @@ export const loadModule = (
 /**
  * The first steps of a cold load, done while the bytes are hashed: the
  * runtime's own copy of `bytes`, the hash of that copy started now
- * (`Sha256.startSha256Hex`: WebCrypto, off this thread), the copy read
+ * (`Hasher.startSha256Hex`: WebCrypto, off this thread), the copy read
  * without bodies, and — when the read succeeded and the engine validates —
  * the engine's verdict on it, kept as an effect that replays it (succeeds,
  * or fails with the same `CompileError`) so `loadModule` reports it after
@@ -394,7 +449,7 @@ const readEarly = (
 }> =>
   Effect.gen(function* () {
     const own = bytes.slice()
-    const hash = Sha256.startSha256Hex(own)
+    const hash = state.hasher.startSha256Hex(own)
     const read = readModule(own, { bodies: false })
     const validate = state.engine.validate
     const validated = read.ok && validate !== undefined ? yield* Effect.exit(validate(own)) : undefined

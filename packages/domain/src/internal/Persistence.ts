@@ -11,7 +11,8 @@ import * as Effect from "effect/Effect"
 import * as AgentConfigs from "../AgentConfig.js"
 import type { AgentInstance } from "../AgentInstance.js"
 import { type InstanceSnapshot, SNAPSHOT_VERSION } from "../InstanceRepository.js"
-import type { EngineState } from "../WasmEngine.js"
+import type { RepositoryError, Trap } from "../RuntimeError.js"
+import type { EngineState, WasmInstance } from "../WasmEngine.js"
 import { errorText, type RuntimeState } from "./RuntimeState.js"
 
 /**
@@ -42,25 +43,74 @@ export const toSnapshot = (i: AgentInstance, engineState: EngineState, now: numb
 })
 
 /**
- * Saves an agent's state; the caller holds its mailbox. A failed save is
- * recorded on the agent (`lastError`) and counted (`snapshotFailures`) —
- * never silently dropped — but does not fail the call that already ran.
+ * Instances whose last save after a call failed (or was never made through
+ * `snapshotChanges`): their next save asks the engine to start its record
+ * afresh (`restart`) and saves the whole snapshot. Weak: holds no instance.
+ */
+const unsynced = new WeakSet<WasmInstance>()
+
+/** The whole snapshot of `instance`, saved with `saveState`. */
+const saveWhole = (state: RuntimeState, i: AgentInstance, instance: WasmInstance, now: number) =>
+  Effect.flatMap(instance.snapshot, (s) => state.instanceRepo.saveState(i.agentId, toSnapshot(i, s, now)))
+
+/**
+ * The save of `instance` after a call: a delta save (`InstanceRepository.savePages`)
+ * of what the engine reports changed (`WasmInstance.snapshotChanges`) when
+ * both sides offer it, else — or when either side cannot vouch for a base
+ * (`undefined` from the engine, `false` from the repository) — the whole
+ * snapshot (`saveState`). A failed save makes the next one whole.
+ */
+const saveAfterCall = (
+  state: RuntimeState,
+  i: AgentInstance,
+  instance: WasmInstance,
+  now: number
+): Effect.Effect<void, Trap | RepositoryError> => {
+  const repo = state.instanceRepo
+  // called as methods, never detached: engines and repositories may implement them on a prototype
+  if (instance.snapshotChanges === undefined || repo.savePages === undefined) return saveWhole(state, i, instance, now)
+  const restart = unsynced.has(instance)
+  const saved = Effect.flatMap(instance.snapshotChanges(restart), (changes) =>
+    changes === undefined
+      ? saveWhole(state, i, instance, now)
+      : Effect.flatMap(
+          repo.savePages!(i.agentId, {
+            snapshot: toSnapshot(
+              i,
+              { memoryBytes: changes.memoryBytes, pages: changes.pages, globals: changes.globals },
+              now
+            ),
+            zeroed: changes.zeroed
+          }),
+          (done) => (done ? Effect.void : saveWhole(state, i, instance, now))
+        )
+  )
+  return Effect.onExit(saved, (exit) =>
+    Effect.sync(() => {
+      if (exit._tag === "Success") unsynced.delete(instance)
+      else unsynced.add(instance)
+    })
+  )
+}
+
+/**
+ * Saves an agent's state; the caller holds its mailbox (`saveAfterCall`:
+ * a delta save where the engine and the repository offer one). A failed
+ * save is recorded on the agent (`lastError`) and counted
+ * (`snapshotFailures`) — never silently dropped — but does not fail the
+ * call that already ran.
  */
 export const saveLocked = (state: RuntimeState, i: AgentInstance, now: number): Effect.Effect<void> => {
   const instance = i.instance
   return instance === undefined
     ? Effect.void
-    : Effect.flatMap(
-        Effect.exit(
-          Effect.flatMap(instance.snapshot, (s) => state.instanceRepo.saveState(i.agentId, toSnapshot(i, s, now)))
-        ),
-        (exit) =>
-          Effect.sync(() => {
-            if (exit._tag === "Failure") {
-              i.recordError(`snapshot failed: ${errorText(exit.cause)}`)
-              state.env.counters.snapshotFailures++
-            }
-          })
+    : Effect.flatMap(Effect.exit(saveAfterCall(state, i, instance, now)), (exit) =>
+        Effect.sync(() => {
+          if (exit._tag === "Failure") {
+            i.recordError(`snapshot failed: ${errorText(exit.cause)}`)
+            state.env.counters.snapshotFailures++
+          }
+        })
       )
 }
 

@@ -33,9 +33,11 @@ import {
 import { RuntimeEnvironment } from "../RuntimeEnvironment.js"
 import { AgentStateChanged, type RuntimeEvent } from "../RuntimeEvent.js"
 import { resolveSettings, type RuntimeSettings, type SettingsInput } from "../RuntimeSettings.js"
+import { PlatformServices } from "../RuntimePlatform.js"
 import { acceptsWork } from "../RuntimeStatus.js"
 import { type CompiledModule, WasmEngine, type WasmEngineShape } from "../WasmEngine.js"
 import type { RestoreResult } from "./ReadModels.js"
+import * as Sha256 from "./Sha256.js"
 
 /** The ports the runtime needs. */
 export type RuntimePorts =
@@ -68,6 +70,8 @@ export interface RuntimeState {
   readonly metricsRepo: MetricsRepositoryShape
   readonly bus: EventBusShape
   readonly clock: Clock.Clock
+  /** How module bytes are hashed: the platform's SHA-256 when `PlatformServices.sha256Hex` is provided, else the fallback. */
+  readonly hasher: Sha256.Hasher
   /** Background work (pressure handling, evictions after a failed call, maintenance, consumed events). */
   readonly fibers: FiberSet.FiberSet<unknown, unknown>
   /** Runs an effect under the aggregate lock (one structural change at a time). */
@@ -137,6 +141,7 @@ export const makeState = (input: SettingsInput): Effect.Effect<RuntimeState, Sta
       metricsRepo: yield* MetricsRepository,
       bus: yield* EventBus,
       clock: yield* Clock.Clock,
+      hasher: Sha256.hasher((yield* PlatformServices).sha256Hex),
       fibers: yield* FiberSet.make<unknown, unknown>(),
       locked: (effect) =>
         lock.withPermits(1)(

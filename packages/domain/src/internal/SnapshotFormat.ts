@@ -231,10 +231,29 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true })
 
 // --- write ---
 
+/**
+ * UTF-8 of global names, by name: an agent's globals are named the same in
+ * every snapshot (saves after every call encode them again and again).
+ * Bounded: cleared when it reaches `NAME_CACHE_LIMIT` names. The bytes are
+ * only ever copied out (`Writer.bytes`), never written.
+ */
+const nameCache = new Map<string, Uint8Array>()
+const NAME_CACHE_LIMIT = 4096
+
+const nameBytes = (name: string): Uint8Array => {
+  let bytes = nameCache.get(name)
+  if (bytes === undefined) {
+    if (nameCache.size >= NAME_CACHE_LIMIT) nameCache.clear()
+    bytes = utf8.encode(name)
+    nameCache.set(name, bytes)
+  }
+  return bytes
+}
+
 /** The payload: pages (index, length, bytes), then globals (name, tag, 8 value bytes). */
 export const encodeBody = (state: EngineState): Uint8Array<ArrayBuffer> => {
   const globals = Object.entries(state.globals)
-  const names = globals.map(([name]) => utf8.encode(name))
+  const names = globals.map(([name]) => nameBytes(name))
   // the exact size, so the body is written into one buffer with no growth or copy
   let size = 8
   for (const page of state.pages) size += 8 + page.data.length

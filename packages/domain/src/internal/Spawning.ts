@@ -8,7 +8,6 @@
  */
 import { TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
 import * as Effect from "effect/Effect"
-import * as Semaphore from "effect/Semaphore"
 import * as AgentConfigs from "../AgentConfig.js"
 import type { AgentConfig } from "../AgentConfig.js"
 import type { AgentInstance } from "../AgentInstance.js"
@@ -56,6 +55,9 @@ export type SpawnError =
   | Unauthorized
   | RuntimeUnavailable
   | EngineInvokeError
+
+/** The imports granted to an agent of a module without imports: none (one frozen object for every such spawn). */
+const NO_IMPORTS: HostImports = Object.freeze({})
 
 /** `InvalidConfig` when the engine cannot give what the config asks for (fuel, a deadline it can enforce). */
 const unsupported = (state: RuntimeState, config: AgentConfig): InvalidConfig | undefined => {
@@ -163,15 +165,25 @@ export const spawnAgent = (
       moduleHash: module.hash,
       subject: module.metadata.name
     })
-    // a module without imports (the common agent) grants nothing: no import round
-    return Effect.flatMap(authorized, () =>
-      module.imports.length === 0
-        ? claimAndInstantiate(state, agentId, moduleId, module, config, {})
-        : Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) =>
-            claimAndInstantiate(state, agentId, moduleId, module, config, imports)
-          )
-    )
+    // an authorizer that allows without an effect (`allowAll`: `Effect.void` itself) costs no step
+    return authorized === Effect.void
+      ? claimWithImports(state, agentId, moduleId, module, config)
+      : Effect.flatMap(authorized, () => claimWithImports(state, agentId, moduleId, module, config))
   })
+
+/** Resolves the imports granted to the agent, then claims and instantiates (a module without imports — the common agent — grants nothing: no import round). */
+const claimWithImports = (
+  state: RuntimeState,
+  agentId: AgentId,
+  moduleId: ModuleId,
+  module: WasmModule,
+  config: AgentConfig
+): Effect.Effect<AgentInfo, SpawnError> =>
+  module.imports.length === 0
+    ? claimAndInstantiate(state, agentId, moduleId, module, config, NO_IMPORTS)
+    : Effect.flatMap(resolveImports(state, agentId, module, config.imports), (imports) =>
+        claimAndInstantiate(state, agentId, moduleId, module, config, imports)
+      )
 
 /**
  * Claims the id and the memory — synchronously when the aggregate lock is
@@ -191,8 +203,8 @@ const claimAndInstantiate = (
     moduleId,
     instanceId: nextInstanceId(state, agentId),
     config,
-    now: state.clock.currentTimeMillisUnsafe(),
-    mailbox: Semaphore.makeUnsafe(1)
+    now: state.clock.currentTimeMillisUnsafe()
+    // no mailbox: the agent makes it on first use (a spawn in one step and synchronous calls never need one)
   }
   if (state.lockFree()) {
     const claimed = state.env.claim(claimInput)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { createHash } from "node:crypto"
 import * as Sha256 from "../../src/internal/Sha256.js"
 
 const webCrypto = async (bytes: Uint8Array): Promise<string> =>
@@ -89,4 +90,67 @@ describe("startSha256Hex and fingerprint", () => {
     expect(Sha256.fingerprint(small)).toBe(Sha256.fingerprint(Uint8Array.from([1, 2, 3])))
     expect(Sha256.fingerprint(small)).not.toBe(Sha256.fingerprint(Uint8Array.from([1, 2, 4])))
   })
+})
+
+describe("hasher: the platform's SHA-256 injected (PlatformServices.sha256Hex) and the fallback", () => {
+  const nodeHex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+
+  it.effect("the injected and the fallback hashes agree on random inputs (below and above SYNC_LIMIT)", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const injected = Sha256.hasher((bytes) => {
+        calls++
+        return nodeHex(bytes)
+      })
+      expect(injected.injected).toBe(true)
+      expect(Sha256.hasher()).toBe(Sha256.fallbackHasher)
+      // a seeded sequence of lengths, so a failure reproduces: 0 .. ~3 × SYNC_LIMIT, plus a few large ones
+      let seed = 0x1234567
+      const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0)
+      const lengths = [
+        ...Array.from({ length: 40 }, () => next() % (3 * Sha256.SYNC_LIMIT)),
+        Sha256.SYNC_LIMIT,
+        250_000,
+        1_000_003
+      ]
+      for (const [i, length] of lengths.entries()) {
+        const bytes = bytesOf(length, next())
+        const fallback = yield* Sha256.fallbackHasher.sha256Hex(bytes)
+        expect(yield* injected.sha256Hex(bytes), `input ${i}, length ${length}`).toBe(fallback)
+        expect(yield* injected.startSha256Hex(bytes), `input ${i}, length ${length}`).toBe(fallback)
+        expect(injected.sha256HexNow(bytes), `input ${i}, length ${length}`).toBe(fallback)
+        expect(injected.hashesOffThread(bytes)).toBe(false)
+        // the fallback hashes synchronously only below SYNC_LIMIT (where WebCrypto exists), with the same digest
+        const now = Sha256.fallbackHasher.sha256HexNow(bytes)
+        expect(now).toBe(Sha256.available && length >= Sha256.SYNC_LIMIT ? undefined : fallback)
+      }
+      expect(calls).toBe(3 * lengths.length)
+    })
+  )
+
+  it.effect(
+    "an injected hash that throws or answers anything but 64 lowercase hex digits is replaced by the fallback",
+    () =>
+      Effect.gen(function* () {
+        const bytes = bytesOf(Sha256.SYNC_LIMIT + 5, 3)
+        const expected = yield* Sha256.fallbackHasher.sha256Hex(bytes)
+        const answers: ReadonlyArray<(b: Uint8Array) => string> = [
+          () => {
+            throw new Error("no digest today")
+          },
+          () => "abc",
+          (b) => nodeHex(b).toUpperCase(),
+          () => 42 as unknown as string
+        ]
+        for (const answer of answers) {
+          const h = Sha256.hasher(answer)
+          expect(yield* h.sha256Hex(bytes)).toBe(expected)
+          expect(yield* h.startSha256Hex(bytes)).toBe(expected)
+          // refused now (too large for the JavaScript route): undefined, then the asynchronous route hashes
+          expect(h.sha256HexNow(bytes)).toBe(Sha256.available ? undefined : expected)
+          expect(yield* h.sha256Hex(bytes)).toBe(expected)
+          expect(h.sha256HexNow(bytes.subarray(0, 100))).toBe(Sha256.sha256HexSync(bytes.subarray(0, 100)))
+        }
+      })
+  )
 })

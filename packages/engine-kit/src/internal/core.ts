@@ -8,10 +8,18 @@
  *
  * @since 0.3.0
  */
-import type { CallSlot, EngineState, HostImports, HostMemory, InvokeOutcome, WasmValue } from "@agent-runtime/domain"
+import type {
+  CallSlot,
+  EngineChanges,
+  EngineState,
+  HostImports,
+  HostMemory,
+  InvokeOutcome,
+  WasmValue
+} from "@agent-runtime/domain"
 import { DIRTY_PAGES_EXPORT, FUEL_EXPORT, START_EXPORT, TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
 import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
-import { nonZeroPages, type PageSnapshots, pageSnapshots } from "./dirty.js"
+import { nonZeroPages, type PageChanges, pageChanges } from "./dirty.js"
 import { type FuelAccess, fuelAccess } from "./fuel.js"
 import { memorySize } from "./memorySize.js"
 import { PAGE_BYTES } from "./pages.js"
@@ -43,15 +51,15 @@ export interface InstanceConfig<E extends Error = never> {
    */
   readonly mapThrown?: ((fn: string, error: unknown) => E | undefined) | undefined
   /**
-   * Snapshots read the module's dirty-page write barrier (wasm-binary
-   * `DirtyPages.ts`, the `DIRTY_PAGES_EXPORT` bitmap) when it has one: each
-   * snapshot copies only the pages stored to since the previous snapshot and
-   * hands the others back as the previous snapshot's own `Uint8Array`s
-   * (`dirty.ts` `pageSnapshots`; snapshot pages are then shared, read-only).
-   * The instance must be the bitmap's only reader (not so in a worker, whose
-   * executor reads it after every call). Ignored — every page is scanned, as
-   * without the option — for a module without the bitmap, a memory the
-   * module imports (its holder may write it unseen) and a shared memory.
+   * `changes` reads the module's dirty-page write barrier (wasm-binary
+   * `DirtyPages.ts`, the `DIRTY_PAGES_EXPORT` bitmap) when it has one: it
+   * reports the pages stored to since its previous call, as views of the
+   * memory (`dirty.ts` `pageChanges`; nothing is copied or kept). The
+   * instance must be the bitmap's only reader (not so in a worker, whose
+   * executor reads it after every call). Ignored — `changes` always returns
+   * `undefined` — for a module without the bitmap, a memory the module
+   * imports (its holder may write it unseen) and a shared memory. `snapshot`
+   * scans every page either way.
    */
   readonly dirtyPages?: boolean | undefined
 }
@@ -102,12 +110,14 @@ export interface LiveInstance<E extends Error = never> {
   readonly read: (offset: number, length: number) => Uint8Array | Trap
   /** Copies `bytes` into linear memory at `offset`; out of bounds → `Trap`. */
   readonly write: (offset: number, bytes: Uint8Array) => Trap | undefined
-  /**
-   * Non-zero pages + mutable globals. The pages are never written by the
-   * instance afterwards, and nobody else may write them: with
-   * `InstanceConfig.dirtyPages` a later snapshot may return the same objects.
-   */
+  /** Non-zero pages (fresh copies) + mutable globals; neither reads nor clears the barrier's record. */
   readonly snapshot: () => EngineState | Trap
+  /**
+   * What changed since the previous call (the domain's `WasmInstance.snapshotChanges`:
+   * pages as views of the memory), or `undefined` when it cannot vouch for it
+   * (see there and `InstanceConfig.dirtyPages`); reads and clears the barrier.
+   */
+  readonly changes: (restart: boolean) => EngineChanges | undefined | Trap
   /** Overwrites memory (growing it when needed) and globals; growth refused → `MemoryExceeded`. */
   readonly restore: (state: EngineState) => Trap | MemoryExceeded | undefined
   /** Makes every later operation fail with `Trap` "instance terminated". Idempotent. */
@@ -295,73 +305,137 @@ const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
 const results = (result: unknown): ReadonlyArray<WasmValue> =>
   result === undefined ? NO_RESULTS : Array.isArray(result) ? (result as Array<WasmValue>) : [result as WasmValue]
 
+/** The `Trap` of an operation on a terminated instance. */
+const terminatedTrap = (op: string): Trap => new Trap({ function: op, reason: "instance terminated" })
+
+/** A direct call's outcome as an `InvokeOutcome` (`slot` is read right after the call, then cleared of the guest value). */
+const outcomeOf = <E extends Error>(
+  direct: DirectCall<E>,
+  args: ReadonlyArray<WasmValue>,
+  fuel: number | undefined,
+  slot: CallSlot
+): InvokeOutcome | CallError<E> => {
+  const failed = direct(args, fuel, slot)
+  if (failed !== undefined) return failed
+  const outcome: InvokeOutcome = {
+    results: results(slot.result),
+    memoryBytes: slot.memoryBytes,
+    fuelRemaining: slot.fuelRemaining
+  }
+  slot.result = undefined // hold no guest value between calls
+  return outcome
+}
+
 /**
- * Wraps an instance already made (`new WebAssembly.Instance(module, imports)`
- * with these `imports`). With `module`, the memory and tables are looked up
- * by the names its descriptors give (read once per module): the exported,
- * else the imported, memory and the tables it exports or imports; without
- * it, every export and import value is examined (the first memory found).
+ * `LiveInstance` as one class: the instance's state in fields, its operations
+ * on the prototype, so a spawn allocates one object (no closure per
+ * operation); what most agents never use — the fuel accessor, the memory-size
+ * helper, the mutable globals, the snapshot barrier, the unprepared calls'
+ * slot — is made on first use. Its methods read `this`: call them on the
+ * instance (`live.memoryBytes()`), or bind them, never detached.
  */
-export const fromInstance = <E extends Error = never>(
-  instance: WebAssembly.Instance,
-  imports: WebAssembly.Imports,
-  config: Pick<InstanceConfig<E>, "mapThrown" | "dirtyPages"> = {},
-  module?: WebAssembly.Module
-): LiveInstance<E> => {
-  const exports = instance.exports
-  let live = true
-  // with the module: its memory and tables by name (`layoutOf`, once per module); else a walk of every value
-  const layout = module === undefined ? undefined : layoutOf(module)
-  const memory = layout === undefined ? findMemory(exports, imports) : layoutMemory(layout, exports, imports)
-  const fuelExport = exports[FUEL_EXPORT]
-  const fuelGlobal = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
+class Live<E extends Error> implements LiveInstance<E> {
+  readonly exports: WebAssembly.Exports
+  readonly memory: WebAssembly.Memory | undefined
+  readonly fuel: WebAssembly.Global | undefined
+  /** The exported and imported tables (each once). */
+  readonly tables: ReadonlyArray<WebAssembly.Table>
+  readonly imports: WebAssembly.Imports
+  readonly mapThrown: ((fn: string, error: unknown) => E | undefined) | undefined
+  /** False once `terminate` ran. */
+  live = true
   // the exported mutable globals, found on first use (a snapshot), not at spawn: telling mutable from
   // immutable ones costs an exception per immutable global
-  let globalsFound: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined
-  const globals = () => (globalsFound ??= mutableGlobals(exports))
-  const tables = layout === undefined ? findTables(exports, imports) : layoutTables(layout, exports, imports)
-  const linearBytes = () => (memory === undefined ? 0 : memory.buffer.byteLength)
-  const memoryBytes = () => {
-    let bytes = linearBytes()
-    for (const t of tables) bytes += t.length * TABLE_ENTRY_BYTES
-    return bytes
-  }
-  const terminated = (op: string) => new Trap({ function: op, reason: "instance terminated" })
-  const mapThrown = config.mapThrown
-
+  globalsFound: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined = undefined
   // the fuel counter's fast accessor, made on the first metered call (not at spawn)
-  let fuelAccessor: FuelAccess | undefined
-  const meter = (global: WebAssembly.Global): FuelAccess => (fuelAccessor ??= fuelAccess(global))
-
+  fuelAccessor: FuelAccess | undefined = undefined
   // The memory size a call reports: `memory.buffer.byteLength` for an instance's first calls, then the
   // `memorySize` helper (≈ 4 ns instead of ≈ 15 ns), made once an instance has been called often enough
   // to be worth its instantiation (an agent called once never pays it).
-  let sizeOfMemory: (() => number) | undefined = memory === undefined ? () => 0 : undefined
-  let callsBeforeHelper = HELPER_AFTER_CALLS
-  const callMemoryBytes = (): number => {
+  sizeOfMemory: (() => number) | undefined = undefined
+  callsBeforeHelper = HELPER_AFTER_CALLS
+  // Changes through the write barrier (`dirtyPages`): set up on the first `changes` (`barrierFor`); `null` →
+  // none reported. Memory changed other than by the guest's stores makes the next one `undefined`.
+  barrier: PageChanges | null | undefined
+  // the slot of unprepared calls (`call`), made on the first one and shared: each call reads it right after writing it
+  callSlot: CallSlot | undefined = undefined
+
+  constructor(
+    instance: WebAssembly.Instance,
+    imports: WebAssembly.Imports,
+    config: Pick<InstanceConfig<E>, "mapThrown" | "dirtyPages">,
+    module: WebAssembly.Module | undefined
+  ) {
+    const exports = instance.exports
+    this.exports = exports
+    this.imports = imports
+    // with the module: its memory and tables by name (`layoutOf`, once per module); else a walk of every value
+    const layout = module === undefined ? undefined : layoutOf(module)
+    this.memory = layout === undefined ? findMemory(exports, imports) : layoutMemory(layout, exports, imports)
+    const fuelExport = exports[FUEL_EXPORT]
+    this.fuel = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
+    this.tables = layout === undefined ? findTables(exports, imports) : layoutTables(layout, exports, imports)
+    this.mapThrown = config.mapThrown
+    this.barrier = config.dirtyPages === true ? undefined : null
+  }
+
+  get globals(): ReadonlyArray<readonly [string, WebAssembly.Global]> {
+    return (this.globalsFound ??= mutableGlobals(this.exports))
+  }
+
+  linearBytes(): number {
+    return this.memory === undefined ? 0 : this.memory.buffer.byteLength
+  }
+
+  memoryBytes(): number {
+    let bytes = this.linearBytes()
+    for (const t of this.tables) bytes += t.length * TABLE_ENTRY_BYTES
+    return bytes
+  }
+
+  terminated(): boolean {
+    return !this.live
+  }
+
+  terminate(): void {
+    this.live = false
+  }
+
+  /** The fuel counter's accessor (made on the first metered call). */
+  meter(global: WebAssembly.Global): FuelAccess {
+    return (this.fuelAccessor ??= fuelAccess(global))
+  }
+
+  /** The memory usage a call reports, bytes (see `sizeOfMemory`). */
+  callMemoryBytes(): number {
     let bytes: number
-    if (sizeOfMemory !== undefined) bytes = sizeOfMemory()
+    const memory = this.memory
+    if (memory === undefined) bytes = 0
+    else if (this.sizeOfMemory !== undefined) bytes = this.sizeOfMemory()
     else {
-      bytes = memory!.buffer.byteLength
-      if (--callsBeforeHelper === 0) sizeOfMemory = memorySize(memory!)
+      bytes = memory.buffer.byteLength
+      if (--this.callsBeforeHelper === 0) this.sizeOfMemory = memorySize(memory)
     }
+    const tables = this.tables
     for (let k = 0; k < tables.length; k++) bytes += tables[k]!.length * TABLE_ENTRY_BYTES
     return bytes
   }
 
-  // Snapshots through the write barrier (`config.dirtyPages`): set up on the first snapshot (`barrierFor`);
-  // `null` → every page scanned. Memory changed other than by the guest's stores makes the next one full.
-  let barrier: PageSnapshots | null | undefined = config.dirtyPages === true ? undefined : null
-  const outsideWrite = (): void => barrier?.invalidate()
+  /** Memory changed other than by the guest's stores: the next `changes` reports none (`undefined`). */
+  outsideWrite(): void {
+    this.barrier?.invalidate()
+  }
 
-  const prepareDirect = (fn: string): DirectCall<E> | undefined => {
-    const f = exports[fn]
+  prepareDirect(fn: string): DirectCall<E> | undefined {
+    const f = this.exports[fn]
     if (typeof f !== "function") return undefined
     const g = f as (...a: ReadonlyArray<WasmValue>) => unknown
+    const self = this
+    const fuelGlobal = this.fuel
     // per call: no closure, no allocation, no spread for up to 3 arguments, the counter set through `FuelAccess`
     return (args, fuel, slot) => {
-      if (!live) return terminated(fn)
-      const access = fuel !== undefined && fuelGlobal !== undefined ? meter(fuelGlobal) : undefined
+      if (!self.live) return terminatedTrap(fn)
+      const access = fuel !== undefined && fuelGlobal !== undefined ? self.meter(fuelGlobal) : undefined
       if (access !== undefined) access.set(fuel!)
       let result: unknown
       try {
@@ -382,45 +456,34 @@ export const fromInstance = <E extends Error = never>(
             result = g(...args)
         }
       } catch (e) {
-        outsideWrite() // a trap may unwind frames before they publish their dirty bits
+        self.outsideWrite() // a trap may unwind frames before they publish their dirty bits
         if (access !== undefined && access.get() < 0) return new FuelExhausted({ function: fn, fuel: fuel! })
-        return mapThrown?.(fn, e) ?? mapCallError(fn, e)
+        return self.mapThrown?.(fn, e) ?? mapCallError(fn, e)
       }
       slot.result = result
-      slot.memoryBytes = callMemoryBytes()
+      slot.memoryBytes = self.callMemoryBytes()
       slot.fuelRemaining = access !== undefined ? access.get() : undefined
       return undefined
     }
   }
 
-  /** A direct call's outcome as an `InvokeOutcome` (`slot` is read right after the call, then cleared of the guest value). */
-  const outcomeOf = (
-    direct: DirectCall<E>,
-    args: ReadonlyArray<WasmValue>,
-    fuel: number | undefined,
-    slot: CallSlot
-  ): InvokeOutcome | CallError<E> => {
-    const failed = direct(args, fuel, slot)
-    if (failed !== undefined) return failed
-    const outcome: InvokeOutcome = {
-      results: results(slot.result),
-      memoryBytes: slot.memoryBytes,
-      fuelRemaining: slot.fuelRemaining
-    }
-    slot.result = undefined // hold no guest value between calls
-    return outcome
-  }
-
-  const prepare = (fn: string): Call<E> | undefined => {
-    const direct = prepareDirect(fn)
+  prepare(fn: string): Call<E> | undefined {
+    const direct = this.prepareDirect(fn)
     if (direct === undefined) return undefined
     const slot: CallSlot = { result: undefined, memoryBytes: 0, fuelRemaining: undefined }
     return (args, fuel) => outcomeOf(direct, args, fuel, slot)
   }
-  // the slot of unprepared calls (`call`), shared: each call reads it right after writing it
-  const callSlot: CallSlot = { result: undefined, memoryBytes: 0, fuelRemaining: undefined }
 
-  const bounds = (op: string, offset: number, length: number): Trap | undefined => {
+  call(fn: string, args: ReadonlyArray<WasmValue>, fuel?: number | undefined): InvokeOutcome | CallError<E> {
+    if (!this.live) return terminatedTrap(fn)
+    const direct = this.prepareDirect(fn)
+    if (direct === undefined) return new FunctionNotFound({ function: fn })
+    const slot = (this.callSlot ??= { result: undefined, memoryBytes: 0, fuelRemaining: undefined })
+    return outcomeOf(direct, args, fuel, slot)
+  }
+
+  bounds(op: string, offset: number, length: number): Trap | undefined {
+    const memory = this.memory
     if (memory === undefined) return new Trap({ function: op, reason: "the instance has no linear memory" })
     const size = memory.buffer.byteLength
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > size) {
@@ -432,35 +495,63 @@ export const fromInstance = <E extends Error = never>(
     return undefined
   }
 
-  /** The barrier's snapshots when `config.dirtyPages` asks for them and they can be trusted (see there), else `null`. */
-  const barrierFor = (): PageSnapshots | null => {
-    const bitmap = exports[DIRTY_PAGES_EXPORT]
-    if (!(bitmap instanceof WebAssembly.Global) || memory === undefined) return null
-    if (typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer) return null
-    for (const ns of Object.values(imports)) {
-      for (const v of Object.values(ns as Record<string, unknown>)) if (v === memory) return null
-    }
-    return pageSnapshots(bitmap)
+  read(offset: number, length: number): Uint8Array | Trap {
+    return this.bounds("readMemory", offset, length) ?? new Uint8Array(this.memory!.buffer, offset, length).slice()
   }
 
-  const snapshot = (): EngineState | Trap => {
-    if (!live) return terminated("snapshot")
-    let pages: ReadonlyArray<{ readonly index: number; readonly data: Uint8Array }> = NO_PAGES
-    if (memory !== undefined) {
-      if (barrier === undefined) barrier = barrierFor()
-      pages = barrier === null ? nonZeroPages(memory.buffer) : barrier.take(memory.buffer)
+  write(offset: number, bytes: Uint8Array): Trap | undefined {
+    const err = this.bounds("writeMemory", offset, bytes.byteLength)
+    if (err === undefined) {
+      new Uint8Array(this.memory!.buffer).set(bytes, offset)
+      this.outsideWrite()
     }
+    return err
+  }
+
+  /** The barrier's changes when `dirtyPages` asks for them and they can be trusted (see there), else `null`. */
+  barrierFor(): PageChanges | null {
+    const memory = this.memory
+    const bitmap = this.exports[DIRTY_PAGES_EXPORT]
+    if (!(bitmap instanceof WebAssembly.Global) || memory === undefined) return null
+    if (typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer) return null
+    for (const ns of Object.values(this.imports)) {
+      for (const v of Object.values(ns as Record<string, unknown>)) if (v === memory) return null
+    }
+    return pageChanges(bitmap)
+  }
+
+  snapshot(): EngineState | Trap {
+    if (!this.live) return terminatedTrap("snapshot")
+    const memory = this.memory
+    const pages = memory === undefined ? NO_PAGES : nonZeroPages(memory.buffer)
+    return { memoryBytes: this.linearBytes(), pages, globals: this.globalValues() }
+  }
+
+  /** The exported mutable globals' values by export name (what a snapshot holds). */
+  globalValues(): Record<string, number | bigint> {
     const values: Record<string, number | bigint> = {}
-    for (const [name, g] of globals()) {
+    for (const [name, g] of this.globals) {
       const v: unknown = g.value
       if (typeof v === "number" || typeof v === "bigint") values[name] = v
     }
-    return { memoryBytes: linearBytes(), pages, globals: values }
+    return values
   }
 
-  const restore = (state: EngineState): Trap | MemoryExceeded | undefined => {
-    if (!live) return terminated("restore")
-    outsideWrite()
+  changes(restart: boolean): EngineChanges | undefined | Trap {
+    if (!this.live) return terminatedTrap("snapshot")
+    const memory = this.memory
+    if (memory === undefined) return { memoryBytes: 0, pages: NO_PAGES, zeroed: NO_PAGES, globals: this.globalValues() }
+    if (this.barrier === undefined) this.barrier = this.barrierFor()
+    if (this.barrier === null) return undefined
+    const marked = this.barrier.take(memory.buffer, restart)
+    if (marked === undefined) return undefined
+    return { memoryBytes: this.linearBytes(), pages: marked.pages, zeroed: marked.zeroed, globals: this.globalValues() }
+  }
+
+  restore(state: EngineState): Trap | MemoryExceeded | undefined {
+    if (!this.live) return terminatedTrap("restore")
+    this.outsideWrite()
+    const memory = this.memory
     if (memory !== undefined) {
       const current = memory.buffer.byteLength
       if (state.memoryBytes > current) {
@@ -477,7 +568,7 @@ export const fromInstance = <E extends Error = never>(
       return new Trap({ function: "restore", reason: "snapshot has memory but the instance has none" })
     }
     for (const [name, value] of Object.entries(state.globals)) {
-      const g = exports[name]
+      const g = this.exports[name]
       if (!(g instanceof WebAssembly.Global)) {
         return new Trap({ function: "restore", reason: `snapshot global ${name} is not exported by this module` })
       }
@@ -489,41 +580,23 @@ export const fromInstance = <E extends Error = never>(
     }
     return undefined
   }
-
-  return {
-    exports,
-    memory,
-    fuel: fuelGlobal,
-    get globals() {
-      return globals()
-    },
-    memoryBytes,
-    linearBytes,
-    terminated: () => !live,
-    prepare,
-    prepareDirect,
-    call: (fn, args, fuel) => {
-      if (!live) return terminated(fn)
-      const direct = prepareDirect(fn)
-      return direct === undefined ? new FunctionNotFound({ function: fn }) : outcomeOf(direct, args, fuel, callSlot)
-    },
-    read: (offset, length) =>
-      bounds("readMemory", offset, length) ?? new Uint8Array(memory!.buffer, offset, length).slice(),
-    write: (offset, bytes) => {
-      const err = bounds("writeMemory", offset, bytes.byteLength)
-      if (err === undefined) {
-        new Uint8Array(memory!.buffer).set(bytes, offset)
-        outsideWrite()
-      }
-      return err
-    },
-    snapshot,
-    restore,
-    terminate: () => {
-      live = false
-    }
-  }
 }
+
+/**
+ * Wraps an instance already made (`new WebAssembly.Instance(module, imports)`
+ * with these `imports`). With `module`, the memory and tables are looked up
+ * by the names its descriptors give (read once per module): the exported,
+ * else the imported, memory and the tables it exports or imports; without
+ * it, every export and import value is examined (the first memory found).
+ * The result is one object whose operations are prototype methods: call
+ * them on it (`live.snapshot()`), never detached (`const f = live.snapshot`).
+ */
+export const fromInstance = <E extends Error = never>(
+  instance: WebAssembly.Instance,
+  imports: WebAssembly.Imports,
+  config: Pick<InstanceConfig<E>, "mapThrown" | "dirtyPages"> = {},
+  module?: WebAssembly.Module
+): LiveInstance<E> => new Live<E>(instance, imports, config, module)
 
 /**
  * Runs the start function a fuel rewrite deferred (`START_EXPORT`, wasm-binary
@@ -585,15 +658,17 @@ export const checkSuppliedTables = (
   agentId: string
 ): MemoryExceeded | InstantiationError | undefined => {
   if (memoryLimit === undefined) return undefined
-  const supplied: Array<readonly [string, WebAssembly.Table]> = []
-  for (const [module, ns] of Object.entries(imports)) {
+  let supplied: Array<readonly [string, WebAssembly.Table]> | undefined // made for the first table (most spawns: none)
+  for (const module in imports) {
+    if (!Object.hasOwn(imports, module)) continue
+    const ns = imports[module] as unknown
     if (ns === null || typeof ns !== "object") continue
     for (const [name, v] of Object.entries(ns as Record<string, unknown>)) {
-      if (v instanceof WebAssembly.Table && !supplied.some(([, t]) => t === v))
+      if (v instanceof WebAssembly.Table && !(supplied ??= []).some(([, t]) => t === v))
         supplied.push([`"${module}"."${name}"`, v])
     }
   }
-  if (supplied.length === 0) return undefined
+  if (supplied === undefined || supplied.length === 0) return undefined
   const used = supplied.reduce((sum, [, t]) => sum + t.length * TABLE_ENTRY_BYTES, 0)
   if (used > memoryLimit) return new MemoryExceeded({ agentId, used, limit: memoryLimit })
   const maxEntries = Math.floor(memoryLimit / TABLE_ENTRY_BYTES / supplied.length)

@@ -12,10 +12,10 @@
  * bit k − 1 mod 64 of the bitmap is): page p is to be compared when bit
  * `p % 64` of the mask is set.
  *
- * `pageSnapshots` is the snapshot side for an in-thread instance (`core.ts`,
- * `InstanceConfig.dirtyPages`): each snapshot copies only the pages the
- * barrier marked since the previous one and hands the unchanged ones back
- * as the very `Uint8Array` objects of that previous snapshot.
+ * `pageChanges` is the snapshot side for an in-thread instance (`core.ts`,
+ * `InstanceConfig.dirtyPages`): it reports the pages the barrier marked
+ * since its previous report, as views of the memory (a delta save,
+ * `WasmInstance.snapshotChanges`), and keeps no page between reports.
  *
  * @since 0.4.0
  */
@@ -98,13 +98,11 @@ export const dirtyAccess = (global: WebAssembly.Global): DirtyAccess => {
 // snapshots through the barrier (in-thread instances)
 // -----------------------------------------------------------------------------
 
-/** One non-zero page of a snapshot: its index (pages of 64 KiB) and its bytes (never written after the snapshot). */
+/** One non-zero page: its index (pages of 64 KiB) and its bytes (a copy in a snapshot, a view of the memory in `markedPages`). */
 export interface SnapshotPage {
   readonly index: number
   readonly data: Uint8Array
 }
-
-const WORDS_PER_PAGE = PAGE_BYTES / 4
 
 /**
  * The non-zero pages of `buffer` (a multiple of 64 KiB), each a fresh copy,
@@ -118,89 +116,77 @@ export const nonZeroPages = (buffer: ArrayBuffer | SharedArrayBuffer): Array<Sna
   return pages
 }
 
-/**
- * A copy of page `p` of `buffer`, its own 64 KiB `ArrayBuffer` (so a page a
- * later snapshot keeps holds nothing else alive; one block for the pages of
- * a snapshot measured no faster on the swarm, with more system time).
- */
+/** A copy of page `p` of `buffer`, its own 64 KiB `ArrayBuffer` (one block for a snapshot's pages measured no faster). */
 const copy = (buffer: ArrayBuffer | SharedArrayBuffer, p: number): Uint8Array =>
   new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES).slice()
 
-/** True when page `page` of the memory viewed as `words` holds the bytes of `data` (a 64 KiB page). */
-const samePage = (words: Uint32Array, page: number, data: Uint8Array): boolean => {
-  if ((data.byteOffset & 3) !== 0 || data.byteLength !== PAGE_BYTES) return false
-  const other = new Uint32Array(data.buffer, data.byteOffset, WORDS_PER_PAGE)
-  const start = page * WORDS_PER_PAGE
-  for (let i = 0; i < WORDS_PER_PAGE; i++) if (words[start + i] !== other[i]) return false
-  return true
+/** What `markedPages` reports: the marked pages that are not zero (views of the memory) and those that are. */
+export interface MarkedPages {
+  readonly pages: ReadonlyArray<SnapshotPage>
+  readonly zeroed: ReadonlyArray<number>
 }
 
+const NOTHING_MARKED: MarkedPages = Object.freeze({ pages: Object.freeze([]), zeroed: Object.freeze([]) })
+
 /**
- * The pages of `buffer` after `before` (the previous snapshot's pages, in
- * increasing index) when only the pages of `low`/`high` (a `DirtyAccess`
- * mask: page p ↔ bit p % 64) may have changed: an unmarked page is taken
- * from `before` as it is (the same entry and bytes; absent there = zero,
- * which covers pages grown since); a marked page is checked for zero, kept
- * as it was when its bytes did not change, else copied. Nothing marked:
- * `before` itself.
+ * The pages of `buffer` (a multiple of 64 KiB) that `low`/`high` (a
+ * `DirtyAccess` mask: page p ↔ bit p % 64) mark, in increasing index:
+ * `pages` those that are not zero — each a VIEW of `buffer`, not a copy —,
+ * `zeroed` the indexes of those that are. Nothing is copied or allocated
+ * per page but its view.
  */
-export const changedPages = (
-  buffer: ArrayBuffer | SharedArrayBuffer,
-  before: ReadonlyArray<SnapshotPage>,
-  low: number,
-  high: number
-): ReadonlyArray<SnapshotPage> => {
-  if (low === 0 && high === 0) return before
+export const markedPages = (buffer: ArrayBuffer | SharedArrayBuffer, low: number, high: number): MarkedPages => {
+  if (low === 0 && high === 0) return NOTHING_MARKED
   const pages: Array<SnapshotPage> = []
+  const zeroed: Array<number> = []
   const words = new Uint32Array(buffer)
   const count = buffer.byteLength / PAGE_BYTES
-  let k = 0
   for (let p = 0; p < count; p++) {
-    let old: SnapshotPage | undefined
-    if (k < before.length && before[k]!.index === p) old = before[k++]
-    if ((((p & 63) < 32 ? low >>> (p & 31) : high >>> (p & 31)) & 1) === 0) {
-      if (old !== undefined) pages.push(old)
-    } else if (old !== undefined && samePage(words, p, old.data)) {
-      pages.push(old)
-    } else if (!isZeroPage(words, p)) {
-      pages.push({ index: p, data: copy(buffer, p) })
-    }
+    if (((((p & 63) < 32 ? low : high) >>> (p & 31)) & 1) === 0) continue
+    if (isZeroPage(words, p)) zeroed.push(p)
+    else pages.push({ index: p, data: new Uint8Array(buffer, p * PAGE_BYTES, PAGE_BYTES) })
   }
-  return pages
+  return { pages, zeroed }
 }
 
 /**
- * The snapshots of one instance's linear memory through its write barrier.
- * The first snapshot, and the first after `invalidate`, scans and copies
- * every page (`nonZeroPages`); later ones copy only what `changedPages`
- * finds changed since the previous snapshot. So the pages it returns are
- * shared with the previous snapshot: NOBODY MAY WRITE INTO THEM (the next
- * snapshot would hand the written bytes back as the memory's). The owner
+ * The changes of one instance's linear memory through its write barrier
+ * (the snapshot side of an in-thread instance, `core.ts` `changes`): each
+ * `take` reads and clears the bitmap and reports the pages marked since the
+ * previous `take` (`markedPages`: views, no copies — nothing is kept between
+ * calls but the bitmap). It returns `undefined` — the caller then takes a
+ * whole snapshot as its base — for the first `take`, the first after
+ * `invalidate`, one asked to `restart`, and one that finds the memory
+ * smaller than before (it never shrinks but through a restore). The owner
  * calls `invalidate` whenever memory may have changed other than by the
- * guest's own stores since the last snapshot — a failed call (a trap may
+ * guest's own stores since the last `take` — a failed call (a trap may
  * unwind frames before they publish their bits), a host write, a restore —
  * and must be the bitmap's only reader.
  */
-export interface PageSnapshots {
-  /** The next snapshot scans every page. */
+export interface PageChanges {
+  /** The next `take` reports no changes (`undefined`): its caller takes a whole snapshot. */
   readonly invalidate: () => void
-  /** The non-zero pages of `buffer` (the instance's memory, a multiple of 64 KiB), in increasing index. */
-  readonly take: (buffer: ArrayBuffer | SharedArrayBuffer) => ReadonlyArray<SnapshotPage>
+  /** The pages of `buffer` (the instance's memory) marked since the previous `take`, or `undefined` (see above). */
+  readonly take: (buffer: ArrayBuffer | SharedArrayBuffer, restart: boolean) => MarkedPages | undefined
 }
 
-/** `PageSnapshots` over the bitmap `global` (`DIRTY_PAGES_EXPORT`), cleared at every snapshot. */
-export const pageSnapshots = (global: WebAssembly.Global): PageSnapshots => {
+/** `PageChanges` over the bitmap `global` (`DIRTY_PAGES_EXPORT`), cleared at every `take`. */
+export const pageChanges = (global: WebAssembly.Global): PageChanges => {
   const access = dirtyAccess(global)
-  let previous: ReadonlyArray<SnapshotPage> | undefined // undefined: the next snapshot is full
+  let trusted = false // false: the next take has no base
+  let lastBytes = 0
   return {
     invalidate: () => {
-      previous = undefined
+      trusted = false
     },
-    take: (buffer) => {
+    take: (buffer, restart) => {
       const low = access.take() // clears the bitmap in any case
-      const pages = previous === undefined ? nonZeroPages(buffer) : changedPages(buffer, previous, low, access.high())
-      previous = pages
-      return pages
+      const high = access.high()
+      const bytes = buffer.byteLength
+      const base = trusted && !restart && bytes >= lastBytes
+      trusted = true
+      lastBytes = bytes
+      return base ? markedPages(buffer, low, high) : undefined
     }
   }
 }

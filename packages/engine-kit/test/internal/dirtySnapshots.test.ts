@@ -1,12 +1,13 @@
 /**
- * Snapshots through the dirty-page write barrier (`InstanceConfig.dirtyPages`,
- * `dirty.ts` `pageSnapshots`): over random workloads — stores that spill
- * into the next page, pages 64 apart (the bitmap's aliasing), fills and
- * copies, growth, stores that zero a page again, host writes, restores and
- * calls that trap after storing — every snapshot is byte for byte the one
- * a full scan of the same instance's twin takes (same module, no barrier
- * reading), and pages no store reached since the previous snapshot are
- * that snapshot's own objects.
+ * Changes through the dirty-page write barrier (`InstanceConfig.dirtyPages`,
+ * `LiveInstance.changes`, `dirty.ts` `pageChanges`): over random workloads —
+ * stores that spill into the next page, pages 64 apart (the bitmap's
+ * aliasing), fills and copies, growth, stores that zero a page again, host
+ * writes, restores, calls that trap after storing, restarts — a saved state
+ * kept as a delta store would (a whole snapshot when `changes` says
+ * `undefined`, else its pages set and its zeroed pages dropped) is byte for
+ * byte the full scan of the same instance's twin (same module, no barrier
+ * reading), and no page is reported that no store can have reached.
  */
 import { wat } from "@agent-runtime/test-support"
 import { DIRTY_PAGES_EXPORT, rewriteModule } from "@agent-runtime/wasm-binary"
@@ -14,7 +15,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type { EngineState } from "@agent-runtime/domain"
 import { instantiate, type LiveInstance } from "../../src/internal/core.js"
-import { changedPages, nonZeroPages } from "../../src/internal/dirty.js"
+import { markedPages } from "../../src/internal/dirty.js"
 
 const PAGE = 65_536
 
@@ -71,18 +72,41 @@ const comparable = (s: EngineState) => ({
   pages: s.pages.map((p) => [p.index, Buffer.from(p.data).toString("base64")])
 })
 
-describe("snapshots through the write barrier", () => {
-  it.effect("random workloads: every snapshot equals a full scan; untouched pages are the previous objects", () =>
+const bytesOf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64")
+
+/** What a delta store holds: memory size, globals, and the non-zero pages by index (base64). */
+interface Stored {
+  memoryBytes: number
+  globals: EngineState["globals"]
+  pages: Map<number, string>
+}
+
+const storedOf = (s: EngineState): Stored => ({
+  memoryBytes: s.memoryBytes,
+  globals: s.globals,
+  pages: new Map(s.pages.map((p) => [p.index, bytesOf(p.data)]))
+})
+
+const sorted = (st: Stored) => ({
+  memoryBytes: st.memoryBytes,
+  globals: st.globals,
+  pages: [...st.pages.entries()].sort((a, b) => a[0] - b[0])
+})
+
+describe("changes through the write barrier", () => {
+  it.effect("random workloads: deltas applied to the last base equal a full scan; only reachable pages listed", () =>
     Effect.gen(function* () {
       for (const seed of [1, 7, 42, 1234]) {
         const { tracked, full } = yield* twins
         const next = prng(seed)
-        let previous = state(tracked.snapshot())
-        expect(comparable(previous)).toEqual(comparable(state(full.snapshot())))
+        expect(tracked.changes(false)).toBeUndefined() // the first: no base yet
+        let stored = storedOf(state(tracked.snapshot()))
+        expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
         let saved: EngineState | undefined
-        const reached = new Set<number>() // pages written through the guest's own stores since the last snapshot
-        let outside = false // since then: a write the barrier cannot see, or a trap (the next snapshot scans all)
-        for (let step = 0; step < 120; step++) {
+        let deltas = 0
+        const reached = new Set<number>() // pages written through the guest's own stores since the last changes
+        let outside = false // since then: a write the barrier cannot see, or a trap (the next changes is undefined)
+        for (let step = 0; step < 150; step++) {
           const pages = tracked.memoryBytes() / PAGE
           // an address near a page boundary half the time: a store that spills into the next page
           const page = next(pages)
@@ -112,13 +136,17 @@ describe("snapshots through the write barrier", () => {
               const length = next(Math.min(3, pages) * PAGE)
               const from = Math.min(at, pages * PAGE - length)
               both("fill", [from, next(2) === 0 ? 0 : next(256), length])
-              for (let p = 0; p < pages; p++) reached.add(p) // bulk writes mark every page
+              // a bulk write marks the pages of its range (every bit from 64 pages on)
+              for (let p = from >>> 16; length > 0 && p <= (from + length - 1) >>> 16; p++) reached.add(p)
+              if (length === 0) for (let p = from >>> 16; p < (from === 0 ? 64 : (from >>> 16) + 1); p++) reached.add(p)
               break
             }
             case 4: {
               const length = next(PAGE)
-              both("copy", [Math.min(at, pages * PAGE - length), next(pages * PAGE - length), length])
-              for (let p = 0; p < pages; p++) reached.add(p)
+              const to = Math.min(at, pages * PAGE - length)
+              both("copy", [to, next(pages * PAGE - length), length])
+              for (let p = to >>> 16; length > 0 && p <= (to + length - 1) >>> 16; p++) reached.add(p)
+              if (length === 0) for (let p = to >>> 16; p < (to === 0 ? 64 : (to >>> 16) + 1); p++) reached.add(p)
               break
             }
             case 5: {
@@ -139,7 +167,7 @@ describe("snapshots through the write barrier", () => {
               break
             }
             case 8: {
-              // pages 64 apart share a bit: a store to one compares both
+              // pages 64 apart share a bit: a store to one reports both
               const target = (page + 64) % pages
               both("store8", [target * PAGE + next(PAGE), 1 + next(255)])
               reached.add(target)
@@ -154,68 +182,86 @@ describe("snapshots through the write barrier", () => {
               break
             }
           }
-          if (next(3) === 0) continue // several steps between snapshots: the bits add up
-          const now = state(tracked.snapshot())
-          expect(comparable(now)).toEqual(comparable(state(full.snapshot())))
-          if (!outside && reached.size === 0 && now.memoryBytes === previous.memoryBytes) {
-            // nothing stored since (noops, snapshots of the twin): the very same pages
-            expect(now.pages).toBe(previous.pages)
-          } else if (!outside) {
-            // pages no store reached (nor the page before one) are the previous snapshot's objects
-            const before = new Map(previous.pages.map((p) => [p.index, p]))
-            for (const p of now.pages) {
-              const hit = [...reached].some((r) => (r - p.index) % 64 === 0 || (r + 1 - p.index) % 64 === 0)
-              if (!hit && before.has(p.index)) expect(p).toBe(before.get(p.index))
+          if (next(3) === 0) continue // several steps between saves: the bits add up
+          const restart = next(12) === 0
+          const c = tracked.changes(restart)
+          if (c instanceof Error) throw c
+          if (c === undefined) {
+            // no base: the caller saves the whole snapshot
+            stored = storedOf(state(tracked.snapshot()))
+          } else {
+            expect(outside || restart).toBe(false)
+            deltas++
+            const listed = [...c.pages.map((p) => p.index), ...c.zeroed]
+            expect(c.pages.map((p) => p.index)).toEqual([...c.pages.map((p) => p.index)].sort((a, b) => a - b))
+            expect(c.zeroed).toEqual([...c.zeroed].sort((a, b) => a - b))
+            for (const index of listed) {
+              // a listed page is one a store reached (or the page after one), modulo the bitmap's 64
+              expect([...reached].some((r) => (r - index) % 64 === 0 || (r + 1 - index) % 64 === 0)).toBe(true)
             }
+            if (reached.size === 0) expect(listed).toEqual([])
+            for (const p of c.pages) stored.pages.set(p.index, bytesOf(p.data))
+            for (const index of c.zeroed) stored.pages.delete(index)
+            stored.memoryBytes = c.memoryBytes
+            stored.globals = c.globals
           }
+          expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
           reached.clear()
           outside = false
-          previous = now
         }
+        expect(deltas).toBeGreaterThan(10)
       }
     })
   )
 
-  it.effect("a call that stores nothing returns the previous pages; a store copies its page only", () =>
+  it.effect("a call that stores nothing reports nothing; a store reports its pages as views, not copies", () =>
     Effect.gen(function* () {
       const { tracked } = yield* twins
       tracked.call("fill", [0, 1, 2 * PAGE]) // pages 0 and 1 non-zero
       tracked.call("grow", [70])
       tracked.call("store8", [70 * PAGE + 5, 9])
-      const first = state(tracked.snapshot())
-      expect(first.pages.map((p) => p.index)).toEqual([0, 1, 70])
+      expect(tracked.changes(false)).toBeUndefined() // the first: the caller takes a whole snapshot
       tracked.call("noop", [])
-      const second = state(tracked.snapshot())
-      expect(second.pages).toBe(first.pages) // not even a new array
-      tracked.call("store8", [PAGE + 3, 2]) // page 1 (bit 1: pages 1, 2, 65, 66 are compared)
-      const third = state(tracked.snapshot())
-      expect(third.pages.map((p) => p.index)).toEqual([0, 1, 70])
-      expect(third.pages[0]).toBe(first.pages[0])
-      expect(third.pages[2]).toBe(first.pages[2])
-      expect(third.pages[1]!.data).not.toBe(first.pages[1]!.data)
-      expect(third.pages[1]!.data[3]).toBe(2)
-      expect(first.pages[1]!.data[3]).toBe(1) // the earlier snapshot is not changed
-      // a store of the byte already there: compared, found equal, kept
-      tracked.call("store8", [PAGE + 3, 2])
-      expect(state(tracked.snapshot()).pages[1]).toBe(third.pages[1])
-      // a host write is not seen by the barrier: the next snapshot scans and copies every page
+      expect(tracked.changes(false)).toMatchObject({ pages: [], zeroed: [] })
+      tracked.call("store8", [PAGE + 3, 2]) // page 1 (bit 1: pages 1, 2, 65, 66 reported when not zero / zero)
+      const c = tracked.changes(false)
+      if (c === undefined || c instanceof Error) throw new Error("changes expected")
+      expect(c.pages.map((p) => p.index)).toEqual([1])
+      expect(c.zeroed).toEqual([2, 65, 66])
+      expect(c.pages[0]!.data.buffer).toBe(tracked.memory!.buffer) // a view of the memory
+      expect(c.pages[0]!.data[3]).toBe(2)
+      expect(c.memoryBytes).toBe(72 * PAGE)
+      // restart: the caller lost track (a failed save) → undefined, then deltas again
+      tracked.call("store8", [5, 3])
+      expect(tracked.changes(true)).toBeUndefined()
+      tracked.call("store8", [5, 4])
+      const d = tracked.changes(false)
+      if (d === undefined || d instanceof Error) throw new Error("changes expected")
+      expect(d.pages.map((p) => p.index)).toEqual([0, 1]) // bit 0 and its spill: pages 0, 1, 64, 65 (zero)
+      expect(d.zeroed).toEqual([64, 65])
+      // a host write is not seen by the barrier: the next changes is undefined
       expect(tracked.write(10, new Uint8Array([7]))).toBeUndefined()
-      const fourth = state(tracked.snapshot())
-      for (const [k, p] of fourth.pages.entries()) expect(p.data).not.toBe(third.pages[k]!.data)
-      expect(fourth.pages[0]!.data[10]).toBe(7)
+      expect(tracked.changes(false)).toBeUndefined()
+      // snapshots copy every page and leave the record alone
+      tracked.call("store8", [PAGE + 9, 1])
+      const snap = state(tracked.snapshot())
+      expect(snap.pages[0]!.data.buffer).not.toBe(tracked.memory!.buffer)
+      const e = tracked.changes(false)
+      if (e === undefined || e instanceof Error) throw new Error("changes expected")
+      expect(e.pages.map((p) => p.index)).toEqual([1])
     })
   )
 
-  it.effect("without the option, or for an imported memory, every snapshot copies every page (no sharing)", () =>
+  it.effect("without the option, or for an imported memory, no changes are reported", () =>
     Effect.gen(function* () {
       const rewritten = rewriteModule(yield* Effect.promise(() => wat(MODULE)), { exportState: true, dirtyPages: true })
       if (!rewritten.ok) throw rewritten.error
       const module = new WebAssembly.Module(rewritten.value.bytes as Uint8Array<ArrayBuffer>)
       const plain = live(instantiate(module, {}))
       plain.call("store8", [3, 1])
-      const a = state(plain.snapshot())
-      const b = state(plain.snapshot())
-      expect(b.pages[0]!.data).not.toBe(a.pages[0]!.data)
+      expect(plain.changes(false)).toBeUndefined()
+      plain.call("store8", [3, 2])
+      expect(plain.changes(false)).toBeUndefined()
 
       const importing = yield* Effect.promise(() =>
         wat(
@@ -229,31 +275,27 @@ describe("snapshots through the write barrier", () => {
         instantiate(
           new WebAssembly.Module(r.value.bytes as Uint8Array<ArrayBuffer>),
           { env: { memory } },
-          {
-            dirtyPages: true
-          }
+          { dirtyPages: true }
         )
       )
       shared.call("store8", [3, 1])
-      const c = state(shared.snapshot())
-      new Uint8Array(memory.buffer)[9] = 5 // its holder writes it between calls
-      const d = state(shared.snapshot())
-      expect(d.pages[0]!.data).not.toBe(c.pages[0]!.data)
-      expect(d.pages[0]!.data[9]).toBe(5)
+      expect(shared.changes(false)).toBeUndefined()
+      shared.call("store8", [3, 1])
+      expect(shared.changes(false)).toBeUndefined()
     })
   )
 
-  it("changedPages: nothing marked → the previous array; a marked page that became zero is dropped", () => {
+  it("markedPages: nothing marked → nothing; marked pages split into views and zero indexes", () => {
     const memory = new WebAssembly.Memory({ initial: 3 })
     const bytes = new Uint8Array(memory.buffer)
     bytes[5] = 1
     bytes[2 * PAGE + 5] = 2
-    const before = nonZeroPages(memory.buffer)
-    expect(before.map((p) => p.index)).toEqual([0, 2])
-    expect(changedPages(memory.buffer, before, 0, 0)).toBe(before)
-    bytes[2 * PAGE + 5] = 0
-    const after = changedPages(memory.buffer, before, 1 << 2, 0)
-    expect(after.map((p) => p.index)).toEqual([0])
-    expect(after[0]).toBe(before[0])
+    expect(markedPages(memory.buffer, 0, 0)).toEqual({ pages: [], zeroed: [] })
+    const m = markedPages(memory.buffer, (1 << 1) | (1 << 2), 0)
+    expect(m.zeroed).toEqual([1])
+    expect(m.pages.map((p) => p.index)).toEqual([2])
+    expect(m.pages[0]!.data.buffer).toBe(memory.buffer)
+    expect(m.pages[0]!.data.byteOffset).toBe(2 * PAGE)
+    expect(m.pages[0]!.data[5]).toBe(2)
   })
 })

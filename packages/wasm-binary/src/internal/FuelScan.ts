@@ -60,7 +60,7 @@ const K_RETURN = 29 // return, return_call, return_call_indirect
 const K_TRAP = 30 // unreachable, throw, rethrow
 const K_CALL = 31 // call, call_indirect
 
-const KIND: Uint8Array = (() => {
+export const KIND: Uint8Array = (() => {
   const t = new Uint8Array(256) // K_BAIL
   const byImm: Partial<Record<number, number>> = {
     [Imm.none]: K_NONE,
@@ -111,7 +111,7 @@ const KIND: Uint8Array = (() => {
 })()
 
 /** How many u32 immediates a control opcode carries (skipped, not needed): call_indirect and return_call_indirect 2. */
-const CONTROL_U32: Uint8Array = (() => {
+export const CONTROL_U32: Uint8Array = (() => {
   const t = new Uint8Array(256)
   for (const op of [0x07, 0x08, 0x09, 0x10, 0x12, 0x18]) t[op] = 1 // catch, throw, rethrow, call, return_call, delegate
   for (const op of [0x11, 0x13]) t[op] = 2
@@ -127,7 +127,7 @@ const P_MEMARG_LANE = 5
 const P_BYTES16 = 6
 const P_BYTE = 7
 
-const PREFIXED: Uint8Array = (() => {
+export const PREFIXED: Uint8Array = (() => {
   const t = new Uint8Array(3 * 256)
   const byImm: Partial<Record<number, number>> = {
     [Imm.none]: P_NONE,
@@ -150,14 +150,14 @@ const PREFIXED: Uint8Array = (() => {
 })()
 
 /** Value types Node 20 knows (§5.3): i32 i64 f32 f64 v128 funcref externref. */
-const VALTYPE: Uint8Array = (() => {
+export const VALTYPE: Uint8Array = (() => {
   const t = new Uint8Array(256)
   for (const b of [0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]) t[b] = 1
   return t
 })()
 
 /** One-byte block types (§5.4.1): empty (0x40), a value type, or a type index 0..63 (a one-byte s33 ≥ 0). */
-const BLOCKTYPE1: Uint8Array = (() => {
+export const BLOCKTYPE1: Uint8Array = (() => {
   const t = new Uint8Array(256)
   for (let b = 0; b < 0x40; b++) t[b] = 1
   t[0x40] = 1
@@ -166,7 +166,7 @@ const BLOCKTYPE1: Uint8Array = (() => {
 })()
 
 /** Wasmtime's default costs (see `defaultOperatorCost` in Fuel.ts): one-byte opcodes. */
-const DEFAULT_SINGLE: Float64Array = (() => {
+export const DEFAULT_SINGLE: Float64Array = (() => {
   const t = new Float64Array(256).fill(1)
   for (const op of [0x00, 0x01, 0x02, 0x03, 0x05, 0x0b, 0x0f, 0x1a]) t[op] = 0
   return t
