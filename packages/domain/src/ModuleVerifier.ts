@@ -36,6 +36,15 @@ export interface VerifyHints {
    * then the same), instead of hashing them a second time.
    */
   readonly sha256?: string | undefined
+  /**
+   * The runtime's synchronous SHA-256 (lowercase hex, 64 chars) for other
+   * bytes the verifier must hash, e.g. the module without its signature
+   * sections: the platform's own where one is injected
+   * (`PlatformServices.sha256Hex`, e.g. `node:crypto`), else JavaScript for
+   * small inputs. `undefined` from it: the verifier hashes by its own means.
+   * The digest is the same by every route (FIPS 180-4).
+   */
+  readonly sha256HexNow?: ((bytes: Uint8Array) => string | undefined) | undefined
 }
 
 export interface ModuleVerifierShape {

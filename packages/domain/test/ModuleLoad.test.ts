@@ -8,6 +8,8 @@ import {
   ModuleCache,
   moduleHash,
   ModuleRepository,
+  ModuleVerifier,
+  type VerifyHints,
   WasmEngine
 } from "@agent-runtime/domain"
 import { wat } from "@agent-runtime/test-support"
@@ -499,6 +501,50 @@ describe("loadModule with the platform's SHA-256 (PlatformServices.sha256Hex)", 
       )
       expect(fallbackIds).toEqual(ids)
       expect(new Set(ids).size).toBe(2)
+    })
+  )
+
+  it.effect("the verifier is handed the runtime's synchronous SHA-256 (VerifyHints.sha256HexNow): the platform's", () =>
+    Effect.gen(function* () {
+      const t = makeTestEngine()
+      const hashes = { calls: 0 }
+      const handed: Array<VerifyHints | undefined> = []
+      const recording = Layer.succeed(ModuleVerifier, {
+        verify: (bytes, _metadata, hints) =>
+          Effect.sync(() => {
+            handed.push(hints)
+            return { hash: moduleHash(createHash("sha256").update(bytes).digest("hex")), keyId: "test" }
+          })
+      })
+      const runtimeLayer = AgentRuntimes.layerMemory({ id: "rt-test" }).pipe(
+        Layer.provide(
+          Layer.mergeAll(
+            realValidate(t),
+            recording,
+            layerPlatformServices({
+              sha256Hex: (b) => {
+                hashes.calls++
+                return createHash("sha256").update(b).digest("hex")
+              }
+            })
+          )
+        )
+      )
+      const bytes = yield* moduleBytes
+      yield* Effect.provide(
+        Effect.gen(function* () {
+          const runtime = yield* AgentRuntime
+          return yield* runtime.loadModule(bytes, meta("m"))
+        }),
+        runtimeLayer
+      )
+      expect(handed).toHaveLength(1)
+      const hint = handed[0]?.sha256HexNow
+      expect(hint).toBeTypeOf("function")
+      const other = new Uint8Array(200 * 1024).fill(7) // large: the platform's hash, not JavaScript's or WebCrypto's
+      const before = hashes.calls
+      expect(hint?.(other)).toBe(createHash("sha256").update(other).digest("hex"))
+      expect(hashes.calls).toBe(before + 1)
     })
   )
 

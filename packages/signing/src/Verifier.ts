@@ -119,7 +119,10 @@ const withoutSignatures = (
  * `subject.name` and `subject.version` (see the module doc for the checks and
  * reasons). Succeeds with the module's hash and the signing key's id.
  * `hints.sha256` (SHA-256 hex of `bytes` as given, `VerifyHints`) is taken as
- * the hash when `bytes` carry no signature section, instead of hashing again.
+ * the hash when `bytes` carry no signature section, instead of hashing again;
+ * otherwise the bytes without their signature sections are hashed by
+ * `hints.sha256HexNow` (the runtime's synchronous SHA-256, e.g. `node:crypto`)
+ * when it answers, else by WebCrypto / JavaScript (`sha256Hex`).
  *
  * @example
  * ```ts
@@ -139,7 +142,9 @@ export const verifyModule = (
     const stripped = withoutSignatures(bytes)
     if (!stripped.ok) return yield* fail(`malformed module at byte ${stripped.error.offset}: ${stripped.error.reason}`)
     const hash = (
-      stripped.value === bytes && hints?.sha256 !== undefined ? hints.sha256 : yield* sha256Hex(stripped.value)
+      stripped.value === bytes && hints?.sha256 !== undefined
+        ? hints.sha256
+        : (hints?.sha256HexNow?.(stripped.value) ?? (yield* sha256Hex(stripped.value)))
     ) as ModuleHash
     if (lookup._tag === "Unsigned") {
       if (options.allowUnsigned === true) return { hash, keyId: undefined }

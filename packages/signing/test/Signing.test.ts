@@ -295,6 +295,32 @@ describe("layer (ModuleVerifier)", () => {
     }).pipe(Effect.provide(layer({ trustStore })))
   )
 
+  it.effect("hashes the module without its signature through hints.sha256HexNow when it answers", () =>
+    Effect.gen(function* () {
+      const verifier = yield* ModuleVerifier
+      const bytes = addModule()
+      const signed = yield* signModule(bytes, subject, key.secretKey)
+      const expected = yield* moduleHash(bytes)
+      const seen: Array<number> = []
+      // the runtime's synchronous hash: asked for the bytes without the signature section
+      const answering = (b: Uint8Array) => {
+        seen.push(b.length)
+        return expected
+      }
+      const viaHint = yield* verifier.verify(signed, makeMetadata(subject), { sha256HexNow: answering })
+      expect(viaHint).toEqual({ hash: expected, keyId: key.keyId })
+      expect(seen).toEqual([bytes.length])
+      // a hash that is not the module's is taken as given: the signature no longer matches
+      const lying = yield* Effect.flip(
+        verifier.verify(signed, makeMetadata(subject), { sha256HexNow: () => "0".repeat(64) })
+      )
+      expect(lying.reason).toMatch(/^tampered/)
+      // no answer: the verifier hashes by its own means
+      const silent = yield* verifier.verify(signed, makeMetadata(subject), { sha256HexNow: () => undefined })
+      expect(silent).toEqual({ hash: expected, keyId: key.keyId })
+    }).pipe(Effect.provide(layer({ trustStore })))
+  )
+
   it.effect("allowUnsigned accepts unsigned modules with keyId undefined", () =>
     Effect.gen(function* () {
       const verifier = yield* ModuleVerifier

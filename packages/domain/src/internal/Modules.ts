@@ -339,7 +339,7 @@ const loadFrom = (
     const bytesHash =
       known !== undefined ? known.bytesHash : yield* early === undefined ? hasher.sha256Hex(bytes) : early.hash
     const now = known !== undefined ? known.now : yield* Clock.currentTimeMillis
-    const hints = { sha256: bytesHash }
+    const hints = { sha256: bytesHash, sha256HexNow: state.hasher.sha256HexNow }
     const entry =
       known !== undefined ? known.entry : bytesHash === undefined ? undefined : env.cache.getLoad(bytesHash, now)
     if (entry !== undefined) {
