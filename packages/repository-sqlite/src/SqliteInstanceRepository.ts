@@ -421,34 +421,40 @@ export const make = (
       return { pending, unchangedSince: same ? known.generation : undefined }
     }
 
+    /**
+     * The snapshot's pages validated and its header (everything but the
+     * pages) encoded; on failure (`RepositoryError`, the codec's reason) what
+     * this repository knew of the agent is forgotten, so its next save is a
+     * whole one.
+     */
+    const encodeHeader = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<Uint8Array, RepositoryError> =>
+      Effect.tapError(
+        Effect.mapError(
+          Effect.andThen(
+            SnapshotCodec.validatePages(snapshot.state),
+            SnapshotCodec.encode(Pages.withoutPages(snapshot))
+          ),
+          (e) => refused(e.reason)
+        ),
+        () => forget(agentId)
+      )
+
     const saveState = (agentId: AgentId, snapshot: InstanceSnapshot): Effect.Effect<void, RepositoryError> =>
       // written as a chain whose later steps do not close over `snapshot` (see `prepare`)
-      Effect.flatMap(
-        Effect.tapError(
-          Effect.mapError(
-            Effect.andThen(
-              SnapshotCodec.validatePages(snapshot.state),
-              SnapshotCodec.encode(Pages.withoutPages(snapshot))
-            ),
-            (e) => refused(e.reason)
+      Effect.flatMap(encodeHeader(agentId, snapshot), (header) => {
+        const { pending, unchangedSince } = prepare(agentId, snapshot, header)
+        if (unchangedSince === undefined) return Effect.asVoid(commit(pending))
+        return Effect.flatMap(
+          Effect.tapError(
+            attempt("instance.saveState", () => selectGeneration.get(agentId)),
+            () => forget(agentId)
           ),
-          () => forget(agentId)
-        ),
-        (header) => {
-          const { pending, unchangedSince } = prepare(agentId, snapshot, header)
-          if (unchangedSince === undefined) return Effect.asVoid(commit(pending))
-          return Effect.flatMap(
-            Effect.tapError(
-              attempt("instance.saveState", () => selectGeneration.get(agentId)),
-              () => forget(agentId)
-            ),
-            (row) =>
-              row !== undefined && row.layout === PAGED && row.generation === unchangedSince
-                ? Effect.void // nothing changed
-                : Effect.asVoid(commit(pending))
-          )
-        }
-      )
+          (row) =>
+            row !== undefined && row.layout === PAGED && row.generation === unchangedSince
+              ? Effect.void // nothing changed
+              : Effect.asVoid(commit(pending))
+        )
+      })
 
     /**
      * A delta save (the port's `savePages`): validated and encoded like a
@@ -473,54 +479,42 @@ export const make = (
           if (!Number.isSafeInteger(index) || index < 0)
             return Effect.andThen(forget(agentId), Effect.fail(refused(`zeroed page index ${index} is not a page`)))
         }
-        return Effect.flatMap(
-          Effect.tapError(
-            Effect.mapError(
-              Effect.andThen(
-                SnapshotCodec.validatePages(snapshot.state),
-                SnapshotCodec.encode(Pages.withoutPages(snapshot))
-              ),
-              (e) => refused(e.reason)
-            ),
-            () => forget(agentId)
-          ),
-          (header) => {
-            // pages compared and encoded now, before anything runs on the agent again (they may be live views)
-            const busy = queue.some((q) => q.agentId === agentId) // an earlier save still waits: compare nothing
-            const indexes: Array<number> = []
-            const entries: Array<KnownPage> = []
-            for (const p of snapshot.state.pages) {
-              const old = busy ? undefined : known.pages.get(p.index)
-              if (old !== undefined && Pages.unchanged(p.data, old)) continue
-              indexes.push(p.index)
-              entries.push(Pages.storedPage(p.index, p.data, compress))
-            }
-            let drops = false
-            for (const index of zeroed) drops ||= known.pages.has(index)
-            const memoryPages = snapshot.state.memoryBytes / Pages.PAGE
-            const pending: Omit<PendingSave, "done"> = {
-              agentId,
-              indexes,
-              entries,
-              bytes: [],
-              header,
-              zeroed,
-              memoryPages
-            }
-            if (busy || drops || entries.length > 0 || !sameBytes(header, known.header)) return commit(pending)
-            // nothing to write, if the row is still the one this repository wrote
-            return Effect.flatMap(
-              Effect.tapError(
-                attempt("instance.saveState", () => selectGeneration.get(agentId)),
-                () => forget(agentId)
-              ),
-              (row) =>
-                row !== undefined && row.layout === PAGED && row.generation === known.generation
-                  ? Effect.succeed(true)
-                  : commit(pending)
-            )
+        return Effect.flatMap(encodeHeader(agentId, snapshot), (header) => {
+          // pages compared and encoded now, before anything runs on the agent again (they may be live views)
+          const busy = queue.some((q) => q.agentId === agentId) // an earlier save still waits: compare nothing
+          const indexes: Array<number> = []
+          const entries: Array<KnownPage> = []
+          for (const p of snapshot.state.pages) {
+            const old = busy ? undefined : known.pages.get(p.index)
+            if (old !== undefined && Pages.unchanged(p.data, old)) continue
+            indexes.push(p.index)
+            entries.push(Pages.storedPage(p.index, p.data, compress))
           }
-        )
+          let drops = false
+          for (const index of zeroed) drops ||= known.pages.has(index)
+          const memoryPages = snapshot.state.memoryBytes / Pages.PAGE
+          const pending: Omit<PendingSave, "done"> = {
+            agentId,
+            indexes,
+            entries,
+            bytes: [],
+            header,
+            zeroed,
+            memoryPages
+          }
+          if (busy || drops || entries.length > 0 || !sameBytes(header, known.header)) return commit(pending)
+          // nothing to write, if the row is still the one this repository wrote
+          return Effect.flatMap(
+            Effect.tapError(
+              attempt("instance.saveState", () => selectGeneration.get(agentId)),
+              () => forget(agentId)
+            ),
+            (row) =>
+              row !== undefined && row.layout === PAGED && row.generation === known.generation
+                ? Effect.succeed(true)
+                : commit(pending)
+          )
+        })
       })
 
     const corrupt = (agentId: AgentId, reason: string) =>
