@@ -37,17 +37,7 @@ import * as Option from "effect/Option"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-
-/** A seeded PRNG (xorshift32): the same workload every run. */
-const prng = (seed: number) => {
-  let x = seed >>> 0 || 1
-  return (n: number): number => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
-}
+import { prng } from "@agent-runtime/test-support/mutate"
 
 /** Counts the delta saves the repository applied (the port's `savePages` answering `true`). */
 const counting = (counter: { deltas: number; refused: number }) =>
@@ -147,7 +137,7 @@ describe("delta saves after calls (native barrier + SQLite savePages)", () => {
                   )
                 }
               }
-              const next = prng(1337)
+              const next = prng(1337).int
               const call = (id: string, fn: string, args: ReadonlyArray<WasmValue>) =>
                 both((rt) => rt.invoke(agentId(id), fn, args))
               for (let step = 0; step < 400; step++) {

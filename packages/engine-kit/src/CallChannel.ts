@@ -152,15 +152,17 @@ const SPIN_FLOOR_MS = 0.002
 const GAP_SPIN_LEAST_MS = 0.05
 
 /**
- * Polls the state word while it is `from` for at most `budget` ms: `true` when it changed. The clock is
- * read every 64 polls, the first time after the first 64 (a reply that comes within them costs no clock
- * read: `performance.now()` is ≈ 70 ns, a poll a few ns), so the budget may overrun by one such stretch.
+ * Polls the state word for at most `budget` ms until it is `value` (`until`)
+ * or no longer `value` (`!until`): `true` when it is / it changed. The clock
+ * is read every 64 polls, the first time after the first 64 (a reply that
+ * comes within them costs no clock read: `performance.now()` is ≈ 70 ns, a
+ * poll a few ns), so the budget may overrun by one such stretch.
  */
-const spinWhile = (header: Int32Array, from: number, budget: number, now: () => number): boolean => {
-  if (budget <= 0) return Atomics.load(header, 0) !== from
+const spin = (header: Int32Array, value: number, until: boolean, budget: number, now: () => number): boolean => {
+  if (budget <= 0) return (Atomics.load(header, 0) === value) === until
   let start = 0
   for (let i = 1; ; i++) {
-    if (Atomics.load(header, 0) !== from) return true
+    if ((Atomics.load(header, 0) === value) === until) return true
     if ((i & 63) === 0) {
       if (i === 64) start = now()
       else if (now() - start >= budget) return false
@@ -168,18 +170,13 @@ const spinWhile = (header: Int32Array, from: number, budget: number, now: () => 
   }
 }
 
-/** Polls the state word until it is `to`, for at most `budget` ms (the clock read as in `spinWhile`): `true` when it is. */
-const spinUntil = (header: Int32Array, to: number, budget: number, now: () => number): boolean => {
-  if (budget <= 0) return Atomics.load(header, 0) === to
-  let start = 0
-  for (let i = 1; ; i++) {
-    if (Atomics.load(header, 0) === to) return true
-    if ((i & 63) === 0) {
-      if (i === 64) start = now()
-      else if (now() - start >= budget) return false
-    }
-  }
-}
+/** Polls the state word while it is `from`, for at most `budget` ms (`spin`): `true` when it changed. */
+const spinWhile = (header: Int32Array, from: number, budget: number, now: () => number): boolean =>
+  spin(header, from, false, budget, now)
+
+/** Polls the state word until it is `to`, for at most `budget` ms (`spin`): `true` when it is. */
+const spinUntil = (header: Int32Array, to: number, budget: number, now: () => number): boolean =>
+  spin(header, to, true, budget, now)
 
 /**
  * The worker's budget (ms) for one kind of wait, from the gaps it observes:

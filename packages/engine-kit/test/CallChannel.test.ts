@@ -6,12 +6,14 @@
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { createRequire } from "node:module"
+import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import { type ChannelKind, DEFAULT_SPIN, type HostChannel, openHost, type SpinLimits } from "../src/CallChannel.js"
 import { Op, type Reply } from "../src/Protocol.js"
 
-// the worker runs the TypeScript sources through tsx (a workspace dev dependency)
-const tsxApi = createRequire(import.meta.url).resolve("tsx/esm/api")
+// the worker runs the TypeScript sources through tsx (a workspace dev dependency), loaded with `import()`:
+// Node 20's `require()` of that ES module crashed a worker once (FATAL "IsGraphAsync must be used on an instantiated module")
+const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm/api")).href
 const workerUrl = new URL("./fixtures/channel-worker.ts", import.meta.url).href
 const workers: Array<Worker> = []
 afterEach(async () => {
@@ -23,9 +25,10 @@ const start = (
   channelBytes?: number,
   spin: SpinLimits | false = DEFAULT_SPIN
 ): { channel: HostChannel; worker: Worker } => {
-  const worker = new Worker(`require(${JSON.stringify(tsxApi)}).register(); import(${JSON.stringify(workerUrl)})`, {
-    eval: true
-  })
+  const worker = new Worker(
+    `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl)}) })`,
+    { eval: true }
+  )
   workers.push(worker)
   const channel = openHost(
     kind,

@@ -15,6 +15,7 @@ import * as crypto from "node:crypto"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { type SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
+import { prng } from "@agent-runtime/test-support/mutate"
 
 const tempDb = Effect.map(TestFiles.tempDirectory(), (dir) => path.join(dir, "runtime.sqlite"))
 
@@ -555,17 +556,6 @@ describe("SqliteInstanceRepository", () => {
 // delta saves (`savePages`)
 // -----------------------------------------------------------------------------
 
-/** A seeded PRNG (xorshift32): the same workload every run. */
-const prng = (seed: number) => {
-  let x = seed >>> 0 || 1
-  return (n: number): number => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
-}
-
 const PAGE = 65_536
 
 /** A live "memory" the delta's pages are views of, as an engine hands them (`EngineChanges.pages`). */
@@ -612,7 +602,7 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
         const wholeFile = yield* tempDb
         for (const seed of [3, 17, 2024]) {
           const id = `agent-${seed}`
-          const next = prng(seed)
+          const next = prng(seed).int
           const memory = new FakeMemory()
           const written = new Set<number>() // pages changed since the last delta save
           let deltas = 0

@@ -28,6 +28,17 @@ export const prng = (seed: number) => {
 }
 export type Prng = ReturnType<typeof prng>
 
+/** `length` deterministic bytes (a linear congruential sequence from `seed`), so failures reproduce. */
+export const bytesOf = (length: number, seed: number): Uint8Array => {
+  const out = new Uint8Array(length)
+  let x = seed >>> 0
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    out[i] = x >>> 24
+  }
+  return out
+}
+
 /** One section: its id and payload (without the size). */
 export interface Section {
   readonly id: number

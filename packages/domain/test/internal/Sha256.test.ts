@@ -2,20 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
 import * as Sha256 from "../../src/internal/Sha256.js"
+import { bytesOf } from "@agent-runtime/test-support/mutate"
 
 const webCrypto = async (bytes: Uint8Array): Promise<string> =>
   Buffer.from(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)).toString("hex")
-
-/** Deterministic bytes (a linear congruential sequence), so failures reproduce. */
-const bytesOf = (length: number, seed: number): Uint8Array => {
-  const out = new Uint8Array(length)
-  let x = seed >>> 0
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
 
 describe("Sha256 (load cache hashing)", () => {
   it("matches the FIPS 180-4 examples", () => {

@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import type { EngineState } from "@agent-runtime/domain"
 import { instantiate, type LiveInstance } from "../../src/internal/core.js"
 import { markedPages } from "../../src/internal/dirty.js"
+import { prng } from "@agent-runtime/test-support/mutate"
 
 const PAGE = 65_536
 
@@ -32,17 +33,6 @@ const MODULE = `
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
   (func (export "storeThenTrap") (param i32 i64) (i64.store (local.get 0) (local.get 1)) (unreachable))
 )`
-
-/** A seeded PRNG (xorshift32): the same workload every run. */
-const prng = (seed: number) => {
-  let x = seed >>> 0 || 1
-  return (n: number): number => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
-}
 
 const live = <E extends Error>(r: LiveInstance<E> | Error): LiveInstance<E> => {
   if (r instanceof Error) throw r
@@ -98,7 +88,7 @@ describe("changes through the write barrier", () => {
     Effect.gen(function* () {
       for (const seed of [1, 7, 42, 1234]) {
         const { tracked, full } = yield* twins
-        const next = prng(seed)
+        const next = prng(seed).int
         expect(tracked.changes(false)).toBeUndefined() // the first: no base yet
         let stored = storedOf(state(tracked.snapshot()))
         expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
