@@ -24,11 +24,11 @@
  * @since 0.1.0
  */
 import { natsServerBinary, type RunningNatsServer, startNatsServer } from "@agent-runtime/nats/server"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { ChildProcesses } from "./ChildProcesses.js"
 import { type Row, type RunOptions, size, type SuiteResult, valueRow } from "./Measure.js"
 import type { HostScaleConfig, HostScaleReport } from "./MultiHostScaleHost.js"
 
@@ -53,29 +53,18 @@ const rssOf = (pid: number | undefined): number | undefined => {
 }
 
 /** Every child of this run, killed on dispose, on SIGINT/SIGTERM and at exit. */
-const children = new Set<ChildProcess>()
-const killAll = () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
-}
-const onSignal = (signal: NodeJS.Signals) => {
-  killAll()
-  process.kill(process.pid, signal)
-}
-
-const waitExit = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((r) => child.once("exit", () => r()))
+const children = new ChildProcesses()
 
 /** Runs one host until its report (then stops it with SIGTERM). */
 const runHost = (config: HostScaleConfig, timeoutMs: number): Promise<HostScaleReport> =>
   new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--expose-gc", "--conditions=@agent-runtime/source", launcher, hostEntry, JSON.stringify(config)],
-      { stdio: ["pipe", "pipe", "pipe"] }
+    const child = children.add(
+      spawn(
+        process.execPath,
+        ["--expose-gc", "--conditions=@agent-runtime/source", launcher, hostEntry, JSON.stringify(config)],
+        { stdio: ["pipe", "pipe", "pipe"] }
+      )
     )
-    children.add(child)
     let out = ""
     let err = ""
     let done = false
@@ -129,9 +118,7 @@ export const multiHostScaleSuite = async (options: RunOptions): Promise<SuiteRes
   const cap = smoke ? 10 : size(options, 12_500, 400)
   const passivate = smoke ? 10 : size(options, 120_000, 400)
   const limitMs = size(options, 300_000, 20_000)
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
-  process.once("exit", killAll)
+  children.open()
   let nats: RunningNatsServer | undefined
   try {
     nats = await startNatsServer({ binary })
@@ -214,13 +201,8 @@ export const multiHostScaleSuite = async (options: RunOptions): Promise<SuiteRes
       `${hosts} host processes (native engine, signed 1-page grower agents: 1 MiB limit, 64 KiB reserved, each spawn leased in KV and announced on JetStream) on one nats-server; memory after a full GC in each host`
     )
   } finally {
-    killAll()
-    await Promise.all([...children].map(waitExit))
-    children.clear()
+    await children.close()
     await nats?.dispose()
-    process.off("SIGINT", onSignal)
-    process.off("SIGTERM", onSignal)
-    process.off("exit", killAll)
   }
   return { suite: SUITE, rows, notes }
 }

@@ -23,11 +23,12 @@
  *
  * @since 0.1.0
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { ChildProcesses } from "./ChildProcesses.js"
 import { type Row, type RunOptions, size, type SuiteResult, valueRow } from "./Measure.js"
 
 const SUITE = "swarm"
@@ -48,26 +49,20 @@ interface SwarmRun {
   readonly snapshotFailures: number
 }
 
-/** Every child of this suite, killed on SIGINT/SIGTERM and at exit. */
-const children = new Set<ChildProcess>()
-const killAll = () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL")
-}
-const onSignal = (signal: NodeJS.Signals) => {
-  killAll()
-  process.kill(process.pid, signal)
-}
+/** Every child of this suite, killed on SIGINT/SIGTERM, at exit and when the suite ends. */
+const children = new ChildProcesses()
 
 /** Runs the swarm once in a child process and reads its JSON report; rejects when it fails or reports crashes. */
 const runSwarm = (args: ReadonlyArray<string>, timeoutMs: number): Promise<SwarmRun> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(
-      process.execPath,
-      ["--conditions=@agent-runtime/source", launcher, swarmEntry, "--json", "--quiet", ...args],
-      { stdio: ["ignore", "pipe", "pipe"] }
+    const child = children.add(
+      spawn(
+        process.execPath,
+        ["--conditions=@agent-runtime/source", launcher, swarmEntry, "--json", "--quiet", ...args],
+        { stdio: ["ignore", "pipe", "pipe"] }
+      )
     )
-    children.add(child)
     let out = ""
     let err = ""
     const timer = setTimeout(() => {
@@ -78,7 +73,6 @@ const runSwarm = (args: ReadonlyArray<string>, timeoutMs: number): Promise<Swarm
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err = (err + chunk).slice(-2000)))
     child.once("exit", (code, signal) => {
       clearTimeout(timer)
-      children.delete(child)
       const wallMs = performance.now() - started
       let report: {
         durationMs: number
@@ -167,9 +161,7 @@ export const swarmSuite = async (options: RunOptions): Promise<SuiteResult> => {
   const rounds = size(options, 3, 1, 1)
   const timeoutMs = smoke ? 120_000 : 600_000
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-swarm-"))
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
-  process.once("exit", killAll)
+  children.open()
   try {
     const memory: Array<SwarmRun> = []
     const db: Array<SwarmRun> = []
@@ -221,10 +213,7 @@ export const swarmSuite = async (options: RunOptions): Promise<SuiteResult> => {
       })
     )
   } finally {
-    killAll()
-    process.off("SIGINT", onSignal)
-    process.off("SIGTERM", onSignal)
-    process.off("exit", killAll)
+    await children.close()
     fs.rmSync(dir, { recursive: true, force: true })
   }
   return { suite: SUITE, rows, notes }
