@@ -6,4 +6,4 @@
 import { playwright } from "@vitest/browser-playwright"
 import { browserConfig } from "../../tooling/vitest.browser.ts"
 
-export default browserConfig(playwright, { isolated: true, optimizeDeps: ["@bjorn3/browser_wasi_shim", "wabt"] })
+export default browserConfig(playwright, { isolated: true, optimizeDeps: ["@bjorn3/browser_wasi_shim", "wabt", "effect/ManagedRuntime", "effect/Scheduler"] })

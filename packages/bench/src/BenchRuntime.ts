@@ -14,6 +14,7 @@ import {
   type AgentRuntimeShape,
   AgentRuntimes,
   createRuntime,
+  type CreateRuntimeOptions,
   type PromiseRuntime,
   type SettingsInput
 } from "@agent-runtime/domain"
@@ -84,6 +85,18 @@ export const makeRuntime = async (
   }
 }
 
-/** The Promise facade (`createRuntime`) on `defaultEngine()` (the native engine unless `withEngine` set another). */
-export const makePromiseRuntime = (settings: SettingsInput = benchSettings()): Promise<PromiseRuntime> =>
-  createRuntime({ engine: defaultEngine(), verifier: verifierLayer, settings })
+/**
+ * The Promise facade (`createRuntime`) on `defaultEngine()` (the native
+ * engine unless `withEngine` set another); `ports` adds layers beside the
+ * in-memory defaults (e.g. `NodeEngine.layerPlatform`: Node's SHA-256).
+ */
+export const makePromiseRuntime = (
+  settings: SettingsInput = benchSettings(),
+  ports?: CreateRuntimeOptions["ports"]
+): Promise<PromiseRuntime> =>
+  createRuntime({
+    engine: defaultEngine(),
+    verifier: verifierLayer,
+    settings,
+    ...(ports === undefined ? {} : { ports })
+  })

@@ -8,12 +8,16 @@
  * `/usr/bin/chromium`; no browser download), calls
  * `window.agentRuntimeBench(input)` with `page.evaluate` and turns the
  * samples into rows. Without Chromium the suite returns no rows and a
- * note (skipped, not failed).
+ * note (skipped, not failed). With `AGENT_RUNTIME_BENCH_CPU_PROFILE=<file>`
+ * in the environment, the page's main thread is profiled while the rows run
+ * (CDP `Profiler`, 50 µs sampling) and the `.cpuprofile` is written there;
+ * `AGENT_RUNTIME_BENCH_BROWSER_GROUPS=inPage` (or `workers`) runs only those
+ * rows (`BrowserBenchInput.groups`).
  *
  * @since 0.1.0
  */
 import { readAgent } from "@agent-runtime/agents"
-import { existsSync } from "node:fs"
+import { existsSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { RunOptions, SuiteResult, Target } from "./Measure.js"
 import { size } from "./Measure.js"
@@ -49,7 +53,9 @@ export const browserSuite = async (options: RunOptions): Promise<SuiteResult> =>
     idlePauseMs: 20,
     rawBatch: size(options, 100_000, 10_000, 100),
     invokeBatch: size(options, 5_000, 1_000, 10),
-    roundTripBatch: size(options, 1_000, 200, 5)
+    roundTripBatch: size(options, 1_000, 200, 5),
+    // `AGENT_RUNTIME_BENCH_BROWSER_GROUPS=inPage` (or `workers`): only those rows (to profile one part)
+    groups: process.env["AGENT_RUNTIME_BENCH_BROWSER_GROUPS"]?.split(",") as BrowserBenchInput["groups"]
   }
   const { createServer } = await import("vite")
   const { chromium } = await import("playwright-core")
@@ -81,7 +87,20 @@ export const browserSuite = async (options: RunOptions): Promise<SuiteResult> =>
           `the bench page did not start: ${String(e)}${errors.length > 0 ? `; page errors: ${errors.join("; ")}` : ""}`
         )
       })
+    // `AGENT_RUNTIME_BENCH_CPU_PROFILE=<file>`: the page's main thread is profiled (CDP `Profiler`, what
+    // `node --cpu-prof` records) while the rows run, and the `.cpuprofile` is written there (DevTools reads it)
+    const profileTo = process.env["AGENT_RUNTIME_BENCH_CPU_PROFILE"]
+    const cdp = profileTo === undefined ? undefined : await page.context().newCDPSession(page)
+    if (cdp !== undefined) {
+      await cdp.send("Profiler.enable")
+      await cdp.send("Profiler.setSamplingInterval", { interval: 50 })
+      await cdp.send("Profiler.start")
+    }
     const out = await page.evaluate((i) => window.agentRuntimeBench!(i), input)
+    if (cdp !== undefined && profileTo !== undefined) {
+      const { profile } = await cdp.send("Profiler.stop")
+      writeFileSync(profileTo, JSON.stringify(profile))
+    }
     const version = browser.version()
     return {
       suite: SUITE,

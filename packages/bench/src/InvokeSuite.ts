@@ -6,7 +6,10 @@
  * calls per sample), through the Promise facade (`createRuntime`), and the
  * baseline: the direct export call on a raw instance of the same bytes.
  * And the prepared call handle (`runtime.prepare(agentId, fn).call`): the
- * export resolved and checked once, then a synchronous call per use.
+ * export resolved and checked once, then a synchronous call per use. Every
+ * call row without a payload (direct, fuel-rewritten direct, prepared) is
+ * timed by a loop of its own (`Measure.ownLoop`), so each call site sees
+ * one callee, as a caller holding one handle sees it.
  *
  * @since 0.1.0
  */
@@ -20,7 +23,7 @@ import {
 } from "@agent-runtime/domain"
 import * as Effect from "effect/Effect"
 import { makePromiseRuntime, makeRuntime, MiB } from "./BenchRuntime.js"
-import { consume, measure, type Row, type RunOptions, type SuiteResult, timeSync, size } from "./Measure.js"
+import { consume, measure, ownLoop, type Row, type RunOptions, type SuiteResult, size, timeSync } from "./Measure.js"
 import * as WasmBinary from "@agent-runtime/wasm-binary"
 import { assemble, callsWat, computeWat } from "./Modules.js"
 
@@ -83,13 +86,15 @@ export const invokeSuite = async (options: RunOptions): Promise<SuiteResult> => 
             suite: SUITE,
             name: raw,
             batch: rawBatch,
-            run: (batch) =>
+            // a loop of its own (monomorphic), as every call row without a payload
+            run:
               p === undefined || memory === undefined
-                ? timeSync(batch, () => consume(f(...c.args)))
-                : timeSync(batch, () => {
-                    new Uint8Array(memory.buffer).set(p, 0)
-                    consume(f(...c.args))
-                  })
+                ? ownLoop(raw, f, c.args)
+                : (batch) =>
+                    timeSync(batch, () => {
+                      new Uint8Array(memory.buffer).set(p, 0)
+                      consume(f(...c.args))
+                    })
           },
           options
         )
@@ -132,15 +137,17 @@ export const invokeSuite = async (options: RunOptions): Promise<SuiteResult> => 
         const call = handle.call
         if (call === undefined) notes.push(`prepared call handle: ${c.label}: no synchronous path on this engine`)
         else {
+          const preparedRow = `prepared call handle: ${c.label}`
           rows.push(
             await measure(
               {
                 suite: SUITE,
-                name: `prepared call handle: ${c.label}`,
+                name: preparedRow,
                 baseline: raw,
                 batch: rawBatch,
                 target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
-                run: (batch) => timeSync(batch, () => consume(call(...c.args)))
+                note: "each handle and each direct baseline timed by a loop of its own (Measure.ownLoop: monomorphic call sites)",
+                run: ownLoop(preparedRow, call, c.args)
               },
               options
             )
@@ -157,24 +164,22 @@ export const invokeSuite = async (options: RunOptions): Promise<SuiteResult> => 
                   name: rawFuel,
                   baseline: raw,
                   batch: rawBatch,
-                  run: (batch) =>
-                    timeSync(batch, () => {
-                      fueled.fuel.value = DEFAULT_FUEL
-                      consume(fueled.f(...c.args))
-                    })
+                  run: ownLoop(rawFuel, fueled.f, c.args, { global: fueled.fuel, value: DEFAULT_FUEL })
                 },
                 options
               )
             )
+            const againstFuel = `prepared call handle vs fuel-rewritten direct: ${c.label}`
             rows.push(
               await measure(
                 {
                   suite: SUITE,
-                  name: `prepared call handle vs fuel-rewritten direct: ${c.label}`,
+                  name: againstFuel,
                   baseline: rawFuel,
                   batch: rawBatch,
                   target: { text: "≤ 3× direct call", met: (ratio: number) => ratio <= 3 },
-                  run: (batch) => timeSync(batch, () => consume(call(...c.args)))
+                  note: "both timed by loops of their own (Measure.ownLoop: monomorphic call sites)",
+                  run: ownLoop(againstFuel, call, c.args)
                 },
                 options
               )

@@ -130,6 +130,45 @@ export const timeSync = (batch: number, body: (i: number) => void): number => {
   return performance.now() - start
 }
 
+/**
+ * A timing loop of its own for one row: `batch` calls `f(...args)` (the
+ * arguments passed one by one, at most 4; `fuel`: `fuel.global.value =
+ * fuel.value` before each call), each result kept (`consume`); returns the
+ * elapsed ms. The loop is compiled from its own source (`new Function`, the
+ * row's `name` in a comment, so no two rows share compiled code or type
+ * feedback): its call site sees one callee — monomorphic — as a caller
+ * holding one function sees it. A loop shared by several rows (`timeSync`
+ * with a closure per row: closures of one function literal share their
+ * feedback) sees every row's callee; that polymorphic site added ≈ 45 ns to
+ * a ≈ 85 ns prepared call (BENCHMARKS.md, issue 13 wave 6).
+ */
+export const ownLoop = (
+  name: string,
+  f: (...args: Array<never>) => unknown,
+  args: ReadonlyArray<unknown>,
+  fuel?: { readonly global: WebAssembly.Global; readonly value: unknown }
+): ((batch: number) => number) => {
+  if (args.length > 4) throw new Error(`ownLoop: at most 4 arguments, got ${args.length} (${name})`)
+  const params = args.map((_, i) => `a${i}`)
+  const source = [
+    `"use strict"`,
+    "return function loop(batch) {",
+    // the row's name, printable ASCII only (a line terminator would end the comment)
+    `  // ${name.replace(/[^\x20-\x7e]/g, "?")}`,
+    "  const start = performance.now()",
+    "  for (let i = 0; i < batch; i++) {",
+    fuel === undefined ? "" : "    fuelGlobal.value = fuelValue",
+    `    consume(f(${params.join(", ")}))`,
+    "  }",
+    "  return performance.now() - start",
+    "}"
+  ].join("\n")
+  const make = new Function("f", "consume", "fuelGlobal", "fuelValue", ...params, source) as (
+    ...a: Array<unknown>
+  ) => (batch: number) => number
+  return make(f, consume, fuel?.global, fuel?.value, ...args)
+}
+
 /** A row that is a value, not a latency (scale suite). */
 export const valueRow = (input: {
   readonly suite: string

@@ -18,6 +18,7 @@ describe("browser suite (Chromium, smoke counts)", () => {
         "direct export call: add(i32,i32)",
         "in-page runtime.invoke: no-op",
         "in-page runtime.invoke: add(i32,i32)",
+        "in-page runtime.invoke: no-op (Effect's default scheduler)",
         "raw postMessage round trip (hot)",
         "raw SAB+Atomics round trip (hot)",
         "raw SAB+Atomics round trip (idle)",

@@ -16,16 +16,18 @@
  *
  * @since 0.1.0
  */
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as Semaphore from "effect/Semaphore"
 import type { AgentConfig } from "./AgentConfig.js"
 import type { HealthCheck, HealthStatus } from "./Health.js"
 import type { AgentId, InstanceId, ModuleHash, ModuleId } from "./Ids.js"
 import { type MemoryBudget, recordUsage } from "./MemoryBudget.js"
+import { Mailbox } from "./internal/Mailbox.js"
 import { InvalidStateTransition } from "./RuntimeError.js"
 import type { PreparedInvoke, WasmInstance } from "./WasmEngine.js"
+
+export { Mailbox }
 
 export const InstanceState = Schema.Literals([
   "Starting",
@@ -125,11 +127,10 @@ export class AgentInstance {
   private _budget: MemoryBudget
   private _instance: WasmInstance | undefined = undefined
   private _policyViolation: string | undefined = undefined
-  private _busy = 0
   // made on first use (most agents never revoke a capability; a worker engine's agents never prepare a caller)
   private callers: Map<string, PreparedInvoke> | undefined = undefined
   private _revoked: Set<string> | undefined = undefined
-  private _mailbox: Semaphore.Semaphore | undefined
+  private _mailbox: Mailbox | undefined
 
   constructor(
     readonly id: InstanceId,
@@ -140,7 +141,7 @@ export class AgentInstance {
     readonly createdAt: number,
     budget: MemoryBudget,
     /** The agent's mailbox; omitted → made on first use (`mailbox`). */
-    mailbox?: Semaphore.Semaphore | undefined
+    mailbox?: Mailbox | undefined
   ) {
     this._lastActivity = createdAt
     this._budget = budget
@@ -148,13 +149,14 @@ export class AgentInstance {
   }
 
   /**
-   * One permit: one invocation (or lifecycle call) at a time for this agent.
-   * Made on first use when the constructor was given none (an agent spawned
-   * in one synchronous step and only ever called synchronously never needs
-   * one); JavaScript runs one step at a time, so every user sees the same one.
+   * One permit: one invocation (or lifecycle call) at a time for this agent,
+   * FIFO (`Mailbox`). Made on first use when the constructor was given none
+   * (an agent spawned in one synchronous step and only ever called
+   * synchronously never needs one); JavaScript runs one step at a time, so
+   * every user sees the same one.
    */
-  get mailbox(): Semaphore.Semaphore {
-    return (this._mailbox ??= Semaphore.makeUnsafe(1))
+  get mailbox(): Mailbox {
+    return (this._mailbox ??= new Mailbox())
   }
 
   get state(): InstanceState {
@@ -213,9 +215,13 @@ export class AgentInstance {
   get policyViolation(): string | undefined {
     return this._policyViolation
   }
-  /** Effects holding the mailbox right now (0 when idle); prepared synchronous calls refuse a busy agent. */
+  /**
+   * Effects holding the mailbox right now: 0 when idle, 1 while a call or
+   * lifecycle step holds it (or it was handed to the first queued caller,
+   * which has not run yet); prepared synchronous calls refuse a busy agent.
+   */
   get busy(): number {
-    return this._busy
+    return this._mailbox !== undefined && this._mailbox.held ? 1 : 0
   }
 
   // -- lifecycle transitions (spec `AgentInstance::start/pause/resume/stop`) --
@@ -354,24 +360,18 @@ export class AgentInstance {
 
   // -- the mailbox ---------------------------------------------------------------
 
-  /** Runs `effect` holding the agent's mailbox (one permit): one invocation or lifecycle call at a time. */
+  /**
+   * Runs `effect` holding the agent's mailbox (one permit): one invocation or
+   * lifecycle call at a time, queued callers in FIFO order; released however
+   * `effect` exits (`Mailbox.withPermit`).
+   */
   exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return this.mailbox.withPermits(1)(this.markBusy(effect))
+    return this.mailbox.withPermit(effect)
   }
 
-  /** Like `exclusive`, but only when the mailbox is free right now (`None` otherwise). */
+  /** Like `exclusive`, but only when the mailbox is free right now (`None` otherwise, nothing queued). */
   exclusiveIfAvailable<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, E, R> {
-    return this.mailbox.withPermitsIfAvailable(1)(this.markBusy(effect))
-  }
-
-  private markBusy<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.suspend(() => {
-      this._busy++
-      return Effect.ensuring(
-        effect,
-        Effect.sync(() => void this._busy--)
-      )
-    })
+    return this.mailbox.withPermitIfAvailable(effect)
   }
 
   /** Uptime in ms at `now`. */

@@ -33,7 +33,7 @@ import type { AgentId, ModuleId, RuntimeId } from "./Ids.js"
 import * as InstanceRepositories from "./InstanceRepository.js"
 import type * as MemoryManager from "./MemoryManager.js"
 import * as MetricsRepositories from "./MetricsRepository.js"
-import type { ModuleMetadata } from "./ModuleMetadata.js"
+import { ModuleMetadata } from "./ModuleMetadata.js"
 import * as ModuleRepositories from "./ModuleRepository.js"
 import type { ModuleVerifier } from "./ModuleVerifier.js"
 import type * as E from "./RuntimeError.js"
@@ -52,7 +52,7 @@ import { invokeNow } from "./internal/Invocation.js"
 import * as Lifecycle from "./internal/Lifecycle.js"
 import type { LifecycleError } from "./internal/Lifecycle.js"
 import { needsGc, runGc, startMaintenance } from "./internal/Maintenance.js"
-import { getModule, loadModule } from "./internal/Modules.js"
+import { getModule, loadModule, loadNow, synchronousLoads } from "./internal/Modules.js"
 import { saveAfterWrite, saveAll } from "./internal/Persistence.js"
 import { type PreparedCall, prepare } from "./internal/PreparedCalls.js"
 import { handleMemoryPressure } from "./internal/Pressure.js"
@@ -94,6 +94,11 @@ export interface AgentRuntimeShape {
    * module (spec `load_module`). Loading the same verified bytes again returns
    * the same id. Errors: `InvalidSignature`, `CompileError` (with the byte
    * offset for malformed binaries), `ModuleTooLarge`, `RuntimeUnavailable`.
+   * A cache hit the runtime can answer synchronously (the bytes hashed on the
+   * calling thread — `PlatformServices.sha256Hex`, or JavaScript below 8 KiB —
+   * the module registered, the in-memory bus) is done in the effect's first
+   * step, its `ModuleLoaded` published before the effect completes; with a
+   * tracer installed every call is the span `AgentRuntime.loadModule`.
    */
   readonly loadModule: (
     bytes: Uint8Array,
@@ -252,17 +257,29 @@ export const make = (
     const state = yield* makeState(input)
     yield* consumeEvents(state)
     yield* startMaintenance(state)
-    return {
+    const loadModuleNow = (bytes: Uint8Array, metadata: ModuleMetadata) => {
+      // `badModuleInput` accepts every such pair (`Schema.is` of a class accepts its instances) without the parser's cost
+      const bad =
+        bytes instanceof Uint8Array && metadata instanceof ModuleMetadata ? undefined : badModuleInput(bytes, metadata)
+      return bad !== undefined ? Effect.fail(bad) : loadNow(state, bytes, metadata)
+    }
+    const shape: AgentRuntimeShape = {
       id: state.id,
       platform: state.engine.platform,
       settings: state.settings,
       loadModule: (bytes, metadata) =>
-        op.loadModule(
-          checked(
-            () => badModuleInput(bytes, metadata),
-            () => loadModule(state, bytes, metadata)
-          )
-        ),
+        Effect.withFiber((fiber) => {
+          if (tracing(fiber))
+            return op.loadModule(
+              checked(
+                () => badModuleInput(bytes, metadata),
+                () => loadModule(state, bytes, metadata)
+              )
+            )
+          // untraced: the input checked and a synchronous cache hit answered in this step (`loadNow`)
+          const now = loadModuleNow(bytes, metadata)
+          return typeof now === "string" ? Effect.succeed(now) : now
+        }),
       getModule: (moduleId) => getModule(state, moduleId),
       spawnAgent: (agentId, moduleId, config) =>
         op.spawnAgent(
@@ -328,7 +345,9 @@ export const make = (
       recordMetrics: op.recordMetrics(recordMetrics(state)),
       shutdown: op.shutdown(shutdown(state)),
       events: Effect.map(state.bus.subscribe, Stream.filter(isRuntimeEvent))
-    } satisfies AgentRuntimeShape
+    }
+    synchronousLoads.set(shape, loadModuleNow) // the Promise facade's `loadModule`
+    return shape
   })
 
 /**

@@ -83,6 +83,45 @@ export const subscribeTo = <const T extends DomainEventTag>(
   )
 }
 
+/**
+ * The synchronous delivery of the buses whose `publish` is known to finish
+ * in its first step (the in-memory bus), keyed by their `publish` function:
+ * a bus that wraps one and replaces `publish` is not in it.
+ */
+const synchronous = new WeakMap<EventBusShape["publish"], (event: DomainEvent) => void>()
+
+/**
+ * `bus`'s synchronous publish when its `publish` is known to deliver in one
+ * synchronous step (the in-memory bus of `makeMemory`): calling it delivers
+ * the event now — the same subscribers, the same order — as running
+ * `bus.publish(event)` would, without running an effect. `undefined` for
+ * any other bus (another adapter, or a wrapper that replaced `publish`):
+ * publish through `bus.publish` then.
+ */
+export const publishNow = (bus: EventBusShape): ((event: DomainEvent) => void) | undefined =>
+  synchronous.get(bus.publish)
+
+/**
+ * Who would receive an event of a `_tag` on the buses that know it (the
+ * in-memory bus), keyed by their `publish` function like `synchronous`.
+ */
+const wanting = new WeakMap<EventBusShape["publish"], (tag: DomainEventTag) => boolean>()
+
+/**
+ * Whether an event with this `_tag` published on `bus` now would reach a
+ * subscriber. `false` only for a bus known to deliver to its current
+ * subscribers alone (the in-memory bus of `makeMemory`, its `publish` not
+ * replaced) when none of them subscribed to every event or to that `_tag`
+ * (`subscribeTo`): publishing such an event is then a no-op, so a publisher
+ * may skip building it (the runtime's spawn does). `true` for any other bus
+ * (one that forwards events to other processes — NATS, BroadcastChannel —
+ * or a wrapper that replaced `publish`): publish then.
+ */
+export const wants = (bus: EventBusShape, tag: DomainEventTag): boolean => {
+  const wanted = wanting.get(bus.publish)
+  return wanted === undefined || wanted(tag)
+}
+
 /** One subscriber of the in-memory bus: its own `PubSub` and the `_tag`s it wants (`undefined`: every event). */
 interface Subscriber {
   readonly pubsub: PubSub.PubSub<DomainEvent>
@@ -95,7 +134,7 @@ interface Subscriber {
  * (`PubSub.publishUnsafe`) to every subscriber that wants it (`subscribeTo`
  * declares which `_tag`s), so an event nobody wants costs a loop over the
  * subscribers and wakes no one. A subscriber's stream ends when its scope
- * closes.
+ * closes. `publishNow(bus)` gives its delivery as a plain function.
  */
 export const makeMemory: Effect.Effect<EventBusShape> = Effect.sync(() => {
   // replaced, never mutated, on (un)subscribe: a publish iterates a stable list
@@ -129,8 +168,18 @@ export const makeMemory: Effect.Effect<EventBusShape> = Effect.sync(() => {
         )
       )
     )
+  const publish = (event: DomainEvent) => Effect.sync(() => deliver(event))
+  synchronous.set(publish, deliver) // `publishNow`
+  wanting.set(publish, (tag) => {
+    const current = subscribers
+    for (let i = 0; i < current.length; i++) {
+      const tags = current[i]!.tags
+      if (tags === undefined || tags.has(tag)) return true
+    }
+    return false
+  }) // `wants`
   return {
-    publish: (event) => Effect.sync(() => deliver(event)),
+    publish,
     publishAll: (events) =>
       Effect.sync(() => {
         for (const event of events) deliver(event)

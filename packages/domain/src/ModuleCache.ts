@@ -113,6 +113,23 @@ export interface CacheStats {
   readonly loads: number
 }
 
+/**
+ * The options object handed to lru-cache's `get` / `peek`: one, shared, so a
+ * lookup allocates none (lru-cache defaults a missing one to a fresh `{}`,
+ * and a spawn looks its compiled variant up twice). lru-cache writes the
+ * call's diagnostics `status` into it (an object only while a
+ * `diagnostics_channel` subscriber listens, else `undefined`): `looked`
+ * clears it after each call, so no call sees another's.
+ */
+const lookup: { status: LRUCache.Status<any, any> | undefined } = { status: undefined } // `status` present from the start: one shape
+const LOOKUP = lookup as { status?: LRUCache.Status<any, any> }
+
+/** `value` after clearing what lru-cache wrote into `LOOKUP` (its `status`). */
+const looked = <A>(value: A): A => {
+  lookup.status = undefined
+  return value
+}
+
 export class ModuleCache {
   private readonly lru: LRUCache<string, CacheEntry>
   private readonly loads: LRUCache<string, LoadEntry>
@@ -181,7 +198,7 @@ export class ModuleCache {
    * a miss: that is the compile cache's counter).
    */
   getLoad(bytesHash: string, now: number): LoadEntry | undefined {
-    const entry = this.loads.get(bytesHash)
+    const entry = looked(this.loads.get(bytesHash, LOOKUP))
     if (entry === undefined) return undefined
     entry.hits++
     entry.lastAccess = now
@@ -240,7 +257,7 @@ export class ModuleCache {
 
   /** Looks an entry up, recording a hit (`hits`, `lastAccess`) or a miss. */
   get(key: string, now: number): CacheEntry | undefined {
-    const entry = this.lru.get(key)
+    const entry = looked(this.lru.get(key, LOOKUP))
     if (entry === undefined) {
       this.missCount++
       return undefined
@@ -261,7 +278,7 @@ export class ModuleCache {
     const keys = this.keysByModule.get(moduleHash)
     if (keys === undefined) return
     for (const key of keys) {
-      const entry = this.lru.peek(key)
+      const entry = looked(this.lru.peek(key, LOOKUP))
       if (entry !== undefined) {
         entry.hits++
         entry.lastAccess = now
@@ -279,7 +296,7 @@ export class ModuleCache {
 
   /** Looks an entry up without counting or touching it. */
   peek(key: string): CacheEntry | undefined {
-    return this.lru.peek(key)
+    return looked(this.lru.peek(key, LOOKUP))
   }
 
   /** Inserts a compiled module. Larger than the whole cache → not cached. */

@@ -9,6 +9,17 @@
  * is not a `DomainEvent` reject with `InvalidArgument`. A defect (a bug)
  * rejects with the underlying error.
  *
+ * `loadModule` answers a cache hit without running an effect when it can:
+ * the bytes hashed synchronously (`PlatformServices.sha256Hex`, e.g.
+ * `NodeEngine.layerPlatform` in `ports` or the engine layer; or JavaScript
+ * below 8 KiB), the verified module registered, and the in-memory bus — the
+ * returned promise is already resolved with the id and `ModuleLoaded` was
+ * published before `loadModule` returned (≈ the hash plus a few map lookups,
+ * no `runPromise`). Everything else (a cold load, other metadata, WebCrypto
+ * hashing, another bus) runs as before; ids, events and errors are the same
+ * on both paths. With a tracer in the runtime's layers (checked once, at
+ * `createRuntime`) every call runs as an effect, so each gets its span.
+ *
  * ```ts
  * const runtime = await createRuntime({ engine: NativeEngine.layer, verifier: Signing.layer({ trustStore }) })
  * const moduleId = await runtime.loadModule(bytes, makeMetadata({ name: "counter", version: "1.0.0" }))
@@ -32,10 +43,13 @@ import * as AgentRuntimes from "./AgentRuntime.js"
 import { AgentRuntime, type AgentRuntimeShape, layerMemoryPorts, type SettingsInput } from "./AgentRuntime.js"
 import { EventBus } from "./EventBus.js"
 import type { ModuleVerifier } from "./ModuleVerifier.js"
-import { forMessage } from "./Ids.js"
+import { forMessage, type ModuleId } from "./Ids.js"
+import type { ModuleMetadata } from "./ModuleMetadata.js"
 import { InvalidArgument } from "./RuntimeError.js"
 import { DomainEvent, type RuntimeEvent } from "./RuntimeEvent.js"
 import type { WasmEngine } from "./WasmEngine.js"
+import { synchronousLoads } from "./internal/Modules.js"
+import { tracing } from "./internal/Spans.js"
 
 type Promisified<T> = {
   readonly [K in keyof T]: T[K] extends (...args: infer A) => Effect.Effect<infer R, any, any>
@@ -109,6 +123,25 @@ export const createRuntime = async (options: CreateRuntimeOptions): Promise<Prom
       facade[key] = () => run(managed, value)
     } else {
       facade[key] = value
+    }
+  }
+  // A cache hit answered without running an effect (no `runPromise`): the bytes hashed synchronously, the
+  // module registered, its `ModuleLoaded` published on a synchronous bus (`internal/Modules.ts` `loadNow`);
+  // anything else runs the rest of the load at once. Not when a tracer is installed: that path has no span.
+  const loadNow = synchronousLoads.get(rt)
+  const traced = await run(
+    managed,
+    Effect.withFiber((fiber) => Effect.succeed(tracing(fiber)))
+  )
+  if (loadNow !== undefined && !traced) {
+    facade.loadModule = (bytes: Uint8Array, metadata: ModuleMetadata): Promise<ModuleId> => {
+      let now: ReturnType<typeof loadNow>
+      try {
+        now = loadNow(bytes, metadata)
+      } catch (defect) {
+        return Promise.reject(defect)
+      }
+      return typeof now === "string" ? Promise.resolve(now) : run(managed, now)
     }
   }
   facade.onEvent = async (listener: (event: RuntimeEvent) => void) => {

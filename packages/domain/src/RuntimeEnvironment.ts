@@ -19,7 +19,7 @@
  */
 import * as AgentConfigs from "./AgentConfig.js"
 import type { AgentConfig } from "./AgentConfig.js"
-import { AgentInstance } from "./AgentInstance.js"
+import { AgentInstance, type Mailbox } from "./AgentInstance.js"
 import type { AgentId, InstanceId, ModuleHash, ModuleId, RuntimeId } from "./Ids.js"
 import * as MemoryBudget from "./MemoryBudget.js"
 import { ModuleCache } from "./ModuleCache.js"
@@ -28,7 +28,6 @@ import { ResourcePool, type ResourcePoolConfig } from "./ResourcePool.js"
 import { AgentAlreadyExists, InsufficientMemory, ModuleNotFound, ResourceExhausted } from "./RuntimeError.js"
 import type { RuntimePlatform } from "./RuntimePlatform.js"
 import type { RuntimeStatus } from "./RuntimeStatus.js"
-import type * as Semaphore from "effect/Semaphore"
 import type { WasmModule } from "./WasmModule.js"
 
 /** Cumulative counters (spec `RuntimeMetrics`). */
@@ -124,7 +123,7 @@ export class RuntimeEnvironment {
     readonly config: AgentConfig
     readonly now: number
     /** The agent's mailbox; omitted → made on its first use (`AgentInstance.mailbox`). */
-    readonly mailbox?: Semaphore.Semaphore | undefined
+    readonly mailbox?: Mailbox | undefined
     /** Claiming the id of a passivated agent to rehydrate it. */
     readonly activating?: boolean
     /** Creation time to keep (rehydration keeps the agent's original creation time). */

@@ -1,10 +1,9 @@
-import { AgentInstance, agentId, MemoryBudget } from "@agent-runtime/domain"
+import { AgentInstance, AgentInstances, agentId, MemoryBudget } from "@agent-runtime/domain"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Semaphore from "effect/Semaphore"
 
 const make = (critical?: boolean) =>
   new AgentInstance(
@@ -15,7 +14,7 @@ const make = (critical?: boolean) =>
     { memoryLimit: MemoryBudget.MiB, ...(critical === undefined ? {} : { critical }) },
     1_000,
     MemoryBudget.make(MemoryBudget.MiB),
-    Semaphore.makeUnsafe(1)
+    new AgentInstances.Mailbox()
   )
 
 const refused = (to: string) => expect.objectContaining({ _tag: "InvalidStateTransition", to })

@@ -145,6 +145,55 @@ describe("EventBus", () => {
     )
   })
 
+  describe("wants: whether an event of a _tag would reach a subscriber", () => {
+    it.effect("the in-memory bus answers from its current subscribers, as its delivery does", () =>
+      Effect.gen(function* () {
+        const bus = yield* EventBuses.makeMemory
+        const wanted = () => ["AgentSpawned", "AgentJoined"].map((t) => EventBuses.wants(bus, t as never))
+        expect(wanted()).toEqual([false, false])
+        const received: Array<DomainEvent> = []
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const some = yield* EventBuses.subscribeTo(bus, ["AgentJoined"])
+            yield* Effect.forkScoped(Stream.runForEach(some, (e) => Effect.sync(() => received.push(e))))
+            expect(wanted()).toEqual([false, true])
+            yield* Effect.scoped(
+              Effect.gen(function* () {
+                yield* bus.subscribe
+                expect(wanted()).toEqual([true, true])
+              })
+            )
+            expect(wanted()).toEqual([false, true])
+            // what `wants` says is what delivery does: the unwanted event reaches no one
+            yield* bus.publishAll!([spawned(1), joined(2)])
+            while (received.length === 0) yield* Effect.yieldNow
+          })
+        )
+        expect(tags(received)).toEqual(["AgentJoined:e2"])
+        expect(wanted()).toEqual([false, false])
+      })
+    )
+
+    it.effect("any other bus — another adapter, or the in-memory bus with publish replaced — is always wanted", () =>
+      Effect.gen(function* () {
+        const minimal = yield* minimalBus
+        const memory = yield* EventBuses.makeMemory
+        const seen: Array<string> = []
+        const wrapped: EventBuses.EventBusShape = {
+          ...memory,
+          publish: (event) =>
+            Effect.andThen(
+              Effect.sync(() => seen.push(event._tag)),
+              memory.publish(event)
+            )
+        }
+        expect(EventBuses.wants(minimal, "AgentSpawned")).toBe(true)
+        expect(EventBuses.wants(wrapped, "AgentSpawned")).toBe(true)
+        expect(EventBuses.wants(memory, "AgentSpawned")).toBe(false)
+      })
+    )
+  })
+
   describe("publishAll / subscribeTo over a bus without them (fallbacks)", () => {
     it.effect("publishAll publishes each event in order; subscribeTo filters subscribe", () =>
       Effect.scoped(

@@ -62,3 +62,34 @@ describe("ModuleCache.touchModule", () => {
     expect(c.peek("a")).toMatchObject({ hits: 1, lastAccess: 400 })
   })
 })
+
+describe("ModuleCache lookups (one shared options object for lru-cache)", () => {
+  it("every lookup reports its own diagnostics status while a subscriber listens, and none leaks into the next", async () => {
+    const dc = await import("node:diagnostics_channel")
+    const c = new ModuleCache(100)
+    c.set("a", compiled("a", 10), 0)
+    const statuses: Array<Record<string, unknown>> = []
+    const listener = (message: unknown) =>
+      void statuses.push({ ...(message as Record<string, unknown>), self: message })
+    // lru-cache loads node:diagnostics_channel asynchronously: wait for its channel to be live
+    for (let k = 0; k < 10; k++) await new Promise((r) => setTimeout(r, 0))
+    dc.subscribe("lru-cache:metrics", listener)
+    try {
+      expect(c.peek("a")?.key).toBe("a")
+      expect(c.get("a", 1)?.key).toBe("a")
+      expect(c.get("zz", 2)).toBeUndefined()
+      expect(c.peek("zz")).toBeUndefined()
+    } finally {
+      dc.unsubscribe("lru-cache:metrics", listener)
+    }
+    expect(statuses.map((s) => [s.op, s.key, s.peek ?? s.get])).toEqual([
+      ["peek", "a", "hit"],
+      ["get", "a", "hit"],
+      ["get", "zz", "miss"],
+      ["peek", "zz", "miss"]
+    ])
+    expect(new Set(statuses.map((s) => s.self)).size).toBe(4) // a fresh status per lookup
+    // and without a subscriber the lookups (and counters) are as before
+    expect([c.get("a", 3)?.hits, c.peek("zz"), c.stats().hits, c.stats().misses]).toEqual([2, undefined, 2, 1])
+  })
+})

@@ -12,3 +12,4 @@
 export * as BrowserEngine from "./BrowserEngine.js"
 export * as BrowserWasi from "./BrowserWasi.js"
 export * as BrowserWorkerHost from "./BrowserWorkerHost.js"
+export * as BrowserScheduler from "./BrowserScheduler.js"

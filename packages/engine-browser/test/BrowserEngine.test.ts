@@ -3,7 +3,21 @@
  * reasons, timeouts reported at the deadline while the page keeps running,
  * fuel (exact stop), a worker that dies, bad modules and imports, WASI.
  */
-import { agentId, moduleHash } from "@agent-runtime/domain"
+import {
+  AgentRuntime,
+  AgentRuntimes,
+  agentId,
+  callResults,
+  type EngineInvokeError,
+  type InvokeOutcome,
+  makeCallSlot,
+  makeMetadata,
+  moduleHash,
+  type WasmInstance,
+  type WasmValue
+} from "@agent-runtime/domain"
+import { verifierLayer } from "@agent-runtime/conformance"
+import { wat } from "@agent-runtime/test-support"
 import { instrumentFuel, rewriteModule } from "@agent-runtime/wasm-binary"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
@@ -266,5 +280,178 @@ describe("BrowserEngine: failures never escape", () => {
         expect((yield* agent.invoke("call_now", [])).results).toEqual([1234.5])
       })
     )
+  )
+})
+
+/** A call's outcome or error as plain data, for comparing two call paths. */
+const settled = (outcome: InvokeOutcome | EngineInvokeError) =>
+  outcome instanceof Error
+    ? { error: { ...outcome, _tag: outcome._tag, message: outcome.message } }
+    : { ok: { results: [...outcome.results], memoryBytes: outcome.memoryBytes, fuelRemaining: outcome.fuelRemaining } }
+
+const viaRequest = (instance: WasmInstance, fn: string, args: ReadonlyArray<WasmValue>, fuel: number | undefined) =>
+  Effect.map(Effect.result(instance.invoke(fn, args, fuel === undefined ? {} : { fuel })), (r) =>
+    settled(r._tag === "Success" ? r.success : r.failure)
+  )
+
+const viaDirect = (instance: WasmInstance, fn: string, args: ReadonlyArray<WasmValue>, fuel: number | undefined) => {
+  const slot = makeCallSlot()
+  const failed = instance.prepareDirect!(fn)!(args, fuel, slot)
+  return settled(
+    failed ?? { results: callResults(slot.result), memoryBytes: slot.memoryBytes, fuelRemaining: slot.fuelRemaining }
+  )
+}
+
+/** A WASI program: `say` writes "hi\n" to stdout, `exit` calls `proc_exit` with its argument. */
+const WASI_PROGRAM = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hi\\n")
+  (func (export "say") (result i32)
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 3))
+    (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+  (func (export "exit") (param i32) (call $proc_exit (local.get 0))))`
+
+describe("BrowserEngine in-page: the synchronous call path", () => {
+  it.effect(
+    "prepareDirect and prepare give what invoke gives (real agents, fuel, host imports, traps, WASI through the shim)",
+    () =>
+      withEngine({ mode: "inPage" }, (engine) =>
+        Effect.gen(function* () {
+          const metered = instrumentFuel(yield* Effect.promise(() => agentBytes("looper")))
+          if (!metered.ok) return expect.unreachable("fuel instrumentation failed")
+          let fail = false
+          const env = {
+            log: (_: number) => {
+              if (fail) throw new Error("host says no")
+            },
+            now: () => 1234.5
+          }
+          const cases: ReadonlyArray<{
+            readonly bytes: Uint8Array
+            readonly imports?: object
+            readonly calls: ReadonlyArray<readonly [string, ReadonlyArray<WasmValue>, number?]>
+          }> = [
+            {
+              bytes: yield* Effect.promise(() => agentBytes("counter")),
+              calls: [
+                ["increment", []],
+                ["add", [41]],
+                ["add_i64", [5n, 2n ** 40n]],
+                ["get", []]
+              ]
+            },
+            {
+              bytes: yield* Effect.promise(() => agentBytes("trapper")),
+              calls: [
+                ["ok", []],
+                ["divide", [1, 0]],
+                ["crash", []],
+                ["oob", []],
+                ["recurse", [3]],
+                ["recurse", [100_000_000]],
+                ["ok", []]
+              ]
+            },
+            {
+              bytes: yield* Effect.promise(() => agentBytes("multi")),
+              calls: [
+                ["swap", [1, 2n]],
+                ["divmod", [7, 2]]
+              ]
+            },
+            {
+              bytes: metered.value,
+              calls: [
+                ["spin", [], 50_000],
+                ["spin_n", [10], 1_000_000_000],
+                ["iterations", [], 1_000_000_000]
+              ]
+            },
+            {
+              bytes: yield* Effect.promise(() => agentBytes("host-caller")),
+              imports: { env },
+              calls: [
+                ["call_log", [5]],
+                ["call_now", []],
+                ["log_n", [3]]
+              ]
+            },
+            {
+              bytes: yield* Effect.promise(() => wat(WASI_PROGRAM)),
+              calls: [
+                ["say", []],
+                ["exit", [0]],
+                ["say", []],
+                ["exit", [3]]
+              ]
+            }
+          ]
+          let n = 0
+          const errors: Array<string> = []
+          for (const { bytes, imports = {}, calls } of cases) {
+            n++
+            const requested = yield* spawn(engine, `requested-${n}`, bytes, imports)
+            const direct = yield* spawn(engine, `direct-${n}`, bytes, imports)
+            const prepared = yield* spawn(engine, `prepared-${n}`, bytes, imports)
+            expect(direct.prepareDirect).toBeDefined()
+            for (const [fn, args, fuel] of calls) {
+              for (const f of [false, true]) {
+                fail = f
+                const expected = yield* viaRequest(requested, fn, args, fuel)
+                expect(viaDirect(direct, fn, args, fuel), `${fn}(${args.join(", ")})`).toEqual(expected)
+                expect(settled(prepared.prepare!(fn)!(args, fuel)), `${fn}(${args.join(", ")})`).toEqual(expected)
+                expect(yield* direct.memoryBytes).toBe(yield* requested.memoryBytes)
+                if ("error" in expected) errors.push(`${fn}: ${expected.error._tag}`)
+              }
+            }
+            // WASI output (the shim's stdout and exit code) reached each agent's handle alike
+            expect(engine.output(`direct-${n}`)).toEqual(engine.output(`requested-${n}`))
+            expect(engine.output(`prepared-${n}`)).toEqual(engine.output(`requested-${n}`))
+            const state = yield* requested.snapshot
+            expect(yield* direct.snapshot).toEqual(state)
+          }
+          // the failures the cases are there for happened (on both paths, compared above)
+          expect([...new Set(errors)].sort()).toEqual(
+            [
+              "divide: Trap",
+              "crash: Trap",
+              "oob: Trap",
+              "recurse: Trap",
+              "spin: FuelExhausted",
+              "call_log: Trap",
+              "log_n: Trap",
+              "exit: Trap"
+            ].sort()
+          )
+          const wasi = engine.output("direct-6")
+          expect(wasi?.stdout).toBe("hi\n".repeat(4))
+          expect(wasi?.exitCode).toBe(3)
+        })
+      )
+  )
+
+  it.effect(
+    "the runtime calls an idle in-page agent synchronously: Effect.runSync gets the result or the typed error",
+    () =>
+      Effect.gen(function* () {
+        const bytes = yield* Effect.promise(() => agentBytes("counter"))
+        const context = yield* Layer.build(
+          AgentRuntimes.layerMemory().pipe(
+            Layer.provide(Layer.merge(Layer.orDie(BrowserEngine.layerWith({ mode: "inPage" })), verifierLayer()))
+          )
+        )
+        const runtime = Context.get(context, AgentRuntime)
+        const id = agentId("sync")
+        const moduleId = yield* runtime.loadModule(bytes, makeMetadata({ name: "counter", version: "1.0.0" }))
+        yield* runtime.spawnAgent(id, moduleId, { memoryLimit: 16 * MiB })
+        // the request path (before instances had synchronous callers) suspended on a promise: runSync failed
+        expect(Effect.runSyncExit(runtime.invoke(id, "increment", []))).toMatchObject({ _tag: "Success", value: [1] })
+        expect(Effect.runSyncExit(runtime.invoke(id, "add", [41]))).toMatchObject({ _tag: "Success", value: [42] })
+        const failed = Effect.runSyncExit(Effect.flip(runtime.invoke(id, "add", [1n as unknown as number])))
+        expect(failed).toMatchObject({ _tag: "Success", value: { _tag: "SignatureMismatch" } })
+      }).pipe(Effect.scoped)
   )
 })

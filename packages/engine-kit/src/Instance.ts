@@ -256,16 +256,25 @@ export const instantiateSync = (
   options: InstantiateOptions,
   notAModule?: string
 ): InstantiatedNow | InstantiationError | Trap | FuelExhausted | MemoryExceeded => {
-  const live = Core.instantiate(compiled.handle, options.imports, {
-    memory: options.memory,
-    memoryLimit: options.memoryLimit,
-    agentId: options.agentId,
-    notAModule,
-    dirtyPages: true // as in `instantiateWasm`
-  })
+  const live = Core.instantiate(
+    compiled.handle,
+    options.imports,
+    {
+      memory: options.memory,
+      memoryLimit: options.memoryLimit,
+      agentId: options.agentId,
+      notAModule,
+      dirtyPages: true // as in `instantiateWasm`
+    },
+    measured
+  )
   if (live instanceof Error) return toDomainError(live) as InstantiationError | Trap | FuelExhausted | MemoryExceeded
-  return { instance: toWasmInstance(live), memoryBytes: live.memoryBytes() }
+  // the size the budget check just read (`memory.buffer` is a slow accessor: read once per spawn)
+  return { instance: toWasmInstance(live), memoryBytes: measured.bytes }
 }
+
+/** Where `Core.instantiate` writes the memory usage it measured; read right after each (synchronous) call. */
+const measured = { bytes: 0 }
 
 /**
  * `WasmEngine.validate` on the host's `WebAssembly`: `WebAssembly.validate`,

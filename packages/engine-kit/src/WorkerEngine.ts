@@ -18,7 +18,9 @@
  *   "(start)") passes: the worker is terminated and the agent left
  *   terminated (its calls fail with `Trap` "instance terminated"), so the
  *   domain evicts it. Interrupting the fiber of a running call preempts it
- *   the same way. Without workers (`"inPage"`) deadlines are not enforced.
+ *   the same way. Without workers (`"inPage"`) deadlines are not enforced,
+ *   and instances offer `prepare` / `prepareDirect` (the domain's synchronous
+ *   call path: `inPageCallers` below).
  * - Recovery of the other agents of a lost worker (`RecoveryPolicy`).
  * - `FuelExhausted { function, fuel }` / `fuelRemaining` for modules
  *   instrumented with the `agent-runtime:fuel` global (`InvokeOptions.fuel`).
@@ -38,13 +40,17 @@
  * @since 0.2.0
  */
 import {
+  callResults,
   DEFAULT_MAX_THREADS,
+  type DirectInvoke,
   type EngineCapabilities,
   FuelExhausted,
   FunctionNotFound,
   InstantiationError,
   type InvokeOutcome,
+  makeCallSlot,
   MemoryExceeded,
+  type PreparedInvoke,
   ResourcePoolConfig,
   type RuntimePlatform,
   Timeout,
@@ -285,6 +291,77 @@ const invokeSettled = (
   }
 }
 
+// -- in-page synchronous callers ---------------------------------------------------
+
+/**
+ * An in-page instance's synchronous callers (`WasmInstance.prepare` and
+ * `prepareDirect`), straight onto the pool's in-page executor
+ * (`InPageExecutor.instance`), so the domain takes its synchronous call path
+ * as on an in-process engine. Each call does what `invoke` does in-page —
+ * same argument check ("cannot cross to a worker"), same results
+ * (`memoryBytes`, `fuelRemaining`, WASI output to the agent's handle,
+ * `proc_exit(0)` a normal return) and the same typed errors (`errorFrom`;
+ * `Trap` "instance terminated (…)" once the record is no longer live) —
+ * without a request, a queue or an Effect. Fuel and memory caps are the
+ * executor's instance's, as on the request path; no deadline applies
+ * in-page on either path. Empty when the executor does not hold the
+ * instance.
+ */
+const inPageCallers = <W>(
+  pool: WorkerPool<W>,
+  record: AgentRecord<W>
+): Pick<WasmInstance, "prepare" | "prepareDirect"> => {
+  const wasi = record.wasi
+  const access = pool
+    .inPageExecutor()
+    .instance(record.id, wasi === undefined ? undefined : (output) => wasi.onOutput(output))
+  if (access === undefined) return {}
+  const prepareDirect = (fn: string): DirectInvoke | undefined => {
+    const call = access.prepareDirect(fn)
+    if (call === undefined) return undefined
+    return (args, fuel, slot) => {
+      for (let i = 0; i < args.length; i++) {
+        if (!wasmValueOk(args[i])) {
+          return new Trap({
+            function: fn,
+            reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
+          })
+        }
+      }
+      if (record.status !== "live") return new Trap({ function: fn, reason: `instance terminated (${record.reason})` })
+      const error = call(args as ReadonlyArray<ValueWire>, fuel, slot)
+      if (error === undefined) {
+        record.memoryBytes = slot.memoryBytes
+        return undefined
+      }
+      const bytes = (record.memoryBytes = access.memoryBytes())
+      // proc_exit(0) is a normal end of a WASI program (as `invokeSettled`)
+      if (error[0] === "Exit" && error[2] === 0) {
+        slot.result = undefined
+        slot.memoryBytes = bytes
+        slot.fuelRemaining = undefined
+        return undefined
+      }
+      return errorFrom(record.agentId, error)
+    }
+  }
+  const prepare = (fn: string): PreparedInvoke | undefined => {
+    const direct = prepareDirect(fn)
+    if (direct === undefined) return undefined
+    const slot = makeCallSlot()
+    return (args, fuel) => {
+      const failed = direct(args, fuel, slot)
+      if (failed !== undefined) return failed
+      const results = callResults(slot.result)
+      slot.result = undefined
+      return slot.fuelRemaining === undefined
+        ? { results, memoryBytes: slot.memoryBytes }
+        : { results, memoryBytes: slot.memoryBytes, fuelRemaining: slot.fuelRemaining }
+    }
+  }
+  return { prepare, prepareDirect }
+}
+
 // -- the engine -----------------------------------------------------------------
 
 /** Builds a worker engine. Call `shutdown` when done (the platforms' layers do). */
@@ -373,7 +450,9 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
             return trapFrom("restore", record.agentId, r)
           }
         ),
-      terminate: Effect.sync(() => pool.drop(record, "terminated by the host"))
+      terminate: Effect.sync(() => pool.drop(record, "terminated by the host")),
+      // in-page: synchronous callers, so the domain calls without a request (`inPageCallers`)
+      ...(inPage ? inPageCallers(pool, record) : {})
     }
     recordOf.set(instance, record)
     return instance

@@ -38,6 +38,10 @@
  * have none: nothing to read), and a diff that found nothing is one tuple per
  * instance, reused while the memory size holds.
  *
+ * In-page (the executor on the caller's thread, no tracking) the engine
+ * also calls instances directly, without a request (`InPageExecutor.instance`:
+ * the same work as an `Op.Invoke`, for the domain's synchronous call path).
+ *
  * Nothing a guest does escapes as an exception; only the fault-injection
  * request `Crash` ends a worker on purpose. With the shared channel the
  * worker blocks in `Atomics.wait` between requests, so everything here is
@@ -45,7 +49,7 @@
  *
  * @since 0.2.0
  */
-import type { WasmValue } from "@agent-runtime/domain"
+import type { CallSlot, WasmValue } from "@agent-runtime/domain"
 import { DIRTY_PAGES_EXPORT } from "@agent-runtime/wasm-binary"
 import { type ChannelInit, type ChannelMessage, openWorker, type WorkerChannel } from "./CallChannel.js"
 // the synchronous core with plain tagged errors: nothing here pulls Schema or Effect into the worker bundle
@@ -108,6 +112,43 @@ export interface ExecutorOptions<W> {
 
 /** Serves one request; never throws except for `Op.Crash` (`InjectedFault`). */
 export type Executor<W> = (request: Request<W>) => Reply
+
+/**
+ * In-page only (the executor runs on its caller's thread): a synchronous
+ * caller of one export of one instance, bypassing requests — what an
+ * `Op.Invoke` request of it does, with the same results and errors: it
+ * calls the export with `args` (`null` / number / bigint, already checked)
+ * and `fuel` (fuel units; `undefined`: unmetered), and returns `undefined`
+ * after writing the export's raw return value, the memory usage after the
+ * call (bytes) and the fuel left to `slot` — or the error as the wire
+ * reports it (`ErrorWire`: `Trap`, `FuelExhausted`, `Exit` for a WASI
+ * `proc_exit`, including code 0), leaving `slot` as it was. A result that
+ * is not a number, bigint or null is a `Trap`, as in a worker. Never throws.
+ */
+export type InPageCall = (
+  args: ReadonlyArray<WasmValue>,
+  fuel: number | undefined,
+  slot: CallSlot
+) => ErrorWire | undefined
+
+/** In-page only: direct access to one instance of the executor (`InPageExecutor.instance`). */
+export interface InPageInstance {
+  /** The export's `InPageCall`, made once; `undefined` when `fn` is not a function. */
+  readonly prepareDirect: (fn: string) => InPageCall | undefined
+  /** The instance's memory usage now, bytes (what a reply reports: linear memory + table entries). */
+  readonly memoryBytes: () => number
+}
+
+/**
+ * An executor that can also be called directly (in-page mode): `instance`
+ * gives synchronous callers of instance `id` — `undefined` when it is not
+ * live here or its memory is tracked for recovery (workers only; those
+ * calls must send their diff). `onOutput` receives what a WASI instance
+ * wrote during each direct call (as a reply's `OutputWire`).
+ */
+export interface InPageExecutor<W> extends Executor<W> {
+  readonly instance: (id: number, onOutput: ((output: OutputWire) => void) | undefined) => InPageInstance | undefined
+}
 
 /** A host function's failure, with the reason the host mapped it to. */
 export class HostCallError extends Error {}
@@ -211,8 +252,8 @@ const outsideWrites = (
   return wrapped
 }
 
-/** Builds an executor. */
-export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
+/** Builds an executor (its `instance` member serves in-page direct calls: `InPageExecutor`). */
+export const make = <W>(options: ExecutorOptions<W>): InPageExecutor<W> => {
   const { platform } = options
   const equal = platform.pagesEqual ?? wordsEqual
   const instances = new Map<number, Live>()
@@ -431,7 +472,61 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
     }
   }
 
-  return (request) => {
+  /** `invoke`'s work without a request or a reply: see `InPageCall`. */
+  const inPageCall =
+    (
+      live: Live,
+      fn: string,
+      caller: Instance.DirectCall<Exited | Trap>,
+      onOutput: ((o: OutputWire) => void) | undefined
+    ): InPageCall =>
+    (args, fuel, slot) => {
+      const own = live.slot
+      const failed = caller(args, fuel, own)
+      let error: ErrorWire | undefined
+      if (failed !== undefined) {
+        live.outside.full = true // as `fail`: a trap may unwind frames whose dirty bits were not published yet
+        error = toWire(failed)
+      } else {
+        const raw = own.result
+        own.result = undefined // hold no guest value between calls
+        if (raw !== null && typeof raw !== "number" && typeof raw !== "bigint" && raw !== undefined) {
+          const results = Array.isArray(raw) ? (raw as Array<unknown>) : [raw]
+          for (let i = 0; i < results.length; i++) {
+            const v = results[i]
+            if (v !== null && typeof v !== "number" && typeof v !== "bigint") {
+              live.outside.full = true
+              error = ["Trap", fn, `a ${typeof v} result cannot cross the worker boundary`]
+              break
+            }
+          }
+        }
+        if (error === undefined) {
+          slot.result = raw
+          slot.memoryBytes = own.memoryBytes
+          slot.fuelRemaining = own.fuelRemaining
+        }
+      }
+      if (live.wasi !== undefined) {
+        const output = live.wasi.drain()
+        onOutput?.(output)
+      }
+      return error
+    }
+
+  const instance = (id: number, onOutput: ((output: OutputWire) => void) | undefined): InPageInstance | undefined => {
+    const live = instances.get(id)
+    if (live === undefined || live.tracking !== 0) return undefined
+    return {
+      prepareDirect: (fn) => {
+        const caller = live.instance.prepareDirect(fn)
+        return caller === undefined ? undefined : inPageCall(live, fn, caller, onOutput)
+      },
+      memoryBytes: () => live.instance.memoryBytes()
+    }
+  }
+
+  const executor = (request: Request<W>): Reply => {
     try {
       return handle(request)
     } catch (e) {
@@ -440,6 +535,7 @@ export const make = <W>(options: ExecutorOptions<W>): Executor<W> => {
       return fail(undefined, ["Trap", "(executor)", `internal error: ${message(e)}`])
     }
   }
+  return Object.assign(executor, { instance })
 }
 
 /**

@@ -602,11 +602,20 @@ export class WorkerPool<W = unknown> {
       .finally(() => release(record))
   }
 
-  /** The executor of in-page mode: host functions are called directly, their exceptions mapped as in a worker. */
-  inPageExecutor(): WorkerExecutor.Executor<W> {
+  /** The in-page executor, made on first use (`inPageExecutor`). */
+  private inPage: WorkerExecutor.InPageExecutor<W> | undefined
+
+  /**
+   * The executor of in-page mode — one per pool, made on first use, so the
+   * slot's requests and the engine's direct calls (`InPageExecutor.instance`)
+   * reach the same instances: host functions are called directly, their
+   * exceptions mapped as in a worker.
+   */
+  inPageExecutor(): WorkerExecutor.InPageExecutor<W> {
+    if (this.inPage !== undefined) return this.inPage
     const platform = this.options.inPage
     if (platform === undefined) throw new Error("in-page mode needs an executor platform")
-    return WorkerExecutor.make<W>({
+    return (this.inPage = WorkerExecutor.make<W>({
       platform,
       hostFunction:
         (id, index) =>
@@ -620,7 +629,7 @@ export class WorkerPool<W = unknown> {
             throw new WorkerExecutor.HostCallError(callErrorReason(e))
           }
         }
-    })
+    }))
   }
 
   /** Runs a host import for a worker (see `CallChannel.HostCallHandler`). Never throws. */

@@ -366,6 +366,14 @@ describe("Instance.instantiateSync ≡ instantiateWasm", () => {
       expect(yield* both(`(module (memory (export "m") 2) (table (export "t") 3 funcref))`, options)).toBe(
         2 * PAGE + 3 * 32
       )
+      // the size after the start function grew the memory (measured once, after the start)
+      expect(
+        yield* both(
+          `(module (memory (export "m") 1 4) (func $s (drop (memory.grow (i32.const 2)))) (start $s))`,
+          options
+        )
+      ).toBe(3 * PAGE)
+      expect(yield* both(SAMPLE, options)).toBe(PAGE) // not the previous instance's size
       expect(yield* both(SAMPLE, { ...options, memoryLimit: 1 })).toBe("MemoryExceeded")
       expect(yield* both(`(module (func $s unreachable) (start $s))`, options)).toBe("Trap")
       expect(yield* both(`(module (import "env" "f" (func)))`, options)).toBe("InstantiationError")

@@ -16,7 +16,10 @@
  * (old rows are read as they are and paged by their next save; see
  * `SqliteInstanceRepository`); migration 5 changes no table: page rows may
  * then be stored as fills and carry an 8-byte hash, which an older package
- * would take for corruption, so it refuses the database instead.
+ * would take for corruption, so it refuses the database instead; migration 6
+ * adds `instance_snapshot_patches` (one patch row over a run-form page row,
+ * written by delta saves) and the header rows' `patch_count` (0 for every
+ * row written before: such databases load as they did).
  *
  * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or
  * kill of the process — every committed write is there after a restart; a

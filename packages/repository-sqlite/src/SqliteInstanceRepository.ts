@@ -15,13 +15,25 @@
  *   cheaper than DEFLATE: an agent's pages are mostly zero or filled), else
  *   raw DEFLATE (RFC 1951, `node:zlib`, level 1) when that is smaller, else
  *   raw. Run-form rows carry a 64-bit hash of their stored bytes, the others
- *   the SHA-1 of the page (`internal/pages.ts`).
+ *   the SHA-1 of the page (`internal/pages.ts`);
+ * - `instance_snapshot_patches` (schema version 6): at most one row per page
+ *   that has a run-form row of at least `PATCH_MIN_ROW` (1 KiB) — the runs of
+ *   words where the page now differs from that row's page, at most
+ *   `PATCH_LIMIT` (4 KiB) and half the row, with the 64-bit hash of its
+ *   bytes; the header row counts them (`patch_count`: a missing one is
+ *   corruption).
  *
  * Delta saves (`savePages`, the runtime's saves after calls on an engine
  * with the dirty-page write barrier): only the pages the engine lists as
  * written are compared (with what this repository last saved of them) and
  * encoded — right away, as they may be views of the agent's live memory —
- * and the zeroed ones dropped; the header row is replaced only where its
+ * and the zeroed ones dropped. A changed page whose row is a run form of
+ * 1 KiB or more is compared word by word with that row's page: when the
+ * words that differ make a small patch (a call that rewrote a few hundred
+ * bytes of a 13 KB heap page) only the patch row is written — always
+ * against the row, so a page is at most its row plus one patch — else the
+ * row is written again and its patch dropped. A whole save writes rows
+ * only and drops every patch of the agent; the header row is replaced only where its
  * generation is still the one this repository wrote (one `UPDATE … WHERE
  * generation = ?`), else nothing is written and the save answers `false`
  * (the runtime then saves the whole snapshot). Nothing known of the agent
@@ -140,14 +152,20 @@ interface HeaderRow {
   readonly snapshot: Uint8Array
   readonly layout: number
   readonly page_count: number
+  readonly patch_count: number
   readonly generation: number
 }
 
-/** What this repository last wrote (or read) for an agent: its generation, header bytes and page rows by index. */
+/**
+ * What this repository last wrote (or read) for an agent: its generation,
+ * header bytes, page rows by index (with their patches), and how many of
+ * them have a patch row.
+ */
 interface Saved {
   readonly generation: number
   readonly header: Uint8Array
   readonly pages: ReadonlyMap<number, KnownPage>
+  readonly patches: number
 }
 
 const PAGED = 1
@@ -163,17 +181,28 @@ export const make = (
     const { db } = database
     const compress = options.compressSnapshots ?? true
     const upsertHeader = db.prepare<[string, Uint8Array, number, number]>(
-      `INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, generation) VALUES (?, ?, ${PAGED}, ?, ?)
+      `INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, patch_count, generation) VALUES (?, ?, ${PAGED}, ?, 0, ?)
        ON CONFLICT (agent_id) DO UPDATE SET snapshot = excluded.snapshot, layout = excluded.layout,
-         page_count = excluded.page_count, generation = excluded.generation`
+         page_count = excluded.page_count, patch_count = 0, generation = excluded.generation`
     )
     const upsertPage = db.prepare<[string, number, Uint8Array, number, Uint8Array]>(
       `INSERT INTO instance_snapshot_pages (agent_id, page_index, hash, compressed, data) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (agent_id, page_index) DO UPDATE SET hash = excluded.hash, compressed = excluded.compressed, data = excluded.data`
     )
-    const updateHeader = db.prepare<[Uint8Array, number, string, number]>(
-      `UPDATE instance_snapshots SET snapshot = ?, page_count = ?, generation = generation + 1
+    const updateHeader = db.prepare<[Uint8Array, number, number, string, number]>(
+      `UPDATE instance_snapshots SET snapshot = ?, page_count = ?, patch_count = ?, generation = generation + 1
        WHERE agent_id = ? AND layout = ${PAGED} AND generation = ?`
+    )
+    const upsertPatch = db.prepare<[string, number, Uint8Array, Uint8Array]>(
+      `INSERT INTO instance_snapshot_patches (agent_id, page_index, hash, data) VALUES (?, ?, ?, ?)
+       ON CONFLICT (agent_id, page_index) DO UPDATE SET hash = excluded.hash, data = excluded.data`
+    )
+    const deletePatch = db.prepare<[string, number]>(
+      "DELETE FROM instance_snapshot_patches WHERE agent_id = ? AND page_index = ?"
+    )
+    const deletePatches = db.prepare<[string]>("DELETE FROM instance_snapshot_patches WHERE agent_id = ?")
+    const selectPatches = db.prepare<[string], Pages.PatchRow>(
+      "SELECT page_index, hash, data FROM instance_snapshot_patches WHERE agent_id = ? ORDER BY page_index"
     )
     const deletePage = db.prepare<[string, number]>(
       "DELETE FROM instance_snapshot_pages WHERE agent_id = ? AND page_index = ?"
@@ -184,7 +213,7 @@ export const make = (
       "SELECT layout, generation FROM instance_snapshots WHERE agent_id = ?"
     )
     const selectHeader = db.prepare<[string], HeaderRow>(
-      "SELECT snapshot, layout, page_count, generation FROM instance_snapshots WHERE agent_id = ?"
+      "SELECT snapshot, layout, page_count, patch_count, generation FROM instance_snapshots WHERE agent_id = ?"
     )
     // the bytes of the small run forms too, so they are compared exactly (an 8-byte hash never skips a write)
     const selectKnown = db.prepare<[string], Pages.PageRow>(
@@ -222,13 +251,16 @@ export const make = (
       const row = selectGeneration.get(agentId)
       let previous: ReadonlyMap<number, KnownPage>
       if (row !== undefined && row.layout === PAGED) {
-        previous =
-          known !== undefined && known.generation === row.generation
-            ? known.pages
-            : new Map(selectKnown.all(agentId).map((r) => [r.page_index, Pages.knownRow(r)]))
+        const trusted = known !== undefined && known.generation === row.generation
+        // a whole save leaves no patch: the page rows below are the snapshot's pages
+        if (!trusted || known.patches > 0) deletePatches.run(agentId)
+        previous = trusted
+          ? known.pages
+          : new Map(selectKnown.all(agentId).map((r) => [r.page_index, Pages.knownRow(r)]))
       } else {
         previous = new Map()
-        deletePages.run(agentId) // no paged row: no page row may survive from an earlier one
+        deletePages.run(agentId) // no paged row: no page or patch row may survive from an earlier one
+        deletePatches.run(agentId)
       }
       const now = new Map<number, KnownPage>()
       for (const [i, index] of indexes.entries()) {
@@ -248,7 +280,7 @@ export const make = (
       for (const index of previous.keys()) if (!now.has(index)) deletePage.run(agentId, index)
       const generation = (row?.generation ?? 0) + 1
       upsertHeader.run(agentId, header, indexes.length, generation)
-      return { generation, header, pages: now }
+      return { generation, header, pages: now, patches: 0 }
     }
 
     /**
@@ -263,26 +295,59 @@ export const make = (
       const { agentId, entries, header } = save
       if (known === undefined) return undefined
       const now = new Map(known.pages)
+      let patches = known.patches
       const writes: Array<Pages.PageWrite> = []
       const deletes: Array<number> = []
+      const patchWrites: Array<Pages.PatchedPage> = []
+      const patchDeletes: Array<number> = []
+      /** `index`'s row goes (or is replaced by a row of its own): its patch row with it. */
+      const unpatch = (old: KnownPage | undefined, index: number) => {
+        if (old === undefined || !Pages.isPatched(old)) return
+        patchDeletes.push(index)
+        patches--
+      }
       for (const entry of entries) {
         const old = now.get(entry.index)
+        if (Pages.isPatched(entry)) {
+          // a patch over the row it was made against (`entry.data`, the same bytes object): that row must still be it
+          if (old === undefined || !Pages.patchable(old.compressed) || old.data !== entry.data) return undefined
+          if (!Pages.isPatched(old)) patches++
+          patchWrites.push(entry)
+          now.set(entry.index, entry)
+          continue
+        }
         if (old !== undefined && (old === entry || Pages.sameRow(old, entry))) continue
+        if (old !== undefined && Pages.isPatched(old) && old.data === entry.data) {
+          // the page is its row's page again: only the patch goes
+          unpatch(old, entry.index)
+          now.set(entry.index, entry)
+          continue
+        }
+        unpatch(old, entry.index)
         writes.push(entry as Pages.PageWrite)
         now.set(entry.index, Pages.known(entry as Pages.PageWrite))
       }
-      for (const index of save.zeroed!) if (now.delete(index)) deletes.push(index)
+      for (const index of save.zeroed!) {
+        const old = now.get(index)
+        if (now.delete(index)) {
+          deletes.push(index)
+          unpatch(old, index)
+        }
+      }
       const pages = save.memoryPages!
-      for (const index of now.keys()) {
+      for (const [index, old] of now) {
         if (index >= pages) {
           now.delete(index)
           deletes.push(index)
+          unpatch(old, index)
         }
       }
-      if (updateHeader.run(header, now.size, agentId, known.generation).changes !== 1) return undefined
+      if (updateHeader.run(header, now.size, patches, agentId, known.generation).changes !== 1) return undefined
       for (const page of writes) upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
       for (const index of deletes) deletePage.run(agentId, index)
-      return { generation: known.generation + 1, header, pages: now }
+      for (const page of patchWrites) upsertPatch.run(agentId, page.index, page.patchHash, page.patch)
+      for (const index of patchDeletes) deletePatch.run(agentId, index)
+      return { generation: known.generation + 1, header, pages: now, patches }
     }
 
     /** One save in its own transaction (`undefined`: a delta save without its base, nothing written). */
@@ -486,7 +551,17 @@ export const make = (
           const entries: Array<KnownPage> = []
           for (const p of snapshot.state.pages) {
             const old = busy ? undefined : known.pages.get(p.index)
-            if (old !== undefined && Pages.unchanged(p.data, old)) continue
+            if (old !== undefined && Pages.unchanged(p.data, old)) continue // never true for a patched row
+            if (old !== undefined && Pages.patchable(old.compressed) && Pages.patchLimit(old.data.length) > 0) {
+              // a changed run-form row: the words that differ from it, when they are few (one patch row)
+              const entry = patchEntry(p.data, old as Pages.PageWrite)
+              if (entry === null) continue // unchanged: the row and its patch hold the page
+              if (entry !== undefined) {
+                indexes.push(p.index)
+                entries.push(entry)
+                continue
+              }
+            }
             indexes.push(p.index)
             entries.push(Pages.storedPage(p.index, p.data, compress))
           }
@@ -517,6 +592,29 @@ export const make = (
         })
       })
 
+    /**
+     * What a delta save writes for page `data` over the run-form row `old`
+     * (schema version 6): `null` when the row and its patch hold `data`
+     * already; the row without its patch when `data` is the row's page
+     * again; a patch (the words that differ from the row's page) when it
+     * takes at most `Pages.patchLimit` bytes; `undefined` otherwise (the
+     * page becomes a row of its own).
+     */
+    const patchEntry = (data: Uint8Array, old: Pages.PageWrite): KnownPage | null | undefined => {
+      let patch: Uint8Array | undefined
+      try {
+        patch = Pages.patchAgainst(data, old, Pages.patchLimit(old.data.length))
+      } catch {
+        return undefined // a malformed row read back: written again
+      }
+      if (patch === undefined) return undefined
+      const base = { index: old.index, hash: old.hash, compressed: old.compressed, data: old.data }
+      if (patch.length === 0) return Pages.isPatched(old) ? base : null
+      if (Pages.isPatched(old) && sameBytes(patch, old.patch)) return null
+      const patched: Pages.PatchedPage = { ...base, patch, patchHash: Pages.storedHash(patch) }
+      return patched
+    }
+
     const corrupt = (agentId: AgentId, reason: string) =>
       new RepositoryError({
         operation: "instance.loadState",
@@ -528,7 +626,13 @@ export const make = (
         flush() // a load sees every save issued before it
         const found = yield* read(db, "instance.loadState", () => {
           const row = selectHeader.get(agentId)
-          return row === undefined ? undefined : { row, pages: row.layout === PAGED ? selectPages.all(agentId) : [] }
+          if (row === undefined) return undefined
+          const paged = row.layout === PAGED
+          return {
+            row,
+            pages: paged ? selectPages.all(agentId) : [],
+            patches: paged ? selectPatches.all(agentId) : [] // all of them: one the header does not count is corruption
+          }
         })
         if (found === undefined) return Option.none()
         const { row } = found
@@ -540,13 +644,21 @@ export const make = (
         if (decoded.state.pages.length !== 0)
           return yield* corrupt(agentId, "the header row of a paged snapshot holds pages")
         const pages = yield* Effect.try({
-          try: () => Pages.readPages(found.pages, row.page_count, decoded.state.memoryBytes),
+          try: () =>
+            Pages.readPages(found.pages, row.page_count, decoded.state.memoryBytes, found.patches, row.patch_count),
           catch: (reason) => corrupt(agentId, String(reason))
         })
+        const known = new Map<number, KnownPage>(found.pages.map((p) => [p.page_index, Pages.knownRow(p)]))
+        for (const patch of found.patches) {
+          const base = known.get(patch.page_index) as Pages.PageWrite // a run-form row (`readPages` checked)
+          const patched: Pages.PatchedPage = { ...base, patch: patch.data, patchHash: Buffer.from(patch.hash) }
+          known.set(patch.page_index, patched)
+        }
         saved.set(agentId, {
           generation: row.generation,
           header: row.snapshot,
-          pages: new Map(found.pages.map((p) => [p.page_index, Pages.knownRow(p)]))
+          pages: known,
+          patches: found.patches.length
         })
         const snapshot: InstanceSnapshot = { ...decoded, state: { ...decoded.state, pages } }
         return Option.some(snapshot)
@@ -559,6 +671,7 @@ export const make = (
           Effect.sync(flush),
           write(db, "instance.deleteState", () => {
             deletePages.run(agentId)
+            deletePatches.run(agentId)
             remove.run(agentId)
           })
         ),

@@ -1,8 +1,9 @@
 /**
- * The SQLite instance repository's storage (schema version 5): a header row
+ * The SQLite instance repository's storage (schema version 6): a header row
  * of `SnapshotCodec` bytes without the pages, plus a row per non-zero page
- * (its hash; fills, non-zero runs or DEFLATE by default); a save writes only the pages that
- * changed since the last one, and nothing when nothing changed.
+ * (its hash; fills, non-zero runs or DEFLATE by default) and, after delta
+ * saves, a patch row per run-form page that changed a little; a save writes
+ * only the pages that changed since the last one, and nothing when nothing changed.
  */
 import { agentId, InstanceRepository, SnapshotCodec, type InstanceSnapshot } from "@agent-runtime/domain"
 import { expectSnapshotEqual, Fixtures, TestFiles } from "@agent-runtime/repository-contract"
@@ -15,6 +16,7 @@ import * as crypto from "node:crypto"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { type SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
+import { migrate } from "../src/internal/migrations.js"
 import { prng } from "@agent-runtime/test-support/mutate"
 
 const tempDb = Effect.map(TestFiles.tempDirectory(), (dir) => path.join(dir, "runtime.sqlite"))
@@ -29,7 +31,13 @@ interface HeaderRow {
   readonly snapshot: Buffer
   readonly layout: number
   readonly page_count: number
+  readonly patch_count: number
   readonly generation: number
+}
+interface PatchRow {
+  readonly page_index: number
+  readonly hash: Buffer
+  readonly data: Buffer
 }
 interface PageRow {
   readonly page_index: number
@@ -52,7 +60,9 @@ const headerRowOf = (file: string, id: string): HeaderRow =>
     file,
     (raw) =>
       raw
-        .prepare("SELECT snapshot, layout, page_count, generation FROM instance_snapshots WHERE agent_id = ?")
+        .prepare(
+          "SELECT snapshot, layout, page_count, patch_count, generation FROM instance_snapshots WHERE agent_id = ?"
+        )
         .get(id) as HeaderRow
   )
 
@@ -67,6 +77,41 @@ const pageRowsOf = (file: string, id: string): Array<PageRow> =>
         .all(id) as Array<PageRow>
   )
 
+const patchRowsOf = (file: string, id: string): Array<PatchRow> =>
+  withRaw(
+    file,
+    (raw) =>
+      raw
+        .prepare("SELECT page_index, hash, data FROM instance_snapshot_patches WHERE agent_id = ? ORDER BY page_index")
+        .all(id) as Array<PatchRow>
+  )
+
+/** The runs (u32 offset, u32 length, bytes) of a run-form row or a patch row written over `page`, read independently. */
+const writeRunsOver = (page: Buffer, stored: Buffer): Buffer => {
+  for (let at = 0; at < stored.length; ) {
+    const from = stored.readUInt32LE(at)
+    const length = stored.readUInt32LE(at + 4)
+    stored.copy(page, from, at + 8, at + 8 + length)
+    at += 8 + length
+  }
+  return page
+}
+
+/** Every stored page of an agent as `[index, base64 of its 64 KiB]`: its row, with its patch row (if any) written over it (runs, as a run-form row's). */
+const storedPagesOf = (file: string, id: string): Array<[number, string]> => {
+  const patches = new Map(patchRowsOf(file, id).map((p) => [p.page_index, p]))
+  return pageRowsOf(file, id).map((row) => {
+    const page = Buffer.from(rawOf(row))
+    const patch = patches.get(row.page_index)
+    if (patch !== undefined) {
+      expect(row.compressed).toBeGreaterThanOrEqual(2) // patches sit on run-form rows (runs, fills) only
+      expect(Buffer.compare(patch.hash, expectedHash({ ...patch, compressed: 2 }, page))).toBe(0)
+      writeRunsOver(page, patch.data)
+    }
+    return [row.page_index, page.toString("base64")]
+  })
+}
+
 /** A page row's raw 64 KiB, read independently of the adapter: 0 raw, 1 raw DEFLATE, 2 non-zero runs (u32 offset, u32 length, bytes), 3 fills (u32 words, u32 word). */
 const rawOf = (row: PageRow): Buffer => {
   if (row.compressed === 0) return row.data
@@ -80,18 +125,11 @@ const rawOf = (row: PageRow): Buffer => {
     }
     return page
   }
-  const page = Buffer.alloc(65_536)
-  for (let at = 0; at < row.data.length; ) {
-    const from = row.data.readUInt32LE(at)
-    const length = row.data.readUInt32LE(at + 4)
-    row.data.copy(page, from, at + 8, at + 8 + length)
-    at += 8 + length
-  }
-  return page
+  return writeRunsOver(Buffer.alloc(65_536), row.data)
 }
 
 /** The hash a page row must carry, computed independently: SHA-1 of the page for deflated and raw rows, the 64-bit FNV pair over the stored bytes for the run forms. */
-const expectedHash = (row: PageRow, raw: Buffer): Buffer => {
+const expectedHash = (row: Pick<PageRow, "compressed" | "data">, raw: Buffer): Buffer => {
   if (row.compressed < 2) return crypto.createHash("sha1").update(raw).digest()
   let a = 0x811c9dc5 | 0
   let b = 0x9e3779b9 | 0
@@ -600,11 +638,20 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
       Effect.gen(function* () {
         const deltaFile = yield* tempDb
         const wholeFile = yield* tempDb
+        yield* withInstances({ path: deltaFile }, (r) => r.listSaved) // creates the tables
+        withRaw(deltaFile, (raw) =>
+          raw.exec(`
+            CREATE TABLE patch_audit (n INTEGER);
+            CREATE TRIGGER patch_ins AFTER INSERT ON instance_snapshot_patches BEGIN INSERT INTO patch_audit VALUES (1); END;
+            CREATE TRIGGER patch_upd AFTER UPDATE ON instance_snapshot_patches BEGIN INSERT INTO patch_audit VALUES (1); END;
+          `)
+        )
         for (const seed of [3, 17, 2024]) {
           const id = `agent-${seed}`
           const next = prng(seed).int
           const memory = new FakeMemory()
           const written = new Set<number>() // pages changed since the last delta save
+          const blocks: Array<number> = [] // pages given a block of a few KB
           let deltas = 0
           let refused = 0
           yield* withInstances({ path: deltaFile }, (delta) =>
@@ -614,7 +661,25 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
                   const pages = memory.pages
                   const p = next(pages)
                   const bytes = new Uint8Array(memory.buffer)
-                  switch (next(7)) {
+                  switch (next(10)) {
+                    case 7: {
+                      // a block of a few KB (a run form, like a heap page of the swarm's text agents)
+                      const at = p * PAGE + 4 * next(PAGE / 4 - 1024)
+                      const salt = next(256)
+                      for (let k = 0; k < 4 * (256 + next(768)); k++) bytes[at + k] = ((k * 31 + salt) & 255) | 1
+                      blocks.push(p)
+                      written.add(p)
+                      break
+                    }
+                    case 8:
+                    case 9: {
+                      // small edits in one place of such a page (a patch of its run-form row)
+                      const q = blocks.length > 0 ? blocks[next(blocks.length)]! : p
+                      const at = q * PAGE + next(PAGE - 64)
+                      for (let k = 0; k < 1 + next(8); k++) bytes[at + next(64)] = next(256)
+                      written.add(q)
+                      break
+                    }
                     case 0: // a few random bytes (a run form)
                       for (let k = 0; k < 1 + next(20); k++) bytes[p * PAGE + next(PAGE)] = 1 + next(255)
                       written.add(p)
@@ -677,12 +742,17 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
           const a = Option.getOrThrow(yield* withInstances({ path: deltaFile }, (r) => r.loadState(agentId(id))))
           const b = Option.getOrThrow(yield* withInstances({ path: wholeFile }, (r) => r.loadState(agentId(id))))
           expectSnapshotEqual(a, b)
-          // the page rows of both files hold the same pages
-          expect(pageRowsOf(deltaFile, id).map((r) => [r.page_index, rawOf(r).toString("base64")])).toEqual(
-            pageRowsOf(wholeFile, id).map((r) => [r.page_index, rawOf(r).toString("base64")])
-          )
+          // the page rows of both files (with the delta file's patches written over them) hold the same pages
+          expect(storedPagesOf(deltaFile, id)).toEqual(storedPagesOf(wholeFile, id))
+          expect(patchRowsOf(wholeFile, id)).toEqual([]) // whole saves leave no patch
           expect(headerRowOf(deltaFile, id).page_count).toBe(pageRowsOf(deltaFile, id).length)
+          expect(headerRowOf(deltaFile, id).patch_count).toBe(patchRowsOf(deltaFile, id).length)
         }
+        // small changes of run-form pages were written as patches
+        const patchWrites = withRaw(deltaFile, (raw) => raw.prepare("SELECT COUNT(*) AS n FROM patch_audit").get()) as {
+          n: number
+        }
+        expect(patchWrites.n).toBeGreaterThan(10)
       })
   )
 
@@ -753,6 +823,238 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
             expect(failed._tag).toBe("RepositoryError")
             expect(yield* r.savePages!(id, deltaOf(6, [1]))).toBe(false)
           })
+        )
+      })
+  )
+})
+
+// -----------------------------------------------------------------------------
+// patches (schema version 6)
+// -----------------------------------------------------------------------------
+
+/** Every write to the patch table from now on, as `patch:index` / `unpatch:index` (triggers on the real database). */
+const auditPatchWrites = (file: string): (() => Array<string>) => {
+  withRaw(file, (raw) =>
+    raw.exec(`
+      CREATE TABLE IF NOT EXISTS patch_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, page_index INTEGER);
+      CREATE TRIGGER IF NOT EXISTS patch_log_ins AFTER INSERT ON instance_snapshot_patches BEGIN INSERT INTO patch_log (op, page_index) VALUES ('patch', NEW.page_index); END;
+      CREATE TRIGGER IF NOT EXISTS patch_log_upd AFTER UPDATE ON instance_snapshot_patches BEGIN INSERT INTO patch_log (op, page_index) VALUES ('patch', NEW.page_index); END;
+      CREATE TRIGGER IF NOT EXISTS patch_log_del AFTER DELETE ON instance_snapshot_patches BEGIN INSERT INTO patch_log (op, page_index) VALUES ('unpatch', OLD.page_index); END;
+    `)
+  )
+  return () =>
+    withRaw(file, (raw) => {
+      const rows = raw.prepare("SELECT op, page_index FROM patch_log ORDER BY seq").all() as Array<{
+        op: string
+        page_index: number
+      }>
+      raw.exec("DELETE FROM patch_log")
+      return rows.map((r) => `${r.op}:${r.page_index}`)
+    })
+}
+
+/** 13 KB of text-like bytes at byte 4,096 of page 0 and a few bytes on page 1 (page 0's row: its non-zero runs). */
+const textMemory = (): FakeMemory => {
+  const memory = new FakeMemory()
+  const bytes = new Uint8Array(memory.buffer)
+  for (let k = 0; k < 13_000; k++) bytes[4096 + k] = 32 + ((k * 7 + (k >> 5)) % 90)
+  bytes[PAGE + 9] = 5
+  return memory
+}
+
+/** The delta of `listed` pages of `memory` after call `count` (as `Persistence.saveAfterCall` hands it). */
+const deltaOf = (id: string, memory: FakeMemory, count: number, listed: ReadonlyArray<number>) => ({
+  snapshot: metadataOf(id, count, {
+    ...memory.state(count),
+    pages: listed.filter((i) => !memory.isZero(i)).map((i) => ({ index: i, data: memory.view(i) }))
+  }),
+  zeroed: listed.filter((i) => memory.isZero(i))
+})
+
+describe("SqliteInstanceRepository patches (schema version 6)", () => {
+  it.effect(
+    "a small change of a run-form page is one patch row, not the row; back to the row's page drops it; a large change rewrites the row; a zeroed page drops both",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const memory = textMemory()
+        const bytes = new Uint8Array(memory.buffer)
+        const id = "patched"
+        yield* withInstances({ path: file }, (r) => r.listSaved) // creates the tables
+        const pageWrites = auditPageWrites(file)
+        const patchWrites = auditPatchWrites(file)
+        /** The file, read through a fresh connection, holds `memory` after call `count`. */
+        const expectStored = (count: number) =>
+          Effect.gen(function* () {
+            const loaded = yield* withInstances({ path: file }, (r) => r.loadState(agentId(id)))
+            expectSnapshotEqual(Option.getOrThrow(loaded), metadataOf(id, count, memory.state(count)))
+            expect(headerRowOf(file, id).patch_count).toBe(patchRowsOf(file, id).length)
+          })
+        const original = bytes.slice(0, PAGE)
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* r.saveState(agentId(id), metadataOf(id, 1, memory.state(1)))
+            expect(pageRowsOf(file, id).map((row) => row.compressed)).toEqual([2, 3])
+            expect(pageRowsOf(file, id)[0]!.data.length).toBeGreaterThan(13_000)
+            pageWrites()
+            // 40 bytes changed in one place: a patch of a few dozen bytes, the 13 KB row untouched
+            for (let k = 0; k < 40; k++) bytes[5000 + k] = bytes[5000 + k]! ^ 0x55
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 2, [0, 1]))).toBe(true)
+            expect(pageWrites()).toEqual([])
+            expect(patchWrites()).toEqual(["patch:0"])
+            expect(patchRowsOf(file, id)[0]!.data.length).toBe(8 + 40)
+            yield* expectStored(2)
+            // another change elsewhere: the patch (against the row, not the last patch) holds both
+            bytes[12_000] = bytes[12_000]! ^ 1
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 3, [0]))).toBe(true)
+            expect(pageWrites()).toEqual([])
+            expect(patchWrites()).toEqual(["patch:0"])
+            expect(patchRowsOf(file, id)[0]!.data.length).toBe(8 + 40 + 8 + 4)
+            yield* expectStored(3)
+            // listed again, unchanged: nothing written
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 4, [0]))).toBe(true)
+            expect([...pageWrites(), ...patchWrites()]).toEqual([])
+            // the page back to the row's page: only the patch goes
+            bytes.set(original)
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 5, [0]))).toBe(true)
+            expect(pageWrites()).toEqual([])
+            expect(patchWrites()).toEqual(["unpatch:0"])
+            yield* expectStored(5)
+            // a small change, then a large one (8 KB): the row is rewritten and its patch dropped
+            bytes[6000] = bytes[6000]! ^ 1
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 6, [0]))).toBe(true)
+            expect(patchWrites()).toEqual(["patch:0"])
+            for (let k = 0; k < 8192; k++) bytes[4096 + k] = bytes[4096 + k]! ^ 0x0f
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 7, [0]))).toBe(true)
+            expect(pageWrites()).toEqual(["write:0"])
+            expect(patchWrites()).toEqual(["unpatch:0"])
+            yield* expectStored(7)
+            // a patch, then the page zeroed: row and patch dropped
+            bytes[7000] = bytes[7000]! ^ 1
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 8, [0]))).toBe(true)
+            expect(patchWrites()).toEqual(["patch:0"])
+            yield* expectStored(8)
+            bytes.fill(0, 0, PAGE)
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 9, [0]))).toBe(true)
+            expect(pageWrites()).toEqual(["delete:0"])
+            expect(patchWrites()).toEqual(["unpatch:0"])
+            yield* expectStored(9)
+          })
+        )
+        // a patch known through a load: the next delta patches on, a whole save drops every patch
+        bytes.set(original)
+        yield* withInstances({ path: file }, (r) => r.saveState(agentId(id), metadataOf(id, 10, memory.state(10))))
+        bytes[4500] = bytes[4500]! ^ 1
+        yield* withInstances({ path: file }, (r) =>
+          Effect.asVoid(r.savePages!(agentId(id), deltaOf(id, memory, 11, [0])))
+        )
+        pageWrites()
+        patchWrites()
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            yield* Effect.asVoid(r.loadState(agentId(id)))
+            bytes[4600] = bytes[4600]! ^ 1
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 12, [0]))).toBe(true)
+            expect(pageWrites()).toEqual([])
+            expect(patchWrites()).toEqual(["patch:0"])
+            yield* expectStored(12)
+            yield* r.saveState(agentId(id), metadataOf(id, 13, memory.state(13)))
+            expect(pageWrites()).toEqual(["write:0"])
+            expect(patchWrites()).toEqual(["unpatch:0"])
+            yield* expectStored(13)
+          })
+        )
+      })
+  )
+
+  it.effect(
+    "a patch row that is missing, damaged, malformed or without a run-form row under it fails the load with RepositoryError",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const memory = textMemory()
+        const bytes = new Uint8Array(memory.buffer)
+        const id = "bad-patch"
+        const load = () => Effect.flip(withInstances({ path: file }, (r) => r.loadState(agentId(id))))
+        const reset = () =>
+          withInstances({ path: file }, (r) =>
+            Effect.gen(function* () {
+              yield* r.deleteState(agentId(id))
+              yield* r.saveState(agentId(id), metadataOf(id, 1, memory.state(1)))
+              bytes[5000] = bytes[5000]! ^ 1
+              expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 2, [0]))).toBe(true)
+              bytes[5000] = bytes[5000]! ^ 1
+              expect(patchRowsOf(file, id).length).toBe(1)
+            })
+          )
+        const sql = (text: string, ...args: Array<unknown>) => withRaw(file, (raw) => raw.prepare(text).run(...args))
+        yield* reset()
+        const patch = patchRowsOf(file, id)[0]!
+        const flipped = Buffer.from(patch.data)
+        flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0x80
+        sql("UPDATE instance_snapshot_patches SET data = ? WHERE page_index = 0", flipped)
+        expect((yield* load()).reason).toMatch(
+          /snapshot of agent "bad-patch" is corrupt: the patch of page 0 does not match its hash/
+        )
+        yield* reset()
+        sql("DELETE FROM instance_snapshot_patches WHERE page_index = 0")
+        expect((yield* load()).reason).toMatch(/says 1 page patches, 0 patch rows found/)
+        yield* reset()
+        sql("UPDATE instance_snapshots SET patch_count = 0 WHERE agent_id = ?", id) // a patch row the header does not count
+        expect((yield* load()).reason).toMatch(/says 0 page patches, 1 patch rows found/)
+        yield* reset()
+        // well hashed, but a run past the page's end
+        const outside = Buffer.from([0xfc, 0xff, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+        sql(
+          "UPDATE instance_snapshot_patches SET data = ?, hash = ? WHERE page_index = 0",
+          outside,
+          expectedHash({ compressed: 2, data: outside }, Buffer.alloc(0))
+        )
+        expect((yield* load()).reason).toMatch(/page 0: a run lies outside the page/)
+        yield* reset()
+        sql("UPDATE instance_snapshot_patches SET page_index = 3 WHERE page_index = 0") // no row for page 3
+        expect((yield* load()).reason).toMatch(/the patch of page 3 has no run-form page row under it/)
+      })
+  )
+
+  it.effect(
+    "a database of schema version 5 opens (migrated to 6), restores byte for byte, and its next delta saves patch its rows",
+    () =>
+      Effect.gen(function* () {
+        const memory = textMemory()
+        const bytes = new Uint8Array(memory.buffer)
+        const id = "from-v5"
+        // rows as version 5 wrote them (a whole save's rows are the same in both versions), in a version 5 file
+        const source = yield* tempDb
+        yield* withInstances({ path: source }, (r) => r.saveState(agentId(id), metadataOf(id, 1, memory.state(1))))
+        const file = yield* tempDb
+        withRaw(file, (raw) => {
+          expect(migrate(raw, 5)).toBe(5)
+          raw.exec(`ATTACH DATABASE '${source}' AS source;
+            INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, generation)
+              SELECT agent_id, snapshot, layout, page_count, generation FROM source.instance_snapshots;
+            INSERT INTO instance_snapshot_pages SELECT * FROM source.instance_snapshot_pages;
+            DETACH DATABASE source;`)
+          const tables = raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{
+            name: string
+          }>
+          expect(tables.map((t) => t.name)).not.toContain("instance_snapshot_patches")
+        })
+        yield* withInstances({ path: file }, (r) =>
+          Effect.gen(function* () {
+            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(agentId(id))), metadataOf(id, 1, memory.state(1)))
+            bytes[9000] = bytes[9000]! ^ 0x21
+            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 2, [0]))).toBe(true)
+          })
+        )
+        const versions = withRaw(file, (raw) =>
+          raw.prepare("SELECT version FROM schema_version ORDER BY version").all()
+        )
+        expect(versions).toEqual([1, 2, 3, 4, 5, 6].map((version) => ({ version })))
+        expect(patchRowsOf(file, id).length).toBe(1)
+        expectSnapshotEqual(
+          Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(agentId(id)))),
+          metadataOf(id, 2, memory.state(2))
         )
       })
   )

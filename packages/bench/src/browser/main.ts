@@ -7,7 +7,9 @@
  *
  * Rows (every sample is the mean of `batch` operations, ms per operation):
  * - raw direct export call (no-op, `add`) on an in-page instance;
- * - `runtime.invoke` on the browser engine in mode `"inPage"`;
+ * - `runtime.invoke` on the browser engine in mode `"inPage"` (its fibers yield through
+ *   `BrowserScheduler`, as every runtime here), and its no-op once more on Effect's default
+ *   scheduler (`setTimeout(0)` yields, clamped to 4 ms by the page);
  * - a raw `postMessage` round trip to a plain Web Worker, and a raw
  *   `SharedArrayBuffer` + `Atomics` round trip (the worker sleeps in
  *   `Atomics.wait`; the page, which may not block, waits with
@@ -26,7 +28,7 @@ import {
   makeMetadata,
   type WasmValue
 } from "@agent-runtime/domain"
-import { BrowserEngine } from "@agent-runtime/engine-browser"
+import { BrowserEngine, BrowserScheduler } from "@agent-runtime/engine-browser"
 import * as Signing from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import * as Effect from "effect/Effect"
@@ -49,6 +51,8 @@ export interface BrowserBenchInput {
   readonly rawBatch: number
   readonly invokeBatch: number
   readonly roundTripBatch: number
+  /** Which rows to run (default: all): `"inPage"` — direct calls and the in-page engine; `"workers"` — round trips and the worker engine. */
+  readonly groups?: ReadonlyArray<"inPage" | "workers"> | undefined
 }
 
 /** One measured row: per-operation samples in ms. */
@@ -153,13 +157,18 @@ const startSpinningWorker = async () => {
   return { roundTrip, stop }
 }
 
-/** The runtime over the browser engine with `options`; fails when the engine cannot run as asked. */
-const makeRuntime = async (options: BrowserEngine.BrowserEngineOptions) => {
+/**
+ * The runtime over the browser engine with `options`; fails when the engine cannot run as asked. Its
+ * fibers yield through `BrowserScheduler` (a `MessageChannel`: what a page should run Effect with),
+ * unless `defaultScheduler` (Effect's default: `setTimeout(0)`, clamped to 4 ms when nested).
+ */
+const makeRuntime = async (options: BrowserEngine.BrowserEngineOptions, defaultScheduler = false) => {
   const verifier = Signing.layer({ trustStore: testOnlyTrustStore(), allowUnsigned: true })
-  const layer = AgentRuntimes.layerMemory({ pool: { totalMemory: 1024 * MiB, maxHandles: 1_000_000 } }).pipe(
+  const agents = AgentRuntimes.layerMemory({ pool: { totalMemory: 1024 * MiB, maxHandles: 1_000_000 } }).pipe(
     Layer.provideMerge(BrowserEngine.layerWith(options)),
     Layer.provide(verifier)
   )
+  const layer = defaultScheduler ? agents : Layer.merge(agents, BrowserScheduler.layer)
   const managed = ManagedRuntime.make(layer)
   const { runtime, engine } = await managed.runPromise(
     Effect.gen(function* () {
@@ -202,148 +211,168 @@ export const runBench = async (input: BrowserBenchInput): Promise<BrowserBenchOu
   const addBytes = new Uint8Array(input.addModule)
   const { samples, idleSamples, rawBatch, invokeBatch, roundTripBatch } = input
 
-  // raw direct export calls (baselines of the in-page rows)
-  const noop = new WebAssembly.Instance(await WebAssembly.compile(noopBytes), {}).exports["noop"] as () => void
-  const add = new WebAssembly.Instance(await WebAssembly.compile(addBytes), {}).exports["add"] as (
-    a: number,
-    b: number
-  ) => number
-  const rawNoop = "direct export call: no-op"
-  const rawAdd = "direct export call: add(i32,i32)"
-  rows.push({
-    name: rawNoop,
-    batch: rawBatch,
-    samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = noop())))
-  })
-  rows.push({
-    name: rawAdd,
-    batch: rawBatch,
-    samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = add(20, 22))))
-  })
+  const want = (group: "inPage" | "workers") => input.groups === undefined || input.groups.includes(group)
 
-  // in-page engine
-  const inPage = await makeRuntime({ mode: "inPage" })
-  try {
-    if (inPage.engine.transport !== "inPage")
-      throw new Error(`in-page engine runs with transport ${inPage.engine.transport}`)
-    const noopId = await spawn(inPage, "noop", noopBytes)
-    const addId = await spawn(inPage, "no-memory", addBytes)
-    if ((await inPage.run(inPage.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
-      throw new Error("in-page add(20, 22) is not 42")
+  if (want("inPage")) {
+    // raw direct export calls (baselines of the in-page rows)
+    const noop = new WebAssembly.Instance(await WebAssembly.compile(noopBytes), {}).exports["noop"] as () => void
+    const add = new WebAssembly.Instance(await WebAssembly.compile(addBytes), {}).exports["add"] as (
+      a: number,
+      b: number
+    ) => number
+    const rawNoop = "direct export call: no-op"
+    const rawAdd = "direct export call: add(i32,i32)"
     rows.push({
-      name: "in-page runtime.invoke: no-op",
-      baseline: rawNoop,
-      target: "invoke-1us",
-      batch: invokeBatch,
-      samples: await sample(samples, invokeBatch, invokeLoop(inPage, noopId, "noop", []))
+      name: rawNoop,
+      batch: rawBatch,
+      samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = noop())))
     })
     rows.push({
-      name: "in-page runtime.invoke: add(i32,i32)",
-      baseline: rawAdd,
-      target: "invoke-1us",
-      batch: invokeBatch,
-      samples: await sample(samples, invokeBatch, invokeLoop(inPage, addId, "add", [20, 22]))
+      name: rawAdd,
+      batch: rawBatch,
+      samples: await sample(samples, rawBatch, (b) => timeSync(b, () => (sink = add(20, 22))))
     })
-  } finally {
-    await inPage.dispose()
-  }
 
-  // raw round trips to a plain Web Worker (baselines of the worker rows)
-  const raw = await startRawWorkers()
-  const rawMessage = "raw postMessage round trip (hot)"
-  const rawAtomicsHot = "raw SAB+Atomics round trip (hot)"
-  const rawAtomicsIdle = "raw SAB+Atomics round trip (idle)"
-  try {
-    rows.push({
-      name: rawMessage,
-      batch: roundTripBatch,
-      samples: await sample(samples, roundTripBatch, async (b) => {
-        const start = performance.now()
-        for (let i = 0; i < b; i++) await raw.messageRoundTrip()
-        return performance.now() - start
-      })
-    })
-    rows.push({
-      name: rawAtomicsHot,
-      batch: roundTripBatch,
-      samples: await sample(samples, roundTripBatch, async (b) => {
-        const start = performance.now()
-        for (let i = 0; i < b; i++) await raw.atomicsRoundTrip()
-        return performance.now() - start
-      })
-    })
-    rows.push({
-      name: rawAtomicsIdle,
-      batch: 1,
-      samples: await sample(idleSamples, 1, async () => {
-        await sleep(input.idlePauseMs)
-        const start = performance.now()
-        await raw.atomicsRoundTrip()
-        return performance.now() - start
-      })
-    })
-  } finally {
-    raw.stop()
-  }
-  const rawSpinning = "raw SAB round trip, both sides spinning (the limit)"
-  if (crossOriginIsolated) {
-    const spinning = await startSpinningWorker()
+    // in-page engine
+    const inPage = await makeRuntime({ mode: "inPage" })
     try {
-      spinning.roundTrip()
+      if (inPage.engine.transport !== "inPage")
+        throw new Error(`in-page engine runs with transport ${inPage.engine.transport}`)
+      const noopId = await spawn(inPage, "noop", noopBytes)
+      const addId = await spawn(inPage, "no-memory", addBytes)
+      if ((await inPage.run(inPage.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
+        throw new Error("in-page add(20, 22) is not 42")
       rows.push({
-        name: rawSpinning,
-        batch: roundTripBatch * 10,
-        samples: await sample(samples, roundTripBatch * 10, (b) => timeSync(b, () => spinning.roundTrip()))
+        name: "in-page runtime.invoke: no-op",
+        baseline: rawNoop,
+        target: "invoke-1us",
+        batch: invokeBatch,
+        samples: await sample(samples, invokeBatch, invokeLoop(inPage, noopId, "noop", []))
+      })
+      rows.push({
+        name: "in-page runtime.invoke: add(i32,i32)",
+        baseline: rawAdd,
+        target: "invoke-1us",
+        batch: invokeBatch,
+        samples: await sample(samples, invokeBatch, invokeLoop(inPage, addId, "add", [20, 22]))
       })
     } finally {
-      spinning.stop()
+      await inPage.dispose()
+    }
+    // the same no-op row on Effect's default scheduler: its fibers yield every 2048 operations through
+    // `setTimeout(0)`, which the page clamps to 4 ms (what `BrowserScheduler` avoids)
+    const clamped = await makeRuntime({ mode: "inPage" }, true)
+    try {
+      const noopId = await spawn(clamped, "noop", noopBytes)
+      rows.push({
+        name: "in-page runtime.invoke: no-op (Effect's default scheduler)",
+        baseline: rawNoop,
+        batch: invokeBatch,
+        samples: await sample(samples, invokeBatch, invokeLoop(clamped, noopId, "noop", []))
+      })
+    } finally {
+      await clamped.dispose()
     }
   }
 
-  // worker engine, shared channel
-  if (!crossOriginIsolated) {
-    notes.push("the page is not cross-origin isolated (COOP/COEP missing): engine-browser worker mode not measurable")
-  } else {
-    const workers = await makeRuntime({ mode: "workers", channel: "shared", workers: 1 })
+  if (want("workers")) {
+    // raw round trips to a plain Web Worker (baselines of the worker rows)
+    const raw = await startRawWorkers()
+    const rawMessage = "raw postMessage round trip (hot)"
+    const rawAtomicsHot = "raw SAB+Atomics round trip (hot)"
+    const rawAtomicsIdle = "raw SAB+Atomics round trip (idle)"
     try {
-      if (workers.engine.transport !== "shared")
-        throw new Error(`worker engine runs with transport ${workers.engine.transport}`)
-      const noopId = await spawn(workers, "noop", noopBytes)
-      const addId = await spawn(workers, "no-memory", addBytes)
-      if ((await workers.run(workers.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
-        throw new Error("worker add(20, 22) is not 42")
       rows.push({
-        name: "worker (shared channel) runtime.invoke no-op (hot agent)",
-        baseline: rawSpinning,
-        target: "worker-hot",
+        name: rawMessage,
         batch: roundTripBatch,
-        samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))
+        samples: await sample(samples, roundTripBatch, async (b) => {
+          const start = performance.now()
+          for (let i = 0; i < b; i++) await raw.messageRoundTrip()
+          return performance.now() - start
+        })
       })
       rows.push({
-        name: "worker (shared channel) runtime.invoke no-op (hot agent) vs sleeping raw",
-        baseline: rawAtomicsHot,
+        name: rawAtomicsHot,
         batch: roundTripBatch,
-        samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))
+        samples: await sample(samples, roundTripBatch, async (b) => {
+          const start = performance.now()
+          for (let i = 0; i < b; i++) await raw.atomicsRoundTrip()
+          return performance.now() - start
+        })
       })
       rows.push({
-        name: "worker (shared channel) runtime.invoke add(i32,i32) (hot agent)",
-        baseline: rawAtomicsHot,
-        batch: roundTripBatch,
-        samples: await sample(samples, roundTripBatch, invokeLoop(workers, addId, "add", [20, 22]))
-      })
-      const once = invokeLoop(workers, noopId, "noop", [])
-      rows.push({
-        name: "worker (shared channel) runtime.invoke no-op (idle agent)",
-        baseline: rawAtomicsIdle,
-        target: "worker-idle",
+        name: rawAtomicsIdle,
         batch: 1,
         samples: await sample(idleSamples, 1, async () => {
           await sleep(input.idlePauseMs)
-          return once(1)
+          const start = performance.now()
+          await raw.atomicsRoundTrip()
+          return performance.now() - start
         })
       })
     } finally {
-      await workers.dispose()
+      raw.stop()
+    }
+    const rawSpinning = "raw SAB round trip, both sides spinning (the limit)"
+    if (crossOriginIsolated) {
+      const spinning = await startSpinningWorker()
+      try {
+        spinning.roundTrip()
+        rows.push({
+          name: rawSpinning,
+          batch: roundTripBatch * 10,
+          samples: await sample(samples, roundTripBatch * 10, (b) => timeSync(b, () => spinning.roundTrip()))
+        })
+      } finally {
+        spinning.stop()
+      }
+    }
+
+    // worker engine, shared channel
+    if (!crossOriginIsolated) {
+      notes.push("the page is not cross-origin isolated (COOP/COEP missing): engine-browser worker mode not measurable")
+    } else {
+      const workers = await makeRuntime({ mode: "workers", channel: "shared", workers: 1 })
+      try {
+        if (workers.engine.transport !== "shared")
+          throw new Error(`worker engine runs with transport ${workers.engine.transport}`)
+        const noopId = await spawn(workers, "noop", noopBytes)
+        const addId = await spawn(workers, "no-memory", addBytes)
+        if ((await workers.run(workers.runtime.invoke(addId, "add", [20, 22])))[0] !== 42)
+          throw new Error("worker add(20, 22) is not 42")
+        rows.push({
+          name: "worker (shared channel) runtime.invoke no-op (hot agent)",
+          baseline: rawSpinning,
+          target: "worker-hot",
+          batch: roundTripBatch,
+          samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))
+        })
+        rows.push({
+          name: "worker (shared channel) runtime.invoke no-op (hot agent) vs sleeping raw",
+          baseline: rawAtomicsHot,
+          batch: roundTripBatch,
+          samples: await sample(samples, roundTripBatch, invokeLoop(workers, noopId, "noop", []))
+        })
+        rows.push({
+          name: "worker (shared channel) runtime.invoke add(i32,i32) (hot agent)",
+          baseline: rawAtomicsHot,
+          batch: roundTripBatch,
+          samples: await sample(samples, roundTripBatch, invokeLoop(workers, addId, "add", [20, 22]))
+        })
+        const once = invokeLoop(workers, noopId, "noop", [])
+        rows.push({
+          name: "worker (shared channel) runtime.invoke no-op (idle agent)",
+          baseline: rawAtomicsIdle,
+          target: "worker-idle",
+          batch: 1,
+          samples: await sample(idleSamples, 1, async () => {
+            await sleep(input.idlePauseMs)
+            return once(1)
+          })
+        })
+      } finally {
+        await workers.dispose()
+      }
     }
   }
   return { userAgent: navigator.userAgent, crossOriginIsolated, rows, notes }

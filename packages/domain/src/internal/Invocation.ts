@@ -25,11 +25,13 @@ import {
   SignatureMismatch,
   Unauthorized
 } from "../RuntimeError.js"
+import type { AgentConfig } from "../AgentConfig.js"
 import {
   type CallSlot,
   callResults,
   type DirectInvoke,
   directFromPrepared,
+  type InvokeOptions,
   type InvokeOutcome,
   makeCallSlot,
   type WasmInstance
@@ -108,6 +110,14 @@ interface Resolved {
   direct: DirectInvoke | undefined
   /** Where `direct` leaves each call's outcome (read right after the call). */
   readonly slot: CallSlot
+  /** What a call of the export through the mailbox does with the engine's outcome (`queuedHandlers`). */
+  handlers: CallHandlers | undefined
+}
+
+/** `callChecked`'s mapping of an engine call's outcome: `callFailed` / `afterCall`. */
+interface CallHandlers {
+  readonly onFailure: (error: EngineInvokeError) => Effect.Effect<never, InvokeError>
+  readonly onSuccess: (outcome: InvokeOutcome) => Effect.Effect<ReadonlyArray<WasmValue>>
 }
 
 const resolvedByAgent = new WeakMap<AgentInstance, Map<string, Resolved>>()
@@ -131,7 +141,8 @@ export const resolveExport = (state: RuntimeState, i: AgentInstance, fn: string)
         check: argsChecker(signature, fn),
         directFor: undefined,
         direct: undefined,
-        slot: makeCallSlot()
+        slot: makeCallSlot(),
+        handlers: undefined
       })
     )
   }
@@ -269,7 +280,8 @@ const defaultClockPrototype: unknown = Object.getPrototypeOf(Clock.Clock.default
 const idleActivityOf = new WeakMap<RuntimeState, { readonly now: () => number }>()
 
 /**
- * The activity clock of `invoke`'s idle fast path for a runtime: the coarse
+ * The activity clock of `invoke`'s idle fast path and of calls through the
+ * mailbox that do not save after the call, for a runtime: the coarse
  * `activityClock` when the runtime runs on Effect's default clock (a
  * `Date.now()` costs ≈ 30–50 ns on a VM, ≈ 10 % of the call), else (a
  * `TestClock`, or any clock a caller provided) the clock read on every call.
@@ -374,7 +386,7 @@ export const invokeNow = (
   const { env } = state
   const live = env.instances.get(agentId)
   if (live !== undefined) {
-    const fast = invokeIdle(state, live, fn, args)
+    const fast = invokeIdle(state, live, fn, args) ?? invokeQueued(state, live, fn, args)
     if (fast !== undefined) return fast
   }
   const i = live ?? findAgent(state, agentId)
@@ -413,14 +425,17 @@ export const invokeNow = (
  * (`Recovery`), it runs and is within its budget; then the call — the
  * engine's synchronous caller on in-process engines, else its `invoke` —
  * and what it records (`afterCall`, `callFailed`). `held`: the caller holds
- * the agent's mailbox (else the call runs in one synchronous step).
+ * the agent's mailbox (else the call runs in one synchronous step);
+ * `handlers`: the outcome's mapping when the caller keeps one
+ * (`callHandlers` with the same `held`), else made for this call.
  */
 const callChecked = (
   state: RuntimeState,
   i: AgentInstance,
   fn: string,
   args: ReadonlyArray<WasmValue>,
-  held: boolean
+  held: boolean,
+  handlers?: CallHandlers
 ): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> => {
   const agentId = i.agentId
   // the agent may have been evicted, passivated or replaced while the call waited for its mailbox
@@ -429,7 +444,7 @@ const callChecked = (
   if (awaitsRecovery(i))
     return Effect.andThen(
       recoverLocked(state, i),
-      Effect.suspend(() => callChecked(state, i, fn, args, held))
+      Effect.suspend(() => callChecked(state, i, fn, args, held, handlers))
     )
   const refused = notRunning(agentId, i) ?? overBudget(agentId, i)
   if (refused !== undefined) return Effect.fail(refused)
@@ -443,10 +458,63 @@ const callChecked = (
       ? callFailed(state, i, fn, outcome, held)
       : afterCall(state, i, outcome, outcome.results)
   }
-  return Effect.matchEffect(instance.invoke(fn, args, { timeoutMs: i.config.timeoutMs, fuel: i.config.fuel }), {
-    onFailure: (error) => callFailed(state, i, fn, error, held),
-    onSuccess: (outcome) => afterCall(state, i, outcome, outcome.results)
-  })
+  return Effect.matchEffect(
+    instance.invoke(fn, args, invokeOptions(i.config)),
+    handlers ?? callHandlers(state, i, fn, held)
+  )
+}
+
+/**
+ * What `callChecked` does with an engine call's outcome: a failure is
+ * `callFailed`'s, a success is recorded (`afterCall`) at the activity
+ * clock's time — the `Clock` read now when the call saves after it.
+ */
+const callHandlers = (state: RuntimeState, i: AgentInstance, fn: string, held: boolean): CallHandlers => ({
+  onFailure: (error) => callFailed(state, i, fn, error, held),
+  onSuccess: (outcome) =>
+    afterCall(
+      state,
+      i,
+      outcome,
+      outcome.results,
+      state.settings.persistence.snapshotAfterCalls === true ? undefined : idleActivity(state).now()
+    )
+})
+
+const optionsOf = new WeakMap<AgentConfig, InvokeOptions>()
+
+/** An agent's `InvokeOptions` (its config's `timeoutMs` and `fuel`), one object per config, not one per call. */
+const invokeOptions = (config: AgentConfig): InvokeOptions => {
+  let options = optionsOf.get(config)
+  if (options === undefined) optionsOf.set(config, (options = { timeoutMs: config.timeoutMs, fuel: config.fuel }))
+  return options
+}
+
+/**
+ * `invokeNow` for a live agent whose engine has no synchronous caller (worker
+ * engines: every call goes through the mailbox): the export and the
+ * arguments are checked now with the checker resolved once per agent and
+ * export (`resolveExport`; the same errors as `checkArgs`), then the call
+ * queues on the agent's mailbox, where `callChecked` checks the rest (the
+ * agent may have changed while the call waited). `undefined` (the general
+ * path decides) for in-process engines and when invocations are authorised
+ * per call (the authoriser runs between the checks and the mailbox).
+ */
+const invokeQueued = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> | undefined => {
+  const instance = i.instance
+  if (instance === undefined || instance.prepare !== undefined || state.authorizer.checksInvocations) return undefined
+  const resolved = resolveExport(state, i, fn)
+  if (resolved === undefined) return Effect.fail(functionNotFound(fn))
+  const mismatch = resolved.check(args)
+  if (mismatch !== undefined) return Effect.fail(mismatch)
+  // the outcome's handlers are made once per agent and export (they hold the mailbox: `held`)
+  const handlers = (resolved.handlers ??= callHandlers(state, i, fn, true))
+  return i.exclusive(Effect.suspend(() => callChecked(state, i, fn, args, true, handlers)))
 }
 
 /**

@@ -9,8 +9,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Semaphore from "effect/Semaphore"
-import type { AgentInstance } from "../AgentInstance.js"
+import { type AgentInstance, Mailbox } from "../AgentInstance.js"
 import type { AgentId } from "../Ids.js"
 import { AgentNotFound, type RepositoryError } from "../RuntimeError.js"
 import type { PassivatedAgent } from "../RuntimeEnvironment.js"
@@ -108,7 +107,7 @@ export const activate = (
           config: p.config,
           now,
           createdAt: p.createdAt,
-          mailbox: Semaphore.makeUnsafe(1),
+          mailbox: new Mailbox(),
           activating: true
         })
         return r instanceof Error ? Effect.fail(r) : Effect.succeed(r)

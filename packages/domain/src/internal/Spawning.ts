@@ -27,8 +27,8 @@ import {
   RuntimeUnavailable,
   type Unauthorized
 } from "../RuntimeError.js"
-import { AgentSpawned, AgentStateChanged } from "../RuntimeEvent.js"
-import { publishAll } from "../EventBus.js"
+import { AgentSpawned, AgentStateChanged, type RuntimeEvent } from "../RuntimeEvent.js"
+import { publishAll, publishNow, wants } from "../EventBus.js"
 import type { CompiledModule, HostImports, WasmEngineShape, WasmInstance } from "../WasmEngine.js"
 import type { WasmModule } from "../WasmModule.js"
 import { acceptsWork } from "../RuntimeStatus.js"
@@ -136,7 +136,10 @@ export const initialFootprint = (module: WasmModule): number => {
  * and published in one step (`EventBus.publishAll`). On an engine with
  * `instantiateSync` (in-process engines), when the variant is cached and no
  * `_initialize` runs, the claim, the instantiation, the attach, the start and
- * the events are one synchronous step (`spawnNow`): no mailbox, no engine effect.
+ * the events are one synchronous step (`spawnNow`): no mailbox, no engine
+ * effect — and, on a bus that delivers synchronously (the in-memory bus),
+ * no effect at all after the checks, the events delivered in that step and
+ * built only when a subscriber would receive them (`EventBus.wants`).
  */
 export const spawnAgent = (
   state: RuntimeState,
@@ -278,10 +281,51 @@ const spawnNow = (
     if (env.instances.get(agentId) === claimed) env.remove(agentId)
     return Effect.fail(made)
   }
+  const deliver = publishNow(state.bus)
+  if (deliver !== undefined) {
+    // the bus delivers synchronously (the in-memory bus): the whole spawn is this step, no effect after the claim
+    const failed = attachAndStartNow(state, claimed, config, made.instance, made.memoryBytes, deliver)
+    return failed === undefined
+      ? spawned(state, claimed)
+      : Effect.andThen(releaseClaim(state, claimed), Effect.fail(failed))
+  }
   return attachAndStart(state, claimed, module, config, made.instance, made.memoryBytes).pipe(
     Effect.onError(() => releaseClaim(state, claimed)),
     Effect.flatMap(() => spawned(state, claimed))
   )
+}
+
+/**
+ * `attachAndStart` for a module without `_initialize` (or `autoStart:
+ * false`) on a bus that delivers synchronously (`EventBus.publishNow`), as
+ * one synchronous step: attaches, records memory, counts the spawn, starts,
+ * and delivers `AgentSpawned` and `AgentStateChanged` now — each built only
+ * when a subscriber of the bus would receive it (`EventBus.wants`: in the
+ * same step as the delivery, so no subscriber can appear in between; an
+ * event nobody receives costs nothing, not even its id). Returns the start's
+ * error (after `AgentSpawned`, as `attachAndStart`), else `undefined`.
+ */
+const attachAndStartNow = (
+  state: RuntimeState,
+  claimed: AgentInstance,
+  config: AgentConfig,
+  instance: WasmInstance,
+  memoryBytes: number,
+  deliver: (event: RuntimeEvent) => void
+): InvalidStateTransition | undefined => {
+  claimed.attach(instance)
+  state.env.recordMemory(claimed, memoryBytes)
+  state.env.counters.spawned++
+  const { bus } = state
+  const now = state.clock.currentTimeMillisUnsafe()
+  if (wants(bus, "AgentSpawned")) deliver(spawnedEvent(state, claimed, config, now))
+  if (config.autoStart === false) return undefined
+  const change = claimed.start()
+  if ("_tag" in change) return change
+  if (wants(bus, "AgentStateChanged")) {
+    deliver(stampedEvent(state, AgentStateChanged, now, { agentId: claimed.agentId, from: change.from, to: change.to }))
+  }
+  return undefined
 }
 
 /**

@@ -698,12 +698,16 @@ export const checkSuppliedTables = (
  * memory `config.memory` asks for, and checks the memory budget. Synchronous
  * (`new WebAssembly.Instance` generates no code, so it also runs where
  * runtime compilation is forbidden). A caller-supplied table is checked
- * against the budget first (`checkSuppliedTables`). Never throws.
+ * against the budget first (`checkSuppliedTables`). Never throws. `measured`,
+ * when given, receives the instance's memory usage right after
+ * instantiation (bytes, as `memoryBytes()`; the value the budget check read),
+ * so a caller that needs it does not read the memory's size again.
  */
 export const instantiate = <E extends Error = never>(
   module: unknown,
   imports: WebAssembly.Imports | HostImports,
-  config: InstanceConfig<E> = {}
+  config: InstanceConfig<E> = {},
+  measured?: { bytes: number }
 ): LiveInstance<E> | InstantiateError<E> => {
   if (!(module instanceof WebAssembly.Module)) {
     return new InstantiationError({ reason: config.notAModule ?? "not a WebAssembly.Module" })
@@ -729,5 +733,6 @@ export const instantiate = <E extends Error = never>(
     live.terminate()
     return new MemoryExceeded({ agentId: config.agentId ?? "instantiate", used: bytes, limit: config.memoryLimit })
   }
+  if (measured !== undefined) measured.bytes = bytes
   return live
 }

@@ -142,6 +142,22 @@ export const migrations: ReadonlyArray<Migration> = [
       "page rows may be stored as fills (compressed = 3) and carry an 8-byte word hash (run forms): no table changes",
     // an older package would refuse such rows as corrupt; the version tells it to refuse the database instead
     sql: ""
+  },
+  {
+    version: 6,
+    description:
+      "page patches: a run-form page row may carry one patch row (the runs that differ from it), so a save that changes a few hundred bytes of a page writes those",
+    // patch_count: how many instance_snapshot_patches rows the agent's snapshot has (a missing one is corruption)
+    sql: `
+      ALTER TABLE instance_snapshots ADD COLUMN patch_count INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE instance_snapshot_patches (
+        agent_id   TEXT NOT NULL,
+        page_index INTEGER NOT NULL,
+        hash       BLOB NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (agent_id, page_index)
+      ) WITHOUT ROWID;
+    `
   }
 ]
 

@@ -1,5 +1,5 @@
 /**
- * The paged snapshot layout (schema versions 4–5): a snapshot is stored as a
+ * The paged snapshot layout (schema versions 4–6): a snapshot is stored as a
  * header row — the `SnapshotCodec` bytes of the snapshot without its pages
  * (metadata, `memoryBytes`, globals) — plus one row per non-zero 64 KiB
  * page, each with a hash of its raw bytes and its bytes (compression on):
@@ -14,6 +14,15 @@
  * the stored runs byte for byte (`unchanged`) — an 8-byte hash is only an
  * integrity check, never a reason to skip a write. Loads check every row
  * against its hash (by its length); a mismatch is corruption.
+ *
+ * Patches (schema version 6): a page row in one of the two run forms (fills,
+ * non-zero runs) may have one patch row — the runs of words where the page now differs from the
+ * row's page (`patchAgainst`), written over it on load (`writeRuns`) — so a
+ * delta save that changed a few hundred bytes of a 13 KB run-form page
+ * writes a patch of about that size instead of the whole row. A patch is
+ * always against its page row, never against another patch (a load reads at
+ * most two rows per page); one past `PATCH_LIMIT` bytes makes the page a row
+ * of its own again and drops its patch.
  *
  * @internal
  */
@@ -89,6 +98,9 @@ export interface PageWrite {
   readonly data: Uint8Array
 }
 
+/** Words (4 bytes) per block that the scans skip with one native compare when the whole block is equal (1 KiB). */
+const BLOCK_WORDS = 256
+
 /** Zero words (4 bytes each) that end a run: shorter gaps stay inside it (a run header is 8 bytes). */
 const GAP_WORDS = 4
 
@@ -103,8 +115,16 @@ export const zeroRuns = (data: Uint8Array): Uint8Array | undefined => {
   const runs: Array<number> = [] // [startWord, endWord) pairs
   let w = 0
   while (w < words.length) {
-    while (w < words.length && words[w] === 0) w++
-    if (w === words.length) break
+    // zero words skipped a block at a time by a native compare where a whole block is zero
+    while (w < words.length) {
+      if ((w & (BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, ZEROS, 0, BLOCK_WORDS * 4)) {
+        w += BLOCK_WORDS
+        continue
+      }
+      if (words[w] !== 0) break
+      w++
+    }
+    if (w >= words.length) break
     const start = w
     let end = w
     while (w < words.length) {
@@ -132,8 +152,16 @@ export const zeroRuns = (data: Uint8Array): Uint8Array | undefined => {
 }
 
 /** A page back from its runs; throws a reason (string) when they are malformed. */
-export const fromRuns = (index: number, stored: Uint8Array): Uint8Array => {
-  const page = new Uint8Array(PAGE)
+export const fromRuns = (index: number, stored: Uint8Array): Uint8Array =>
+  writeRuns(new Uint8Array(PAGE), index, stored)
+
+/**
+ * Writes runs (`Stored.runs`' form: per run u32 offset, u32 length, the
+ * bytes; in increasing order, not overlapping) over `page` (64 KiB) and
+ * returns it; throws a reason (string) when they are malformed. A page row's
+ * runs go onto a zero page, a patch's onto its page row's page.
+ */
+export const writeRuns = (page: Uint8Array, index: number, stored: Uint8Array): Uint8Array => {
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength)
   let at = 0
   let next = 0
@@ -150,6 +178,94 @@ export const fromRuns = (index: number, stored: Uint8Array): Uint8Array => {
   return page
 }
 
+/**
+ * The largest patch (bytes) a delta save writes instead of its page's row: a
+ * 16th of a page, and at most half of the row it patches (`patchLimit`).
+ */
+export const PATCH_LIMIT = PAGE / 16
+
+/**
+ * Rows below this many bytes get no patch: they fit in SQLite's B-tree page
+ * next to their key (no overflow page), so writing them again costs no more
+ * than a patch row would.
+ */
+export const PATCH_MIN_ROW = 1024
+
+/** The largest patch worth writing over a run-form row of `rowBytes` bytes; 0 for a row too small to patch. */
+export const patchLimit = (rowBytes: number): number =>
+  rowBytes < PATCH_MIN_ROW ? 0 : Math.min(PATCH_LIMIT, rowBytes >>> 1)
+
+/** A scratch page: a patch's base page decoded (`patchAgainst`). */
+const baseScratch = new Uint8Array(PAGE)
+const baseWords = new Uint32Array(baseScratch.buffer)
+/** Scratch of `patchAgainst`: [startWord, endWord) per run. */
+const patchRuns = new Uint32Array(PAGE / 4)
+
+/** Whether a row's stored form may carry a patch: the two run forms (`Stored.runs`, `Stored.fills`). */
+export const patchable = (compressed: number): boolean => compressed === Stored.runs || compressed === Stored.fills
+
+/**
+ * A patch of `data` (a 64 KiB page) against a run-form page row `base` (`patchable`)
+ * (schema version 6): the runs of words where `data` differs from the
+ * row's page, in `Stored.runs`' form (u32 byte offset, u32 byte length, the
+ * bytes of `data`; shorter equal gaps than `GAP_WORDS` stay inside a run),
+ * so the page is the row's page with the patch written over it
+ * (`writeRuns`). Empty (0 bytes) when `data` is the row's page;
+ * `undefined` when the patch would take more than `limit` bytes (the page
+ * is then written as a row of its own). One word compare per word of the
+ * page, no allocation but the patch. Throws a reason (string) when `base`'s
+ * runs are malformed.
+ */
+export const patchAgainst = (data: Uint8Array, base: PageWrite, limit: number): Uint8Array | undefined => {
+  if (base.compressed === Stored.fills) writeFills(baseScratch, base.index, base.data)
+  else {
+    baseScratch.fill(0)
+    writeRuns(baseScratch, base.index, base.data)
+  }
+  const words = wordsOf(data)
+  const old = baseWords
+  let runs = 0
+  let size = 0
+  let w = 0
+  const n = words.length
+  while (w < n) {
+    // equal words skipped a block at a time by a native compare where a whole block is equal
+    while (w < n) {
+      if ((w & (BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, baseScratch, w * 4, BLOCK_WORDS * 4)) {
+        w += BLOCK_WORDS
+        continue
+      }
+      if (words[w] !== old[w]) break
+      w++
+    }
+    if (w >= n) break
+    const start = w
+    let end = w
+    while (w < n) {
+      if (words[w] !== old[w]) end = ++w
+      else if (w - end >= GAP_WORDS) break
+      else w++
+    }
+    patchRuns[2 * runs] = start
+    patchRuns[2 * runs + 1] = end
+    runs++
+    size += 8 + (end - start) * 4
+    if (size > limit) return undefined
+  }
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  let at = 0
+  for (let r = 0; r < runs; r++) {
+    const from = patchRuns[2 * r]! * 4
+    const length = patchRuns[2 * r + 1]! * 4 - from
+    view.setUint32(at, from, true)
+    view.setUint32(at + 4, length, true)
+    out.set(data.subarray(from, from + length), at + 8)
+    at += 8 + length
+  }
+  return out
+}
+
 /** At most this many fills (8 bytes each) make a page's `Stored.fills` form: a 16th of the page. */
 const MAX_FILLS = PAGE / 8 / 16
 
@@ -160,6 +276,14 @@ const MAX_FILLS = PAGE / 8 / 16
  */
 export const fills = (data: Uint8Array): Uint8Array | undefined => {
   const words = wordsOf(data)
+  if (oneWord(data)) {
+    // one run over the whole page (the usual filled page): found by one native compare, not a word loop
+    const out = new Uint8Array(8)
+    const view = new DataView(out.buffer)
+    view.setUint32(0, words.length, true)
+    view.setUint32(4, words[0]!, true)
+    return out
+  }
   // one pass: each run's (count, word) into a scratch of MAX_FILLS pairs, given up past that
   const scratch = fillScratch
   let runs = 0
@@ -187,13 +311,19 @@ export const fills = (data: Uint8Array): Uint8Array | undefined => {
   return out
 }
 
+/** Whether a 64 KiB page is one 32-bit word repeated: the page equals itself shifted by one word (one memcmp). */
+const oneWord = (data: Uint8Array): boolean => bytesEqual(data, 0, data, 4, PAGE - 4)
+
 /** Scratch of `fills`: (count, word) per run. */
 const fillScratch = new Uint32Array(2 * MAX_FILLS)
 
 /** A page back from its fills; throws a reason (string) when they are malformed. */
-export const fromFills = (index: number, stored: Uint8Array): Uint8Array => {
-  const page = new Uint8Array(PAGE)
-  const words = new Uint32Array(page.buffer)
+export const fromFills = (index: number, stored: Uint8Array): Uint8Array =>
+  writeFills(new Uint8Array(PAGE), index, stored)
+
+/** Writes fills over the whole of `page` (64 KiB, 4-byte aligned) and returns it; throws a reason (string) when they are malformed. */
+const writeFills = (page: Uint8Array, index: number, stored: Uint8Array): Uint8Array => {
+  const words = new Uint32Array(page.buffer, page.byteOffset, PAGE / 4)
   if (stored.length % 8 !== 0) throw `page ${index}: a fill is truncated`
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength)
   let w = 0
@@ -250,9 +380,13 @@ export const unchanged = (data: Uint8Array, stored: PageWrite | SavedHash): bool
 }
 
 const compare = (data: Uint8Array, stored: PageWrite | SavedHash): boolean => {
+  if ((stored as Partial<PatchedPage>).patch !== undefined) return false // compared through `patchAgainst` only
   if (stored.compressed === Stored.fills) {
     const words = wordsOf(data)
     const view = new DataView(stored.data.buffer, stored.data.byteOffset, stored.data.byteLength)
+    // one run over the whole page: its first word and one native compare of the page with itself shifted
+    if (stored.data.length === 8 && view.getUint32(0, true) === words.length)
+      return words[0] === view.getUint32(4, true) && oneWord(data)
     let w = 0
     for (let at = 0; at < stored.data.length; at += 8) {
       const end = w + view.getUint32(at, true)
@@ -279,6 +413,20 @@ const compare = (data: Uint8Array, stored: PageWrite | SavedHash): boolean => {
   return stored.hash.length === 20 && pageHash(data).equals(stored.hash)
 }
 
+/**
+ * A run-form page row (fills or non-zero runs) with its patch row (schema
+ * version 6): the page is the row's page (`data`) with the patch's runs (`patch`, `Stored.runs`' form,
+ * hashed by `storedHash` as `patchHash`) written over them.
+ */
+export interface PatchedPage extends PageWrite {
+  readonly patch: Uint8Array
+  readonly patchHash: Buffer
+}
+
+/** Whether a known row has a patch row. */
+export const isPatched = (page: PageWrite | SavedHash): page is PatchedPage =>
+  (page as Partial<PatchedPage>).patch !== undefined
+
 /** What is known of a page row when only its hash was read (another writer's row): compared by SHA-1 only. */
 export interface SavedHash {
   readonly index: number
@@ -296,13 +444,16 @@ const EMPTY = new Uint8Array(0)
 /**
  * Whether two known rows hold the same page: equal SHA-1s (20 bytes), or the
  * same run form with the same stored bytes (`fills` and `zeroRuns` are
- * functions of the page's bytes). An 8-byte hash alone never says so.
+ * functions of the page's bytes). An 8-byte hash alone never says so, nor
+ * does anything for a row with a patch (`isPatched`: its page is not its bytes).
  */
 export const sameRow = (a: PageWrite | SavedHash, b: PageWrite | SavedHash): boolean =>
-  (a.hash.length === 20 && a.hash.equals(b.hash)) ||
-  (a.compressed >= Stored.runs &&
-    a.compressed === b.compressed &&
-    Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(b.data))
+  !isPatched(a) &&
+  !isPatched(b) &&
+  ((a.hash.length === 20 && a.hash.equals(b.hash)) ||
+    (a.compressed >= Stored.runs &&
+      a.compressed === b.compressed &&
+      Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(b.data)))
 
 /** What is known of a row read back: its bytes for the run forms (as read), else its hash only. */
 export const knownRow = (row: PageRow): PageWrite | SavedHash =>
@@ -322,18 +473,49 @@ export const withoutPages = (snapshot: InstanceSnapshot): InstanceSnapshot => ({
   state: { ...snapshot.state, pages: [] }
 })
 
+/** A patch row as stored (schema version 6): the runs written over its page row's page, and their `storedHash`. */
+export interface PatchRow {
+  readonly page_index: number
+  readonly hash: Uint8Array
+  readonly data: Uint8Array
+}
+
 /**
  * The pages of a paged row back as `EngineState.pages`, checked: `expected`
  * rows in increasing index order inside `memoryBytes`, each 64 KiB once
- * decoded and hashing to its stored hash (`hashMatches`). Throws a reason (string) otherwise.
+ * decoded and hashing to its stored hash (`hashMatches`); then the
+ * `expectedPatches` patch rows, each on a run-form page row's page, hashing
+ * to its stored hash (`storedHash`) and well-formed, written over their
+ * pages (`writeRuns`). Throws a reason (string) otherwise.
  */
 export const readPages = (
   rows: ReadonlyArray<PageRow>,
   expected: number,
-  memoryBytes: number
+  memoryBytes: number,
+  patches: ReadonlyArray<PatchRow> = [],
+  expectedPatches = 0
 ): Array<{ index: number; data: Uint8Array }> => {
   if (rows.length !== expected) throw `the header row says ${expected} pages, ${rows.length} page rows found`
-  return rows.map((row) => {
+  if (patches.length !== expectedPatches)
+    throw `the header row says ${expectedPatches} page patches, ${patches.length} patch rows found`
+  const pages = readRows(rows, memoryBytes)
+  if (patches.length === 0) return pages
+  const byIndex = new Map(pages.map((p, i) => [p.index, i]))
+  for (const patch of patches) {
+    if (!(patch.data instanceof Uint8Array) || !(patch.hash instanceof Uint8Array))
+      throw `the patch of page ${patch.page_index} is not a BLOB`
+    const at = byIndex.get(patch.page_index)
+    if (at === undefined || !patchable(rows[at]!.compressed))
+      throw `the patch of page ${patch.page_index} has no run-form page row under it`
+    if (patch.hash.length !== 8 || !storedHash(patch.data).equals(patch.hash))
+      throw `the patch of page ${patch.page_index} does not match its hash (corrupt)`
+    writeRuns(pages[at]!.data, patch.page_index, patch.data)
+  }
+  return pages
+}
+
+const readRows = (rows: ReadonlyArray<PageRow>, memoryBytes: number): Array<{ index: number; data: Uint8Array }> =>
+  rows.map((row) => {
     if (!(row.data instanceof Uint8Array) || !(row.hash instanceof Uint8Array))
       throw `page ${row.page_index} is not a BLOB`
     if ((row.page_index + 1) * PAGE > memoryBytes)
@@ -353,4 +535,3 @@ export const readPages = (
     if (!hashMatches(data, row.data, row.hash)) throw `page ${row.page_index} does not match its hash (corrupt)`
     return { index: row.page_index, data }
   })
-}
