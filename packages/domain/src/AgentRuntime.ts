@@ -18,7 +18,6 @@
  *
  * @since 0.1.0
  */
-import type { FuncType } from "@agent-runtime/wasm-binary"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -216,3 +216,44 @@ describe("recovery gaps (issue 12 item 7): a trapped _health_check, a snapshot r
     }
   )
 })
+
+describe("recovery and interruption", () => {
+  it.effect(
+    "a caller interrupted while its trapped call replaces the instance leaves the agent recovered, never without an instance",
+    () => {
+      const t = makeTestEngine()
+      return Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* loadWith(t, "interrupted", fns, behaviours(10))
+        const [, events] = yield* collecting(
+          Effect.gen(function* () {
+            yield* runtime.spawnAgent(agentId("w"), m, config())
+            expect(yield* runtime.invoke(agentId("w"), "bump", [])).toEqual([1])
+            // the trapped call replaces its instance before it fails; hold that instantiate until the caller is interrupted
+            const entered = yield* Deferred.make<void>()
+            const gate = yield* Deferred.make<void>()
+            const engine = t.engine as { -readonly [K in keyof typeof t.engine]: (typeof t.engine)[K] }
+            const instantiate = engine.instantiate
+            engine.instantiate = (compiled, options) =>
+              Effect.andThen(
+                Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate)),
+                instantiate(compiled, options)
+              )
+            const call = yield* Effect.forkChild(runtime.invoke(agentId("w"), "boom", []))
+            yield* Deferred.await(entered)
+            const interrupting = yield* Effect.forkChild(Fiber.interrupt(call))
+            yield* Effect.yieldNow
+            yield* Deferred.succeed(gate, undefined)
+            yield* Fiber.join(interrupting)
+            engine.instantiate = instantiate
+            // the replacement was attached: the agent answers, fresh (the trapped call's writes are gone)
+            expect(yield* runtime.invoke(agentId("w"), "get", [])).toEqual([0])
+            expect((yield* runtime.agent(agentId("w"))).state).toBe("Running")
+          })
+        )
+        expect(recoveredOf(events).map(([id, from]) => [id, from])).toEqual([["w", "Fresh"]])
+      }).pipe(Effect.provide(runtimeLayer(t)))
+    },
+    10_000
+  )
+})

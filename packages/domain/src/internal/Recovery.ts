@@ -48,28 +48,40 @@ export const noteFailure = (state: RuntimeState, i: AgentInstance, error: Engine
  * Replaces the instance of an agent that trapped; nothing when it did not.
  * The caller holds the agent's mailbox. Never fails: an agent that cannot be
  * brought back goes `Failed` and is evicted in the background.
+ * Uninterruptible once started: an interruption of the caller (a timeout, a
+ * cancelled request) takes effect after the replacement is attached, so no
+ * agent is ever left between its old instance's detach and the new one's
+ * attach (it would answer `AgentNotFound` for good).
  */
 export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const cause = trapped.get(i)
-    if (cause === undefined) return Effect.void
-    trapped.delete(i)
-    if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
-    return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
-      if (exit._tag === "Success") {
-        return emit(
-          state,
-          (e) =>
-            new AgentRecovered({ ...e, agentId: i.agentId, from: exit.value.from, takenAt: exit.value.takenAt, cause })
+  Effect.uninterruptible(
+    Effect.suspend(() => {
+      const cause = trapped.get(i)
+      if (cause === undefined) return Effect.void
+      trapped.delete(i)
+      if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
+      return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
+        if (exit._tag === "Success") {
+          return emit(
+            state,
+            (e) =>
+              new AgentRecovered({
+                ...e,
+                agentId: i.agentId,
+                from: exit.value.from,
+                takenAt: exit.value.takenAt,
+                cause
+              })
+          )
+        }
+        i.recordError(`recovery after a trap failed: ${errorText(exit.cause)}`)
+        return Effect.andThen(
+          Effect.ignore(applyTransition(state, i, (i) => i.fail())),
+          evictLater(state, i.agentId, "HealthFailure")
         )
-      }
-      i.recordError(`recovery after a trap failed: ${errorText(exit.cause)}`)
-      return Effect.andThen(
-        Effect.ignore(applyTransition(state, i, (i) => i.fail())),
-        evictLater(state, i.agentId, "HealthFailure")
-      )
+      })
     })
-  })
+  )
 
 /** Terminates the trapped instance and attaches a new one, restored from the last snapshot or fresh. */
 const replace = (state: RuntimeState, i: AgentInstance) =>
