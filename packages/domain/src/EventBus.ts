@@ -84,11 +84,15 @@ export const subscribeTo = <const T extends DomainEventTag>(
 }
 
 /**
- * The synchronous delivery of the buses whose `publish` is known to finish
- * in its first step (the in-memory bus), keyed by their `publish` function:
- * a bus that wraps one and replaces `publish` is not in it.
+ * What is known of the buses whose `publish` finishes in its first step (the
+ * in-memory bus), keyed by their `publish` function (a bus that wraps one
+ * and replaces `publish` is not in it): its delivery as a plain function,
+ * and whether any current subscriber would receive an event of a `_tag`.
  */
-const synchronous = new WeakMap<EventBusShape["publish"], (event: DomainEvent) => void>()
+const synchronous = new WeakMap<
+  EventBusShape["publish"],
+  { readonly deliver: (event: DomainEvent) => void; readonly wants: (tag: DomainEventTag) => boolean }
+>()
 
 /**
  * `bus`'s synchronous publish when its `publish` is known to deliver in one
@@ -99,13 +103,7 @@ const synchronous = new WeakMap<EventBusShape["publish"], (event: DomainEvent) =
  * publish through `bus.publish` then.
  */
 export const publishNow = (bus: EventBusShape): ((event: DomainEvent) => void) | undefined =>
-  synchronous.get(bus.publish)
-
-/**
- * Who would receive an event of a `_tag` on the buses that know it (the
- * in-memory bus), keyed by their `publish` function like `synchronous`.
- */
-const wanting = new WeakMap<EventBusShape["publish"], (tag: DomainEventTag) => boolean>()
+  synchronous.get(bus.publish)?.deliver
 
 /**
  * Whether an event with this `_tag` published on `bus` now would reach a
@@ -118,8 +116,8 @@ const wanting = new WeakMap<EventBusShape["publish"], (tag: DomainEventTag) => b
  * or a wrapper that replaced `publish`): publish then.
  */
 export const wants = (bus: EventBusShape, tag: DomainEventTag): boolean => {
-  const wanted = wanting.get(bus.publish)
-  return wanted === undefined || wanted(tag)
+  const known = synchronous.get(bus.publish)
+  return known === undefined || known.wants(tag)
 }
 
 /** One subscriber of the in-memory bus: its own `PubSub` and the `_tag`s it wants (`undefined`: every event). */
@@ -169,15 +167,18 @@ export const makeMemory: Effect.Effect<EventBusShape> = Effect.sync(() => {
       )
     )
   const publish = (event: DomainEvent) => Effect.sync(() => deliver(event))
-  synchronous.set(publish, deliver) // `publishNow`
-  wanting.set(publish, (tag) => {
-    const current = subscribers
-    for (let i = 0; i < current.length; i++) {
-      const tags = current[i]!.tags
-      if (tags === undefined || tags.has(tag)) return true
+  synchronous.set(publish, {
+    deliver, // `publishNow`
+    wants: (tag) => {
+      // `wants`
+      const current = subscribers
+      for (let i = 0; i < current.length; i++) {
+        const tags = current[i]!.tags
+        if (tags === undefined || tags.has(tag)) return true
+      }
+      return false
     }
-    return false
-  }) // `wants`
+  })
   return {
     publish,
     publishAll: (events) =>

@@ -313,9 +313,7 @@ const attachAndStartNow = (
   memoryBytes: number,
   deliver: (event: RuntimeEvent) => void
 ): InvalidStateTransition | undefined => {
-  claimed.attach(instance)
-  state.env.recordMemory(claimed, memoryBytes)
-  state.env.counters.spawned++
+  attachCounted(state, claimed, instance, memoryBytes)
   const { bus } = state
   const now = state.clock.currentTimeMillisUnsafe()
   if (wants(bus, "AgentSpawned")) deliver(spawnedEvent(state, claimed, config, now))
@@ -343,9 +341,7 @@ const attachAndStart = (
   instance: WasmInstance,
   memoryBytes: number
 ): Effect.Effect<void, SpawnError> => {
-  claimed.attach(instance)
-  state.env.recordMemory(claimed, memoryBytes)
-  state.env.counters.spawned++
+  attachCounted(state, claimed, instance, memoryBytes)
   const now = state.clock.currentTimeMillisUnsafe()
   const event = spawnedEvent(state, claimed, config, now)
   if (config.autoStart === false) return state.bus.publish(event)
@@ -359,6 +355,13 @@ const attachAndStart = (
     to: change.to
   })
   return publishAll(state.bus, [event, started])
+}
+
+/** Attaches a spawned agent's instance, records its memory (bytes) and counts the spawn: both spawn paths' first step. */
+const attachCounted = (state: RuntimeState, claimed: AgentInstance, instance: WasmInstance, memoryBytes: number) => {
+  claimed.attach(instance)
+  state.env.recordMemory(claimed, memoryBytes)
+  state.env.counters.spawned++
 }
 
 /** `AgentSpawned` for a claimed agent at `now` (`stampedEvent`: no re-parse, no spread). */

@@ -380,7 +380,7 @@ export const unchanged = (data: Uint8Array, stored: PageWrite | SavedHash): bool
 }
 
 const compare = (data: Uint8Array, stored: PageWrite | SavedHash): boolean => {
-  if ((stored as Partial<PatchedPage>).patch !== undefined) return false // compared through `patchAgainst` only
+  if (isPatched(stored)) return false // compared through `patchAgainst` only
   if (stored.compressed === Stored.fills) {
     const words = wordsOf(data)
     const view = new DataView(stored.data.buffer, stored.data.byteOffset, stored.data.byteLength)
