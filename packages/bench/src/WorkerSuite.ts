@@ -124,7 +124,8 @@ export const findNodeEngine = async (): Promise<{ layer: Layer.Layer<any> } | { 
   const name = "@agent-runtime/engine-node"
   let mod: Record<string, unknown>
   try {
-    mod = (await import(name)) as Record<string, unknown>
+    // a literal specifier, so that a bundle of the bench (bin/bundled.mjs) includes the engine
+    mod = (await import("@agent-runtime/engine-node")) as Record<string, unknown>
   } catch (e) {
     return { missing: `${name} cannot be imported (${e instanceof Error ? e.message.split("\n")[0] : String(e)})` }
   }

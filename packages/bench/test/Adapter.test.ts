@@ -24,7 +24,7 @@ const bench = (
   new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
-      ["--conditions=@agent-runtime/source", "bin/tsx.mjs", "src/main.ts", ...args],
+      ["--conditions=@agent-runtime/source", "bin/bundled.mjs", "src/main.ts", ...args],
       {
         cwd: pkg,
         env: { ...process.env, INIT_CWD: cwd },
