@@ -178,12 +178,15 @@ export const valueRow = (input: {
   readonly baseline?: string
   readonly target?: Target
   readonly note?: string
+  /** When the value is the median of several samples: the largest sample (reported as p99) and their count. */
+  readonly max?: number
+  readonly samples?: number
 }): Row => ({
   suite: input.suite,
   name: input.name,
   median: input.value,
-  p99: input.value,
-  samples: 1,
+  p99: input.max ?? input.value,
+  samples: input.samples ?? 1,
   batch: 1,
   unit: input.unit,
   baseline: input.baseline,
