@@ -227,7 +227,12 @@ const fuelRewrittenExport = async (
 ): Promise<{ f: (...a: ReadonlyArray<WasmValue>) => unknown; fuel: WebAssembly.Global } | undefined> => {
   const r = WasmBinary.rewriteModule(bytes, { fuel: { initialFuel: DEFAULT_FUEL, deferStart: true } })
   if (!r.ok) return undefined
-  const instance = new WebAssembly.Instance(await WebAssembly.compile(r.value.bytes as Uint8Array<ArrayBuffer>), {})
+  // a module that defines no globals imports its counter (wasm-binary `fuelImports`); an unused import is ignored
+  const counter = new WebAssembly.Global({ value: "i64", mutable: true }, DEFAULT_FUEL)
+  const instance = new WebAssembly.Instance(
+    await WebAssembly.compile(r.value.bytes as Uint8Array<ArrayBuffer>),
+    WasmBinary.fuelImports(counter)
+  )
   const start = instance.exports[WasmBinary.START_EXPORT]
   if (typeof start === "function") (start as () => void)()
   const fuel = instance.exports[WasmBinary.FUEL_EXPORT]
@@ -264,7 +269,10 @@ const fuelRows = async (
   if (!r.ok || r.value === undefined) throw new Error(`instrumentFuel refused the compute module: ${String(r.error)}`)
   const metered = r.value
   const plain = new WebAssembly.Instance(await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>), {})
-  const fueled = new WebAssembly.Instance(await WebAssembly.compile(metered as Uint8Array<ArrayBuffer>), {})
+  const fueled = new WebAssembly.Instance(
+    await WebAssembly.compile(metered as Uint8Array<ArrayBuffer>),
+    WasmBinary.fuelImports(new WebAssembly.Global({ value: "i64", mutable: true }, 0n)) // a module without globals imports its counter
+  )
   const sumPlain = plain.exports.sum as (n: number) => number
   const sumFueled = fueled.exports.sum as (n: number) => number
   const fuel = fueled.exports[WasmBinary.FUEL_EXPORT] as WebAssembly.Global

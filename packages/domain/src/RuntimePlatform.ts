@@ -29,8 +29,10 @@ export interface PlatformServices {
    * cache: a second load of the same bytes costs this hash and a lookup).
    * Without it the runtime hashes inputs below 8 KiB in JavaScript and
    * larger ones with WebCrypto `crypto.subtle.digest` (asynchronous; Node
-   * copies the input first). An answer that is not 64 lowercase hex digits,
-   * or a throw, makes the runtime hash that input by the fallback. On Node:
+   * copies the input first). A function that does not give the FIPS 180-4
+   * known answers (checked once, when the runtime is built) is not used; an
+   * answer that is not a 64-char string, or a throw, makes the runtime hash
+   * that input by the fallback. On Node:
    * `node:crypto` `createHash("sha256").update(bytes).digest("hex")`
    * (`@agent-runtime/engine-node` `NodeEngine.layerPlatform`; its engine
    * layers include it).

@@ -272,6 +272,17 @@ export interface WasmInstance {
    * `prepare(fn)`; `undefined` when the export is not a function.
    */
   readonly prepareDirect?: ((fn: string) => DirectInvoke | undefined) | undefined
+  /**
+   * Worker engines only (optional): a hint that an `invoke` of this instance
+   * is coming soon — the runtime calls it at the start of its call path,
+   * before its own checks. An engine whose worker sleeps between calls wakes
+   * it now, so the worker's wake-up (a futex wake-up: tens of µs) overlaps
+   * the host's work before the request instead of following it; the woken
+   * worker waits for the request a bounded time, then sleeps again. Never
+   * fails, never blocks; a hint with no call after it costs only that
+   * bounded wait. Does nothing when the worker is busy or already awake.
+   */
+  readonly prefetch?: (() => void) | undefined
   /** Current linear memory size in bytes. */
   readonly memoryBytes: Effect.Effect<number>
   /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */
@@ -301,6 +312,20 @@ export interface WasmInstance {
   readonly restore: (state: EngineState) => Effect.Effect<void, Trap | MemoryExceeded>
   /** Releases the instance (and its worker slot, if any). Idempotent. */
   readonly terminate: Effect.Effect<void>
+  /**
+   * Optional: whether the instance can still run calls — `false` once the
+   * engine ended it on its own: a worker engine terminates the worker of a
+   * call whose caller was interrupted or whose `timeoutMs` passed, and
+   * leaves its instance terminated (every call then fails with `Trap`
+   * "instance terminated (…)"); a worker that died and whose agents could
+   * not be recovered, likewise. The runtime replaces a non-live instance
+   * before the agent's next call, restored from its last snapshot as after
+   * a trap (`AgentRecovered`), whatever the agent's `onTrap` policy: a
+   * terminated instance cannot be kept. Engines whose instances end only by
+   * `terminate` (in-process ones) leave it out. Cheap and synchronous: the
+   * runtime reads it before every call that is not the idle fast path's.
+   */
+  readonly isLive?: (() => boolean) | undefined
 }
 
 /**

@@ -11,7 +11,8 @@
  * -1 = "posted as a message", [2] the worker sleeps in `Atomics.wait` (1) or
  * not (0), [3] the host sleeps in `Atomics.wait`/`waitAsync` (1) or not (0), [4]
  * how long the worker ran before its last answer, in µs, [5] the host's
- * spins catch replies lately (1) or not (0), [6..7] reserved) and the
+ * spins catch replies lately (1) or not (0), [6] a request is coming (1:
+ * `HostChannel.prefetch`) or not (0), [7] reserved) and the
  * payload region (`channelBytes`, default 256 KiB) in the compact binary
  * codec (`Codec.ts`). Two transports, same behaviour:
  *
@@ -28,7 +29,16 @@
  *   the state word again before sleeping on it; the other side calls
  *   `Atomics.notify` only when it reads the sleep word raised (all
  *   sequentially consistent atomics: a wake-up is never lost, and a spinning
- *   side never costs a futex wake-up). Budgets adapt to the call rate: the
+ *   side never costs a futex wake-up). A caller that knows a request is
+ *   coming (`prefetch`: the runtime's hint at the start of an invoke) raises
+ *   header word 6 and wakes a sleeping worker at once, so the worker's
+ *   wake-up overlaps the host's work before the request; the worker then
+ *   spins for that request at most `WORKER_PREFETCH_MAX_MS` before it sleeps
+ *   again, the request needs no second notify, and the host meets the reply
+ *   of a worker found spinning for it spinning too (as a page does after
+ *   waking a worker). Hints are given only while they pay off
+ *   (`PrefetchGate`: on busy cores a woken worker lands on the host's own
+ *   core and only delays it). Budgets adapt to the call rate: the
  *   worker spins for the next request (or a host call's result) about twice
  *   the gap it last observed (at least 50 µs, so a host late by a minor GC
  *   costs no wake-up) while gaps stay within `WORKER_SPIN_MAX_MS`, and
@@ -98,6 +108,8 @@ const HOST_SLEEPS = 3
 const WORKER_RAN_US = 4
 /** Header word: the host's spins catch the worker's replies lately (1) or miss (0): the worker spins for requests only then. */
 const HOST_SPINS = 5
+/** Header word: a request is coming (1, set by `HostChannel.prefetch`; the worker clears it) or not (0). */
+const COMING = 6
 
 /**
  * The most the worker spins waiting for the host, in ms (200 µs): for the
@@ -118,6 +130,14 @@ export const HOST_SPIN_MAX_MS = 0.05
  * thread, a worker) it sleeps in `Atomics.wait` meanwhile, else it spins.
  */
 export const HOST_WAKE_MAX_MS = 0.5
+/**
+ * The most a worker woken by `HostChannel.prefetch` spins for the request
+ * that is coming, in ms (200 µs): the host's work between the hint and the
+ * request (the runtime's checks, the engine, the encode — run cold after a
+ * pause). Past it the worker sleeps again; the request then wakes it as
+ * usual.
+ */
+export const WORKER_PREFETCH_MAX_MS = 0.2
 /** How long each side may spin at most, in ms (adaptive below that). */
 export interface SpinLimits {
   /** The worker's cap (`WORKER_SPIN_MAX_MS` by default). */
@@ -126,13 +146,19 @@ export interface SpinLimits {
   readonly hostMaxMs: number
   /** The host's cap on a synchronous wait for a worker it has just woken (`HOST_WAKE_MAX_MS` by default; 0: none). */
   readonly hostWakeMaxMs?: number | undefined
+  /** The worker's cap on its spin for a request announced by `prefetch` (`WORKER_PREFETCH_MAX_MS` by default; 0: `prefetch` does nothing). */
+  readonly prefetchMaxMs?: number | undefined
 }
 
-/** The default caps: 200 µs for the worker, 50 µs for the host, 500 µs for the host after waking the worker. */
+/**
+ * The default caps: 200 µs for the worker, 50 µs for the host, 500 µs for the host after waking the worker, 200 µs
+ * for the worker after a `prefetch`.
+ */
 export const DEFAULT_SPIN: SpinLimits = {
   workerMaxMs: WORKER_SPIN_MAX_MS,
   hostMaxMs: HOST_SPIN_MAX_MS,
-  hostWakeMaxMs: HOST_WAKE_MAX_MS
+  hostWakeMaxMs: HOST_WAKE_MAX_MS,
+  prefetchMaxMs: WORKER_PREFETCH_MAX_MS
 }
 
 /** The longest the host runs one request synchronously (spins and host calls) before it sleeps once, ms. */
@@ -140,6 +166,15 @@ const MAX_SYNC_MS = 1
 
 /** The worker spins for the next request after a reply its host slept for on every this many requests (a power of 2). */
 const PROBE_EVERY = 16
+
+/** While hints do not pay off (`PrefetchGate`), `prefetch` still wakes the worker on every this many chances (a power of 2). */
+const PREFETCH_PROBE_EVERY = 64
+
+/** How the worker stands when the host has written a request (`drive`): awake, just notified, or spinning for it after a `prefetch`. */
+const AWAKE = 0
+const WOKE = 1
+const ANNOUNCED = 2
+type WorkerStand = typeof AWAKE | typeof WOKE | typeof ANNOUNCED
 
 /** The smallest budget in ms (2 µs): below it a side does not spin. */
 const SPIN_FLOOR_MS = 0.002
@@ -261,6 +296,30 @@ class WakeWait {
   }
 }
 
+/**
+ * Whether `prefetch` wakes a sleeping worker: while its hints pay off — the
+ * woken worker was already spinning when the request came, and the host got
+ * there within half the worker's budget (a woken worker scheduled onto the
+ * host's own core, as on busy cores, finds no request and delays the host
+ * instead). A hit opens the gate, a miss halves its score; below 1/4 only
+ * every `PREFETCH_PROBE_EVERY`th chance is taken (a probe), so hints resume
+ * once they pay again — rarely, since a probe on busy cores costs up to the
+ * worker's budget.
+ */
+class PrefetchGate {
+  private score = 1
+  private probe = 0
+  open(): boolean {
+    return this.score >= 0.25 || (++this.probe & (PREFETCH_PROBE_EVERY - 1)) === 0
+  }
+  hit(): void {
+    this.score = 1
+  }
+  missed(): void {
+    this.score = Math.max(1 / 1024, this.score / 2)
+  }
+}
+
 let blocking: boolean | undefined
 /**
  * Whether this thread may block in `Atomics.wait` (ECMAScript
@@ -285,6 +344,45 @@ const defaultNow = (): (() => number) => {
   if (performance !== undefined) return () => performance.now()
   let ticks = 0
   return () => ++ticks / 1000
+}
+
+/**
+ * What a request waiting for its reply listens to for its caller's
+ * interruption (`PendingReply.wait`, `HostChannel.request`): an
+ * `AbortSignal`, or the lighter `CallAbort` — a DOM `AbortSignal` costs an
+ * `AbortController` and event-target bindings per call (≈ 1 µs per
+ * asynchronous call in Chromium's profile).
+ */
+export interface CallSignal {
+  readonly aborted: boolean
+  /** `options.once`: as on an `AbortSignal` (a `CallAbort` calls every listener once anyway). */
+  addEventListener(type: "abort", listener: () => void, options?: { readonly once?: boolean }): void
+  removeEventListener(type: "abort", listener: () => void): void
+}
+
+/**
+ * A `CallSignal` its owner aborts (`abort()`): plain fields, listeners
+ * called once, in order, on the first `abort`; one added after it is not
+ * called (check `aborted` first, as with an `AbortSignal`).
+ */
+export class CallAbort implements CallSignal {
+  aborted = false
+  private listeners: Array<() => void> | undefined = undefined
+  addEventListener(_type: "abort", listener: () => void, _options?: { readonly once?: boolean }): void {
+    ;(this.listeners ??= []).push(listener)
+  }
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const listeners = this.listeners
+    const at = listeners === undefined ? -1 : listeners.indexOf(listener)
+    if (at >= 0) listeners!.splice(at, 1)
+  }
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listeners = this.listeners
+    this.listeners = undefined
+    if (listeners !== undefined) for (const listener of listeners) listener()
+  }
 }
 
 /** Runs a host import for the worker: call in, reply out. Never throws. */
@@ -392,7 +490,7 @@ const writeHostResult = (r: Region, result: HostReply, post: ((m: ChannelMessage
 /** A request that could not finish synchronously (`HostChannel.begin`). */
 export interface PendingReply<A = Reply> {
   /** Waits (never blocking) for the outcome; call it once, right away: the channel stays busy until it settles. */
-  readonly wait: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<A>>
+  readonly wait: (signal: CallSignal | undefined) => Promise<ChannelOutcome<A>>
 }
 
 /** The host's end of a channel. */
@@ -422,8 +520,16 @@ export interface HostChannel {
     request: R,
     onHostCall: HostCallHandler,
     deadline: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ) => Promise<ChannelOutcome<ReplyTo<R>>>
+  /**
+   * A request is coming soon (`WasmInstance.prefetch`): when no request is
+   * in flight and the worker sleeps, raises the "coming" word and wakes it,
+   * so it spins for the request (at most `SpinLimits.prefetchMaxMs`) instead
+   * of paying its wake-up after the request is written. Does nothing on the
+   * `"message"` transport, with `spin: false`, or when the worker is awake.
+   */
+  readonly prefetch: () => void
   /** The worker died: the pending and every later request end with `lost`. */
   readonly fail: (reason: string) => void
 }
@@ -452,7 +558,7 @@ export const openHost = (
     wake = undefined
     w?.()
   }
-  const nextPosted = (deadline: number | undefined, signal: AbortSignal | undefined) =>
+  const nextPosted = (deadline: number | undefined, signal: CallSignal | undefined) =>
     new Promise<void>((resolve) => {
       if (inbox.length > 0 || lost !== undefined || signal?.aborted) return resolve()
       let cancel: (() => void) | undefined
@@ -477,7 +583,7 @@ export const openHost = (
     poke()
   }
 
-  const ended = (deadline: number | undefined, signal: AbortSignal | undefined): ChannelOutcome<never> | undefined => {
+  const ended = (deadline: number | undefined, signal: CallSignal | undefined): ChannelOutcome<never> | undefined => {
     if (lost !== undefined) return { kind: "lost", reason: lost }
     if (signal?.aborted) return { kind: "aborted" }
     if (deadline !== undefined && deadline - now() <= 0) return { kind: "timeout" }
@@ -493,16 +599,56 @@ export const openHost = (
     return true
   }
 
+  const prefetchMax = spin === false || kind !== "shared" ? 0 : (spin.prefetchMaxMs ?? WORKER_PREFETCH_MAX_MS)
+  const prefetchGate = new PrefetchGate()
+  /** `prefetch` woke the worker for the next request, at `announcedAt` (`begin` then needs no notify). */
+  let announced = false
+  let announcedAt = 0
+  const prefetch = (): void => {
+    if (prefetchMax <= 0 || lost !== undefined) return
+    const header = r.header
+    // a request in flight (the worker is busy or about to be), or an awake worker: nothing to gain
+    if (Atomics.load(header, 0) !== IDLE || Atomics.load(header, WORKER_SLEEPS) === 0 || !prefetchGate.open()) return
+    Atomics.store(header, COMING, 1)
+    announcedAt = now()
+    // the worker was in its wait (woken: 1) — else the hint is lost and the request wakes it as usual
+    announced = Atomics.notify(header, 0) > 0
+  }
+  /**
+   * How the worker stands at a request after `prefetch` woke it (`begin`): still on its way (header word 6
+   * raised: it reads the state word next, so it needs no second notify — a futex wake-up the host pays, ≈
+   * 10–30 µs on a VM), spinning for it (`ANNOUNCED`), or asleep again (its spin ran out: notified now). The
+   * hint paid off when the worker was spinning and the host was not held up meanwhile (`PrefetchGate`).
+   */
+  const announcedStand = (): WorkerStand => {
+    announced = false
+    const header = r.header
+    if (Atomics.load(header, COMING) !== 0) {
+      prefetchGate.missed()
+      return WOKE
+    }
+    if (Atomics.load(header, WORKER_SLEEPS) === 0) {
+      if (now() - announcedAt < prefetchMax / 2) prefetchGate.hit()
+      else prefetchGate.missed()
+      return ANNOUNCED
+    }
+    prefetchGate.missed()
+    Atomics.notify(header, 0)
+    return WOKE
+  }
+
   /**
    * Waits for a worker whose runs are short synchronously for the `WakeWait`
    * budget: in `Atomics.wait` where this thread may block (the sleep word
    * raised, so the worker's answer wakes it directly — no wake-up through
    * the event loop), else — only right after waking a sleeping worker
-   * (`woke`) — spinning. `true`: the state word changed.
+   * (`WOKE`) — spinning; for a worker already spinning for this request
+   * (`ANNOUNCED`: woken by `prefetch`) spinning on every platform, so its
+   * reply costs the host no wake-up either. `true`: the state word changed.
    */
-  const awaitShort = (state: number, woke: boolean, deadline: number | undefined): boolean => {
-    const block = canBlock()
-    if (!block && !woke) return false
+  const awaitShort = (state: number, stand: WorkerStand, deadline: number | undefined): boolean => {
+    const block = canBlock() && stand !== ANNOUNCED
+    if (!block && stand === AWAKE) return false
     const start = now()
     const budget = Math.min(wakeWait.budget(r.header), deadline === undefined ? Infinity : deadline - start)
     if (budget <= 0) return false
@@ -534,15 +680,15 @@ export const openHost = (
    * The synchronous part of a shared request: runs host calls and takes the
    * reply while the worker answers within the spin budgets. Returns the
    * outcome, or the state word to sleep on (`POSTED`: the reply was posted).
-   * `awake`: when this synchronous stretch began (-1: at the request's first host call); `woke`: the worker was
-   * asleep and has just been notified.
+   * `awake`: when this synchronous stretch began (-1: at the request's first host call); `stand`: the worker was
+   * awake, asleep and has just been notified (`WOKE`), or woken by `prefetch` for this request (`ANNOUNCED`).
    */
   const drive = (
     handler: HostCallHandler,
     deadline: number | undefined,
-    signal: AbortSignal | undefined,
+    signal: CallSignal | undefined,
     awake: number,
-    woke: boolean
+    stand: WorkerStand
   ): ChannelOutcome<unknown> | number => {
     for (;;) {
       const state = Atomics.load(r.header, 0)
@@ -550,7 +696,7 @@ export const openHost = (
         if (awake < 0) awake = now()
         writeHostResult(r, handler(readPayload(r) as unknown as HostCall), postResult)
         Atomics.store(r.header, 0, HOSTRESULT)
-        woke = wakeWorker()
+        stand = wakeWorker() ? WOKE : AWAKE
         continue
       }
       if (state === RESPONSE) {
@@ -567,7 +713,7 @@ export const openHost = (
       // a request's stretch starts at its first host call (`awake` < 0 until then: no clock read for a plain call)
       if (awake >= 0 && now() - awake > MAX_SYNC_MS) return state
       // an awake worker that answers fast: spin; then wait for it synchronously, blocked (`awaitShort`)
-      const budget = woke ? 0 : hostSpin.budget(r.header)
+      const budget = stand !== AWAKE ? 0 : hostSpin.budget(r.header)
       if (budget > 0) {
         if (spinWhile(r.header, state, budget, now)) {
           hostSpin.hit()
@@ -575,8 +721,8 @@ export const openHost = (
         }
         hostSpin.missed()
       }
-      if (!awaitShort(state, woke, deadline)) return state
-      woke = false
+      if (!awaitShort(state, stand, deadline)) return state
+      stand = AWAKE
     }
   }
 
@@ -584,7 +730,7 @@ export const openHost = (
   const waitShared = async (
     handler: HostCallHandler,
     deadline: number | undefined,
-    signal: AbortSignal | undefined,
+    signal: CallSignal | undefined,
     first: number
   ): Promise<ChannelOutcome<unknown>> => {
     let state = first
@@ -615,7 +761,7 @@ export const openHost = (
         awake = now()
       }
       Atomics.store(r.header, HOST_SLEEPS, 0)
-      const next = drive(handler, deadline, signal, awake, false)
+      const next = drive(handler, deadline, signal, awake, AWAKE)
       if (typeof next !== "number") return next
       state = next
     }
@@ -623,7 +769,7 @@ export const openHost = (
 
   const waitMessage = async (
     deadline: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
     hold(signal)
     try {
@@ -639,7 +785,7 @@ export const openHost = (
   }
 
   // what the request in flight registered before its first sleep (one request at a time per channel)
-  let sleeping: { readonly signal: AbortSignal | undefined; readonly abort: () => void } | undefined
+  let sleeping: { readonly signal: CallSignal | undefined; readonly abort: () => void } | undefined
   const abort = () => {
     Atomics.notify(r.header, 0)
     poke()
@@ -649,7 +795,7 @@ export const openHost = (
    * keep the process alive (`ChannelPort.hold`) and listen to its signal.
    * Replies caught synchronously never pay for either.
    */
-  const hold = (signal: AbortSignal | undefined) => {
+  const hold = (signal: CallSignal | undefined) => {
     if (sleeping !== undefined) return
     sleeping = { signal, abort }
     port.hold?.(true)
@@ -666,7 +812,7 @@ export const openHost = (
 
   /** A request that went asynchronous: `wait` must be called once, at once. */
   const pending = (
-    run: (signal: AbortSignal | undefined) => Promise<ChannelOutcome<unknown>>
+    run: (signal: CallSignal | undefined) => Promise<ChannelOutcome<unknown>>
   ): PendingReply<unknown> => ({
     wait: async (signal) => {
       try {
@@ -690,7 +836,8 @@ export const openHost = (
     }
     send(r, post, "req", message)
     Atomics.store(r.header, 0, REQUEST)
-    const first = drive(handler, deadline, undefined, -1, wakeWorker())
+    const stand = announced ? announcedStand() : wakeWorker() ? WOKE : AWAKE
+    const first = drive(handler, deadline, undefined, -1, stand)
     if (typeof first !== "number") return first
     return pending((signal) => waitShared(handler, deadline, signal, first))
   }
@@ -699,7 +846,7 @@ export const openHost = (
     message: Request,
     handler: HostCallHandler,
     deadline: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ): Promise<ChannelOutcome<unknown>> => {
     if (signal?.aborted) return Promise.resolve({ kind: "aborted" })
     const started = begin(message, handler, deadline)
@@ -713,6 +860,7 @@ export const openHost = (
     // the reply's type follows from the request's (`Protocol.ReplyTo`): the executor answers each request with it
     begin: begin as HostChannel["begin"],
     request: request as HostChannel["request"],
+    prefetch,
     fail: (reason) => {
       lost ??= reason
       Atomics.notify(r.header, 0)
@@ -747,6 +895,8 @@ export const openWorker = <W>(
   const header = r.header
   /** Budgets for waiting on the next request and on a host call's result. */
   const workerMax = init.spin === false ? 0 : (init.spin ?? DEFAULT_SPIN).workerMaxMs
+  /** The spin for a request announced by `prefetch` (header word 6). */
+  const prefetchMax = init.spin === false ? 0 : ((init.spin ?? DEFAULT_SPIN).prefetchMaxMs ?? WORKER_PREFETCH_MAX_MS)
   const requestSpin = new GapSpin(workerMax)
   const resultSpin = new GapSpin(workerMax)
   /** When the worker last picked up a request or a host result (ms). */
@@ -772,7 +922,26 @@ export const openWorker = <W>(
     }
     Atomics.store(header, WORKER_SLEEPS, 0)
   }
-  const isRequest = (state: number) => state === REQUEST
+  /**
+   * Sleeps until a request arrives (`sleep`), except that a wake-up by
+   * `prefetch` (header word 6 raised) turns into a spin, awake, for the
+   * announced request — at most `prefetchMax` ms, then asleep again.
+   */
+  const sleepForRequest = () => {
+    Atomics.store(header, WORKER_SLEEPS, 1)
+    for (let state = Atomics.load(header, 0); state !== REQUEST; state = Atomics.load(header, 0)) {
+      if (Atomics.load(header, COMING) !== 0) {
+        Atomics.store(header, COMING, 0)
+        Atomics.store(header, WORKER_SLEEPS, 0)
+        if (spinUntil(header, REQUEST, prefetchMax, now)) return
+        // the request did not come within the budget: sleep again (the state is read again after the sleep word)
+        Atomics.store(header, WORKER_SLEEPS, 1)
+        continue
+      }
+      Atomics.wait(header, 0, state)
+    }
+    Atomics.store(header, WORKER_SLEEPS, 0)
+  }
   const notHostCall = (state: number) => state !== HOSTCALL
 
   const respondShared = (value: Reply) => {
@@ -790,8 +959,10 @@ export const openWorker = <W>(
       // busy and a spinning worker only takes CPU time from the host; both sides then sleep
       const budget =
         Atomics.load(header, HOST_SPINS) !== 0 || (++probe & (PROBE_EVERY - 1)) === 0 ? requestSpin.budget : 0
-      if (!spinUntil(header, REQUEST, budget, now)) sleep(isRequest)
+      if (!spinUntil(header, REQUEST, budget, now)) sleepForRequest()
       running = now()
+      // a hint whose notify came before the worker's wait (it slept through it) is spent with this request
+      Atomics.store(header, COMING, 0)
       requestSpin.observed(running - since)
       if (header[1] === VIA_MESSAGE) return // the posted request is waiting in the event loop
       respondShared(handler(readPayload(r) as unknown as Request<W>))

@@ -41,7 +41,16 @@
  * `agent-runtime:start`) is called right after instantiation with the
  * counter's initial fuel: running out there is `FuelExhausted` with function
  * `(start)` (a start function run by the engine during instantiation could
- * only fail as a bare `unreachable` trap, the counter unreadable).
+ * only fail as a bare `unreachable` trap, the counter unreadable). A module
+ * that defines no globals imports its counter instead (wasm-binary
+ * `FUEL_IMPORT_MODULE`): `instantiate` gives every such instance the
+ * thread's one shared counter (no per-instance globals buffer, so no young
+ * GCs for "external memory pressure" at spawn), set to the module's initial
+ * fuel (`FUEL_SECTION`) before its start function runs; each call sets it
+ * (to its `fuel`, else to what that instance had left) and reads it after,
+ * and a call nested in another — a host function calling another instance
+ * synchronously — restores the outer call's counter, so every instance
+ * meters exactly as with a counter of its own.
  *
  * Host results follow the WebAssembly JS API: host imports are handed to
  * `new WebAssembly.Instance` as they are, so a host function returning an

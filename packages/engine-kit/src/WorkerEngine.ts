@@ -16,9 +16,10 @@
  * - `Timeout { function, timeoutMs }` when `InvokeOptions.timeoutMs` (or
  *   `InstantiateOptions.timeoutMs`, for the start function; function
  *   "(start)") passes: the worker is terminated and the agent left
- *   terminated (its calls fail with `Trap` "instance terminated"), so the
- *   domain evicts it. Interrupting the fiber of a running call preempts it
- *   the same way. Without workers (`"inPage"`) deadlines are not enforced,
+ *   terminated (its calls fail with `Trap` "instance terminated";
+ *   `WasmInstance.isLive` is false), so the domain evicts it or replaces it
+ *   before its next call. Interrupting the fiber of a running call preempts
+ *   it the same way, and completes once the pool has settled it (`settled`). Without workers (`"inPage"`) deadlines are not enforced,
  *   and instances offer `prepare` / `prepareDirect` (the domain's synchronous
  *   call path: `inPageCallers` below).
  * - Recovery of the other agents of a lost worker (`RecoveryPolicy`).
@@ -60,7 +61,7 @@ import {
   type WasmValue
 } from "@agent-runtime/domain"
 import * as Effect from "effect/Effect"
-import { type ChannelKind, DEFAULT_CHANNEL_BYTES } from "./CallChannel.js"
+import { CallAbort, type ChannelKind, DEFAULT_CHANNEL_BYTES } from "./CallChannel.js"
 import * as Instance from "./Instance.js"
 import { checkSuppliedTables } from "./internal/core.js"
 import {
@@ -82,6 +83,7 @@ import {
   type AgentRecord,
   type HostFn,
   type OpResult,
+  type PendingCall,
   type PoolStats,
   type WasiHandle,
   WorkerPool
@@ -239,6 +241,32 @@ const trapFrom = (
   }
 }
 
+/**
+ * A request that did not finish synchronously, awaited. Interrupting the
+ * awaiting fiber aborts the request and completes once the pool has settled
+ * it — at once for a request still queued (it never runs), after the pool
+ * retired the record for one that was running (its worker is terminated) —
+ * so `WasmInstance.isLive` already says what became of the instance when the
+ * interrupted caller goes on (the domain lets the agent's next call in only
+ * then, and replaces a terminated instance before it).
+ */
+const settled = <V>(pending: PendingCall<V>): Effect.Effect<OpResult<V>> =>
+  Effect.callback<OpResult<V>>((resume) => {
+    const controller = new CallAbort() // not an AbortController: no event-target bindings per call
+    const result = pending.wait(controller)
+    result.then(
+      (r) => resume(Effect.succeed(r)),
+      (e) => resume(Effect.die(e))
+    )
+    return Effect.promise(() => {
+      controller.abort()
+      return result.then(
+        () => undefined,
+        () => undefined
+      )
+    })
+  })
+
 const wasmValueOk = (v: unknown): boolean => v === null || typeof v === "number" || typeof v === "bigint"
 
 /** An import value a worker can receive (structured clone keeps it meaningful). */
@@ -391,7 +419,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
   ): Effect.Effect<OpResult<ValueOf<R>>> =>
     Effect.suspend(() => {
       const started = record.slot.begin(record, request, inPage ? undefined : timeoutMs)
-      return "wait" in started ? Effect.promise((signal) => started.wait(signal)) : Effect.succeed(started)
+      return "wait" in started ? settled(started) : Effect.succeed(started)
     })
 
   const makeInstance = (record: AgentRecord<W>): WasmInstance => {
@@ -417,10 +445,7 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
             inPage ? undefined : timeoutMs
           )
           return "wait" in started
-            ? Effect.flatMap(
-                Effect.promise((signal) => started.wait(signal)),
-                (result) => invokeSettled(record, fn, timeoutMs, result)
-              )
+            ? Effect.flatMap(settled(started), (result) => invokeSettled(record, fn, timeoutMs, result))
             : invokeSettled(record, fn, timeoutMs, started)
         }
       )
@@ -451,8 +476,11 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
           }
         ),
       terminate: Effect.sync(() => pool.drop(record, "terminated by the host")),
-      // in-page: synchronous callers, so the domain calls without a request (`inPageCallers`)
-      ...(inPage ? inPageCallers(pool, record) : {})
+      // false once the pool retired the record: an interrupted or timed-out call terminated its worker, or it was lost
+      isLive: () => record.status === "live",
+      // in-page: synchronous callers, so the domain calls without a request (`inPageCallers`);
+      // workers: the hint that wakes a sleeping worker at the start of an invoke (`WorkerSlot.prefetch`)
+      ...(inPage ? inPageCallers(pool, record) : { prefetch: () => record.slot.prefetch() })
     }
     recordOf.set(instance, record)
     return instance

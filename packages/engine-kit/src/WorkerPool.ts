@@ -39,6 +39,8 @@
  * @since 0.2.0
  */
 import {
+  CallAbort,
+  type CallSignal,
   type ChannelKind,
   type ChannelMessage,
   type ChannelOutcome,
@@ -131,7 +133,7 @@ export type OpResult<V = unknown> =
 /** A request that could not finish synchronously (`WorkerSlot.begin`): it runs on; `wait` follows it. */
 export interface PendingCall<V = unknown> {
   /** Its result; `signal` aborting interrupts it (its worker is terminated, as for `call`). Call it at most once. */
-  readonly wait: (signal: AbortSignal | undefined) => Promise<OpResult<V>>
+  readonly wait: (signal: CallSignal | undefined) => Promise<OpResult<V>>
 }
 
 /** A snapshot of the pool for tests and dashboards. */
@@ -326,7 +328,7 @@ export class WorkerSlot<W = unknown> {
   async exec<R extends Request<W>>(
     request: R,
     timeoutMs: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ): Promise<ChannelOutcome<ReplyTo<R>>> {
     const options = this.pool.options
     if (options.transport === "inPage") {
@@ -367,7 +369,7 @@ export class WorkerSlot<W = unknown> {
     channel: HostChannel,
     request: R,
     deadline: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ): Promise<ChannelOutcome<ReplyTo<R>>> {
     this.inflight = true
     try {
@@ -388,12 +390,20 @@ export class WorkerSlot<W = unknown> {
     record: AgentRecord<W>,
     request: R,
     timeoutMs: number | undefined,
-    signal: AbortSignal | undefined
+    signal: CallSignal | undefined
   ): Promise<OpResult<ValueTo<R>>> {
-    return this.enqueue(async (): Promise<OpResult<ValueTo<R>>> => {
+    let started = false
+    const result = this.enqueue(async (): Promise<OpResult<ValueTo<R>>> => {
+      started = true
       if (signal?.aborted) return { kind: "interrupted" }
       if (record.status !== "live") return { kind: "gone", reason: record.reason }
       return this.settle(record, await this.exec(request, timeoutMs, signal), timeoutMs)
+    })
+    if (signal === undefined) return result
+    // aborted while still queued: it is over now (it will not run), not once the requests before it are
+    return new Promise((resolve, reject) => {
+      result.then(resolve, reject)
+      signal.addEventListener("abort", () => started || resolve({ kind: "interrupted" }), { once: true })
     })
   }
 
@@ -434,12 +444,12 @@ export class WorkerSlot<W = unknown> {
     }
     // asynchronous from here: it runs on whether or not anyone waits; the slot is busy until it settles
     this.busy++
-    const controller = new AbortController()
+    const controller = new CallAbort()
     const pending = started
     const result = (async (): Promise<OpResult<ValueTo<R>>> => {
       let outcome: ChannelOutcome<ReplyTo<R>>
       try {
-        outcome = await pending.wait(controller.signal)
+        outcome = await pending.wait(controller)
       } catch (e) {
         outcome = { kind: "lost", reason: `call channel failure: ${message(e)}` }
       }
@@ -454,11 +464,20 @@ export class WorkerSlot<W = unknown> {
       wait: (signal) => {
         if (signal !== undefined) {
           if (signal.aborted) controller.abort()
-          else signal.addEventListener("abort", () => controller.abort(), { once: true })
+          else signal.addEventListener("abort", () => controller.abort())
         }
         return result
       }
     }
+  }
+
+  /**
+   * A request of this slot is coming soon (`WasmInstance.prefetch`): when
+   * nothing is queued or running here and no recovery is pending, the
+   * channel wakes its sleeping worker now (`HostChannel.prefetch`).
+   */
+  prefetch(): void {
+    if (this.busy === 0 && this.recovering === undefined) this.channel?.prefetch()
   }
 
   /** What a request's channel outcome means for `record`: its result, or the end of its worker. */

@@ -8,7 +8,14 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
-import { type ChannelKind, DEFAULT_SPIN, type HostChannel, openHost, type SpinLimits } from "../src/CallChannel.js"
+import {
+  CallAbort,
+  type ChannelKind,
+  DEFAULT_SPIN,
+  type HostChannel,
+  openHost,
+  type SpinLimits
+} from "../src/CallChannel.js"
 import { Op, type Reply } from "../src/Protocol.js"
 
 // the worker runs the TypeScript sources through tsx (a workspace dev dependency), loaded with `import()`:
@@ -137,7 +144,7 @@ const busy = (ms: number) => {
 // the generous caps keep both sides spinning even on a loaded machine, where gaps outgrow the default caps
 const spinModes: ReadonlyArray<readonly [string, SpinLimits | false]> = [
   ["default spin caps", DEFAULT_SPIN],
-  ["generous spin caps", { workerMaxMs: 2, hostMaxMs: 1 }],
+  ["generous spin caps", { workerMaxMs: 2, hostMaxMs: 1, prefetchMaxMs: 2 }],
   ["spinning off", false]
 ]
 for (const [mode, spin] of spinModes) {
@@ -222,6 +229,71 @@ for (const [mode, spin] of spinModes) {
       expect((outcome as { value: Reply }).value[1]).toEqual([4242])
     })
 
+    it("prefetch hints before requests, at every distance, and hints with no request: every reply arrives", async () => {
+      const { channel } = start("shared", undefined, spin)
+      const cap = spin === false ? 0.2 : (spin.prefetchMaxMs ?? 0.2)
+      let seed = 11
+      const wrong: Array<unknown> = []
+      for (let i = 0; i < 600; i++) {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        const r = seed % 1000
+        // hints the worker takes asleep, awake, late, never followed by a request, or given twice
+        if (r % 5 !== 0) channel.prefetch()
+        if (r % 7 === 0) channel.prefetch()
+        if (r % 11 === 0) continue // a hint with no request after it
+        if (r % 3 === 0)
+          busy((r / 1000) * 2 * cap) // before, around and after the end of the worker's prefetch spin
+        else if (r % 4 === 0) await pause(i)
+        const outcome = await channel.request(
+          [Op.Invoke, 1, "echo", [i], null],
+          noHostCalls,
+          performance.now() + 10_000, // a lost wake-up becomes a timeout, not a hang
+          undefined
+        )
+        const value = outcome.kind === "response" ? (outcome.value as Reply)[1] : outcome.kind
+        if (!Array.isArray(value) || value[0] !== i) wrong.push([i, value])
+        if (r % 13 === 0) await new Promise((resolve) => setTimeout(resolve, 2)) // the worker falls asleep
+      }
+      expect(wrong).toEqual([])
+    })
+
+    it("a hint wakes a sleeping worker, which takes it and sleeps again when no request comes", async () => {
+      const { channel } = start("shared", undefined, spin)
+      const header = new Int32Array(channel.init.buffer, 0, 8)
+      const until = async (done: () => boolean) => {
+        const since = performance.now()
+        while (!done() && performance.now() - since < 5_000) await new Promise((resolve) => setTimeout(resolve, 1))
+        return done()
+      }
+      await channel.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
+      expect(await until(() => Atomics.load(header, 2) === 1)).toBe(true) // asleep
+      channel.prefetch()
+      if (spin === false) {
+        // no spinning allowed: no hint, the worker sleeps on
+        expect(Atomics.load(header, 6)).toBe(0)
+        expect(Atomics.load(header, 2)).toBe(1)
+      } else {
+        expect(Atomics.load(header, 6)).toBe(1) // "a request is coming"
+        expect(await until(() => Atomics.load(header, 6) === 0)).toBe(true) // the worker woke and took the hint
+        expect(await until(() => Atomics.load(header, 2) === 1)).toBe(true) // no request: asleep again
+      }
+      // a request in flight: a hint does nothing
+      const running = channel.begin([Op.Invoke, 1, "spin", [], null], noHostCalls, undefined)
+      expect("wait" in running).toBe(true)
+      channel.prefetch()
+      expect(Atomics.load(header, 6)).toBe(0)
+      // still answers after all that (a fresh channel: this one's worker spins forever)
+      const other = start("shared", undefined, spin).channel
+      other.prefetch()
+      const outcome = await other.request(
+        [Op.Invoke, 1, "echo", [7], null],
+        noHostCalls,
+        performance.now() + 10_000,
+        undefined
+      )
+      expect((outcome as { value: Reply }).value[1]).toEqual([7])
+    })
+
     it("interrupting a running call ends it with aborted; a deadline still ends one with timeout", async () => {
       const { channel } = start("shared", undefined, spin)
       await channel.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
@@ -229,6 +301,13 @@ for (const [mode, spin] of spinModes) {
       setTimeout(() => controller.abort(), 50)
       const aborted = await channel.request([Op.Invoke, 1, "spin", [], null], noHostCalls, undefined, controller.signal)
       expect(aborted.kind).toBe("aborted")
+      // the same with the engine's lighter signal
+      const light = start("shared", undefined, spin).channel
+      await light.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
+      const abort = new CallAbort()
+      setTimeout(() => abort.abort(), 50)
+      const lightAborted = await light.request([Op.Invoke, 1, "spin", [], null], noHostCalls, undefined, abort)
+      expect(lightAborted.kind).toBe("aborted")
       const other = start("shared", undefined, spin).channel
       await other.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
       const timedOut = await other.request(
@@ -241,3 +320,23 @@ for (const [mode, spin] of spinModes) {
     })
   })
 }
+
+describe("CallAbort (the engine's interruption signal)", () => {
+  it("calls each listener once, in order, on the first abort; removed listeners are not called", () => {
+    const abort = new CallAbort()
+    const seen: Array<string> = []
+    const a = () => seen.push("a")
+    const b = () => seen.push("b")
+    const c = () => seen.push("c")
+    abort.addEventListener("abort", a)
+    abort.addEventListener("abort", b, { once: true })
+    abort.addEventListener("abort", c)
+    abort.removeEventListener("abort", b)
+    abort.removeEventListener("abort", () => seen.push("never added"))
+    expect(abort.aborted).toBe(false)
+    abort.abort()
+    abort.abort()
+    expect(abort.aborted).toBe(true)
+    expect(seen).toEqual(["a", "c"])
+  })
+})

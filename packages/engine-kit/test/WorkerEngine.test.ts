@@ -225,6 +225,7 @@ describe("WorkerEngine in-page: synchronous callers", () => {
       expect(typeof a.prepareDirect).toBe("function")
       expect(a.prepareDirect!("memory")).toBeUndefined()
       expect(a.prepare!("nope")).toBeUndefined()
+      expect(a.prefetch).toBeUndefined() // no worker to wake in-page
       yield* engine.shutdown
     })
   )

@@ -158,6 +158,68 @@ describe("prepared call handle: the engine's direct caller and the prepare-only 
   )
 })
 
+describe("prepared call handle: memory growth is reported as invoke reports it", () => {
+  // grower: 1 page, maximum 4; the engine reads a call's memory size from the buffer it kept (detached on growth)
+  const script: ReadonlyArray<readonly [string, ReadonlyArray<number>]> = [
+    ["size", []],
+    ["poke", [65_535, 7]],
+    ["grow", [1]],
+    ["peek", [65_535]],
+    ["size", []],
+    ["grow", [0]],
+    ["grow", [2]],
+    ["poke", [4 * 65_536 - 1, 9]],
+    ["grow", [1]], // past the maximum: -1, no growth
+    ["peek", [4 * 65_536]], // out of bounds: Trap (the agent is restored from its last state)
+    ["size", []],
+    ["grow", [1]],
+    ["size", []]
+  ]
+  const run = (via: "prepared" | "invoke") =>
+    Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const m = yield* runtime.loadModule(readAgent("grower"), makeMetadata({ name: "grower", version: "1.0.0" }))
+      yield* runtime.spawnAgent(agentId("g"), m, { memoryLimit: 8 * MemoryBudget.MiB })
+      const handles = new Map<string, (...args: Array<number>) => ReadonlyArray<unknown>>()
+      const seen: Array<unknown> = []
+      for (let round = 0; round < 30; round++) {
+        // past the engine's first calls (the memory-size helper's switch), several rounds of the script
+        for (const [fn, args] of script) {
+          let outcome: unknown
+          if (via === "invoke") {
+            const r = yield* Effect.result(runtime.invoke(agentId("g"), fn, args))
+            outcome = r._tag === "Success" ? r.success : (r.failure as { _tag: string })._tag
+          } else {
+            let call = handles.get(fn)
+            if (call === undefined) handles.set(fn, (call = (yield* runtime.prepare(agentId("g"), fn)).call!))
+            try {
+              outcome = call(...args)
+            } catch (e) {
+              outcome = (e as { _tag: string })._tag
+            }
+            yield* Effect.yieldNow // let a recovery after a trap finish, as invoke waits for it
+          }
+          const agent = yield* runtime.agent(agentId("g"))
+          seen.push([fn, args, outcome, agent.budget.used, agent.budget.peak])
+        }
+      }
+      return seen
+    }).pipe(Effect.provide(runtimeLayer()))
+  it.effect("same results, errors and memory (used, peak) after every call", () =>
+    Effect.gen(function* () {
+      const prepared = yield* run("prepared")
+      const invoked = yield* run("invoke")
+      expect(prepared).toEqual(invoked)
+      // the memory a call reports is the module's own memory.size after it
+      for (const [fn, , outcome, used] of prepared as Array<[string, unknown, unknown, number]>) {
+        if (fn === "size" && Array.isArray(outcome)) expect(used).toBe((outcome[0] as number) * 65_536)
+      }
+      expect(invoked).toContainEqual(["grow", [2], [2], 4 * 65_536, 4 * 65_536])
+      expect(invoked).toContainEqual(["peek", [4 * 65_536], "Trap", expect.any(Number), expect.any(Number)])
+    })
+  )
+})
+
 describe("invoke's idle fast path: the activity clock", () => {
   it.effect("under a TestClock every call records the clock's exact time, even within one task", () =>
     Effect.gen(function* () {

@@ -19,7 +19,11 @@
  * would take for corruption, so it refuses the database instead; migration 6
  * adds `instance_snapshot_patches` (one patch row over a run-form page row,
  * written by delta saves) and the header rows' `patch_count` (0 for every
- * row written before: such databases load as they did).
+ * row written before: such databases load as they did); migration 7 makes
+ * every page and patch hash cover its page index (re-hashing the rows that
+ * still match their old hash), moves the patches to a rowid table (a patch
+ * fits in its leaf cell: no overflow pages), and lets header rows be the
+ * binary header (`layout = 2`; rows of layout 1 are read as they are).
  *
  * Durability: WAL with `synchronous = NORMAL` (default) survives a crash or
  * kill of the process — every committed write is there after a restart; a

@@ -3,11 +3,14 @@
  * InstanceRepository"), paged so that a save after a call writes only what
  * the call changed (issue 13 item 7):
  *
- * - `instance_snapshots`: one header row per agent — the domain's
- *   `SnapshotCodec` bytes of the snapshot *without its pages* (metadata,
- *   `memoryBytes`, mutable globals with bigints and the exact bits of -0,
- *   NaN, ±Infinity; versioned, CRC-32-checked, a few hundred bytes), its
- *   page count, and a generation counted up by every save;
+ * - `instance_snapshots`: one header row per agent — the snapshot *without
+ *   its pages* (metadata, `memoryBytes`, mutable globals with bigints and the
+ *   exact bits of -0, NaN, ±Infinity) as a fixed binary header
+ *   (`internal/header.ts`, `layout = 2`, schema version 7: versioned,
+ *   CRC-32-checked, ≈ 150–250 bytes) or, where that format cannot vouch for
+ *   the snapshot and in rows of versions 4–6, the domain's `SnapshotCodec`
+ *   bytes (`layout = 1`) — its page count, and a generation counted up by
+ *   every save;
  * - `instance_snapshot_pages`: one row per non-zero 64 KiB page — index,
  *   a hash, and the page — unless `compressSnapshots` is `false` — as runs
  *   of one repeated 32-bit word when they are few (a filled page), else its
@@ -15,12 +18,14 @@
  *   cheaper than DEFLATE: an agent's pages are mostly zero or filled), else
  *   raw DEFLATE (RFC 1951, `node:zlib`, level 1) when that is smaller, else
  *   raw. Run-form rows carry a 64-bit hash of their stored bytes, the others
- *   the SHA-1 of the page (`internal/pages.ts`);
+ *   the SHA-1 of the page; both cover the page index (schema version 7), so
+ *   a row moved to another index fails the load (`internal/pages.ts`);
  * - `instance_snapshot_patches` (schema version 6): at most one row per page
  *   that has a run-form row of at least `PATCH_MIN_ROW` (1 KiB) — the runs of
  *   words where the page now differs from that row's page, at most
- *   `PATCH_LIMIT` (4 KiB) and half the row, with the 64-bit hash of its
- *   bytes; the header row counts them (`patch_count`: a missing one is
+ *   `PATCH_LIMIT` (3,968 bytes: one B-tree cell of this rowid table, no
+ *   overflow page) and half the row, with the 64-bit hash of its bytes and
+ *   page index; the header row counts them (`patch_count`: a missing one is
  *   corruption).
  *
  * Delta saves (`savePages`, the runtime's saves after calls on an engine
@@ -97,6 +102,7 @@ import {
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Header from "./internal/header.js"
 import * as Pages from "./internal/pages.js"
 import * as Snapshots from "./internal/snapshots.js"
 import { attempt, describe, read, write } from "./internal/sql.js"
@@ -168,7 +174,12 @@ interface Saved {
   readonly patches: number
 }
 
+/** `layout` of a paged row whose header is `SnapshotCodec` bytes (schema versions 4–6; still read, and written when the binary header cannot vouch). */
 const PAGED = 1
+/** Whether a `layout` is paged: codec header (1) or binary header (2, `internal/header.ts`). */
+const isPaged = (layout: number): boolean => layout === PAGED || layout === Header.LAYOUT
+/** The `layout` of a paged row with this header: the binary header's magic, else codec bytes. */
+const layoutOf = (header: Uint8Array): number => (Header.isBinary(header) ? Header.LAYOUT : PAGED)
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 
@@ -180,8 +191,8 @@ export const make = (
   attempt("open", () => {
     const { db } = database
     const compress = options.compressSnapshots ?? true
-    const upsertHeader = db.prepare<[string, Uint8Array, number, number]>(
-      `INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, patch_count, generation) VALUES (?, ?, ${PAGED}, ?, 0, ?)
+    const upsertHeader = db.prepare<[string, Uint8Array, number, number, number]>(
+      `INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, patch_count, generation) VALUES (?, ?, ?, ?, 0, ?)
        ON CONFLICT (agent_id) DO UPDATE SET snapshot = excluded.snapshot, layout = excluded.layout,
          page_count = excluded.page_count, patch_count = 0, generation = excluded.generation`
     )
@@ -189,9 +200,9 @@ export const make = (
       `INSERT INTO instance_snapshot_pages (agent_id, page_index, hash, compressed, data) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (agent_id, page_index) DO UPDATE SET hash = excluded.hash, compressed = excluded.compressed, data = excluded.data`
     )
-    const updateHeader = db.prepare<[Uint8Array, number, number, string, number]>(
-      `UPDATE instance_snapshots SET snapshot = ?, page_count = ?, patch_count = ?, generation = generation + 1
-       WHERE agent_id = ? AND layout = ${PAGED} AND generation = ?`
+    const updateHeader = db.prepare<[Uint8Array, number, number, number, string, number]>(
+      `UPDATE instance_snapshots SET snapshot = ?, layout = ?, page_count = ?, patch_count = ?, generation = generation + 1
+       WHERE agent_id = ? AND layout IN (${PAGED}, ${Header.LAYOUT}) AND generation = ?`
     )
     const upsertPatch = db.prepare<[string, number, Uint8Array, Uint8Array]>(
       `INSERT INTO instance_snapshot_patches (agent_id, page_index, hash, data) VALUES (?, ?, ?, ?)
@@ -250,7 +261,7 @@ export const make = (
       const { agentId, indexes, entries, bytes, header } = save
       const row = selectGeneration.get(agentId)
       let previous: ReadonlyMap<number, KnownPage>
-      if (row !== undefined && row.layout === PAGED) {
+      if (row !== undefined && isPaged(row.layout)) {
         const trusted = known !== undefined && known.generation === row.generation
         // a whole save leaves no patch: the page rows below are the snapshot's pages
         if (!trusted || known.patches > 0) deletePatches.run(agentId)
@@ -279,7 +290,7 @@ export const make = (
       }
       for (const index of previous.keys()) if (!now.has(index)) deletePage.run(agentId, index)
       const generation = (row?.generation ?? 0) + 1
-      upsertHeader.run(agentId, header, indexes.length, generation)
+      upsertHeader.run(agentId, header, layoutOf(header), indexes.length, generation)
       return { generation, header, pages: now, patches: 0 }
     }
 
@@ -342,7 +353,8 @@ export const make = (
           unpatch(old, index)
         }
       }
-      if (updateHeader.run(header, now.size, patches, agentId, known.generation).changes !== 1) return undefined
+      if (updateHeader.run(header, layoutOf(header), now.size, patches, agentId, known.generation).changes !== 1)
+        return undefined
       for (const page of writes) upsertPage.run(agentId, page.index, page.hash, page.compressed, page.data)
       for (const index of deletes) deletePage.run(agentId, index)
       for (const page of patchWrites) upsertPatch.run(agentId, page.index, page.patchHash, page.patch)
@@ -488,7 +500,9 @@ export const make = (
 
     /**
      * The snapshot's pages validated and its header (everything but the
-     * pages) encoded; on failure (`RepositoryError`, the codec's reason) what
+     * pages) encoded — the binary header (`internal/header.ts`) when it can
+     * vouch for it, else the `SnapshotCodec` bytes, which refuse what the
+     * codec refuses; on failure (`RepositoryError`, the codec's reason) what
      * this repository knew of the agent is forgotten, so its next save is a
      * whole one.
      */
@@ -497,7 +511,10 @@ export const make = (
         Effect.mapError(
           Effect.andThen(
             SnapshotCodec.validatePages(snapshot.state),
-            SnapshotCodec.encode(Pages.withoutPages(snapshot))
+            (): Effect.Effect<Uint8Array, SnapshotCodec.SnapshotInvalid> => {
+              const binary = Header.encode(snapshot)
+              return binary === undefined ? SnapshotCodec.encode(Pages.withoutPages(snapshot)) : Effect.succeed(binary)
+            }
           ),
           (e) => refused(e.reason)
         ),
@@ -515,7 +532,7 @@ export const make = (
             () => forget(agentId)
           ),
           (row) =>
-            row !== undefined && row.layout === PAGED && row.generation === unchangedSince
+            row !== undefined && isPaged(row.layout) && row.generation === unchangedSince
               ? Effect.void // nothing changed
               : Effect.asVoid(commit(pending))
         )
@@ -585,7 +602,7 @@ export const make = (
               () => forget(agentId)
             ),
             (row) =>
-              row !== undefined && row.layout === PAGED && row.generation === known.generation
+              row !== undefined && isPaged(row.layout) && row.generation === known.generation
                 ? Effect.succeed(true)
                 : commit(pending)
           )
@@ -611,7 +628,7 @@ export const make = (
       const base = { index: old.index, hash: old.hash, compressed: old.compressed, data: old.data }
       if (patch.length === 0) return Pages.isPatched(old) ? base : null
       if (Pages.isPatched(old) && sameBytes(patch, old.patch)) return null
-      const patched: Pages.PatchedPage = { ...base, patch, patchHash: Pages.storedHash(patch) }
+      const patched: Pages.PatchedPage = { ...base, patch, patchHash: Pages.storedHash(patch, old.index) }
       return patched
     }
 
@@ -627,7 +644,7 @@ export const make = (
         const found = yield* read(db, "instance.loadState", () => {
           const row = selectHeader.get(agentId)
           if (row === undefined) return undefined
-          const paged = row.layout === PAGED
+          const paged = isPaged(row.layout)
           return {
             row,
             pages: paged ? selectPages.all(agentId) : [],
@@ -639,8 +656,14 @@ export const make = (
         if (!(row.snapshot instanceof Uint8Array)) {
           return yield* corrupt(agentId, `the column holds a ${typeof row.snapshot}, not a BLOB`)
         }
-        const decoded = yield* Effect.mapError(Snapshots.decode(row.snapshot), (reason) => corrupt(agentId, reason))
-        if (row.layout !== PAGED) return Option.some(decoded) // a whole-snapshot row of schema version 3
+        const decoded =
+          row.layout === Header.LAYOUT
+            ? yield* Effect.try({
+                try: () => Header.decode(row.snapshot),
+                catch: (reason) => corrupt(agentId, String(reason))
+              })
+            : yield* Effect.mapError(Snapshots.decode(row.snapshot), (reason) => corrupt(agentId, reason))
+        if (!isPaged(row.layout)) return Option.some(decoded) // a whole-snapshot row of schema version 3
         if (decoded.state.pages.length !== 0)
           return yield* corrupt(agentId, "the header row of a paged snapshot holds pages")
         const pages = yield* Effect.try({

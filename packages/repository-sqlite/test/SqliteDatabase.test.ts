@@ -78,10 +78,10 @@ describe("SqliteDatabase", () => {
       const scope = yield* Scope.make()
       const { db, schemaVersion } = yield* Scope.provide(SqliteDatabase.open({ path: file }), scope)
       expect(schemaVersion).toBe(SqliteDatabase.SCHEMA_VERSION)
-      expect(SqliteDatabase.SCHEMA_VERSION).toBe(6)
+      expect(SqliteDatabase.SCHEMA_VERSION).toBe(7)
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
       expect(db.pragma("busy_timeout", { simple: true })).toBe(5000)
-      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(db.open).toBe(true)
       yield* Scope.close(scope, Exit.void)
       expect(db.open).toBe(false)
@@ -134,7 +134,7 @@ describe("SqliteDatabase", () => {
           yield* metrics.aggregate({ from: 0, to: 1000 }, 1000)
         ] as const
       }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
-      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(Buffer.compare(loaded.bytes, m.bytes)).toBe(0)
       expect({ ...loaded.metadata }).toEqual({ ...m.metadata })
       expect(buckets.map((b) => b.samples)).toEqual([10])
@@ -189,7 +189,7 @@ describe("SqliteDatabase", () => {
           expect(yield* instances.listSaved).toEqual(["legacy-full", "legacy-bare", awkward.agentId])
         }).pipe(Effect.provide(SqliteRepositories.layer({ path: file })))
 
-        expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6])
+        expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6, 7])
         const raw = new Database(file, { readonly: true })
         try {
           const tables = (
@@ -261,12 +261,12 @@ describe("SqliteDatabase", () => {
       const file = yield* tempDb
       yield* Effect.scoped(SqliteDatabase.open({ path: file }))
       const raw = new Database(file)
-      raw.exec("INSERT INTO schema_version (version) VALUES (7); CREATE TABLE from_the_future (x)")
+      raw.exec("INSERT INTO schema_version (version) VALUES (8); CREATE TABLE from_the_future (x)")
       raw.close()
       const before = fs.readFileSync(file)
       const error = yield* Effect.flip(Effect.provide(Effect.void, SqliteRepositories.layer({ path: file })))
-      expectOpenError(error, /schema version 7 is newer than version 6/)
-      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6, 7])
+      expectOpenError(error, /schema version 8 is newer than version 7/)
+      expect(versions(file)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
       expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0)
       const readOnly = yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, readonly: true })))
       expectOpenError(readOnly, /newer/)

@@ -263,7 +263,7 @@ describe("SQLite repositories under failure", () => {
             expectRepositoryError(
               yield* Effect.flip(r.instances.loadState(s.agentId)),
               "instance.loadState",
-              /snapshot of agent "s" is corrupt: length mismatch.*truncated/
+              /snapshot of agent "s" is corrupt: .*truncated/
             )
             expectRepositoryError(
               yield* Effect.flip(r.metrics.query({ from: 0, to: 1000 })),
@@ -287,7 +287,7 @@ describe("SQLite repositories under failure", () => {
               expectRepositoryError(
                 yield* Effect.flip(r.instances.loadState(s.agentId)),
                 "instance.loadState",
-                /is corrupt: checksum mismatch/
+                /is corrupt: .*checksum mismatch/
               )
             })
           )

@@ -1,7 +1,8 @@
 /**
- * The SQLite instance repository's storage (schema version 6): a header row
- * of `SnapshotCodec` bytes without the pages, plus a row per non-zero page
- * (its hash; fills, non-zero runs or DEFLATE by default) and, after delta
+ * The SQLite instance repository's storage (schema version 7): a binary
+ * header row (everything but the pages, CRC-32-checked; `SnapshotCodec` bytes
+ * in rows of versions 4–6), plus a row per non-zero page (its hash, which
+ * covers the page index; fills, non-zero runs or DEFLATE by default) and, after delta
  * saves, a patch row per run-form page that changed a little; a save writes
  * only the pages that changed since the last one, and nothing when nothing changed.
  */
@@ -13,9 +14,12 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as zlib from "node:zlib"
 import { type SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
+import * as Header from "../src/internal/header.js"
 import { migrate } from "../src/internal/migrations.js"
 import { prng } from "@agent-runtime/test-support/mutate"
 
@@ -105,7 +109,7 @@ const storedPagesOf = (file: string, id: string): Array<[number, string]> => {
     const patch = patches.get(row.page_index)
     if (patch !== undefined) {
       expect(row.compressed).toBeGreaterThanOrEqual(2) // patches sit on run-form rows (runs, fills) only
-      expect(Buffer.compare(patch.hash, expectedHash({ ...patch, compressed: 2 }, page))).toBe(0)
+      expect(Buffer.compare(patch.hash, expectedHash({ ...patch, compressed: 2 }, page, row.page_index))).toBe(0)
       writeRunsOver(page, patch.data)
     }
     return [row.page_index, page.toString("base64")]
@@ -128,24 +132,66 @@ const rawOf = (row: PageRow): Buffer => {
   return writeRunsOver(Buffer.alloc(65_536), row.data)
 }
 
-/** The hash a page row must carry, computed independently: SHA-1 of the page for deflated and raw rows, the 64-bit FNV pair over the stored bytes for the run forms. */
-const expectedHash = (row: Pick<PageRow, "compressed" | "data">, raw: Buffer): Buffer => {
-  if (row.compressed < 2) return crypto.createHash("sha1").update(raw).digest()
-  let a = 0x811c9dc5 | 0
-  let b = 0x9e3779b9 | 0
-  const n = row.data.length
-  for (let i = 0; i < n; i++) {
-    a = Math.imul(a ^ row.data[i]!, 0x01000193)
-    b = Math.imul(b ^ row.data[n - 1 - i]!, 0x01000193) ^ i
+/**
+ * The hash a row at page `index` must carry (schema version 7), computed independently: SHA-1 of the page then
+ * the index (u32 LE) for deflated and raw rows; for the run forms and patches two FNV lanes seeded by the index over
+ * the stored bytes as LE words (forwards / backwards, each product folded by `>>> 13`), the tail bytes, the length.
+ */
+const expectedHash = (row: Pick<PageRow, "compressed" | "data">, raw: Buffer, index: number): Buffer => {
+  const at = Buffer.alloc(4)
+  at.writeUInt32LE(index)
+  if (row.compressed < 2) return crypto.createHash("sha1").update(raw).update(at).digest()
+  const P = 0x01000193
+  let a = Math.imul(0x811c9dc5 ^ index, P)
+  let b = Math.imul(0x9e3779b9 ^ index, P)
+  const data = Buffer.from(row.data)
+  const n = data.length
+  const words = n >>> 2
+  for (let i = 0; i < words; i++) {
+    a = Math.imul(a ^ data.readUInt32LE(4 * i), P)
+    a ^= a >>> 13
+    b = Math.imul(b ^ data.readUInt32LE(4 * (words - 1 - i)), P) ^ i
+    b ^= b >>> 13
   }
+  for (let i = words * 4; i < n; i++) {
+    a = Math.imul(a ^ data[i]!, P)
+    b = Math.imul(b ^ data[i]!, P)
+  }
+  a = Math.imul(a ^ n, P)
+  b = Math.imul(b ^ n, P)
+  a ^= a >>> 15
+  b ^= b >>> 15
   const out = Buffer.alloc(8)
   out.writeInt32LE(a, 0)
   out.writeInt32LE(b, 4)
   return out
 }
 
-const headerOf = (bytes: Buffer): Record<string, unknown> =>
-  JSON.parse(bytes.subarray(16, 16 + bytes.readUInt32LE(8)).toString("utf8"))
+/** The fields of a binary header row (layout 2), read independently of the adapter; its CRC-32 checked. */
+const binaryHeaderOf = (bytes: Buffer) => {
+  expect(bytes.subarray(0, 4).toString("latin1")).toBe("ARSH")
+  expect(bytes.readUInt32LE(bytes.length - 4)).toBe(zlib.crc32(bytes.subarray(0, bytes.length - 4)))
+  let at = 72
+  const text = () => {
+    const n = bytes.readUInt32LE(at)
+    const v = bytes.subarray(at + 4, at + 4 + n).toString("utf8")
+    at += 4 + n
+    return v
+  }
+  const agentId = text()
+  const moduleId = text()
+  const moduleHash = text()
+  return {
+    version: bytes[4],
+    flags: bytes[6],
+    invocationCount: bytes.readDoubleLE(32),
+    memoryBytes: bytes.readDoubleLE(48),
+    agentId,
+    moduleId,
+    moduleHash,
+    globalCount: bytes.readUInt32LE(at)
+  }
+}
 
 /** Every write to the page table from now on, as `op:index` (a trigger on the real database). */
 const auditPageWrites = (file: string): (() => Array<string>) => {
@@ -189,28 +235,30 @@ const withByte = (s: InstanceSnapshot, index: number, at: number, value: number)
 
 describe("SqliteInstanceRepository", () => {
   it.effect(
-    "a header row holds the SnapshotCodec bytes without the pages; each non-zero page is a row with its hash, stored compactly",
+    "a header row holds the binary header (everything but the pages); each non-zero page is a row with its hash, stored compactly",
     () =>
       Effect.gen(function* () {
         const file = yield* tempDb
         const s = Fixtures.snapshot("codec", { seed: 3 })
         yield* withInstances({ path: file }, (r) => r.saveState(s.agentId, s))
         const header = headerRowOf(file, "codec")
-        expect(header).toMatchObject({ layout: 1, page_count: s.state.pages.length, generation: 1 })
-        expect(headerOf(header.snapshot)).toMatchObject({
-          compressed: false,
+        expect(header).toMatchObject({ layout: 2, page_count: s.state.pages.length, generation: 1 })
+        expect(binaryHeaderOf(header.snapshot)).toMatchObject({
+          version: 1,
           agentId: "codec",
-          pageCount: 0,
-          memoryBytes: s.state.memoryBytes
+          moduleId: s.moduleId,
+          moduleHash: s.moduleHash,
+          invocationCount: s.invocationCount,
+          memoryBytes: s.state.memoryBytes,
+          globalCount: Object.keys(s.state.globals).length
         })
-        const decoded = yield* SnapshotCodec.decode(header.snapshot, { expectedModuleHash: s.moduleHash })
-        expectSnapshotEqual(decoded, { ...s, state: { ...s.state, pages: [] } })
+        expectSnapshotEqual(Header.decode(header.snapshot), { ...s, state: { ...s.state, pages: [] } })
         const rows = pageRowsOf(file, "codec")
         expect(rows.map((r) => r.page_index)).toEqual(s.state.pages.map((p) => p.index))
         for (const [i, row] of rows.entries()) {
           const raw = rawOf(row)
           expect(Buffer.compare(raw, s.state.pages[i]!.data)).toBe(0)
-          expect(Buffer.compare(row.hash, expectedHash(row, raw))).toBe(0)
+          expect(Buffer.compare(row.hash, expectedHash(row, raw, row.page_index))).toBe(0)
         }
       })
   )
@@ -352,7 +400,7 @@ describe("SqliteInstanceRepository", () => {
           yield* r.saveState(s.agentId, { ...s, invocationCount: 50 })
         })
       )
-      expect(headerRowOf(file, "v3")).toMatchObject({ layout: 1, page_count: s.state.pages.length })
+      expect(headerRowOf(file, "v3")).toMatchObject({ layout: 2, page_count: s.state.pages.length })
       expectSnapshotEqual(Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(s.agentId))), {
         ...s,
         invocationCount: 50
@@ -1008,7 +1056,7 @@ describe("SqliteInstanceRepository patches (schema version 6)", () => {
         sql(
           "UPDATE instance_snapshot_patches SET data = ?, hash = ? WHERE page_index = 0",
           outside,
-          expectedHash({ compressed: 2, data: outside }, Buffer.alloc(0))
+          expectedHash({ compressed: 2, data: outside }, Buffer.alloc(0), 0)
         )
         expect((yield* load()).reason).toMatch(/page 0: a run lies outside the page/)
         yield* reset()
@@ -1018,44 +1066,140 @@ describe("SqliteInstanceRepository patches (schema version 6)", () => {
   )
 
   it.effect(
-    "a database of schema version 5 opens (migrated to 6), restores byte for byte, and its next delta saves patch its rows",
+    "real files of schema versions 5 and 6 open (migrated to 7), restore byte for byte, and their next saves are binary headers and patches",
+    () =>
+      Effect.gen(function* () {
+        for (const [version, agents] of [
+          [5, { five: FIXTURE_SNAPSHOTS["v5-five"] }],
+          [6, { patched: FIXTURE_SNAPSHOTS["v6-patched"], whole: FIXTURE_SNAPSHOTS["v6-whole"] }]
+        ] as const) {
+          const file = yield* fixtureCopy(version)
+          const before = withRaw(file, (raw) => ({
+            layouts: raw.prepare("SELECT layout FROM instance_snapshots").all(),
+            patches: raw
+              .prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'instance_snapshot_patches'")
+              .get()
+          }))
+          expect(before.layouts).toEqual(Object.keys(agents).map(() => ({ layout: 1 }))) // codec headers, as written then
+          expect(before.patches).toEqual({ n: version === 6 ? 1 : 0 })
+          for (const [id, sha] of Object.entries(agents)) {
+            const loaded = Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(agentId(id))))
+            expect(encodedSha256(yield* SnapshotCodec.encode(loaded))).toBe(sha)
+          }
+          const versions = withRaw(file, (raw) =>
+            raw.prepare("SELECT version FROM schema_version ORDER BY version").all()
+          )
+          expect(versions).toEqual([1, 2, 3, 4, 5, 6, 7].map((v) => ({ version: v })))
+          // patch rows live in a rowid table now (cells up to 4,061 bytes in the leaf: no overflow pages for a patch)
+          const patchTable = withRaw(file, (raw) =>
+            raw.prepare("SELECT sql FROM sqlite_master WHERE name = 'instance_snapshot_patches'").get()
+          ) as { sql: string }
+          expect(patchTable.sql).not.toMatch(/WITHOUT ROWID/i)
+          // every row now carries a hash that covers its index (checked independently)
+          for (const id of Object.keys(agents)) {
+            for (const row of pageRowsOf(file, id))
+              expect(Buffer.compare(row.hash, expectedHash(row, rawOf(row), row.page_index))).toBe(0)
+            for (const patch of patchRowsOf(file, id))
+              expect(
+                Buffer.compare(
+                  patch.hash,
+                  expectedHash({ compressed: 2, data: patch.data }, Buffer.alloc(0), patch.page_index)
+                )
+              ).toBe(0)
+          }
+          // the next saves: a delta (a patch over the text page) then a reload, byte for byte; the header row is binary
+          const id = Object.keys(agents)[0]!
+          yield* withInstances({ path: file }, (r) =>
+            Effect.gen(function* () {
+              const loaded = Option.getOrThrow(yield* r.loadState(agentId(id)))
+              const text = new Uint8Array(loaded.state.pages[0]!.data)
+              text[9000] = text[9000]! ^ 0x21
+              const next = { ...loaded, invocationCount: loaded.invocationCount + 1 }
+              const changed = { ...next, state: { ...next.state, pages: [{ index: 0, data: text }] } }
+              expect(yield* r.savePages!(agentId(id), { snapshot: changed, zeroed: [] })).toBe(true)
+              expect(headerRowOf(file, id).layout).toBe(2)
+              expect(patchRowsOf(file, id).length).toBe(1)
+              const expected = {
+                ...next,
+                state: {
+                  ...next.state,
+                  pages: next.state.pages.map((p) => (p.index === 0 ? { index: 0, data: text } : p))
+                }
+              }
+              expectSnapshotEqual(
+                Option.getOrThrow(yield* withInstances({ path: file }, (r2) => r2.loadState(agentId(id)))),
+                expected
+              )
+            })
+          )
+        }
+      })
+  )
+
+  it.effect(
+    "a page row or a patch row moved to another page index fails the load with RepositoryError (its hash covers the index)",
     () =>
       Effect.gen(function* () {
         const memory = textMemory()
         const bytes = new Uint8Array(memory.buffer)
-        const id = "from-v5"
-        // rows as version 5 wrote them (a whole save's rows are the same in both versions), in a version 5 file
-        const source = yield* tempDb
-        yield* withInstances({ path: source }, (r) => r.saveState(agentId(id), metadataOf(id, 1, memory.state(1))))
-        const file = yield* tempDb
-        withRaw(file, (raw) => {
-          expect(migrate(raw, 5)).toBe(5)
-          raw.exec(`ATTACH DATABASE '${source}' AS source;
-            INSERT INTO instance_snapshots (agent_id, snapshot, layout, page_count, generation)
-              SELECT agent_id, snapshot, layout, page_count, generation FROM source.instance_snapshots;
-            INSERT INTO instance_snapshot_pages SELECT * FROM source.instance_snapshot_pages;
-            DETACH DATABASE source;`)
-          const tables = raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{
-            name: string
-          }>
-          expect(tables.map((t) => t.name)).not.toContain("instance_snapshot_patches")
-        })
-        yield* withInstances({ path: file }, (r) =>
+        const id = "moved"
+        const sql = (file: string, text: string) => withRaw(file, (raw) => raw.prepare(text).run())
+        const load = (file: string) => Effect.flip(withInstances({ path: file }, (r) => r.loadState(agentId(id))))
+        const saved = () =>
           Effect.gen(function* () {
-            expectSnapshotEqual(Option.getOrThrow(yield* r.loadState(agentId(id))), metadataOf(id, 1, memory.state(1)))
-            bytes[9000] = bytes[9000]! ^ 0x21
-            expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 2, [0]))).toBe(true)
+            const file = yield* tempDb
+            yield* withInstances({ path: file }, (r) =>
+              Effect.gen(function* () {
+                yield* r.saveState(agentId(id), metadataOf(id, 1, memory.state(1)))
+                bytes[5000] = bytes[5000]! ^ 1
+                expect(yield* r.savePages!(agentId(id), deltaOf(id, memory, 2, [0]))).toBe(true)
+                bytes[5000] = bytes[5000]! ^ 1
+              })
+            )
+            expect(pageRowsOf(file, id).map((r) => r.page_index)).toEqual([0, 1])
+            expect(patchRowsOf(file, id).map((r) => r.page_index)).toEqual([0])
+            return file
           })
+        // the text page has a patch: make room at index 2 (inside memory), then move rows there
+        const memoryPages = memory.state(1).memoryBytes / PAGE
+        expect(memoryPages).toBeGreaterThan(2)
+        let file = yield* saved()
+        // page 1 (fills) moved to index 2
+        sql(file, "UPDATE instance_snapshot_pages SET page_index = 2 WHERE page_index = 1")
+        expect((yield* load(file)).reason).toMatch(
+          /snapshot of agent "moved" is corrupt: page 2 does not match its hash/
         )
-        const versions = withRaw(file, (raw) =>
-          raw.prepare("SELECT version FROM schema_version ORDER BY version").all()
-        )
-        expect(versions).toEqual([1, 2, 3, 4, 5, 6].map((version) => ({ version })))
-        expect(patchRowsOf(file, id).length).toBe(1)
-        expectSnapshotEqual(
-          Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(agentId(id)))),
-          metadataOf(id, 2, memory.state(2))
-        )
+        file = yield* saved()
+        // page 0 (runs) and its patch swapped with page 1 by index: both rows still whole, at the wrong places
+        sql(file, "UPDATE instance_snapshot_pages SET page_index = 3 - page_index WHERE page_index IN (0, 1)")
+        sql(file, "UPDATE instance_snapshot_pages SET page_index = page_index - 2 WHERE page_index >= 2")
+        expect((yield* load(file)).reason).toMatch(/does not match its hash/)
+        file = yield* saved()
+        // the patch row alone moved onto another run-form row (page 1 holds fills: patchable)
+        sql(file, "UPDATE instance_snapshot_patches SET page_index = 1 WHERE page_index = 0")
+        expect((yield* load(file)).reason).toMatch(/the patch of page 1 does not match its hash/)
+        // and the same rows in place load fine (the state after call 2: byte 5000 flipped)
+        file = yield* saved()
+        const loaded = Option.getOrThrow(yield* withInstances({ path: file }, (r) => r.loadState(agentId(id))))
+        bytes[5000] = bytes[5000]! ^ 1
+        expectSnapshotEqual(loaded, metadataOf(id, 2, memory.state(2)))
+        bytes[5000] = bytes[5000]! ^ 1
       })
   )
 })
+
+/** The `SnapshotCodec` bytes' SHA-256 of the snapshots the fixture files hold (the files' generator printed them). */
+const FIXTURE_SNAPSHOTS = {
+  "v5-five": "fdf309a1c48e63eb30d117fb7402ff70c156dee05c9d72ee5c678f431095f678",
+  "v6-patched": "ba126b46d7fa7fec88e837697b8d317defb1f5098f29d927ee46801627ab3145",
+  "v6-whole": "6262683a6943c2894a560faadac6c1f812d28bd3b3952c59c01999c35077dfe7"
+} as const
+
+const encodedSha256 = (bytes: Uint8Array): string => crypto.createHash("sha256").update(bytes).digest("hex")
+
+/** A temporary copy of `test/fixtures/v<version>.sqlite` (real files written by schema versions 5 and 6; see `test/fixtures/README.md`). */
+const fixtureCopy = (version: 5 | 6) =>
+  Effect.map(tempDb, (file) => {
+    fs.copyFileSync(fileURLToPath(new URL(`./fixtures/v${version}.sqlite`, import.meta.url)), file)
+    return file
+  })

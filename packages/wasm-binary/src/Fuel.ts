@@ -5,7 +5,15 @@
  *
  * The rewrite adds one mutable i64 global, the fuel counter, at the end of
  * the global index space (no existing global index shifts), exported as
- * `FUEL_EXPORT` (`"agent-runtime:fuel"`). The engine sets it to the call's
+ * `FUEL_EXPORT` (`"agent-runtime:fuel"`). In a module that defines no
+ * globals of its own the counter is *imported*
+ * (`(import "agent-runtime" "fuel" (global (mut i64)))`, after the existing
+ * imports — with no defined global, no index moves either), so an engine can
+ * hand every instance on a thread the same `WebAssembly.Global`: V8 gives
+ * each instance with a defined non-reference global its own small globals
+ * `ArrayBuffer`, and allocating those runs young GCs for "external memory
+ * pressure" (20 000 instances of a 1-page module: ≈ 60 such GCs with a
+ * defined counter, none with an imported one). The engine sets it to the call's
  * fuel before a call and reads it after: the value is the fuel left. A call
  * traps with `unreachable` when its fuel drops below 0, so a trap with the
  * counter < 0 is fuel exhaustion (other traps leave it ≥ 0 unless the fuel
@@ -38,7 +46,14 @@
 import { ByteReader } from "./internal/ByteReader.js"
 import { ByteWriter } from "./internal/ByteWriter.js"
 import { nextSection, readPreamble, type RawSection, SectionId, sectionRank } from "./internal/Sections.js"
-import { FUEL_EXPORT, HIDDEN_EXPORT_PREFIX, START_EXPORT } from "./HiddenExports.js"
+import {
+  FUEL_EXPORT,
+  FUEL_IMPORT_MODULE,
+  FUEL_IMPORT_NAME,
+  FUEL_SECTION,
+  HIDDEN_EXPORT_PREFIX,
+  START_EXPORT
+} from "./HiddenExports.js"
 import { decodeInstruction, Immediates, type Opcode, opcodeName, readLocals } from "./Instructions.js"
 import { FuelScan } from "./internal/FuelScan.js"
 import { rewriteCodeWasm } from "./internal/FuelScanWasm.js"
@@ -99,7 +114,29 @@ export interface FuelOptions {
    * instance is unusable when it traps (as a failed instantiation would be).
    */
   readonly deferStart?: boolean
+  /**
+   * Where the counter lives: `"auto"` (default) imports it
+   * (`FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`) when the module defines no
+   * globals, else defines it; `"defined"` always defines it (a module that
+   * instantiates without imports, as before the import existed). Either way
+   * it is exported as `FUEL_EXPORT` and the instrumentation is the same
+   * bytes (the counter has the same global index).
+   */
+  readonly counter?: "auto" | "defined"
 }
+
+/**
+ * The import object entry an instance of a module with an imported fuel
+ * counter needs: `{ "agent-runtime": { fuel: counter } }`, `counter` a
+ * `new WebAssembly.Global({ value: "i64", mutable: true })`. Merge it into
+ * the module's other imports (an unused import is ignored, so it can be given
+ * to a module with a defined counter too). Set `counter.value` to the
+ * module's initial fuel (`FUEL_SECTION`) before instantiating when the module
+ * has a start function that was not deferred.
+ */
+export const fuelImports = <Counter>(counter: Counter): Record<string, Record<string, Counter>> => ({
+  [FUEL_IMPORT_MODULE]: { [FUEL_IMPORT_NAME]: counter }
+})
 
 /**
  * Wasmtime's default cost of an instruction (`fuel_before_op` in
@@ -125,6 +162,14 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  *   defined globals, initialised to `options.initialFuel` (default 0),
  *   exported as `FUEL_EXPORT`. The global and export sections are updated,
  *   or created in their place in the section order (core spec §5.5.16).
+ *   When the module defines no globals (and `options.counter` is not
+ *   `"defined"`) the counter is instead a global import
+ *   `FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME` appended to the import section
+ *   (created when missing), re-exported as `FUEL_EXPORT`, and the initial
+ *   fuel goes into a custom section `FUEL_SECTION` (8 bytes, little-endian
+ *   i64) at the end of the module for the engine to set before
+ *   instantiating; the global index is the same either way (the imported
+ *   globals' count).
  * - Inside a function the fuel lives in one added i64 local (declared after
  *   the function's own locals, so no local index shifts), which the engine
  *   keeps in a register: `global.get $fuel; local.set $f` at entry, after
@@ -171,7 +216,8 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  * Fails with a `WasmBinaryError` on malformed bytes, an illegal opcode (an
  * instruction Node 20 does not have), an invalid module (see the contract
  * above; `kind: "invalid"`), a module that already exports a name
- * starting with `HIDDEN_EXPORT_PREFIX` (e.g. one already rewritten), a
+ * starting with `HIDDEN_EXPORT_PREFIX` (e.g. one already rewritten) or
+ * imports anything from the reserved module `FUEL_IMPORT_MODULE`, a
  * function with 50 000 locals already (V8's limit leaves no room for the
  * counter), or a `costs` function returning something other than a
  * non-negative safe integer (at the instruction's offset).
@@ -238,6 +284,8 @@ export const instrumentFuelOf = (
         if (params === undefined) throw new WasmBinaryError(at, "unknown type")
         return params
       }
+      // no global of its own: the counter is imported (no per-instance globals buffer), same index
+      const importCounter = definedGlobals === 0 && options.counter !== "defined"
       const fuelGlobal = importedGlobals + definedGlobals
       if (fuelGlobal > 0xffffffff - 1) throw new WasmBinaryError(8, "too many globals")
       const initial = options.initialFuel ?? 0n
@@ -255,14 +303,18 @@ export const instrumentFuelOf = (
       }
       const section = (id: number, capacity: number, body: (w: ByteWriter) => void): void =>
         keep(new ByteWriter(capacity).section(id, body).view())
+      const hasImport = sections.some((s) => s.id === SectionId.import)
       const hasGlobal = sections.some((s) => s.id === SectionId.global)
       const hasExport = sections.some((s) => s.id === SectionId.export)
-      let globalDone = hasGlobal
+      let importDone = hasImport || !importCounter
+      let globalDone = hasGlobal || importCounter
       let exportDone = hasExport
+      const importRank = sectionRank(SectionId.import) as number
       const globalRank = sectionRank(SectionId.global) as number
       const exportRank = sectionRank(SectionId.export) as number
 
       const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
+      const newImport = (w: ByteWriter) => w.name(FUEL_IMPORT_MODULE).name(FUEL_IMPORT_NAME).u8(0x03).u8(0x7e).u8(0x01)
       const added = start === undefined ? 1 : 2
       const newExport = (w: ByteWriter) => {
         w.name(FUEL_EXPORT).u8(0x03).u32(fuelGlobal)
@@ -273,6 +325,10 @@ export const instrumentFuelOf = (
       for (const s of sections) {
         const rank = s.id === SectionId.custom ? undefined : sectionRank(s.id)
         if (rank !== undefined) {
+          if (!importDone && rank > importRank) {
+            section(SectionId.import, 32, (w) => newImport(w.u32(1)))
+            importDone = true
+          }
           if (!globalDone && rank > globalRank) {
             section(SectionId.global, 64, (w) => newGlobal(w.u32(1)))
             globalDone = true
@@ -283,12 +339,24 @@ export const instrumentFuelOf = (
           }
         }
         switch (s.id) {
+          case SectionId.import:
+            if (!importCounter) keep(bytes.subarray(s.offset, s.end))
+            else
+              section(SectionId.import, s.size + 32, (w) => {
+                const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+                const n = c.count()
+                newImport(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
+              })
+            break
           case SectionId.global:
-            section(SectionId.global, s.size + 64, (w) => {
-              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-              const n = c.count()
-              newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
-            })
+            // an empty global section with an imported counter: kept as it is
+            if (importCounter) keep(bytes.subarray(s.offset, s.end))
+            else
+              section(SectionId.global, s.size + 64, (w) => {
+                const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+                const n = c.count()
+                newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
+              })
             break
           case SectionId.export:
             section(SectionId.export, s.size + 96, (w) => {
@@ -319,8 +387,17 @@ export const instrumentFuelOf = (
             keep(bytes.subarray(s.offset, s.end))
         }
       }
+      if (!importDone) section(SectionId.import, 32, (w) => newImport(w.u32(1)))
       if (!globalDone) section(SectionId.global, 64, (w) => newGlobal(w.u32(1)))
       if (!exportDone) section(SectionId.export, 96, (w) => newExport(w.u32(added)))
+      if (importCounter) {
+        // the initial fuel, for the engine to set the shared counter to (FUEL_SECTION): 8 bytes, LE i64
+        section(SectionId.custom, 32, (w) => {
+          w.name(FUEL_SECTION)
+          let v = BigInt.asUintN(64, initial)
+          for (let k = 0; k < 8; k++, v >>= 8n) w.u8(Number(v & 0xffn))
+        })
+      }
       const out = new Uint8Array(total)
       let at = 0
       for (const piece of pieces) {
@@ -333,13 +410,19 @@ export const instrumentFuelOf = (
   )
 }
 
-/** §5.5.5: counts the global imports (kind 0x03), decoding each import descriptor to find the next. */
+/**
+ * §5.5.5: counts the global imports (kind 0x03), decoding each import descriptor to find the next; fails on
+ * an import from the reserved module `FUEL_IMPORT_MODULE` (the engine supplies its fuel counter there).
+ */
 const countImportedGlobals = (bytes: Uint8Array, s: RawSection): number => {
   const r = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
   const n = r.count()
   let globals = 0
   for (let i = 0; i < n; i++) {
-    r.name()
+    const from = r.offset
+    if (r.name() === FUEL_IMPORT_MODULE) {
+      r.fail(`import from the reserved module "${FUEL_IMPORT_MODULE}" (the engine's fuel counter)`, from)
+    }
     r.name()
     const at = r.offset
     const kind = r.u8()

@@ -20,6 +20,9 @@ export { appendCustomSection, customSections, encodeCustomSection, removeCustomS
 export {
   DIRTY_PAGES_EXPORT,
   FUEL_EXPORT,
+  FUEL_IMPORT_MODULE,
+  FUEL_IMPORT_NAME,
+  FUEL_SECTION,
   globalExportName,
   HIDDEN_EXPORT_PREFIX,
   isHiddenExport,
@@ -44,5 +47,5 @@ export {
   instrumentDirtyPages,
   type DirtyPagesOptions
 } from "./DirtyPages.js"
-export { defaultOperatorCost, instrumentFuel, type FuelOptions } from "./Fuel.js"
+export { defaultOperatorCost, fuelImports, instrumentFuel, type FuelOptions } from "./Fuel.js"
 export { rewriteModule, type RewriteOptions, type RewriteResult } from "./Rewrite.js"

@@ -18,6 +18,7 @@ import {
   readModule,
   rewriteModule
 } from "../src/index.js"
+import { instantiateMetered } from "./helpers/FuelCounter.js"
 import { AGENTS, FEATURES, featureModule, readAgentFixture } from "./helpers/OpcodeModules.js"
 import { wat } from "./helpers/Wat.js"
 
@@ -312,7 +313,7 @@ describe("dirty-page barrier", () => {
     expect(both.value.addedExports).toContain(DIRTY_PAGES_EXPORT)
     expect(both.value.state?.globals.map((g) => g.name)).not.toContain(DIRTY_PAGES_EXPORT)
     const run = (module: Uint8Array<ArrayBuffer>) => {
-      const e = new WebAssembly.Instance(new WebAssembly.Module(module)).exports
+      const e = instantiateMetered(module).exports
       const fuel = e[FUEL_EXPORT] as WebAssembly.Global
       fuel.value = 1_000_000n
       ;(e["loop"] as (a: number, n: number) => number)(PAGE, 50)

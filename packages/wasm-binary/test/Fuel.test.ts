@@ -14,6 +14,10 @@ import {
   decodeCodeSection,
   defaultOperatorCost,
   FUEL_EXPORT,
+  FUEL_IMPORT_MODULE,
+  FUEL_IMPORT_NAME,
+  FUEL_SECTION,
+  fuelImports,
   type FunctionBody,
   rewriteModule,
   START_EXPORT,
@@ -22,6 +26,7 @@ import {
   readModule
 } from "../src/index.js"
 import { AGENTS, FEATURES, featureModule, readAgentFixture } from "./helpers/OpcodeModules.js"
+import { importedFuelInitial, instantiateMetered } from "./helpers/FuelCounter.js"
 import { wat } from "./helpers/Wat.js"
 
 // ---------------------------------------------------------------------------
@@ -37,8 +42,9 @@ const metered = (bytes: Uint8Array, options: FuelOptions = {}): Uint8Array<Array
 
 type Exports = Record<string, unknown>
 
+/** An instance of a metered module (a fresh fuel counter when it imports one, as an engine gives it). */
 const instantiate = (bytes: Uint8Array<ArrayBuffer>, imports: WebAssembly.Imports = {}): Exports =>
-  new WebAssembly.Instance(new WebAssembly.Module(bytes), imports).exports as Exports
+  instantiateMetered(bytes, imports).exports as Exports
 
 const fn = (exports: Exports, name: string): ((...args: Array<unknown>) => unknown) => {
   const f = exports[name]
@@ -170,7 +176,15 @@ const code = (bytes: Uint8Array): ReadonlyArray<FunctionBody> => {
 }
 
 /** Checks a rewrite: valid, one new exported i64 global at the end, and nothing else changed. */
-const checkRewrite = (original: Uint8Array<ArrayBuffer>, rewritten: Uint8Array<ArrayBuffer>) => {
+/**
+ * Checks a rewrite: the counter is imported (after the module's imports, `FUEL_SECTION` added) when the module
+ * defines no globals and `counter` is `"auto"`, else defined (after its globals); same index either way.
+ */
+const checkRewrite = (
+  original: Uint8Array<ArrayBuffer>,
+  rewritten: Uint8Array<ArrayBuffer>,
+  counter: "auto" | "defined" = "auto"
+) => {
   expect(WebAssembly.validate(rewritten)).toBe(true)
   new WebAssembly.Module(rewritten) // compiles
 
@@ -178,12 +192,22 @@ const checkRewrite = (original: Uint8Array<ArrayBuffer>, rewritten: Uint8Array<A
   const b = info(rewritten)
   const importedGlobals = a.imports.filter((i) => i.type.kind === "global").length
   const fuelIndex = importedGlobals + a.globals.length
-  expect(b.imports).toEqual(a.imports)
+  const imported = a.globals.length === 0 && counter === "auto"
+  const counterType = { valueType: "i64", mutable: true }
+  expect(b.imports).toEqual(
+    imported
+      ? [...a.imports, { module: FUEL_IMPORT_MODULE, name: FUEL_IMPORT_NAME, type: { kind: "global", ...counterType } }]
+      : a.imports
+  )
   expect(b.functions).toEqual(a.functions)
   expect(b.types).toEqual(a.types)
   expect(b.globals.map((g) => [g.index, g.type])).toEqual([
     ...a.globals.map((g) => [g.index, g.type]),
-    [fuelIndex, { valueType: "i64", mutable: true }]
+    ...(imported ? [] : [[fuelIndex, counterType]])
+  ])
+  expect(b.customSections.map((s) => s.name)).toEqual([
+    ...a.customSections.map((s) => s.name),
+    ...(imported ? [FUEL_SECTION] : [])
   ])
   expect(b.exports.map((e) => [e.name, e.index, e.type.kind])).toEqual([
     ...a.exports.map((e) => [e.name, e.index, e.type.kind]),
@@ -191,14 +215,20 @@ const checkRewrite = (original: Uint8Array<ArrayBuffer>, rewritten: Uint8Array<A
   ])
   expect(b.start).toBe(a.start)
 
-  // every other section is byte-identical, in the same order
+  // every other section is byte-identical, in the same order (the added custom section is the last one)
+  const changed = new Set(imported ? [2, 7, 10] : [6, 7, 10])
+  const sections = (m: typeof a) => (m === b && imported ? m.sections.slice(0, -1) : m.sections)
   const raw = (bytes: Uint8Array, m: typeof a) =>
-    m.sections
-      .filter((s) => s.id !== 6 && s.id !== 7 && s.id !== 10)
+    sections(m)
+      .filter((s) => !changed.has(s.id))
       .map((s) => Buffer.from(bytes.subarray(s.offset, s.payloadOffset + s.size)).toString("hex"))
   expect(raw(rewritten, b)).toEqual(raw(original, a))
-  const ids = (m: typeof a) => m.sections.map((s) => s.id).filter((id) => id !== 6 && id !== 7)
+  const ids = (m: typeof a) =>
+    sections(m)
+      .map((s) => s.id)
+      .filter((id) => id !== (imported ? 2 : 6) && id !== 7)
   expect(ids(b)).toEqual(ids(a))
+  if (imported) expect(b.sections.at(-1)?.id).toBe(0)
 
   // every body: the same locals plus one i64, and the same instructions once the inserted sequences are removed
   const before = code(original)
@@ -247,18 +277,55 @@ describe("rewritten modules are valid and keep everything else", () => {
       (start $start)
       (elem func $start)
       (data "abc"))`)
-    const out = metered(bytes, { initialFuel: 5n })
-    checkRewrite(bytes, out)
+    const out = metered(bytes, { initialFuel: 5n, counter: "defined" })
+    checkRewrite(bytes, out, "defined")
     const ids = info(out).sections.map((s) => s.id)
     expect(ids).toEqual([1, 2, 3, 5, 6, 7, 8, 9, 10, 11])
     const exports = instantiate(out, { env: { f: () => undefined } })
     expect(fuelOf(exports).value).toBe(5n) // the start function costs nothing
   })
 
+  it("imports the counter when the module defines no globals: the import and export sections in their place, the initial fuel in FUEL_SECTION", async () => {
+    const bytes = await wat(`(module
+      (type (func))
+      (memory 1)
+      (func $start)
+      (start $start)
+      (elem func $start)
+      (data "abc"))`)
+    const out = metered(bytes, { initialFuel: -5n })
+    checkRewrite(bytes, out)
+    expect(info(out).sections.map((s) => s.id)).toEqual([1, 2, 3, 5, 7, 8, 9, 10, 11, 0])
+    const module = new WebAssembly.Module(out)
+    expect(importedFuelInitial(module)).toBe(-5n)
+    expect(WebAssembly.Module.imports(module)).toEqual([
+      { module: FUEL_IMPORT_MODULE, name: FUEL_IMPORT_NAME, kind: "global" }
+    ])
+    // the export is the imported global itself (JS API: one object per global)
+    const counter = new WebAssembly.Global({ value: "i64", mutable: true }, 7n)
+    const exports = new WebAssembly.Instance(module, fuelImports(counter)).exports
+    expect(exports[FUEL_EXPORT]).toBe(counter)
+    expect(counter.value).toBe(7n) // the start function costs nothing; the engine sets the counter, not the module
+    // without the counter the module does not link
+    expect(() => new WebAssembly.Instance(module, {})).toThrow(TypeError)
+  })
+
   it("a module with no sections at all", () => {
     const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00])
+    const defined = metered(bytes, { counter: "defined" })
+    expect(info(defined).sections.map((s) => s.id)).toEqual([6, 7])
+    expect(fuelOf(instantiate(defined)).value).toBe(0n)
     const out = metered(bytes)
-    expect(info(out).sections.map((s) => s.id)).toEqual([6, 7])
+    expect(info(out).sections.map((s) => s.id)).toEqual([2, 7, 0])
+    expect(fuelOf(instantiate(out)).value).toBe(0n)
+  })
+
+  it("an empty global section counts as none: the counter is imported and the section kept", () => {
+    // (module (global section with 0 entries))
+    const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x06, 0x01, 0x00])
+    const out = metered(bytes)
+    expect(info(out).sections.map((s) => s.id)).toEqual([2, 6, 7, 0])
+    expect(info(out).globals).toEqual([])
     expect(fuelOf(instantiate(out)).value).toBe(0n)
   })
 
@@ -773,9 +840,14 @@ describe("bad input is a typed error with the offset", () => {
     expect(fails(instrumentFuel(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), /magic header/)).toBe(0)
   })
 
-  it("a module that already exports a hidden name (e.g. already metered)", async () => {
-    const once = metered(await wat(`(module (func (export "f")))`))
+  it("a module that already exports a hidden name or imports from the reserved module (e.g. already metered)", async () => {
+    const once = metered(await wat(`(module (func (export "f")))`), { counter: "defined" })
     expect(fails(instrumentFuel(once), /reserved prefix/)).toBeGreaterThan(8)
+    const imported = metered(await wat(`(module (func (export "f")))`))
+    expect(fails(instrumentFuel(imported), /reserved module "agent-runtime"/)).toBeGreaterThan(8)
+    const refill = await wat(`(module (import "agent-runtime" "refill" (func)))`)
+    fails(instrumentFuel(refill), /reserved module/)
+    fails(instrumentFuel(refill, { counter: "defined" }), /reserved module/)
     const own = await wat(`(module (global (export "agent-runtime:mine") i32 (i32.const 0)))`)
     fails(instrumentFuel(own), /reserved prefix/)
   })
@@ -889,5 +961,143 @@ describe("deferStart: the start function exported for the engine to call (its ex
     })
     expect(r.ok).toBe(true)
     if (r.ok) expect(r.value.addedExports).toContain(START_EXPORT)
+  })
+})
+
+describe("an imported counter meters exactly as a defined one (the same module rewritten both ways)", () => {
+  /** The code section's bytes (what the instrumentation wrote). */
+  const codeOf = (bytes: Uint8Array): string => {
+    const s = info(bytes).sections.find((x) => x.id === 10)
+    return s === undefined ? "" : Buffer.from(bytes.subarray(s.offset, s.payloadOffset + s.size)).toString("hex")
+  }
+  const both = (bytes: Uint8Array, options: FuelOptions = {}) => ({
+    imported: metered(bytes, options),
+    defined: metered(bytes, { ...options, counter: "defined" })
+  })
+
+  it("the instrumentation is the same bytes (the counter has the same global index); the modules validate", async () => {
+    const modules: Array<readonly [string, Uint8Array]> = [
+      ...AGENTS.map((name) => [`agent ${name}`, readAgentFixture(name)] as const),
+      ...referenceModules.map((ref) => [`reference ${ref.name}`, ref.read()] as const)
+    ]
+    for (const feature of FEATURES) modules.push([`feature ${feature.name}`, (await featureModule(feature)).bytes])
+    let importedShapes = 0
+    for (const [name, bytes] of modules) {
+      const { defined, imported } = both(bytes, { initialFuel: 77n, deferStart: true })
+      expect(WebAssembly.validate(imported), name).toBe(true)
+      expect(WebAssembly.validate(defined), name).toBe(true)
+      expect(codeOf(imported), name).toBe(codeOf(defined))
+      const definesGlobals = info(bytes).globals.length > 0
+      if (definesGlobals) expect(Buffer.from(imported).equals(Buffer.from(defined)), name).toBe(true)
+      else {
+        importedShapes++
+        expect(importedFuelInitial(new WebAssembly.Module(imported)), name).toBe(77n)
+        expect(importedFuelInitial(new WebAssembly.Module(defined)), name).toBeUndefined()
+      }
+    }
+    expect(importedShapes).toBeGreaterThanOrEqual(4) // both shapes were compared
+  })
+
+  const WORK = `(module
+    (memory (export "memory") 1)
+    (func $work (export "work") (param $n i32) (result i32) (local $i i32)
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store (i32.mul (local.get $i) (i32.const 4)) (i32.add (local.get $i) (i32.const 1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+      (local.get $i))
+    (func $rec (export "rec") (param $n i32) (result i32)
+      (if (result i32) (i32.eqz (local.get $n))
+        (then (i32.const 0))
+        (else (i32.add (i32.const 1) (call $rec (i32.sub (local.get $n) (i32.const 1)))))))
+    (func $start (i32.store (i32.const 60000) (call $work (i32.const 3))))
+    (start $start))`
+
+  it("same fuel left after a start function run at instantiation, and after a deferred one", async () => {
+    const bytes = await wat(WORK)
+    for (const deferStart of [false, true]) {
+      const { defined, imported } = both(bytes, { initialFuel: 1000n, deferStart })
+      const d = instantiate(defined)
+      const i = instantiate(imported)
+      if (deferStart) {
+        fn(d, START_EXPORT)()
+        fn(i, START_EXPORT)()
+      }
+      expect(fuelOf(i).value as bigint).toBeLessThan(1000n)
+      expect(fuelOf(i).value).toBe(fuelOf(d).value)
+      // and with too little fuel both stop the start function at the same point
+      const short = both(bytes, { initialFuel: 20n, deferStart })
+      const run = (b: Uint8Array<ArrayBuffer>) => {
+        try {
+          const e = instantiate(b)
+          if (deferStart) fn(e, START_EXPORT)()
+          return { ok: true as const, left: fuelOf(e).value }
+        } catch (e) {
+          return { ok: false as const, error: (e as Error).constructor.name }
+        }
+      }
+      expect(run(short.imported)).toEqual(run(short.defined))
+      expect(run(short.imported).ok).toBe(false)
+    }
+  })
+
+  it("every fuel from 0 to what a call needs: the same stop point (memory written), fuel left, result or trap", async () => {
+    const bytes = await wat(WORK)
+    const { defined, imported } = both(bytes, { initialFuel: HUGE })
+    const needed = consumed(instantiate(defined), "work", 6)
+    const needRec = consumed(instantiate(defined), "rec", 5)
+    expect(consumed(instantiate(imported), "work", 6)).toBe(needed)
+    const observe = (b: Uint8Array<ArrayBuffer>, name: string, arg: number, fuel: bigint) => {
+      const e = instantiate(b)
+      const r = callWithFuel(e, name, fuel, arg)
+      const memory = new Uint8Array((e.memory as WebAssembly.Memory).buffer, 0, 32)
+      return { ok: r.ok, left: r.left, value: r.ok ? r.value : String(r.value), memory: [...memory] }
+    }
+    for (let f = 0n; f <= needed + 1n; f++) {
+      expect(observe(imported, "work", 6, f), `work, fuel ${f}`).toEqual(observe(defined, "work", 6, f))
+    }
+    for (let f = 0n; f <= needRec + 1n; f++) {
+      expect(observe(imported, "rec", 5, f), `rec, fuel ${f}`).toEqual(observe(defined, "rec", 5, f))
+    }
+    // the boundary itself: exact fuel leaves 0, one less traps with −1
+    expect(observe(imported, "work", 6, needed)).toMatchObject({ ok: true, left: 0n, value: 6 })
+    expect(observe(imported, "work", 6, needed - 1n)).toMatchObject({ ok: false, left: -1n })
+  })
+
+  it("with every rewrite (cap, state exports, dirty pages) the imported counter is exported once, as FUEL_EXPORT, and is not state", async () => {
+    const bytes = await wat(WORK)
+    const r = rewriteModule(bytes, {
+      maxMemoryPages: 4,
+      exportState: true,
+      dirtyPages: true,
+      fuel: { initialFuel: 10_000n, deferStart: true }
+    })
+    if (!r.ok) throw r.error
+    const out = info(r.value.bytes)
+    expect(out.imports.map((i) => `${i.module}.${i.name}`)).toEqual([`${FUEL_IMPORT_MODULE}.${FUEL_IMPORT_NAME}`])
+    const counterExports = out.exports.filter((e) => e.type.kind === "global" && e.index === 0).map((e) => e.name)
+    expect(counterExports).toEqual([FUEL_EXPORT]) // no `agent-runtime:global:0` for it
+    expect(r.value.state?.globals.map((g) => g.name)).toEqual([]) // the bitmap and the counter are not agent state
+    expect(r.value.fuelExport).toBe(FUEL_EXPORT)
+    const e = instantiateMetered(r.value.bytes).exports
+    fn(e, START_EXPORT)()
+    expect(fuelOf(e).value as bigint).toBeLessThan(10_000n)
+  })
+
+  it("a counter left to run down across calls (no fuel set between them) runs down the same way", async () => {
+    const bytes = await wat(WORK)
+    const { defined, imported } = both(bytes, { initialFuel: 500n })
+    const d = instantiate(defined)
+    const i = instantiate(imported)
+    const step = (e: Exports) => {
+      try {
+        return { value: fn(e, "work")(4), left: fuelOf(e).value }
+      } catch {
+        return { value: "trap", left: fuelOf(e).value }
+      }
+    }
+    for (let k = 0; k < 12; k++) expect(step(i), `call ${k}`).toEqual(step(d))
+    expect(fuelOf(i).value as bigint).toBeLessThan(0n) // it did run out
   })
 })

@@ -25,6 +25,7 @@ import {
 } from "../src/index.js"
 import { instrumentFuelOf } from "../src/Fuel.js"
 import { readAgent } from "./helpers/Agents.js"
+import { instantiateMetered } from "./helpers/FuelCounter.js"
 import {
   bytes,
   codeSection,
@@ -133,7 +134,7 @@ describe("issue 12 item 2: no rewrite turns an invalid module into a valid one",
     expect(WebAssembly.validate(declared)).toBe(true)
     const r = rewriteModule(declared, { fuel: true })
     if (!r.ok) throw r.error
-    const i = new WebAssembly.Instance(new WebAssembly.Module(r.value.bytes))
+    const i = instantiateMetered(r.value.bytes)
     ;(i.exports["agent-runtime:fuel"] as WebAssembly.Global).value = 10_000n
     expect(() => (i.exports.run as () => void)()).toThrow(WebAssembly.RuntimeError)
     expect((i.exports["agent-runtime:fuel"] as WebAssembly.Global).value).toBeLessThan(0n)

@@ -43,7 +43,7 @@ import { argumentsNotArray, argumentsUnreadable, functionNotFound } from "./Inpu
 import { activate } from "./Passivation.js"
 import { saveLocked } from "./Persistence.js"
 import { pressureDue, schedulePressure } from "./Pressure.js"
-import { awaitsRecovery, noteFailure, recoverLocked } from "./Recovery.js"
+import { awaitsRecovery, noteFailure, recoverLocked, trapNoted } from "./Recovery.js"
 import type { RuntimeState } from "./RuntimeState.js"
 import type { SpawnError } from "./Spawning.js"
 
@@ -508,6 +508,7 @@ const invokeQueued = (
 ): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> | undefined => {
   const instance = i.instance
   if (instance === undefined || instance.prepare !== undefined || state.authorizer.checksInvocations) return undefined
+  instance.prefetch?.() // a sleeping worker wakes now, while the host code before the request runs
   const resolved = resolveExport(state, i, fn)
   if (resolved === undefined) return Effect.fail(functionNotFound(fn))
   const mismatch = resolved.check(args)
@@ -643,11 +644,8 @@ const callFailed = (
   if (evictionOf(i) !== undefined) return Effect.fail(goneError(i.agentId, fn, i))
   return Effect.flatMap(withBudgetNote(state, i, i.instance, failure), (error) => {
     noteFailure(state, i, error)
-    const recover = !awaitsRecovery(i)
-      ? Effect.void
-      : held
-        ? recoverLocked(state, i)
-        : i.exclusive(recoverLocked(state, i))
+    // a noted trap replaces the instance now; one its engine ended (a `Timeout`) waits for the next call
+    const recover = !trapNoted(i) ? Effect.void : held ? recoverLocked(state, i) : i.exclusive(recoverLocked(state, i))
     return Effect.andThen(recordFailure(state, i, error), Effect.andThen(recover, Effect.fail(error)))
   })
 }

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { type ModuleInfo, readModule, rewriteModule, type WasmBinaryError } from "@agent-runtime/wasm-binary"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -17,10 +18,11 @@ import * as CompileVariant from "../CompileVariant.js"
 import type { ModuleHash, ModuleId } from "../Ids.js"
 import { findVerified, type LoadEntry, type VerifiedLoad } from "../ModuleCache.js"
 import type { ModuleMetadata } from "../ModuleMetadata.js"
+import type { VerifyHints } from "../ModuleVerifier.js"
 import {
   CompileError,
   compileErrorOf,
-  type InvalidArgument,
+  InvalidArgument,
   type InvalidSignature,
   ModuleNotFound,
   ModuleTooLarge,
@@ -301,8 +303,59 @@ const registeredFor = (
   return module
 }
 
-/** The errors of `loadModule`. */
-export type LoadError = InvalidSignature | CompileError | ModuleTooLarge | RepositoryError | RuntimeUnavailable
+/** The errors of `loadModule` (`InvalidArgument`: bytes whose `ArrayBuffer` is detached, `detachedBytes`). */
+export type LoadError =
+  | InvalidSignature
+  | CompileError
+  | ModuleTooLarge
+  | RepositoryError
+  | RuntimeUnavailable
+  | InvalidArgument
+
+/**
+ * The runtime's own copy of `bytes`; `InvalidArgument` when their
+ * `ArrayBuffer` was detached meanwhile (the caller transferred it while the
+ * load ran: `slice` throws a `TypeError` then).
+ */
+const copyOf = (bytes: Uint8Array): Effect.Effect<Uint8Array, InvalidArgument> => {
+  try {
+    return Effect.succeed(bytes.slice())
+  } catch (e) {
+    const detached = detachedBytes(bytes)
+    return detached === undefined ? Effect.die(e) : Effect.fail(detached)
+  }
+}
+
+/**
+ * `InvalidArgument` when `bytes` is a view of a detached `ArrayBuffer` (one
+ * transferred to a worker or `postMessage`, or by `ArrayBuffer.transfer`):
+ * such a view reads as empty and cannot be copied — `slice` throws a
+ * `TypeError`. Else `undefined`. A detached view always has `byteLength`
+ * 0, so a non-empty input costs one comparison; an empty one is detached
+ * exactly when no view can be made over its buffer (Node 20 has no
+ * `ArrayBuffer.prototype.detached`).
+ */
+const detachedBytes = (bytes: Uint8Array): InvalidArgument | undefined => {
+  if (bytes.byteLength !== 0) return undefined
+  const buffer = bytes.buffer as ArrayBuffer & { readonly detached?: boolean }
+  let detached = buffer.detached
+  if (detached === undefined) {
+    try {
+      new Uint8Array(buffer, 0, 0)
+      detached = false
+    } catch {
+      detached = true
+    }
+  }
+  return detached ? detachedError() : undefined
+}
+
+const detachedError = () =>
+  new InvalidArgument({
+    operation: "loadModule",
+    argument: "bytes",
+    reason: "its ArrayBuffer is detached (transferred): there are no bytes to read"
+  })
 
 /**
  * Verifies, reads, compiles (or finds in the compile cache) and registers a
@@ -337,7 +390,17 @@ export type LoadError = InvalidSignature | CompileError | ModuleTooLarge | Repos
  * thread (`readEarly`); the validation's verdict is reported at step 2, so
  * errors and their order are the same as without it.
  *
- * Errors: `ModuleTooLarge` (`settings.maxModuleBytes`), `InvalidSignature`
+ * Concurrent cold loads of the same bytes (the same SHA-256) are one load
+ * (`sharedLoad`): the first verifies, reads, validates (or compiles) and
+ * registers them in a fiber of its own; the others wait for it
+ * and then answer as a later load would — a cache hit (`ModuleLoaded` with
+ * `cacheHit: true`), or, asked with other metadata, a verification only — or
+ * fail with its typed error when they asked for the same load (a failure is
+ * not cached). Interrupting one caller cancels neither that load nor the
+ * others' waits.
+ *
+ * Errors: `InvalidArgument` (bytes whose `ArrayBuffer` is detached),
+ * `ModuleTooLarge` (`settings.maxModuleBytes`), `InvalidSignature`
  * (checked first: changed bytes are `InvalidSignature` even when the change
  * also breaks the binary), `CompileError` (with the byte offset; bytes the
  * verifier cannot even walk are `CompileError` too), `RepositoryError`,
@@ -373,6 +436,8 @@ export const loadNow = (
   bytes: Uint8Array,
   metadata: ModuleMetadata
 ): ModuleId | Effect.Effect<ModuleId, LoadError> => {
+  const detached = detachedBytes(bytes)
+  if (detached !== undefined) return Effect.fail(detached)
   const known = lookUpNow(state, bytes, metadata)
   if (typeof known === "string") return known
   return known?.hit ?? loadFrom(state, bytes, metadata, known)
@@ -444,7 +509,7 @@ const loadFrom = (
   known: LookedUp | undefined
 ): Effect.Effect<ModuleId, LoadError> =>
   Effect.gen(function* () {
-    const { env, engine, settings } = state
+    const { env, settings } = state
     yield* ensureAccepting(state)
     if (bytes.byteLength > settings.maxModuleBytes) {
       return yield* new ModuleTooLarge({ size: bytes.byteLength, limit: settings.maxModuleBytes })
@@ -454,10 +519,25 @@ const loadFrom = (
     // load of known bytes costs the hash.
     const { hasher } = state
     const fingerprint = known === undefined && hasher.hashesOffThread(bytes) ? Sha256.fingerprint(bytes) : undefined
-    const early =
-      fingerprint !== undefined && !env.cache.mayHoldLoad(fingerprint) ? yield* readEarly(state, bytes) : undefined
+    // Not while another load reads bytes of that fingerprint early: this one waits until that one has its
+    // hash (and, for the same bytes, is their load in progress: `sharedLoad`), then hashes its own.
+    const reading = readingEarly(state)
+    const other = fingerprint === undefined ? undefined : reading.get(fingerprint)
+    if (other !== undefined) yield* Deferred.await(other)
+    const hashed = other === undefined && fingerprint !== undefined && !env.cache.mayHoldLoad(fingerprint)
+    const early = hashed ? yield* readingFirst(reading, fingerprint, readEarly(state, bytes)) : undefined
     const bytesHash =
-      known !== undefined ? known.bytesHash : yield* early === undefined ? hasher.sha256Hex(bytes) : early.hash
+      known !== undefined
+        ? known.bytesHash
+        : early === undefined
+          ? yield* hasher.sha256Hex(bytes)
+          : yield* Effect.ensuring(
+              early.hash,
+              Effect.sync(() => {
+                Deferred.doneUnsafe(reading.get(fingerprint!)!, Effect.void)
+                reading.delete(fingerprint!)
+              })
+            )
     const now = known !== undefined ? known.now : yield* Clock.currentTimeMillis
     const hints = { sha256: bytesHash, sha256HexNow: state.hasher.sha256HexNow }
     const entry =
@@ -470,7 +550,14 @@ const loadFrom = (
         if (hit !== undefined) return yield* hit
         return yield* register(
           state,
-          { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verified.keyId },
+          {
+            id,
+            hash: entry.moduleHash,
+            bytes: yield* copyOf(bytes),
+            info: entry.info,
+            metadata,
+            keyId: verified.keyId
+          },
           true
         )
       }
@@ -491,14 +578,152 @@ const loadFrom = (
         if (hit !== undefined) return yield* hit
         return yield* register(
           state,
-          { id, hash: entry.moduleHash, bytes: bytes.slice(), info: entry.info, metadata, keyId: verification.keyId },
+          {
+            id,
+            hash: entry.moduleHash,
+            bytes: yield* copyOf(bytes),
+            info: entry.info,
+            metadata,
+            keyId: verification.keyId
+          },
           true
         )
       }
     }
     // Cold. The runtime keeps its own copy of the bytes: what was verified and validated
     // is what agents run (the compile cache rewrites it without validating it again).
-    bytes = early?.bytes ?? bytes.slice()
+    const ctx = { bytesHash, now, fingerprint, early, hints }
+    if (bytesHash === undefined) return yield* coldLoad(state, early?.bytes ?? (yield* copyOf(bytes)), metadata, ctx)
+    // One cold load per hash at a time: a load of bytes already being loaded waits for that load (`sharedLoad`)
+    const loads = pendingLoads(state)
+    const pending = loads.get(bytesHash)
+    if (pending === undefined) {
+      const cold = coldLoad(state, early?.bytes ?? (yield* copyOf(bytes)), metadata, ctx)
+      return yield* sharedLoad(loads, bytesHash, metadata, cold)
+    }
+    const exit = yield* Effect.exit(Deferred.await(pending.done))
+    // the same load failed: the same typed error (nothing was cached); else look again (now a hit, or our own load)
+    if (exit._tag === "Failure" && !Cause.hasInterruptsOnly(exit.cause) && sameLoad(pending.metadata, metadata)) {
+      return yield* exit
+    }
+    const later = yield* Clock.currentTimeMillis
+    return yield* loadFrom(state, bytes, metadata, {
+      bytesHash,
+      now: later,
+      entry: env.cache.getLoad(bytesHash, later)
+    })
+  })
+
+/**
+ * Each runtime's fingerprints of bytes a load is reading early (`readEarly`)
+ * while it hashes them, each with what is done once that load has its hash.
+ */
+const readingEarlyOf = new WeakMap<RuntimeState, Map<string, Deferred.Deferred<void>>>()
+
+const readingEarly = (state: RuntimeState): Map<string, Deferred.Deferred<void>> => {
+  let reading = readingEarlyOf.get(state)
+  if (reading === undefined) readingEarlyOf.set(state, (reading = new Map()))
+  return reading
+}
+
+/** `read` as the early reader of `fingerprint` (`readingEarly`); an early reader that fails or is interrupted lets the others go. */
+const readingFirst = <A, E>(
+  reading: Map<string, Deferred.Deferred<void>>,
+  fingerprint: string,
+  read: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    const done = Deferred.makeUnsafe<void>()
+    reading.set(fingerprint, done)
+    return Effect.onError(read, () =>
+      Effect.sync(() => {
+        reading.delete(fingerprint)
+        Deferred.doneUnsafe(done, Effect.void)
+      })
+    )
+  })
+
+/** A cold load in progress: its outcome, and the metadata it was asked for. */
+interface PendingLoad {
+  readonly done: Deferred.Deferred<ModuleId, LoadError>
+  readonly metadata: ModuleMetadata
+}
+
+/** Each runtime's cold loads in progress, by the SHA-256 of their bytes. */
+const pendingLoadsOf = new WeakMap<RuntimeState, Map<string, PendingLoad>>()
+
+const pendingLoads = (state: RuntimeState): Map<string, PendingLoad> => {
+  let loads = pendingLoadsOf.get(state)
+  if (loads === undefined) pendingLoadsOf.set(state, (loads = new Map()))
+  return loads
+}
+
+/**
+ * Whether two loads of the same bytes are the same load: the same name,
+ * version, author and detached signature (what the verifier and the module
+ * id depend on), so one's failure is the other's.
+ */
+const sameLoad = (a: ModuleMetadata, b: ModuleMetadata): boolean => {
+  if (a === b) return true
+  if (a.name !== b.name || a.version !== b.version || a.author !== b.author) return false
+  const x = a.signature
+  const y = b.signature
+  if (x === undefined || y === undefined) return x === y
+  if (x.length !== y.length) return false
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
+/**
+ * Runs the cold load `cold` of the bytes hashed `bytesHash` as the one load
+ * of those bytes in progress: loads of the same bytes that start meanwhile
+ * wait for it (`loadFrom`) instead of verifying, reading and validating (or
+ * compiling) them again — then find its load entry (a cache hit, `ModuleLoaded`
+ * with `cacheHit: true`), or fail with its typed error when they asked for
+ * the same load (`sameLoad`; a failure is not cached: a later load tries
+ * again). The load runs in a fiber of its own, not in the caller's:
+ * interrupting the caller that started it (or any waiter) does not cancel
+ * it for the others.
+ */
+const sharedLoad = (
+  loads: Map<string, PendingLoad>,
+  bytesHash: string,
+  metadata: ModuleMetadata,
+  cold: Effect.Effect<ModuleId, LoadError>
+): Effect.Effect<ModuleId, LoadError> =>
+  Effect.withFiber((fiber) => {
+    const pending: PendingLoad = { done: Deferred.makeUnsafe<ModuleId, LoadError>(), metadata }
+    loads.set(bytesHash, pending)
+    // a fiber of its own (started now, with the caller's services), so no caller's interruption cancels it;
+    // not the runtime's `FiberSet` (≈ 5 µs more per cold load of a small module), and never interrupted
+    // (it ends as any load does: its steps fail when the runtime shut down meanwhile)
+    const load = Effect.runForkWith(fiber.context)(cold)
+    load.addObserver((exit) => {
+      if (loads.get(bytesHash) === pending) loads.delete(bytesHash)
+      Deferred.doneUnsafe(pending.done, exit)
+    })
+    return Deferred.await(pending.done)
+  })
+
+/**
+ * The cold part of `loadModule`: `bytes` (the runtime's own copy) read,
+ * verified, validated (or compiled) and registered; `ModuleLoaded` published.
+ */
+const coldLoad = (
+  state: RuntimeState,
+  bytes: Uint8Array,
+  metadata: ModuleMetadata,
+  ctx: {
+    readonly bytesHash: string | undefined
+    readonly now: number
+    readonly fingerprint: string | undefined
+    readonly early: EarlyRead | undefined
+    readonly hints: VerifyHints
+  }
+): Effect.Effect<ModuleId, LoadError> =>
+  Effect.gen(function* () {
+    const { env, engine } = state
+    const { bytesHash, now, fingerprint, early, hints } = ctx
     // Bytes that are not a module at all (the verifier cannot even find its sections)
     // are `CompileError` with the byte offset, like malformed contents of a verified module.
     const read = early?.read ?? readModule(bytes, { bodies: false })
@@ -549,6 +774,14 @@ const loadFrom = (
     return loaded
   })
 
+/** What `readEarly` did. */
+interface EarlyRead {
+  readonly bytes: Uint8Array
+  readonly hash: Effect.Effect<string | undefined>
+  readonly read: ReturnType<typeof readModule>
+  readonly validated: Effect.Effect<void, CompileError> | undefined
+}
+
 /**
  * The first steps of a cold load, done while the bytes are hashed: the
  * runtime's own copy of `bytes`, the hash of that copy started now
@@ -558,17 +791,9 @@ const loadFrom = (
  * or fails with the same `CompileError`) so `loadModule` reports it after
  * the signature check, as a validation run then would.
  */
-const readEarly = (
-  state: RuntimeState,
-  bytes: Uint8Array
-): Effect.Effect<{
-  readonly bytes: Uint8Array
-  readonly hash: Effect.Effect<string | undefined>
-  readonly read: ReturnType<typeof readModule>
-  readonly validated: Effect.Effect<void, CompileError> | undefined
-}> =>
+const readEarly = (state: RuntimeState, bytes: Uint8Array): Effect.Effect<EarlyRead, InvalidArgument> =>
   Effect.gen(function* () {
-    const own = bytes.slice()
+    const own = yield* copyOf(bytes)
     const hash = state.hasher.startSha256Hex(own)
     const read = readModule(own, { bodies: false })
     const validate = state.engine.validate

@@ -10,6 +10,13 @@
  * `RuntimeSettings.onTrap`, `"restore"`) set to `"keep"` keeps the
  * WebAssembly default: the instance stays, its memory as the trap left it.
  *
+ * An instance its engine ended on its own (`WasmInstance.isLive` false: a
+ * worker engine terminates the worker of a call whose caller was
+ * interrupted or whose deadline passed) is replaced the same way before the
+ * agent's next call, whatever `onTrap` says — a terminated instance cannot
+ * be kept, and without this the next call would fail with `Trap` "instance
+ * terminated" (and, under `"keep"`, every call after it).
+ *
  * The failed call still counts against the agent's health (`errorCount`, the
  * health check's error rate); the replacement publishes `AgentRecovered`. An
  * agent that cannot be brought back (its start function or `_initialize`
@@ -32,8 +39,29 @@ import { applyTransition, emit, errorText, type RuntimeState } from "./RuntimeSt
 /** Instances whose last call trapped and that wait for their replacement, with the trap's message. */
 const trapped = new WeakMap<AgentInstance, string>()
 
-/** Whether the instance trapped and must be replaced before it runs another call. */
-export const awaitsRecovery = (i: AgentInstance): boolean => trapped.has(i)
+/** The `AgentRecovered` cause of a replaced instance that was no longer live (`WasmInstance.isLive`). */
+export const NOT_LIVE_CAUSE =
+  "the instance was no longer live (its engine terminated it: an interrupted or timed-out call, or a lost worker)"
+
+/** Whether the agent's engine instance was ended by its engine (`WasmInstance.isLive` false). */
+const notLive = (i: AgentInstance): boolean => {
+  const isLive = i.instance?.isLive
+  return isLive !== undefined && !isLive()
+}
+
+/**
+ * Whether the instance must be replaced before it runs another call: it
+ * trapped (under `onTrap: "restore"`), or its engine ended it (`notLive`).
+ */
+export const awaitsRecovery = (i: AgentInstance): boolean => trapped.has(i) || notLive(i)
+
+/**
+ * Whether a trap was noted for the instance (`noteFailure`) — not whether it
+ * is live: a failed call replaces its instance right away only after a trap,
+ * and leaves an instance its engine ended (a `Timeout`, which may evict the
+ * agent next) to be replaced before the next call.
+ */
+export const trapNoted = (i: AgentInstance): boolean => trapped.has(i)
 
 /**
  * Records a failed call for recovery: a `Trap` of an agent whose policy is
@@ -45,7 +73,8 @@ export const noteFailure = (state: RuntimeState, i: AgentInstance, error: Engine
 }
 
 /**
- * Replaces the instance of an agent that trapped; nothing when it did not.
+ * Replaces the instance of an agent that trapped, or whose instance its
+ * engine ended (`awaitsRecovery`); nothing otherwise.
  * The caller holds the agent's mailbox. Never fails: an agent that cannot be
  * brought back goes `Failed` and is evicted in the background.
  * Uninterruptible once started: an interruption of the caller (a timeout, a
@@ -56,12 +85,15 @@ export const noteFailure = (state: RuntimeState, i: AgentInstance, error: Engine
 export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
   Effect.uninterruptible(
     Effect.suspend(() => {
-      const cause = trapped.get(i)
+      const cause = trapped.get(i) ?? (notLive(i) ? NOT_LIVE_CAUSE : undefined)
       if (cause === undefined) return Effect.void
       trapped.delete(i)
       if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
       return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
-        if (exit._tag === "Success") {
+        // evicted while the replacement was made (a Timeout's eviction): nothing to announce or fail
+        if (state.env.instances.get(i.agentId) !== i) return Effect.void
+        // a replacement its engine ended already would be replaced again before every call: it failed
+        if (exit._tag === "Success" && !notLive(i)) {
           return emit(
             state,
             (e) =>
@@ -74,7 +106,9 @@ export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Eff
               })
           )
         }
-        i.recordError(`recovery after a trap failed: ${errorText(exit.cause)}`)
+        i.recordError(
+          `recovery after a trap failed: ${exit._tag === "Success" ? "the replacement was not live" : errorText(exit.cause)}`
+        )
         return Effect.andThen(
           Effect.ignore(applyTransition(state, i, (i) => i.fail())),
           evictLater(state, i.agentId, "HealthFailure")
@@ -83,7 +117,11 @@ export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Eff
     })
   )
 
-/** Terminates the trapped instance and attaches a new one, restored from the last snapshot or fresh. */
+/**
+ * Terminates the instance and attaches a new one, restored from the last
+ * snapshot or fresh. A replacement made while the agent was evicted (the
+ * eviction does not wait for the agent's mailbox) is terminated, not attached.
+ */
 const replace = (state: RuntimeState, i: AgentInstance) =>
   Effect.gen(function* () {
     const old = i.detach()
@@ -91,6 +129,10 @@ const replace = (state: RuntimeState, i: AgentInstance) =>
     const module = yield* getModule(state, i.moduleId)
     const imports = yield* resolveImports(state, i.agentId, module, i.config.imports)
     const instance = yield* instantiate(state, i.agentId, module, i.config, imports)
+    if (state.env.instances.get(i.agentId) !== i) {
+      yield* instance.terminate
+      return { from: "Fresh" as const, takenAt: undefined }
+    }
     i.attach(instance)
     const saved = Option.filter(
       yield* Effect.orElseSucceed(state.instanceRepo.loadState(i.agentId), Option.none),

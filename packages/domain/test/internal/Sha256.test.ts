@@ -114,12 +114,12 @@ describe("hasher: the platform's SHA-256 injected (PlatformServices.sha256Hex) a
         const now = Sha256.fallbackHasher.sha256HexNow(bytes)
         expect(now).toBe(Sha256.available && length >= Sha256.SYNC_LIMIT ? undefined : fallback)
       }
-      expect(calls).toBe(3 * lengths.length)
+      expect(calls).toBe(3 + 3 * lengths.length) // its 3 known answers, when the hasher was made
     })
   )
 
   it.effect(
-    "an injected hash that throws or answers anything but 64 lowercase hex digits is replaced by the fallback",
+    "an injected function whose known answers are wrong (throws, short, uppercase, not a string, another digest, a constant) is not used",
     () =>
       Effect.gen(function* () {
         const bytes = bytesOf(Sha256.SYNC_LIMIT + 5, 3)
@@ -130,10 +130,13 @@ describe("hasher: the platform's SHA-256 injected (PlatformServices.sha256Hex) a
           },
           () => "abc",
           (b) => nodeHex(b).toUpperCase(),
-          () => 42 as unknown as string
+          () => 42 as unknown as string,
+          (b) => createHash("sha512").update(b).digest("hex").slice(0, 64),
+          () => "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         ]
         for (const answer of answers) {
           const h = Sha256.hasher(answer)
+          expect(h).toBe(Sha256.fallbackHasher)
           expect(yield* h.sha256Hex(bytes)).toBe(expected)
           expect(yield* h.startSha256Hex(bytes)).toBe(expected)
           // refused now (too large for the JavaScript route): undefined, then the asynchronous route hashes
@@ -142,5 +145,38 @@ describe("hasher: the platform's SHA-256 injected (PlatformServices.sha256Hex) a
           expect(h.sha256HexNow(bytes.subarray(0, 100))).toBe(Sha256.sha256HexSync(bytes.subarray(0, 100)))
         }
       })
+  )
+})
+
+describe("hasher: an injected SHA-256 that gives the known answers is checked per input for the shape of its answer", () => {
+  const nodeHex = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+
+  it.effect("an input it throws on, or answers with anything but a 64-char string, is hashed by the fallback", () =>
+    Effect.gen(function* () {
+      const refused = bytesOf(Sha256.SYNC_LIMIT + 7, 11)
+      const short = bytesOf(300, 12)
+      const odd = bytesOf(301, 13)
+      const fine = bytesOf(302, 14)
+      const asked: Array<Uint8Array> = []
+      const h = Sha256.hasher((b) => {
+        asked.push(b)
+        if (b === refused) throw new Error("not this one")
+        if (b === short) return nodeHex(b).slice(0, 40)
+        if (b === odd) return Buffer.from(nodeHex(b), "hex") as unknown as string
+        return nodeHex(b)
+      })
+      expect(h.injected).toBe(true)
+      expect(asked).toHaveLength(3) // the known answers
+      for (const b of [refused, short, odd, fine]) {
+        const expected = yield* Sha256.fallbackHasher.sha256Hex(b)
+        expect(yield* h.sha256Hex(b)).toBe(expected)
+        expect(yield* h.startSha256Hex(b)).toBe(expected)
+      }
+      // the small ones are hashed now by JavaScript when refused; the large refused one only asynchronously
+      expect(h.sha256HexNow(short)).toBe(Sha256.sha256HexSync(short))
+      expect(h.sha256HexNow(odd)).toBe(Sha256.sha256HexSync(odd))
+      expect(h.sha256HexNow(fine)).toBe(nodeHex(fine))
+      expect(h.sha256HexNow(refused)).toBe(Sha256.available ? undefined : Sha256.sha256HexSync(refused))
+    })
   )
 })

@@ -17,11 +17,27 @@ import type {
   InvokeOutcome,
   WasmValue
 } from "@agent-runtime/domain"
-import { DIRTY_PAGES_EXPORT, FUEL_EXPORT, START_EXPORT, TABLE_ENTRY_BYTES } from "@agent-runtime/wasm-binary"
+import {
+  DIRTY_PAGES_EXPORT,
+  FUEL_EXPORT,
+  FUEL_IMPORT_MODULE,
+  FUEL_IMPORT_NAME,
+  FUEL_SECTION,
+  START_EXPORT,
+  TABLE_ENTRY_BYTES
+} from "@agent-runtime/wasm-binary"
 import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
 import { nonZeroPages, type PageChanges, pageChanges } from "./dirty.js"
-import { type FuelAccess, fuelAccess } from "./fuel.js"
-import { memorySize } from "./memorySize.js"
+import {
+  enterShared,
+  type FuelAccess,
+  fuelAccess,
+  leaveShared,
+  type SharedFuel,
+  sharedFuel,
+  sharedFuelIfMade
+} from "./fuel.js"
+import { isSharedBuffer, keptBytes, memorySize } from "./memorySize.js"
 import { PAGE_BYTES } from "./pages.js"
 
 export { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
@@ -90,7 +106,11 @@ export interface LiveInstance<E extends Error = never> {
   readonly exports: WebAssembly.Exports
   /** The exported, else imported, linear memory. */
   readonly memory: WebAssembly.Memory | undefined
-  /** The fuel counter (`FUEL_EXPORT`) when the module is instrumented. */
+  /**
+   * The fuel counter when the module is instrumented: its own (`FUEL_EXPORT`),
+   * or — a module that imports its counter — the thread's shared counter
+   * (`fuel.ts` `sharedFuel`), whose value between calls belongs to no instance.
+   */
   readonly fuel: WebAssembly.Global | undefined
   /** Exported mutable globals by export name, without the fuel counter (what a snapshot holds). */
   readonly globals: ReadonlyArray<readonly [string, WebAssembly.Global]>
@@ -200,6 +220,11 @@ interface ModuleLayout {
   readonly tableExports: ReadonlyArray<string>
   /** Imported tables (module, name). */
   readonly tableImports: ReadonlyArray<readonly [string, string]>
+  /**
+   * The module imports its fuel counter (`FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`): its initial fuel (fuel
+   * units, from the rewrite's `FUEL_SECTION`; 0 without one); `undefined` when it does not.
+   */
+  readonly fuelInitial: number | undefined
 }
 
 const NO_NAMES: ReadonlyArray<never> = Object.freeze([])
@@ -216,15 +241,22 @@ const layoutOf = (module: WebAssembly.Module): ModuleLayout => {
     if (e.kind === "memory") memoryExport ??= e.name
     else if (e.kind === "table") tableExports.push(e.name)
   }
+  let fuelInitial: number | undefined
   for (const i of WebAssembly.Module.imports(module)) {
     if (i.kind === "memory") memoryImport ??= [i.module, i.name]
     else if (i.kind === "table") tableImports.push([i.module, i.name])
+    else if (i.kind === "global" && i.module === FUEL_IMPORT_MODULE && i.name === FUEL_IMPORT_NAME) {
+      const [initial] = WebAssembly.Module.customSections(module, FUEL_SECTION)
+      fuelInitial =
+        initial !== undefined && initial.byteLength >= 8 ? Number(new DataView(initial).getBigInt64(0, true)) : 0
+    }
   }
   layout = {
     memoryExport,
     memoryImport,
     tableExports: tableExports.length === 0 ? NO_NAMES : tableExports,
-    tableImports: tableImports.length === 0 ? NO_NAMES : tableImports
+    tableImports: tableImports.length === 0 ? NO_NAMES : tableImports,
+    fuelInitial
   }
   layouts.set(module, layout)
   return layout
@@ -279,6 +311,27 @@ const mutableGlobals = (exports: WebAssembly.Exports): Array<readonly [string, W
   return globals
 }
 
+/**
+ * `imports` with the thread's shared fuel counter, by frozen `imports` object (the runtime's spawns of modules
+ * without host imports all pass one frozen empty object); a mutable one is merged again at every spawn.
+ */
+const withCounterCache = new WeakMap<WebAssembly.Imports, WebAssembly.Imports>()
+
+/**
+ * `imports` with `counter` as the fuel counter import (`FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`), replacing any
+ * value the caller put there: a module that imports its counter only ever gets the engine's.
+ */
+const withCounter = (imports: WebAssembly.Imports, counter: WebAssembly.Global): WebAssembly.Imports => {
+  const frozen = Object.isFrozen(imports)
+  let merged = frozen ? withCounterCache.get(imports) : undefined
+  if (merged === undefined) {
+    const ns = imports[FUEL_IMPORT_MODULE] as WebAssembly.ModuleImports | undefined
+    merged = { ...imports, [FUEL_IMPORT_MODULE]: { ...ns, [FUEL_IMPORT_NAME]: counter } }
+    if (frozen) withCounterCache.set(imports, merged)
+  }
+  return merged
+}
+
 /** `imports` plus the memory `request` asks for when `imports` lacks it (may throw like `new WebAssembly.Memory`). */
 const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefined): WebAssembly.Imports => {
   if (request === undefined) return imports
@@ -292,7 +345,7 @@ const withMemory = (imports: WebAssembly.Imports, request: HostMemory | undefine
   return { ...imports, [request.module]: { ...(ns as WebAssembly.ModuleImports | undefined), [request.name]: memory } }
 }
 
-/** Calls of one instance read its memory size through the accessor before the helper (`memorySize`) is made. */
+/** Calls of one instance whose memory is shared or of 0 pages read its size through the accessor before the helper (`memorySize`) is made. */
 const HELPER_AFTER_CALLS = 64
 
 /** The pages of a snapshot of an instance without memory. */
@@ -347,11 +400,21 @@ class Live<E extends Error> implements LiveInstance<E> {
   // the exported mutable globals, found on first use (a snapshot), not at spawn: telling mutable from
   // immutable ones costs an exception per immutable global
   globalsFound: ReadonlyArray<readonly [string, WebAssembly.Global]> | undefined = undefined
-  // the fuel counter's fast accessor, made on the first metered call (not at spawn)
+  // the fuel counter's fast accessor, made on the first metered call (not at spawn); the thread's one for a
+  // shared counter
   fuelAccessor: FuelAccess | undefined = undefined
-  // The memory size a call reports: `memory.buffer.byteLength` for an instance's first calls, then the
-  // `memorySize` helper (≈ 4 ns instead of ≈ 15 ns), made once an instance has been called often enough
-  // to be worth its instantiation (an agent called once never pays it).
+  // The counter is the thread's shared one (`sharedFuel`): every call sets it (to its fuel, else to `fuelLeft`)
+  // and reads it after, saving and restoring an outer call's (`fuelIn` / `fuelOut`).
+  readonly fuelShared: SharedFuel | undefined
+  // A shared counter: what this instance had left after its last metered run (fuel units), as its own
+  // counter would hold — the fuel of a call made without `fuel`.
+  fuelLeft = 0
+  // The memory size a call reports. An unshared memory: the length of its buffer as last seen by a call
+  // (`sizeBuffer`; non-zero ⇒ not detached by a growth ⇒ current: `memorySize.ts`), no host-API call. A shared
+  // one, or one of 0 pages: `memory.buffer.byteLength` for an instance's first calls, then the `memorySize`
+  // helper (≈ 4 ns instead of ≈ 15 ns), made once an instance has been called often enough to be worth its
+  // instantiation (an agent called once never pays it).
+  sizeBuffer: ArrayBuffer | undefined = undefined
   sizeOfMemory: (() => number) | undefined = undefined
   callsBeforeHelper = HELPER_AFTER_CALLS
   // Changes through the write barrier (`dirtyPages`): set up on the first `changes` (`barrierFor`); `null` →
@@ -372,8 +435,14 @@ class Live<E extends Error> implements LiveInstance<E> {
     // with the module: its memory and tables by name (`layoutOf`, once per module); else a walk of every value
     const layout = module === undefined ? undefined : layoutOf(module)
     this.memory = layout === undefined ? findMemory(exports, imports) : layoutMemory(layout, exports, imports)
-    const fuelExport = exports[FUEL_EXPORT]
-    this.fuel = fuelExport instanceof WebAssembly.Global ? fuelExport : undefined
+    // the counter: the imported one (the shared counter `instantiate` gave it), else the exported one
+    const fuelImport =
+      layout?.fuelInitial !== undefined ? imported(imports, [FUEL_IMPORT_MODULE, FUEL_IMPORT_NAME]) : undefined
+    const counter = fuelImport ?? exports[FUEL_EXPORT]
+    this.fuel = counter instanceof WebAssembly.Global ? counter : undefined
+    const shared = sharedFuelIfMade()
+    this.fuelShared = shared !== undefined && this.fuel === shared.global ? shared : undefined
+    if (this.fuelShared !== undefined) this.fuelAccessor = this.fuelShared.access
     this.tables = layout === undefined ? findTables(exports, imports) : layoutTables(layout, exports, imports)
     this.mapThrown = config.mapThrown
     this.barrier = config.dirtyPages === true ? undefined : null
@@ -401,23 +470,59 @@ class Live<E extends Error> implements LiveInstance<E> {
     this.live = false
   }
 
-  /** The fuel counter's accessor (made on the first metered call). */
+  /** The fuel counter's accessor (made on the first metered call; the thread's one for a shared counter). */
   meter(global: WebAssembly.Global): FuelAccess {
     return (this.fuelAccessor ??= fuelAccess(global))
   }
 
-  /** The memory usage a call reports, bytes (see `sizeOfMemory`). */
-  callMemoryBytes(): number {
-    let bytes: number
-    const memory = this.memory
-    if (memory === undefined) bytes = 0
-    else if (this.sizeOfMemory !== undefined) bytes = this.sizeOfMemory()
-    else {
-      bytes = memory.buffer.byteLength
-      if (--this.callsBeforeHelper === 0) this.sizeOfMemory = memorySize(memory)
+  /**
+   * Whether a call with `fuel` (`undefined`: none given) sets and reads the counter: with fuel, and always on
+   * a shared counter (it holds another instance's value otherwise).
+   */
+  metered(fuel: number | undefined): boolean {
+    return this.fuel !== undefined && (fuel !== undefined || this.fuelShared !== undefined)
+  }
+
+  /**
+   * Before a metered call: sets the counter (`access`, from `meter`) to `fuel`, else (a shared counter) to
+   * what this instance had left. Returns what `fuelOut` restores: the counter of the call this one is nested
+   * in, on a shared counter (`enterShared`).
+   */
+  fuelIn(access: FuelAccess, fuel: number | undefined): bigint | undefined {
+    const shared = this.fuelShared
+    if (shared === undefined) {
+      access.set(fuel!)
+      return undefined
     }
+    return enterShared(shared, fuel ?? this.fuelLeft)
+  }
+
+  /** After a metered call (returned or thrown): the fuel left; a shared counter's is kept as this instance's. */
+  fuelOut(access: FuelAccess, outer: bigint | undefined): number {
+    const shared = this.fuelShared
+    if (shared === undefined) return access.get()
+    return (this.fuelLeft = leaveShared(shared, outer))
+  }
+
+  /** The memory usage a call reports, bytes (see `sizeBuffer`): what `memoryBytes()` reads. */
+  callMemoryBytes(): number {
+    const size = this.sizeOfMemory // the helper (a shared memory, or one of 0 pages)
+    let bytes = size !== undefined ? size() : keptBytes(this.sizeBuffer)
+    if (bytes === 0 && size === undefined) bytes = this.linearBytesNow()
     const tables = this.tables
     for (let k = 0; k < tables.length; k++) bytes += tables[k]!.length * TABLE_ENTRY_BYTES
+    return bytes
+  }
+
+  /** `linearBytes()` when the kept buffer cannot tell (none yet, detached, 0 pages, shared): keeps the current one. */
+  linearBytesNow(): number {
+    const memory = this.memory
+    if (memory === undefined) return 0
+    if (this.sizeOfMemory !== undefined) return this.sizeOfMemory()
+    const buffer = memory.buffer
+    const bytes = buffer.byteLength
+    if (bytes !== 0 && !isSharedBuffer(buffer)) this.sizeBuffer = buffer as ArrayBuffer
+    else if (--this.callsBeforeHelper === 0) this.sizeOfMemory = memorySize(memory) // shared, or 0 pages
     return bytes
   }
 
@@ -435,8 +540,8 @@ class Live<E extends Error> implements LiveInstance<E> {
     // per call: no closure, no allocation, no spread for up to 3 arguments, the counter set through `FuelAccess`
     return (args, fuel, slot) => {
       if (!self.live) return terminatedTrap(fn)
-      const access = fuel !== undefined && fuelGlobal !== undefined ? self.meter(fuelGlobal) : undefined
-      if (access !== undefined) access.set(fuel!)
+      const access = self.metered(fuel) ? self.meter(fuelGlobal!) : undefined
+      const outer = access !== undefined ? self.fuelIn(access, fuel) : undefined
       let result: unknown
       try {
         switch (args.length) {
@@ -457,12 +562,15 @@ class Live<E extends Error> implements LiveInstance<E> {
         }
       } catch (e) {
         self.outsideWrite() // a trap may unwind frames before they publish their dirty bits
-        if (access !== undefined && access.get() < 0) return new FuelExhausted({ function: fn, fuel: fuel! })
+        if (access !== undefined && self.fuelOut(access, outer) < 0 && fuel !== undefined) {
+          return new FuelExhausted({ function: fn, fuel })
+        }
         return self.mapThrown?.(fn, e) ?? mapCallError(fn, e)
       }
       slot.result = result
       slot.memoryBytes = self.callMemoryBytes()
-      slot.fuelRemaining = access !== undefined ? access.get() : undefined
+      const left = access !== undefined ? self.fuelOut(access, outer) : undefined
+      slot.fuelRemaining = fuel !== undefined ? left : undefined
       return undefined
     }
   }
@@ -695,7 +803,11 @@ export const checkSuppliedTables = (
 /**
  * Instantiates `module` (a `WebAssembly.Module`: compiled here, precompiled
  * in a bundle, or posted to a worker) with `imports`, creating the imported
- * memory `config.memory` asks for, and checks the memory budget. Synchronous
+ * memory `config.memory` asks for, and checks the memory budget. A module
+ * whose fuel counter is imported (wasm-binary `FUEL_IMPORT_MODULE`) gets the
+ * thread's shared counter (`fuel.ts` `sharedFuel`), set to the module's
+ * initial fuel (`FUEL_SECTION`) for its start function; the instance then
+ * behaves as with a counter of its own. Synchronous
  * (`new WebAssembly.Instance` generates no code, so it also runs where
  * runtime compilation is forbidden). A caller-supplied table is checked
  * against the budget first (`checkSuppliedTables`). Never throws. `measured`,
@@ -716,14 +828,27 @@ export const instantiate = <E extends Error = never>(
   let instance: WebAssembly.Instance
   const tables = checkSuppliedTables(importObject, config.memoryLimit, config.agentId ?? "instantiate")
   if (tables !== undefined) return tables
+  // a module that imports its fuel counter gets the thread's shared one, set to its initial fuel before a start
+  // function can run (during instantiation, or deferred right after), as a counter of its own would start
+  const fuelInitial = layoutOf(module).fuelInitial
+  const shared = fuelInitial === undefined ? undefined : sharedFuel()
+  let entered = false
+  let outer: bigint | undefined
   try {
     importObject = withMemory(importObject, config.memory)
+    if (shared !== undefined) {
+      importObject = withCounter(importObject, shared.global)
+      outer = enterShared(shared, fuelInitial!)
+      entered = true
+    }
     instance = new WebAssembly.Instance(module, importObject)
   } catch (e) {
+    if (entered) leaveShared(shared!, outer)
     return instantiationError(e) ?? config.mapThrown?.("(start)", e) ?? mapCallError("(start)", e)
   }
-  const live = fromInstance(instance, importObject, config, module)
+  const live = new Live<E>(instance, importObject, config, module)
   const started = runDeferredStart(live, config)
+  if (shared !== undefined) live.fuelLeft = leaveShared(shared, outer)
   if (started !== undefined) {
     live.terminate()
     return started

@@ -7,7 +7,8 @@
  * module is 70 bytes, compiled once per thread, synchronously; where runtime
  * compilation is forbidden (workerd) or fails, `fuelAccess` falls back to the
  * accessor. Values are fuel units; the helper is used only for safe integers
- * (`i64.trunc_f64_s` of a safe integer is exact).
+ * (`i64.trunc_f64_s` of a safe integer is exact). `sharedFuel` is the
+ * thread's one counter for modules that import theirs.
  *
  * @since 0.2.0
  */
@@ -46,6 +47,58 @@ const viaAccessor = (global: WebAssembly.Global): FuelAccess => ({
   },
   get: () => Number(global.value as bigint)
 })
+
+/**
+ * The thread's shared fuel counter: the one `WebAssembly.Global` (mutable
+ * i64) every instance of a module with an imported counter gets on this
+ * thread (wasm-binary `FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`: the fuel
+ * rewrite imports the counter when the module defines no globals, so V8
+ * allocates no per-instance globals buffer), with its `FuelAccess` (one
+ * helper instance per thread, not per agent instance). Calls on one thread
+ * are sequential, so one counter serves them all: each metered run sets it
+ * first (`enterShared`) and reads it after (`leaveShared`); a run nested in
+ * another (a host function calling another instance synchronously) saves
+ * and restores the outer run's value.
+ */
+export interface SharedFuel {
+  readonly global: WebAssembly.Global
+  readonly access: FuelAccess
+}
+
+let shared: SharedFuel | undefined
+/** Metered runs on the shared counter in progress on this thread (> 1: nested). */
+let depth = 0
+
+/** This thread's shared counter (made on first use). */
+export const sharedFuel = (): SharedFuel => {
+  if (shared === undefined) {
+    const global = new WebAssembly.Global({ value: "i64", mutable: true }, 0n)
+    shared = { global, access: fuelAccess(global) }
+  }
+  return shared
+}
+
+/** The shared counter when it has been made on this thread, else `undefined` (never makes it). */
+export const sharedFuelIfMade = (): SharedFuel | undefined => shared
+
+/**
+ * Starts a metered run on the shared counter: sets it to `fuel` (fuel units).
+ * Returns the counter of the run this one is nested in (exact, as a bigint),
+ * to hand back to `leaveShared`; `undefined` when it is not nested.
+ */
+export const enterShared = (s: SharedFuel, fuel: number): bigint | undefined => {
+  const outer = depth++ > 0 ? (s.global.value as bigint) : undefined
+  s.access.set(fuel)
+  return outer
+}
+
+/** Ends a metered run on the shared counter: returns the fuel left (fuel units) and restores `outer` (see `enterShared`). */
+export const leaveShared = (s: SharedFuel, outer: bigint | undefined): number => {
+  const left = s.access.get()
+  depth--
+  if (outer !== undefined) s.global.value = outer
+  return left
+}
 
 /** Fast access to `global` (a mutable i64 `WebAssembly.Global`); the accessor where the helper cannot be made. */
 export const fuelAccess = (global: WebAssembly.Global): FuelAccess => {

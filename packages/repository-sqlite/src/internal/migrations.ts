@@ -9,6 +9,7 @@ import { SnapshotCodec } from "@agent-runtime/domain"
 import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as LegacySnapshotRows from "./legacySnapshotRows.js"
+import * as Pages from "./pages.js"
 import { Invalid } from "./sql.js"
 
 export interface Migration {
@@ -57,6 +58,59 @@ const snapshotsToCodecBlobs = (db: Database.Database): void => {
     insert.run(row.agent_id, bytes)
   }
   db.exec("DROP TABLE snapshot_pages; DROP TABLE snapshots;")
+}
+
+/**
+ * Migration 7's conversion: every page row and patch row whose hash still
+ * matches it by the rules of versions 4–6 (SHA-1 of the page; a byte-wise
+ * FNV pair over the stored bytes — neither covers the page index) is given
+ * the hash of version 7, which covers its `page_index` (`Pages.pageHash`,
+ * `Pages.storedHash`). A row that does not match (damaged before the
+ * migration, or not decodable) keeps its hash, so its load still fails as
+ * corrupt.
+ */
+const hashesWithIndex = (db: Database.Database): void => {
+  const rows = db
+    .prepare("SELECT agent_id, page_index, hash, compressed, data FROM instance_snapshot_pages")
+    .iterate() as IterableIterator<{
+    agent_id: string
+    page_index: number
+    hash: Uint8Array
+    compressed: number
+    data: Uint8Array
+  }>
+  const setPage = db.prepare("UPDATE instance_snapshot_pages SET hash = ? WHERE agent_id = ? AND page_index = ?")
+  const pages: Array<[Uint8Array, string, number]> = []
+  for (const row of rows) {
+    if (!(row.hash instanceof Uint8Array) || !(row.data instanceof Uint8Array)) continue
+    const hash = Buffer.from(row.hash)
+    if (hash.length === 8) {
+      if (Pages.Legacy.storedHash(row.data).equals(hash))
+        pages.push([Pages.storedHash(row.data, row.page_index), row.agent_id, row.page_index])
+      continue
+    }
+    let page: Uint8Array
+    try {
+      page = Pages.decodeRow(row.page_index, row.compressed, row.data)
+    } catch {
+      continue
+    }
+    if (Pages.Legacy.pageHash(page).equals(hash))
+      pages.push([Pages.pageHash(page, row.page_index), row.agent_id, row.page_index])
+  }
+  for (const args of pages) setPage.run(...args)
+  const patches = db.prepare("SELECT agent_id, page_index, hash, data FROM instance_snapshot_patches").all() as Array<{
+    agent_id: string
+    page_index: number
+    hash: Uint8Array
+    data: Uint8Array
+  }>
+  const setPatch = db.prepare("UPDATE instance_snapshot_patches SET hash = ? WHERE agent_id = ? AND page_index = ?")
+  for (const row of patches) {
+    if (!(row.hash instanceof Uint8Array) || !(row.data instanceof Uint8Array)) continue
+    if (Pages.Legacy.storedHash(row.data).equals(Buffer.from(row.hash)))
+      setPatch.run(Pages.storedHash(row.data, row.page_index), row.agent_id, row.page_index)
+  }
 }
 
 export const migrations: ReadonlyArray<Migration> = [
@@ -158,6 +212,30 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (agent_id, page_index)
       ) WITHOUT ROWID;
     `
+  },
+  {
+    version: 7,
+    description:
+      "page and patch hashes cover the page index (a row moved to another index is corrupt); header rows may be binary (layout 2)",
+    // layout 2: `snapshot` is the binary header (`internal/header.ts`) instead of the SnapshotCodec bytes (layout 1);
+    // rows of layout 1 are read as they are and written as layout 2 by their next save.
+    // Patch rows move to a rowid table: its leaf cells hold up to 4,061 bytes on 4 KiB pages, so a patch
+    // (≤ `Pages.PATCH_LIMIT`) is written in place in its leaf — no overflow page allocated, freed and listed
+    // (a WITHOUT ROWID table spills a row past ≈ 1,000 bytes to overflow pages).
+    sql: `
+      CREATE TABLE instance_snapshot_patches_7 (
+        agent_id   TEXT NOT NULL,
+        page_index INTEGER NOT NULL,
+        hash       BLOB NOT NULL,
+        data       BLOB NOT NULL,
+        PRIMARY KEY (agent_id, page_index)
+      );
+      INSERT INTO instance_snapshot_patches_7 (agent_id, page_index, hash, data)
+        SELECT agent_id, page_index, hash, data FROM instance_snapshot_patches;
+      DROP TABLE instance_snapshot_patches;
+      ALTER TABLE instance_snapshot_patches_7 RENAME TO instance_snapshot_patches;
+    `,
+    run: hashesWithIndex
   }
 ]
 

@@ -1,19 +1,24 @@
 /**
- * The paged snapshot layout (schema versions 4–6): a snapshot is stored as a
- * header row — the `SnapshotCodec` bytes of the snapshot without its pages
- * (metadata, `memoryBytes`, globals) — plus one row per non-zero 64 KiB
+ * The paged snapshot layout (schema versions 4–7): a snapshot is stored as a
+ * header row — the snapshot without its pages (metadata, `memoryBytes`,
+ * globals) as the binary header of `header.ts` (version 7) or as
+ * `SnapshotCodec` bytes (versions 4–6, and where the binary header cannot
+ * vouch for a snapshot) — plus one row per non-zero 64 KiB
  * page, each with a hash of its raw bytes and its bytes (compression on):
  * as runs of one repeated 32-bit word when they are few (a filled page;
  * version 5), else as its non-zero runs when they are small, else deflated
  * when that is smaller; else raw (and always raw with compression off).
  *
- * Hashes: SHA-1 (20 bytes) of the page for deflated and raw rows — their
- * change detection compares it; for the two run forms a 64-bit FNV-style
- * hash of the row's stored bytes (8 bytes, `storedHash`: a few dozen bytes
+ * Hashes (schema version 7: every hash covers the row's page index, so a row
+ * moved to another index is corruption): SHA-1 (20 bytes) of the page then
+ * its index for deflated and raw rows — their change detection compares it;
+ * for the two run forms and for patches a 64-bit word-wise hash of the row's
+ * stored bytes seeded by the index (8 bytes, `storedHash`: a few dozen bytes
  * to hash instead of 64 KiB), whose change detection compares the page with
  * the stored runs byte for byte (`unchanged`) — an 8-byte hash is only an
  * integrity check, never a reason to skip a write. Loads check every row
- * against its hash (by its length); a mismatch is corruption.
+ * against its hash (by its length); a mismatch is corruption. Migration 7
+ * re-hashes the rows of versions 4–6 (`Legacy`).
  *
  * Patches (schema version 6): a page row in one of the two run forms (fills,
  * non-zero runs) may have one patch row — the runs of words where the page now differs from the
@@ -33,30 +38,62 @@ import * as zlib from "node:zlib"
 /** Bytes of a WebAssembly page (64 KiB). */
 export const PAGE = 65_536
 
-/** SHA-1 of a page's raw bytes (20 bytes): the hash of deflated and raw page rows, compared to detect changes. */
-export const pageHash = (data: Uint8Array): Buffer => crypto.createHash("sha1").update(data).digest()
-
-/** The page's bytes as 16,384 little-endian 32-bit words (copied only when `data` is not 4-byte aligned). */
-const wordsOf = (data: Uint8Array): Uint32Array => {
-  const aligned = data.byteOffset % 4 === 0 ? data : data.slice()
-  return new Uint32Array(aligned.buffer, aligned.byteOffset, PAGE / 4)
+/** The page index as 4 little-endian bytes: hashed after a page, so a row moved to another index fails its check. */
+const indexBytes = (index: number): Buffer => {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32LE(index >>> 0, 0)
+  return b
 }
 
 /**
- * A 64-bit hash of a row's stored bytes (8 bytes; the run forms, at most a
- * quarter of a page and usually a few dozen bytes): two FNV-1a lanes over
- * the bytes, one forwards and one backwards. Not cryptographic: it detects
- * corruption of the row on load; change detection compares the page with
- * the stored runs byte for byte (`unchanged`), never this hash.
+ * SHA-1 (20 bytes) of a page's raw bytes followed by its index (u32
+ * little-endian; schema version 7): the hash of deflated and raw page rows,
+ * compared to detect changes, and checked on load — a row moved to another
+ * page index no longer matches.
  */
-export const storedHash = (stored: Uint8Array): Buffer => {
-  let a = 0x811c9dc5 | 0
-  let b = 0x9e3779b9 | 0
+export const pageHash = (data: Uint8Array, index: number): Buffer =>
+  crypto.createHash("sha1").update(data).update(indexBytes(index)).digest()
+
+/** The page's bytes as 16,384 little-endian 32-bit words (copied only when `data` is not 4-byte aligned). */
+const wordsOf = (data: Uint8Array): Uint32Array => {
+  const aligned = data.byteOffset % 4 === 0 ? data : new Uint8Array(data) // a copy (a Buffer's `slice` is a view)
+  return new Uint32Array(aligned.buffer, aligned.byteOffset, PAGE / 4)
+}
+
+const FNV = 0x01000193
+
+/**
+ * A 64-bit hash (8 bytes) of a row's stored bytes and its page index
+ * (schema version 7; the run forms and patch rows): two FNV-style lanes
+ * seeded by the index, over the bytes as little-endian 32-bit words — one
+ * forwards, one backwards, each word's product folded down (`x ^ x >>> 13`)
+ * so every input bit reaches every lane bit — then the tail bytes and the
+ * length. Not cryptographic: it detects a damaged row, and a row moved to
+ * another page index, on load; change detection compares the page with the
+ * stored runs byte for byte (`unchanged`), never this hash. A word at a time:
+ * a 13 KB row costs about a quarter of a byte-wise FNV.
+ */
+export const storedHash = (stored: Uint8Array, index: number): Buffer => {
+  let a = Math.imul(0x811c9dc5 ^ index, FNV)
+  let b = Math.imul(0x9e3779b9 ^ index, FNV)
   const n = stored.length
-  for (let i = 0; i < n; i++) {
-    a = Math.imul(a ^ stored[i]!, 0x01000193)
-    b = Math.imul(b ^ stored[n - 1 - i]!, 0x01000193) ^ i
+  const count = n >>> 2
+  const aligned = stored.byteOffset % 4 === 0 ? stored : new Uint8Array(stored) // a copy (a Buffer's `slice` is a view)
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, count)
+  for (let i = 0; i < count; i++) {
+    a = Math.imul(a ^ words[i]!, FNV)
+    a ^= a >>> 13
+    b = Math.imul(b ^ words[count - 1 - i]!, FNV) ^ i
+    b ^= b >>> 13
   }
+  for (let i = count * 4; i < n; i++) {
+    a = Math.imul(a ^ stored[i]!, FNV)
+    b = Math.imul(b ^ stored[i]!, FNV)
+  }
+  a = Math.imul(a ^ n, FNV)
+  b = Math.imul(b ^ n, FNV)
+  a ^= a >>> 15
+  b ^= b >>> 15
   const out = Buffer.allocUnsafe(8)
   out.writeInt32LE(a, 0)
   out.writeInt32LE(b, 4)
@@ -64,11 +101,35 @@ export const storedHash = (stored: Uint8Array): Buffer => {
 }
 
 /**
- * Whether a row's `hash` fits it: 20 bytes, the SHA-1 of the decoded page
- * `data`; 8 bytes (run forms), the `storedHash` of its `stored` bytes.
+ * Whether a row's `hash` fits it at page `index`: 20 bytes, `pageHash` of
+ * the decoded page `data`; 8 bytes (run forms), the `storedHash` of its
+ * `stored` bytes.
  */
-export const hashMatches = (data: Uint8Array, stored: Uint8Array, hash: Uint8Array): boolean =>
-  hash.length === 8 ? storedHash(stored).equals(hash) : pageHash(data).equals(hash)
+export const hashMatches = (data: Uint8Array, stored: Uint8Array, hash: Uint8Array, index: number): boolean =>
+  hash.length === 8 ? storedHash(stored, index).equals(hash) : pageHash(data, index).equals(hash)
+
+/**
+ * The hashes rows had up to schema version 6 (no page index in them: SHA-1
+ * of the page; a byte-wise FNV pair over the stored bytes), checked only by
+ * migration 7, which hashes every row that still matches them again with
+ * `pageHash` / `storedHash`.
+ */
+export const Legacy = {
+  pageHash: (data: Uint8Array): Buffer => crypto.createHash("sha1").update(data).digest(),
+  storedHash: (stored: Uint8Array): Buffer => {
+    let a = 0x811c9dc5 | 0
+    let b = 0x9e3779b9 | 0
+    const n = stored.length
+    for (let i = 0; i < n; i++) {
+      a = Math.imul(a ^ stored[i]!, FNV)
+      b = Math.imul(b ^ stored[n - 1 - i]!, FNV) ^ i
+    }
+    const out = Buffer.allocUnsafe(8)
+    out.writeInt32LE(a, 0)
+    out.writeInt32LE(b, 4)
+    return out
+  }
+}
 
 /** A page row as stored. */
 export interface PageRow {
@@ -101,6 +162,9 @@ export interface PageWrite {
 /** Words (4 bytes) per block that the scans skip with one native compare when the whole block is equal (1 KiB). */
 const BLOCK_WORDS = 256
 
+/** Words per big block (8 KiB), tried first where one starts: a mostly-equal page needs fewer native compares. */
+const BIG_BLOCK_WORDS = 2048
+
 /** Zero words (4 bytes each) that end a run: shorter gaps stay inside it (a run header is 8 bytes). */
 const GAP_WORDS = 4
 
@@ -117,9 +181,16 @@ export const zeroRuns = (data: Uint8Array): Uint8Array | undefined => {
   while (w < words.length) {
     // zero words skipped a block at a time by a native compare where a whole block is zero
     while (w < words.length) {
-      if ((w & (BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, ZEROS, 0, BLOCK_WORDS * 4)) {
-        w += BLOCK_WORDS
-        continue
+      if ((w & (BLOCK_WORDS - 1)) === 0) {
+        // a big block first (8 KiB), then a small one (1 KiB): each native compare has a fixed cost
+        if ((w & (BIG_BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, ZEROS, 0, BIG_BLOCK_WORDS * 4)) {
+          w += BIG_BLOCK_WORDS
+          continue
+        }
+        if (bytesEqual(data, w * 4, ZEROS, 0, BLOCK_WORDS * 4)) {
+          w += BLOCK_WORDS
+          continue
+        }
       }
       if (words[w] !== 0) break
       w++
@@ -179,10 +250,13 @@ export const writeRuns = (page: Uint8Array, index: number, stored: Uint8Array): 
 }
 
 /**
- * The largest patch (bytes) a delta save writes instead of its page's row: a
- * 16th of a page, and at most half of the row it patches (`patchLimit`).
+ * The largest patch (bytes) a delta save writes instead of its page's row
+ * (and at most half of the row it patches, `patchLimit`): 3,968 bytes, so a
+ * patch row with its key and hash stays inside one cell of its table's
+ * B-tree leaf (a rowid table holds up to 4,061 bytes in a cell on 4 KiB
+ * pages; schema version 7) and is written in place, without overflow pages.
  */
-export const PATCH_LIMIT = PAGE / 16
+export const PATCH_LIMIT = 4096 - 128
 
 /**
  * Rows below this many bytes get no patch: they fit in SQLite's B-tree page
@@ -231,9 +305,15 @@ export const patchAgainst = (data: Uint8Array, base: PageWrite, limit: number): 
   while (w < n) {
     // equal words skipped a block at a time by a native compare where a whole block is equal
     while (w < n) {
-      if ((w & (BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, baseScratch, w * 4, BLOCK_WORDS * 4)) {
-        w += BLOCK_WORDS
-        continue
+      if ((w & (BLOCK_WORDS - 1)) === 0) {
+        if ((w & (BIG_BLOCK_WORDS - 1)) === 0 && bytesEqual(data, w * 4, baseScratch, w * 4, BIG_BLOCK_WORDS * 4)) {
+          w += BIG_BLOCK_WORDS
+          continue
+        }
+        if (bytesEqual(data, w * 4, baseScratch, w * 4, BLOCK_WORDS * 4)) {
+          w += BLOCK_WORDS
+          continue
+        }
       }
       if (words[w] !== old[w]) break
       w++
@@ -348,21 +428,32 @@ const writeFills = (page: Uint8Array, index: number, stored: Uint8Array): Uint8A
 export const storedPage = (index: number, data: Uint8Array, compress: boolean): PageWrite => {
   if (compress) {
     const filled = fills(data)
-    if (filled !== undefined) return { index, hash: storedHash(filled), compressed: Stored.fills, data: filled }
+    if (filled !== undefined) return { index, hash: storedHash(filled, index), compressed: Stored.fills, data: filled }
     const runs = zeroRuns(data)
-    if (runs !== undefined) return { index, hash: storedHash(runs), compressed: Stored.runs, data: runs }
+    if (runs !== undefined) return { index, hash: storedHash(runs, index), compressed: Stored.runs, data: runs }
     const deflated = zlib.deflateRawSync(data, { level: 1 })
     if (deflated.length < data.length)
-      return { index, hash: pageHash(data), compressed: Stored.deflate, data: deflated }
+      return { index, hash: pageHash(data, index), compressed: Stored.deflate, data: deflated }
   }
-  return { index, hash: pageHash(data), compressed: Stored.raw, data: data.slice() }
+  return { index, hash: pageHash(data, index), compressed: Stored.raw, data: data.slice() }
 }
 
 /** A 64 KiB run of zero bytes, compared against (never written). */
 const ZEROS = Buffer.alloc(PAGE)
 
+/** `Buffer.prototype.compare`, called on plain `Uint8Array`s with ranges: a native compare that allocates nothing. */
+const compareRanges = Buffer.prototype.compare as (
+  this: Uint8Array,
+  target: Uint8Array,
+  targetStart: number,
+  targetEnd: number,
+  sourceStart: number,
+  sourceEnd: number
+) => number
+
+/** Whether `a[aFrom, aFrom + length)` equals `b[bFrom, bFrom + length)` (one memcmp, no views allocated). */
 const bytesEqual = (a: Uint8Array, aFrom: number, b: Uint8Array, bFrom: number, length: number): boolean =>
-  Buffer.from(a.buffer, a.byteOffset + aFrom, length).equals(Buffer.from(b.buffer, b.byteOffset + bFrom, length))
+  compareRanges.call(a, b, bFrom, bFrom + length, aFrom, aFrom + length) === 0
 
 /**
  * Whether `data` (a 64 KiB page) holds exactly what `stored` holds, decided
@@ -410,7 +501,7 @@ const compare = (data: Uint8Array, stored: PageWrite | SavedHash): boolean => {
     }
     return bytesEqual(data, next, ZEROS, 0, PAGE - next)
   }
-  return stored.hash.length === 20 && pageHash(data).equals(stored.hash)
+  return stored.hash.length === 20 && pageHash(data, stored.index).equals(stored.hash)
 }
 
 /**
@@ -507,7 +598,7 @@ export const readPages = (
     const at = byIndex.get(patch.page_index)
     if (at === undefined || !patchable(rows[at]!.compressed))
       throw `the patch of page ${patch.page_index} has no run-form page row under it`
-    if (patch.hash.length !== 8 || !storedHash(patch.data).equals(patch.hash))
+    if (patch.hash.length !== 8 || !storedHash(patch.data, patch.page_index).equals(patch.hash))
       throw `the patch of page ${patch.page_index} does not match its hash (corrupt)`
     writeRuns(pages[at]!.data, patch.page_index, patch.data)
   }
@@ -520,18 +611,25 @@ const readRows = (rows: ReadonlyArray<PageRow>, memoryBytes: number): Array<{ in
       throw `page ${row.page_index} is not a BLOB`
     if ((row.page_index + 1) * PAGE > memoryBytes)
       throw `page ${row.page_index} lies outside ${memoryBytes} bytes of memory`
-    let data: Uint8Array
-    if (row.compressed === Stored.runs) data = fromRuns(row.page_index, row.data)
-    else if (row.compressed === Stored.fills) data = fromFills(row.page_index, row.data)
-    else if (row.compressed === Stored.deflate) {
-      try {
-        data = new Uint8Array(zlib.inflateRawSync(row.data))
-      } catch (e) {
-        throw `page ${row.page_index} does not inflate: ${e instanceof Error ? e.message : String(e)}`
-      }
-    } else if (row.compressed === Stored.raw) data = new Uint8Array(row.data)
-    else throw `page ${row.page_index} is stored in an unknown form ${row.compressed}`
-    if (data.length !== PAGE) throw `page ${row.page_index} has ${data.length} bytes, expected ${PAGE}`
-    if (!hashMatches(data, row.data, row.hash)) throw `page ${row.page_index} does not match its hash (corrupt)`
+    const data = decodeRow(row.page_index, row.compressed, row.data)
+    if (!hashMatches(data, row.data, row.hash, row.page_index))
+      throw `page ${row.page_index} does not match its hash (corrupt)`
     return { index: row.page_index, data }
   })
+
+/** A page row's 64 KiB page from its stored form (`Stored`); throws a reason (string) when it does not decode. */
+export const decodeRow = (index: number, compressed: number, stored: Uint8Array): Uint8Array => {
+  let data: Uint8Array
+  if (compressed === Stored.runs) data = fromRuns(index, stored)
+  else if (compressed === Stored.fills) data = fromFills(index, stored)
+  else if (compressed === Stored.deflate) {
+    try {
+      data = new Uint8Array(zlib.inflateRawSync(stored))
+    } catch (e) {
+      throw `page ${index} does not inflate: ${e instanceof Error ? e.message : String(e)}`
+    }
+  } else if (compressed === Stored.raw) data = new Uint8Array(stored)
+  else throw `page ${index} is stored in an unknown form ${compressed}`
+  if (data.length !== PAGE) throw `page ${index} has ${data.length} bytes, expected ${PAGE}`
+  return data
+}

@@ -126,7 +126,7 @@ describe("pages", () => {
         [{ page_index: 3, hash: row.hash, compressed: row.compressed, data: row.data }],
         1,
         4 * PAGE,
-        [{ page_index: 3, hash: Pages.storedHash(patch), data: patch }],
+        [{ page_index: 3, hash: Pages.storedHash(patch, 3), data: patch }],
         1
       )
       expect(Buffer.compare(Buffer.from(loaded[0]!.data), Buffer.from(page))).toBe(0)

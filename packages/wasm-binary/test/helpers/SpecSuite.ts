@@ -16,6 +16,7 @@ import {
   WasmBinaryError,
   type ReadResult
 } from "../../src/index.js"
+import { instantiateMetered } from "./FuelCounter.js"
 import { constValue, outcomeOf, sameOutcome, showOutcome, spectest, type Outcome } from "./SpecHarness.js"
 import { head, readScript, type SExpr, toModule, type WastModule } from "./Wast.js"
 
@@ -272,10 +273,7 @@ export const checkScript = (file: string, source: string, tally: Tally): Array<s
       return out
     }
     const o = outcomeOf(() => new WebAssembly.Instance(new WebAssembly.Module(bytes), importsOf("original")))
-    const w = outcomeOf(
-      () =>
-        new WebAssembly.Instance(new WebAssembly.Module(rewritten as Uint8Array<ArrayBuffer>), importsOf("rewritten"))
-    )
+    const w = outcomeOf(() => instantiateMetered(rewritten as Uint8Array<ArrayBuffer>, importsOf("rewritten")))
     const same = sameOutcome(
       o.kind === "value" ? { kind: "value", value: 0 } : o,
       w.kind === "value" ? { kind: "value", value: 0 } : w
