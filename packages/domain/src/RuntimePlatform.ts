@@ -33,7 +33,7 @@ export interface PlatformServices {
    * known answers (checked once, when the runtime is built) is not used; an
    * answer that is not a 64-char string, or a throw, makes the runtime hash
    * that input by the fallback. On Node:
-   * `node:crypto` `createHash("sha256").update(bytes).digest("hex")`
+   * `node:crypto` `hash("sha256", bytes, "hex")`
    * (`@agent-runtime/engine-node` `NodeEngine.layerPlatform`; its engine
    * layers include it).
    */

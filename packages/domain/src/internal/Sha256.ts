@@ -3,7 +3,7 @@
  * A runtime hashes through its `Hasher` (`hasher`): the platform's own
  * synchronous SHA-256 when the platform injects one
  * (`RuntimePlatform` `PlatformServices.sha256Hex`, e.g. `node:crypto`
- * `createHash` from `@agent-runtime/engine-node`'s layers), otherwise the
+ * `hash` from `@agent-runtime/engine-node`'s layers), otherwise the
  * fastest route platform-free code has:
  *
  * - below `SYNC_LIMIT` bytes (8 KiB): this file's synchronous JavaScript
@@ -263,8 +263,8 @@ const givesKnownAnswers = (platform: PlatformSha256Hex): boolean =>
 /**
  * The runtime's `Hasher`: with `platform` (the injected SHA-256), every
  * input is hashed by it, synchronously on the calling thread — no copy of
- * the input, no promise, whatever the size (`node:crypto` `createHash`:
- * ≈ 0.5 µs for a few bytes, ≈ 0.6 ms for 1 MB on the bench machine, where a
+ * the input, no promise, whatever the size (`node:crypto` `hash`:
+ * ≈ 0.3 µs for a few bytes, ≈ 0.6 ms for 1 MB on the bench machine, where a
  * WebCrypto digest first copies its input on the calling thread).
  *
  * The load cache and the signature check take its answers as the bytes'
