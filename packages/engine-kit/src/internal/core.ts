@@ -409,6 +409,8 @@ class Live<E extends Error> implements LiveInstance<E> {
   // A shared counter: what this instance had left after its last metered run (fuel units), as its own
   // counter would hold — the fuel of a call made without `fuel`.
   fuelLeft = 0
+  // Calls of this instance in progress on this thread (> 1: a host function called back into it)
+  running = 0
   // The memory size a call reports. An unshared memory: the length of its buffer as last seen by a call
   // (`sizeBuffer`; non-zero ⇒ not detached by a growth ⇒ current: `memorySize.ts`), no host-API call. A shared
   // one, or one of 0 pages: `memory.buffer.byteLength` for an instance's first calls, then the `memorySize`
@@ -497,6 +499,14 @@ class Live<E extends Error> implements LiveInstance<E> {
     return enterShared(shared, fuel ?? this.fuelLeft)
   }
 
+  /**
+   * After a metered call: `fuelOut`, or — a call re-entering this instance (`reentered`), which neither set
+   * nor saved the counter — the counter as it is: the running call it re-entered goes on from it.
+   */
+  fuelAfter(access: FuelAccess, outer: bigint | undefined, reentered: boolean): number {
+    return reentered ? access.get() : this.fuelOut(access, outer)
+  }
+
   /** After a metered call (returned or thrown): the fuel left; a shared counter's is kept as this instance's. */
   fuelOut(access: FuelAccess, outer: bigint | undefined): number {
     const shared = this.fuelShared
@@ -541,8 +551,14 @@ class Live<E extends Error> implements LiveInstance<E> {
     return (args, fuel, slot) => {
       if (!self.live) return terminatedTrap(fn)
       const access = self.metered(fuel) ? self.meter(fuelGlobal!) : undefined
-      const outer = access !== undefined ? self.fuelIn(access, fuel) : undefined
+      // A call into this instance from inside one of its own running calls (a host function calling back in)
+      // draws on the counter as it is — the running call's fuel (on the thread's shared counter: the innermost
+      // running metered call's), as a store's fuel in Wasmtime: setting it here would refill the budget at
+      // every re-entry (unbounded work on one call's fuel).
+      const reentered = self.running > 0
+      const outer = access !== undefined && !reentered ? self.fuelIn(access, fuel) : undefined
       let result: unknown
+      self.running++
       try {
         switch (args.length) {
           case 0:
@@ -561,15 +577,17 @@ class Live<E extends Error> implements LiveInstance<E> {
             result = g(...args)
         }
       } catch (e) {
+        self.running--
         self.outsideWrite() // a trap may unwind frames before they publish their dirty bits
-        if (access !== undefined && self.fuelOut(access, outer) < 0 && fuel !== undefined) {
+        if (access !== undefined && self.fuelAfter(access, outer, reentered) < 0 && fuel !== undefined) {
           return new FuelExhausted({ function: fn, fuel })
         }
         return self.mapThrown?.(fn, e) ?? mapCallError(fn, e)
       }
+      self.running--
       slot.result = result
       slot.memoryBytes = self.callMemoryBytes()
-      const left = access !== undefined ? self.fuelOut(access, outer) : undefined
+      const left = access !== undefined ? self.fuelAfter(access, outer, reentered) : undefined
       slot.fuelRemaining = fuel !== undefined ? left : undefined
       return undefined
     }
@@ -831,6 +849,13 @@ export const instantiate = <E extends Error = never>(
   // a module that imports its fuel counter gets the thread's shared one, set to its initial fuel before a start
   // function can run (during instantiation, or deferred right after), as a counter of its own would start
   const fuelInitial = layoutOf(module).fuelInitial
+  // the counter's module is the engine's: an embedder's value for it would be replaced, so it is refused, as the
+  // fuel rewrite refuses a module importing from it
+  if (fuelInitial !== undefined && (importObject as Record<string, unknown>)[FUEL_IMPORT_MODULE] !== undefined) {
+    return new InstantiationError({
+      reason: `import from the reserved module "${FUEL_IMPORT_MODULE}" (the engine's fuel counter) supplied by the host`
+    })
+  }
   const shared = fuelInitial === undefined ? undefined : sharedFuel()
   let entered = false
   let outer: bigint | undefined

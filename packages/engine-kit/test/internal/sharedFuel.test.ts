@@ -42,6 +42,25 @@ const OUTER = `(module
   (func (export "outer") (param $n i32) (result i32)
     (i32.add (i32.add (call $count (local.get $n)) (call $inner)) (call $count (local.get $n)))))`
 
+/** Works, calls the host (which may call back into this same instance), in a loop. */
+const REENTER = `(module
+  (import "env" "back" (func $back (result i32)))
+  (func $count (param $n i32) (result i32) (local $i i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $i))
+  (func (export "work") (param $n i32) (result i32) (call $count (local.get $n)))
+  (func (export "loop") (param $rounds i32) (param $n i32) (result i32) (local $r i32) (local $acc i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $r) (local.get $rounds)))
+      (local.set $acc (i32.add (local.get $acc) (call $count (local.get $n))))
+      (local.set $acc (i32.add (local.get $acc) (call $back)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $next)))
+    (local.get $acc)))`
+
 type Shape = "imported" | "defined"
 
 const compile = async (text: string, shape: Shape, options: FuelOptions = {}): Promise<WebAssembly.Module> => {
@@ -213,5 +232,59 @@ describe("the thread's shared fuel counter", () => {
         expect(seen.at(-1)).toMatchObject({ results: [2] })
       }
     }
+  })
+
+  it("a call back into the same instance (its host function re-enters it) draws on the running call's fuel: no refill, both counter shapes", async () => {
+    const outcomes: Record<Shape, Array<unknown>> = { imported: [], defined: [] }
+    for (const shape of ["imported", "defined"] as const) {
+      const module = await compile(REENTER, shape)
+      let self: LiveInstance<Error> | undefined
+      let reenter = true
+      const instance = live<Error>(
+        Instance.instantiate(module, {
+          env: {
+            back: () => {
+              if (!reenter) return 0
+              const inner = self!.call("work", [100], 5_000)
+              return inner instanceof Error ? -1_000_000 : (inner.results[0] as number)
+            }
+          }
+        })
+      )
+      self = instance
+      // one round's own work and one re-entry's work each cost well under the fuel; a refill at every
+      // re-entry would let 1000 rounds (≈ 1000 × both) finish on one call's 5000
+      const rounds = instance.call("loop", [1_000, 100], 5_000)
+      expect(rounds, shape).toMatchObject({ _tag: "FuelExhausted", function: "loop", fuel: 5_000 })
+      // the re-entry's work is charged to the running call: less left than without the call back
+      const once = instance.call("loop", [1, 100], 1_000_000) as unknown as {
+        results: Array<number>
+        fuelRemaining: number
+      }
+      reenter = false
+      const alone = instance.call("loop", [1, 100], 1_000_000) as unknown as {
+        results: Array<number>
+        fuelRemaining: number
+      }
+      expect(once.results, shape).toEqual([200])
+      expect(alone.results, shape).toEqual([100])
+      const work = instance.call("work", [100], 1_000_000) as unknown as { fuelRemaining: number }
+      expect(alone.fuelRemaining - once.fuelRemaining, shape).toBeGreaterThanOrEqual(1_000_000 - work.fuelRemaining)
+      reenter = true
+      // the instance's next, not re-entered, call gets its own fuel again
+      expect(instance.call("work", [100], 5_000), shape).toMatchObject({ results: [100] })
+      outcomes[shape] = [settled(rounds), once, alone]
+    }
+    expect(outcomes.imported).toEqual(outcomes.defined)
+  })
+
+  it("a host that supplies the reserved counter module itself is refused (the engine's counter is not replaced)", async () => {
+    const module = await compile(OUTER, "imported")
+    const refused = Instance.instantiate(module, { env: { inner: () => 1 }, "agent-runtime": { fuel: 123n } })
+    expect(refused).toMatchObject({ _tag: "InstantiationError" })
+    expect((refused as Error).message).toContain("reserved module")
+    expect(live(Instance.instantiate(module, { env: { inner: () => 1 } })).call("outer", [0], 1_000)).toMatchObject({
+      results: [1]
+    })
   })
 })
