@@ -314,6 +314,13 @@ export const instrumentFuelOf = (
       const exportRank = sectionRank(SectionId.export) as number
 
       const newGlobal = (w: ByteWriter) => w.u8(0x7e).u8(0x01).u8(0x42).s64(initial).u8(0x0b)
+      /** Section `s` (a vector) again with `extra` more entries, which `entries` writes after its own (`room`: bytes to reserve for them). */
+      const appended = (s: RawSection, extra: number, room: number, entries: (w: ByteWriter) => void) =>
+        section(s.id, s.size + room, (w) => {
+          const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
+          const n = c.count()
+          entries(w.u32(n + extra).bytes(bytes.subarray(c.offset, s.end)))
+        })
       const newImport = (w: ByteWriter) => w.name(FUEL_IMPORT_MODULE).name(FUEL_IMPORT_NAME).u8(0x03).u8(0x7e).u8(0x01)
       const added = start === undefined ? 1 : 2
       const newExport = (w: ByteWriter) => {
@@ -341,29 +348,15 @@ export const instrumentFuelOf = (
         switch (s.id) {
           case SectionId.import:
             if (!importCounter) keep(bytes.subarray(s.offset, s.end))
-            else
-              section(SectionId.import, s.size + 32, (w) => {
-                const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-                const n = c.count()
-                newImport(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
-              })
+            else appended(s, 1, 32, newImport)
             break
           case SectionId.global:
             // an empty global section with an imported counter: kept as it is
             if (importCounter) keep(bytes.subarray(s.offset, s.end))
-            else
-              section(SectionId.global, s.size + 64, (w) => {
-                const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-                const n = c.count()
-                newGlobal(w.u32(n + 1).bytes(bytes.subarray(c.offset, s.end)))
-              })
+            else appended(s, 1, 64, newGlobal)
             break
           case SectionId.export:
-            section(SectionId.export, s.size + 96, (w) => {
-              const c = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
-              const n = c.count()
-              newExport(w.u32(n + added).bytes(bytes.subarray(c.offset, s.end)))
-            })
+            appended(s, added, 96, newExport)
             break
           case SectionId.start:
             if (start === undefined) keep(bytes.subarray(s.offset, s.end)) // else deferred: exported instead

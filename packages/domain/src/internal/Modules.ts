@@ -614,17 +614,21 @@ const loadFrom = (
     })
   })
 
+/** A map per runtime, made on first use. */
+const perRuntime = <V>(): ((state: RuntimeState) => Map<string, V>) => {
+  const of = new WeakMap<RuntimeState, Map<string, V>>()
+  return (state) => {
+    let map = of.get(state)
+    if (map === undefined) of.set(state, (map = new Map()))
+    return map
+  }
+}
+
 /**
  * Each runtime's fingerprints of bytes a load is reading early (`readEarly`)
  * while it hashes them, each with what is done once that load has its hash.
  */
-const readingEarlyOf = new WeakMap<RuntimeState, Map<string, Deferred.Deferred<void>>>()
-
-const readingEarly = (state: RuntimeState): Map<string, Deferred.Deferred<void>> => {
-  let reading = readingEarlyOf.get(state)
-  if (reading === undefined) readingEarlyOf.set(state, (reading = new Map()))
-  return reading
-}
+const readingEarly = perRuntime<Deferred.Deferred<void>>()
 
 /** `read` as the early reader of `fingerprint` (`readingEarly`); an early reader that fails or is interrupted lets the others go. */
 const readingFirst = <A, E>(
@@ -650,13 +654,7 @@ interface PendingLoad {
 }
 
 /** Each runtime's cold loads in progress, by the SHA-256 of their bytes. */
-const pendingLoadsOf = new WeakMap<RuntimeState, Map<string, PendingLoad>>()
-
-const pendingLoads = (state: RuntimeState): Map<string, PendingLoad> => {
-  let loads = pendingLoadsOf.get(state)
-  if (loads === undefined) pendingLoadsOf.set(state, (loads = new Map()))
-  return loads
-}
+const pendingLoads = perRuntime<PendingLoad>()
 
 /**
  * Whether two loads of the same bytes are the same load: the same name,

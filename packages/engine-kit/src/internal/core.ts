@@ -318,15 +318,14 @@ const mutableGlobals = (exports: WebAssembly.Exports): Array<readonly [string, W
 const withCounterCache = new WeakMap<WebAssembly.Imports, WebAssembly.Imports>()
 
 /**
- * `imports` with `counter` as the fuel counter import (`FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`), replacing any
- * value the caller put there: a module that imports its counter only ever gets the engine's.
+ * `imports` with `counter` as the fuel counter import (`FUEL_IMPORT_MODULE`.`FUEL_IMPORT_NAME`); `instantiate` has
+ * refused imports that supply that module themselves.
  */
 const withCounter = (imports: WebAssembly.Imports, counter: WebAssembly.Global): WebAssembly.Imports => {
   const frozen = Object.isFrozen(imports)
   let merged = frozen ? withCounterCache.get(imports) : undefined
   if (merged === undefined) {
-    const ns = imports[FUEL_IMPORT_MODULE] as WebAssembly.ModuleImports | undefined
-    merged = { ...imports, [FUEL_IMPORT_MODULE]: { ...ns, [FUEL_IMPORT_NAME]: counter } }
+    merged = { ...imports, [FUEL_IMPORT_MODULE]: { [FUEL_IMPORT_NAME]: counter } }
     if (frozen) withCounterCache.set(imports, merged)
   }
   return merged

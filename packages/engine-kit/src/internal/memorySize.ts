@@ -4,7 +4,7 @@
  * (≈ 15 ns on V8 11); a call reads it in one of two cheaper ways:
  *
  * - an unshared memory: the `ArrayBuffer` seen last is kept
- *   (`trackedSize`). Growing an unshared memory — `memory.grow` in the
+ *   (`keptBytes`; engine-kit core's `sizeBuffer`). Growing an unshared memory — `memory.grow` in the
  *   guest, `Memory.prototype.grow` on the host, at any depth of nested
  *   host calls — detaches its previous buffer (WebAssembly JS API §"Memory
  *   objects", *refresh the memory buffer*), whose `byteLength` then reads 0;
