@@ -183,19 +183,36 @@ const renderStats = (stats: DashboardStats, swarm: Swarm) => {
   if (b) b.textContent = `${w.filter((x) => x.running).length}/${w.length}`
 }
 
+/**
+ * One card element per agent, kept across renders (only its attributes and contents are replaced); a card is
+ * selected on `pointerdown`. The swarm is re-rendered several times a second: a `click` whose press and release
+ * fall on either side of a render would be lost (Chromium fires no `click` when the pressed node left the document).
+ */
+const cards = new Map<AgentInfo["agentId"], HTMLElement>()
+
 const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
   const root = $("agents")
   const sorted = [...agents].sort((a, b) => a.agentId.localeCompare(b.agentId, undefined, { numeric: true }))
   if (selected !== undefined && !agents.some((a) => a.agentId === selected)) selected = undefined
+  const present = new Set(sorted.map((a) => a.agentId))
+  for (const id of cards.keys()) if (!present.has(id)) cards.delete(id)
   root.replaceChildren(
     ...sorted.map((a) => {
       const durable = swarm.isDurable(a.agentId)
-      const card = el("div", {
-        class: `agent ${a.state}${a.agentId === selected ? " selected" : ""}${durable ? " durable" : ""}`,
-        "data-agent": a.agentId,
-        "data-state": a.state,
-        "data-durable": String(durable)
-      })
+      let card = cards.get(a.agentId)
+      if (card === undefined) {
+        const agentId = a.agentId
+        const created = el("div", { "data-agent": agentId })
+        created.addEventListener("pointerdown", () => {
+          selected = agentId
+          for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === created)
+        })
+        cards.set(agentId, created)
+        card = created
+      }
+      card.className = `agent ${a.state}${a.agentId === selected ? " selected" : ""}${durable ? " durable" : ""}`
+      card.dataset.state = a.state
+      card.dataset.durable = String(durable)
       const id = el("div", { class: "id" })
       id.append(el("span", {}, a.agentId))
       id.append(el("span", { class: `dot ${a.health}`, title: a.health }))
@@ -203,7 +220,7 @@ const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
       meta.append(el("span", {}, `${a.invocationCount} calls`), el("span", {}, mib(a.budget.used)))
       const state = el("div", { class: "meta" })
       state.append(el("span", {}, a.state), el("span", {}, a.errorCount > 0 ? `${a.errorCount} err` : ""))
-      card.append(id, meta, state)
+      const parts: Array<HTMLElement> = [id, meta, state]
       // a counter's value: the last count it acknowledged (after a reload: read back from the restored agent)
       const count = swarm.counts.get(a.agentId)
       if (count !== undefined || durable) {
@@ -221,12 +238,9 @@ const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
               "durable"
             )
           )
-        card.append(foot)
+        parts.push(foot)
       }
-      card.addEventListener("click", () => {
-        selected = a.agentId
-        for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === card)
-      })
+      card.replaceChildren(...parts)
       return card
     })
   )

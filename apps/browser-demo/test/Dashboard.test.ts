@@ -63,6 +63,19 @@ describe("browser demo dashboard", () => {
     )
   })
 
+  it("a click whose mouse-down and mouse-up fall on either side of a re-render still selects the card", async () => {
+    const card = page.locator("[data-agent=counter-2]")
+    const box = (await card.boundingBox())!
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+    await page.mouse.down()
+    // the card's contents at mouse-down: the page re-renders 4 times a second, wait until they have been replaced
+    const pressed = await page.evaluateHandle(() => document.querySelector("[data-agent=counter-2]")!.firstElementChild!)
+    await page.waitForFunction((node) => !node.isConnected, pressed)
+    await page.mouse.up()
+    await page.waitForSelector("[data-agent=counter-2].selected", { timeout: 5_000 })
+    expect(await page.locator(".agent.selected").count()).toBe(1)
+  })
+
   it("pause and evict the selected agent: its state changes, then it leaves the swarm with an AgentEvicted event", async () => {
     await page.click("[data-agent=counter-3]")
     await page.click("#pause")
