@@ -239,6 +239,51 @@ describe("concurrent cold loads of the same bytes are one load", () => {
   })
 })
 
+describe("loadModule works on its own copy of the caller's bytes, taken when the load starts", () => {
+  const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
+  for (const hashing of ["javascript", "platform", "webcrypto"] as const) {
+    it.effect(
+      `bytes changed while the load waits for another load of them are not registered under their first hash (${hashing} SHA-256)`,
+      () => {
+        const t = makeTestEngine()
+        const gate = Deferred.makeUnsafe<void>()
+        let verifyStarted = 0
+        const verifier = Layer.succeed(ModuleVerifier, {
+          verify: (bytes, metadata) =>
+            Effect.gen(function* () {
+              t.verifies++
+              if (verifyStarted++ === 0) yield* Deferred.await(gate)
+              return { hash: sha(bytes) as never, keyId: metadata.author ?? "test" }
+            })
+        })
+        return Effect.gen(function* () {
+          const runtime = yield* AgentRuntime
+          const a = padded(yield* moduleBytes, hashing === "webcrypto" ? 200 * 1024 : 64)
+          const mine = Uint8Array.from(a)
+          const leader = yield* Effect.forkChild(runtime.loadModule(a, meta("m")))
+          while (verifyStarted === 0) yield* Effect.yieldNow
+          // the same bytes under other metadata: waits for the leader's load, then verifies only
+          const waiter = yield* Effect.forkChild(runtime.loadModule(mine, meta("m", "2.0.0")))
+          for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+          // the caller changes its bytes (a padding byte: still a valid module, another hash) while its load waits
+          mine[20] = mine[20]! ^ 0xff
+          const b = Uint8Array.from(mine)
+          yield* Deferred.succeed(gate, undefined)
+          const first = yield* Fiber.join(leader)
+          const second = yield* Fiber.join(waiter)
+          // what the waiter registered is the bytes it was given (a's), not the changed ones
+          expect(second).toBe(`m@2.0.0#${sha(a).slice(0, 12)}`)
+          // the load entry of a's hash still leads to a's module: no entry maps a's hash to b's
+          expect(yield* runtime.loadModule(Uint8Array.from(a), meta("m"))).toBe(first)
+          expect(yield* runtime.loadModule(Uint8Array.from(a), meta("m", "2.0.0"))).toBe(second)
+          // b is a module of its own
+          expect(yield* runtime.loadModule(b, meta("m", "2.0.0"))).toBe(`m@2.0.0#${sha(b).slice(0, 12)}`)
+        }).pipe(Effect.provide(layerFor(t, { verifier, hashing })))
+      }
+    )
+  }
+})
+
 describe("loadModule of bytes whose ArrayBuffer is detached", () => {
   const detach = (bytes: Uint8Array): Uint8Array => {
     const copy = Uint8Array.from(bytes)

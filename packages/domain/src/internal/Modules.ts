@@ -314,15 +314,20 @@ export type LoadError =
 
 /**
  * The runtime's own copy of `bytes`; `InvalidArgument` when their
- * `ArrayBuffer` was detached meanwhile (the caller transferred it while the
- * load ran: `slice` throws a `TypeError` then).
+ * `ArrayBuffer` is detached (`slice` throws a `TypeError` then). Taken in
+ * `loadNow`'s synchronous step, before any hash of the bytes is awaited:
+ * everything after (hash, verify, read, validate, register) works on this
+ * copy, so a caller changing its bytes while the load runs (or another
+ * thread writing a `SharedArrayBuffer` view) cannot get other bytes
+ * registered under the hash and signature of the first.
  */
-const copyOf = (bytes: Uint8Array): Effect.Effect<Uint8Array, InvalidArgument> => {
+const copyOf = (bytes: Uint8Array): Uint8Array | InvalidArgument => {
   try {
-    return Effect.succeed(bytes.slice())
+    return bytes.slice()
   } catch (e) {
     const detached = detachedBytes(bytes)
-    return detached === undefined ? Effect.die(e) : Effect.fail(detached)
+    if (detached === undefined) throw e
+    return detached
   }
 }
 
@@ -426,7 +431,7 @@ export const loadModule = (
  * module touched in the compile cache and its `ModuleLoaded` (`cacheHit:
  * true`) delivered before it returns; otherwise the effect that does the
  * rest of `loadModule` with what was found (the hash is not computed
- * twice): run it right away, before the caller can change `bytes`.
+ * twice), working on the runtime's own copy of `bytes` taken here (`copyOf`).
  * Running the effect (or taking the id) is `loadModule`: the same id, the
  * same events in the same order, the same errors. Input is not checked here
  * (`AgentRuntime` checks it first).
@@ -440,7 +445,10 @@ export const loadNow = (
   if (detached !== undefined) return Effect.fail(detached)
   const known = lookUpNow(state, bytes, metadata)
   if (typeof known === "string") return known
-  return known?.hit ?? loadFrom(state, bytes, metadata, known)
+  if (known?.hit !== undefined) return known.hit
+  // the runtime's own copy, now (the bytes `known` hashed); too large: refused before anything is copied
+  const own = bytes.byteLength > state.settings.maxModuleBytes ? bytes : copyOf(bytes)
+  return own instanceof Uint8Array ? loadFrom(state, own, metadata, known) : Effect.fail(own)
 }
 
 /**
@@ -501,7 +509,10 @@ const lookUpNow = (
   return { bytesHash, now, entry }
 }
 
-/** `loadModule` after `lookUpNow`: `known` when the bytes were hashed and looked up already (not a registered hit). */
+/**
+ * `loadModule` after `lookUpNow`: `known` when the bytes were hashed and looked up already (not a registered hit).
+ * `bytes` is the runtime's own copy (`copyOf`), kept by whatever this load registers.
+ */
 const loadFrom = (
   state: RuntimeState,
   bytes: Uint8Array,
@@ -553,7 +564,7 @@ const loadFrom = (
           {
             id,
             hash: entry.moduleHash,
-            bytes: yield* copyOf(bytes),
+            bytes,
             info: entry.info,
             metadata,
             keyId: verified.keyId
@@ -581,7 +592,7 @@ const loadFrom = (
           {
             id,
             hash: entry.moduleHash,
-            bytes: yield* copyOf(bytes),
+            bytes,
             info: entry.info,
             metadata,
             keyId: verification.keyId
@@ -590,15 +601,15 @@ const loadFrom = (
         )
       }
     }
-    // Cold. The runtime keeps its own copy of the bytes: what was verified and validated
-    // is what agents run (the compile cache rewrites it without validating it again).
+    // Cold. `bytes` is the runtime's own copy: what was hashed, verified and validated is what agents run
+    // (the compile cache rewrites it without validating it again).
     const ctx = { bytesHash, now, fingerprint, early, hints }
-    if (bytesHash === undefined) return yield* coldLoad(state, early?.bytes ?? (yield* copyOf(bytes)), metadata, ctx)
+    if (bytesHash === undefined) return yield* coldLoad(state, bytes, metadata, ctx)
     // One cold load per hash at a time: a load of bytes already being loaded waits for that load (`sharedLoad`)
     const loads = pendingLoads(state)
     const pending = loads.get(bytesHash)
     if (pending === undefined) {
-      const cold = coldLoad(state, early?.bytes ?? (yield* copyOf(bytes)), metadata, ctx)
+      const cold = coldLoad(state, bytes, metadata, ctx)
       return yield* sharedLoad(loads, bytesHash, metadata, cold)
     }
     const exit = yield* Effect.exit(Deferred.await(pending.done))
@@ -774,29 +785,27 @@ const coldLoad = (
 
 /** What `readEarly` did. */
 interface EarlyRead {
-  readonly bytes: Uint8Array
   readonly hash: Effect.Effect<string | undefined>
   readonly read: ReturnType<typeof readModule>
   readonly validated: Effect.Effect<void, CompileError> | undefined
 }
 
 /**
- * The first steps of a cold load, done while the bytes are hashed: the
- * runtime's own copy of `bytes`, the hash of that copy started now
- * (`Hasher.startSha256Hex`: WebCrypto, off this thread), the copy read
- * without bodies, and — when the read succeeded and the engine validates —
- * the engine's verdict on it, kept as an effect that replays it (succeeds,
- * or fails with the same `CompileError`) so `loadModule` reports it after
- * the signature check, as a validation run then would.
+ * The first steps of a cold load, done while the bytes are hashed: the hash
+ * of `bytes` (the runtime's own copy) started now (`Hasher.startSha256Hex`:
+ * WebCrypto, off this thread), the bytes read without bodies, and — when
+ * the read succeeded and the engine validates — the engine's verdict on
+ * them, kept as an effect that replays it (succeeds, or fails with the same
+ * `CompileError`) so `loadModule` reports it after the signature check, as
+ * a validation run then would.
  */
-const readEarly = (state: RuntimeState, bytes: Uint8Array): Effect.Effect<EarlyRead, InvalidArgument> =>
+const readEarly = (state: RuntimeState, bytes: Uint8Array): Effect.Effect<EarlyRead> =>
   Effect.gen(function* () {
-    const own = yield* copyOf(bytes)
-    const hash = state.hasher.startSha256Hex(own)
-    const read = readModule(own, { bodies: false })
+    const hash = state.hasher.startSha256Hex(bytes)
+    const read = readModule(bytes, { bodies: false })
     const validate = state.engine.validate
-    const validated = read.ok && validate !== undefined ? yield* Effect.exit(validate(own)) : undefined
-    return { bytes: own, hash, read, validated }
+    const validated = read.ok && validate !== undefined ? yield* Effect.exit(validate(bytes)) : undefined
+    return { hash, read, validated }
   })
 
 /** The verification to keep for `metadata` (name, version, detached signature) signed by `keyId`. */
