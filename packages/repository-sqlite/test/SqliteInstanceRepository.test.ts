@@ -801,7 +801,9 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
           n: number
         }
         expect(patchWrites.n).toBeGreaterThan(10)
-      })
+      }),
+    // ≈ 360 whole saves of up to 70 pages (4.5 MB each) next to the deltas: 8–12 s alone, 30 s on a loaded CI machine
+    { timeout: 180_000 }
   )
 
   it.effect(
