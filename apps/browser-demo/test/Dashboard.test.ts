@@ -69,7 +69,9 @@ describe("browser demo dashboard", () => {
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
     await page.mouse.down()
     // the card's contents at mouse-down: the page re-renders 4 times a second, wait until they have been replaced
-    const pressed = await page.evaluateHandle(() => document.querySelector("[data-agent=counter-2]")!.firstElementChild!)
+    const pressed = await page.evaluateHandle(
+      () => document.querySelector("[data-agent=counter-2]")!.firstElementChild!
+    )
     await page.waitForFunction((node) => !node.isConnected, pressed)
     await page.mouse.up()
     await page.waitForSelector("[data-agent=counter-2].selected", { timeout: 5_000 })
