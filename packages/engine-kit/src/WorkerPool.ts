@@ -159,9 +159,12 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
  * How long a fresh worker may take to answer its first request (`Op.Ping`),
  * ms. Its start-up (thread, script, channel) is charged to this bound, not
  * to the deadline of the request that started it, so an agent's start
- * function gets its whole `timeoutMs`.
+ * function gets its whole `timeoutMs`. 30 s: in a browser the worker's
+ * script is fetched (and, from a dev server, transformed) first — 10 s was
+ * exceeded by the first workers of a Chromium page on a loaded 2-core
+ * machine, which then failed every spawn waiting for them.
  */
-export const BOOT_TIMEOUT_MS = 10_000
+export const BOOT_TIMEOUT_MS = 30_000
 
 /** Applies an executor's diff to the kept state (`false`: tracking stopped, the state is dropped). */
 const applyDiff = (record: AgentRecord<any>, diff: StateWire | null | false): void => {
