@@ -38,14 +38,16 @@ export const hostFaultCases = ({ caps, run }: SuiteContext) =>
                 const elapsed = (yield* Clock.currentTimeMillis) - t0
                 expect(e).toBeInstanceOf(Timeout)
                 expect(e).toMatchObject({ function: "(start)", timeoutMs: 200 })
-                // startTimeoutMs is 30 s here: only the agent's 200 ms can have stopped it (generous bound for loaded CI)
-                expect(elapsed).toBeLessThan(5_000)
+                // startTimeoutMs is 120 s here: only the agent's 200 ms can have stopped it — the error names it; the
+                // bound is generous (a fresh worker's boot counts too: 18 s in Chromium on a loaded 2-core machine)
+                expect(elapsed).toBeLessThan(60_000)
                 expect(yield* rt.agents).toHaveLength(0)
                 expect((yield* rt.stats).memory.reserved).toBe(0)
               }),
-            { settings: { startTimeoutMs: 30_000 } }
+            { settings: { startTimeoutMs: 120_000 } }
           )
-        })
+        }),
+      180_000
     )
 
     it.effect(
