@@ -22,7 +22,7 @@ import {
   type InstanceSnapshot,
   type WasmEngine
 } from "@agent-runtime/domain"
-import { SqliteRepositories } from "@agent-runtime/repository-sqlite"
+import { SqliteDatabase, SqliteRepositories } from "@agent-runtime/repository-sqlite"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
@@ -145,8 +145,13 @@ const engineOf = (platform: Platform): Layer.Layer<WasmEngine> =>
 const reopen = (platform: Platform, db: string) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const repositories = yield* Layer.build(SqliteRepositories.layer({ path: db }))
-      const checkpoint = yield* Context.get(yield* Layer.build(SqliteCheckpoints.layer({ path: db })), Checkpoints).load
+      // one connection for both (the file's lock lets one runtime open it at a time)
+      const repositories = yield* Layer.build(
+        Layer.merge(SqliteRepositories.layerFromDatabase, SqliteCheckpoints.layerFromDatabase).pipe(
+          Layer.provide(SqliteDatabase.layer({ path: db }))
+        )
+      )
+      const checkpoint = yield* Context.get(repositories, Checkpoints).load
       const instances = Context.get(repositories, InstanceRepository)
       const stored = new Map<string, InstanceSnapshot>()
       for (const agentId of yield* instances.listSaved) {

@@ -18,6 +18,7 @@ import {
   ModuleRepositories,
   ModuleRepository
 } from "@agent-runtime/domain"
+import { SqliteDatabase } from "@agent-runtime/repository-sqlite"
 import { layer as verifierLayer } from "@agent-runtime/signing"
 import { testOnlyTrustStore } from "@agent-runtime/signing/test-keys"
 import { describe, expect, it } from "@effect/vitest"
@@ -322,6 +323,35 @@ describe("the CLI's options", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  it.effect(
+    "--db on a file another runtime holds open: one line naming the file, exit 1, nothing of it changed",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(tmpdir(), "swarm-held-"))
+        try {
+          const path = join(dir, "held.sqlite")
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              // this process is the other runtime: it holds the file's lock while the CLI starts
+              const { db } = yield* SqliteDatabase.open({ path })
+              db.exec("CREATE TABLE mine (x); INSERT INTO mine VALUES (42)")
+              const run = main("--db", path, "--quiet", "--agents", "12", "--rounds", "12")
+              expect(run.status, run.stderr).toBe(1)
+              expect(run.stderr).toMatch(
+                /^swarm: the database .+ cannot be used: .*database is in use by another runtime/
+              )
+              expect(run.stderr).toContain(path)
+              expect(run.stdout).toBe("")
+              expect(db.prepare("SELECT x FROM mine").all()).toEqual([{ x: 42 }])
+            })
+          )
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    60_000
+  )
 
   it("--help lists the new options", () => {
     const run = main("--help")

@@ -52,6 +52,15 @@ const findRewrite = (): RewriteFn | undefined => {
   return typeof candidate === "function" ? (candidate as RewriteFn) : undefined
 }
 
+/**
+ * The runtime's rewrite output buffer (`RewriteScratch`, where wasm-binary has it): `compiledFor` rewrites an
+ * agent's variant into one per thread and compiles it at once; the "input validated at load" rows do the same.
+ */
+const runtimeScratch: Record<string, unknown> = (() => {
+  const Scratch = (WasmBinary as Record<string, unknown>)["RewriteScratch"]
+  return typeof Scratch === "function" ? { scratch: new (Scratch as new () => object)() } : {}
+})()
+
 /** `node:crypto` SHA-256 as `NodeEngine.sha256Hex` computes it: the one-shot `hash` (64 lowercase hex digits). */
 const nodeSha256 = (bytes: Uint8Array): string => hash("sha256", bytes, "hex")
 
@@ -274,7 +283,7 @@ export const loadSuite = async (options: RunOptions): Promise<SuiteResult> => {
                 ...(fuelOnly && heavy ? { target: { text: "≤ 2× raw compile", met: (r: number) => r <= 2 } } : {}),
                 ...(atLoad
                   ? {
-                      note: "what an agent's first spawn does: rewriteModule given the ModuleInfo loadModule read and validated (`validated`: no second read with body decoding, no WebAssembly.validate of input or output; the compile validates the output)"
+                      note: "what an agent's first spawn does: rewriteModule given the ModuleInfo loadModule read and validated (`validated`: no second read with body decoding, no WebAssembly.validate of input or output; the compile validates the output) and the runtime's reused output buffer (`scratch`)"
                     }
                   : {}),
                 run: async () => {
@@ -283,7 +292,11 @@ export const loadSuite = async (options: RunOptions): Promise<SuiteResult> => {
                   const validated = atLoad ? WasmBinary.readModule(fresh, { bodies: false }) : undefined
                   if (validated !== undefined && !validated.ok) throw new Error(`readModule refused ${label}`)
                   const start = performance.now()
-                  const r = rewrite(fresh, validated === undefined ? opts : { ...opts, validated: validated.value })
+                  // the runtime's path also rewrites into its thread's scratch buffer (internal/Modules.ts compiledFor)
+                  const r = rewrite(
+                    fresh,
+                    validated === undefined ? opts : { ...opts, validated: validated.value, ...runtimeScratch }
+                  )
                   if (!r.ok || r.value === undefined)
                     throw new Error(`rewriteModule refused ${label}: ${String(r.error)}`)
                   await compileRaw(r.value.bytes)

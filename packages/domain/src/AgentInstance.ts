@@ -131,6 +131,13 @@ export class AgentInstance {
   private callers: Map<string, PreparedInvoke> | undefined = undefined
   private _revoked: Set<string> | undefined = undefined
   private _mailbox: Mailbox | undefined
+  private _removed = false
+  /**
+   * The message of the trap that marked this instance for replacement
+   * (`Recovery.noteFailure`, under `onTrap: "restore"`), until it is
+   * replaced; `undefined` otherwise. Read and written by `Recovery` only.
+   */
+  trapNote: string | undefined = undefined
 
   constructor(
     readonly id: InstanceId,
@@ -214,6 +221,19 @@ export class AgentInstance {
   /** The revoked capability the guest called during the current call, if any. */
   get policyViolation(): string | undefined {
     return this._policyViolation
+  }
+  /**
+   * True once the runtime removed this instance from its agents
+   * (`RuntimeEnvironment.remove`: evicted, passivated, a failed spawn); a
+   * holder of the instance (a prepared call handle) looks the agent up
+   * again then. Never false again.
+   */
+  get removed(): boolean {
+    return this._removed
+  }
+  /** Marks the instance removed (`RuntimeEnvironment.remove` only). */
+  markRemoved(): void {
+    this._removed = true
   }
   /**
    * Effects holding the mailbox right now: 0 when idle, 1 while a call or

@@ -162,6 +162,7 @@ export class RuntimeEnvironment {
     const instance = this.instances.get(agentId)
     if (instance === undefined) return undefined
     this.instances.delete(agentId)
+    instance.markRemoved()
     const released = this.pool.releaseMemory(agentId)
     return { instance, released }
   }

@@ -269,9 +269,17 @@ export interface WasmInstance {
    * caller's `CallSlot` (`DirectInvoke`). The prepared call handle uses it
    * when present, else `prepare` through `directFromPrepared`, so an engine
    * with `prepare` alone keeps working. Same calls, results and errors as
-   * `prepare(fn)`; `undefined` when the export is not a function.
+   * `prepare(fn)`; `undefined` when the export is not a function. `type`
+   * (optional): the export's signature as read from the binary, which an
+   * engine may use to specialise the caller (engine-kit: one JS→wasm
+   * transition per metered call); a wrong one must not change the outcome.
    */
-  readonly prepareDirect?: ((fn: string) => DirectInvoke | undefined) | undefined
+  readonly prepareDirect?:
+    | ((
+        fn: string,
+        type?: { readonly params: ReadonlyArray<string>; readonly results: ReadonlyArray<string> }
+      ) => DirectInvoke | undefined)
+    | undefined
   /**
    * Worker engines only (optional): a hint that an `invoke` of this instance
    * is coming soon — the runtime calls it at the start of its call path,
@@ -283,6 +291,29 @@ export interface WasmInstance {
    * bounded wait. Does nothing when the worker is busy or already awake.
    */
   readonly prefetch?: (() => void) | undefined
+  /**
+   * Worker engines only (optional): `invoke` started now, in the caller's
+   * step, answered synchronously when it can be. The request is sent at
+   * once; when the reply is already there (a spinning worker answered
+   * within the channel's spin budget) the outcome is written to `slot` and
+   * `undefined` returned — as `DirectInvoke` — or the call's typed error is
+   * returned as a value; otherwise an effect that awaits the running call
+   * (its outcome, or its error; interrupting it interrupts the call as
+   * interrupting `invoke` does: the worker is terminated and `isLive` turns
+   * false once it is settled). Same checks, results, errors, `timeoutMs`
+   * and fuel as `invoke(fn, args, options)`. The runtime calls it only on an
+   * idle agent (nothing else of the instance in flight), so a synchronous
+   * answer needs no mailbox; it holds the agent's mailbox while the
+   * returned effect runs.
+   */
+  readonly invokeStart?:
+    | ((
+        fn: string,
+        args: ReadonlyArray<WasmValue>,
+        options: InvokeOptions | undefined,
+        slot: CallSlot
+      ) => EngineInvokeError | undefined | Effect.Effect<InvokeOutcome, EngineInvokeError>)
+    | undefined
   /** Current linear memory size in bytes. */
   readonly memoryBytes: Effect.Effect<number>
   /** Copies `length` bytes out of linear memory at `offset`; out of bounds → `Trap`. */

@@ -29,8 +29,9 @@
  *   the state word again before sleeping on it; the other side calls
  *   `Atomics.notify` only when it reads the sleep word raised (all
  *   sequentially consistent atomics: a wake-up is never lost, and a spinning
- *   side never costs a futex wake-up). A caller that knows a request is
- *   coming (`prefetch`: the runtime's hint at the start of an invoke) raises
+ *   side never costs a futex wake-up). With hints on (`SpinLimits.prefetchMaxMs`
+ *   above 0; off by default since wave 9) a caller that knows a request is
+ *   coming (`prefetch`: the runtime's hint at the start of a queued invoke) raises
  *   header word 6 and wakes a sleeping worker at once, so the worker's
  *   wake-up overlaps the host's work before the request; the worker then
  *   spins for that request at most `WORKER_PREFETCH_MAX_MS` before it sleeps
@@ -132,12 +133,15 @@ export const HOST_SPIN_MAX_MS = 0.05
 export const HOST_WAKE_MAX_MS = 0.5
 /**
  * The most a worker woken by `HostChannel.prefetch` spins for the request
- * that is coming, in ms (200 µs): the host's work between the hint and the
- * request (the runtime's checks, the engine, the encode — run cold after a
- * pause). Past it the worker sleeps again; the request then wakes it as
- * usual.
+ * that is coming, in ms: **0 by default — hints off** (wave 9: hints showed
+ * no gain in paired runs at any load, and the runtime now writes an idle
+ * agent's request within a few µs of the call's start —
+ * `WasmInstance.invokeStart` — leaving nothing for a hint to overlap).
+ * `SpinLimits.prefetchMaxMs` turns them on (0.2, i.e. 200 µs, was the
+ * default): the woken worker spins that long for the request, then sleeps
+ * again; the request then wakes it as usual.
  */
-export const WORKER_PREFETCH_MAX_MS = 0.2
+export const WORKER_PREFETCH_MAX_MS = 0
 /** How long each side may spin at most, in ms (adaptive below that). */
 export interface SpinLimits {
   /** The worker's cap (`WORKER_SPIN_MAX_MS` by default). */
@@ -151,8 +155,8 @@ export interface SpinLimits {
 }
 
 /**
- * The default caps: 200 µs for the worker, 50 µs for the host, 500 µs for the host after waking the worker, 200 µs
- * for the worker after a `prefetch`.
+ * The default caps: 200 µs for the worker, 50 µs for the host, 500 µs for the host after waking the worker, no
+ * `prefetch` hints (`WORKER_PREFETCH_MAX_MS`).
  */
 export const DEFAULT_SPIN: SpinLimits = {
   workerMaxMs: WORKER_SPIN_MAX_MS,

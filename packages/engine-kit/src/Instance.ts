@@ -169,8 +169,8 @@ function prepareOn(this: OverLive, fn: string): PreparedInvoke | undefined {
   }
 }
 
-function prepareDirectOn(this: OverLive, fn: string): DirectInvoke | undefined {
-  const call = this.live.prepareDirect(fn)
+function prepareDirectOn(this: OverLive, fn: string, type?: Core.CallType): DirectInvoke | undefined {
+  const call = this.live.prepareDirect(fn, type)
   if (call === undefined) return undefined
   return (args, fuel, slot) => {
     const failed = call(args, fuel, slot)

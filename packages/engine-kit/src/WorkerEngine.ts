@@ -44,6 +44,7 @@ import {
   callResults,
   DEFAULT_MAX_THREADS,
   type DirectInvoke,
+  type CallSlot,
   type EngineCapabilities,
   FuelExhausted,
   FunctionNotFound,
@@ -319,6 +320,49 @@ const invokeSettled = (
   }
 }
 
+/**
+ * A synchronously settled invoke request's result written to the caller's
+ * `slot` (`WasmInstance.invokeStart`): `undefined` after a success (as
+ * `invokeSettled`'s outcome: results, `memoryBytes`, `fuelRemaining`;
+ * `proc_exit(0)` a normal return with no results), else the typed error as
+ * a value — or, for the results a synchronous request never has (the
+ * worker was lost or the record gone), `invokeSettled`'s effect.
+ */
+const invokeInto = (
+  record: AgentRecord<any>,
+  fn: string,
+  timeoutMs: number | undefined,
+  result: OpResult<ValueOf<InvokeRequest>>,
+  slot: CallSlot
+):
+  | Trap
+  | Timeout
+  | FuelExhausted
+  | FunctionNotFound
+  | MemoryExceeded
+  | undefined
+  | Effect.Effect<InvokeOutcome, Trap> => {
+  switch (result.kind) {
+    case "ok":
+      slot.result = result.value
+      slot.memoryBytes = result.memoryBytes
+      slot.fuelRemaining = result.fuelRemaining === null ? undefined : result.fuelRemaining
+      return undefined
+    case "error":
+      if (result.error[0] === "Exit" && result.error[2] === 0) {
+        slot.result = undefined
+        slot.memoryBytes = result.memoryBytes
+        slot.fuelRemaining = undefined
+        return undefined
+      }
+      return errorFrom(record.agentId, result.error)
+    case "timeout":
+      return new Timeout({ function: fn, timeoutMs: timeoutMs ?? 0 })
+    default:
+      return trapFrom(fn, record.agentId, result)
+  }
+}
+
 // -- in-page synchronous callers ---------------------------------------------------
 
 /**
@@ -450,6 +494,28 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
         }
       )
 
+    // `invoke` started in the caller's step: a reply already there is written to `slot` (`invokeInto`)
+    const invokeStart: NonNullable<WasmInstance["invokeStart"]> = (fn, args, invokeOptions, slot) => {
+      for (let i = 0; i < args.length; i++) {
+        if (!wasmValueOk(args[i])) {
+          return new Trap({
+            function: fn,
+            reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
+          })
+        }
+      }
+      const fuel = invokeOptions?.fuel
+      const timeoutMs = invokeOptions?.timeoutMs
+      const started = record.slot.begin(
+        record,
+        [Op.Invoke, record.id, fn, args as ReadonlyArray<ValueWire>, fuel ?? null] as InvokeRequest,
+        timeoutMs
+      )
+      return "wait" in started
+        ? Effect.flatMap(settled(started), (result) => invokeSettled(record, fn, timeoutMs, result))
+        : invokeInto(record, fn, timeoutMs, started, slot)
+    }
+
     const instance: WasmInstance = {
       invoke,
       memoryBytes: Effect.sync(() => record.memoryBytes),
@@ -479,8 +545,9 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
       // false once the pool retired the record: an interrupted or timed-out call terminated its worker, or it was lost
       isLive: () => record.status === "live",
       // in-page: synchronous callers, so the domain calls without a request (`inPageCallers`);
-      // workers: the hint that wakes a sleeping worker at the start of an invoke (`WorkerSlot.prefetch`)
-      ...(inPage ? inPageCallers(pool, record) : { prefetch: () => record.slot.prefetch() })
+      // workers: the hint that wakes a sleeping worker at the start of an invoke (`WorkerSlot.prefetch`) and
+      // the call started in the caller's step (`invokeStart`)
+      ...(inPage ? inPageCallers(pool, record) : { prefetch: () => record.slot.prefetch(), invokeStart })
     }
     recordOf.set(instance, record)
     return instance

@@ -426,6 +426,9 @@ export class WorkerSlot<W = unknown> {
     const channel = this.channel
     if (
       this.busy !== 0 ||
+      // a request of this slot is being sent synchronously right now (a host function called back into the
+      // runtime while the guest waits for it): queue behind it, never enter the channel twice
+      this.inflight ||
       this.recovering !== undefined ||
       channel === undefined ||
       this.worker === undefined ||

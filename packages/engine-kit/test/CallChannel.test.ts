@@ -14,7 +14,8 @@ import {
   DEFAULT_SPIN,
   type HostChannel,
   openHost,
-  type SpinLimits
+  type SpinLimits,
+  WORKER_PREFETCH_MAX_MS
 } from "../src/CallChannel.js"
 import { Op, type Reply } from "../src/Protocol.js"
 
@@ -144,6 +145,7 @@ const busy = (ms: number) => {
 // the generous caps keep both sides spinning even on a loaded machine, where gaps outgrow the default caps
 const spinModes: ReadonlyArray<readonly [string, SpinLimits | false]> = [
   ["default spin caps", DEFAULT_SPIN],
+  ["default spin caps, hints on", { ...DEFAULT_SPIN, prefetchMaxMs: 0.2 }],
   ["generous spin caps", { workerMaxMs: 2, hostMaxMs: 1, prefetchMaxMs: 2 }],
   ["spinning off", false]
 ]
@@ -269,8 +271,8 @@ for (const [mode, spin] of spinModes) {
       await channel.request([Op.Invoke, 1, "echo", [1], null], noHostCalls, undefined, undefined)
       expect(await until(() => Atomics.load(header, 2) === 1)).toBe(true) // asleep
       channel.prefetch()
-      if (spin === false) {
-        // no spinning allowed: no hint, the worker sleeps on
+      if (spin === false || (spin.prefetchMaxMs ?? WORKER_PREFETCH_MAX_MS) <= 0) {
+        // no spinning allowed, or hints off (the default): no hint, the worker sleeps on
         expect(Atomics.load(header, 6)).toBe(0)
         expect(Atomics.load(header, 2)).toBe(1)
       } else {

@@ -302,3 +302,87 @@ describe("config checks against the native engine's capabilities", () => {
       }).pipe(Effect.provide(runtimeLayer()))
   )
 })
+
+describe("prepared call handle: the one-transition metered call (engine-kit trampoline) agrees with invoke", () => {
+  it.effect(
+    "every fuel from 1 (the least a config takes) to what spin_n(10) needs + 1: same results, errors and fuel left as invoke",
+    () =>
+      Effect.gen(function* () {
+        const runtime = yield* AgentRuntime
+        const m = yield* runtime.loadModule(readAgent("looper"), makeMetadata({ name: "looper", version: "1.0.0" }))
+        const NEEDED = 135 // spin_n(10): 13 × 10 + 5 units (see the fuel test above)
+        const outcome = (f: () => ReadonlyArray<unknown>) => {
+          try {
+            return { results: f() }
+          } catch (e) {
+            return { error: (e as { _tag: string })._tag }
+          }
+        }
+        for (let fuel = 1; fuel <= NEEDED + 1; fuel++) {
+          yield* runtime.spawnAgent(agentId(`p${fuel}`), m, { memoryLimit: MemoryBudget.MiB, fuel })
+          yield* runtime.spawnAgent(agentId(`i${fuel}`), m, { memoryLimit: MemoryBudget.MiB, fuel })
+          const call = (yield* runtime.prepare(agentId(`p${fuel}`), "spin_n")).call!
+          const viaHandle = [outcome(() => call(10)), outcome(() => call(3))]
+          const viaInvoke: Array<unknown> = []
+          for (const n of [10, 3]) {
+            const r = yield* Effect.result(runtime.invoke(agentId(`i${fuel}`), "spin_n", [n]))
+            viaInvoke.push(r._tag === "Success" ? { results: r.success } : { error: r.failure._tag })
+          }
+          expect(viaHandle, `fuel ${fuel}`).toEqual(viaInvoke)
+          expect((yield* runtime.agent(agentId(`p${fuel}`))).fuelRemaining, `fuel ${fuel}`).toBe(
+            (yield* runtime.agent(agentId(`i${fuel}`))).fuelRemaining
+          )
+          expect(viaHandle[0], `fuel ${fuel}`).toEqual(fuel >= NEEDED ? { results: [10] } : { error: "FuelExhausted" })
+          yield* runtime.evictAgent(agentId(`p${fuel}`), "Manual")
+          yield* runtime.evictAgent(agentId(`i${fuel}`), "Manual")
+        }
+      }).pipe(Effect.provide(runtimeLayer()))
+  )
+
+  it.effect("the handle keeps its agent's instance until the runtime removes it, then looks the agent up again", () =>
+    Effect.gen(function* () {
+      const runtime = yield* spawnCounter
+      const add = (yield* runtime.prepare(agentId("c"), "add")).call!
+      expect(add(5)).toEqual([5])
+      yield* runtime.evictAgent(agentId("c"), "Manual")
+      const gone = (() => {
+        try {
+          add(1)
+          return undefined
+        } catch (e) {
+          return (e as { _tag: string })._tag
+        }
+      })()
+      expect(gone).toBe("AgentNotFound")
+      // the same id spawned again: the handle calls the new agent (its own state, from 0)
+      const m = yield* runtime.loadModule(readAgent("counter"), makeMetadata({ name: "counter", version: "1.0.0" }))
+      yield* runtime.spawnAgent(agentId("c"), m, { memoryLimit: 2 * MemoryBudget.MiB })
+      expect(add(2)).toEqual([2])
+      expect(add(2)).toEqual([4])
+      expect((yield* runtime.agent(agentId("c"))).invocationCount).toBe(2)
+    }).pipe(Effect.provide(runtimeLayer()))
+  )
+})
+
+describe("prepared call handle: memory pressure", () => {
+  it.effect("a prepared call that grows memory past the warning level schedules pressure handling", () =>
+    Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const m = yield* runtime.loadModule(readAgent("grower"), makeMetadata({ name: "grower", version: "1.0.0" }))
+      // grower: 1 page, at most 4
+      yield* runtime.spawnAgent(agentId("g"), m, { memoryLimit: MemoryBudget.MiB, memoryReservation: 0 })
+      const grow = (yield* runtime.prepare(agentId("g"), "grow")).call!
+      const size = (yield* runtime.prepare(agentId("g"), "size")).call!
+      // memory unchanged: nothing to handle (and each handle has seen the pool's usage before the growth)
+      for (let k = 0; k < 100; k++) {
+        size()
+        grow(0)
+      }
+      yield* Effect.yieldNow
+      expect((yield* runtime.stats).pressureEvents).toBe(0)
+      expect(grow(3)).toEqual([1]) // 4 pages of a 5-page pool: 80 % > the warning level (70 %)
+      for (let k = 0; k < 20 && (yield* runtime.stats).pressureEvents === 0; k++) yield* Effect.yieldNow
+      expect((yield* runtime.stats).pressureEvents).toBe(1)
+    }).pipe(Effect.provide(runtimeLayer({ pool: { totalMemory: 5 * 65_536, overcommit: true } })))
+  )
+})

@@ -30,7 +30,17 @@
  * power loss may lose the last commits. `synchronous: "FULL"` also survives
  * power loss at the cost of an fsync per commit.
  *
- * Errors: `RepositoryError { operation: "open", reason }` — the path cannot
+ * One runtime per file: a writable open takes an exclusive lock on
+ * `<path>-lock` (`lockPath`) for as long as the connection is open, so a
+ * second runtime (another process, or another connection in this one)
+ * opening the same file fails at once instead of writing over the first
+ * one's state; the lock ends with its process, however that ends.
+ * Read-only opens take no lock. Raw SQLite connections are not stopped by
+ * it, nor are older packages (they do not take it).
+ *
+ * Errors: `RepositoryError { operation: "open", reason }` — the database is
+ * in use by another runtime (`"<path>: database is in use by another
+ * runtime (<path>-lock is locked)…"`), the path cannot
  * be opened or created (missing directory, read-only location), the file is
  * not a database or is corrupt, another connection holds the write lock past
  * `busyTimeout`, the schema is newer than this package or older on a
@@ -118,29 +128,88 @@ const configure = (db: Database.Database, options: Options): number => {
  * the scope closes. Fails with `RepositoryError { operation: "open" }`.
  */
 export const open = (options: Options): Effect.Effect<SqliteDatabaseShape, RepositoryError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => {
-        const busyTimeout = options.busyTimeout ?? 5000
-        if (!Number.isFinite(busyTimeout) || busyTimeout < 0)
-          throw new Invalid(`busyTimeout must be ≥ 0 ms, got ${busyTimeout}`)
-        const db = new Database(options.path, {
-          readonly: options.readonly === true,
-          fileMustExist: options.readonly === true,
-          timeout: busyTimeout
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const busyTimeout = options.busyTimeout ?? 5000
+          if (!Number.isFinite(busyTimeout) || busyTimeout < 0)
+            throw new Invalid(`busyTimeout must be ≥ 0 ms, got ${busyTimeout}`)
+          const lock = options.readonly === true ? undefined : takeLock(options.path)
+          try {
+            const db = new Database(options.path, {
+              readonly: options.readonly === true,
+              fileMustExist: options.readonly === true,
+              timeout: busyTimeout
+            })
+            try {
+              const schemaVersion = configure(db, options)
+              return { shape: { db, path: db.name, schemaVersion }, lock }
+            } catch (e) {
+              db.close()
+              throw e
+            }
+          } catch (e) {
+            if (lock !== undefined) {
+              held.delete(lock)
+              lock.close()
+            }
+            throw e
+          }
+        },
+        catch: (e) => new RepositoryError({ operation: "open", reason: `${options.path}: ${describe(e)}` })
+      }),
+      ({ lock, shape }) =>
+        Effect.sync(() => {
+          shape.db.close()
+          if (lock !== undefined) {
+            held.delete(lock)
+            lock.close()
+          }
         })
-        try {
-          const schemaVersion = configure(db, options)
-          return { db, path: db.name, schemaVersion }
-        } catch (e) {
-          db.close()
-          throw e
-        }
-      },
-      catch: (e) => new RepositoryError({ operation: "open", reason: `${options.path}: ${describe(e)}` })
-    }),
-    ({ db }) => Effect.sync(() => void db.close())
+    ),
+    ({ shape }) => shape
   )
+
+/** The lock file of the database at `path`: `<path>-lock`, next to its `-wal` and `-shm` files. */
+export const lockPath = (path: string): string => `${path}-lock`
+
+const inMemory = (path: string): boolean => path === "" || path === ":memory:" || path.startsWith("file::memory:")
+
+/**
+ * The locks held by open databases: a strong reference until the scope
+ * closes, so a lock connection is never closed by garbage collection (which
+ * would drop the lock) while its database is open, even when nothing else
+ * refers to the scope any more.
+ */
+const held = new Set<Database.Database>()
+
+/**
+ * The runtime's hold on the database file: an exclusive SQLite lock (POSIX
+ * advisory `fcntl` locks through SQLite's VFS, which also tells connections
+ * of one process apart) on the empty database `<path>-lock`, taken without
+ * waiting and held while the connection is open. The operating system drops
+ * it when the process ends in any way (a killed holder leaves no stale lock;
+ * the file itself stays, empty). `undefined` for an in-memory database.
+ * Throws `Invalid` ("in use by another runtime") when another connection
+ * holds it.
+ */
+const takeLock = (path: string): Database.Database | undefined => {
+  if (inMemory(path)) return undefined
+  const file = lockPath(path)
+  const lock = new Database(file, { timeout: 0 })
+  try {
+    lock.exec("BEGIN EXCLUSIVE") // held until the connection closes (never committed: nothing is written)
+  } catch (e) {
+    lock.close()
+    const code = (e as { code?: unknown }).code
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED")
+      throw new Invalid(`database is in use by another runtime (${file} is locked); stop it first`)
+    throw e
+  }
+  held.add(lock)
+  return lock
+}
 
 /** The `SqliteDatabase` layer: opens the database, closes it when the layer's scope closes. */
 export const layer = (options: Options): Layer.Layer<SqliteDatabase, RepositoryError> =>

@@ -14,8 +14,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { migrate } from "../src/internal/migrations.js"
 import { SqliteDatabase, SqliteModuleRepository, SqliteRepositories } from "../src/index.js"
 
@@ -70,6 +72,21 @@ const expectOpenError = (error: RepositoryError, reason: RegExp) => {
   expect(error.operation).toBe("open")
   expect(error.reason).toMatch(reason)
 }
+
+/** Runs a child process to its end (killed after 100 s): its exit status or signal and its output. */
+const runChild = (args: ReadonlyArray<string>) =>
+  new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += String(d)))
+    child.stderr.on("data", (d) => (stderr += String(d)))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 100_000)
+    child.on("exit", (status, signal) => {
+      clearTimeout(timer)
+      resolve({ status, signal, stdout, stderr })
+    })
+  })
 
 describe("SqliteDatabase", () => {
   it.effect("opens in WAL mode with the schema at the latest version; closes when the scope closes", () =>
@@ -375,5 +392,66 @@ describe("SqliteDatabase", () => {
       )
       expectOpenError(yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file, maxPages: 0.5 }))), /maxPages/)
     })
+  )
+
+  it.live(
+    "one runtime per file: a second opener (another process, or another connection here) fails at open with RepositoryError naming the file; after the holder is killed a new open succeeds",
+    () =>
+      Effect.gen(function* () {
+        const file = yield* tempDb
+        const holderScript = fileURLToPath(new URL("./support/holder.ts", import.meta.url))
+        const args = ["--conditions=@agent-runtime/source", "--import", "tsx", holderScript, file]
+        const holder = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
+        const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+          holder.on("exit", (_, signal) => resolve(signal))
+        )
+        try {
+          let err = ""
+          holder.stderr.on("data", (d) => (err += String(d)))
+          const opened = yield* Effect.promise(
+            () =>
+              new Promise<boolean>((resolve) => {
+                let out = ""
+                holder.stdout.on("data", (d) => {
+                  out += String(d)
+                  if (out.includes("open\n")) resolve(true)
+                })
+                holder.on("exit", () => resolve(false))
+              })
+          )
+          expect(opened, err).toBe(true)
+          // in this process: refused at open, nothing touched
+          const here = yield* Effect.flip(Effect.provide(Effect.void, SqliteRepositories.layer({ path: file })))
+          expectOpenError(here, /database is in use by another runtime/)
+          expect((here as RepositoryError).reason).toContain(file)
+          // a second process: it fails fast with that error and exits non-zero
+          const second = yield* Effect.promise(() => runChild(args))
+          expect(second.signal, second.stderr).toBe(null)
+          expect(second.status).toBe(1)
+          expect(second.stdout).not.toContain("open")
+          expect(second.stderr).toMatch(/database is in use by another runtime/)
+          // a read-only open takes no lock: it reads beside the runtime
+          yield* Effect.scoped(SqliteDatabase.open({ path: file, readonly: true }))
+        } finally {
+          holder.kill("SIGKILL")
+        }
+        expect(yield* Effect.promise(() => exited)).toBe("SIGKILL")
+        // the killed holder left no stale lock: a new open succeeds and finds what it saved
+        const held = yield* Effect.provide(
+          InstanceRepository.use((r) => r.loadState(agentId("held"))),
+          SqliteRepositories.layer({ path: file })
+        )
+        expectSnapshotEqual(Option.getOrThrow(held), Fixtures.snapshot("held", { seed: 3 }))
+        // and two opens in this process: the second waits for nothing, it fails; after the first closes, it opens
+        const scope = yield* Scope.make()
+        yield* Scope.provide(scope)(SqliteDatabase.open({ path: file }))
+        expectOpenError(
+          yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file }))),
+          /in use by another runtime/
+        )
+        yield* Scope.close(scope, Exit.void)
+        yield* Effect.scoped(SqliteDatabase.open({ path: file }))
+      }),
+    240_000
   )
 })

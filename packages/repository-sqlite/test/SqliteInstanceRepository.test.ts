@@ -18,7 +18,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as zlib from "node:zlib"
-import { type SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
+import { SqliteDatabase, SqliteInstanceRepository, SqliteRepositories } from "../src/index.js"
 import * as Header from "../src/internal/header.js"
 import { migrate } from "../src/internal/migrations.js"
 import { prng } from "@agent-runtime/test-support/mutate"
@@ -214,6 +214,20 @@ const auditPageWrites = (file: string): (() => Array<string>) => {
     })
 }
 
+/** Two repositories on one connection (a second connection to the file is refused by its lock). */
+const withTwo = <A, E>(
+  options: SqliteInstanceRepository.Options & SqliteDatabase.Options,
+  f: (one: InstanceRepository["Service"], other: InstanceRepository["Service"]) => Effect.Effect<A, E>
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const database = yield* SqliteDatabase.open(options)
+      const one = yield* SqliteInstanceRepository.make(database, options)
+      const other = yield* SqliteInstanceRepository.make(database, options)
+      return yield* f(one, other)
+    })
+  )
+
 const withInstances = <A, E>(
   options: SqliteInstanceRepository.Options & SqliteDatabase.Options,
   f: (r: InstanceRepository["Service"]) => Effect.Effect<A, E>
@@ -373,10 +387,11 @@ describe("SqliteInstanceRepository", () => {
         const file = yield* tempDb
         const a = Fixtures.snapshot("shared", { seed: 5, pages: [0, 1, 2] })
         const b = Fixtures.snapshot("shared", { seed: 6, pages: [0, 4] })
-        yield* withInstances({ path: file }, (one) =>
+        // a second runtime cannot open the file (its lock): the other writer is a second repository on the connection
+        yield* withTwo({ path: file }, (one, other) =>
           Effect.gen(function* () {
             yield* one.saveState(a.agentId, a)
-            yield* withInstances({ path: file }, (other) => other.saveState(b.agentId, b))
+            yield* other.saveState(b.agentId, b)
             yield* one.saveState(a.agentId, a) // its cache says "unchanged"; the stored generation says otherwise
             expectSnapshotEqual(Option.getOrThrow(yield* one.loadState(a.agentId)), a)
           })
@@ -847,12 +862,11 @@ describe("SqliteInstanceRepository savePages (delta saves)", () => {
           })
         )
         // another connection replaces the row: this one's base is stale → false, nothing written
-        yield* withInstances({ path: file }, (r) =>
+        // (a second runtime cannot open the file — its lock: the other writer is a second repository on the connection)
+        yield* withTwo({ path: file }, (r, other) =>
           Effect.gen(function* () {
             yield* Effect.asVoid(r.loadState(id)) // known through a load
-            yield* withInstances({ path: file }, (other) =>
-              other.saveState(id, metadataOf("delta", 3, memory.state(3)))
-            )
+            yield* other.saveState(id, metadataOf("delta", 3, memory.state(3)))
             audit()
             expect(yield* r.savePages!(id, deltaOf(4, [1]))).toBe(false)
             expect(audit()).toEqual([])
@@ -936,7 +950,7 @@ describe("SqliteInstanceRepository patches (schema version 6)", () => {
         /** The file, read through a fresh connection, holds `memory` after call `count`. */
         const expectStored = (count: number) =>
           Effect.gen(function* () {
-            const loaded = yield* withInstances({ path: file }, (r) => r.loadState(agentId(id)))
+            const loaded = yield* withInstances({ path: file, readonly: true }, (r) => r.loadState(agentId(id)))
             expectSnapshotEqual(Option.getOrThrow(loaded), metadataOf(id, count, memory.state(count)))
             expect(headerRowOf(file, id).patch_count).toBe(patchRowsOf(file, id).length)
           })
@@ -1129,7 +1143,9 @@ describe("SqliteInstanceRepository patches (schema version 6)", () => {
                 }
               }
               expectSnapshotEqual(
-                Option.getOrThrow(yield* withInstances({ path: file }, (r2) => r2.loadState(agentId(id)))),
+                Option.getOrThrow(
+                  yield* withInstances({ path: file, readonly: true }, (r2) => r2.loadState(agentId(id)))
+                ),
                 expected
               )
             })

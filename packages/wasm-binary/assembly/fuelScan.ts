@@ -299,15 +299,14 @@ function body(start: usize, end: usize, params: u32, fuelGlobal: u32, sizeAt: us
   if (fuelLocal64 + 1 > MAX_LOCALS) return 0
   const fuelLocal = <u32>fuelLocal64
 
-  // --- templates of the injected sequences for this function's fuel local
+  // --- templates of the injected sequences for this function's fuel local (see FuelScan.ts)
   const g = GLOBAL
   const gEnd = GLOBAL + globalLength
   let t = TPL
-  store<u8>(t++, 0x23) // global.get $fuel; local.set $f
+  store<u8>(t++, 0x23) // global.get $fuel; i64.const
   t = copy(t, g, gEnd)
-  store<u8>(t++, 0x21)
-  t = putU32(t, fuelLocal)
-  const LOAD_END = t
+  store<u8>(t++, 0x42)
+  const GET_END = t
   store<u8>(t++, 0x20) // local.get $f; i64.const
   t = putU32(t, fuelLocal)
   store<u8>(t++, 0x42)
@@ -315,7 +314,23 @@ function body(start: usize, end: usize, params: u32, fuelGlobal: u32, sizeAt: us
   store<u8>(t++, 0x7d) // i64.sub; local.set $f
   store<u8>(t++, 0x21)
   t = putU32(t, fuelLocal)
-  const TAIL_END = t
+  const SET_END = t
+  // i64.sub; local.tee $f; i64.const 0; i64.lt_s; if; local.get $f; global.set $fuel; unreachable; end
+  store<u8>(t++, 0x7d)
+  store<u8>(t++, 0x22)
+  t = putU32(t, fuelLocal)
+  store<u8>(t++, 0x42)
+  store<u8>(t++, 0x00)
+  store<u8>(t++, 0x53)
+  store<u8>(t++, 0x04)
+  store<u8>(t++, 0x40)
+  store<u8>(t++, 0x20)
+  t = putU32(t, fuelLocal)
+  store<u8>(t++, 0x24)
+  t = copy(t, g, gEnd)
+  store<u8>(t++, 0x00)
+  store<u8>(t++, 0x0b)
+  const TEE_END = t
   // local.get $f; i64.const 0; i64.lt_s; if; local.get $f; global.set $fuel; unreachable; end
   store<u8>(t++, 0x20)
   t = putU32(t, fuelLocal)
@@ -612,15 +627,15 @@ function body(start: usize, end: usize, params: u32, fuelGlobal: u32, sizeAt: us
       if (segLoad || segCheck || segCost > 0) {
         if (!room(o + (segStart - copyFrom) + MAX_INJECTION)) return 0
         o = copy(o, copyFrom, segStart)
-        // the templates are laid out [load][charge head][charge tail][check]: adjacent ones in one copy
+        // one expression: [global.get $fuel | local.get $f] [i64.const c; i64.sub] (local.set $f | local.tee $f; check)
         if (segCost > 0) {
-          o = copy(o, segLoad ? TPL : LOAD_END, HEAD_END)
+          o = segLoad ? copy(o, TPL, GET_END) : copy(o, GET_END, HEAD_END)
           o = putCost(o, segCost)
-          o = copy(o, HEAD_END, segCheck ? CHECK_END : TAIL_END)
-        } else {
-          if (segLoad) o = copy(o, TPL, LOAD_END)
-          if (segCheck) o = copy(o, TAIL_END, CHECK_END)
-        }
+          o = segCheck ? copy(o, SET_END, TEE_END) : copy(o, HEAD_END, SET_END)
+        } else if (segLoad) {
+          o = copy(o, TPL, GET_END - 1)
+          o = segCheck ? copy(o, SET_END + 1, TEE_END) : copy(o, HEAD_END + 1, SET_END)
+        } else if (segCheck) o = copy(o, TEE_END, CHECK_END)
         copyFrom = segStart
       }
       if (markAt != 0) {

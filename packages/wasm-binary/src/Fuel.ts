@@ -59,6 +59,7 @@ import { FuelScan } from "./internal/FuelScan.js"
 import { rewriteCodeWasm } from "./internal/FuelScanWasm.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { attempt, type ReadResult } from "./ReadResult.js"
+import type { RewriteScratch } from "./RewriteScratch.js"
 import { WasmBinaryError } from "./WasmBinaryError.js"
 import {
   BLOCK,
@@ -180,7 +181,14 @@ const ZERO_COST: ReadonlyArray<number | undefined> = (() => {
  *   entry; after `loop`, `if`, `else`, `end`, `delegate`, `catch`,
  *   `catch_all`; after `br_if`, `br_table`, and calls — the block's summed
  *   cost c is subtracted: `local.get $f; i64.const c; i64.sub; local.set $f`
- *   (nothing when c = 0). `block` and `try` do not end a basic block
+ *   (nothing when c = 0). Where the block also reloads the local (entry,
+ *   after calls, handlers) the load and the charge are one expression,
+ *   `global.get $fuel; i64.const c; i64.sub; local.set $f`, and where it is
+ *   also checked (entry, loop headers) the check tests the stored value,
+ *   `…; local.tee $f; i64.const 0; i64.lt_s; if …` — the same values in
+ *   the local and the global at every point that reads them, in fewer
+ *   instructions (1.84× the original instructions of sqlite3 instead of
+ *   1.94×; less to compile). `block` and `try` do not end a basic block
  *   (entering them is straight-line code), and code after an unconditional
  *   transfer (`br`, `br_table`, `return`, `unreachable`, `throw`, `rethrow`,
  *   tail calls) is dead and not instrumented. The cost of `catch` and
@@ -247,12 +255,14 @@ export type FuelScanner = "wasm" | "js" | "checked"
 
 /**
  * `instrumentFuel` of a module already checked (`checkInput`); the output is not checked. `scanner`:
- * see `FuelScanner`. @internal
+ * see `FuelScanner`. `into`: the output is assembled in that scratch buffer (valid until its next
+ * `take`) instead of fresh bytes. @internal
  */
 export const instrumentFuelOf = (
   bytes: Uint8Array,
   options: FuelOptions = {},
-  scanner: FuelScanner = "wasm"
+  scanner: FuelScanner = "wasm",
+  into?: RewriteScratch
 ): ReadResult<Uint8Array<ArrayBuffer>> => {
   let r = new ByteReader(bytes)
   return attempt(
@@ -391,7 +401,9 @@ export const instrumentFuelOf = (
           for (let k = 0; k < 8; k++, v >>= 8n) w.u8(Number(v & 0xffn))
         })
       }
-      const out = new Uint8Array(total)
+      // every byte is written below: a scratch view's old contents never show
+      // (not when the input is itself a view of that scratch: the output would overwrite it)
+      const out = into === undefined || into.holds(bytes) ? new Uint8Array(total) : into.take(total)
       let at = 0
       for (const piece of pieces) {
         out.set(piece, at)
@@ -413,10 +425,10 @@ const countImportedGlobals = (bytes: Uint8Array, s: RawSection): number => {
   let globals = 0
   for (let i = 0; i < n; i++) {
     const from = r.offset
-    if (r.name() === FUEL_IMPORT_MODULE) {
+    if (asciiName(r, bytes, RESERVED_MODULE_BYTES)) {
       r.fail(`import from the reserved module "${FUEL_IMPORT_MODULE}" (the engine's fuel counter)`, from)
     }
-    r.name()
+    asciiName(r, bytes, undefined)
     const at = r.offset
     const kind = r.u8()
     switch (kind) {
@@ -446,6 +458,31 @@ const countImportedGlobals = (bytes: Uint8Array, s: RawSection): number => {
   return globals
 }
 
+/** `FUEL_IMPORT_MODULE` as bytes (ASCII). */
+const RESERVED_MODULE_BYTES: ReadonlyArray<number> = Array.from(FUEL_IMPORT_MODULE, (c) => c.charCodeAt(0))
+
+/**
+ * Reads a name (§5.2.4) at `r.offset` and says whether it equals the ASCII `expected` (given), without
+ * decoding an ASCII name (valid UTF-8 by construction); a name with a byte ≥ 0x80, or a truncated one,
+ * is read with `name()`, so malformed names fail with the decoder's error as before.
+ */
+const asciiName = (r: ByteReader, bytes: Uint8Array, expected: ReadonlyArray<number> | undefined): boolean => {
+  const at = r.offset
+  const length = r.u32()
+  const start = r.offset
+  let ascii = length <= r.end - start
+  for (let j = start; ascii && j < start + length; j++) ascii = (bytes[j] as number) < 0x80
+  if (!ascii) {
+    r.offset = at
+    r.name() // the decoder's error, or a non-ASCII name: not the (ASCII) expected one
+    return false
+  }
+  r.offset = start + length
+  if (expected === undefined || length !== expected.length) return false
+  for (let k = 0; k < length; k++) if (bytes[start + k] !== expected[k]) return false
+  return true
+}
+
 /** §5.3.7 limits (with the threads `shared` and memory64 flag bits): flags, min, optional max. */
 const limits = (r: ByteReader): void => {
   const at = r.offset
@@ -455,16 +492,38 @@ const limits = (r: ByteReader): void => {
   if ((flags & 0x01) !== 0) r.u64()
 }
 
-/** §5.5.10: fails on an export whose name starts with `HIDDEN_EXPORT_PREFIX`. */
+/** `HIDDEN_EXPORT_PREFIX` as bytes (ASCII). */
+const HIDDEN_PREFIX_BYTES: ReadonlyArray<number> = Array.from(HIDDEN_EXPORT_PREFIX, (c) => c.charCodeAt(0))
+
+/**
+ * §5.5.10: fails on an export whose name starts with `HIDDEN_EXPORT_PREFIX`. Names are compared as
+ * bytes: an ASCII name without the prefix is skipped undecoded (it is valid UTF-8 and cannot start
+ * with the prefix); any other name (the prefix, a non-ASCII byte, a truncated name) is read with
+ * `name()`, so the errors are the decoder's.
+ */
 const refuseHiddenExports = (bytes: Uint8Array, s: RawSection): void => {
   const r = new ByteReader(bytes, s.payloadOffset, s.end, "section size mismatch")
   const n = r.count()
+  const prefix = HIDDEN_PREFIX_BYTES
   for (let i = 0; i < n; i++) {
     const at = r.offset
-    const name = r.name()
-    if (name.startsWith(HIDDEN_EXPORT_PREFIX)) {
-      r.fail(`export "${name}" uses the reserved prefix "${HIDDEN_EXPORT_PREFIX}" (already rewritten?)`, at)
+    const length = r.u32()
+    const start = r.offset
+    const end = start + length
+    let decode = length > r.end - start
+    if (!decode) {
+      let k = 0
+      if (length >= prefix.length) while (k < prefix.length && bytes[start + k] === prefix[k]) k++
+      decode = k === prefix.length
+      for (let j = start; !decode && j < end; j++) decode = (bytes[j] as number) >= 0x80
     }
+    if (decode) {
+      r.offset = at
+      const name = r.name()
+      if (name.startsWith(HIDDEN_EXPORT_PREFIX)) {
+        r.fail(`export "${name}" uses the reserved prefix "${HIDDEN_EXPORT_PREFIX}" (already rewritten?)`, at)
+      }
+    } else r.offset = end
     r.u8()
     r.u32()
   }
@@ -617,7 +676,6 @@ const rewriteBody = (
     .u8(0x01)
     .u8(0x7e)
 
-  const load = (): void => void out.u8(0x23).u32(fuelGlobal).u8(0x21).u32(fuelLocal)
   const flush = (): void => void out.u8(0x20).u32(fuelLocal).u8(0x24).u32(fuelGlobal)
   // local.get $f; i64.const 0; i64.lt_s; if; [local.get $f; global.set $fuel;] unreachable; end
   const check = (store: boolean): void => {
@@ -638,14 +696,22 @@ const rewriteBody = (
   const endBlock = (end: number): void => {
     if (!Number.isSafeInteger(segCost)) r.fail("fuel cost of a basic block exceeds 2^53", segStart)
     if (!segDead) {
-      if (segLoad) load()
-      if (segCost > 0) {
-        out.u8(0x20).u32(fuelLocal).u8(0x42)
-        if (segCost <= 0x7fffffff) out.s32(segCost)
-        else out.s64(BigInt(segCost))
-        out.u8(0x7d).u8(0x21).u32(fuelLocal)
-      }
-      if (segCheck) check(true)
+      if (segLoad || segCost > 0) {
+        // one expression: [global.get $fuel | local.get $f] [i64.const c; i64.sub] (local.set $f | local.tee $f; check)
+        if (segLoad) out.u8(0x23).u32(fuelGlobal)
+        else out.u8(0x20).u32(fuelLocal)
+        if (segCost > 0) {
+          out.u8(0x42)
+          if (segCost <= 0x7fffffff) out.s32(segCost)
+          else out.s64(BigInt(segCost))
+          out.u8(0x7d)
+        }
+        if (segCheck) {
+          out.u8(0x22).u32(fuelLocal).u8(0x42).u8(0x00).u8(0x53).u8(0x04).u8(0x40)
+          flush()
+          out.u8(0x00).u8(0x0b)
+        } else out.u8(0x21).u32(fuelLocal)
+      } else if (segCheck) check(true)
       let from = segStart
       for (let k = 0; k < markCount; k += 2) {
         const x = marks[k] as number

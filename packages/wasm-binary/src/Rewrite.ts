@@ -14,6 +14,7 @@ import { DIRTY_PAGES_EXPORT, FUEL_EXPORT, MEMORY_EXPORT, START_EXPORT } from "./
 import { capMemoryOf, type MemoryCapInfo } from "./MemoryCap.js"
 import { readModule } from "./ModuleReader.js"
 import { succeed, type ReadResult } from "./ReadResult.js"
+import type { RewriteScratch } from "./RewriteScratch.js"
 import type { ModuleInfo } from "./Types.js"
 import { checkInput, checkOutput } from "./internal/RewriteGuard.js"
 import { exportStateOf, type StateExport } from "./StateExport.js"
@@ -52,6 +53,18 @@ export interface RewriteOptions {
    * the `ModuleInfo` its `loadModule` read and validated.
    */
   readonly validated?: ModuleInfo
+  /**
+   * A reusable output buffer (`RewriteScratch`) for a caller that compiles
+   * the result at once: where the last rewrite applied is fuel metering,
+   * `RewriteResult.bytes` is then a view of the scratch's buffer (no fresh
+   * 1–2 MB buffer to fault in per rewrite), valid until the next rewrite
+   * given the same scratch. `WebAssembly.compile` and `new
+   * WebAssembly.Module` copy the bytes when called, so compiling them
+   * right away is safe; copy them (`slice()`) to keep, hash later or send
+   * them. Other rewrites (and a fuel rewrite followed by the barrier or
+   * the state exports) return fresh bytes as without it.
+   */
+  readonly scratch?: RewriteScratch
 }
 
 /** The rewritten module and everything the rewrites learned about it. */
@@ -142,7 +155,14 @@ const rewriteChecked = (
   }
   let fuelExport: string | undefined
   if (options.fuel !== undefined && options.fuel !== false) {
-    const fueled = instrumentFuelOf(current, options.fuel === true ? {} : options.fuel)
+    // the output lands in the caller's scratch when nothing rewrites it again
+    const last = options.dirtyPages !== true && options.exportState !== true
+    const fueled = instrumentFuelOf(
+      current,
+      options.fuel === true ? {} : options.fuel,
+      "wasm",
+      last ? options.scratch : undefined
+    )
     if (!fueled.ok) return fueled
     current = fueled.value
     fuelExport = FUEL_EXPORT

@@ -49,3 +49,4 @@ export {
 } from "./DirtyPages.js"
 export { defaultOperatorCost, fuelImports, instrumentFuel, type FuelOptions } from "./Fuel.js"
 export { rewriteModule, type RewriteOptions, type RewriteResult } from "./Rewrite.js"
+export { DEFAULT_SCRATCH_BYTES, RewriteScratch } from "./RewriteScratch.js"

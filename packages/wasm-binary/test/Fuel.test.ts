@@ -112,9 +112,26 @@ const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelL
   }
   const G = Buffer.from(leb(fuelGlobal)).toString("hex")
   const L = Buffer.from(leb(fuelLocal)).toString("hex")
-  const patterns: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = [
-    ["load", [`global.get ${G}`, `local.set ${L}`]],
-    ["charge", [`local.get ${L}`, /^i64\.const [0-9a-f]+$/, "i64.sub ", `local.set ${L}`]],
+  // a block's prologue: [global.get $fuel (load) | local.get $f] [i64.const c; i64.sub (charge)]
+  // (local.set $f | local.tee $f; the check), or the plain check
+  const cost: ReadonlyArray<RegExp | string> = [/^i64\.const [0-9a-f]+$/, "i64.sub "]
+  const teeCheck = [
+    `local.tee ${L}`,
+    "i64.const 00",
+    "i64.lt_s ",
+    "if 40",
+    `local.get ${L}`,
+    `global.set ${G}`,
+    "unreachable ",
+    "end "
+  ]
+  const patterns: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>, ReadonlyArray<string>]> = [
+    ["load charge check", [`global.get ${G}`, ...cost, ...teeCheck], ["load", "charge", "check"]],
+    ["load charge", [`global.get ${G}`, ...cost, `local.set ${L}`], ["load", "charge"]],
+    ["load check", [`global.get ${G}`, ...teeCheck], ["load", "check"]],
+    ["load", [`global.get ${G}`, `local.set ${L}`], ["load"]],
+    ["charge check", [`local.get ${L}`, ...cost, ...teeCheck], ["charge", "check"]],
+    ["charge", [`local.get ${L}`, ...cost, `local.set ${L}`], ["charge"]],
     [
       "check",
       [
@@ -126,10 +143,11 @@ const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelL
         `global.set ${G}`,
         "unreachable ",
         "end "
-      ]
+      ],
+      ["check"]
     ],
-    ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", "unreachable ", "end "]],
-    ["flush", [`local.get ${L}`, `global.set ${G}`]]
+    ["check", [`local.get ${L}`, "i64.const 00", "i64.lt_s ", "if 40", "unreachable ", "end "], ["check"]],
+    ["flush", [`local.get ${L}`, `global.set ${G}`], ["flush"]]
   ]
   const kept: Array<number> = []
   const counts: Record<string, number> = { load: 0, charge: 0, check: 0, flush: 0 }
@@ -140,7 +158,7 @@ const strip = (module: Uint8Array, body: FunctionBody, fuelGlobal: number, fuelL
         p.every((q, k) => (typeof q === "string" ? imm(i + k) === q : q.test(imm(i + k))))
       )
       if (found === undefined) throw new Error(`unexpected use of the fuel counter at ${ins[i]!.offset}: ${here}`)
-      counts[found[0]]!++
+      for (const part of found[2]) counts[part]!++
       i += found[1].length - 1
       continue
     }
@@ -1099,5 +1117,116 @@ describe("an imported counter meters exactly as a defined one (the same module r
     }
     for (let k = 0; k < 12; k++) expect(step(i), `call ${k}`).toEqual(step(d))
     expect(fuelOf(i).value as bigint).toBeLessThan(0n) // it did run out
+  })
+})
+
+describe("fused prologues (load + charge, charge + check) meter exactly as the separate sequences", () => {
+  /**
+   * The same metered module with the separate sequences the pass wrote before the fusion: every
+   * `local.tee $f` becomes `local.set $f; local.get $f`, and a `global.get $fuel` followed by its charge
+   * (`i64.const`) becomes `global.get $fuel; local.set $f; local.get $f`. Returns the module and how many
+   * sequences it expanded.
+   */
+  const unfuse = (bytes: Uint8Array<ArrayBuffer>) => {
+    const m = info(bytes)
+    const G = m.imports.filter((i) => i.type.kind === "global").length + m.globals.length - 1
+    const bodies = code(bytes)
+    const out: Array<number> = []
+    let expanded = 0
+    bodies.forEach((body, i) => {
+      const params = m.types[m.functions[i]!]!.params.length
+      const L = params + body.locals.reduce((n, l) => n + l.count, 0) - 1
+      const ins: Array<number> = []
+      body.instructions.forEach((x, k) => {
+        const imm = Buffer.from(bytes.subarray(x.offset + 1, x.end)).toString("hex")
+        const next = body.instructions[k + 1]
+        if (x.name === "local.tee" && imm === Buffer.from(leb(L)).toString("hex")) {
+          ins.push(0x21, ...leb(L), 0x20, ...leb(L))
+          expanded++
+        } else if (
+          x.name === "global.get" &&
+          imm === Buffer.from(leb(G)).toString("hex") &&
+          next?.name === "i64.const"
+        ) {
+          ins.push(0x23, ...leb(G), 0x21, ...leb(L), 0x20, ...leb(L))
+          expanded++
+        } else for (let b = x.offset; b < x.end; b++) ins.push(bytes[b]!)
+      })
+      const locals = [...bytes.subarray(body.offset, body.codeOffset)]
+      out.push(...leb(locals.length + ins.length), ...locals, ...ins)
+    })
+    const s = m.sections.find((x) => x.id === 10)!
+    const payload = [...leb(bodies.length), ...out]
+    const section = Uint8Array.from([10, ...leb(payload.length), ...payload])
+    const module = new Uint8Array(s.offset + section.length + (bytes.length - (s.payloadOffset + s.size)))
+    module.set(bytes.subarray(0, s.offset))
+    module.set(section, s.offset)
+    module.set(bytes.subarray(s.payloadOffset + s.size), s.offset + section.length)
+    return { module, expanded }
+  }
+
+  const LOOPS = `(module
+    (memory (export "memory") 1)
+    (func $leaf (param $x i32) (result i32) (i32.add (local.get $x) (i32.const 3)))
+    (func $work (export "work") (param $n i32) (result i32) (local $i i32) (local $s i32)
+      (loop $outer
+        (local.set $s (call $leaf (local.get $s)))
+        (block $done (loop $next
+          (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+          (i32.store (i32.mul (local.get $i) (i32.const 4)) (call $leaf (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $next)))
+        (br_if $outer (i32.lt_u (local.get $s) (i32.const 9))))
+      (i32.add (local.get $i) (local.get $s)))
+    (func $rec (export "rec") (param $n i32) (result i32)
+      (i32.store (i32.const 64) (local.get $n))
+      (if (result i32) (i32.eqz (local.get $n))
+        (then (i32.const 0))
+        (else (i32.add (i32.const 1) (call $rec (i32.sub (local.get $n) (i32.const 1))))))))`
+
+  it("every fuel from 0 to what a call needs: the same stop point (memory written), fuel left, result or trap", async () => {
+    const fused = metered(await wat(LOOPS))
+    const { module: separate, expanded } = unfuse(fused)
+    expect(WebAssembly.validate(separate)).toBe(true)
+    expect(expanded).toBeGreaterThan(4) // entries (load + charge + check), after calls (load + charge), loops
+    expect(fused.length).toBeLessThan(separate.length)
+    const observe = (b: Uint8Array<ArrayBuffer>, name: string, arg: number, fuel: bigint) => {
+      const e = instantiate(b)
+      const r = callWithFuel(e, name, fuel, arg)
+      const memory = new Uint8Array((e.memory as WebAssembly.Memory).buffer, 0, 80)
+      return { ok: r.ok, left: r.left, value: r.ok ? r.value : String(r.value), memory: [...memory] }
+    }
+    for (const [name, arg] of [
+      ["work", 5],
+      ["rec", 6]
+    ] as const) {
+      const needed = consumed(instantiate(fused), name, arg)
+      expect(consumed(instantiate(separate), name, arg)).toBe(needed)
+      for (let f = 0n; f <= needed + 1n; f++) {
+        expect(observe(fused, name, arg, f), `${name}, fuel ${f}`).toEqual(observe(separate, name, arg, f))
+      }
+      expect(observe(fused, name, arg, needed)).toMatchObject({ ok: true, left: 0n })
+      expect(observe(fused, name, arg, needed - 1n)).toMatchObject({ ok: false, left: -1n })
+    }
+  })
+
+  it("real modules: the separate form validates and is larger; the looper agent stops at the same points", () => {
+    for (const ref of referenceModules.filter((r) => r.name === "zstd" || r.name === "as-sha256")) {
+      const fused = metered(ref.read(), { initialFuel: HUGE })
+      const { module: separate, expanded } = unfuse(fused)
+      expect(WebAssembly.validate(separate), ref.name).toBe(true)
+      expect(expanded, ref.name).toBeGreaterThan(100)
+      expect(separate.length - fused.length, ref.name).toBeGreaterThan(2 * expanded - 1)
+    }
+    const fused = metered(readAgentFixture("looper"))
+    const { module: separate } = unfuse(fused)
+    for (const fuel of [0n, 1n, 5n, 13n, 14n, 1000n, 12_345n, 13_005n]) {
+      const a = instantiate(fused)
+      const b = instantiate(separate)
+      const ra = callWithFuel(a, "spin_n", fuel, 1000)
+      const rb = callWithFuel(b, "spin_n", fuel, 1000)
+      expect({ fuel, ok: ra.ok, left: ra.left }).toEqual({ fuel, ok: rb.ok, left: rb.left })
+      expect(callWithFuel(a, "iterations", HUGE).value).toEqual(callWithFuel(b, "iterations", HUGE).value)
+    }
   })
 })

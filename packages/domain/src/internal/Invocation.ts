@@ -3,8 +3,10 @@
  * is running, the function exists, the arguments match its signature —
  * written once and used by `invoke` and the prepared call handle; the call
  * itself (one synchronous step on an idle in-process agent — followed, with
- * `persistence.snapshotAfterCalls`, by the save it waits for — else through
- * the agent's mailbox); and what a completed or failed call records.
+ * `persistence.snapshotAfterCalls`, by the save it waits for; on an idle
+ * worker-engine agent the request sent in that step and a reply already
+ * there recorded in it too, `invokeStarted` — else through the agent's
+ * mailbox); and what a completed or failed call records.
  *
  * @since 0.1.0
  */
@@ -386,7 +388,8 @@ export const invokeNow = (
   const { env } = state
   const live = env.instances.get(agentId)
   if (live !== undefined) {
-    const fast = invokeIdle(state, live, fn, args) ?? invokeQueued(state, live, fn, args)
+    const fast =
+      invokeIdle(state, live, fn, args) ?? invokeStarted(state, live, fn, args) ?? invokeQueued(state, live, fn, args)
     if (fast !== undefined) return fast
   }
   const i = live ?? findAgent(state, agentId)
@@ -516,6 +519,57 @@ const invokeQueued = (
   // the outcome's handlers are made once per agent and export (they hold the mailbox: `held`)
   const handlers = (resolved.handlers ??= callHandlers(state, i, fn, true))
   return i.exclusive(Effect.suspend(() => callChecked(state, i, fn, args, true, handlers)))
+}
+
+/**
+ * `invokeNow` for an idle live agent on a worker engine that starts calls in
+ * the caller's step (`WasmInstance.invokeStart`): the checks of the idle
+ * fast path (`invokeIdle`: Running or Critical, within its budget, not
+ * awaiting recovery, no per-call authorisation, no save after the call),
+ * then the request is sent at once. A reply that is already there (a
+ * spinning worker) is recorded and returned in this same step, as an
+ * in-process call is — no mailbox, no fiber suspension, no outcome object:
+ * nothing else could run on the agent meanwhile. A call still running
+ * takes the agent's mailbox now (`Mailbox.holdFrom`: it was free in this
+ * step) and holds it until the call's outcome is recorded, so later calls
+ * and lifecycle steps queue behind it as behind any call. `undefined` (the
+ * mailbox path decides, `invokeQueued`) when the agent is busy or the
+ * engine has no `invokeStart`.
+ */
+const invokeStarted = (
+  state: RuntimeState,
+  i: AgentInstance,
+  fn: string,
+  args: ReadonlyArray<WasmValue>
+): Effect.Effect<ReadonlyArray<WasmValue>, InvokeError> | undefined => {
+  const instance = i.instance
+  if (
+    instance === undefined ||
+    instance.invokeStart === undefined ||
+    i.busy !== 0 ||
+    !isInvocable(i.state) ||
+    state.authorizer.checksInvocations ||
+    state.settings.persistence.snapshotAfterCalls === true ||
+    awaitsRecovery(i)
+  )
+    return undefined
+  const resolved = resolveExport(state, i, fn)
+  if (resolved === undefined) return Effect.fail(functionNotFound(fn))
+  const mismatch = resolved.check(args)
+  if (mismatch !== undefined) return Effect.fail(mismatch)
+  if (MemoryBudget.isExceeded(i.budget)) return Effect.fail(overBudgetError(i.agentId, i))
+  callStarted(state, i)
+  const slot = resolved.slot
+  const started = instance.invokeStart(fn, args, invokeOptions(i.config), slot)
+  if (started === undefined) {
+    const results = callResults(slot.result)
+    slot.result = undefined // hold no guest value between calls
+    return afterCall(state, i, slot, results, idleActivity(state).now())
+  }
+  if (started instanceof Error) return callFailed(state, i, fn, started, false)
+  // still running: the agent's mailbox is held from now until its outcome is recorded
+  const handlers = (resolved.handlers ??= callHandlers(state, i, fn, true))
+  return i.mailbox.holdFrom(Effect.matchEffect(started, handlers))
 }
 
 /**

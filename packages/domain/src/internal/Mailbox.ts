@@ -27,7 +27,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import type * as Option from "effect/Option"
 import type { SchedulerDispatcher } from "effect/Scheduler"
 
@@ -109,6 +109,35 @@ export class Mailbox {
         () => this.exit(ticket)
       )
     })
+  }
+
+  /**
+   * For a run that already started in the caller's synchronous step while
+   * the permit was free (the caller read `held` false in this same step):
+   * takes the permit now and returns the effect that holds it until
+   * `effect` exits, however it exits — `withPermit` without the queue, for
+   * a call whose first part ran before any effect (a worker call sent at
+   * once, `Invocation.invokeStarted`). Should the calling fiber never run
+   * the returned effect (interrupted at a scheduler yield before it), the
+   * permit is released when that fiber ends. Throws when the permit is
+   * held: a caller bug.
+   */
+  holdFrom<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    if (this.holder !== undefined) throw new Error("Mailbox.holdFrom: the permit is held")
+    const ticket = newTicket()
+    this.holder = ticket
+    ticket.state = HELD
+    const fiber = Fiber.getCurrent()
+    const unobserve = fiber?.addObserver(() => this.exit(ticket))
+    return Effect.onExitPrimitive(
+      unobserve === undefined
+        ? effect
+        : Effect.suspend(() => {
+            unobserve()
+            return effect
+          }),
+      () => this.exit(ticket)
+    )
   }
 
   /** Takes the permit for `ticket` now, or queues it and waits for the hand-over. */

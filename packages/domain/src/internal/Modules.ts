@@ -7,7 +7,13 @@
  *
  * @since 0.1.0
  */
-import { type ModuleInfo, readModule, rewriteModule, type WasmBinaryError } from "@agent-runtime/wasm-binary"
+import {
+  type ModuleInfo,
+  readModule,
+  rewriteModule,
+  RewriteScratch,
+  type WasmBinaryError
+} from "@agent-runtime/wasm-binary"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -53,15 +59,36 @@ export const compiledFor = (
   Effect.suspend(() => {
     const variant = config === undefined ? undefined : rewriteFor(state, module, config)
     if (variant === undefined) return compileOnce(state, module.hash, module.hash, module.bytes)
+    let lent: RewriteScratch | undefined
     return compileOnce(state, variant.key, module.hash, () => {
+      // the thread's scratch, when no other compile holds it: the bytes only live until the engine's compile ends
+      lent = idleScratch
+      idleScratch = undefined
       // `loadModule` validated these bytes (engine validate or compile) and owns them; the compile checks the output
       const rewritten = rewriteModule(module.bytes, {
         ...CompileVariant.rewriteOptions(variant.params),
-        validated: module.info
+        validated: module.info,
+        ...(lent === undefined ? {} : { scratch: lent })
       })
       return rewritten.ok ? rewritten.value.bytes : compileErrorOf(rewritten.error, "rewrite failed: ")
-    })
+    }).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (lent !== undefined) idleScratch = lent
+          lent = undefined
+        })
+      )
+    )
   })
+
+/**
+ * The rewrite output buffer of this thread (`RewriteScratch`), lent to one variant compile at a time
+ * (`undefined` while lent: a concurrent compile rewrites into fresh bytes). A fuel variant is rewritten
+ * into it and handed to `WasmEngine.compile`, whose effect must not keep the bytes past its end
+ * (`WebAssembly.compile` copies them when called); it is given back when that compile ends. Saves a
+ * fresh 1–2 MB buffer (and its page faults) per rewrite of a large module.
+ */
+let idleScratch: RewriteScratch | undefined = new RewriteScratch()
 
 /**
  * The agent's compiled variant of `module` when the compile cache holds it

@@ -37,7 +37,7 @@ import { budgetNote } from "./Diagnostics.js"
 import { functionNotFound } from "./Inputs.js"
 import { awaitsRecovery, noteFailure, recoverLocked } from "./Recovery.js"
 import { live } from "./Lifecycle.js"
-import { pressureDue, schedulePressure } from "./Pressure.js"
+import { schedulePressure } from "./Pressure.js"
 import type { RuntimeState } from "./RuntimeState.js"
 
 /** A prepared call handle (`AgentRuntime.prepare`). */
@@ -85,9 +85,27 @@ export const prepare = (
     const check = argsChecker(signature, fn)
     // per call: map lookups, the engine's direct caller; no closure, no effect, no allocation but the results
     // array of a call that returns values. `checked`: the arguments were accepted already (`fastArgs`).
+    // `pressureDue` without its ratio per call: the pool's usage is recomputed when its used memory changed
+    // (its size and thresholds are fixed at construction)
+    const pool = env.pool
+    let usedSeen = -1
+    let pressured = false
+    const underPressure = (): boolean => {
+      const used = pool.usedMemory()
+      if (used !== usedSeen) {
+        usedSeen = used
+        pressured = pool.isUnderPressure()
+      }
+      return pressured
+    }
+    // the agent's instance as last looked up: looked up again only once the runtime removed it (`removed`)
+    let current: AgentInstance | undefined
     const run = (args: ReadonlyArray<WasmValue>, checked: boolean): ReadonlyArray<WasmValue> => {
-      const i = env.instances.get(agentId)
-      if (i === undefined) throw refusedMissing(state, agentId)
+      let i = current
+      if (i === undefined || i.removed) {
+        i = current = env.instances.get(agentId)
+        if (i === undefined) throw refusedMissing(state, agentId)
+      }
       const stopped = notRunning(agentId, i)
       if (stopped !== undefined) throw stopped
       if (i.busy > 0) throw new AgentNotRunning({ agentId, state: `${i.state} (busy: use invoke to queue)` })
@@ -102,7 +120,9 @@ export const prepare = (
       const instance = i.instance as WasmInstance
       if (cachedFor !== instance) {
         cachedFor = instance
-        cached = directCaller(instance, fn)
+        // the signature lets an engine specialise the caller (engine-kit: one JS→wasm call per metered call)
+        cached =
+          instance.prepareDirect !== undefined ? instance.prepareDirect(fn, signature) : directCaller(instance, fn)
       }
       if (cached === undefined) throw new FunctionNotFound({ function: fn })
       callStarted(state, i)
@@ -111,7 +131,7 @@ export const prepare = (
       callCompleted(state, i, slot, activity.now())
       const results = callResults(slot.result)
       slot.result = undefined // hold no guest value between calls
-      if (pressureDue(state)) fork(schedulePressure(state))
+      if (state.settings.autoPressure && !state.pressureScheduled && underPressure()) fork(schedulePressure(state))
       return results
     }
     const call = fastArgs(signature, run)

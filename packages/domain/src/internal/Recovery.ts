@@ -36,9 +36,6 @@ import { getModule } from "./Modules.js"
 import { withoutFuel } from "./Persistence.js"
 import { applyTransition, emit, errorText, type RuntimeState } from "./RuntimeState.js"
 
-/** Instances whose last call trapped and that wait for their replacement, with the trap's message. */
-const trapped = new WeakMap<AgentInstance, string>()
-
 /** The `AgentRecovered` cause of a replaced instance that was no longer live (`WasmInstance.isLive`). */
 export const NOT_LIVE_CAUSE =
   "the instance was no longer live (its engine terminated it: an interrupted or timed-out call, or a lost worker)"
@@ -53,7 +50,7 @@ const notLive = (i: AgentInstance): boolean => {
  * Whether the instance must be replaced before it runs another call: it
  * trapped (under `onTrap: "restore"`), or its engine ended it (`notLive`).
  */
-export const awaitsRecovery = (i: AgentInstance): boolean => trapped.has(i) || notLive(i)
+export const awaitsRecovery = (i: AgentInstance): boolean => i.trapNote !== undefined || notLive(i)
 
 /**
  * Whether a trap was noted for the instance (`noteFailure`) — not whether it
@@ -61,7 +58,7 @@ export const awaitsRecovery = (i: AgentInstance): boolean => trapped.has(i) || n
  * and leaves an instance its engine ended (a `Timeout`, which may evict the
  * agent next) to be replaced before the next call.
  */
-export const trapNoted = (i: AgentInstance): boolean => trapped.has(i)
+export const trapNoted = (i: AgentInstance): boolean => i.trapNote !== undefined
 
 /**
  * Records a failed call for recovery: a `Trap` of an agent whose policy is
@@ -69,7 +66,7 @@ export const trapNoted = (i: AgentInstance): boolean => trapped.has(i)
  * errors (fuel, timeout, a refused call) leave it as it is.
  */
 export const noteFailure = (state: RuntimeState, i: AgentInstance, error: EngineInvokeError): void => {
-  if (error._tag === "Trap" && (i.config.onTrap ?? state.settings.onTrap) === "restore") trapped.set(i, error.message)
+  if (error._tag === "Trap" && (i.config.onTrap ?? state.settings.onTrap) === "restore") i.trapNote = error.message
 }
 
 /**
@@ -85,9 +82,9 @@ export const noteFailure = (state: RuntimeState, i: AgentInstance, error: Engine
 export const recoverLocked = (state: RuntimeState, i: AgentInstance): Effect.Effect<void> =>
   Effect.uninterruptible(
     Effect.suspend(() => {
-      const cause = trapped.get(i) ?? (notLive(i) ? NOT_LIVE_CAUSE : undefined)
+      const cause = i.trapNote ?? (notLive(i) ? NOT_LIVE_CAUSE : undefined)
       if (cause === undefined) return Effect.void
-      trapped.delete(i)
+      i.trapNote = undefined
       if (state.env.instances.get(i.agentId) !== i) return Effect.void // evicted or passivated meanwhile
       return Effect.flatMap(Effect.exit(replace(state, i)), (exit) => {
         // evicted while the replacement was made (a Timeout's eviction): nothing to announce or fail

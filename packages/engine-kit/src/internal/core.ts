@@ -30,15 +30,18 @@ import { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Tr
 import { nonZeroPages, type PageChanges, pageChanges } from "./dirty.js"
 import {
   enterShared,
+  enterTop,
   type FuelAccess,
   fuelAccess,
   leaveShared,
+  leaveTop,
   type SharedFuel,
   sharedFuel,
   sharedFuelIfMade
 } from "./fuel.js"
 import { isSharedBuffer, keptBytes, memorySize } from "./memorySize.js"
 import { PAGE_BYTES } from "./pages.js"
+import { trampoline } from "./trampoline.js"
 
 export { FuelExhausted, FunctionNotFound, InstantiationError, MemoryExceeded, Trap } from "./errors.js"
 export type { CoreError } from "./errors.js"
@@ -100,6 +103,12 @@ export type DirectCall<E extends Error = never> = (
   slot: CallSlot
 ) => CallError<E> | undefined
 
+/** An export's function type, value type names as in wasm-binary's `FuncType` (`"i32"`, `"i64"`, `"f32"`, `"f64"`, …). */
+export interface CallType {
+  readonly params: ReadonlyArray<string>
+  readonly results: ReadonlyArray<string>
+}
+
 /** One live instance; every operation is synchronous and returns its error as a value. */
 export interface LiveInstance<E extends Error = never> {
   /** The instance's exports (as instantiated; still readable after `terminate`). */
@@ -122,8 +131,12 @@ export interface LiveInstance<E extends Error = never> {
   readonly terminated: () => boolean
   /** Resolves an export once; `undefined` when it is not a function. */
   readonly prepare: (fn: string) => Call<E> | undefined
-  /** `prepare` without an outcome object per call (`DirectCall`): same calls, results and errors. */
-  readonly prepareDirect: (fn: string) => DirectCall<E> | undefined
+  /**
+   * `prepare` without an outcome object per call (`DirectCall`): same calls, results and errors. With the
+   * export's `type` (its signature as read from the binary; a wrong one is detected and ignored), a metered
+   * call makes one JS→wasm transition instead of three (`trampoline.ts`) where the host compiles at run time.
+   */
+  readonly prepareDirect: (fn: string, type?: CallType) => DirectCall<E> | undefined
   /** Calls an export (`FunctionNotFound` when it is not a function). */
   readonly call: (fn: string, args: ReadonlyArray<WasmValue>, fuel?: number | undefined) => InvokeOutcome | CallError<E>
   /** Copies `length` bytes at `offset` out of linear memory; out of bounds → `Trap`. */
@@ -350,6 +363,10 @@ const HELPER_AFTER_CALLS = 64
 /** The pages of a snapshot of an instance without memory. */
 const NO_PAGES: ReadonlyArray<never> = Object.freeze([])
 
+/** A trampolined caller's cells before its trampoline is made (never read: the caller is returned after). */
+const EMPTY_CELLS = new Float64Array(0)
+const EMPTY_MARKS = new Int32Array(0)
+
 /** The results of a call that returned nothing: one frozen array shared by every such call (no allocation per call). */
 const NO_RESULTS: ReadonlyArray<WasmValue> = Object.freeze([])
 
@@ -540,10 +557,90 @@ class Live<E extends Error> implements LiveInstance<E> {
     this.barrier?.invalidate()
   }
 
-  prepareDirect(fn: string): DirectCall<E> | undefined {
+  prepareDirect(fn: string, type?: CallType): DirectCall<E> | undefined {
     const f = this.exports[fn]
     if (typeof f !== "function") return undefined
-    const g = f as (...a: ReadonlyArray<WasmValue>) => unknown
+    const slow = this.directOf(fn, f as (...a: ReadonlyArray<WasmValue>) => unknown)
+    if (type === undefined || this.fuel === undefined) return slow
+    return this.trampolined(fn, f, type, slow) ?? slow
+  }
+
+  /**
+   * `prepareDirect`'s caller through a trampoline (`trampoline.ts`): a metered call that is not a re-entry
+   * and not nested in another run on the shared counter makes ONE JS→wasm call (the trampoline sets the
+   * counter, calls the export, leaves the fuel left in its cell); every other call is `slow`'s. `undefined`
+   * when no trampoline can be made here (runtime compilation forbidden, a type that is not a number type,
+   * an export not of `type`).
+   */
+  trampolined(fn: string, f: unknown, type: CallType, slow: DirectCall<E>): DirectCall<E> | undefined {
+    const self = this
+    const counter = this.fuel!
+    const shared = this.fuelShared
+    let t: (...a: ReadonlyArray<unknown>) => unknown = slow as (...a: ReadonlyArray<unknown>) => unknown
+    let cells: Float64Array = EMPTY_CELLS
+    let marks: Int32Array = EMPTY_MARKS
+    let left = 0
+    let entered = 0
+    const caller: DirectCall<E> = (args, fuel, slot) => {
+      if (!self.live || self.running !== 0 || (fuel === undefined && shared === undefined))
+        return slow(args, fuel, slot)
+      const start = fuel ?? self.fuelLeft
+      if (!Number.isSafeInteger(start) || (shared !== undefined && !enterTop())) return slow(args, fuel, slot)
+      let result: unknown
+      self.running++
+      marks[entered] = 0
+      try {
+        switch (args.length) {
+          case 0:
+            result = t(start)
+            break
+          case 1:
+            result = t(start, args[0]!)
+            break
+          case 2:
+            result = t(start, args[0]!, args[1]!)
+            break
+          case 3:
+            result = t(start, args[0]!, args[1]!, args[2]!)
+            break
+          default:
+            result = t(start, ...args)
+        }
+      } catch (e) {
+        self.running--
+        self.outsideWrite() // a trap may unwind frames before they publish their dirty bits
+        // the counter as the trap left it, if this call set it (a throw at the boundary: it did not)
+        const after = marks[entered] === 1 ? (shared?.access ?? self.meter(counter)).get() : start
+        if (shared !== undefined) {
+          self.fuelLeft = after
+          leaveTop()
+        }
+        if (after < 0 && fuel !== undefined) return new FuelExhausted({ function: fn, fuel })
+        return self.mapThrown?.(fn, e) ?? mapCallError(fn, e)
+      }
+      self.running--
+      const l = cells[left]!
+      if (shared !== undefined) {
+        self.fuelLeft = l
+        leaveTop()
+      }
+      slot.result = result
+      slot.memoryBytes = self.callMemoryBytes()
+      slot.fuelRemaining = fuel !== undefined ? l : undefined
+      return undefined
+    }
+    const made = trampoline(f, type.params, type.results, counter, caller)
+    if (made === null) return undefined
+    t = made.call
+    cells = made.f64
+    marks = made.i32
+    left = made.left
+    entered = made.entered
+    return caller
+  }
+
+  /** `prepareDirect`'s caller of export `g` that sets and reads the counter through `FuelAccess` (two helper calls). */
+  directOf(fn: string, g: (...a: ReadonlyArray<WasmValue>) => unknown): DirectCall<E> {
     const self = this
     const fuelGlobal = this.fuel
     // per call: no closure, no allocation, no spread for up to 3 arguments, the counter set through `FuelAccess`

@@ -92,6 +92,24 @@ export const enterShared = (s: SharedFuel, fuel: number): bigint | undefined => 
   return outer
 }
 
+/**
+ * Starts a metered run on the shared counter that is not nested in another
+ * (none in progress on this thread) without setting the counter — the
+ * caller's trampoline sets it (`trampoline.ts`): true, and the run is
+ * counted (end it with `leaveTop`); false when a run is in progress (use
+ * `enterShared`, which saves the outer run's value).
+ */
+export const enterTop = (): boolean => {
+  if (depth !== 0) return false
+  depth = 1
+  return true
+}
+
+/** Ends a run started by `enterTop` (the caller reads the fuel left itself). */
+export const leaveTop = (): void => {
+  depth--
+}
+
 /** Ends a metered run on the shared counter: returns the fuel left (fuel units) and restores `outer` (see `enterShared`). */
 export const leaveShared = (s: SharedFuel, outer: bigint | undefined): number => {
   const left = s.access.get()

@@ -84,124 +84,127 @@ const sorted = (st: Stored) => ({
 })
 
 describe("changes through the write barrier", () => {
-  it.effect("random workloads: deltas applied to the last base equal a full scan; only reachable pages listed", () =>
-    Effect.gen(function* () {
-      for (const seed of [1, 7, 42, 1234]) {
-        const { tracked, full } = yield* twins
-        const next = prng(seed).int
-        expect(tracked.changes(false)).toBeUndefined() // the first: no base yet
-        let stored = storedOf(state(tracked.snapshot()))
-        expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
-        let saved: EngineState | undefined
-        let deltas = 0
-        const reached = new Set<number>() // pages written through the guest's own stores since the last changes
-        let outside = false // since then: a write the barrier cannot see, or a trap (the next changes is undefined)
-        for (let step = 0; step < 150; step++) {
-          const pages = tracked.memoryBytes() / PAGE
-          // an address near a page boundary half the time: a store that spills into the next page
-          const page = next(pages)
-          const at = next(2) === 0 ? page * PAGE + next(PAGE - 8) : Math.max(0, (page + 1) * PAGE - 1 - next(8))
-          const both = (fn: string, args: ReadonlyArray<number | bigint>) => {
-            const a = tracked.call(fn, args)
-            const b = full.call(fn, args)
-            expect(a instanceof Error).toBe(b instanceof Error)
-            return a
-          }
-          switch (next(10)) {
-            case 0:
-              both("noop", [])
-              break
-            case 1: {
-              both("store64", [Math.min(at, pages * PAGE - 8), BigInt(next(1 << 30)) * 3n + 1n])
-              reached.add(page).add(page + 1)
-              break
-            }
-            case 2: {
-              // zero a page's first word: a page holding only it becomes zero again
-              both("store64", [page * PAGE, 0n])
-              reached.add(page)
-              break
-            }
-            case 3: {
-              const length = next(Math.min(3, pages) * PAGE)
-              const from = Math.min(at, pages * PAGE - length)
-              both("fill", [from, next(2) === 0 ? 0 : next(256), length])
-              // a bulk write marks the pages of its range (every bit from 64 pages on)
-              for (let p = from >>> 16; length > 0 && p <= (from + length - 1) >>> 16; p++) reached.add(p)
-              if (length === 0) for (let p = from >>> 16; p < (from === 0 ? 64 : (from >>> 16) + 1); p++) reached.add(p)
-              break
-            }
-            case 4: {
-              const length = next(PAGE)
-              const to = Math.min(at, pages * PAGE - length)
-              both("copy", [to, next(pages * PAGE - length), length])
-              for (let p = to >>> 16; length > 0 && p <= (to + length - 1) >>> 16; p++) reached.add(p)
-              if (length === 0) for (let p = to >>> 16; p < (to === 0 ? 64 : (to >>> 16) + 1); p++) reached.add(p)
-              break
-            }
-            case 5: {
-              if (pages < 75) both("grow", [1 + next(40)])
-              break
-            }
-            case 6: {
-              const bytes = new Uint8Array(1 + next(100)).fill(1 + next(255))
-              const offset = Math.min(at, pages * PAGE - bytes.length)
-              expect(tracked.write(offset, bytes)).toBeUndefined()
-              expect(full.write(offset, bytes)).toBeUndefined()
-              outside = true
-              break
-            }
-            case 7: {
-              both("storeThenTrap", [Math.min(at, pages * PAGE - 8), -1n])
-              outside = true
-              break
-            }
-            case 8: {
-              // pages 64 apart share a bit: a store to one reports both
-              const target = (page + 64) % pages
-              both("store8", [target * PAGE + next(PAGE), 1 + next(255)])
-              reached.add(target)
-              break
-            }
-            case 9: {
-              if (saved !== undefined && next(3) === 0) {
-                expect(tracked.restore(saved)).toBeUndefined()
-                expect(full.restore(saved)).toBeUndefined()
-                outside = true
-              } else saved = state(full.snapshot())
-              break
-            }
-          }
-          if (next(3) === 0) continue // several steps between saves: the bits add up
-          const restart = next(12) === 0
-          const c = tracked.changes(restart)
-          if (c instanceof Error) throw c
-          if (c === undefined) {
-            // no base: the caller saves the whole snapshot
-            stored = storedOf(state(tracked.snapshot()))
-          } else {
-            expect(outside || restart).toBe(false)
-            deltas++
-            const listed = [...c.pages.map((p) => p.index), ...c.zeroed]
-            expect(c.pages.map((p) => p.index)).toEqual([...c.pages.map((p) => p.index)].sort((a, b) => a - b))
-            expect(c.zeroed).toEqual([...c.zeroed].sort((a, b) => a - b))
-            for (const index of listed) {
-              // a listed page is one a store reached (or the page after one), modulo the bitmap's 64
-              expect([...reached].some((r) => (r - index) % 64 === 0 || (r + 1 - index) % 64 === 0)).toBe(true)
-            }
-            if (reached.size === 0) expect(listed).toEqual([])
-            for (const p of c.pages) stored.pages.set(p.index, bytesOf(p.data))
-            for (const index of c.zeroed) stored.pages.delete(index)
-            stored.memoryBytes = c.memoryBytes
-            stored.globals = c.globals
-          }
+  it.effect(
+    "random workloads: deltas applied to the last base equal a full scan; only reachable pages listed",
+    () =>
+      Effect.gen(function* () {
+        for (const seed of [1, 7, 42, 1234]) {
+          const { tracked, full } = yield* twins
+          const next = prng(seed).int
+          expect(tracked.changes(false)).toBeUndefined() // the first: no base yet
+          let stored = storedOf(state(tracked.snapshot()))
           expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
-          reached.clear()
-          outside = false
+          let saved: EngineState | undefined
+          let deltas = 0
+          const reached = new Set<number>() // pages written through the guest's own stores since the last changes
+          let outside = false // since then: a write the barrier cannot see, or a trap (the next changes is undefined)
+          for (let step = 0; step < 150; step++) {
+            const pages = tracked.memoryBytes() / PAGE
+            // an address near a page boundary half the time: a store that spills into the next page
+            const page = next(pages)
+            const at = next(2) === 0 ? page * PAGE + next(PAGE - 8) : Math.max(0, (page + 1) * PAGE - 1 - next(8))
+            const both = (fn: string, args: ReadonlyArray<number | bigint>) => {
+              const a = tracked.call(fn, args)
+              const b = full.call(fn, args)
+              expect(a instanceof Error).toBe(b instanceof Error)
+              return a
+            }
+            switch (next(10)) {
+              case 0:
+                both("noop", [])
+                break
+              case 1: {
+                both("store64", [Math.min(at, pages * PAGE - 8), BigInt(next(1 << 30)) * 3n + 1n])
+                reached.add(page).add(page + 1)
+                break
+              }
+              case 2: {
+                // zero a page's first word: a page holding only it becomes zero again
+                both("store64", [page * PAGE, 0n])
+                reached.add(page)
+                break
+              }
+              case 3: {
+                const length = next(Math.min(3, pages) * PAGE)
+                const from = Math.min(at, pages * PAGE - length)
+                both("fill", [from, next(2) === 0 ? 0 : next(256), length])
+                // a bulk write marks the pages of its range (every bit from 64 pages on)
+                for (let p = from >>> 16; length > 0 && p <= (from + length - 1) >>> 16; p++) reached.add(p)
+                if (length === 0)
+                  for (let p = from >>> 16; p < (from === 0 ? 64 : (from >>> 16) + 1); p++) reached.add(p)
+                break
+              }
+              case 4: {
+                const length = next(PAGE)
+                const to = Math.min(at, pages * PAGE - length)
+                both("copy", [to, next(pages * PAGE - length), length])
+                for (let p = to >>> 16; length > 0 && p <= (to + length - 1) >>> 16; p++) reached.add(p)
+                if (length === 0) for (let p = to >>> 16; p < (to === 0 ? 64 : (to >>> 16) + 1); p++) reached.add(p)
+                break
+              }
+              case 5: {
+                if (pages < 75) both("grow", [1 + next(40)])
+                break
+              }
+              case 6: {
+                const bytes = new Uint8Array(1 + next(100)).fill(1 + next(255))
+                const offset = Math.min(at, pages * PAGE - bytes.length)
+                expect(tracked.write(offset, bytes)).toBeUndefined()
+                expect(full.write(offset, bytes)).toBeUndefined()
+                outside = true
+                break
+              }
+              case 7: {
+                both("storeThenTrap", [Math.min(at, pages * PAGE - 8), -1n])
+                outside = true
+                break
+              }
+              case 8: {
+                // pages 64 apart share a bit: a store to one reports both
+                const target = (page + 64) % pages
+                both("store8", [target * PAGE + next(PAGE), 1 + next(255)])
+                reached.add(target)
+                break
+              }
+              case 9: {
+                if (saved !== undefined && next(3) === 0) {
+                  expect(tracked.restore(saved)).toBeUndefined()
+                  expect(full.restore(saved)).toBeUndefined()
+                  outside = true
+                } else saved = state(full.snapshot())
+                break
+              }
+            }
+            if (next(3) === 0) continue // several steps between saves: the bits add up
+            const restart = next(12) === 0
+            const c = tracked.changes(restart)
+            if (c instanceof Error) throw c
+            if (c === undefined) {
+              // no base: the caller saves the whole snapshot
+              stored = storedOf(state(tracked.snapshot()))
+            } else {
+              expect(outside || restart).toBe(false)
+              deltas++
+              const listed = [...c.pages.map((p) => p.index), ...c.zeroed]
+              expect(c.pages.map((p) => p.index)).toEqual([...c.pages.map((p) => p.index)].sort((a, b) => a - b))
+              expect(c.zeroed).toEqual([...c.zeroed].sort((a, b) => a - b))
+              for (const index of listed) {
+                // a listed page is one a store reached (or the page after one), modulo the bitmap's 64
+                expect([...reached].some((r) => (r - index) % 64 === 0 || (r + 1 - index) % 64 === 0)).toBe(true)
+              }
+              if (reached.size === 0) expect(listed).toEqual([])
+              for (const p of c.pages) stored.pages.set(p.index, bytesOf(p.data))
+              for (const index of c.zeroed) stored.pages.delete(index)
+              stored.memoryBytes = c.memoryBytes
+              stored.globals = c.globals
+            }
+            expect(sorted(stored)).toEqual(sorted(storedOf(state(full.snapshot()))))
+            reached.clear()
+            outside = false
+          }
+          expect(deltas).toBeGreaterThan(10)
         }
-        expect(deltas).toBeGreaterThan(10)
-      }
-    }),
+      }),
     // 4 seeds of full scans next to the deltas: ≈ 5 s alone, 15 s on a loaded CI machine (the shared bound is 30 s)
     { timeout: 180_000 }
   )

@@ -299,9 +299,9 @@ const copyBytes = (buf: Uint8Array, o: number, src: Uint8Array, from: number, to
 }
 
 /**
- * Room kept free past a write: the most bytes injected at one point (load
- * 12 + charge 1 + 5 + 1 + 8 + 1 + 1 + 5 + checked store 25) and the 3 bytes
- * a word copy may write past its end.
+ * Room kept free past a write: the most bytes injected at one point (a
+ * prologue: global.get 6 + i64.const 1 + cost ≤ 8 + i64.sub 1 + local.tee
+ * and check 26) and the 3 bytes a word copy may write past its end.
  */
 const MAX_INJECTION = 72
 
@@ -396,16 +396,16 @@ export class FuelScan {
     if (fuelLocal + 1 > MAX_LOCALS) return false
     const fuelGlobal = this.fuelGlobal
 
-    // --- templates of the injected sequences for this function's fuel local
-    // [load][charge head] | [charge tail][checked store] | [store][check]
+    // --- templates of the injected sequences for this function's fuel local (see `Fuel.ts`):
+    // a block's prologue is one expression — [global.get $fuel | local.get $f] [i64.const c; i64.sub]
+    // (local.set $f | local.tee $f; check) — or, with neither a reload nor a charge, the plain check
     const tpl = this.tpl
     const g = this.global
     let t = 0
-    tpl[t++] = 0x23 // global.get $fuel; local.set $f
+    tpl[t++] = 0x23 // global.get $fuel; i64.const
     t = copyBytes(tpl, t, g, 0, g.length)
-    tpl[t++] = 0x21
-    t = putU32(tpl, t, fuelLocal)
-    const LOAD_END = t
+    tpl[t++] = 0x42
+    const GET_END = t
     tpl[t++] = 0x20 // local.get $f; i64.const
     t = putU32(tpl, t, fuelLocal)
     tpl[t++] = 0x42
@@ -413,7 +413,23 @@ export class FuelScan {
     tpl[t++] = 0x7d // i64.sub; local.set $f
     tpl[t++] = 0x21
     t = putU32(tpl, t, fuelLocal)
-    const TAIL_END = t
+    const SET_END = t
+    // i64.sub; local.tee $f; i64.const 0; i64.lt_s; if; local.get $f; global.set $fuel; unreachable; end
+    tpl[t++] = 0x7d
+    tpl[t++] = 0x22
+    t = putU32(tpl, t, fuelLocal)
+    tpl[t++] = 0x42
+    tpl[t++] = 0x00
+    tpl[t++] = 0x53
+    tpl[t++] = 0x04
+    tpl[t++] = 0x40
+    tpl[t++] = 0x20
+    t = putU32(tpl, t, fuelLocal)
+    tpl[t++] = 0x24
+    t = copyBytes(tpl, t, g, 0, g.length)
+    tpl[t++] = 0x00
+    tpl[t++] = 0x0b
+    const TEE_END = t
     // local.get $f; i64.const 0; i64.lt_s; if; local.get $f; global.set $fuel; unreachable; end
     tpl[t++] = 0x20
     t = putU32(tpl, t, fuelLocal)
@@ -721,13 +737,21 @@ export class FuelScan {
             segStart < wordsBefore
               ? copyWords(out, buf, o, view, bytes, copyFrom, segStart)
               : copyBytes(buf, o, bytes, copyFrom, segStart)
-          if (segLoad) o = copyWords(out, buf, o, tplView, tpl, 0, LOAD_END)
           if (segCost > 0) {
-            o = copyWords(out, buf, o, tplView, tpl, LOAD_END, HEAD_END)
+            o = segLoad
+              ? copyWords(out, buf, o, tplView, tpl, 0, GET_END)
+              : copyWords(out, buf, o, tplView, tpl, GET_END, HEAD_END)
             o = putCost(buf, o, segCost)
-            o = copyWords(out, buf, o, tplView, tpl, HEAD_END, TAIL_END)
-          }
-          if (segCheck) o = copyWords(out, buf, o, tplView, tpl, TAIL_END, CHECK_END)
+            o = segCheck
+              ? copyWords(out, buf, o, tplView, tpl, SET_END, TEE_END)
+              : copyWords(out, buf, o, tplView, tpl, HEAD_END, SET_END)
+          } else if (segLoad) {
+            // global.get $fuel, then (local.set | local.tee; check) without the i64.sub
+            o = copyWords(out, buf, o, tplView, tpl, 0, GET_END - 1)
+            o = segCheck
+              ? copyWords(out, buf, o, tplView, tpl, SET_END + 1, TEE_END)
+              : copyWords(out, buf, o, tplView, tpl, HEAD_END + 1, SET_END)
+          } else if (segCheck) o = copyWords(out, buf, o, tplView, tpl, TEE_END, CHECK_END)
           copyFrom = segStart
         }
         if (markAt >= 0) {
