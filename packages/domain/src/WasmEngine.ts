@@ -390,7 +390,14 @@ export interface WasmEngineShape {
    * and otherwise compiles the bytes as loaded. Fails with `CompileError`.
    */
   readonly validate?: ((bytes: Uint8Array) => Effect.Effect<void, CompileError>) | undefined
-  /** Compiles module bytes. Fails with `CompileError` for invalid bytes. */
+  /**
+   * Compiles module bytes. Fails with `CompileError` for invalid bytes.
+   * `bytes` are lent for the effect only: the runtime may hand a view of a
+   * reused buffer (a rewritten variant, `RewriteScratch`) and overwrite it
+   * once the effect ends — copy what must outlive it (the JS API's
+   * `WebAssembly.compile` / `new WebAssembly.Module` copy the bytes when
+   * called).
+   */
   readonly compile: (bytes: Uint8Array, hash: ModuleHash) => Effect.Effect<CompiledModule, CompileError>
   /**
    * Instantiates a compiled module for one agent. Runs the module's start
