@@ -185,8 +185,9 @@ const renderStats = (stats: DashboardStats, swarm: Swarm) => {
 
 /**
  * One card element per agent, kept across renders (only its attributes and contents are replaced); a card is
- * selected on `pointerdown`. The swarm is re-rendered several times a second: a `click` whose press and release
- * fall on either side of a render would be lost (Chromium fires no `click` when the pressed node left the document).
+ * selected on `pointerdown` of the primary button. The swarm is re-rendered several times a second: a `click`
+ * whose press and release fall on either side of a render would be lost (Chromium fires no `click` when the
+ * pressed node left the document).
  */
 const cards = new Map<AgentInfo["agentId"], HTMLElement>()
 
@@ -203,7 +204,8 @@ const renderAgents = (agents: ReadonlyArray<AgentInfo>, swarm: Swarm) => {
       if (card === undefined) {
         const agentId = a.agentId
         const created = el("div", { "data-agent": agentId })
-        created.addEventListener("pointerdown", () => {
+        created.addEventListener("pointerdown", (e) => {
+          if (e.button !== 0 || !e.isPrimary) return // the primary button only: not a right- or middle-click
           selected = agentId
           for (const c of root.querySelectorAll(".agent")) c.classList.toggle("selected", c === created)
         })

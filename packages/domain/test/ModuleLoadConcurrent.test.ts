@@ -284,6 +284,37 @@ describe("loadModule works on its own copy of the caller's bytes, taken when the
   }
 })
 
+describe("loadModule of a view of a SharedArrayBuffer written by another thread", () => {
+  it.effect("hashes its own copy: bytes changed right after the caller's were hashed are not registered", () => {
+    const t = makeTestEngine()
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
+    let shared: Uint8Array | undefined
+    // the platform's SHA-256, then — as another thread could at that moment — a write into the caller's shared bytes
+    const platform = layerPlatformServices({
+      sha256Hex: (b) => {
+        const hex = sha(b)
+        if (shared !== undefined) shared[20] = shared[20]! ^ 0xff
+        return hex
+      }
+    })
+    const layer = AgentRuntimes.layerMemory({ id: "rt-shared" }).pipe(
+      Layer.provide(Layer.mergeAll(Layer.succeed(WasmEngine, t.engine), testVerifierFor(t), platform))
+    )
+    return Effect.gen(function* () {
+      const runtime = yield* AgentRuntime
+      const a = padded(yield* moduleBytes, 64)
+      shared = new Uint8Array(new SharedArrayBuffer(a.byteLength))
+      shared.set(a)
+      const id = yield* runtime.loadModule(shared, meta("m"))
+      expect(shared[20]).not.toBe(a[20]) // the caller's bytes did change
+      // what was registered is what was hashed, verified and named: a's bytes under a's hash
+      expect(id).toBe(`m@1.0.0#${sha(a).slice(0, 12)}`)
+      shared = undefined
+      expect(yield* runtime.loadModule(Uint8Array.from(a), meta("m"))).toBe(id)
+    }).pipe(Effect.provide(layer))
+  })
+})
+
 describe("loadModule of bytes whose ArrayBuffer is detached", () => {
   const detach = (bytes: Uint8Array): Uint8Array => {
     const copy = Uint8Array.from(bytes)

@@ -247,6 +247,12 @@ export class WorkerSlot<W = unknown> {
   private tail: Promise<unknown> = Promise.resolve()
   private recovering: Promise<void> | undefined
   private inflight = false
+  /**
+   * The request `begin` sent and left running asynchronously, until it settles: queued tasks wait for it (a
+   * request queued while `begin` was still sending — by a host function calling back into the runtime — was
+   * chained to the queue's tail before `begin` knew it would not settle synchronously).
+   */
+  private beginning: Promise<unknown> | undefined
   /** Requests queued or running (the queue's and `begin`'s): `begin` takes its fast path only at 0. */
   private busy = 0
   queued = 0
@@ -262,7 +268,11 @@ export class WorkerSlot<W = unknown> {
     this.queued++
     this.busy++
     const run = async (): Promise<A> => {
-      while (this.recovering !== undefined) await this.recovering
+      for (;;) {
+        const before = this.recovering ?? this.beginning
+        if (before === undefined) break
+        await before.then(undefined, () => undefined)
+      }
       this.queued--
       return task()
     }
@@ -462,7 +472,9 @@ export class WorkerSlot<W = unknown> {
       this.inflight = false
       return this.settle(record, outcome, timeoutMs)
     })()
+    this.beginning = result
     const done = () => {
+      if (this.beginning === result) this.beginning = undefined
       this.busy--
     }
     this.tail = result.then(done, done)
@@ -470,7 +482,7 @@ export class WorkerSlot<W = unknown> {
       wait: (signal) => {
         if (signal !== undefined) {
           if (signal.aborted) controller.abort()
-          else signal.addEventListener("abort", () => controller.abort())
+          else signal.addEventListener("abort", () => controller.abort(), { once: true })
         }
         return result
       }

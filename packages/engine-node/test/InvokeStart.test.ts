@@ -69,27 +69,30 @@ for (const channel of ["shared", "message"] as const) {
     const engine = NodeEngine.make({ workers: 1, channel })
     afterAll(() => Effect.runPromise(engine.shutdown))
 
-    it.effect("answers as invoke does, hot and after pauses (synchronous and awaited answers)", () =>
-      Effect.gen(function* () {
-        const a = yield* instantiateWat(engine, MODULE)
-        const b = yield* instantiateWat(engine, MODULE)
-        expect(typeof a.invokeStart).toBe("function")
-        for (let round = 0; round < 60; round++) {
-          if (round % 10 === 9) yield* pause(5) // the worker falls asleep: the next answer is awaited
-          yield* started(a, "store", [8, round])
-          yield* Effect.orDie(b.invoke("store", [8, round]))
-          for (const [fn, args] of CASES) {
-            const viaStart = outcomeOf(yield* Effect.exit(started(a, fn, args)))
-            const viaInvoke = outcomeOf(yield* Effect.exit(b.invoke(fn, args as never)))
-            expect(viaStart).toEqual(viaInvoke)
+    it.effect(
+      "answers as invoke does, hot and after pauses (synchronous and awaited answers)",
+      () =>
+        Effect.gen(function* () {
+          const a = yield* instantiateWat(engine, MODULE)
+          const b = yield* instantiateWat(engine, MODULE)
+          expect(typeof a.invokeStart).toBe("function")
+          for (let round = 0; round < 60; round++) {
+            if (round % 10 === 9) yield* pause(5) // the worker falls asleep: the next answer is awaited
+            yield* started(a, "store", [8, round])
+            yield* Effect.orDie(b.invoke("store", [8, round]))
+            for (const [fn, args] of CASES) {
+              const viaStart = outcomeOf(yield* Effect.exit(started(a, fn, args)))
+              const viaInvoke = outcomeOf(yield* Effect.exit(b.invoke(fn, args as never)))
+              expect(viaStart).toEqual(viaInvoke)
+            }
           }
-        }
-        expect(outcomeOf(yield* Effect.exit(started(a, "pair", [-5n])))).toMatchObject({ ok: [7, -5n] })
-        expect(outcomeOf(yield* Effect.exit(started(a, "load", [8])))).toMatchObject({ ok: [59] })
-        // memory growth is reported by the call that grew it
-        const grown = outcomeOf(yield* Effect.exit(started(a, "grow", [])))
-        expect(grown).toMatchObject({ ok: [1], memoryBytes: 2 * 65536 })
-      })
+          expect(outcomeOf(yield* Effect.exit(started(a, "pair", [-5n])))).toMatchObject({ ok: [7, -5n] })
+          expect(outcomeOf(yield* Effect.exit(started(a, "load", [8])))).toMatchObject({ ok: [59] })
+          // memory growth is reported by the call that grew it
+          const grown = outcomeOf(yield* Effect.exit(started(a, "grow", [])))
+          expect(grown).toMatchObject({ ok: [1], memoryBytes: 2 * 65536 })
+        }),
+      120_000
     )
 
     it.effect(
@@ -104,7 +107,8 @@ for (const channel of ["shared", "message"] as const) {
           expect(Exit.isFailure(after) && JSON.stringify(after.cause)).toContain("instance terminated")
           const fresh = yield* instantiateWat(engine, MODULE)
           expect(outcomeOf(yield* Effect.exit(started(fresh, "add", [2, 3])))).toMatchObject({ ok: [5] })
-        })
+        }),
+      120_000
     )
 
     it.live(
@@ -132,25 +136,70 @@ for (const channel of ["shared", "message"] as const) {
           )
           for (let i = 0; i < 20; i++) {
             if (i % 5 === 4) yield* pause(3)
-            const outer = outcomeOf(yield* Effect.exit(started(caller, "outer", [i], { timeoutMs: 5_000 })))
+            // a deadline only so that a hang fails the test instead of stalling it (generous: loaded CI machines)
+            const outer = outcomeOf(yield* Effect.exit(started(caller, "outer", [i], { timeoutMs: 60_000 })))
             expect(outer).toMatchObject({ ok: [i * 2 + 1] })
           }
           const answers = yield* Effect.promise(() => Promise.all(inner))
           expect(answers.map((a) => (a as { ok?: ReadonlyArray<unknown> }).ok)).toEqual(
             Array.from({ length: 20 }, (_, i) => [i + 100])
           )
-        })
+        }),
+      180_000
     )
 
-    it.live("interrupting the awaited part of a started call terminates it; the worker's other agent answers", () =>
-      Effect.gen(function* () {
-        const instance = yield* instantiateWat(engine, MODULE)
-        const neighbour = yield* instantiateWat(engine, MODULE)
-        const exit = yield* Effect.exit(Effect.timeout(started(instance, "forever", []), "50 millis"))
-        expect(Exit.isFailure(exit)).toBe(true)
-        expect(instance.isLive?.()).toBe(false)
-        expect(outcomeOf(yield* Effect.exit(started(neighbour, "add", [20, 22])))).toMatchObject({ ok: [42] })
-      })
+    it.live(
+      "the same, when the outer call goes on past the host's synchronous window after its host call: the queued call waits for it",
+      () =>
+        Effect.gen(function* () {
+          const neighbour = yield* instantiateWat(engine, MODULE)
+          const inner: Array<Promise<unknown>> = []
+          // after the host call the guest loops for ≈ 10–50 ms: `begin` returns a pending call (its synchronous
+          // window is 1 ms), while the call queued by the host function was chained to the queue before that
+          const caller = yield* instantiateWat(
+            engine,
+            `(module
+            (import "env" "cb" (func $cb (param i32) (result i32)))
+            (func (export "outer") (param i32) (result i32) (local $n i32) (local $r i32)
+              (local.set $r (call $cb (local.get 0)))
+              (local.set $n (i32.const 20000000))
+              (loop $l (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n)))
+              (i32.add (local.get $r) (i32.const 1))))`,
+            {
+              imports: {
+                env: {
+                  cb: (x: number) => {
+                    inner.push(Effect.runPromise(Effect.exit(started(neighbour, "add", [x, 100]))).then(outcomeOf))
+                    return x * 2
+                  }
+                }
+              }
+            }
+          )
+          for (let i = 0; i < 5; i++) {
+            const outer = outcomeOf(yield* Effect.exit(started(caller, "outer", [i], { timeoutMs: 60_000 })))
+            expect(outer).toMatchObject({ ok: [i * 2 + 1] })
+          }
+          const answers = yield* Effect.promise(() => Promise.all(inner))
+          expect(answers.map((a) => (a as { ok?: ReadonlyArray<unknown> }).ok)).toEqual(
+            Array.from({ length: 5 }, (_, i) => [i + 100])
+          )
+        }),
+      120_000
+    )
+
+    it.live(
+      "interrupting the awaited part of a started call terminates it; the worker's other agent answers",
+      () =>
+        Effect.gen(function* () {
+          const instance = yield* instantiateWat(engine, MODULE)
+          const neighbour = yield* instantiateWat(engine, MODULE)
+          const exit = yield* Effect.exit(Effect.timeout(started(instance, "forever", []), "50 millis"))
+          expect(Exit.isFailure(exit)).toBe(true)
+          expect(instance.isLive?.()).toBe(false)
+          expect(outcomeOf(yield* Effect.exit(started(neighbour, "add", [20, 22])))).toMatchObject({ ok: [42] })
+        }),
+      120_000
     )
   })
 }

@@ -31,7 +31,7 @@
  * power loss at the cost of an fsync per commit.
  *
  * One runtime per file: a writable open takes an exclusive lock on
- * `<path>-lock` (`lockPath`) for as long as the connection is open, so a
+ * `<real path>-lock` (`lockPath`) for as long as the connection is open, so a
  * second runtime (another process, or another connection in this one)
  * opening the same file fails at once instead of writing over the first
  * one's state; the lock ends with its process, however that ends.
@@ -50,6 +50,8 @@
  */
 import { RepositoryError } from "@agent-runtime/domain"
 import Database from "better-sqlite3"
+import { realpathSync } from "node:fs"
+import { basename, dirname, join } from "node:path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -171,8 +173,26 @@ export const open = (options: Options): Effect.Effect<SqliteDatabaseShape, Repos
     ({ shape }) => shape
   )
 
-/** The lock file of the database at `path`: `<path>-lock`, next to its `-wal` and `-shm` files. */
-export const lockPath = (path: string): string => `${path}-lock`
+/**
+ * The lock file of the database at `path`: `<real path>-lock`, next to its
+ * `-wal` and `-shm` files — named from the file's real path (symbolic links
+ * and `..` resolved: the file itself when it exists, else its directory), so
+ * a second runtime that opens the file through a link takes the same lock.
+ * A hard link (another name of the same file) or a deleted lock file is not
+ * recognised: the lock protects against a second runtime started by
+ * mistake, not against one set on getting around it.
+ */
+export const lockPath = (path: string): string => {
+  try {
+    return `${realpathSync(path)}-lock`
+  } catch {
+    try {
+      return `${join(realpathSync(dirname(path)), basename(path))}-lock`
+    } catch {
+      return `${path}-lock` // no such directory: the open fails anyway
+    }
+  }
+}
 
 const inMemory = (path: string): boolean => path === "" || path === ":memory:" || path.startsWith("file::memory:")
 

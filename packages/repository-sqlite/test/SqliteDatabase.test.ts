@@ -449,7 +449,17 @@ describe("SqliteDatabase", () => {
           yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: file }))),
           /in use by another runtime/
         )
+        // the same file through a symbolic link, or through a path with `..`: the same lock
+        const link = path.join(path.dirname(file), "link.sqlite")
+        fs.symlinkSync(file, link)
+        const dotted = path.join(path.dirname(file), "..", path.basename(path.dirname(file)), path.basename(file))
+        for (const other of [link, dotted])
+          expectOpenError(
+            yield* Effect.flip(Effect.scoped(SqliteDatabase.open({ path: other }))),
+            /in use by another runtime/
+          )
         yield* Scope.close(scope, Exit.void)
+        yield* Effect.scoped(SqliteDatabase.open({ path: link }))
         yield* Effect.scoped(SqliteDatabase.open({ path: file }))
       }),
     240_000

@@ -342,11 +342,12 @@ export type LoadError =
 /**
  * The runtime's own copy of `bytes`; `InvalidArgument` when their
  * `ArrayBuffer` is detached (`slice` throws a `TypeError` then). Taken in
- * `loadNow`'s synchronous step, before any hash of the bytes is awaited:
- * everything after (hash, verify, read, validate, register) works on this
- * copy, so a caller changing its bytes while the load runs (or another
- * thread writing a `SharedArrayBuffer` view) cannot get other bytes
- * registered under the hash and signature of the first.
+ * `loadNow`'s synchronous step, before any hash of the bytes is awaited
+ * (before any hash at all for a view of a `SharedArrayBuffer`, which
+ * another thread may write at any moment): everything after (hash, verify,
+ * read, validate, register) works on this copy, so a caller changing its
+ * bytes while the load runs cannot get other bytes registered under the
+ * hash and signature of the first.
  */
 const copyOf = (bytes: Uint8Array): Uint8Array | InvalidArgument => {
   try {
@@ -470,13 +471,22 @@ export const loadNow = (
 ): ModuleId | Effect.Effect<ModuleId, LoadError> => {
   const detached = detachedBytes(bytes)
   if (detached !== undefined) return Effect.fail(detached)
-  const known = lookUpNow(state, bytes, metadata)
+  const tooLarge = bytes.byteLength > state.settings.maxModuleBytes
+  // A view of a `SharedArrayBuffer` can change under us at any moment (another thread): copied before it is
+  // hashed, so the hash is the copy's. Other bytes cannot change within this synchronous step: hashed as given.
+  const input = !tooLarge && isShared(bytes) ? copyOf(bytes) : bytes
+  if (!(input instanceof Uint8Array)) return Effect.fail(input)
+  const known = lookUpNow(state, input, metadata)
   if (typeof known === "string") return known
   if (known?.hit !== undefined) return known.hit
   // the runtime's own copy, now (the bytes `known` hashed); too large: refused before anything is copied
-  const own = bytes.byteLength > state.settings.maxModuleBytes ? bytes : copyOf(bytes)
+  const own = input !== bytes || tooLarge ? input : copyOf(bytes)
   return own instanceof Uint8Array ? loadFrom(state, own, metadata, known) : Effect.fail(own)
 }
+
+/** Whether `bytes` is a view of a `SharedArrayBuffer` (where the host has them). */
+const isShared = (bytes: Uint8Array): boolean =>
+  typeof SharedArrayBuffer !== "undefined" && bytes.buffer instanceof SharedArrayBuffer
 
 /**
  * Each runtime's `loadNow` with its input checked first (`InvalidArgument`
