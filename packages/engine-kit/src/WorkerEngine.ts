@@ -320,6 +320,19 @@ const invokeSettled = (
   }
 }
 
+/** The `Trap` for the first argument that cannot cross to a worker (not a WebAssembly value), else `undefined`. */
+const uncrossable = (fn: string, args: ReadonlyArray<unknown>): Trap | undefined => {
+  for (let i = 0; i < args.length; i++) {
+    if (!wasmValueOk(args[i])) {
+      return new Trap({
+        function: fn,
+        reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
+      })
+    }
+  }
+  return undefined
+}
+
 /**
  * A synchronously settled invoke request's result written to the caller's
  * `slot` (`WasmInstance.invokeStart`): `undefined` after a success (as
@@ -470,16 +483,8 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
     const invoke: WasmInstance["invoke"] = (fn, args, invokeOptions) =>
       Effect.suspend(
         (): Effect.Effect<InvokeOutcome, Trap | Timeout | FuelExhausted | FunctionNotFound | MemoryExceeded> => {
-          for (let i = 0; i < args.length; i++) {
-            if (!wasmValueOk(args[i])) {
-              return Effect.fail(
-                new Trap({
-                  function: fn,
-                  reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
-                })
-              )
-            }
-          }
+          const refused = uncrossable(fn, args)
+          if (refused !== undefined) return Effect.fail(refused)
           const fuel = invokeOptions?.fuel
           const timeoutMs = invokeOptions?.timeoutMs
           // the hot path: the reply taken synchronously is mapped in this same step (no closure per call)
@@ -496,14 +501,8 @@ export const make = <W>(config: WorkerEngineConfig<W>): WorkerEngineShape => {
 
     // `invoke` started in the caller's step: a reply already there is written to `slot` (`invokeInto`)
     const invokeStart: NonNullable<WasmInstance["invokeStart"]> = (fn, args, invokeOptions, slot) => {
-      for (let i = 0; i < args.length; i++) {
-        if (!wasmValueOk(args[i])) {
-          return new Trap({
-            function: fn,
-            reason: `type error at the JS boundary: argument ${i} (${typeof args[i]}) cannot cross to a worker`
-          })
-        }
-      }
+      const refused = uncrossable(fn, args)
+      if (refused !== undefined) return refused
       const fuel = invokeOptions?.fuel
       const timeoutMs = invokeOptions?.timeoutMs
       const started = record.slot.begin(
