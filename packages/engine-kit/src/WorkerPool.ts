@@ -247,12 +247,6 @@ export class WorkerSlot<W = unknown> {
   private tail: Promise<unknown> = Promise.resolve()
   private recovering: Promise<void> | undefined
   private inflight = false
-  /**
-   * The request `begin` sent and left running asynchronously, until it settles: queued tasks wait for it (a
-   * request queued while `begin` was still sending — by a host function calling back into the runtime — was
-   * chained to the queue's tail before `begin` knew it would not settle synchronously).
-   */
-  private beginning: Promise<unknown> | undefined
   /** Requests queued or running (the queue's and `begin`'s): `begin` takes its fast path only at 0. */
   private busy = 0
   queued = 0
@@ -268,11 +262,7 @@ export class WorkerSlot<W = unknown> {
     this.queued++
     this.busy++
     const run = async (): Promise<A> => {
-      for (;;) {
-        const before = this.recovering ?? this.beginning
-        if (before === undefined) break
-        await before.then(undefined, () => undefined)
-      }
+      while (this.recovering !== undefined) await this.recovering
       this.queued--
       return task()
     }
@@ -472,9 +462,7 @@ export class WorkerSlot<W = unknown> {
       this.inflight = false
       return this.settle(record, outcome, timeoutMs)
     })()
-    this.beginning = result
     const done = () => {
-      if (this.beginning === result) this.beginning = undefined
       this.busy--
     }
     this.tail = result.then(done, done)
