@@ -247,6 +247,8 @@ export class WorkerSlot<W = unknown> {
   private tail: Promise<unknown> = Promise.resolve()
   private recovering: Promise<void> | undefined
   private inflight = false
+  /** A request `begin` left running asynchronously while tasks queued during its send wait for it (see `begin`). */
+  private beginning: Promise<unknown> | undefined
   /** Requests queued or running (the queue's and `begin`'s): `begin` takes its fast path only at 0. */
   private busy = 0
   queued = 0
@@ -262,7 +264,11 @@ export class WorkerSlot<W = unknown> {
     this.queued++
     this.busy++
     const run = async (): Promise<A> => {
-      while (this.recovering !== undefined) await this.recovering
+      for (;;) {
+        const before = this.recovering ?? this.beginning
+        if (before === undefined) break
+        await before.then(undefined, () => undefined)
+      }
       this.queued--
       return task()
     }
@@ -438,6 +444,8 @@ export class WorkerSlot<W = unknown> {
     }
     const deadline = timeoutMs === undefined ? undefined : this.pool.options.host.now() + timeoutMs
     this.inflight = true
+    this.busy++ // the slot is taken from now: a host function calling back into the runtime queues behind this
+    const tailBefore = this.tail
     let started: ChannelOutcome<ReplyTo<R>> | PendingReply<ReplyTo<R>>
     try {
       started = channel.begin(request, this.pool.onHostCall, deadline)
@@ -446,10 +454,10 @@ export class WorkerSlot<W = unknown> {
     }
     if (!("wait" in started)) {
       this.inflight = false
-      return this.settle(record, started, timeoutMs)
+      this.busy--
+      return this.settle(record, started, timeoutMs) // tasks queued meanwhile run after this step: it is over
     }
     // asynchronous from here: it runs on whether or not anyone waits; the slot is busy until it settles
-    this.busy++
     const controller = new CallAbort()
     const pending = started
     const result = (async (): Promise<OpResult<ValueTo<R>>> => {
@@ -463,9 +471,18 @@ export class WorkerSlot<W = unknown> {
       return this.settle(record, outcome, timeoutMs)
     })()
     const done = () => {
+      if (this.beginning === result) this.beginning = undefined
       this.busy--
     }
-    this.tail = result.then(done, done)
+    const finished = result.then(done, done)
+    if (this.tail === tailBefore) this.tail = finished
+    else {
+      // tasks were queued while the request was being sent (a host function called back into the runtime): they
+      // were chained to the queue before it was known this request would not settle at once — they wait for it
+      // (`enqueue`), and later tasks wait for both
+      this.beginning = result
+      this.tail = Promise.all([this.tail, finished])
+    }
     return {
       wait: (signal) => {
         if (signal !== undefined) {

@@ -148,13 +148,7 @@ for (const channel of ["shared", "message"] as const) {
       180_000
     )
 
-    // KNOWN BUG (open, see the eighth session's closing note): under CPU load this fails — the outer call ends as
-    // Timeout (3 of 6 runs at load ≈ 6 with three copies running at once): the call queued by the host function
-    // during the outer call's synchronous send (`WorkerSlot.begin`) is chained to the slot's queue before `begin`
-    // knows the outer call will not settle synchronously, and enters the channel beside it. A first fix (queued
-    // tasks waiting for the asynchronous `begin`) turned the timeout into a hang and was not kept. Run it with
-    // `.skip` removed to reproduce.
-    it.live.skip(
+    it.live(
       "the same, when the outer call goes on past the host's synchronous window after its host call: the queued call waits for it",
       () =>
         Effect.gen(function* () {
