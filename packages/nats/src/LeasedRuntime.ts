@@ -36,6 +36,7 @@
  */
 import { AgentRuntime, type AgentConfigShape, type AgentId, type ModuleId } from "@agent-runtime/domain"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -101,12 +102,26 @@ export const make: Effect.Effect<LeasedRuntimeShape, never, AgentRuntime | Lease
     /** One scope per held lease; closing it stops the renewals and releases. */
     const scopes = new Map<AgentId, Scope.Closeable>()
 
+    /** Releases in progress: a second `releaseLease` of the agent (the eviction's event, the wrapper) waits for it. */
+    const releasing = new Map<AgentId, Deferred.Deferred<void>>()
     const releaseLease = (agentId: AgentId) =>
       Effect.suspend(() => {
         const scope = scopes.get(agentId)
-        if (scope === undefined) return Effect.void
+        if (scope === undefined) {
+          const pending = releasing.get(agentId)
+          return pending === undefined ? Effect.void : Deferred.await(pending)
+        }
         scopes.delete(agentId)
-        return Scope.close(scope, Exit.void)
+        const done = Deferred.makeUnsafe<void>()
+        releasing.set(agentId, done)
+        return Scope.close(scope, Exit.void).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              if (releasing.get(agentId) === done) releasing.delete(agentId)
+              Deferred.doneUnsafe(done, Effect.void)
+            })
+          )
+        )
       })
 
     // spawns and activations through this wrapper are serialised on this host (the runtime serialises
